@@ -1,0 +1,3 @@
+from trackday.cli import app
+
+app(prog_name="trackday")

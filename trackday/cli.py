@@ -1,0 +1,12 @@
+"""The root of the `trackday` command: one sub-command group per module."""
+
+import typer
+
+from trackday import donkey
+
+app = typer.Typer(
+    help="Train DonkeyCar and AWS DeepRacer models on your machine or in the cloud.",
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+)
+app.add_typer(donkey.app, name="donkey")
