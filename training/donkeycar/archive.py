@@ -51,9 +51,13 @@ class ArchiveError(Exception):
 class TubsRejected(ArchiveError):
     """Tubs with problems, listed one per line, and nothing written."""
 
+    SHOWN = 50
+
     def __init__(self, problems: list[TubProblem], hint: str) -> None:
         self.problems = problems
-        listed = "\n".join(f"  {p}" for p in problems)
+        listed = "\n".join(f"  {p}" for p in problems[: self.SHOWN])
+        if len(problems) > self.SHOWN:
+            listed += f"\n  ... and {len(problems) - self.SHOWN} more"
         super().__init__(f"{len(problems)} problem(s) in the tubs:\n{listed}\n{hint}")
 
 
@@ -202,7 +206,7 @@ def create_archive(
                 _pack_tub(writer, name, tub, progress)
                 for name, tub in zip(names, tubs, strict=True)
             ]
-            _refuse_problems(scans, skip_bad)
+            refuse_problems(scans, skip_bad)
             for name, scan in zip(names, scans, strict=True):
                 for rel, data in _tub_files(scan, skip_bad):
                     writer.add(f"tubs/{name}/{rel}", data)
@@ -244,7 +248,7 @@ def _pack_tub(writer: _TarWriter, name: str, tub: Path, progress: Progress | Non
     return scan
 
 
-def _refuse_problems(scans: list[TubScan], skip_bad: bool) -> None:
+def refuse_problems(scans: list[TubScan], skip_bad: bool) -> None:
     """Raise TubsRejected unless every tub is usable (after skipping bad records, if allowed)."""
     problems = [p for s in scans for p in s.problems]
     fatal = [p for s in scans for p in s.fatal]

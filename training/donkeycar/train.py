@@ -1,0 +1,367 @@
+"""The trainer: one run of donkeycar's own training, from an archive URL to a run folder.
+
+The same entrypoint runs on a laptop (`trackday donkey train --local`), in the GPU
+container on every cloud, and in tests:
+
+    python -m training.donkeycar.train --data URL --output URL [--model-type linear]
+        [--set KEY=VALUE ...] [--run-id ID] [--skip-bad]
+
+It calls `donkeycar.pipeline.training.train`, the code `donkey train` runs, so a model
+behaves the same however it was trained. Results go under `<output>/<run id>/`; the run
+is marked complete (a `COMPLETE` object, then `<output>/latest.json`) only after every
+file was uploaded and verified, so a failed run never replaces a good model.
+"""
+
+from __future__ import annotations
+
+import argparse
+import ast
+import difflib
+import json
+import logging
+import os
+import platform
+import secrets
+import shutil
+import sys
+import tempfile
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+
+from training import storage
+from training.donkeycar.archive import (
+    ArchiveError,
+    ExtractedArchive,
+    extract_archive,
+    refuse_problems,
+)
+from training.donkeycar.tub import MANIFEST, TubScan, scan_tub
+
+log = logging.getLogger("trackday.train")
+
+COMPLETE = "COMPLETE"
+LATEST = "latest.json"
+RUN_MANIFEST = "run-manifest.json"
+FAILED = "FAILED.txt"
+
+
+class TrainerError(Exception):
+    """A run that cannot go on; the message says what is wrong and how to fix it."""
+
+
+@dataclass
+class Phases:
+    """Wall-clock seconds per phase of the run, for the run manifest and the benchmarks."""
+
+    seconds: dict[str, float] = field(default_factory=dict)
+
+    @contextmanager
+    def __call__(self, name: str) -> Iterator[None]:
+        start = time.perf_counter()
+        log.info("phase %s ...", name)
+        try:
+            yield
+        finally:
+            self.seconds[name] = round(time.perf_counter() - start, 3)
+            log.info("phase %s took %.1f s", name, self.seconds[name])
+
+
+class _DonkeycarEvents(logging.Handler):
+    """Reads donkeycar's own log lines for what `train()` does not return.
+
+    `train()` returns nothing; it logs the record split and the start and end of
+    `model.fit`, which lets the run manifest separate fitting from everything else.
+    """
+
+    def __init__(self) -> None:
+        super().__init__(logging.INFO)
+        self.fit_started: float | None = None
+        self.fit_seconds: float | None = None
+        self.records: dict[str, int] = {}
+
+    def emit(self, record: logging.LogRecord) -> None:
+        message = record.getMessage()
+        if "Starting training" in message:
+            self.fit_started = time.perf_counter()
+        elif "Finished training" in message and self.fit_started is not None:
+            self.fit_seconds = round(time.perf_counter() - self.fit_started, 3)
+        elif message.startswith("Records # Training"):
+            self.records["training"] = int(message.split()[-1])
+        elif message.startswith("Records # Validation"):
+            self.records["validation"] = int(message.split()[-1])
+
+
+def parse_overrides(pairs: list[str]) -> dict[str, object]:
+    """`KEY=VALUE` strings to config values: Python literals where they parse, else strings."""
+    overrides: dict[str, object] = {}
+    for pair in pairs:
+        key, sep, raw = pair.partition("=")
+        if not sep or not key.isidentifier() or key != key.upper():
+            raise TrainerError(
+                f"--set {pair!r}: expected KEY=VALUE with an upper-case donkeycar key"
+            )
+        try:
+            overrides[key] = ast.literal_eval(raw)
+        except (ValueError, SyntaxError):
+            overrides[key] = raw
+    return overrides
+
+
+def load_car_config(config_dir: Path, work: Path, overrides: dict[str, object]):
+    """The car's donkeycar config from the archive, donkeycar's template where it has none."""
+    import donkeycar
+    from donkeycar.config import load_config
+
+    config = config_dir / "config.py"
+    if not config.is_file():
+        template = Path(donkeycar.__file__).parent / "templates" / "cfg_complete.py"
+        config_dir.mkdir(parents=True, exist_ok=True)
+        shutil.copyfile(template, config)
+        log.info("no config.py in the archive: using donkeycar's template cfg_complete.py")
+    cfg = load_config(str(config), "myconfig.py")
+    unknown = [k for k in overrides if not hasattr(cfg, k)]
+    if unknown:
+        known = [k for k in vars(cfg) if k.isupper()]
+        hints = [
+            f"{k} (close: {', '.join(difflib.get_close_matches(k, known, 2)) or 'none'})"
+            for k in unknown
+        ]
+        raise TrainerError(f"--set: unknown donkeycar setting {'; '.join(hints)}")
+    for key, value in overrides.items():
+        setattr(cfg, key, value)
+    cfg.CAR_PATH = str(work)
+    cfg.DATA_PATH = str(work / "data")
+    cfg.MODELS_PATH = str(work / "models")
+    cfg.CREATE_TF_LITE = True  # the car needs the .tflite whatever the config says
+    cfg.SHOW_PLOT = False  # the trainer draws its own loss curve from the history
+    Path(cfg.MODELS_PATH).mkdir(parents=True, exist_ok=True)
+    return cfg
+
+
+def check_tubs(extracted: ExtractedArchive, skip_bad: bool) -> list[TubScan]:
+    """Check the tubs as `trackday donkey archive` does: old-format archives were never checked."""
+    scans = [scan_tub(tub) for tub in extracted.tubs]
+    refuse_problems(scans, skip_bad)
+    for scan in scans:
+        if scan.bad_indexes:
+            (scan.path / MANIFEST).write_bytes(scan.manifest_with_deleted(scan.bad_indexes))
+            log.warning("%s: skipping %d bad record(s)", scan.path.name, len(scan.bad_indexes))
+    return scans
+
+
+def constant_predictor_loss(scans: list[TubScan]) -> float:
+    """The loss of always predicting the mean angle and throttle: what a model must beat."""
+    import numpy as np
+
+    angles = np.array([r["user/angle"] for s in scans for r in s.records], dtype=float)
+    throttles = np.array([r["user/throttle"] for s in scans for r in s.records], dtype=float)
+    return float(angles.var() + throttles.var())
+
+
+def plot_loss(history: dict[str, list[float]], path: Path) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(6, 4))
+    for key in ("loss", "val_loss"):
+        if key in history:
+            ax.plot(range(1, len(history[key]) + 1), history[key], marker="o", label=key)
+    ax.set_xlabel("epoch")
+    ax.set_ylabel("loss")
+    ax.set_title("training and validation loss")
+    ax.legend()
+    fig.tight_layout()
+    fig.savefig(path, dpi=100)
+    plt.close(fig)
+
+
+def fetch(data_url: str, dest: Path) -> ExtractedArchive:
+    """Stream the archive into extraction, then check the whole object's checksum."""
+    with storage.open_stream(data_url) as reader:
+        extracted = extract_archive(reader, dest)
+        while reader.read(1 << 20):  # the rest after the tar's end marker counts too
+            pass
+        reader.verify()
+    return extracted
+
+
+def train_model(cfg, tubs: list[Path], model_type: str | None, events: _DonkeycarEvents) -> Path:
+    """Run donkeycar's `train()` and return the model path it wrote."""
+    from donkeycar.pipeline import training
+
+    suffix = ".h5" if getattr(cfg, "SAVE_MODEL_AS_H5", False) else ".savedmodel"
+    model = Path(cfg.MODELS_PATH) / f"pilot{suffix}"
+    donkey_log = logging.getLogger("donkeycar")
+    donkey_log.addHandler(events)
+    try:
+        training.train(cfg, ",".join(str(t) for t in tubs), str(model), model_type)
+    finally:
+        donkey_log.removeHandler(events)
+    if not model.exists():
+        raise TrainerError("donkeycar's training wrote no model: see its log above")
+    return model
+
+
+def read_history(models: Path) -> dict[str, list[float]]:
+    """The training history donkeycar recorded in its model database."""
+    entries = json.loads((models / "database.json").read_text())
+    history = entries[-1]["History"]
+    return {k: [float(v) for v in values] for k, values in history.items()}
+
+
+def _versions() -> dict[str, str]:
+    import donkeycar
+    import tensorflow as tf
+
+    return {
+        "donkeycar": donkeycar.__version__,
+        "tensorflow": tf.__version__,
+        "python": platform.python_version(),
+        "gpus": str(len(tf.config.list_physical_devices("GPU"))),
+    }
+
+
+def _output_files(results: Path) -> list[Path]:
+    return sorted(p for p in results.rglob("*") if p.is_file())
+
+
+def upload_results(results: Path, run_url: str, manifest: dict) -> None:
+    """Upload every result, the manifest with every file's sha256, then the completion marker."""
+    outputs: dict[str, str] = {}
+    for path in _output_files(results):
+        rel = path.relative_to(results).as_posix()
+        outputs[rel] = storage.upload(path, storage.join(run_url, rel), progress=False)
+    manifest["outputs"] = outputs
+    manifest_path = results.parent / RUN_MANIFEST
+    manifest_path.write_text(json.dumps(manifest, indent=2))
+    digest = storage.upload(manifest_path, storage.join(run_url, RUN_MANIFEST), progress=False)
+    storage.write_text(storage.join(run_url, COMPLETE), digest + "\n")
+
+
+def run(args: argparse.Namespace) -> str:
+    """One training run; returns the run's URL."""
+    run_id = args.run_id or f"{datetime.now(UTC):%Y%m%d-%H%M%S}-{secrets.token_hex(3)}"
+    run_url = storage.join(args.output, run_id)
+    if storage.exists(storage.join(run_url, COMPLETE)):
+        raise TrainerError(f"run {run_id} already exists at {run_url}: choose another --run-id")
+    overrides = parse_overrides(args.set)
+    phases = Phases()
+    events = _DonkeycarEvents()
+    started = datetime.now(UTC)
+    with tempfile.TemporaryDirectory(prefix=f"trackday-{run_id}-", dir=args.work_dir) as tmp:
+        work = Path(tmp)
+        try:
+            with phases("fetch_extract"):
+                extracted = fetch(args.data, work / "data")
+            with phases("check"):
+                scans = check_tubs(extracted, args.skip_bad)
+            with phases("configure"):
+                cfg = load_car_config(extracted.config_dir, work, overrides)
+            with phases("train"):
+                model = train_model(cfg, extracted.tubs, args.model_type, events)
+            with phases("report"):
+                results = work / "results"
+                results.mkdir()
+                shutil.move(model, results / model.name)
+                shutil.move(model.with_suffix(".tflite"), results / "pilot.tflite")
+                history = read_history(Path(cfg.MODELS_PATH))
+                (results / "history.json").write_text(json.dumps(history, indent=2))
+                plot_loss(history, results / "loss.png")
+            manifest = {
+                "run_id": run_id,
+                "data": args.data,
+                "started": started.isoformat(timespec="seconds"),
+                "model_type": args.model_type or cfg.DEFAULT_MODEL_TYPE,
+                "overrides": {k: repr(v) for k, v in overrides.items()},
+                "versions": _versions(),
+                "archive": extracted.manifest.__dict__ if extracted.manifest else "old format",
+                "records": {
+                    "tubs": {s.path.name: len(s.records) for s in scans},
+                    "skipped": sum(len(s.bad_indexes) for s in scans),
+                    **events.records,
+                },
+                "best_val_loss": min(history.get("val_loss", [float("nan")])),
+                "constant_predictor_loss": constant_predictor_loss(scans),
+                "seconds": {**phases.seconds, "fit": events.fit_seconds},
+            }
+            with phases("upload"):
+                upload_results(results, run_url, manifest)
+        except BaseException as exc:
+            _record_failure(run_url, exc)
+            raise
+    storage.write_text(
+        storage.join(args.output, LATEST),
+        json.dumps({"run_id": run_id, "url": run_url, "completed": datetime.now(UTC).isoformat()}),
+    )
+    log.info("phases: %s", json.dumps({**phases.seconds, "fit": events.fit_seconds}))
+    return run_url
+
+
+def _record_failure(run_url: str, exc: BaseException) -> None:
+    """Leave the reason beside the partial results, best effort: the exit code is what counts."""
+    try:
+        storage.write_text(storage.join(run_url, FAILED), f"{type(exc).__name__}: {exc}\n")
+    except Exception as write_error:  # the original error matters more than this one
+        log.warning("could not record the failure at %s: %s", run_url, write_error)
+
+
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(
+        prog="python -m training.donkeycar.train",
+        description="Train a DonkeyCar pilot with donkeycar's own training code.",
+    )
+    parser.add_argument(
+        "--data", required=True, help="archive URL or path (.tar.zst or old .tar.gz)"
+    )
+    parser.add_argument(
+        "--output", required=True, help="URL or folder; results go under <output>/<run id>/"
+    )
+    parser.add_argument(
+        "--model-type",
+        default=None,
+        help="donkeycar model type (default: the config's DEFAULT_MODEL_TYPE)",
+    )
+    parser.add_argument(
+        "--set",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="override a donkeycar setting",
+    )
+    parser.add_argument(
+        "--run-id", default=None, help="name of the run (default: time stamp and random suffix)"
+    )
+    parser.add_argument(
+        "--skip-bad", action="store_true", help="train without records that fail the checks"
+    )
+    parser.add_argument(
+        "--work-dir", default=None, help="where to extract and train (default: a temporary folder)"
+    )
+    return parser.parse_args(argv)
+
+
+def main(argv: list[str] | None = None) -> int:
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(levelname)s %(message)s")
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+    os.environ.setdefault("MPLBACKEND", "Agg")
+    args = parse_args(argv)
+    try:
+        run_url = run(args)
+    except (TrainerError, ArchiveError, storage.StorageError) as exc:
+        print(f"trackday-train: error: {exc}", file=sys.stderr)
+        return 1
+    except KeyboardInterrupt:
+        print("trackday-train: interrupted; the run was not marked complete", file=sys.stderr)
+        return 130
+    print(f"trackday-train: run complete: {run_url}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
