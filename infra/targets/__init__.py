@@ -1,0 +1,61 @@
+"""One module per target, each with the same shape.
+
+A target module defines a `pulumi.ComponentResource` subclass taking `TargetArgs`, which
+declares the target's storage, identity, network, GPU nodes (where the target has them) and
+trainer image as child components, and returns the stack outputs from `stack_outputs()`.
+Every target exports at least `target`, `bucketUrl` and `image`; what a target adds (an S3
+endpoint, a service account) is named in its module's docstring.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Protocol
+
+import pulumi
+
+from infra.config import StackConfig
+
+TRAINER_DOCKERFILE = "training/donkeycar/Dockerfile"
+TRAINER_IMAGE = "trackday-donkeycar"
+
+
+@dataclass(frozen=True)
+class TargetArgs:
+    """What every target component is built from."""
+
+    config: StackConfig
+    stack: str
+    repo_root: Path
+
+
+class Target(Protocol):
+    def stack_outputs(self) -> dict[str, Any]: ...
+
+
+class TargetFactory(Protocol):
+    def __call__(
+        self, name: str, args: TargetArgs, opts: pulumi.ResourceOptions | None = None
+    ) -> Target: ...
+
+
+def trainer_build_args(config: StackConfig, gpu: bool) -> dict[str, str]:
+    """Docker build arguments of training/donkeycar/Dockerfile for this stack.
+
+    BASE_IMAGE is passed only when the stack names one, so the Dockerfile's default (the
+    TensorFlow GPU image) stays the single default; TENSORFLOW_CUDA=false builds the
+    smaller CPU image when the machine has no GPU.
+    """
+    args = {
+        "DONKEYCAR_VERSION": config.donkeycar.version,
+        "TENSORFLOW_CUDA": "true" if gpu else "false",
+    }
+    if config.donkeycar.base_image:
+        args["BASE_IMAGE"] = config.donkeycar.base_image
+    return args
+
+
+def child(parent: pulumi.Resource, **kwargs: Any) -> pulumi.ResourceOptions:
+    """Options for a child resource: parented to `parent`, plus any extra options."""
+    return pulumi.ResourceOptions(parent=parent, **kwargs)

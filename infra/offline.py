@@ -1,0 +1,226 @@
+"""Run the Pulumi program offline, under Pulumi's own mock engine, and record what it declares.
+
+`trackday plan`, the tests and the policy pack need the resources a stack would declare
+without a Pulumi CLI, plugins or cloud credentials. `pulumi.runtime.set_mocks` replaces the
+engine; the monitor below records every registration (type, name, parent, protect, inputs)
+and the mocks fill in the few outputs a provider would compute (an e-mail, a URL, a
+generated password), so that the program's `apply`s run as they would for real.
+
+Each run gets a fresh contextvars context and event loop: Pulumi keeps its settings, config
+and root stack in context variables, so runs never see each other.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextvars
+import hashlib
+import json
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+import pulumi
+from pulumi.runtime import mocks as pulumi_mocks
+from pulumi.runtime import rpc
+
+PROJECT = "trackday"
+SECRET = "[secret]"
+
+
+@dataclass(frozen=True)
+class DeclaredResource:
+    """One resource as `pulumi up` would register it. Secret inputs are shown as "[secret]"."""
+
+    type: str
+    name: str
+    urn: str
+    parent: str
+    custom: bool
+    protect: bool
+    inputs: dict[str, Any]
+    secret_inputs: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
+class StackOutput:
+    value: Any
+    secret: bool
+
+
+@dataclass
+class OfflineRun:
+    """What a program declared under the mock engine: its resources and stack outputs."""
+
+    stack: str
+    resources: list[DeclaredResource] = field(default_factory=list)
+    outputs: dict[str, StackOutput] = field(default_factory=dict)
+
+    def of_type(self, type_: str) -> list[DeclaredResource]:
+        return [r for r in self.resources if r.type == type_]
+
+    def one(self, type_: str) -> DeclaredResource:
+        found = self.of_type(type_)
+        if len(found) != 1:
+            raise AssertionError(f"expected one {type_}, found {len(found)}")
+        return found[0]
+
+
+def run_offline(
+    program: Callable[[], Mapping[str, Any]],
+    stack: str,
+    config: Mapping[str, str],
+    secret_keys: list[str] | None = None,
+) -> OfflineRun:
+    """Run `program` (which declares resources and returns stack outputs) under the mocks.
+
+    `config` is the namespaced config as the Pulumi CLI would hand it to the program
+    (`{"trackday:target": "local", "trackday:nodes": '{"count": 2}'}`).
+    """
+    return contextvars.Context().run(_run, program, stack, dict(config), secret_keys or [])
+
+
+def stack_config(values: Mapping[str, Any]) -> dict[str, str]:
+    """Stack-file values in the form Pulumi passes config on: scalars as text, the rest as JSON."""
+    out = {}
+    for key, value in values.items():
+        if isinstance(value, dict | list):
+            out[key] = json.dumps(value)
+        elif isinstance(value, bool):
+            out[key] = "true" if value else "false"
+        else:
+            out[key] = str(value)
+    return out
+
+
+def _run(program, stack, config, secret_keys) -> OfflineRun:
+    loop = asyncio.new_event_loop()
+    asyncio.set_event_loop(loop)
+    result = OfflineRun(stack=stack)
+    monitor = _RecordingMonitor(_ProviderMocks(stack), result)
+    try:
+        pulumi.runtime.set_all_config(config, secret_keys)
+        pulumi.runtime.set_mocks(
+            monitor.mocks, project=PROJECT, stack=stack, preview=False, monitor=monitor
+        )
+
+        @pulumi.runtime.test
+        def declare():
+            outputs = program()
+            return pulumi.Output.all(
+                *[_settle(name, value, result) for name, value in outputs.items()]
+            )
+
+        declare()
+    finally:
+        loop.close()
+        asyncio.set_event_loop(None)
+    result.resources.sort(key=lambda r: r.urn)
+    return result
+
+
+def _settle(name: str, value: Any, result: OfflineRun) -> pulumi.Output:
+    """Record an output's resolved value and whether Pulumi keeps it secret."""
+    out = pulumi.Output.from_input(value)
+
+    async def record() -> None:
+        resolved = await out.future()
+        secret = await out.is_secret()
+        result.outputs[name] = StackOutput(resolved, bool(secret))
+
+    return pulumi.Output.from_input(asyncio.ensure_future(record()))
+
+
+class _RecordingMonitor(pulumi_mocks.MockMonitor):
+    """Pulumi's mock monitor, keeping the parts of each registration the mocks do not see."""
+
+    def __init__(self, mocks: pulumi_mocks.Mocks, result: OfflineRun):
+        super().__init__(mocks)
+        self.result = result
+
+    def RegisterResource(self, request):
+        response = super().RegisterResource(request)
+        if request.type != "pulumi:pulumi:Stack":
+            inputs = rpc.deserialize_properties(request.object, keep_unknowns=True)
+            secret_paths: list[str] = []
+            self.result.resources.append(
+                DeclaredResource(
+                    type=request.type,
+                    name=request.name,
+                    urn=response.urn,
+                    parent=request.parent,
+                    custom=request.custom,
+                    protect=bool(request.protect),
+                    inputs=_redact(inputs, "", secret_paths),
+                    secret_inputs=tuple(secret_paths),
+                )
+            )
+        return response
+
+
+def _redact(value: Any, path: str, secret_paths: list[str]) -> Any:
+    """Replace secret values by "[secret]", noting where they were."""
+    if isinstance(value, dict):
+        if value.get(rpc._special_sig_key) == rpc._special_secret_sig:
+            secret_paths.append(path)
+            return SECRET
+        return {k: _redact(v, f"{path}.{k}" if path else k, secret_paths) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_redact(v, f"{path}[{i}]", secret_paths) for i, v in enumerate(value)]
+    return value
+
+
+class _ProviderMocks(pulumi_mocks.Mocks):
+    """What the providers would compute on create, as far as the program reads it."""
+
+    def __init__(self, stack: str):
+        self.stack = stack
+
+    def new_resource(self, args: pulumi_mocks.MockResourceArgs):
+        state = _unwrap(dict(args.inputs))
+        state.setdefault("name", args.name)
+        computed = _COMPUTED.get(args.typ)
+        if computed:
+            state.update(computed(args.name, state))
+        return f"{args.name}-id", state
+
+    def call(self, args: pulumi_mocks.MockCallArgs):
+        if args.token == "gcp:organizations/getClientConfig:getClientConfig":
+            return {"accessToken": _fake("token", "gcp"), "project": "", "region": "", "zone": ""}
+        return {}
+
+
+def _unwrap(value: Any) -> Any:
+    if isinstance(value, dict):
+        if value.get(rpc._special_sig_key) == rpc._special_secret_sig:
+            return _unwrap(value["value"])
+        return {k: _unwrap(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_unwrap(v) for v in value]
+    return value
+
+
+def _fake(kind: str, name: str) -> str:
+    """A stable stand-in for a value a provider generates (never a real credential)."""
+    return f"mock-{kind}-" + hashlib.sha256(name.encode()).hexdigest()[:16]
+
+
+_COMPUTED: dict[str, Callable[[str, dict], dict]] = {
+    "random:index/randomPassword:RandomPassword": lambda n, s: {"result": _fake("password", n)},
+    "gcp:serviceaccount/account:Account": lambda n, s: {
+        "email": f"{s['accountId']}@{s.get('project', 'project')}.iam.gserviceaccount.com",
+    },
+    "gcp:serviceaccount/key:Key": lambda n, s: {"privateKey": _fake("key", n)},
+    "gcp:storage/bucket:Bucket": lambda n, s: {"url": f"gs://{s['name']}"},
+    "gcp:artifactregistry/repository:Repository": lambda n, s: {
+        "registryUri": (
+            f"{s['location']}-docker.pkg.dev/{s.get('project', 'project')}/{s['repositoryId']}"
+        ),
+    },
+    "docker-build:index:Image": lambda n, s: {
+        "ref": f"{s['tags'][0]}@sha256:{hashlib.sha256(n.encode()).hexdigest()}",
+        "digest": f"sha256:{hashlib.sha256(n.encode()).hexdigest()}",
+    },
+    "docker:index/image:Image": lambda n, s: {"repoDigest": f"{s['imageName']}@sha256:{'0' * 64}"},
+    "docker:index/remoteImage:RemoteImage": lambda n, s: {"imageId": f"sha256:{'1' * 64}"},
+}

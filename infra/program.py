@@ -1,0 +1,40 @@
+"""build(config) -> outputs: the whole stack for the configured target."""
+
+from __future__ import annotations
+
+import importlib
+from pathlib import Path
+from typing import Any
+
+import pulumi
+
+from infra.config import TARGETS, ConfigError, StackConfig
+from infra.targets import TargetArgs, TargetFactory
+
+REPO_ROOT = Path(__file__).resolve().parent.parent
+
+
+# Target name -> its component class. Imported on use, so a stack loads only its own provider.
+TARGET_CLASSES = {
+    "local": "infra.targets.local:LocalTarget",
+    "gcp": "infra.targets.gcp:GcpTarget",
+}
+
+
+def target_class(target: str) -> TargetFactory:
+    if target not in TARGET_CLASSES:
+        available = ", ".join(t for t in TARGETS if t in TARGET_CLASSES)
+        raise ConfigError(
+            "target", target, f"not available in this version; available: {available}"
+        )
+    module, cls = TARGET_CLASSES[target].split(":")
+    return getattr(importlib.import_module(module), cls)
+
+
+def build(config: StackConfig, stack: str | None = None) -> dict[str, Any]:
+    """Declare the stack's resources and return its outputs (camelCase names)."""
+    stack = stack or pulumi.get_stack()
+    target = target_class(config.target)(
+        f"trackday-{stack}", TargetArgs(config=config, stack=stack, repo_root=REPO_ROOT)
+    )
+    return target.stack_outputs()
