@@ -1,0 +1,205 @@
+"""The params the simulator passes to `reward_function(params)`, by driving a real track.
+
+A reward function that only ever saw the centre line can still divide by zero off track or
+index past the last waypoint on a reversed lap. So the check drives every lap a training run
+can produce: on the centre line, off centre, near the edges, off track, crooked, reversed,
+and, where the race has objects, among obstacles or bot cars and crashed into them.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from training.deepracer.settings import DeepRacerSettings, RaceType
+from training.deepracer.track import Track, nearest_on_polyline
+
+STEPS_PER_SECOND = 15  # the simulator steps at the camera's frame rate
+MAX_STEPS_PER_LAP = 150
+# Wheel positions relative to the point the simulator tracks (front of the car), metres.
+_WHEELS = ((-0.03, 0.08), (-0.03, -0.08), (-0.19, 0.08), (-0.19, -0.08))
+
+
+@dataclass(frozen=True)
+class TrackObject:
+    """An obstacle or bot car: where it is and how it moves."""
+
+    x: float
+    y: float
+    speed: float = 0.0
+    heading: float = 0.0
+
+
+@dataclass
+class Scenario:
+    """One lap of steps; `waypoints` is shared by every step (sent once to the checker)."""
+
+    name: str
+    waypoints: list[tuple[float, float]]
+    steps: list[dict] = field(default_factory=list)
+    track: Track | None = None
+
+
+def _left(direction: np.ndarray) -> np.ndarray:
+    return np.array([-direction[1], direction[0]])
+
+
+def _lane_point(track: Track, along: float, inner: bool) -> tuple[np.ndarray, np.ndarray]:
+    """A point in the middle of the inner or outer lane, and the travel direction there."""
+    center, direction, _ = track.point_at(along)
+    border = nearest_on_polyline(track.inner if inner else track.outer, center)
+    return (center + border) / 2, direction
+
+
+def place_objects(track: Track, settings: DeepRacerSettings) -> list[TrackObject]:
+    """Obstacles or bot cars where the race type's settings put them (evenly if random)."""
+    if settings.race_type == RaceType.OBJECT_AVOIDANCE:
+        oa = settings.object_avoidance
+        spots = [(float(p), int(lane) == 1) for p, lane in
+                 (position.split(",") for position in oa.object_positions)]
+        if not spots:
+            count = oa.number_of_obstacles
+            spots = [((i + 1) / (count + 1), i % 2 == 0) for i in range(count)]
+        speed = 0.0
+    elif settings.race_type == RaceType.HEAD_TO_BOT:
+        count = settings.head_to_bot.number_of_bot_cars
+        spots = [((i + 1) / (count + 1), i % 2 == 0) for i in range(count)]
+        speed = settings.head_to_bot.bot_car_speed
+    elif settings.race_type == RaceType.HEAD_TO_MODEL:
+        spots, speed = [(0.5, True)], 1.0
+    else:
+        return []
+    placed = []
+    for fraction, inner in spots:
+        point, direction = _lane_point(track, fraction * track.length, inner)
+        heading = math.atan2(direction[1], direction[0]) if speed else 0.0
+        placed.append(TrackObject(float(point[0]), float(point[1]), speed, heading))
+    return placed
+
+
+def _object_params(track: Track, objects: list[TrackObject], point: np.ndarray,
+                   car_along: float, heading: float) -> dict:
+    if not objects:
+        return {}
+    locations = np.array([[o.x, o.y] for o in objects])
+    projections = track.project_many(locations)
+    distances = [p.along for p in projections]
+    order = np.argsort(distances)
+    ahead = [i for i in order if distances[i] >= car_along]
+    next_index = int(ahead[0] if ahead else order[0])
+    behind = [i for i in order if distances[i] < car_along]
+    prev_index = int(behind[-1] if behind else order[-1])
+    to_next = locations[next_index] - point
+    bearing = math.degrees(math.atan2(to_next[1], to_next[0])) - heading
+    bearing = (bearing + 180) % 360 - 180
+    in_camera = bool(np.linalg.norm(to_next) < 3.0 and abs(bearing) < 60)
+    return {
+        "closest_objects": [prev_index, next_index],
+        "objects_location": [[float(x), float(y)] for x, y in locations],
+        "objects_left_of_center": [track.is_left_of_center(p) for p in locations],
+        "objects_speed": [o.speed for o in objects],
+        "objects_heading": [o.heading for o in objects],
+        "objects_distance_from_center": [p.distance for p in projections],
+        "objects_distance": distances,
+        "object_in_camera": in_camera,
+    }
+
+
+def car_params(track: Track, objects: list[TrackObject], *, along: float, lateral: float,
+               heading_offset: float, action: tuple[float, float], step: int,
+               lap_fraction: float, crashed: bool = False) -> dict:
+    """Params of one step: the car `lateral` metres left of the centre line at `along`."""
+    center, direction, _ = track.point_at(along)
+    point = center + _left(direction) * lateral
+    projection = track.project(point)
+    heading = math.degrees(math.atan2(direction[1], direction[0])) + heading_offset
+    heading = (heading + 180) % 360 - 180
+    yaw = math.radians(heading)
+    forward = np.array([math.cos(yaw), math.sin(yaw)])
+    wheels = np.array([point + forward * dx + _left(forward) * dy for dx, dy in _WHEELS])
+    on_track = track.on_track(wheels)
+    steering, speed = action
+    last = len(track.center) - 1
+    params = {
+        "all_wheels_on_track": all(on_track),
+        "x": float(point[0]),
+        "y": float(point[1]),
+        "heading": heading,
+        "distance_from_center": projection.distance,
+        "projection_distance": projection.along,
+        "progress": 100.0 * lap_fraction,
+        "steps": step,
+        "speed": float(speed),
+        "steering_angle": float(steering),
+        "track_width": projection.track_width,
+        "track_length": track.length,
+        "closest_waypoints": [projection.segment, min(projection.segment + 1, last)],
+        "is_left_of_center": track.is_left_of_center(point),
+        "is_reversed": track.reversed,
+        "closest_objects": [0, 0],
+        "objects_location": [],
+        "objects_left_of_center": [],
+        "object_in_camera": False,
+        "objects_speed": [],
+        "objects_heading": [],
+        "objects_distance_from_center": [],
+        "objects_distance": [],
+        "is_crashed": crashed,
+        "is_offtrack": not any(on_track),
+        "sim_time": step / STEPS_PER_SECOND,
+    }
+    params.update(_object_params(track, objects, point, projection.along, heading))
+    return params
+
+
+def _lap(track: Track, objects: list[TrackObject], actions: list[tuple[float, float]],
+         name: str, lateral_share: float = 0.0, extra: float = 0.0,
+         heading_offset: float = 0.0, alternate: bool = False) -> Scenario:
+    """One lap at a fixed share of the half width from the centre (+ left), `extra` beyond it."""
+    scenario = Scenario(name, track.waypoints(), track=track)
+    count = min(len(track.center) - 1, MAX_STEPS_PER_LAP)
+    for i in range(count):
+        along = track.length * i / count
+        center, _, _ = track.point_at(along)
+        half_width = track.project(center).track_width / 2
+        sign = -1.0 if alternate and i % 2 else 1.0
+        scenario.steps.append(car_params(
+            track, objects, along=along, lateral=sign * (lateral_share * half_width + extra),
+            heading_offset=sign * heading_offset, action=actions[i % len(actions)],
+            step=i + 1, lap_fraction=(i + 1) / count))
+    return scenario
+
+
+def _crashes(track: Track, objects: list[TrackObject],
+             actions: list[tuple[float, float]]) -> Scenario:
+    scenario = Scenario("crashed into an object", track.waypoints(), track=track)
+    for i, obj in enumerate(objects):
+        location = np.array([obj.x, obj.y])
+        along = max(track.project(location).along - 0.15, 0.0)
+        center, direction, _ = track.point_at(along)
+        lateral = float(np.dot(location - center, _left(direction)))
+        scenario.steps.append(car_params(
+            track, objects, along=along, lateral=lateral, heading_offset=0.0,
+            action=actions[i % len(actions)], step=10 * (i + 1),
+            lap_fraction=along / track.length, crashed=True))
+    return scenario
+
+
+def scenarios(track: Track, settings: DeepRacerSettings,
+              actions: list[tuple[float, float]]) -> list[Scenario]:
+    """Every lap the reward function must survive, for this track and race type."""
+    objects = place_objects(track, settings)
+    laps = [
+        _lap(track, objects, actions, "centre line"),
+        _lap(track, objects, actions, "left of centre", lateral_share=0.5),
+        _lap(track, objects, actions, "right of centre", lateral_share=-0.5),
+        _lap(track, objects, actions, "near the edges", lateral_share=0.75, alternate=True),
+        _lap(track, objects, actions, "off track", lateral_share=1.0, extra=0.3, alternate=True),
+        _lap(track, objects, actions, "crooked heading", heading_offset=45.0, alternate=True),
+        _lap(track.reverse(), place_objects(track.reverse(), settings), actions, "reversed"),
+    ]
+    if objects:
+        laps.append(_crashes(track, objects, actions))
+    return laps
