@@ -1,5 +1,161 @@
 """`trackday donkey ...`: archive, upload, train and fetch DonkeyCar models."""
 
-import typer
+from __future__ import annotations
 
-app = typer.Typer(help="DonkeyCar: archive tubs, upload, train, fetch models.", no_args_is_help=True)
+import json
+import tempfile
+from pathlib import Path
+
+import typer
+from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+from trackday.trainer_env import run_trainer
+from training import storage
+from training.donkeycar.archive import ArchiveError, create_archive
+from training.donkeycar.sample_tub import write_sample_tub
+
+app = typer.Typer(
+    help="DonkeyCar: archive tubs, upload, train, fetch models.", no_args_is_help=True
+)
+console = Console(stderr=True)
+
+
+def fail(message: str) -> typer.Exit:
+    console.print(f"[red]error:[/red] {message}", highlight=False)
+    return typer.Exit(1)
+
+
+def _expected_records(tubs: list[Path]) -> int | None:
+    """Records the manifests announce, for the progress bar; None when one is unreadable."""
+    total = 0
+    for tub in tubs:
+        try:
+            meta = json.loads((tub / "manifest.json").read_text().splitlines()[4])
+            total += meta["current_index"] - len(meta["deleted_indexes"])
+        except (OSError, ValueError, IndexError, KeyError, TypeError):
+            return None
+    return total
+
+
+def _car_config_dir(config_dir: Path | None) -> Path | None:
+    """The folder holding config.py/myconfig.py: as given, else the current one if it has them."""
+    if config_dir is not None:
+        return config_dir
+    here = Path.cwd()
+    return here if (here / "config.py").is_file() or (here / "myconfig.py").is_file() else None
+
+
+def pack(tubs: list[Path], output: Path, config_dir: Path | None, skip_bad: bool) -> None:
+    """Check and archive the tubs with a progress bar; exits with the problems on refusal."""
+    config_dir = _car_config_dir(config_dir)
+    columns = (
+        TextColumn("checking and packing"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TimeElapsedColumn(),
+    )
+    try:
+        with Progress(*columns, console=console, transient=True) as progress:
+            task = progress.add_task("pack", total=_expected_records(tubs))
+            manifest = create_archive(
+                tubs, output, config_dir, skip_bad, lambda n: progress.advance(task, n)
+            )
+    except ArchiveError as exc:
+        raise fail(str(exc)) from exc
+    for name, count in manifest.tubs.items():
+        skipped = manifest.skipped.get(name)
+        console.print(
+            f"  {name}: {count} records" + (f" ({skipped} bad skipped)" if skipped else "")
+        )
+    if not manifest.config_files:
+        console.print(
+            "  no config.py/myconfig.py: the trainer will use donkeycar's template config"
+        )
+    size = output.stat().st_size / 1e6
+    console.print(f"wrote {output} ({manifest.records} records, {size:.1f} MB)")
+
+
+@app.command("sample-tub")
+def sample_tub(
+    folder: Path = typer.Argument(..., help="Where to write the tub (must not hold one yet)."),
+    records: int = typer.Option(1000, min=1, help="How many frames."),
+    seed: int = typer.Option(0, help="Random seed, for a reproducible tub."),
+) -> None:
+    """Write a synthetic tub whose steering follows a lane line in the image."""
+    try:
+        write_sample_tub(folder, records=records, seed=seed)
+    except FileExistsError as exc:
+        raise fail(str(exc)) from exc
+    console.print(f"wrote a sample tub of {records} records to {folder}")
+
+
+@app.command()
+def archive(
+    tubs: list[Path] = typer.Argument(None, help="Tub folders (default: data)."),
+    config_dir: Path = typer.Option(
+        None, "--config-dir", help="Folder with config.py/myconfig.py (default: here, if present)."
+    ),
+    output: Path = typer.Option(
+        None, "-o", "--output", help="Archive file (default: <tub>.tar.zst)."
+    ),
+    skip_bad: bool = typer.Option(
+        False, "--skip-bad", help="Leave bad records out instead of refusing."
+    ),
+) -> None:
+    """Check tubs and pack them, with the car's config, into one training archive."""
+    tubs = tubs or [Path("data")]
+    pack(tubs, output or Path(f"{tubs[0].resolve().name}.tar.zst"), config_dir, skip_bad)
+
+
+@app.command()
+def upload(
+    archive_file: Path = typer.Argument(..., metavar="ARCHIVE", exists=True, dir_okay=False),
+    dest_url: str = typer.Argument(
+        ..., help="s3://, gs://, az://, file:// URL or folder; / ends a prefix."
+    ),
+) -> None:
+    """Upload an archive to object storage, verified by checksum."""
+    url = dest_url + archive_file.name if dest_url.endswith("/") else dest_url
+    try:
+        digest = storage.upload(archive_file, url)
+    except storage.StorageError as exc:
+        raise fail(str(exc)) from exc
+    console.print(f"uploaded {archive_file} to {url} (sha256 {digest})")
+
+
+@app.command()
+def train(
+    source: Path = typer.Argument(..., exists=True, help="A tub folder or a training archive."),
+    local: bool = typer.Option(False, "--local", help="Train on this machine."),
+    output: str = typer.Option(
+        "models", help="Folder or URL; the run goes under <output>/<run id>/."
+    ),
+    model_type: str = typer.Option(None, help="donkeycar model type (default: the config's)."),
+    settings: list[str] = typer.Option(
+        [], "--set", metavar="KEY=VALUE", help="Override a setting."
+    ),
+    config_dir: Path = typer.Option(None, "--config-dir", help="config.py/myconfig.py for a tub."),
+    skip_bad: bool = typer.Option(
+        False, "--skip-bad", help="Train without records that fail checks."
+    ),
+    run_id: str = typer.Option(None, help="Name of the run (default: time stamp)."),
+) -> None:
+    """Train a pilot with donkeycar's own training code (a tub is archived first)."""
+    if not local:
+        raise fail("only --local trains here; for the cloud use `trackday donkey submit`")
+    if "://" not in output:
+        output = str(Path(output).resolve())
+    with tempfile.TemporaryDirectory(prefix="trackday-") as tmp:
+        data = source
+        if source.is_dir():
+            data = Path(tmp) / f"{source.resolve().name}.tar.zst"
+            pack([source], data, config_dir, skip_bad)
+        args = ["--data", str(data.resolve()), "--output", output]
+        args += ["--model-type", model_type] if model_type else []
+        args += [a for s in settings for a in ("--set", s)]
+        args += ["--skip-bad"] if skip_bad else []
+        args += ["--run-id", run_id] if run_id else []
+        code = run_trainer(args)
+    if code:
+        raise typer.Exit(code)
