@@ -175,10 +175,16 @@ class _ProviderMocks(pulumi_mocks.Mocks):
 
     def __init__(self, stack: str):
         self.stack = stack
+        self.gcp_project = "project"
 
     def new_resource(self, args: pulumi_mocks.MockResourceArgs):
         state = _unwrap(dict(args.inputs))
         state.setdefault("name", args.name)
+        if args.typ == "pulumi:providers:gcp":
+            self.gcp_project = state.get("project", self.gcp_project)
+        elif args.typ.startswith("gcp:"):
+            # As the provider does: a resource without a project is in the provider's.
+            state.setdefault("project", self.gcp_project)
         computed = _COMPUTED.get(args.typ)
         if computed:
             state.update(computed(args.name, state))
@@ -208,14 +214,12 @@ def _fake(kind: str, name: str) -> str:
 _COMPUTED: dict[str, Callable[[str, dict], dict]] = {
     "random:index/randomPassword:RandomPassword": lambda n, s: {"result": _fake("password", n)},
     "gcp:serviceaccount/account:Account": lambda n, s: {
-        "email": f"{s['accountId']}@{s.get('project', 'project')}.iam.gserviceaccount.com",
+        "email": f"{s['accountId']}@{s['project']}.iam.gserviceaccount.com",
     },
     "gcp:serviceaccount/key:Key": lambda n, s: {"privateKey": _fake("key", n)},
     "gcp:storage/bucket:Bucket": lambda n, s: {"url": f"gs://{s['name']}"},
     "gcp:artifactregistry/repository:Repository": lambda n, s: {
-        "registryUri": (
-            f"{s['location']}-docker.pkg.dev/{s.get('project', 'project')}/{s['repositoryId']}"
-        ),
+        "registryUri": (f"{s['location']}-docker.pkg.dev/{s['project']}/{s['repositoryId']}"),
     },
     "docker-build:index:Image": lambda n, s: {
         "ref": f"{s['tags'][0]}@sha256:{hashlib.sha256(n.encode()).hexdigest()}",

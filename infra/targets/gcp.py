@@ -1,0 +1,318 @@
+"""Target `gcp`: Google Cloud storage, identity and trainer image for Vertex AI custom jobs.
+
+pulumi-gcp has no Vertex AI custom-job resource, so the stack provisions what a job needs
+and `trackday donkey submit` creates the job from the outputs (trackday/vertex.py):
+the APIs; a private, versioned bucket (uniform bucket-level access, public access
+prevention enforced, old runs moved to a colder class, deleted versions kept a while,
+protected from `pulumi destroy` unless the stack opts out); a trainer service account
+holding only object access on that bucket and read access on the image repository (roles
+bound to those resources, not the project), with a key only when the stack asks; an
+Artifact Registry Docker repository; the trainer image built and pushed there.
+
+Outputs besides `target`, `bucketUrl` and `image`: `project`, `region`,
+`trainerServiceAccount`, `imageRepository`, `training` (the Vertex AI machine and
+donkeycar settings), and `trainerKey` (secret) when `gcp.serviceAccountKey` is true.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import pulumi
+import pulumi_docker_build as docker_build
+import pulumi_gcp as gcp
+
+from infra import catalog
+from infra.config import StackConfig
+from infra.targets import TRAINER_DOCKERFILE, TRAINER_IMAGE, TargetArgs, child, trainer_build_args
+
+APIS = (
+    "aiplatform.googleapis.com",
+    "artifactregistry.googleapis.com",
+    "iam.googleapis.com",
+    "logging.googleapis.com",
+    "storage.googleapis.com",
+)
+BUCKET_ROLE = "roles/storage.objectUser"
+REPOSITORY_ROLE = "roles/artifactregistry.reader"
+RUNS_PREFIX = "runs/"
+
+
+class ProjectApis(pulumi.ComponentResource):
+    """The Google APIs the stack uses, enabled (left enabled on destroy: others may use them)."""
+
+    def __init__(
+        self, name: str, apis: tuple[str, ...], opts: pulumi.ResourceOptions | None = None
+    ):
+        super().__init__("trackday:gcp:ProjectApis", name, None, opts)
+        self.services = [
+            gcp.projects.Service(
+                f"{name}-{api.split('.')[0]}",
+                service=api,
+                disable_on_destroy=False,
+                opts=child(self),
+            )
+            for api in apis
+        ]
+        self.register_outputs({"apis": list(apis)})
+
+
+@dataclass(frozen=True)
+class BucketArgs:
+    location: str
+    protect: bool
+    runs_cold_after_days: int | None
+    keep_deleted_days: int
+    name: str | None = None
+    labels: dict[str, str] = field(default_factory=dict)
+
+
+class Bucket(pulumi.ComponentResource):
+    """The stack's bucket: private, versioned, nothing lost by accident."""
+
+    def __init__(self, name: str, args: BucketArgs, opts: pulumi.ResourceOptions | None = None):
+        super().__init__("trackday:gcp:Bucket", name, None, opts)
+        rules = [
+            # Overwritten or deleted objects stay recoverable this long, then go.
+            gcp.storage.BucketLifecycleRuleArgs(
+                action=gcp.storage.BucketLifecycleRuleActionArgs(type="Delete"),
+                condition=gcp.storage.BucketLifecycleRuleConditionArgs(
+                    days_since_noncurrent_time=args.keep_deleted_days, with_state="ARCHIVED"
+                ),
+            )
+        ]
+        if args.runs_cold_after_days:
+            # Old runs move to a cheaper class; nothing is deleted.
+            rules.append(
+                gcp.storage.BucketLifecycleRuleArgs(
+                    action=gcp.storage.BucketLifecycleRuleActionArgs(
+                        type="SetStorageClass", storage_class="NEARLINE"
+                    ),
+                    condition=gcp.storage.BucketLifecycleRuleConditionArgs(
+                        age=args.runs_cold_after_days,
+                        matches_prefixes=[RUNS_PREFIX],
+                        matches_storage_classes=["STANDARD"],
+                        with_state="LIVE",
+                    ),
+                )
+            )
+        self.bucket = gcp.storage.Bucket(
+            f"{name}-bucket",
+            name=args.name,
+            location=args.location.upper(),
+            uniform_bucket_level_access=True,
+            public_access_prevention="enforced",
+            versioning=gcp.storage.BucketVersioningArgs(enabled=True),
+            lifecycle_rules=rules,
+            force_destroy=False,
+            labels=args.labels,
+            opts=child(self, protect=args.protect),
+        )
+        self.name = self.bucket.name
+        self.url = self.bucket.url
+        self.register_outputs({"url": self.url})
+
+
+@dataclass(frozen=True)
+class TrainerIdentityArgs:
+    account_id: str
+    bucket: pulumi.Input[str]
+    repository: gcp.artifactregistry.Repository
+    create_key: bool
+
+
+class TrainerIdentity(pulumi.ComponentResource):
+    """The service account Vertex AI jobs run as, with roles on the bucket and repository only."""
+
+    def __init__(
+        self, name: str, args: TrainerIdentityArgs, opts: pulumi.ResourceOptions | None = None
+    ):
+        super().__init__("trackday:gcp:TrainerIdentity", name, None, opts)
+        self.account = gcp.serviceaccount.Account(
+            f"{name}-account",
+            account_id=args.account_id,
+            display_name="trackday trainer (Vertex AI custom jobs)",
+            opts=child(self),
+        )
+        member = self.account.email.apply(lambda email: f"serviceAccount:{email}")
+        gcp.storage.BucketIAMMember(
+            f"{name}-bucket-objects",
+            bucket=args.bucket,
+            role=BUCKET_ROLE,
+            member=member,
+            opts=child(self),
+        )
+        gcp.artifactregistry.RepositoryIamMember(
+            f"{name}-repository-reader",
+            project=args.repository.project,
+            location=args.repository.location,
+            repository=args.repository.repository_id,
+            role=REPOSITORY_ROLE,
+            member=member,
+            opts=child(self),
+        )
+        self.email = self.account.email
+        self.key: pulumi.Output[str] | None = None
+        if args.create_key:
+            key = gcp.serviceaccount.Key(
+                f"{name}-key",
+                service_account_id=self.account.name,
+                opts=child(self, additional_secret_outputs=["privateKey"]),
+            )
+            self.key = pulumi.Output.secret(key.private_key)
+        self.register_outputs({"email": self.email})
+
+
+@dataclass(frozen=True)
+class TrainerImageArgs:
+    repo_root: Path
+    location: str
+    repository_id: str
+    build_args: dict[str, str]
+    tag: str
+    labels: dict[str, str] = field(default_factory=dict)
+
+
+class TrainerImage(pulumi.ComponentResource):
+    """An Artifact Registry Docker repository and the trainer image, built and pushed to it."""
+
+    def __init__(
+        self, name: str, args: TrainerImageArgs, opts: pulumi.ResourceOptions | None = None
+    ):
+        super().__init__("trackday:gcp:TrainerImage", name, None, opts)
+        self.repository = gcp.artifactregistry.Repository(
+            f"{name}-repository",
+            repository_id=args.repository_id,
+            location=args.location,
+            format="DOCKER",
+            description="trackday trainer images",
+            labels=args.labels,
+            opts=child(self),
+        )
+        registry = f"{args.location}-docker.pkg.dev"
+        self.repository_url = self.repository.registry_uri
+        token = gcp.organizations.get_client_config_output(
+            opts=pulumi.InvokeOutputOptions(parent=self)
+        ).access_token
+        image = docker_build.Image(
+            f"{name}-image",
+            context=docker_build.BuildContextArgs(location=str(args.repo_root)),
+            dockerfile=docker_build.DockerfileArgs(
+                location=str(args.repo_root / TRAINER_DOCKERFILE)
+            ),
+            build_args=args.build_args,
+            platforms=[docker_build.Platform.LINUX_AMD64],
+            tags=[self.repository_url.apply(lambda url: f"{url}/{TRAINER_IMAGE}:{args.tag}")],
+            push=True,
+            network=docker_build.NetworkMode.HOST,
+            registries=[
+                docker_build.RegistryArgs(
+                    address=registry,
+                    username="oauth2accesstoken",
+                    password=pulumi.Output.secret(token),
+                )
+            ],
+            opts=child(self),
+        )
+        # The digest-pinned reference: a job runs exactly the image this stack pushed.
+        self.ref = image.ref
+        self.register_outputs({"ref": self.ref})
+
+
+class GcpTarget(pulumi.ComponentResource):
+    """The `gcp` target: APIs, bucket, trainer identity, repository and image."""
+
+    def __init__(self, name: str, args: TargetArgs, opts: pulumi.ResourceOptions | None = None):
+        super().__init__("trackday:targets:Gcp", name, None, opts)
+        config = args.config
+        gcp_config = config.gcp
+        assert gcp_config is not None, "infra.config guarantees the gcp section for target gcp"
+        self.config = config
+        provider = gcp.Provider(
+            f"{name}-provider",
+            project=gcp_config.project,
+            region=gcp_config.region,
+            opts=child(self),
+        )
+        apis = ProjectApis(f"{name}-apis", APIS, opts=child(self, providers=[provider]))
+        # Everything else waits for the APIs it calls.
+        after_apis = child(self, providers=[provider], depends_on=apis.services)
+        labels = {**config.tags, "trackday-stack": args.stack}
+        self.storage = Bucket(
+            f"{name}-storage",
+            BucketArgs(
+                name=config.storage.bucket,
+                location=gcp_config.region,
+                protect=config.storage.protect,
+                runs_cold_after_days=config.storage.runs_cold_after_days,
+                keep_deleted_days=config.storage.keep_deleted_days,
+                labels=labels,
+            ),
+            opts=after_apis,
+        )
+        self.image = TrainerImage(
+            f"{name}-trainer",
+            TrainerImageArgs(
+                repo_root=args.repo_root,
+                location=gcp_config.region,
+                repository_id=_resource_id(f"{name}-images", 63),
+                build_args=trainer_build_args(config, gpu=True),
+                tag=config.donkeycar.version,
+                labels=labels,
+            ),
+            opts=after_apis,
+        )
+        self.identity = TrainerIdentity(
+            f"{name}-identity",
+            TrainerIdentityArgs(
+                account_id=_resource_id(f"{name}-trainer", 30),
+                bucket=self.storage.name,
+                repository=self.image.repository,
+                create_key=gcp_config.service_account_key,
+            ),
+            opts=after_apis,
+        )
+        self.register_outputs(self.stack_outputs())
+
+    def stack_outputs(self) -> dict[str, Any]:
+        config = self.config
+        assert config.gcp is not None
+        outputs: dict[str, Any] = {
+            "target": "gcp",
+            "project": config.gcp.project,
+            "region": config.gcp.region,
+            "bucketUrl": self.storage.url,
+            "image": self.image.ref,
+            "imageRepository": self.image.repository_url,
+            "trainerServiceAccount": self.identity.email,
+            "training": training_settings(config),
+        }
+        if self.identity.key is not None:
+            outputs["trainerKey"] = self.identity.key
+        return outputs
+
+
+def training_settings(config: StackConfig) -> dict[str, Any]:
+    """What `trackday donkey submit` needs besides the resources: machine and donkeycar settings."""
+    nodes = config.nodes
+    assert nodes.gpu.type is not None, "infra.config resolves the GPU for cloud targets"
+    return {
+        "machineType": nodes.machine_type,
+        "acceleratorType": catalog.VERTEX_ACCELERATOR[nodes.gpu.type],
+        "acceleratorCount": nodes.gpu.count,
+        "spot": nodes.spot,
+        "bootDiskGb": nodes.root_volume_gb,
+        "maxRunHours": config.budget.ttl_hours,
+        "donkeycarVersion": config.donkeycar.version,
+        "modelType": config.donkeycar.model_type,
+        "overrides": dict(config.donkeycar.overrides),
+    }
+
+
+def _resource_id(name: str, limit: int) -> str:
+    """A Google resource id from a name: lowercase letters, digits and "-", within `limit`."""
+    cleaned = re.sub(r"[^a-z0-9-]", "-", name.lower())[:limit].rstrip("-")
+    return cleaned if cleaned[:1].isalpha() else f"t{cleaned}"[:limit]
