@@ -39,11 +39,14 @@ def main() -> None:
         ours, theirs = root / "data.tar.zst", root / "data.tar.gz"
         t_tar = best_of(
             args.repeat,
-            lambda: subprocess.run(["tar", "czf", str(theirs), "-C", str(root), "data"], check=True),
+            lambda: subprocess.run(
+                ["tar", "czf", str(theirs), "-C", str(root), "data"], check=True
+            ),
         )
         t_ours = best_of(args.repeat, lambda: create_archive([tub], ours))
         size_tar, size_ours = theirs.stat().st_size, ours.stat().st_size
-    print(f"tub: {args.records} records, {images / 1e6:.1f} MB of JPEG ({images / args.records / 1e3:.1f} kB each)")
+    each_kb = images / args.records / 1e3
+    print(f"tub: {args.records} records, {images / 1e6:.1f} MB of JPEG ({each_kb:.1f} kB each)")
     print(f"tar czf:                      {t_tar:7.3f} s  {size_tar / 1e6:8.2f} MB")
     print(f"trackday (validate + pack):   {t_ours:7.3f} s  {size_ours / 1e6:8.2f} MB")
     print(f"speed-up vs tar czf: {t_tar / t_ours:.2f}x (goal >= 3x)")
