@@ -150,6 +150,7 @@ class Budget(_Section):
     ttl_hours: float | None = Field(8, gt=0)
     idle_minutes: int | None = Field(30, ge=5)
     run_hours: float = Field(1.0, gt=0, description="expected length of one training run")
+    storage_gb: float = Field(50, ge=0, description="data kept in the bucket, for estimates")
 
 
 class Local(_Section):

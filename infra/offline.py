@@ -167,6 +167,8 @@ def _redact(value: Any, path: str, secret_paths: list[str]) -> Any:
         return {k: _redact(v, f"{path}.{k}" if path else k, secret_paths) for k, v in value.items()}
     if isinstance(value, list):
         return [_redact(v, f"{path}[{i}]", secret_paths) for i, v in enumerate(value)]
+    if isinstance(value, float) and value.is_integer():
+        return int(value)  # the wire has only floats; ports and sizes read better as ints
     return value
 
 

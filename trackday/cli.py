@@ -2,7 +2,7 @@
 
 import typer
 
-from trackday import donkey
+from trackday import donkey, plan
 
 app = typer.Typer(
     help="Train DonkeyCar and AWS DeepRacer models on your machine or in the cloud.",
@@ -10,3 +10,4 @@ app = typer.Typer(
     pretty_exceptions_enable=False,
 )
 app.add_typer(donkey.app, name="donkey")
+app.command("plan")(plan.plan)

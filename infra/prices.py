@@ -1,0 +1,290 @@
+"""A small, dated price table and the cost estimate of a declared stack.
+
+List prices in USD, on-demand, for one region per cloud (the stack files' defaults). They
+were taken from the pages in SOURCES and are as of PRICES_AS_OF: clouds change prices, so
+treat the figures as an estimate and check the page before relying on one. Spot capacity
+is priced at the on-demand rate (an upper bound: spot prices move daily).
+
+Every declared resource type is either priced here, known to cost nothing by itself
+(FREE), or reported as unpriced: never silently counted as zero.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+from infra import catalog
+from infra.config import StackConfig
+from infra.offline import DeclaredResource, OfflineRun
+
+PRICES_AS_OF = "2025-06-01"
+HOURS_PER_MONTH = 730
+SOURCES = {
+    "gcp": "https://cloud.google.com/compute/all-pricing, "
+    "https://cloud.google.com/compute/gpus-pricing, https://cloud.google.com/vertex-ai/pricing, "
+    "https://cloud.google.com/storage/pricing, "
+    "https://cloud.google.com/artifact-registry/pricing (us-central1)",
+    "aws": "https://aws.amazon.com/ec2/pricing/on-demand/, "
+    "https://aws.amazon.com/s3/pricing/ (us-east-1)",
+    "azure": "https://azure.microsoft.com/pricing/details/virtual-machines/linux/, "
+    "https://azure.microsoft.com/pricing/details/storage/blobs/ (East US)",
+    "local": "your own machine: no cloud charges",
+}
+
+# Compute Engine machines, per hour. n1 prices exclude GPUs (attached, priced in GPU_HOURLY);
+# g2 and a2 prices include their built-in GPUs.
+GCE_HOURLY = {
+    "n1-standard-4": 0.189999,
+    "n1-standard-8": 0.379998,
+    "n1-standard-16": 0.759996,
+    "g2-standard-4": 0.706832,
+    "g2-standard-8": 0.853624,
+    "g2-standard-16": 1.147208,
+    "a2-highgpu-1g": 3.673385,
+    "a2-highgpu-2g": 7.34677,
+}
+GCE_GPU_HOURLY = {"nvidia-tesla-t4": 0.35}
+# Vertex AI custom training: the machine and each accelerator are billed separately.
+VERTEX_MACHINE_HOURLY = {
+    "n1-standard-4": 0.2185,
+    "n1-standard-8": 0.4370,
+    "n1-standard-16": 0.8740,
+    "g2-standard-4": 0.2835,
+    "g2-standard-8": 0.3425,
+    "g2-standard-16": 0.4605,
+    "a2-highgpu-1g": 0.8652,
+    "a2-highgpu-2g": 1.7305,
+}
+VERTEX_ACCELERATOR_HOURLY = {
+    "NVIDIA_TESLA_T4": 0.4025,
+    "NVIDIA_L4": 0.6440,
+    "NVIDIA_TESLA_A100": 3.3741,
+}
+AWS_HOURLY = {
+    "g4dn.xlarge": 0.526,
+    "g4dn.2xlarge": 0.752,
+    "g4dn.4xlarge": 1.204,
+    "g4dn.12xlarge": 3.912,
+    "g5.xlarge": 1.006,
+    "g5.2xlarge": 1.212,
+    "g5.4xlarge": 1.624,
+    "g6.xlarge": 0.8048,
+    "g6.2xlarge": 0.9776,
+    "g6.4xlarge": 1.3232,
+}
+AZURE_HOURLY = {
+    "Standard_NC4as_T4_v3": 0.526,
+    "Standard_NC8as_T4_v3": 0.752,
+    "Standard_NC16as_T4_v3": 1.204,
+    "Standard_NC64as_T4_v3": 4.352,
+    "Standard_NV36ads_A10_v5": 3.20,
+    "Standard_NC24ads_A100_v4": 3.673,
+}
+# Storage, per GB-month.
+STORAGE_GB_MONTH = {
+    "gcp:storage/bucket:Bucket": 0.020,
+    "gcp:artifactregistry/repository:Repository": 0.10,
+    "aws:s3/bucketV2:BucketV2": 0.023,
+    "aws:s3/bucket:Bucket": 0.023,
+    "azure-native:storage:StorageAccount": 0.0184,
+}
+
+# Image repositories hold the trainer image (TensorFlow GPU base: about 10 GB with its layers).
+IMAGE_REPOSITORY_GB = 10
+REPOSITORY_TYPES = ("gcp:artifactregistry/repository:Repository",)
+
+# Types that bill nothing by themselves (what they create is priced elsewhere, or is free).
+FREE_PREFIXES = (
+    "pulumi:providers:",
+    "trackday:",
+    "random:",
+    "tls:",
+    "command:",
+    "docker:",  # the local engine, or containers on nodes priced as machines
+    "docker-build:",  # building; the stored image is priced with its repository
+    "gcp:projects/service:",
+    "gcp:serviceaccount/account:",
+    "gcp:serviceaccount/key:",
+    "gcp:storage/bucketIAMMember:",
+    "gcp:artifactregistry/repositoryIamMember:",
+    "gcp:compute/network:",
+    "gcp:compute/subnetwork:",
+    "gcp:compute/firewall:",
+    "aws:iam/",
+    "aws:ec2/vpc:",
+    "aws:ec2/subnet:",
+    "aws:ec2/securityGroup",
+    "aws:ec2/internetGateway:",
+    "aws:ec2/routeTable",
+    "aws:ec2/route:",
+    "aws:s3/bucket",  # bucket settings resources (versioning, policy, public access block...)
+    "azure-native:resources:",
+    "azure-native:managedidentity:",
+    "azure-native:authorization:",
+    "azure-native:network:virtualNetwork",
+    "azure-native:network:subnet",
+    "azure-native:network:networkSecurityGroup",
+    "azure-native:storage:BlobContainer",
+)
+
+
+@dataclass(frozen=True)
+class CostLine:
+    """One priced item. `hourly`: while the stack exists; `per_run`: added by one training run."""
+
+    item: str
+    detail: str
+    hourly: float = 0.0
+    per_run: float = 0.0
+
+
+@dataclass(frozen=True)
+class Unpriced:
+    item: str
+    reason: str
+
+
+@dataclass
+class CostEstimate:
+    currency: str = "USD"
+    as_of: str = PRICES_AS_OF
+    source: str = ""
+    run_hours: float = 1.0
+    storage_gb: float = 0.0
+    lines: list[CostLine] = field(default_factory=list)
+    unpriced: list[Unpriced] = field(default_factory=list)
+
+    @property
+    def hourly(self) -> float:
+        return round(sum(line.hourly for line in self.lines), 4)
+
+    @property
+    def per_run(self) -> float:
+        return round(sum(line.per_run for line in self.lines), 4)
+
+    @property
+    def complete(self) -> bool:
+        return not self.unpriced
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "currency": self.currency,
+            "asOf": self.as_of,
+            "source": self.source,
+            "runHours": self.run_hours,
+            "storageGb": self.storage_gb,
+            "hourly": self.hourly,
+            "perRun": self.per_run,
+            "complete": self.complete,
+            "lines": [
+                {"item": x.item, "detail": x.detail, "hourly": x.hourly, "perRun": x.per_run}
+                for x in self.lines
+            ],
+            "unpriced": [vars(u) for u in self.unpriced],
+        }
+
+
+def estimate(run: OfflineRun, config: StackConfig) -> CostEstimate:
+    """Price what `run` declares, plus the Vertex AI job a run starts on the gcp target."""
+    est = CostEstimate(
+        source=SOURCES[config.target],
+        run_hours=config.budget.run_hours,
+        storage_gb=config.budget.storage_gb,
+    )
+    for resource in run.resources:
+        pricer = _PRICERS.get(resource.type)
+        if not resource.custom or (pricer is None and resource.type.startswith(FREE_PREFIXES)):
+            continue
+        if pricer is None:
+            est.unpriced.append(
+                Unpriced(f"{resource.type} {resource.name}", "type not in the price table")
+            )
+            continue
+        line = pricer(resource, config)
+        if isinstance(line, Unpriced):
+            est.unpriced.append(line)
+        else:
+            est.lines.append(line)
+    if config.target == "gcp":
+        line = vertex_job(config)
+        (est.unpriced if isinstance(line, Unpriced) else est.lines).append(line)
+    return est
+
+
+def vertex_job(config: StackConfig) -> CostLine | Unpriced:
+    """One Vertex AI custom job of `budget.runHours` on the configured machine."""
+    nodes = config.nodes
+    accelerator = catalog.VERTEX_ACCELERATOR.get(nodes.gpu.type or "", "")
+    machine = VERTEX_MACHINE_HOURLY.get(nodes.machine_type or "")
+    gpu = VERTEX_ACCELERATOR_HOURLY.get(accelerator)
+    item = "Vertex AI custom job"
+    if machine is None or gpu is None:
+        return Unpriced(
+            f"{item} {nodes.machine_type} + {accelerator}",
+            "machine or accelerator not in the price table",
+        )
+    hourly = machine + gpu * (nodes.gpu.count or 1)
+    return CostLine(
+        item,
+        f"{nodes.machine_type} + {nodes.gpu.count} x {accelerator}, {config.budget.run_hours} h"
+        + (" (spot, priced at on-demand)" if nodes.spot else ""),
+        per_run=round(hourly * config.budget.run_hours, 4),
+    )
+
+
+def _storage(resource: DeclaredResource, config: StackConfig) -> CostLine:
+    per_gb = STORAGE_GB_MONTH[resource.type]
+    gb = IMAGE_REPOSITORY_GB if resource.type in REPOSITORY_TYPES else config.budget.storage_gb
+    return CostLine(
+        resource.type,
+        f"{resource.name}: {gb:g} GB at ${per_gb}/GB-month",
+        hourly=round(per_gb * gb / HOURS_PER_MONTH, 6),
+    )
+
+
+def _machine(resource: DeclaredResource, machine: str, hourly: float | None, config: StackConfig):
+    """A GPU node: billed while it exists, and for the hours of each run it carries."""
+    if hourly is None:
+        return Unpriced(
+            f"{resource.type} {resource.name} ({machine})", "machine type not in the price table"
+        )
+    return CostLine(
+        resource.type,
+        f"{resource.name}: {machine}"
+        + (" (spot, priced at on-demand)" if config.nodes.spot else ""),
+        hourly=hourly,
+        per_run=round(hourly * config.budget.run_hours, 4),
+    )
+
+
+def _gce_instance(resource: DeclaredResource, config: StackConfig):
+    machine = str(resource.inputs.get("machineType", ""))
+    hourly = GCE_HOURLY.get(machine)
+    for accelerator in resource.inputs.get("guestAccelerators") or []:
+        gpu = GCE_GPU_HOURLY.get(str(accelerator.get("type", "")).rsplit("/", 1)[-1])
+        hourly = (
+            None
+            if hourly is None or gpu is None
+            else hourly + gpu * int(accelerator.get("count", 1))
+        )
+    return _machine(resource, machine, hourly, config)
+
+
+def _ec2_instance(resource: DeclaredResource, config: StackConfig):
+    machine = str(resource.inputs.get("instanceType", ""))
+    return _machine(resource, machine, AWS_HOURLY.get(machine), config)
+
+
+def _azure_vm(resource: DeclaredResource, config: StackConfig):
+    machine = str((resource.inputs.get("hardwareProfile") or {}).get("vmSize", ""))
+    return _machine(resource, machine, AZURE_HOURLY.get(machine), config)
+
+
+_PRICERS: dict[str, Callable[[DeclaredResource, StackConfig], CostLine | Unpriced]] = {
+    **dict.fromkeys(STORAGE_GB_MONTH, _storage),
+    "gcp:compute/instance:Instance": _gce_instance,
+    "aws:ec2/instance:Instance": _ec2_instance,
+    "azure-native:compute:VirtualMachine": _azure_vm,
+}
