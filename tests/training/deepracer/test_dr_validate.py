@@ -1,0 +1,250 @@
+"""Custom-file validation: real tracks, the simulator's params, and every bad case's message."""
+
+import json
+import math
+from pathlib import Path
+
+import pytest
+
+from training.deepracer.custom_files import check_hyperparameters, check_model_metadata
+from training.deepracer.reward_check import check_reward_function
+from training.deepracer.reward_plot import plot_reward_lap
+from training.deepracer.scenarios import scenarios
+from training.deepracer.settings import DeepRacerSettings
+from training.deepracer.track import Track
+from training.deepracer.validate import validate_custom_files
+
+TRACKS = Path(__file__).resolve().parents[3] / ".." / "shared" / "tracks"
+# Every key the simulator puts in params (its RewardParam list), plus waypoints.
+SIMULATOR_KEYS = {
+    "all_wheels_on_track", "x", "y", "heading", "distance_from_center", "projection_distance",
+    "progress", "steps", "speed", "steering_angle", "track_width", "track_length",
+    "closest_waypoints", "is_left_of_center", "is_reversed", "closest_objects",
+    "objects_location", "objects_left_of_center", "object_in_camera", "objects_speed",
+    "objects_heading", "objects_distance_from_center", "objects_distance", "is_crashed",
+    "is_offtrack", "sim_time",
+}
+CAREFUL_REWARD = '''
+import math
+
+
+def reward_function(params):
+    """Centre-line reward that reads every kind of param the simulator passes."""
+    if params["is_offtrack"] or params["is_crashed"]:
+        return 1e-3
+    waypoints = params["waypoints"]
+    prev_i, next_i = params["closest_waypoints"]
+    dx = waypoints[next_i][0] - waypoints[prev_i][0]
+    dy = waypoints[next_i][1] - waypoints[prev_i][1]
+    direction = math.degrees(math.atan2(dy, dx))
+    misalignment = abs((direction - params["heading"] + 180) % 360 - 180)
+    reward = 1.0 - params["distance_from_center"] / (params["track_width"] / 2)
+    if misalignment > 30:
+        reward *= 0.5
+    if params["objects_location"]:
+        reward *= 0.5 if params["object_in_camera"] else 1.0
+    return float(max(reward, 1e-3))
+'''
+METADATA = {
+    "action_space": [{"steering_angle": a, "speed": 1.0} for a in (-30, 0, 30)],
+    "sensor": ["FRONT_FACING_CAMERA"], "neural_network": "DEEP_CONVOLUTIONAL_NETWORK_SHALLOW",
+    "training_algorithm": "clipped_ppo", "action_space_type": "discrete", "version": "5",
+}
+HYPERPARAMETERS = {"batch_size": 64, "lr": 0.0003, "num_epochs": 5, "loss_type": "huber",
+                   "exploration_type": "categorical", "discount_factor": 0.99}
+
+
+def write_folder(folder: Path, reward=CAREFUL_REWARD, metadata=None, hyper=None) -> Path:
+    folder.mkdir(parents=True, exist_ok=True)
+    (folder / "reward_function.py").write_text(reward)
+    for name, data in (("model_metadata.json", metadata or METADATA),
+                       ("hyperparameters.json", hyper or HYPERPARAMETERS)):
+        (folder / name).write_text(data if isinstance(data, str) else json.dumps(data))
+    return folder
+
+
+@pytest.fixture(scope="module")
+def base_laps():
+    track = Track.load(TRACKS, "reinvent_base")
+    return scenarios(track, DeepRacerSettings(), [(0.0, 1.0), (30.0, 0.5)])
+
+
+@pytest.mark.parametrize("world", ["reinvent_base", "2022_april_open_ccw", "2022_april_pro_cw",
+                                   "Monaco", "reInvent2019_wide_mirrored", "Straight_track"])
+def test_careful_reward_passes_on_real_tracks(tmp_path, world):
+    folder = write_folder(tmp_path / "custom_files")
+    result = validate_custom_files(folder, DeepRacerSettings(world=world), TRACKS)
+    assert result.ok, [str(p) for p in result.problems]
+    names = [s.name for s in result.scenarios]
+    assert names[:2] == ["centre line", "left of centre"] and "reversed" in names
+    for scenario, rewards in zip(result.scenarios, result.reward.rewards, strict=True):
+        assert len(rewards) == len(scenario.steps) > 0
+        assert all(math.isfinite(r) for r in rewards)
+
+
+def test_params_match_the_simulator(base_laps):
+    by_name = {s.name: s for s in base_laps}
+    for scenario in base_laps:
+        for params in scenario.steps:
+            assert set(params) == SIMULATOR_KEYS
+            assert 0 < params["progress"] <= 100 and -180 <= params["heading"] <= 180
+    centre = by_name["centre line"].steps
+    assert all(p["all_wheels_on_track"] and p["distance_from_center"] < 1e-6 for p in centre)
+    assert [p["steps"] for p in centre] == list(range(1, len(centre) + 1))
+    assert 0.7 < centre[0]["track_width"] < 1.2 and 15 < centre[0]["track_length"] < 25
+    assert all(p["is_left_of_center"] for p in by_name["left of centre"].steps)
+    assert not any(p["is_left_of_center"] for p in by_name["right of centre"].steps)
+    off = by_name["off track"].steps
+    assert all(p["is_offtrack"] and not p["all_wheels_on_track"] for p in off)
+    assert all(p["is_reversed"] for p in by_name["reversed"].steps)
+    assert not any(p["is_reversed"] for p in centre)
+    assert by_name["reversed"].waypoints == by_name["centre line"].waypoints[::-1]
+
+
+def test_object_avoidance_has_objects_and_crashes(tmp_path):
+    settings = DeepRacerSettings.model_validate(
+        {"race_type": "OBJECT_AVOIDANCE", "world": "reInvent2019_track",
+         "object_avoidance": {"number_of_obstacles": 4}})
+    result = validate_custom_files(write_folder(tmp_path / "cf"), settings, TRACKS)
+    assert result.ok, [str(p) for p in result.problems]
+    centre = result.scenarios[0].steps
+    assert all(len(p["objects_location"]) == 4 for p in centre)
+    assert any(p["object_in_camera"] for p in centre)
+    crashed = next(s for s in result.scenarios if s.name == "crashed into an object")
+    assert len(crashed.steps) == 4 and all(p["is_crashed"] for p in crashed.steps)
+    png = plot_reward_lap(result.track, result.scenarios, result.reward.rewards,
+                          tmp_path / "reward.png")
+    assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" and png.stat().st_size > 20_000
+
+
+def test_head_to_bot_objects_move():
+    settings = DeepRacerSettings(race_type="HEAD_TO_BOT")
+    laps = scenarios(Track.load(TRACKS, "reinvent_base"), settings, [(0.0, 1.0)])
+    assert laps[0].steps[0]["objects_speed"] == [0.2, 0.2, 0.2]
+
+
+@pytest.mark.parametrize(
+    ("source", "expected"),
+    [
+        ("def reward_function(params)\n    return 1.0\n",
+         "reward_function.py:1: syntax error: expected ':'. Fix: correct the Python syntax"),
+        ("def reward(params):\n    return 1.0\n",
+         "reward_function.py: no reward_function defined. Fix: define `def reward_function"),
+        ("def reward_function(params):\n    if params['is_offtrack']:\n        return 1 / 0\n"
+         "    return 1.0\n",
+         "reward_function.py:3: reward_function raised ZeroDivisionError: division by zero in "
+         "scenario 'off track' step 1"),
+        ("def reward_function(params):\n    if params['progress'] > 50:\n        return 1.0\n",
+         "reward_function.py:1: reward_function returned NoneType None, not a number (a path "
+         "without `return`?) in scenario 'centre line' step 1"),
+        ("def reward_function(params):\n    return float('nan')\n",
+         "returned nan, not a finite number"),
+        ("def reward_function(params):\n    return '1.0'\n", "returned str '1.0', not a number"),
+        ("def reward_function(params):\n    return 1e9\n", "outside the simulator's range"),
+        ("def reward_function(params):\n    while True:\n        pass\n",
+         "reward_function.py:2: reward_function took more than 100 ms in scenario 'centre line'"),
+        ("import math\nimport subprocess\n\ndef reward_function(params):\n    return 1.0\n",
+         "reward_function.py:2: forbidden import 'subprocess'. Fix: the simulator allows"),
+        ("def reward_function(params):\n    return float(len(__import__('socket').__name__))\n",
+         "reward_function.py:2: forbidden import '__import__'"),
+        ("def reward_function(params):\n    f = __builtins__['__imp' + 'ort__']\n"
+         "    return float(len(f('socket').__name__))\n",
+         "reward_function.py:3: ImportError: forbidden import 'socket'"),
+        ("raise RuntimeError('boom')\n",
+         "reward_function.py:1: the module raised at import: RuntimeError: boom"),
+        ("def reward_function(params):\n    return params['speed_of_light']\n",
+         "raised KeyError: 'speed_of_light'"),
+    ],
+)
+def test_bad_reward_functions(tmp_path, base_laps, source, expected):
+    path = tmp_path / "reward_function.py"
+    path.write_text(source)
+    check = check_reward_function(path, base_laps)
+    assert not check.ok
+    assert len(check.problems) == 1
+    assert expected in str(check.problems[0])
+    assert "\n" not in str(check.problems[0])
+
+
+def test_prints_do_not_break_the_check(tmp_path, base_laps):
+    path = tmp_path / "reward_function.py"
+    path.write_text("import numpy as np\n\ndef reward_function(params):\n"
+                    "    print('debug', params['x'])\n    return np.float64(0.5)\n")
+    check = check_reward_function(path, base_laps)
+    assert check.ok, [str(p) for p in check.problems]
+    assert set(check.rewards[0]) == {0.5}
+
+
+@pytest.mark.parametrize(
+    ("change", "expected"),
+    [
+        ({"action_space": [{"steering_angle": 45, "speed": 1.0}]},
+         "action 0 steering_angle 45 is out of range. Fix: keep it between -30 and 30"),
+        ({"action_space": [{"steering_angle": 0, "speed": 9}]}, "action 0 speed 9 is out of range"),
+        ({"action_space": [{"steering_angle": 0}]}, "action 0 lacks steering_angle or speed"),
+        ({"sensor": ["FRONT_FACING_CAMERA", "RADAR"]}, "unknown sensor 'RADAR'"),
+        ({"sensor": ["FRONT_FACING_CAMRA"]}, "(did you mean FRONT_FACING_CAMERA?)"),
+        ({"sensor": ["LIDAR"]}, "must name exactly one camera"),
+        ({"training_algorithm": "dqn"}, "unknown training_algorithm 'dqn'. Fix: use 'clipped_ppo'"),
+        ({"training_algorithm": "sac"}, "training_algorithm sac needs a continuous action space"),
+        ({"neural_network": "RESNET"}, "unknown neural_network 'RESNET'"),
+        ({"action_space_type": "hybrid"}, "unknown action_space_type 'hybrid'"),
+        ({"action_space_type": "continuous",
+          "action_space": {"speed": {"low": 2, "high": 1}, "steering_angle": {"low": -30,
+                                                                               "high": 30}}},
+         "action_space.speed.low 2 is not below high 1"),
+        ({"action_space_type": "continuous",
+          "action_space": {"speed": {"low": 0.5, "high": 5}, "steering_angle": {"low": -30,
+                                                                                 "high": 30}}},
+         "action_space.speed.high 5 is out of range"),
+        ({"version": "five"}, "version 'five' is not a number"),
+    ],
+)
+def test_bad_model_metadata(change, expected):
+    problems, _ = check_model_metadata({**METADATA, **change})
+    assert any(expected in str(p) for p in problems), [str(p) for p in problems]
+
+
+def test_continuous_sac_metadata_gives_actions_across_the_ranges():
+    metadata = {**METADATA, "training_algorithm": "sac", "action_space_type": "continuous",
+                "action_space": {"speed": {"low": 1, "high": 2},
+                                 "steering_angle": {"low": -20, "high": 20}}}
+    problems, actions = check_model_metadata(metadata)
+    assert problems == []
+    assert (-20.0, 1.0) in actions and (20.0, 2.0) in actions and len(actions) == 9
+
+
+@pytest.mark.parametrize(
+    ("change", "expected"),
+    [
+        ({"learning_rate": 0.001}, "unknown hyperparameter 'learning_rate'. Fix: remove it"),
+        ({"num_epoch": 3}, "unknown hyperparameter 'num_epoch'. Fix: rename it to 'num_epochs'"),
+        ({"batch_size": 64.5}, "batch_size is 64.5, not an integer"),
+        ({"batch_size": "64"}, "batch_size is '64', not an integer"),
+        ({"discount_factor": 1.5}, "discount_factor 1.5 is out of range. Fix: keep it between 0"),
+        ({"loss_type": "l1"}, "loss_type is 'l1'. Fix: use one of 'huber', 'mean squared error'"),
+        ({"lr": 0}, "lr 0 is out of range"),
+    ],
+)
+def test_bad_hyperparameters(change, expected):
+    problems = check_hyperparameters({**HYPERPARAMETERS, **change})
+    assert any(expected in str(p) for p in problems), [str(p) for p in problems]
+
+
+def test_malformed_json_and_missing_files(tmp_path):
+    folder = write_folder(tmp_path / "cf", metadata='{"action_space": [}',
+                          hyper='{"batch_size": 64,\n "lr": 0.1,,\n}')
+    (folder / "reward_function.py").unlink()
+    messages = [str(p) for p in validate_custom_files(folder, DeepRacerSettings(), TRACKS).problems]
+    assert any(m.startswith("model_metadata.json:1: malformed JSON: Expecting value") for m in
+               messages), messages
+    assert any(m.startswith("hyperparameters.json:2: malformed JSON") for m in messages)
+    assert any(m.startswith("reward_function.py: missing from") for m in messages)
+
+
+def test_unknown_world_names_close_matches(tmp_path):
+    folder = write_folder(tmp_path / "cf")
+    result = validate_custom_files(folder, DeepRacerSettings(world="reinvent_bass"), TRACKS)
+    assert not result.ok
+    assert "did you mean reinvent_base" in str(result.problems[0])
+    assert "--tracks-dir" in str(result.problems[0])
