@@ -1,0 +1,126 @@
+"""`trackday dr import`: a DRfC folder written in DRfC's env-file format becomes stack config."""
+
+import pytest
+import yaml
+
+from training.deepracer.drfc_import import STACK_KEY, ImportProblem, import_drfc, parse_env
+from training.deepracer.settings import DeepRacerSettings
+
+SYSTEM_ENV = """\
+DR_CLOUD=aws
+DR_AWS_APP_REGION=eu-west-1
+DR_UPLOAD_S3_PROFILE=default
+DR_UPLOAD_S3_BUCKET=<AWS_DR_BUCKET>
+DR_LOCAL_S3_BUCKET=my-models
+DR_LOCAL_S3_PROFILE=default
+DR_GUI_ENABLE=False
+DR_KINESIS_STREAM_NAME=
+DR_CAMERA_SUB_ENABLE=True
+DR_SIMAPP_SOURCE=awsdeepracercommunity/deepracer-simapp
+DR_SIMAPP_VERSION=6.0.1-cpu
+DR_WORKERS=4
+# DR_TELEGRAF_HOST=telegraf
+DR_CLOUD_WATCH_ENABLE=True
+DR_DOCKER_STYLE=swarm
+"""
+RUN_ENV = """\
+# my run
+DR_RUN_ID=2
+DR_WORLD_NAME="2022_april_open_ccw"
+DR_RACE_TYPE=OBJECT_AVOIDANCE
+DR_CAR_NAME='Speedy'
+DR_CAR_COLOR=Blue
+DR_DISPLAY_NAME=$DR_CAR_NAME
+DR_RACER_NAME=${DR_CAR_NAME}-racer
+DR_EVAL_NUMBER_OF_TRIALS=5
+DR_EVAL_SAVE_MP4=True
+DR_TRAIN_BEST_MODEL_METRIC=laptime
+DR_TRAIN_MULTI_CONFIG=False
+DR_TRAIN_RTF=1.5  # faster than real time
+DR_LOCAL_S3_MODEL_PREFIX=speedy-3
+DR_LOCAL_S3_PRETRAINED=True
+DR_LOCAL_S3_PRETRAINED_PREFIX=speedy-2
+DR_LOCAL_S3_CUSTOM_FILES_PREFIX=custom_files
+DR_LOCAL_S3_MODEL_METADATA_KEY=$DR_LOCAL_S3_CUSTOM_FILES_PREFIX/model_metadata.json
+DR_LOCAL_S3_REWARD_KEY=elsewhere/reward.py
+DR_LOCAL_S3_METRICS_PREFIX=$DR_LOCAL_S3_MODEL_PREFIX/metrics
+DR_UPLOAD_S3_PREFIX=$DR_LOCAL_S3_MODEL_PREFIX-1
+DR_OA_NUMBER_OF_OBSTACLES=3
+DR_OA_OBJECT_POSITIONS="0.2,1;0.5,-1"
+DR_OA_OBSTACLE_TYPE=deepracer_box_obstacle
+DR_SOMETHING_NEW=42
+"""
+
+
+def make_drfc(root, system=SYSTEM_ENV, run=RUN_ENV):
+    root.mkdir(parents=True, exist_ok=True)
+    (root / "system.env").write_text(system)
+    (root / "run.env").write_text(run)
+    files = root / "custom_files"
+    files.mkdir(exist_ok=True)
+    (files / "reward_function.py").write_text("def reward_function(params):\n    return 1.0\n")
+    (files / "model_metadata.json").write_text('{"action_space": []}')
+    (files / "hyperparameters.json").write_text('{"batch_size": 64}')
+    (files / "notes.txt").write_text("scratch")
+    return root
+
+
+def test_parse_env_format():
+    values = parse_env("A=1\n# B=2\nexport C = 'x y'\nD=\"$A-${C}\"\nE=v # note\n\nF=a=b\n")
+    assert values == {"A": "1", "C": "x y", "D": "1-x y", "E": "v", "F": "a=b"}
+
+
+def test_import_maps_settings_and_lists_the_rest(tmp_path):
+    result = import_drfc(make_drfc(tmp_path / "drfc"), tmp_path / "out")
+    s = result.settings
+    assert (s.run_id, s.world, s.race_type.value, s.workers) == (
+        2, "2022_april_open_ccw", "OBJECT_AVOIDANCE", 4)
+    assert (s.car.name, s.car.color.value, s.car.display_name, s.car.racer_name) == (
+        "Speedy", "Blue", "Speedy", "Speedy-racer")
+    assert (s.evaluation.number_of_trials, s.evaluation.save_mp4) == (5, True)
+    assert s.training.best_model_metric.value == "laptime"
+    assert s.training.real_time_factor == 1.5
+    assert (s.model_prefix, s.pretrained.enabled, s.pretrained.model_prefix) == (
+        "speedy-3", True, "speedy-2")
+    assert s.object_avoidance.object_positions == ["0.2,1", "0.5,-1"]
+    assert s.object_avoidance.obstacle_type == "deepracer_box_obstacle"
+    assert s.simulator.reference == "awsdeepracercommunity/deepracer-simapp:6.0.1-cpu"
+    assert (s.cameras.sub, s.cloudwatch.enabled, s.upload.bucket) == (True, True, None)
+    unmapped = {u.key: u for u in result.unmapped}
+    assert set(unmapped) == {
+        "DR_CLOUD", "DR_AWS_APP_REGION", "DR_UPLOAD_S3_PROFILE", "DR_LOCAL_S3_BUCKET",
+        "DR_LOCAL_S3_PROFILE", "DR_DOCKER_STYLE", "DR_LOCAL_S3_REWARD_KEY", "DR_SOMETHING_NEW",
+        "notes.txt"}
+    assert "trackday always uses custom_files/reward_function.py" in str(
+        unmapped["DR_LOCAL_S3_REWARD_KEY"])
+    assert str(unmapped["DR_LOCAL_S3_BUCKET"]) == (
+        "system.env: DR_LOCAL_S3_BUCKET=my-models (the stack creates the bucket)")
+    assert unmapped["DR_SOMETHING_NEW"].file == "run.env"
+    copied = sorted(p.name for p in result.copied)
+    assert copied == ["hyperparameters.json", "model_metadata.json", "reward_function.py"]
+    assert not (tmp_path / "out" / "custom_files" / "notes.txt").exists()
+
+
+def test_stack_yaml_round_trips(tmp_path):
+    result = import_drfc(make_drfc(tmp_path / "drfc"), tmp_path / "out")
+    section = yaml.safe_load(result.stack_yaml())["config"][STACK_KEY]
+    assert section["car"]["name"] == "Speedy" and "evaluation" in section
+    assert "upload" not in section  # DRfC's derived upload prefix is trackday's default too
+    assert DeepRacerSettings.model_validate(section) == result.settings
+
+
+def test_multi_config_training_is_listed(tmp_path):
+    run = RUN_ENV.replace("DR_TRAIN_MULTI_CONFIG=False", "DR_TRAIN_MULTI_CONFIG=True")
+    result = import_drfc(make_drfc(tmp_path / "drfc", run=run))
+    assert any(u.key == "DR_TRAIN_MULTI_CONFIG" and "not supported" in u.reason
+               for u in result.unmapped)
+
+
+def test_bad_value_names_the_drfc_key(tmp_path):
+    with pytest.raises(ImportProblem, match=r"^system.env: DR_WORKERS=lots: Input should be"):
+        import_drfc(make_drfc(tmp_path / "drfc", system=SYSTEM_ENV + "DR_WORKERS=lots\n"))
+
+
+def test_not_a_drfc_folder(tmp_path):
+    with pytest.raises(ImportProblem, match=r"system.env.*not found: point at a DRfC folder"):
+        import_drfc(tmp_path)
