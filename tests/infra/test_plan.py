@@ -1,0 +1,155 @@
+"""`trackday plan`: every shipped stack plans offline, costs come from the dated table."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+from typer.testing import CliRunner
+
+from infra import prices
+from infra.config import parse
+from infra.offline import DeclaredResource, OfflineRun
+from infra.plan import plan_stack
+from tests.infra.stacks import ROOT, SHIPPED
+
+
+@pytest.mark.parametrize("stack", SHIPPED)
+def test_every_shipped_stack_plans_offline(stack):
+    plan = plan_stack(ROOT, stack)
+    data = plan.to_dict()
+    assert data["stack"] == stack
+    assert data["resources"], "a stack declares resources"
+    assert all(r["type"] and r["name"] for r in data["resources"])
+    assert data["costs"]["complete"], data["costs"]["unpriced"]
+    assert data["costs"]["asOf"] == prices.PRICES_AS_OF
+    assert data["costs"]["source"]
+    json.dumps(data)  # the --json form is plain JSON
+
+
+@pytest.mark.parametrize("stack", SHIPPED)
+def test_plan_never_prints_a_secret(stack):
+    plan = plan_stack(ROOT, stack)
+    text = json.dumps(plan.to_dict())
+    for output in plan.run.outputs.values():
+        if output.secret:
+            assert str(output.value) not in text
+
+
+def test_gcp_costs_follow_the_price_table():
+    costs = plan_stack(ROOT, "gcp").costs
+    job = next(line for line in costs.lines if line.item == "Vertex AI custom job")
+    per_hour = (
+        prices.VERTEX_MACHINE_HOURLY["n1-standard-8"]
+        + prices.VERTEX_ACCELERATOR_HOURLY["NVIDIA_TESLA_T4"]
+    )
+    assert job.per_run == pytest.approx(per_hour * 1.0)
+    bucket = next(line for line in costs.lines if line.item == "gcp:storage/bucket:Bucket")
+    assert bucket.hourly == pytest.approx(0.020 * 50 / 730, rel=1e-3)
+    assert costs.per_run == pytest.approx(job.per_run)
+    assert costs.hourly > 0
+
+
+def test_local_costs_nothing_and_says_so():
+    costs = plan_stack(ROOT, "dev").costs
+    assert (costs.hourly, costs.per_run, costs.complete) == (0, 0, True)
+    assert "no cloud charges" in costs.source
+
+
+def _resource(type_: str, **inputs) -> DeclaredResource:
+    return DeclaredResource(
+        type=type_,
+        name="n",
+        urn=f"urn::{type_}::n",
+        parent="",
+        custom=True,
+        protect=False,
+        inputs=inputs,
+    )
+
+
+def test_unknown_types_and_machines_are_reported_not_priced_as_zero():
+    config = parse({})
+    run = OfflineRun(
+        stack="x",
+        resources=[
+            _resource("gcp:bigquery/dataset:Dataset"),
+            _resource("aws:ec2/instance:Instance", instanceType="p5.48xlarge"),
+            _resource("aws:ec2/instance:Instance", instanceType="g4dn.2xlarge"),
+        ],
+    )
+    est = prices.estimate(run, config)
+    assert not est.complete
+    assert [u.item for u in est.unpriced] == [
+        "gcp:bigquery/dataset:Dataset n",
+        "aws:ec2/instance:Instance n (p5.48xlarge)",
+    ]
+    assert est.hourly == prices.AWS_HOURLY["g4dn.2xlarge"]
+
+
+def test_gpu_nodes_are_priced_by_their_machine_and_gpus():
+    config = parse({"budget": {"runHours": 2}})
+    run = OfflineRun(
+        stack="x",
+        resources=[
+            _resource(
+                "gcp:compute/instance:Instance",
+                machineType="n1-standard-8",
+                guestAccelerators=[{"type": "nvidia-tesla-t4", "count": 2}],
+            ),
+            _resource(
+                "azure-native:compute:VirtualMachine",
+                hardwareProfile={"vmSize": "Standard_NC4as_T4_v3"},
+            ),
+        ],
+    )
+    est = prices.estimate(run, config)
+    gce = prices.GCE_HOURLY["n1-standard-8"] + 2 * prices.GCE_GPU_HOURLY["nvidia-tesla-t4"]
+    assert est.hourly == pytest.approx(gce + prices.AZURE_HOURLY["Standard_NC4as_T4_v3"], abs=1e-4)
+    assert est.per_run == pytest.approx(2 * est.hourly, abs=1e-3)
+
+
+def test_every_machine_the_config_allows_has_a_price():
+    from infra import catalog
+
+    for cloud, table in (
+        ("aws", prices.AWS_HOURLY),
+        ("azure", prices.AZURE_HOURLY),
+        ("gcp", prices.GCE_HOURLY),
+    ):
+        assert set(catalog.MACHINES[cloud]) <= set(table), cloud
+    assert set(catalog.MACHINES["gcp"]) <= set(prices.VERTEX_MACHINE_HOURLY)
+    assert set(catalog.VERTEX_ACCELERATOR.values()) <= set(prices.VERTEX_ACCELERATOR_HOURLY)
+
+
+def test_cli_plan_json_and_table():
+    from trackday.cli import app
+
+    runner = CliRunner()
+    result = runner.invoke(app, ["plan", "--stack", "gcp", "--json"])
+    assert result.exit_code == 0, result.output
+    data = json.loads(result.stdout)
+    assert {r["type"] for r in data["resources"]} >= {
+        "gcp:storage/bucket:Bucket",
+        "docker-build:index:Image",
+    }
+    assert data["costs"]["perRun"] > 0
+    table = runner.invoke(app, ["plan", "--stack", "dev"])
+    assert table.exit_code == 0, table.output
+    assert "docker:index/container:Container" in table.stdout
+    assert "prices as of" in table.stdout
+
+
+def test_cli_plan_bad_stack_is_one_clear_line(tmp_path):
+    from trackday.cli import app
+
+    (tmp_path / "Pulumi.bad.yaml").write_text("config:\n  trackday:target: gpc\n")
+    result = CliRunner().invoke(app, ["plan", "--stack", "bad", "--dir", str(tmp_path)])
+    assert result.exit_code == 2
+    assert result.stderr.strip() == (
+        "error: trackday:target: 'gpc' is not valid; Input should be 'local', 'gcp', 'aws' or "
+        "'azure'"
+    )
+    missing = CliRunner().invoke(app, ["plan", "--stack", "nope", "--dir", str(tmp_path)])
+    assert missing.exit_code == 2
+    assert "no such stack file; stacks here: bad" in missing.stderr
