@@ -14,6 +14,7 @@ from pathlib import Path
 
 import yaml
 from pydantic import ValidationError
+from pydantic.alias_generators import to_camel
 
 from training.deepracer.layout import CUSTOM_FILE_NAMES
 from training.deepracer.settings import DeepRacerSettings
@@ -161,8 +162,12 @@ class ImportResult:
     copied: list[Path] = field(default_factory=list)
 
     def stack_yaml(self) -> str:
-        """A fragment to merge into `Pulumi.<stack>.yaml`."""
-        return yaml.safe_dump({"config": {STACK_KEY: self.values}}, sort_keys=False)
+        """A fragment to merge into `Pulumi.<stack>.yaml` (camelCase keys, as stack files use)."""
+        return yaml.safe_dump({"config": {STACK_KEY: _camel_keys(self.values)}}, sort_keys=False)
+
+
+def _camel_keys(tree: dict) -> dict:
+    return {to_camel(k): _camel_keys(v) if isinstance(v, dict) else v for k, v in tree.items()}
 
 
 def parse_env(text: str, known: dict[str, str] | None = None) -> dict[str, str]:

@@ -21,6 +21,7 @@ from pydantic import (
     field_validator,
     model_validator,
 )
+from pydantic.alias_generators import to_camel
 
 SIMAPP_IMAGE = "awsdeepracercommunity/deepracer-simapp"
 SIMAPP_VERSION = "6.0.4"  # DRfC defaults/dependencies.json
@@ -58,9 +59,12 @@ class BestModelMetric(StrEnum):
 
 
 class _Section(BaseModel):
-    """Unknown keys are errors: a typo must not silently fall back to a default."""
+    """Stack-file keys are camelCase like the rest of the stack config (infra/config.py);
+    Python reads snake_case. Unknown keys are errors: a typo must not fall back to a default."""
 
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(
+        alias_generator=to_camel, populate_by_name=True, extra="forbid", frozen=True
+    )
 
 
 def _prefix(value: str) -> str:
@@ -81,16 +85,8 @@ class Car(_Section):
     name: str = "FastCar"
     shell: str = "deepracer"  # DR_CAR_BODY_SHELL_TYPE
     color: CarColor = CarColor.RED
-    display_name: str | None = None  # DRfC: $DR_CAR_NAME
-    racer_name: str | None = None  # DRfC: $DR_CAR_NAME
-
-    @model_validator(mode="after")
-    def _names_default_to_car_name(self) -> Car:
-        if self.display_name is None:
-            self.display_name = self.name
-        if self.racer_name is None:
-            self.racer_name = self.name
-        return self
+    display_name: str | None = None  # unset: the car name, as DRfC's $DR_CAR_NAME
+    racer_name: str | None = None  # unset: the car name
 
 
 class ObjectAvoidance(_Section):
@@ -153,16 +149,8 @@ class Opponent(_Section):
     model_prefix: Prefix = "rl-deepracer-sagemaker"
     shell: str = "deepracer"
     car_name: str = "FasterCar"
-    display_name: str | None = None
-    racer_name: str | None = None
-
-    @model_validator(mode="after")
-    def _names_default_to_car_name(self) -> Opponent:
-        if self.display_name is None:
-            self.display_name = self.car_name
-        if self.racer_name is None:
-            self.racer_name = self.car_name
-        return self
+    display_name: str | None = None  # unset: the car name
+    racer_name: str | None = None  # unset: the car name
 
 
 class Pretrained(_Section):

@@ -104,7 +104,8 @@ def test_import_maps_settings_and_lists_the_rest(tmp_path):
 def test_stack_yaml_round_trips(tmp_path):
     result = import_drfc(make_drfc(tmp_path / "drfc"), tmp_path / "out")
     section = yaml.safe_load(result.stack_yaml())["config"][STACK_KEY]
-    assert section["car"]["name"] == "Speedy" and "evaluation" in section
+    assert section["car"]["name"] == "Speedy" and section["raceType"] == "OBJECT_AVOIDANCE"
+    assert section["objectAvoidance"]["objectPositions"] == ["0.2,1", "0.5,-1"]
     assert "upload" not in section  # DRfC's derived upload prefix is trackday's default too
     assert DeepRacerSettings.model_validate(section) == result.settings
 

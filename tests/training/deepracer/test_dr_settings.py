@@ -15,7 +15,6 @@ def test_defaults_equal_drfc_templates():
     s = DeepRacerSettings()
     assert (s.run_id, s.world, s.race_type) == (0, "reinvent_base", RaceType.TIME_TRIAL)
     assert (s.car.name, s.car.shell, s.car.color.value) == ("FastCar", "deepracer", "Red")
-    assert s.car.display_name == s.car.racer_name == "FastCar"
     assert s.workers == 1 and s.model_prefix == "rl-deepracer-sagemaker"
     assert (s.pretrained.enabled, s.pretrained.model_prefix, s.pretrained.checkpoint) == (
         False, "rl-sagemaker-pretrained", "last")
@@ -59,7 +58,7 @@ def test_defaults_equal_drfc_templates():
          "would overwrite the model it starts from"),
         ({"pretrained": {"checkpoint": "first"}}, "must be 'last', 'best' or a number"),
         ({"world": "../etc"}, "is not a track name"),
-        ({"training": {"best_model_metric": "speed"}}, "best_model_metric: Input should be"),
+        ({"training": {"bestModelMetric": "speed"}}, "bestModelMetric: Input should be"),
     ],
 )
 def test_bad_values_name_key_and_fix(data, expected):
@@ -68,6 +67,13 @@ def test_bad_values_name_key_and_fix(data, expected):
     message = describe_error(caught.value)
     assert expected in message
     assert "\n" not in message  # one line per bad value
+
+
+def test_stack_file_keys_are_camel_case():
+    s = DeepRacerSettings.model_validate(
+        {"raceType": "HEAD_TO_BOT", "headToBot": {"numberOfBotCars": 2}, "car": {"name": "X"}})
+    assert (s.race_type, s.head_to_bot.number_of_bot_cars) == (RaceType.HEAD_TO_BOT, 2)
+    assert s.model_dump(by_alias=True)["headToBot"]["botCarSpeed"] == 0.2
 
 
 def test_increment_model_like_drfc():
