@@ -1,0 +1,70 @@
+"""Docker fixtures for end-to-end tests: the engine, a locally made base image, the trainer image.
+
+No registry is reachable here, so the base image is made with debootstrap (scripts/base-image)
+and the trainer image is built from it, CPU-only, with `--network host`. Each is made once
+per session and reused by every e2e test; the engine keeps them (and their layers) between
+sessions, so only the first session pays for the build.
+"""
+
+from __future__ import annotations
+
+import shutil
+import subprocess
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[2]
+BASE_SUITE = "bookworm"  # Python 3.11, as donkeycar 5.3.0 needs
+TRAINER_IMAGE = "trackday-donkeycar:test"
+TRAINER_DOCKERFILE = ROOT / "training" / "donkeycar" / "Dockerfile"
+BUILD_TIMEOUT_S = 1800
+
+
+def run_logged(argv: list[str], log: Path, timeout: float) -> None:
+    """Run `argv` with its output in `log`; on failure, fail the test showing the log's tail."""
+    with open(log, "wb") as out:
+        result = subprocess.run(
+            argv, cwd=ROOT, stdout=out, stderr=subprocess.STDOUT, timeout=timeout, check=False
+        )
+    if result.returncode != 0:
+        tail = log.read_text(errors="replace")[-3000:]
+        pytest.fail(f"{' '.join(argv[:3])} failed ({result.returncode}), log {log}:\n{tail}")
+
+
+@pytest.fixture(scope="session")
+def docker_engine() -> str:
+    """The docker command, once the engine answers (scripts/setup test installs and starts it)."""
+    docker = shutil.which("docker")
+    if docker is None:
+        pytest.fail("docker not found: run scripts/setup test")
+    info = subprocess.run([docker, "info"], capture_output=True, text=True, check=False)
+    if info.returncode != 0:
+        pytest.fail(f"Docker engine not running: run scripts/setup test ({info.stderr.strip()})")
+    return docker
+
+
+@pytest.fixture(scope="session")
+def base_image(docker_engine: str, tmp_path_factory: pytest.TempPathFactory) -> str:
+    """A Debian image with Python made here (debootstrap + docker import), made once."""
+    log = tmp_path_factory.mktemp("base-image") / "base-image.log"
+    run_logged([str(ROOT / "scripts" / "base-image"), BASE_SUITE], log, timeout=900)
+    return f"trackday-base:{BASE_SUITE}"
+
+
+@pytest.fixture(scope="session")
+def trainer_image(
+    docker_engine: str, base_image: str, tmp_path_factory: pytest.TempPathFactory
+) -> str:
+    """The DonkeyCar trainer image (training/donkeycar/Dockerfile) on the local base, CPU-only."""
+    log = tmp_path_factory.mktemp("trainer-image") / "build.log"
+    argv = [
+        docker_engine, "build", "--network", "host",
+        "--file", str(TRAINER_DOCKERFILE),
+        "--build-arg", f"BASE_IMAGE={base_image}",
+        "--build-arg", "TENSORFLOW_CUDA=false",
+        "--tag", TRAINER_IMAGE,
+        str(ROOT),
+    ]  # fmt: skip
+    run_logged(argv, log, timeout=BUILD_TIMEOUT_S)
+    return TRAINER_IMAGE
