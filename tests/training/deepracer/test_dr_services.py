@@ -1,0 +1,99 @@
+"""Service definitions of a run, checked as data (deploying them is the swarm's test)."""
+
+from infra import bootstrap
+from training.deepracer.params import Bucket
+from training.deepracer.services import (
+    ROLE_LABEL,
+    SIMULATION_ROLE,
+    TRAINER_ROLE,
+    WORKLOAD_LABEL,
+    docker_service_create_args,
+    evaluation_services,
+    training_services,
+)
+from training.deepracer.settings import DeepRacerSettings
+
+BUCKET = Bucket(name="runs", region="eu-west-1", endpoint_url="http://10.0.0.2:9000")
+KEYS = {"AWS_ACCESS_KEY_ID": "id", "AWS_SECRET_ACCESS_KEY": "secret"}
+
+
+def settings(**values):
+    return DeepRacerSettings.model_validate(values)
+
+
+def test_labels_match_the_node_bootstrap():
+    assert ROLE_LABEL == bootstrap.ROLE_LABEL and WORKLOAD_LABEL == bootstrap.WORKLOAD_LABEL
+    assert {TRAINER_ROLE, SIMULATION_ROLE} == set(bootstrap.ROLE_LABEL_VALUES.values())
+
+
+def test_training_trainer_and_workers():
+    trainer, workers = training_services(
+        settings(run_id=3, workers=4, model_prefix="m-2", pretrained={"enabled": True,
+                                                                      "model_prefix": "m-1"},
+                 simulator={"tag": "6.0.4-cpu"}), BUCKET, KEYS)
+    assert (trainer.name, workers.name) == ("trackday-dr-3-trainer", "trackday-dr-3-simulation")
+    assert trainer.image == workers.image == "awsdeepracercommunity/deepracer-simapp:6.0.4-cpu"
+    assert trainer.constraints == ("node.labels.trackday.role==trainer",)
+    assert workers.constraints == ("node.labels.trackday.role==simulation",)
+    assert (trainer.replicas, workers.replicas) == (1, 4)
+    assert {m.target for m in trainer.mounts} == {"/var/run/docker.sock", "/tmp/sagemaker"}
+    assert workers.mounts == ()
+    assert trainer.env["RUN_ID"] == "3" and trainer.env["MODEL_S3_PREFIX"] == "m-2"
+    assert (trainer.env["PRETRAINED"], trainer.env["PRETRAINED_S3_PREFIX"]) == ("True", "m-1")
+    assert trainer.env["HYPERPARAMETER_FILE_S3_KEY"] == "custom_files/hyperparameters.json"
+    assert trainer.env["SAGEMAKER_IMAGE"] == trainer.image
+    for service in (trainer, workers):
+        assert service.env["S3_ENDPOINT_URL"] == "http://10.0.0.2:9000"
+        assert service.env["AWS_SECRET_ACCESS_KEY"] == "secret"
+        assert service.restart_condition == "none" and service.networks == ("sagemaker-local",)
+        assert service.labels["trackday.run"] == "3"
+        assert service.labels[WORKLOAD_LABEL] == "deepracer"
+    assert workers.args == ("/opt/ml/code/run.sh multi distributed_training.launch.py",)
+    assert workers.env["S3_YAML_NAME"] == "training_params.yaml"
+    assert workers.env["SAGEMAKER_SHARED_S3_BUCKET"] == "runs"
+    assert workers.env["DOCKER_REPLICA_SLOT"] == "{{.Task.Slot}}" and workers.init
+    assert "RTF_OVERRIDE" not in workers.env
+
+
+def test_one_worker_runs_single_mode_and_identity_needs_no_keys():
+    trainer, workers = training_services(
+        settings(training={"real_time_factor": 2.0}), Bucket(name="runs"))
+    assert workers.args == ("/opt/ml/code/run.sh run distributed_training.launch.py",)
+    assert workers.env["RTF_OVERRIDE"] == "2.0"
+    for service in (trainer, workers):
+        assert not {"S3_ENDPOINT_URL", "AWS_ACCESS_KEY_ID"} & set(service.env)
+
+
+def test_runs_side_by_side_have_distinct_names():
+    names = {s.name for run in (0, 1) for s in training_services(settings(run_id=run), BUCKET)}
+    names |= {s.name for s in evaluation_services(settings(run_id=0), BUCKET)}
+    assert len(names) == 5
+
+
+def test_evaluation_service():
+    (service,) = evaluation_services(
+        settings(run_id=1, evaluation={"debug_reward": True}), BUCKET, single_node=True)
+    assert service.name == "trackday-dr-eval-1-simulation"
+    assert service.args == ("/opt/ml/code/run.sh run evaluation.launch.py",)
+    assert service.env["S3_YAML_NAME"] == "evaluation_params.yaml"
+    assert (service.env["DEBUG_REWARD"], service.env["ROLLOUT_IDX"]) == ("True", "0")
+    assert service.constraints == ("node.labels.trackday.role==trainer",)
+    assert service.labels["trackday.job"] == "evaluation"
+
+
+def test_cloudwatch_logging():
+    trainer, _ = training_services(
+        settings(cloudwatch={"enabled": True, "log_stream_prefix": "me-"}), BUCKET)
+    assert trainer.log_driver == "awslogs"
+    assert trainer.log_options["awslogs-region"] == "eu-west-1"
+    assert trainer.log_options["tag"] == "me-{{.Name}}"
+
+
+def test_docker_cli_arguments():
+    trainer, _ = training_services(settings(), BUCKET)
+    args = docker_service_create_args(trainer)
+    assert args[:4] == ["docker", "service", "create", "--detach"]
+    assert args[-2:] == [trainer.image, trainer.args[0]]
+    assert "type=bind,source=/var/run/docker.sock,target=/var/run/docker.sock" in args
+    assert args[args.index("--constraint") + 1] == "node.labels.trackday.role==trainer"
+    assert args[args.index("--workdir") + 1] == "/opt/ml/code/"

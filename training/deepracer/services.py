@@ -1,0 +1,216 @@
+"""The Docker Swarm services of a DeepRacer run, as plain data.
+
+One function per job turns the run settings into service definitions: the trainer
+(`rl_coach`, on the node labelled `trackday.role=trainer`, with the Docker socket mounted
+because it starts the SageMaker-style training container itself) and the simulation workers
+(`robomaker`, N replicas on nodes labelled `trackday.role=simulation`); an evaluation is a
+simulation service of its own. The same data is what production deploys (pulumi-docker over
+SSH to the manager) and what tests deploy on a single-node swarm. Names carry the run id, so
+several runs live side by side, as DRfC's `deepracer-<run id>` stacks do.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+
+from training.deepracer.params import Bucket
+from training.deepracer.settings import DeepRacerSettings
+
+# Must equal infra/bootstrap.py's node labels (a test checks).
+ROLE_LABEL = "trackday.role"
+TRAINER_ROLE = "trainer"
+SIMULATION_ROLE = "simulation"
+WORKLOAD_LABEL = "trackday.workload"  # keeps a node's idle power-off waiting
+RUN_LABEL = "trackday.run"
+JOB_LABEL = "trackday.job"
+
+# rl_coach starts the training container on this network; robomaker reaches it there.
+NETWORK = "sagemaker-local"
+DOCKER_SOCKET = "/var/run/docker.sock"
+SAGEMAKER_DIR = "/tmp/sagemaker"
+LOG_GROUP = "/trackday/deepracer"
+TRAINER_COMMAND = (
+    "source /root/sagemaker-venv/bin/activate && python3 /opt/ml/code/rl_coach/start.py"
+)
+
+
+@dataclass(frozen=True)
+class Mount:
+    source: str
+    target: str
+    type: str = "bind"
+    read_only: bool = False
+
+
+@dataclass(frozen=True)
+class ServiceSpec:
+    """One Swarm service; `args` go to the image's `bash -c` entrypoint, as DRfC's do."""
+
+    name: str
+    image: str
+    args: tuple[str, ...]
+    env: Mapping[str, str]
+    constraints: tuple[str, ...]
+    replicas: int = 1
+    mounts: tuple[Mount, ...] = ()
+    labels: Mapping[str, str] = field(default_factory=dict)
+    networks: tuple[str, ...] = (NETWORK,)
+    working_dir: str | None = None
+    init: bool = False
+    restart_condition: str = "none"  # a finished or failed run must not start over
+    log_driver: str | None = None
+    log_options: Mapping[str, str] = field(default_factory=dict)
+
+
+def service_prefix(settings: DeepRacerSettings, job: str = "training") -> str:
+    """`trackday-dr-<run id>` for training, `trackday-dr-eval-<run id>` for evaluation."""
+    middle = "" if job == "training" else f"{job}-"
+    return f"trackday-dr-{middle}{settings.run_id}"
+
+
+def _placement(role: str) -> tuple[str, ...]:
+    return (f"node.labels.{ROLE_LABEL}=={role}",)
+
+
+def _labels(settings: DeepRacerSettings, job: str, role: str) -> dict[str, str]:
+    return {WORKLOAD_LABEL: "deepracer", RUN_LABEL: str(settings.run_id), JOB_LABEL: job,
+            ROLE_LABEL: role, "trackday.model-prefix": settings.model_prefix}
+
+
+def _logging(settings: DeepRacerSettings, bucket: Bucket) -> dict:
+    if not settings.cloudwatch.enabled:
+        return {}
+    return {"log_driver": "awslogs", "log_options": {
+        "awslogs-group": LOG_GROUP, "awslogs-create-group": "true",
+        "awslogs-region": bucket.region,
+        "tag": f"{settings.cloudwatch.log_stream_prefix}{{{{.Name}}}}"}}
+
+
+def _s3_env(bucket: Bucket, credentials: Mapping[str, str]) -> dict[str, str]:
+    endpoint = {"S3_ENDPOINT_URL": bucket.endpoint_url} if bucket.endpoint_url else {}
+    return {**endpoint, **credentials}
+
+
+def _simulation_env(settings: DeepRacerSettings, bucket: Bucket,
+                    credentials: Mapping[str, str], rtf: float | None) -> dict[str, str]:
+    cameras = settings.cameras
+    env = {
+        "WORLD_NAME": settings.world,
+        "APP_REGION": bucket.region,
+        "KINESIS_VIDEO_STREAM_NAME": cameras.kinesis_stream_name,
+        "ENABLE_KINESIS": str(cameras.kvs),
+        "ENABLE_GUI": str(cameras.gui),
+        "ROS_MASTER_URI": "http://localhost:11311/",
+        "ROS_IP": "127.0.0.1",
+        "GAZEBO_RENDER_ENGINE": "ogre2",
+        "DOCKER_REPLICA_SLOT": "{{.Task.Slot}}",  # Swarm fills in 1..N: the worker's index
+    }
+    if rtf is not None:
+        env["RTF_OVERRIDE"] = str(rtf)
+    return env | _s3_env(bucket, credentials)
+
+
+def training_services(settings: DeepRacerSettings, bucket: Bucket,
+                      credentials: Mapping[str, str] | None = None,
+                      single_node: bool = False) -> list[ServiceSpec]:
+    """The trainer and the simulation workers of a training run.
+
+    `credentials` are environment variables for S3 where the node has no identity (the
+    gateway's keys); `single_node` puts the workers on the trainer node (local target).
+    """
+    credentials = credentials or {}
+    prefix = service_prefix(settings)
+    pretrained = settings.pretrained
+    trainer_env = {
+        "RUN_ID": str(settings.run_id),
+        "AWS_REGION": bucket.region,
+        "SAGEMAKER_IMAGE": settings.simulator.reference,
+        "PRETRAINED": str(pretrained.enabled),
+        "PRETRAINED_S3_PREFIX": pretrained.model_prefix,
+        "PRETRAINED_S3_BUCKET": bucket.name,
+        "PRETRAINED_CHECKPOINT": pretrained.checkpoint,
+        "MODEL_S3_PREFIX": settings.model_prefix,
+        "MODEL_S3_BUCKET": bucket.name,
+        "HYPERPARAMETER_FILE_S3_KEY": f"{settings.custom_files_prefix}/hyperparameters.json",
+        "MODELMETADATA_FILE_S3_KEY": f"{settings.custom_files_prefix}/model_metadata.json",
+    }
+    if settings.training.max_steps_per_iteration:
+        trainer_env["MAX_MEMORY_STEPS"] = str(settings.training.max_steps_per_iteration)
+    trainer = ServiceSpec(
+        name=f"{prefix}-trainer",
+        image=settings.simulator.reference,
+        args=(TRAINER_COMMAND,),
+        env=trainer_env | _s3_env(bucket, credentials),
+        constraints=_placement(TRAINER_ROLE),
+        mounts=(Mount(DOCKER_SOCKET, DOCKER_SOCKET), Mount(SAGEMAKER_DIR, SAGEMAKER_DIR)),
+        labels=_labels(settings, "training", TRAINER_ROLE),
+        working_dir="/opt/ml/code/",
+        **_logging(settings, bucket),
+    )
+    mode = "multi" if settings.workers > 1 else "run"
+    simulation_env = _simulation_env(settings, bucket, credentials,
+                                     settings.training.real_time_factor)
+    simulation_env |= {"SAGEMAKER_SHARED_S3_PREFIX": settings.model_prefix,
+                       "SAGEMAKER_SHARED_S3_BUCKET": bucket.name,
+                       "S3_YAML_NAME": settings.training_params_file}
+    simulation = ServiceSpec(
+        name=f"{prefix}-simulation",
+        image=settings.simulator.reference,
+        args=(f"/opt/ml/code/run.sh {mode} distributed_training.launch.py",),
+        env=simulation_env,
+        constraints=_placement(TRAINER_ROLE if single_node else SIMULATION_ROLE),
+        replicas=settings.workers,
+        labels=_labels(settings, "training", SIMULATION_ROLE),
+        init=True,
+        **_logging(settings, bucket),
+    )
+    return [trainer, simulation]
+
+
+def evaluation_services(settings: DeepRacerSettings, bucket: Bucket,
+                        credentials: Mapping[str, str] | None = None,
+                        single_node: bool = False) -> list[ServiceSpec]:
+    """One simulation worker that evaluates `settings.model_prefix` (no trainer needed)."""
+    env = _simulation_env(settings, bucket, credentials or {},
+                          settings.evaluation.real_time_factor)
+    env |= {"DEBUG_REWARD": str(settings.evaluation.debug_reward),
+            "MODEL_S3_PREFIX": settings.model_prefix, "MODEL_S3_BUCKET": bucket.name,
+            "S3_YAML_NAME": settings.evaluation_params_file, "ROLLOUT_IDX": "0"}
+    return [ServiceSpec(
+        name=f"{service_prefix(settings, 'eval')}-simulation",
+        image=settings.simulator.reference,
+        args=("/opt/ml/code/run.sh run evaluation.launch.py",),
+        env=env,
+        constraints=_placement(TRAINER_ROLE if single_node else SIMULATION_ROLE),
+        labels=_labels(settings, "evaluation", SIMULATION_ROLE),
+        init=True,
+        **_logging(settings, bucket),
+    )]
+
+
+def docker_service_create_args(spec: ServiceSpec) -> list[str]:
+    """`docker service create` arguments for a spec (what a test deploys on a real swarm)."""
+    args = ["docker", "service", "create", "--detach", "--name", spec.name,
+            "--replicas", str(spec.replicas), "--restart-condition", spec.restart_condition]
+    for key, value in spec.env.items():
+        args += ["--env", f"{key}={value}"]
+    for constraint in spec.constraints:
+        args += ["--constraint", constraint]
+    for mount in spec.mounts:
+        readonly = ",readonly" if mount.read_only else ""
+        args += ["--mount", f"type={mount.type},source={mount.source},target={mount.target}"
+                 f"{readonly}"]
+    for key, value in spec.labels.items():
+        args += ["--label", f"{key}={value}", "--container-label", f"{key}={value}"]
+    for network in spec.networks:
+        args += ["--network", network]
+    if spec.working_dir:
+        args += ["--workdir", spec.working_dir]
+    if spec.init:
+        args.append("--init")
+    if spec.log_driver:
+        args += ["--log-driver", spec.log_driver]
+        for key, value in spec.log_options.items():
+            args += ["--log-opt", f"{key}={value}"]
+    return [*args, spec.image, *spec.args]
