@@ -2,7 +2,7 @@
 
 import typer
 
-from trackday import donkey, plan
+from trackday import donkey, dr, plan
 
 app = typer.Typer(
     help="Train DonkeyCar and AWS DeepRacer models on your machine or in the cloud.",
@@ -10,4 +10,5 @@ app = typer.Typer(
     pretty_exceptions_enable=False,
 )
 app.add_typer(donkey.app, name="donkey")
+app.add_typer(dr.app, name="dr")
 app.command("plan")(plan.plan)

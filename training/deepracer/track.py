@@ -163,3 +163,31 @@ def nearest_on_polyline(line: np.ndarray, point: np.ndarray) -> np.ndarray:
 
 def _distance_to_polyline(line: np.ndarray, point: np.ndarray) -> float:
     return float(np.linalg.norm(nearest_on_polyline(line, point) - point))
+
+
+# Where the simulator image keeps its route files (colcon install of its environment package).
+IMAGE_ROUTES = ("/opt/amazon/install/deepracer_simulation_environment/share/"
+                "deepracer_simulation_environment/routes")
+
+
+def extract_from_image(image: str, dest: Path) -> list[Path]:
+    """Copy the track files out of the simulator image (`docker create` + `docker cp`)."""
+    import subprocess
+
+    def docker(*args: str) -> str:
+        done = subprocess.run(["docker", *args], capture_output=True, text=True, check=False)
+        if done.returncode:
+            raise TrackError(f"docker {args[0]} failed: {done.stderr.strip()}; is the image "
+                             f"{image} present (docker pull {image}) and Docker running?")
+        return done.stdout.strip()
+
+    container = docker("create", image, "true")
+    try:
+        dest.mkdir(parents=True, exist_ok=True)
+        docker("cp", f"{container}:{IMAGE_ROUTES}/.", str(dest))
+    finally:
+        subprocess.run(["docker", "rm", container], capture_output=True, check=False)
+    found = sorted(dest.glob("*.npy"))
+    if not found:
+        raise TrackError(f"{image} has no track files under {IMAGE_ROUTES}")
+    return found

@@ -1,0 +1,202 @@
+"""`trackday dr ...`: DeepRacer runs the way DRfC users know them (`dr-*` commands).
+
+Thin: reading the stack file and printing; the work is in training/deepracer.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import typer
+from rich.console import Console
+from rich.table import Table
+
+from training.deepracer.settings import DeepRacerSettings, RaceType, describe_error
+
+app = typer.Typer(
+    help="AWS DeepRacer: import a DRfC setup, validate custom files, extract tracks, metrics.",
+    no_args_is_help=True,
+)
+STACK_SECTION = "trackday:deepracer"
+TRACKS_ENV = "TRACKDAY_TRACKS_DIR"
+DEFAULT_TRACKS = Path.home() / ".cache" / "trackday" / "tracks"
+
+
+def _fail(message: str, code: int = 2) -> typer.Exit:
+    typer.echo(f"error: {message}", err=True)
+    return typer.Exit(code)
+
+
+def load_settings(stack: str | None, directory: Path | None) -> DeepRacerSettings:
+    """The `trackday:deepracer` section of Pulumi.<stack>.yaml; DRfC's defaults without one."""
+    from pydantic import ValidationError
+
+    if stack is None:
+        return DeepRacerSettings()
+    from infra.config import read_stack_file, stack_file
+    from infra.program import REPO_ROOT
+
+    try:
+        raw = read_stack_file(stack_file(directory or REPO_ROOT, stack)).get(STACK_SECTION, {})
+        return DeepRacerSettings.model_validate(raw or {})
+    except (FileNotFoundError, ValueError) as error:
+        detail = describe_error(error) if isinstance(error, ValidationError) else str(error)
+        raise _fail(detail) from None
+
+
+def _tracks_dir(given: Path | None, settings: DeepRacerSettings) -> Path:
+    for candidate in (given, os.environ.get(TRACKS_ENV), DEFAULT_TRACKS / settings.simulator.tag):
+        if candidate and any(Path(candidate).glob("*.npy")):
+            return Path(candidate)
+    if given:
+        raise _fail(f"no track files (*.npy) in {given}")
+    raise _fail(f"no track files: pass --tracks-dir DIR, set {TRACKS_ENV}, or run "
+                "`trackday dr tracks` to copy them out of the simulator image")
+
+
+@app.command("import")
+def import_(
+    drfc_dir: Path = typer.Argument(..., help="The DRfC folder (system.env, run.env, "
+                                    "custom_files/)."),
+    out: Path = typer.Option(Path("deepracer"), "--out", help="Where to write the stack "
+                             "fragment and the custom_files folder."),
+) -> None:
+    """Convert a DRfC configuration into a trackday stack fragment and custom-files folder."""
+    from training.deepracer.drfc_import import ImportProblem, import_drfc
+
+    try:
+        result = import_drfc(drfc_dir, out)
+    except ImportProblem as error:
+        raise _fail(str(error)) from None
+    fragment = out / "stack-config.yaml"
+    fragment.write_text(result.stack_yaml())
+    console = Console()
+    console.print(f"wrote {fragment} (merge it into Pulumi.<stack>.yaml) and "
+                  f"{len(result.copied)} custom files into {out / 'custom_files'}")
+    if result.unmapped:
+        table = Table(title=f"{len(result.unmapped)} DRfC settings not mapped")
+        for column in ("file", "setting", "value", "why"):
+            table.add_column(column, overflow="fold")
+        for item in result.unmapped:
+            table.add_row(item.file, item.key, item.value, item.reason)
+        console.print(table)
+
+
+@app.command()
+def validate(
+    custom_files: Path = typer.Argument(None, help="Folder with reward_function.py, "
+                                        "model_metadata.json, hyperparameters.json "
+                                        "(default: the stack's customFilesDir)."),
+    stack: str = typer.Option(None, "--stack", "-s", help="Read run settings from "
+                              "Pulumi.<stack>.yaml."),
+    directory: Path = typer.Option(None, "--dir", help="The Pulumi project folder."),
+    world: str = typer.Option(None, "--world", help="Track to drive (overrides the stack)."),
+    race_type: RaceType = typer.Option(None, "--race-type", help="Overrides the stack."),
+    tracks_dir: Path = typer.Option(None, "--tracks-dir", help="Folder of <world>.npy files."),
+    png: Path = typer.Option(Path("reward.png"), "--png", help="Where to draw the reward lap."),
+    budget_ms: float = typer.Option(100.0, "--budget-ms", help="Time allowed per call."),
+) -> None:
+    """Check the custom files as training will use them, before anything is deployed."""
+    from training.deepracer.reward_plot import plot_reward_lap
+    from training.deepracer.validate import validate_custom_files
+
+    settings = load_settings(stack, directory)
+    overrides = {k: v for k, v in (("world", world), ("race_type", race_type)) if v}
+    if overrides:
+        settings = DeepRacerSettings.model_validate(settings.model_dump() | overrides)
+    folder = custom_files or Path(settings.custom_files_dir)
+    result = validate_custom_files(folder, settings, _tracks_dir(tracks_dir, settings),
+                                   budget_ms / 1000)
+    for problem in result.problems:
+        typer.echo(f"problem: {problem}", err=True)
+    if result.reward and result.reward.ok and result.track:
+        plot_reward_lap(result.track, result.scenarios, result.reward.rewards, png)
+        rewards = [r for lap in result.reward.rewards for r in lap]
+        typer.echo(f"reward_function ok on {settings.world} ({settings.race_type.value}): "
+                   f"{len(rewards)} calls in {len(result.scenarios)} scenarios, rewards "
+                   f"{min(rewards):.4g}..{max(rewards):.4g}, slowest call "
+                   f"{result.reward.slowest_s * 1000:.1f} ms; lap drawn in {png}")
+    if not result.ok:
+        raise typer.Exit(1)
+    typer.echo(f"{folder}: all custom files valid")
+
+
+@app.command()
+def metrics(
+    run: str = typer.Argument(..., help="The run's model prefix as a URL, e.g. "
+                              "s3://BUCKET/rl-deepracer-sagemaker, or a local folder."),
+    png: Path = typer.Option(Path("metrics.png"), "--png", help="Where to draw the plot."),
+    top: int = typer.Option(5, "--top", min=1, help="How many best checkpoints to list."),
+) -> None:
+    """Plot reward and progress per iteration and list the best checkpoints of a run."""
+    from training.deepracer.metrics import MetricsError, best_iterations, load_run, plot_metrics
+
+    try:
+        found = load_run(run)
+    except (MetricsError, OSError) as error:
+        raise _fail(str(error)) from None
+    plot_metrics(found.iterations, found.simtrace, png, run)
+    console = Console()
+    table = Table(title=f"best iterations by evaluation {found.metric.value}")
+    for column in ("iteration", "eval progress %", "eval laps", "eval lap time s",
+                   "training reward", "training progress %"):
+        table.add_column(column, justify="right")
+
+    def shown(value, scale=1.0):
+        return "-" if value is None else f"{value / scale:.2f}"
+
+    for entry in best_iterations(found.iterations, found.metric, top):
+        table.add_row(str(entry.number), shown(entry.eval_progress),
+                      f"{entry.eval_laps}/{len(entry.evaluation)}",
+                      shown(entry.eval_lap_ms, 1000), shown(entry.reward), shown(entry.progress))
+    console.print(table)
+    for key in ("best_checkpoint", "last_checkpoint"):
+        record = found.checkpoints.get(key) or {}
+        if record.get("name"):
+            console.print(f"{key.replace('_', ' ')}: {record['name']} "
+                          f"(mean {found.metric.value} {record.get('avg_eval_metric')})")
+    console.print(f"{len(found.iterations)} iterations; plot in {png}")
+
+
+@app.command("increment-training")
+def increment_training(
+    stack: str = typer.Option(..., "--stack", "-s", help="The stack whose run to continue."),
+    directory: Path = typer.Option(None, "--dir", help="The Pulumi project folder."),
+    prefix: str = typer.Option(None, "--prefix", "-p", help="New model prefix (default: "
+                               "bump the number after the delimiter)."),
+    delimiter: str = typer.Option("-", "--delimiter", "-d"),
+) -> None:
+    """Continue training from the current model under a new prefix (DRfC's
+    dr-increment-training): prints the stack settings to change."""
+    from training.deepracer.settings import increment_model
+
+    settings = load_settings(stack, directory)
+    try:
+        new = increment_model(settings, prefix, delimiter)
+    except ValueError as error:
+        raise _fail(describe_error(error)) from None
+    typer.echo(f"model {settings.model_prefix} -> {new.model_prefix}; set in Pulumi.{stack}.yaml:")
+    for path, value in (("modelPrefix", new.model_prefix), ("pretrained.enabled", "true"),
+                        ("pretrained.modelPrefix", settings.model_prefix)):
+        typer.echo(f"  pulumi config set --stack {stack} --path 'deepracer.{path}' {value}")
+
+
+@app.command()
+def tracks(
+    image: str = typer.Option(None, "--image", help="Simulator image (default: the stack's)."),
+    stack: str = typer.Option(None, "--stack", "-s"),
+    directory: Path = typer.Option(None, "--dir", help="The Pulumi project folder."),
+    out: Path = typer.Option(None, "--out", help=f"Default: {DEFAULT_TRACKS}/<tag>."),
+) -> None:
+    """Copy the track files out of the simulator image, for `validate`."""
+    from training.deepracer.track import TrackError, extract_from_image
+
+    settings = load_settings(stack, directory)
+    image = image or settings.simulator.reference
+    dest = out or DEFAULT_TRACKS / image.rsplit(":", 1)[-1]
+    try:
+        found = extract_from_image(image, dest)
+    except TrackError as error:
+        raise _fail(str(error)) from None
+    typer.echo(f"{len(found)} tracks from {image} in {dest}")
