@@ -3,66 +3,9 @@
 import pytest
 import yaml
 
+from tests.training.deepracer.dr_data import RUN_ENV, SYSTEM_ENV, make_drfc
 from training.deepracer.drfc_import import STACK_KEY, ImportProblem, import_drfc, parse_env
 from training.deepracer.settings import DeepRacerSettings
-
-SYSTEM_ENV = """\
-DR_CLOUD=aws
-DR_AWS_APP_REGION=eu-west-1
-DR_UPLOAD_S3_PROFILE=default
-DR_UPLOAD_S3_BUCKET=<AWS_DR_BUCKET>
-DR_LOCAL_S3_BUCKET=my-models
-DR_LOCAL_S3_PROFILE=default
-DR_GUI_ENABLE=False
-DR_KINESIS_STREAM_NAME=
-DR_CAMERA_SUB_ENABLE=True
-DR_SIMAPP_SOURCE=awsdeepracercommunity/deepracer-simapp
-DR_SIMAPP_VERSION=6.0.1-cpu
-DR_WORKERS=4
-# DR_TELEGRAF_HOST=telegraf
-DR_CLOUD_WATCH_ENABLE=True
-DR_DOCKER_STYLE=swarm
-"""
-RUN_ENV = """\
-# my run
-DR_RUN_ID=2
-DR_WORLD_NAME="2022_april_open_ccw"
-DR_RACE_TYPE=OBJECT_AVOIDANCE
-DR_CAR_NAME='Speedy'
-DR_CAR_COLOR=Blue
-DR_DISPLAY_NAME=$DR_CAR_NAME
-DR_RACER_NAME=${DR_CAR_NAME}-racer
-DR_EVAL_NUMBER_OF_TRIALS=5
-DR_EVAL_SAVE_MP4=True
-DR_TRAIN_BEST_MODEL_METRIC=laptime
-DR_TRAIN_MULTI_CONFIG=False
-DR_TRAIN_RTF=1.5  # faster than real time
-DR_LOCAL_S3_MODEL_PREFIX=speedy-3
-DR_LOCAL_S3_PRETRAINED=True
-DR_LOCAL_S3_PRETRAINED_PREFIX=speedy-2
-DR_LOCAL_S3_CUSTOM_FILES_PREFIX=custom_files
-DR_LOCAL_S3_MODEL_METADATA_KEY=$DR_LOCAL_S3_CUSTOM_FILES_PREFIX/model_metadata.json
-DR_LOCAL_S3_REWARD_KEY=elsewhere/reward.py
-DR_LOCAL_S3_METRICS_PREFIX=$DR_LOCAL_S3_MODEL_PREFIX/metrics
-DR_UPLOAD_S3_PREFIX=$DR_LOCAL_S3_MODEL_PREFIX-1
-DR_OA_NUMBER_OF_OBSTACLES=3
-DR_OA_OBJECT_POSITIONS="0.2,1;0.5,-1"
-DR_OA_OBSTACLE_TYPE=deepracer_box_obstacle
-DR_SOMETHING_NEW=42
-"""
-
-
-def make_drfc(root, system=SYSTEM_ENV, run=RUN_ENV):
-    root.mkdir(parents=True, exist_ok=True)
-    (root / "system.env").write_text(system)
-    (root / "run.env").write_text(run)
-    files = root / "custom_files"
-    files.mkdir(exist_ok=True)
-    (files / "reward_function.py").write_text("def reward_function(params):\n    return 1.0\n")
-    (files / "model_metadata.json").write_text('{"action_space": []}')
-    (files / "hyperparameters.json").write_text('{"batch_size": 64}')
-    (files / "notes.txt").write_text("scratch")
-    return root
 
 
 def test_parse_env_format():

@@ -1,11 +1,10 @@
 """Custom-file validation: real tracks, the simulator's params, and every bad case's message."""
 
-import json
 import math
-from pathlib import Path
 
 import pytest
 
+from tests.training.deepracer.dr_data import HYPERPARAMETERS, METADATA, TRACKS, write_folder
 from training.deepracer.custom_files import check_hyperparameters, check_model_metadata
 from training.deepracer.reward_check import check_reward_function
 from training.deepracer.reward_plot import plot_reward_lap
@@ -14,7 +13,6 @@ from training.deepracer.settings import DeepRacerSettings
 from training.deepracer.track import Track
 from training.deepracer.validate import validate_custom_files
 
-TRACKS = Path(__file__).resolve().parents[3] / ".." / "shared" / "tracks"
 # Every key the simulator puts in params (its RewardParam list), plus waypoints.
 SIMULATOR_KEYS = {
     "all_wheels_on_track", "x", "y", "heading", "distance_from_center", "projection_distance",
@@ -24,45 +22,6 @@ SIMULATOR_KEYS = {
     "objects_heading", "objects_distance_from_center", "objects_distance", "is_crashed",
     "is_offtrack", "sim_time",
 }
-CAREFUL_REWARD = '''
-import math
-
-
-def reward_function(params):
-    """Centre-line reward that reads every kind of param the simulator passes."""
-    if params["is_offtrack"] or params["is_crashed"]:
-        return 1e-3
-    waypoints = params["waypoints"]
-    prev_i, next_i = params["closest_waypoints"]
-    dx = waypoints[next_i][0] - waypoints[prev_i][0]
-    dy = waypoints[next_i][1] - waypoints[prev_i][1]
-    direction = math.degrees(math.atan2(dy, dx))
-    misalignment = abs((direction - params["heading"] + 180) % 360 - 180)
-    reward = 1.0 - params["distance_from_center"] / (params["track_width"] / 2)
-    if misalignment > 30:
-        reward *= 0.5
-    if params["objects_location"]:
-        reward *= 0.5 if params["object_in_camera"] else 1.0
-    return float(max(reward, 1e-3))
-'''
-METADATA = {
-    "action_space": [{"steering_angle": a, "speed": 1.0} for a in (-30, 0, 30)],
-    "sensor": ["FRONT_FACING_CAMERA"], "neural_network": "DEEP_CONVOLUTIONAL_NETWORK_SHALLOW",
-    "training_algorithm": "clipped_ppo", "action_space_type": "discrete", "version": "5",
-}
-HYPERPARAMETERS = {"batch_size": 64, "lr": 0.0003, "num_epochs": 5, "loss_type": "huber",
-                   "exploration_type": "categorical", "discount_factor": 0.99}
-
-
-def write_folder(folder: Path, reward=CAREFUL_REWARD, metadata=None, hyper=None) -> Path:
-    folder.mkdir(parents=True, exist_ok=True)
-    (folder / "reward_function.py").write_text(reward)
-    for name, data in (("model_metadata.json", metadata or METADATA),
-                       ("hyperparameters.json", hyper or HYPERPARAMETERS)):
-        (folder / name).write_text(data if isinstance(data, str) else json.dumps(data))
-    return folder
-
-
 @pytest.fixture(scope="module")
 def base_laps():
     track = Track.load(TRACKS, "reinvent_base")
