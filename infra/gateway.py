@@ -63,14 +63,15 @@ def command_args(listen: str) -> list[str]:
     """The arguments after `rclone`: serve every blob container of the account as a bucket.
 
     The backend (`blob:`) and the S3 access keys come from the environment, so that this
-    command line carries no identity and no secret. A short directory cache keeps blobs
-    written by other clients (adlfs uploads) visible within seconds.
+    command line carries no identity and no secret. No directory cache: S3 clients expect
+    to read at once what was just written, also beside the gateway (an operator's az://
+    upload, a container made by Pulumi).
     """
     return [
         "serve", "s3", f"{REMOTE}:",
         "--addr", listen,
         "--config", "/dev/null",
-        "--dir-cache-time", "5s",
+        "--dir-cache-time", "0s",
         "--vfs-cache-mode", "off",
         "--log-level", "INFO",
     ]  # fmt: skip
