@@ -194,8 +194,8 @@ def _running(argv: list[str], probe_url: str, log: Path, env: dict[str, str] | N
         yield process
     finally:
         process.terminate()
-        try:
-            process.wait(timeout=10)
+        try:  # a short grace: Azurite waits for clients' keep-alive connections to close
+            process.wait(timeout=3)
         except subprocess.TimeoutExpired:
             process.kill()
             process.wait()
@@ -212,13 +212,18 @@ def _workdir(root: Path | None) -> Iterator[Path]:
 
 
 @contextlib.contextmanager
-def serve_s3(root: Path | None = None) -> Iterator[S3Server]:
-    """`rclone serve s3` over `root` (a temporary folder when None): buckets are its sub-folders."""
+def serve_s3(
+    root: Path | None = None, port: int | None = None, auth: tuple[str, str] | None = None
+) -> Iterator[S3Server]:
+    """`rclone serve s3` over `root` (a temporary folder when None): buckets are its sub-folders.
+
+    `port` picks the loopback port and `auth` the (key, secret) pair; both generated when None.
+    """
     with _workdir(root) as work:
         data = work / "s3"
         data.mkdir(exist_ok=True)
-        port = free_port()
-        key, secret = secrets.token_hex(10), secrets.token_urlsafe(30)
+        port = port or free_port()
+        key, secret = auth or (secrets.token_hex(10), secrets.token_urlsafe(30))
         endpoint = f"http://{HOST}:{port}"
         argv = [
             str(venv_tool("rclone")), "serve", "s3", str(data),

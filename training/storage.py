@@ -76,7 +76,7 @@ CHUNK_SIZE = 8 * 1024 * 1024
 RETRY_SECONDS = 8.0  # no new attempt starts after this; the last one still runs to its end
 CONNECT_TIMEOUT_S = 5
 SCHEMES = ("s3", "gs", "az", "file")
-_BUCKET_WORD = {"s3": "bucket", "gs": "bucket", "az": "container", "file": "folder"}
+_BUCKET_WORD = {"s3": "bucket", "gs": "bucket", "az": "container", "file": "file"}
 _CREDENTIAL_HINT = {
     "s3": "check AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY (or the instance profile's policy)",
     "gs": "check GOOGLE_APPLICATION_CREDENTIALS (or the service account's roles on the bucket)",
@@ -362,18 +362,23 @@ def _one_line(text: str) -> str:
 
 
 def _bucket_exists(loc: _Location) -> bool:
-    """Whether the URL's bucket/container (or a local file's folder) exists; True when unsure."""
+    """Whether the URL's bucket/container exists; True when unsure."""
     try:
-        if loc.scheme == "file":
-            return os.path.isdir(os.path.dirname(loc.path))
         return bool(loc.fs.exists(loc.bucket))
     except Exception:
         return True
 
 
+def _missing_bucket(loc: _Location) -> StorageError:
+    return StorageError(
+        f"{loc.url}: {_BUCKET_WORD[loc.scheme]} {loc.bucket!r} does not exist; "
+        "create it or fix the URL"
+    )
+
+
 def _explain(loc: _Location, exc: BaseException) -> StorageError:
     """Turn whatever an SDK raised into one line: the URL, what went wrong, how to fix it."""
-    url, word = loc.url, _BUCKET_WORD[loc.scheme]
+    url = loc.url
     links = list(_chain(exc))
     names = {cls.__name__ for link in links for cls in type(link).__mro__}
     statuses = {_status(link) for link in links}
@@ -394,22 +399,26 @@ def _explain(loc: _Location, exc: BaseException) -> StorageError:
             f"{url}: access denied (credentials rejected or not allowed); "
             f"{_CREDENTIAL_HINT[loc.scheme]}"
         )
-    if any(_is_unreachable(link) for link in links) or (
-        loc.scheme != "file" and _is_transient(exc)
-    ):
-        reason = _one_line(exc) or type(exc).__name__
+    reason = _one_line(exc) or type(exc).__name__
+    if any(_is_unreachable(link) for link in links):
         return StorageError(
             f"{url}: cannot reach {_endpoint(loc.scheme)} ({reason}); "
             "check that the server is running and the endpoint is right"
+        )
+    if _is_transient(exc):
+        return StorageError(
+            f"{url}: {_endpoint(loc.scheme)} kept failing for {RETRY_SECONDS:.0f} s ({reason}); "
+            "try again later"
         )
     if (
         any(isinstance(link, FileNotFoundError) for link in links)
         or "ResourceNotFoundError" in names
         or statuses & {404}
     ):
+        if loc.scheme == "file":
+            return StorageError(f"{url}: no such file; check the path")
         if not _bucket_exists(loc):
-            name = loc.bucket or os.path.dirname(loc.path)
-            return StorageError(f"{url}: {word} {name!r} does not exist; create it or fix the URL")
+            return _missing_bucket(loc)
         return StorageError(f"{url}: no such object; check the URL (list its prefix to see)")
     return StorageError(f"{url}: {type(exc).__name__}: {_one_line(exc)}")
 
@@ -492,8 +501,13 @@ def _hash_stream(read: Callable[[int], bytes], sink: Callable[[bytes], object] |
     return digest.hexdigest()
 
 
+def _open_read(loc: _Location) -> io.IOBase:
+    """A sequential reader fetching CHUNK_SIZE ahead, however little the consumer reads at once."""
+    return loc.fs.open(loc.path, "rb", block_size=CHUNK_SIZE, cache_type="readahead")
+
+
 def _hash_object(loc: _Location, progress: _Progress | None = None) -> str:
-    with loc.fs.open(loc.path, "rb", block_size=CHUNK_SIZE, cache_type="none") as src:
+    with _open_read(loc) as src:
         return _hash_stream(src.read, progress=progress)
 
 
@@ -563,7 +577,7 @@ def download(url: str, local: Path, *, progress: bool = True) -> str:
         partial = local.with_name(f".{local.name}.{secrets.token_hex(4)}.part")
         try:
             with (
-                loc.fs.open(loc.path, "rb", block_size=CHUNK_SIZE, cache_type="none") as src,
+                _open_read(loc) as src,
                 open(partial, "wb") as dst,
                 _Progress(progress, f"downloading {local.name}") as bar,
             ):
@@ -625,7 +639,7 @@ def open_stream(url: str) -> Iterator[HashingReader]:
 
     def operation(loc: _Location) -> tuple[io.IOBase, str | None]:
         expected = _read_sidecar(loc)
-        return loc.fs.open(loc.path, "rb", block_size=CHUNK_SIZE, cache_type="none"), expected
+        return _open_read(loc), expected
 
     raw, expected = _run(url, operation)
     try:
@@ -670,10 +684,7 @@ def list_files(url: str) -> list[str]:
     def operation(loc: _Location) -> list[str]:
         found = sorted(loc.fs.find(loc.path))
         if not found and loc.scheme != "file" and not _bucket_exists(loc):
-            raise StorageError(
-                f"{loc.url}: {_BUCKET_WORD[loc.scheme]} {loc.bucket!r} does not exist; "
-                "create it or fix the URL"
-            )
+            raise _missing_bucket(loc)
         return [loc.url_of(path) for path in found]
 
     return _run(url, operation)
