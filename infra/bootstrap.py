@@ -34,6 +34,10 @@ ROLE_LABEL = "trackday.role"
 ROLE_LABEL_VALUES: dict[str, str] = {"manager": "trainer", "worker": "simulation"}
 # Containers carrying this label keep a node busy: the idle power-off waits for them.
 WORKLOAD_LABEL = "trackday.workload"
+# The Swarm generic resource a node's GPUs are advertised as. The NVIDIA runtime reads the
+# GPU Swarm assigned to a task from DOCKER_RESOURCE_<KIND>, and its `swarm-resource` setting
+# names DOCKER_RESOURCE_GPU: so the kind is GPU.
+GPU_RESOURCE = "GPU"
 SWARM_PORT = 2377
 
 BOOTSTRAP_SCRIPT = "/usr/local/sbin/trackday-bootstrap"
@@ -317,7 +321,7 @@ printf 'TRACKDAY_PRIVATE_IP=%s\\n' "$address" > {NODE_ENV_FILE}
 def _bootstrap_script(node: NodeBootstrap) -> str:
     parts = [_DOCKER_SECTION.format(user=node.ssh_user)]
     if node.gpu:
-        parts.append(_GPU_SECTION.format(minutes=GPU_WAIT_MINUTES))
+        parts.append(_GPU_SECTION.format(minutes=GPU_WAIT_MINUTES, gpu_kind=GPU_RESOURCE))
     if node.role == "manager":
         parts.append(_MANAGER_SECTION.format(port=SWARM_PORT, label_args=_label_args(node)))
     for service in node.services:
@@ -364,19 +368,19 @@ if ! command -v nvidia-ctk >/dev/null 2>&1; then
   apt_get install -y -q nvidia-container-toolkit
 fi
 nvidia-ctk runtime configure --runtime=docker --set-as-default
-# Swarm services ask for GPUs as the generic resource NVIDIA-GPU; the runtime then exposes
-# the GPU Swarm assigned to the task.
+# Swarm services ask for GPUs as the generic resource {gpu_kind}; the runtime then exposes
+# the GPU Swarm assigned to the task (DOCKER_RESOURCE_{gpu_kind}).
 gpus=$(nvidia-smi --query-gpu=uuid --format=csv,noheader | paste -sd, -)
 daemon=/etc/docker/daemon.json
 jq --arg gpus "$gpus" \\
-  '."node-generic-resources" = ($gpus | split(",") | map("NVIDIA-GPU=" + .))' \\
+  '."node-generic-resources" = ($gpus | split(",") | map("{gpu_kind}=" + .))' \\
   "$daemon" > "$daemon.new"
 mv "$daemon.new" "$daemon"
 runtime_config=/etc/nvidia-container-runtime/config.toml
 if grep -q '^#\\?swarm-resource' "$runtime_config"; then
-  sed -i 's/^#\\?swarm-resource.*/swarm-resource = "DOCKER_RESOURCE_GPU"/' "$runtime_config"
+  sed -i 's/^#\\?swarm-resource.*/swarm-resource = "DOCKER_RESOURCE_{gpu_kind}"/' "$runtime_config"
 else
-  sed -i '1i swarm-resource = "DOCKER_RESOURCE_GPU"' "$runtime_config"
+  sed -i '1i swarm-resource = "DOCKER_RESOURCE_{gpu_kind}"' "$runtime_config"
 fi
 systemctl restart docker
 """

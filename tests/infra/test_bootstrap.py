@@ -171,7 +171,7 @@ def test_worker_user_data_neither_joins_nor_holds_a_token() -> None:
 def test_gpu_node_makes_nvidia_the_default_runtime_and_advertises_gpus_to_swarm() -> None:
     script = files(NODES["aws-manager-ttl"])[bootstrap.BOOTSTRAP_SCRIPT]
     assert "nvidia-ctk runtime configure --runtime=docker --set-as-default" in script
-    assert '"node-generic-resources"' in script and 'map("NVIDIA-GPU=" + .)' in script
+    assert '"node-generic-resources"' in script and 'map("GPU=" + .)' in script
     assert 'swarm-resource = "DOCKER_RESOURCE_GPU"' in script
     # The GPU set-up comes before the swarm exists, the ready marker after everything.
     assert script.index("nvidia-ctk") < script.index("swarm init")
