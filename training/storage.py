@@ -74,7 +74,8 @@ __all__ = [
 SIDECAR_SUFFIX = ".sha256"
 CHUNK_SIZE = 8 * 1024 * 1024
 RETRY_SECONDS = 8.0  # no new attempt starts after this; the last one still runs to its end
-CONNECT_TIMEOUT_S = 5
+CONNECT_TIMEOUT_S = 5  # an endpoint that drops packets fails within the retry bound too
+READ_TIMEOUT_S = 60  # a stalled transfer counts as transient and is retried
 SCHEMES = ("s3", "gs", "az", "file")
 _BUCKET_WORD = {"s3": "bucket", "gs": "bucket", "az": "container", "file": "file"}
 _CREDENTIAL_HINT = {
@@ -195,7 +196,7 @@ def _filesystem(scheme: str, env: tuple[tuple[str, str | None], ...]) -> fsspec.
         endpoint = settings["AWS_ENDPOINT_URL_S3"] or settings["AWS_ENDPOINT_URL"]
         config = {
             "connect_timeout": CONNECT_TIMEOUT_S,
-            "read_timeout": 60,
+            "read_timeout": READ_TIMEOUT_S,
             "retries": {"max_attempts": 2, "mode": "standard"},
         }
         if endpoint:
@@ -207,8 +208,11 @@ def _filesystem(scheme: str, env: tuple[tuple[str, str | None], ...]) -> fsspec.
             config["response_checksum_validation"] = "when_required"
         return s3fs.S3FileSystem(endpoint_url=endpoint, config_kwargs=config, **common)
     if scheme == "gs":
+        import aiohttp
+
         token = "anon" if settings["STORAGE_EMULATOR_HOST"] else None
-        return _gcs_class()(token=token, **common)
+        timeout = aiohttp.ClientTimeout(sock_connect=CONNECT_TIMEOUT_S, sock_read=READ_TIMEOUT_S)
+        return _gcs_class()(token=token, requests_timeout=timeout, **common)
     if scheme == "az":
         if settings["AZURE_STORAGE_CONNECTION_STRING"]:
             return _azure_class()(
@@ -253,7 +257,11 @@ def _azure_class() -> type:
             policy = ExponentialRetry(
                 initial_backoff=0.5, increment_base=1.5, retry_total=2, random_jitter_range=0.5
             )
-            options = {"retry_policy": policy, "connection_timeout": CONNECT_TIMEOUT_S}
+            options = {
+                "retry_policy": policy,
+                "connection_timeout": CONNECT_TIMEOUT_S,
+                "read_timeout": READ_TIMEOUT_S,
+            }
             if self.connection_string:
                 self.service_client = BlobServiceClient.from_connection_string(
                     self.connection_string, **options
