@@ -131,10 +131,11 @@ def metrics(
 ) -> None:
     """Plot reward and progress per iteration and list the best checkpoints of a run."""
     from training.deepracer.metrics import MetricsError, best_iterations, load_run, plot_metrics
+    from training.storage import StorageError
 
     try:
         found = load_run(run)
-    except (MetricsError, OSError) as error:
+    except (MetricsError, StorageError) as error:
         raise _fail(str(error)) from None
     plot_metrics(found.iterations, found.simtrace, png, run)
     console = Console()

@@ -20,6 +20,7 @@ from pathlib import Path
 
 from matplotlib.figure import Figure
 
+from training import storage
 from training.deepracer.settings import BestModelMetric
 
 SIMTRACE_COLUMNS = ("episode", "steps", "X", "Y", "yaw", "steer", "throttle", "action", "reward",
@@ -237,52 +238,25 @@ class RunMetrics:
     checkpoints: dict  # deepracer_checkpoints.json: best_checkpoint, last_checkpoint
 
 
-def load_run(run_url: str, store=None) -> RunMetrics:
+def load_run(run_url: str) -> RunMetrics:
     """Read a run's metrics, simtrace and checkpoint record from `<bucket>/<model prefix>`."""
-    store = store or _default_store()
     base = run_url.rstrip("/")
-    files = store.list_files(base)
     episodes: list[Episode] = []
     metric = BestModelMetric.PROGRESS
     parts: list[SimtraceIteration] = []
     checkpoints: dict = {}
-    for url in sorted(files):
+    for url in storage.list_files(base):
         relative = url[len(base) + 1:] if url.startswith(base + "/") else url
         worker = metrics_worker(relative) if relative.startswith("metrics/Training") else None
         iteration = simtrace_iteration(relative)
         if worker is not None:
-            found, metric = parse_training_metrics(store.read_text(url), worker, relative)
+            found, metric = parse_training_metrics(storage.read_text(url), worker, relative)
             episodes += found
         elif iteration is not None:
-            parts.append(parse_simtrace(store.read_text(url), iteration, relative))
+            parts.append(parse_simtrace(storage.read_text(url), iteration, relative))
         elif relative == "model/deepracer_checkpoints.json":
-            checkpoints = json.loads(store.read_text(url))
+            checkpoints = json.loads(storage.read_text(url))
     if not episodes:
         raise MetricsError(f"no metrics/TrainingMetrics.json under {base}: give the URL of a "
                            "run's model prefix, e.g. s3://BUCKET/rl-deepracer-sagemaker")
     return RunMetrics(iterations(episodes), merge_simtrace(parts), metric, checkpoints)
-
-
-def _default_store():
-    """training.storage once it is there; until then the same calls through fsspec."""
-    try:
-        from training import storage
-    except ImportError:
-        return _FsspecStore()
-    return storage
-
-
-class _FsspecStore:
-    @staticmethod
-    def list_files(url: str) -> list[str]:
-        import fsspec
-
-        fs, path = fsspec.core.url_to_fs(url)
-        return [fs.unstrip_protocol(p) if "://" in url else p for p in fs.find(path)]
-
-    @staticmethod
-    def read_text(url: str) -> str:
-        import fsspec
-
-        with fsspec.open(url, "r", encoding="utf-8") as handle:
-            return handle.read()

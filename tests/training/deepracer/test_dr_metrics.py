@@ -27,6 +27,20 @@ def test_load_run_from_local_files(tmp_path):
     assert run.checkpoints["best_checkpoint"]["name"] == "5_Step-6000.ckpt"
 
 
+def test_load_run_from_s3(s3_server, monkeypatch):
+    """The same files served by a real S3 server on loopback, read through the S3 API.
+
+    Written into the folder the server serves the bucket from (its buckets are folders).
+    """
+    bucket = s3_server.create_bucket()
+    write_run(s3_server.root / bucket, prefix="runs/speedy-1")
+    for key, value in s3_server.env().items():
+        monkeypatch.setenv(key, value)
+    run = load_run(f"s3://{bucket}/runs/speedy-1")
+    assert len(run.iterations) == ITERATIONS and len(run.simtrace) == ITERATIONS
+    assert run.checkpoints["last_checkpoint"]["name"] == "6_Step-7200.ckpt"
+
+
 def test_best_iterations_follow_the_metric(tmp_path):
     run = load_run(str(write_run(tmp_path)))
     by_progress = best_iterations(run.iterations, BestModelMetric.PROGRESS, top=3)
