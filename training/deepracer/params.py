@@ -8,10 +8,11 @@ writes, so a worker started by trackday behaves as one started by DRfC.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from pathlib import Path
 
 import yaml
 
-from training.deepracer.layout import RunLayout
+from training.deepracer.layout import CUSTOM_FILE_NAMES, RunLayout
 from training.deepracer.settings import DeepRacerSettings, RaceType
 
 Params = dict[str, str | list[str]]
@@ -178,3 +179,25 @@ def evaluation_params(settings: DeepRacerSettings, bucket: Bucket, stamp: str) -
 def dump_params(params: Params) -> str:
     """YAML as DRfC writes it: document start marker, keys sorted, every scalar quoted."""
     return yaml.dump(params, default_flow_style=False, default_style="'", explicit_start=True)
+
+
+def training_files(settings: DeepRacerSettings, bucket: Bucket, custom_files: Path
+                   ) -> dict[str, bytes]:
+    """Every object a training run needs in the bucket before its services start, by key:
+    the custom files, the reward function's copy next to the model (the console's import
+    reads it there) and `training_params.yaml` (as DRfC's dr-upload-custom-files and
+    dr-start-training write them)."""
+    layout = RunLayout.of(settings)
+    files = {layout.custom_file(name): (custom_files / name).read_bytes()
+             for name in CUSTOM_FILE_NAMES}
+    files[layout.run_reward_function] = files[layout.reward_function]
+    files[layout.training_params] = dump_params(training_params(settings, bucket)).encode()
+    return files
+
+
+def evaluation_files(settings: DeepRacerSettings, bucket: Bucket, stamp: str
+                     ) -> dict[str, bytes]:
+    """`evaluation_params.yaml` for one evaluation, named by `stamp` (YYYYmmddHHMMSS)."""
+    layout = RunLayout.of(settings)
+    return {layout.evaluation_params:
+            dump_params(evaluation_params(settings, bucket, stamp)).encode()}

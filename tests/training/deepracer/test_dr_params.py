@@ -3,7 +3,14 @@
 import yaml
 
 from training.deepracer.layout import RunLayout
-from training.deepracer.params import Bucket, dump_params, evaluation_params, training_params
+from training.deepracer.params import (
+    Bucket,
+    dump_params,
+    evaluation_files,
+    evaluation_params,
+    training_files,
+    training_params,
+)
 from training.deepracer.settings import DeepRacerSettings
 
 BUCKET = Bucket(name="bucket", region="us-east-1", endpoint_url="http://127.0.0.1:9000")
@@ -104,3 +111,19 @@ def test_layout_keys():
         "m/1/training-simtrace/4-iteration.csv")
     assert layout.checkpoints_json == "m/model/deepracer_checkpoints.json"
     assert layout.ip_dir == "m/ip" and layout.run_reward_function == "m/reward_function.py"
+
+
+def test_files_a_run_uploads(tmp_path):
+    for name, text in (("reward_function.py", "def reward_function(p):\n    return 1.0\n"),
+                       ("model_metadata.json", "{}"), ("hyperparameters.json", "{}")):
+        (tmp_path / name).write_text(text)
+    settings = DeepRacerSettings(model_prefix="m-1")
+    files = training_files(settings, BUCKET, tmp_path)
+    assert set(files) == {"custom_files/reward_function.py", "custom_files/model_metadata.json",
+                          "custom_files/hyperparameters.json", "m-1/reward_function.py",
+                          "m-1/training_params.yaml"}
+    assert files["m-1/reward_function.py"] == files["custom_files/reward_function.py"]
+    assert yaml.safe_load(files["m-1/training_params.yaml"])["SAGEMAKER_SHARED_S3_PREFIX"] == "m-1"
+    evaluation = evaluation_files(settings, BUCKET, "20260101000000")
+    assert list(evaluation) == ["m-1/evaluation_params.yaml"]
+    assert yaml.safe_load(evaluation["m-1/evaluation_params.yaml"])["JOB_TYPE"] == "EVALUATION"
