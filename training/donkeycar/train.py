@@ -198,11 +198,14 @@ def train_model(cfg, tubs: list[Path], model_type: str | None, events: _Donkeyca
     suffix = ".h5" if getattr(cfg, "SAVE_MODEL_AS_H5", False) else ".savedmodel"
     model = Path(cfg.MODELS_PATH) / f"pilot{suffix}"
     donkey_log = logging.getLogger("donkeycar")
+    level = donkey_log.level
+    donkey_log.setLevel(logging.INFO)  # the events are INFO lines, whatever the root logger's level
     donkey_log.addHandler(events)
     try:
         training.train(cfg, ",".join(str(t) for t in tubs), str(model), model_type)
     finally:
         donkey_log.removeHandler(events)
+        donkey_log.setLevel(level)
     if not model.exists():
         raise TrainerError("donkeycar's training wrote no model: see its log above")
     return model
