@@ -79,35 +79,54 @@ def place_objects(track: Track, settings: DeepRacerSettings) -> list[TrackObject
     return placed
 
 
-def _object_params(track: Track, objects: list[TrackObject], point: np.ndarray,
-                   car_along: float, heading: float) -> dict:
+@dataclass(frozen=True)
+class _Measured:
+    """What does not change from step to step about the objects on a track."""
+
+    objects: list[TrackObject]
+    locations: np.ndarray
+    along: list[float]
+    from_center: list[float]
+    left: list[bool]
+
+
+def _measure(track: Track, objects: list[TrackObject]) -> _Measured | None:
     if not objects:
-        return {}
+        return None
     locations = np.array([[o.x, o.y] for o in objects])
     projections = track.project_many(locations)
-    distances = [p.along for p in projections]
+    return _Measured(objects, locations, [p.along for p in projections],
+                     [p.distance for p in projections],
+                     [track.is_left_of_center(p) for p in locations])
+
+
+def _object_params(measured: _Measured | None, point: np.ndarray, car_along: float,
+                   heading: float) -> dict:
+    if measured is None:
+        return {}
+    distances = measured.along
     order = np.argsort(distances)
     ahead = [i for i in order if distances[i] >= car_along]
     next_index = int(ahead[0] if ahead else order[0])
     behind = [i for i in order if distances[i] < car_along]
     prev_index = int(behind[-1] if behind else order[-1])
-    to_next = locations[next_index] - point
+    to_next = measured.locations[next_index] - point
     bearing = math.degrees(math.atan2(to_next[1], to_next[0])) - heading
     bearing = (bearing + 180) % 360 - 180
     in_camera = bool(np.linalg.norm(to_next) < 3.0 and abs(bearing) < 60)
     return {
         "closest_objects": [prev_index, next_index],
-        "objects_location": [[float(x), float(y)] for x, y in locations],
-        "objects_left_of_center": [track.is_left_of_center(p) for p in locations],
-        "objects_speed": [o.speed for o in objects],
-        "objects_heading": [o.heading for o in objects],
-        "objects_distance_from_center": [p.distance for p in projections],
-        "objects_distance": distances,
+        "objects_location": [[float(x), float(y)] for x, y in measured.locations],
+        "objects_left_of_center": list(measured.left),
+        "objects_speed": [o.speed for o in measured.objects],
+        "objects_heading": [o.heading for o in measured.objects],
+        "objects_distance_from_center": list(measured.from_center),
+        "objects_distance": list(distances),
         "object_in_camera": in_camera,
     }
 
 
-def car_params(track: Track, objects: list[TrackObject], *, along: float, lateral: float,
+def _car_params(track: Track, objects: _Measured | None, *, along: float, lateral: float,
                heading_offset: float, action: tuple[float, float], step: int,
                lap_fraction: float, crashed: bool = False) -> dict:
     """Params of one step: the car `lateral` metres left of the centre line at `along`."""
@@ -150,7 +169,7 @@ def car_params(track: Track, objects: list[TrackObject], *, along: float, latera
         "is_offtrack": not any(on_track),
         "sim_time": step / STEPS_PER_SECOND,
     }
-    params.update(_object_params(track, objects, point, projection.along, heading))
+    params.update(_object_params(objects, point, projection.along, heading))
     return params
 
 
@@ -159,14 +178,15 @@ def _lap(track: Track, objects: list[TrackObject], actions: list[tuple[float, fl
          heading_offset: float = 0.0, alternate: bool = False) -> Scenario:
     """One lap at a fixed share of the half width from the centre (+ left), `extra` beyond it."""
     scenario = Scenario(name, track.waypoints(), track=track)
+    measured = _measure(track, objects)
     count = min(len(track.center) - 1, MAX_STEPS_PER_LAP)
     for i in range(count):
         along = track.length * i / count
         center, _, _ = track.point_at(along)
         half_width = track.project(center).track_width / 2
         sign = -1.0 if alternate and i % 2 else 1.0
-        scenario.steps.append(car_params(
-            track, objects, along=along, lateral=sign * (lateral_share * half_width + extra),
+        scenario.steps.append(_car_params(
+            track, measured, along=along, lateral=sign * (lateral_share * half_width + extra),
             heading_offset=sign * heading_offset, action=actions[i % len(actions)],
             step=i + 1, lap_fraction=(i + 1) / count))
     return scenario
@@ -175,13 +195,14 @@ def _lap(track: Track, objects: list[TrackObject], actions: list[tuple[float, fl
 def _crashes(track: Track, objects: list[TrackObject],
              actions: list[tuple[float, float]]) -> Scenario:
     scenario = Scenario("crashed into an object", track.waypoints(), track=track)
+    measured = _measure(track, objects)
     for i, obj in enumerate(objects):
         location = np.array([obj.x, obj.y])
         along = max(track.project(location).along - 0.15, 0.0)
         center, direction, _ = track.point_at(along)
         lateral = float(np.dot(location - center, _left(direction)))
-        scenario.steps.append(car_params(
-            track, objects, along=along, lateral=lateral, heading_offset=0.0,
+        scenario.steps.append(_car_params(
+            track, measured, along=along, lateral=lateral, heading_offset=0.0,
             action=actions[i % len(actions)], step=10 * (i + 1),
             lap_fraction=along / track.length, crashed=True))
     return scenario
