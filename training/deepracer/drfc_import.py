@@ -14,7 +14,6 @@ from pathlib import Path
 
 import yaml
 from pydantic import ValidationError
-from pydantic.alias_generators import to_camel
 
 from training.deepracer.layout import CUSTOM_FILE_NAMES
 from training.deepracer.settings import DeepRacerSettings
@@ -157,17 +156,13 @@ class Unmapped:
 @dataclass
 class ImportResult:
     settings: DeepRacerSettings
-    values: dict  # only what the env files set, nested as in the stack config
+    values: dict  # only what the env files set, typed, with the stack file's camelCase keys
     unmapped: list[Unmapped] = field(default_factory=list)
     copied: list[Path] = field(default_factory=list)
 
     def stack_yaml(self) -> str:
         """A fragment to merge into `Pulumi.<stack>.yaml` (camelCase keys, as stack files use)."""
-        return yaml.safe_dump({"config": {STACK_KEY: _camel_keys(self.values)}}, sort_keys=False)
-
-
-def _camel_keys(tree: dict) -> dict:
-    return {to_camel(k): _camel_keys(v) if isinstance(v, dict) else v for k, v in tree.items()}
+        return yaml.safe_dump({"config": {STACK_KEY: self.values}}, sort_keys=False)
 
 
 def parse_env(text: str, known: dict[str, str] | None = None) -> dict[str, str]:
@@ -262,7 +257,8 @@ def import_drfc(drfc_dir: Path, out_dir: Path | None = None) -> ImportResult:
         key = _lookup_key(first["loc"])
         raise ImportProblem(f"{origin.get(key, 'run.env')}: {key}={scope.get(key, '')!s}: "
                             f"{first['msg'].removeprefix('Value error, ')}") from error
-    return ImportResult(settings, values, unmapped, copied)
+    typed = settings.model_dump(by_alias=True, mode="json", exclude_unset=True)
+    return ImportResult(settings, typed, unmapped, copied)
 
 
 def _copy_custom_files(source: Path, target: Path) -> tuple[list[Path], list[Unmapped]]:
