@@ -120,6 +120,28 @@ def _problem(answer: dict, name: str, source: str, scenarios: list[Scenario],
                    "return float(reward) on every path", _definition_line(source))
 
 
+def check_reward_source(path: Path) -> list[Problem]:
+    """What can be checked without running the code: syntax, imports, the function's name.
+
+    For when no track files are at hand (e.g. `pulumi preview` on a CI runner)."""
+    name = path.name
+    try:
+        source = path.read_text(encoding="utf-8")
+        tree = ast.parse(source, filename=name)
+    except (OSError, UnicodeDecodeError) as error:
+        return [Problem(name, f"cannot read the file: {error}", "save it as UTF-8 text")]
+    except SyntaxError as error:
+        return [Problem(name, f"syntax error: {error.msg}", "correct the Python syntax there",
+                        error.lineno)]
+    problems = forbidden_imports(source, name)
+    if _definition_line(source) is None and not any(
+            isinstance(node, ast.Assign) and any(getattr(t, "id", None) == "reward_function"
+                                                 for t in node.targets) for node in tree.body):
+        problems.append(Problem(name, "no reward_function defined",
+                                "define `def reward_function(params):` returning a float"))
+    return problems
+
+
 def check_reward_function(path: Path, scenarios: list[Scenario],
                           budget_s: float = DEFAULT_BUDGET_S) -> RewardCheck:
     """Run the reward function in a child process on every scenario's params."""

@@ -14,7 +14,12 @@ from training.deepracer.custom_files import (
 )
 from training.deepracer.layout import HYPERPARAMETERS, MODEL_METADATA, REWARD_FUNCTION
 from training.deepracer.problems import Problem
-from training.deepracer.reward_check import DEFAULT_BUDGET_S, RewardCheck, check_reward_function
+from training.deepracer.reward_check import (
+    DEFAULT_BUDGET_S,
+    RewardCheck,
+    check_reward_function,
+    check_reward_source,
+)
 from training.deepracer.scenarios import Scenario, scenarios
 from training.deepracer.settings import DeepRacerSettings
 from training.deepracer.track import Track, TrackError
@@ -32,9 +37,12 @@ class Validation:
         return not self.problems
 
 
-def validate_custom_files(folder: Path, settings: DeepRacerSettings, tracks_dir: Path,
+def validate_custom_files(folder: Path, settings: DeepRacerSettings, tracks_dir: Path | None,
                           budget_s: float = DEFAULT_BUDGET_S) -> Validation:
-    """Check the three files in `folder` for a run on `settings.world`."""
+    """Check the three files in `folder` for a run on `settings.world`.
+
+    Without `tracks_dir` the reward function is only checked as source (syntax, imports,
+    its name), not run."""
     result = Validation()
     metadata, problems = load_json(folder / MODEL_METADATA)
     actions: list[tuple[float, float]] = []
@@ -50,6 +58,9 @@ def validate_custom_files(folder: Path, settings: DeepRacerSettings, tracks_dir:
     if not reward_file.is_file():
         result.problems.append(Problem(REWARD_FUNCTION, f"missing from {folder}",
                                        "add it (DRfC's defaults/ folder has a starting point)"))
+        return result
+    if tracks_dir is None:
+        result.problems += check_reward_source(reward_file)
         return result
     try:
         result.track = Track.load(tracks_dir, settings.world)

@@ -207,3 +207,24 @@ def test_unknown_world_names_close_matches(tmp_path):
     assert not result.ok
     assert "did you mean reinvent_base" in str(result.problems[0])
     assert "--tracks-dir" in str(result.problems[0])
+
+
+@pytest.mark.parametrize(
+    ("source", "expected"),
+    [
+        (None, None),
+        ("def reward_function(params)\n    return 1.0\n",
+         "reward_function.py:1: syntax error: expected ':'"),
+        ("import socket\ndef reward_function(params):\n    return 1.0\n",
+         "reward_function.py:1: forbidden import 'socket'"),
+        ("def reward(params):\n    return 1.0\n", "no reward_function defined"),
+    ],
+)
+def test_without_tracks_the_source_is_still_checked(tmp_path, source, expected):
+    folder = write_folder(tmp_path / "cf", **({"reward": source} if source else {}))
+    result = validate_custom_files(folder, DeepRacerSettings(), None)
+    assert result.reward is None and result.track is None
+    if expected is None:
+        assert result.ok, [str(p) for p in result.problems]
+    else:
+        assert [expected in str(p) for p in result.problems] == [True]
