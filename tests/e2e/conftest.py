@@ -4,21 +4,44 @@ No registry is reachable here, so the base image is made with debootstrap (scrip
 and the trainer image is built from it, CPU-only, with `--network host`. Each is made once
 per session and reused by every e2e test; the engine keeps them (and their layers) between
 sessions, so only the first session pays for the build.
+
+The image is built for donkeycar 5.3.0 on Debian bookworm (Python 3.11). donkeycar 5.4.0
+needs Python 3.12, so its image builds on Ubuntu noble; that run is opt-in, as it costs
+another base image and TensorFlow install: `TRACKDAY_E2E_DONKEYCAR=5.4.0 pytest tests/e2e`.
 """
 
 from __future__ import annotations
 
+import os
 import shutil
 import subprocess
+from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
 
 ROOT = Path(__file__).resolve().parents[2]
-BASE_SUITE = "bookworm"  # Python 3.11, as donkeycar 5.3.0 needs
-TRAINER_IMAGE = "trackday-donkeycar:test"
 TRAINER_DOCKERFILE = ROOT / "training" / "donkeycar" / "Dockerfile"
 BUILD_TIMEOUT_S = 1800
+
+
+@dataclass(frozen=True)
+class Donkeycar:
+    """A donkeycar version, the local base image it builds on, and the TensorFlow it pins."""
+
+    version: str
+    base_suite: str
+    tensorflow: str  # version prefix
+
+    @property
+    def image(self) -> str:
+        return f"trackday-donkeycar:{self.version}-test"
+
+
+DONKEYCARS = {
+    "5.3.0": Donkeycar("5.3.0", base_suite="bookworm", tensorflow="2.15."),  # Python 3.11
+    "5.4.0": Donkeycar("5.4.0", base_suite="noble", tensorflow="2.19."),  # Python 3.12
+}
 
 
 def run_logged(argv: list[str], log: Path, timeout: float) -> None:
@@ -45,16 +68,30 @@ def docker_engine() -> str:
 
 
 @pytest.fixture(scope="session")
-def base_image(docker_engine: str, tmp_path_factory: pytest.TempPathFactory) -> str:
-    """A Debian image with Python made here (debootstrap + docker import), made once."""
+def donkeycar() -> Donkeycar:
+    """The donkeycar version under test: 5.3.0 unless TRACKDAY_E2E_DONKEYCAR names another."""
+    version = os.environ.get("TRACKDAY_E2E_DONKEYCAR", "5.3.0")
+    if version not in DONKEYCARS:
+        pytest.fail(f"TRACKDAY_E2E_DONKEYCAR={version}: expected one of {', '.join(DONKEYCARS)}")
+    return DONKEYCARS[version]
+
+
+@pytest.fixture(scope="session")
+def base_image(
+    docker_engine: str, donkeycar: Donkeycar, tmp_path_factory: pytest.TempPathFactory
+) -> str:
+    """A Debian or Ubuntu image with Python, made here (debootstrap + docker import), once."""
     log = tmp_path_factory.mktemp("base-image") / "base-image.log"
-    run_logged([str(ROOT / "scripts" / "base-image"), BASE_SUITE], log, timeout=900)
-    return f"trackday-base:{BASE_SUITE}"
+    run_logged([str(ROOT / "scripts" / "base-image"), donkeycar.base_suite], log, timeout=900)
+    return f"trackday-base:{donkeycar.base_suite}"
 
 
 @pytest.fixture(scope="session")
 def trainer_image(
-    docker_engine: str, base_image: str, tmp_path_factory: pytest.TempPathFactory
+    docker_engine: str,
+    base_image: str,
+    donkeycar: Donkeycar,
+    tmp_path_factory: pytest.TempPathFactory,
 ) -> str:
     """The DonkeyCar trainer image (training/donkeycar/Dockerfile) on the local base, CPU-only."""
     log = tmp_path_factory.mktemp("trainer-image") / "build.log"
@@ -62,9 +99,10 @@ def trainer_image(
         docker_engine, "build", "--network", "host",
         "--file", str(TRAINER_DOCKERFILE),
         "--build-arg", f"BASE_IMAGE={base_image}",
+        "--build-arg", f"DONKEYCAR_VERSION={donkeycar.version}",
         "--build-arg", "TENSORFLOW_CUDA=false",
-        "--tag", TRAINER_IMAGE,
+        "--tag", donkeycar.image,
         str(ROOT),
     ]  # fmt: skip
     run_logged(argv, log, timeout=BUILD_TIMEOUT_S)
-    return TRAINER_IMAGE
+    return donkeycar.image
