@@ -159,3 +159,10 @@ def train(
         code = run_trainer(args)
     if code:
         raise typer.Exit(code)
+
+
+# Training on a deployed stack (Vertex AI on gcp): trackday/donkey_cloud.py.
+from trackday import donkey_cloud  # noqa: E402  (registers after this module's own commands)
+
+app.command("submit")(donkey_cloud.submit)
+app.command("fetch")(donkey_cloud.fetch)

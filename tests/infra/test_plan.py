@@ -12,6 +12,7 @@ from infra.config import parse
 from infra.offline import DeclaredResource, OfflineRun
 from infra.plan import plan_stack
 from tests.infra.stacks import ROOT, SHIPPED
+from trackday.cli import app
 
 
 @pytest.mark.parametrize("stack", SHIPPED)
@@ -123,8 +124,6 @@ def test_every_machine_the_config_allows_has_a_price():
 
 
 def test_cli_plan_json_and_table():
-    from trackday.cli import app
-
     runner = CliRunner()
     result = runner.invoke(app, ["plan", "--stack", "gcp", "--json"])
     assert result.exit_code == 0, result.output
@@ -134,15 +133,13 @@ def test_cli_plan_json_and_table():
         "docker-build:index:Image",
     }
     assert data["costs"]["perRun"] > 0
-    table = runner.invoke(app, ["plan", "--stack", "dev"])
+    table = runner.invoke(app, ["plan", "--stack", "dev"], env={"COLUMNS": "200"})
     assert table.exit_code == 0, table.output
     assert "docker:index/container:Container" in table.stdout
     assert "prices as of" in table.stdout
 
 
 def test_cli_plan_bad_stack_is_one_clear_line(tmp_path):
-    from trackday.cli import app
-
     (tmp_path / "Pulumi.bad.yaml").write_text("config:\n  trackday:target: gpc\n")
     result = CliRunner().invoke(app, ["plan", "--stack", "bad", "--dir", str(tmp_path)])
     assert result.exit_code == 2

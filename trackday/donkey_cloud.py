@@ -1,0 +1,110 @@
+"""`trackday donkey submit` and `trackday donkey fetch`: training on a deployed stack.
+
+Registered on the `donkey` command group (trackday/donkey.py). The work is in
+trackday/stack.py (outputs), trackday/runs.py (bucket layout, upload, fetch) and
+trackday/vertex.py (the Vertex AI job).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+from collections.abc import Iterator
+from pathlib import Path
+
+import typer
+from rich.console import Console
+
+from trackday import runs, vertex
+from trackday.stack import StackError, gcp_outputs, read_outputs, storage_env
+from training import storage
+
+console = Console(stderr=True)
+
+STACK_HELP = "The deployed stack (its outputs say where the bucket and image are)."
+OUTPUTS_HELP = "JSON of `pulumi stack output --json --show-secrets` (instead of the Pulumi CLI)."
+
+
+def submit(
+    archive: Path = typer.Argument(..., exists=True, dir_okay=False, help="A training archive."),
+    stack: str = typer.Option("gcp", "--stack", "-s", help=STACK_HELP),
+    outputs_file: Path = typer.Option(None, "--outputs", help=OUTPUTS_HELP),
+    follow_job: bool = typer.Option(
+        True, "--follow/--no-follow", help="Follow logs until the job ends."
+    ),
+) -> None:
+    """Train in the cloud: upload the archive (unless there) and run the trainer as a job."""
+    try:
+        outputs = read_outputs(stack, outputs_file)
+        if outputs.get("target") == "local":
+            raise StackError(f"stack {stack} is local: train with `trackday donkey train --local`")
+        gcp = gcp_outputs(stack, outputs)
+        data_url, uploaded = runs.ensure_uploaded(archive, gcp.bucket_url)
+        console.print(("uploaded " if uploaded else "already in the bucket: ") + data_url)
+        run_id = runs.new_run_id()
+        spec = vertex.custom_job_spec(gcp, data_url, runs.runs_url(gcp.bucket_url), run_id, stack)
+        jobs = vertex.VertexJobs(gcp.project, gcp.region)
+        name = jobs.create(spec)
+    except (StackError, storage.StorageError) as exc:
+        raise _fail(str(exc)) from None
+    console.print(f"run {run_id}: Vertex AI job {name}")
+    fetch_hint = f"trackday donkey fetch {run_id} --stack {stack}"
+    if not follow_job:
+        console.print(f"when it has finished: {fetch_hint}")
+        return
+    try:
+        status = vertex.follow(
+            jobs, name, lambda line: console.print(line, highlight=False, markup=False)
+        )
+    except KeyboardInterrupt:
+        console.print(f"stopped following; the job goes on. Results: {fetch_hint}")
+        raise typer.Exit(130) from None
+    if status.state != "JOB_STATE_SUCCEEDED":
+        raise _fail(
+            f"job {status.state.removeprefix('JOB_STATE_').lower()}: {status.error or 'no message'}"
+        )
+    console.print(f"done: {fetch_hint}")
+
+
+def fetch(
+    run: str = typer.Argument(..., help="Run id, `latest`, or the run's URL."),
+    to: Path = typer.Option(
+        None, "--to", help="Folder for the results (default: models/<run id>)."
+    ),
+    stack: str = typer.Option("gcp", "--stack", "-s", help=STACK_HELP),
+    outputs_file: Path = typer.Option(None, "--outputs", help=OUTPUTS_HELP),
+) -> None:
+    """Download a finished run's model, .tflite and loss plot, verified by checksum."""
+    try:
+        outputs = read_outputs(stack, outputs_file)
+        with _environment(storage_env(outputs)):
+            run_url = runs.resolve_run(outputs["bucketUrl"], run)
+            dest = to or Path("models") / run_url.rstrip("/").rsplit("/", 1)[-1]
+            files = runs.fetch_run(run_url, dest)
+    except (StackError, runs.RunError, storage.StorageError) as exc:
+        raise _fail(str(exc)) from None
+    except KeyError as exc:
+        raise _fail(f"stack {stack} has no output {exc}: run `pulumi up` for it") from None
+    for path in files:
+        console.print(f"  {path}")
+    console.print(f"fetched {run_url} to {dest}")
+
+
+@contextlib.contextmanager
+def _environment(values: dict[str, str]) -> Iterator[None]:
+    """Set environment variables for the storage layer, restoring the old ones after."""
+    saved = {key: os.environ.get(key) for key in values}
+    os.environ.update(values)
+    try:
+        yield
+    finally:
+        for key, old in saved.items():
+            if old is None:
+                os.environ.pop(key, None)
+            else:
+                os.environ[key] = old
+
+
+def _fail(message: str) -> typer.Exit:
+    console.print(f"[red]error:[/red] {message}", highlight=False)
+    return typer.Exit(1)
