@@ -42,6 +42,9 @@ def plan(
     directory: Path = typer.Option(
         None, "--dir", help="The Pulumi project folder (default: this checkout's)."
     ),
+    against: str = typer.Option(
+        None, "--against", help="Compare with the stack as declared at this git ref."
+    ),
 ) -> None:
     """Show what `pulumi up` would declare for a stack, and its hourly and per-run cost.
 
@@ -52,6 +55,11 @@ def plan(
     from infra.plan import plan_stack
     from infra.program import REPO_ROOT
 
+    if against:
+        from trackday.plan_diff import run
+
+        run(directory or REPO_ROOT, stack, against, as_json)
+        return
     try:
         result = plan_stack(directory or REPO_ROOT, stack)
     except (ConfigError, FileNotFoundError, ValueError) as exc:
