@@ -113,6 +113,9 @@ def _run(program, stack, config, secret_keys) -> OfflineRun:
 
         declare()
     finally:
+        # Pulumi calls the monitor from the loop's worker threads, each of which makes an event
+        # loop of its own: end those threads now, so their loops go with them, not at exit.
+        loop.run_until_complete(loop.shutdown_default_executor())
         loop.close()
         asyncio.set_event_loop(None)
     result.resources.sort(key=lambda r: r.urn)
