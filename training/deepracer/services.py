@@ -24,10 +24,15 @@ SIMULATION_ROLE = "simulation"
 WORKLOAD_LABEL = "trackday.workload"  # keeps a node's idle power-off waiting
 RUN_LABEL = "trackday.run"
 JOB_LABEL = "trackday.job"
+JOBS = ("training", "evaluation")
 
 # rl_coach starts the training container on this network; robomaker reaches it there.
 NETWORK = "sagemaker-local"
 DOCKER_SOCKET = "/var/run/docker.sock"
+# S3 keys, where the node has no identity the bucket trusts, reach the containers as a Swarm
+# secret holding an AWS shared-credentials file (never as environment variables, which
+# `docker service inspect` shows). botocore in the simulator and the SageMaker SDK read it.
+CREDENTIALS_FILE = "s3-credentials"
 SAGEMAKER_DIR = "/tmp/sagemaker"
 LOG_GROUP = "/trackday/deepracer"
 TRAINER_COMMAND = (
@@ -44,6 +49,14 @@ class Mount:
 
 
 @dataclass(frozen=True)
+class SecretMount:
+    """A Swarm secret (by name) mounted as `/run/secrets/<file>`."""
+
+    secret: str
+    file: str = CREDENTIALS_FILE
+
+
+@dataclass(frozen=True)
 class ServiceSpec:
     """One Swarm service; `args` go to the image's `bash -c` entrypoint, as DRfC's do."""
 
@@ -54,6 +67,7 @@ class ServiceSpec:
     constraints: tuple[str, ...]
     replicas: int = 1
     mounts: tuple[Mount, ...] = ()
+    secrets: tuple[SecretMount, ...] = ()
     labels: Mapping[str, str] = field(default_factory=dict)
     networks: tuple[str, ...] = (NETWORK,)
     working_dir: str | None = None
@@ -67,6 +81,17 @@ def service_prefix(settings: DeepRacerSettings, job: str = "training") -> str:
     """`trackday-dr-<run id>` for training, `trackday-dr-eval-<run id>` for evaluation."""
     middle = "" if job == "training" else f"{job}-"
     return f"trackday-dr-{middle}{settings.run_id}"
+
+
+def credentials_secret(settings: DeepRacerSettings, job: str = "training") -> str:
+    """The name of the Swarm secret holding a run's S3 credentials file (one per run)."""
+    return f"{service_prefix(settings, 'eval' if job == 'evaluation' else 'training')}-s3"
+
+
+def s3_credentials_file(access_key_id: str, secret_access_key: str) -> str:
+    """The AWS shared-credentials file a run's credentials secret holds."""
+    return (f"[default]\naws_access_key_id = {access_key_id}\n"
+            f"aws_secret_access_key = {secret_access_key}\n")
 
 
 def _placement(role: str) -> tuple[str, ...]:
@@ -87,13 +112,19 @@ def _logging(settings: DeepRacerSettings, bucket: Bucket) -> dict:
         "tag": f"{settings.cloudwatch.log_stream_prefix}{{{{.Name}}}}"}}
 
 
-def _s3_env(bucket: Bucket, credentials: Mapping[str, str]) -> dict[str, str]:
+def _s3_env(bucket: Bucket, secret: str | None) -> dict[str, str]:
     endpoint = {"S3_ENDPOINT_URL": bucket.endpoint_url} if bucket.endpoint_url else {}
-    return {**endpoint, **credentials}
+    if secret is not None:
+        endpoint["AWS_SHARED_CREDENTIALS_FILE"] = f"/run/secrets/{CREDENTIALS_FILE}"
+    return endpoint
+
+
+def _secrets(secret: str | None) -> tuple[SecretMount, ...]:
+    return (SecretMount(secret),) if secret is not None else ()
 
 
 def _simulation_env(settings: DeepRacerSettings, bucket: Bucket,
-                    credentials: Mapping[str, str], rtf: float | None) -> dict[str, str]:
+                    secret: str | None, rtf: float | None) -> dict[str, str]:
     cameras = settings.cameras
     env = {
         "WORLD_NAME": settings.world,
@@ -108,18 +139,19 @@ def _simulation_env(settings: DeepRacerSettings, bucket: Bucket,
     }
     if rtf is not None:
         env["RTF_OVERRIDE"] = str(rtf)
-    return env | _s3_env(bucket, credentials)
+    return env | _s3_env(bucket, secret)
 
 
 def training_services(settings: DeepRacerSettings, bucket: Bucket,
-                      credentials: Mapping[str, str] | None = None,
+                      with_credentials: bool = False,
                       single_node: bool = False) -> list[ServiceSpec]:
     """The trainer and the simulation workers of a training run.
 
-    `credentials` are environment variables for S3 where the node has no identity (the
-    gateway's keys); `single_node` puts the workers on the trainer node (local target).
+    `with_credentials` mounts the run's credentials secret (`credentials_secret`) where the
+    node has no identity (the local S3 server, the Azure gateway); `single_node` puts the
+    workers on the trainer node (local target).
     """
-    credentials = credentials or {}
+    secret = credentials_secret(settings) if with_credentials else None
     prefix = service_prefix(settings)
     pretrained = settings.pretrained
     trainer_env = {
@@ -141,15 +173,16 @@ def training_services(settings: DeepRacerSettings, bucket: Bucket,
         name=f"{prefix}-trainer",
         image=settings.simulator.reference,
         args=(TRAINER_COMMAND,),
-        env=trainer_env | _s3_env(bucket, credentials),
+        env=trainer_env | _s3_env(bucket, secret),
         constraints=_placement(TRAINER_ROLE),
         mounts=(Mount(DOCKER_SOCKET, DOCKER_SOCKET), Mount(SAGEMAKER_DIR, SAGEMAKER_DIR)),
+        secrets=_secrets(secret),
         labels=_labels(settings, "training", TRAINER_ROLE),
         working_dir="/opt/ml/code/",
         **_logging(settings, bucket),
     )
     mode = "multi" if settings.workers > 1 else "run"
-    simulation_env = _simulation_env(settings, bucket, credentials,
+    simulation_env = _simulation_env(settings, bucket, secret,
                                      settings.training.real_time_factor)
     simulation_env |= {"SAGEMAKER_SHARED_S3_PREFIX": settings.model_prefix,
                        "SAGEMAKER_SHARED_S3_BUCKET": bucket.name,
@@ -161,6 +194,7 @@ def training_services(settings: DeepRacerSettings, bucket: Bucket,
         env=simulation_env,
         constraints=_placement(TRAINER_ROLE if single_node else SIMULATION_ROLE),
         replicas=settings.workers,
+        secrets=_secrets(secret),
         labels=_labels(settings, "training", SIMULATION_ROLE),
         init=True,
         **_logging(settings, bucket),
@@ -169,11 +203,11 @@ def training_services(settings: DeepRacerSettings, bucket: Bucket,
 
 
 def evaluation_services(settings: DeepRacerSettings, bucket: Bucket,
-                        credentials: Mapping[str, str] | None = None,
+                        with_credentials: bool = False,
                         single_node: bool = False) -> list[ServiceSpec]:
     """One simulation worker that evaluates `settings.model_prefix` (no trainer needed)."""
-    env = _simulation_env(settings, bucket, credentials or {},
-                          settings.evaluation.real_time_factor)
+    secret = credentials_secret(settings, "evaluation") if with_credentials else None
+    env = _simulation_env(settings, bucket, secret, settings.evaluation.real_time_factor)
     env |= {"DEBUG_REWARD": str(settings.evaluation.debug_reward),
             "MODEL_S3_PREFIX": settings.model_prefix, "MODEL_S3_BUCKET": bucket.name,
             "S3_YAML_NAME": settings.evaluation_params_file, "ROLLOUT_IDX": "0"}
@@ -183,10 +217,21 @@ def evaluation_services(settings: DeepRacerSettings, bucket: Bucket,
         args=("/opt/ml/code/run.sh run evaluation.launch.py",),
         env=env,
         constraints=_placement(TRAINER_ROLE if single_node else SIMULATION_ROLE),
+        secrets=_secrets(secret),
         labels=_labels(settings, "evaluation", SIMULATION_ROLE),
         init=True,
         **_logging(settings, bucket),
     )]
+
+
+def run_services(settings: DeepRacerSettings, bucket: Bucket, job: str,
+                 with_credentials: bool = False, single_node: bool = False
+                 ) -> list[ServiceSpec]:
+    """The services of a `training` or `evaluation` run: what both deployers take."""
+    if job not in JOBS:
+        raise ValueError(f"job {job!r} is not one of {', '.join(JOBS)}")
+    build = training_services if job == "training" else evaluation_services
+    return build(settings, bucket, with_credentials, single_node)
 
 
 def docker_service_create_args(spec: ServiceSpec) -> list[str]:
@@ -201,6 +246,8 @@ def docker_service_create_args(spec: ServiceSpec) -> list[str]:
         readonly = ",readonly" if mount.read_only else ""
         args += ["--mount", f"type={mount.type},source={mount.source},target={mount.target}"
                  f"{readonly}"]
+    for secret in spec.secrets:
+        args += ["--secret", f"source={secret.secret},target={secret.file}"]
     for key, value in spec.labels.items():
         args += ["--label", f"{key}={value}", "--container-label", f"{key}={value}"]
     for network in spec.networks:

@@ -1,5 +1,7 @@
 """Service definitions of a run, checked as data (deploying them is the swarm's test)."""
 
+import pytest
+
 from infra import bootstrap
 from training.deepracer.params import Bucket
 from training.deepracer.services import (
@@ -9,12 +11,12 @@ from training.deepracer.services import (
     WORKLOAD_LABEL,
     docker_service_create_args,
     evaluation_services,
+    run_services,
     training_services,
 )
 from training.deepracer.settings import DeepRacerSettings
 
 BUCKET = Bucket(name="runs", region="eu-west-1", endpoint_url="http://10.0.0.2:9000")
-KEYS = {"AWS_ACCESS_KEY_ID": "id", "AWS_SECRET_ACCESS_KEY": "secret"}
 
 
 def settings(**values):
@@ -30,7 +32,7 @@ def test_training_trainer_and_workers():
     trainer, workers = training_services(
         settings(run_id=3, workers=4, model_prefix="m-2", pretrained={"enabled": True,
                                                                       "model_prefix": "m-1"},
-                 simulator={"tag": "6.0.4-cpu"}), BUCKET, KEYS)
+                 simulator={"tag": "6.0.4-cpu"}), BUCKET, with_credentials=True)
     assert (trainer.name, workers.name) == ("trackday-dr-3-trainer", "trackday-dr-3-simulation")
     assert trainer.image == workers.image == "awsdeepracercommunity/deepracer-simapp:6.0.4-cpu"
     assert trainer.constraints == ("node.labels.trackday.role==trainer",)
@@ -44,7 +46,10 @@ def test_training_trainer_and_workers():
     assert trainer.env["SAGEMAKER_IMAGE"] == trainer.image
     for service in (trainer, workers):
         assert service.env["S3_ENDPOINT_URL"] == "http://10.0.0.2:9000"
-        assert service.env["AWS_SECRET_ACCESS_KEY"] == "secret"
+        assert service.env["AWS_SHARED_CREDENTIALS_FILE"] == "/run/secrets/s3-credentials"
+        assert [(s.secret, s.file) for s in service.secrets] == [("trackday-dr-3-s3",
+                                                                   "s3-credentials")]
+        assert not {"AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY"} & set(service.env)
         assert service.restart_condition == "none" and service.networks == ("sagemaker-local",)
         assert service.labels["trackday.run"] == "3"
         assert service.labels[WORKLOAD_LABEL] == "deepracer"
@@ -61,7 +66,8 @@ def test_one_worker_runs_single_mode_and_identity_needs_no_keys():
     assert workers.args == ("/opt/ml/code/run.sh run distributed_training.launch.py",)
     assert workers.env["RTF_OVERRIDE"] == "2.0"
     for service in (trainer, workers):
-        assert not {"S3_ENDPOINT_URL", "AWS_ACCESS_KEY_ID"} & set(service.env)
+        assert not {"S3_ENDPOINT_URL", "AWS_SHARED_CREDENTIALS_FILE"} & set(service.env)
+        assert service.secrets == ()
 
 
 def test_runs_side_by_side_have_distinct_names():
@@ -72,8 +78,10 @@ def test_runs_side_by_side_have_distinct_names():
 
 def test_evaluation_service():
     (service,) = evaluation_services(
-        settings(run_id=1, evaluation={"debug_reward": True}), BUCKET, single_node=True)
+        settings(run_id=1, evaluation={"debug_reward": True}), BUCKET, with_credentials=True,
+        single_node=True)
     assert service.name == "trackday-dr-eval-1-simulation"
+    assert [s.secret for s in service.secrets] == ["trackday-dr-eval-1-s3"]
     assert service.args == ("/opt/ml/code/run.sh run evaluation.launch.py",)
     assert service.env["S3_YAML_NAME"] == "evaluation_params.yaml"
     assert (service.env["DEBUG_REWARD"], service.env["ROLLOUT_IDX"]) == ("True", "0")
@@ -97,3 +105,14 @@ def test_docker_cli_arguments():
     assert "type=bind,source=/var/run/docker.sock,target=/var/run/docker.sock" in args
     assert args[args.index("--constraint") + 1] == "node.labels.trackday.role==trainer"
     assert args[args.index("--workdir") + 1] == "/opt/ml/code/"
+    trainer, _ = training_services(settings(run_id=4), BUCKET, with_credentials=True)
+    args = docker_service_create_args(trainer)
+    assert args[args.index("--secret") + 1] == "source=trackday-dr-4-s3,target=s3-credentials"
+
+
+def test_run_services_picks_the_job():
+    assert [s.name for s in run_services(settings(), BUCKET, "evaluation")] == [
+        "trackday-dr-eval-0-simulation"]
+    assert len(run_services(settings(), BUCKET, "training")) == 2
+    with pytest.raises(ValueError, match="job 'race' is not one of training, evaluation"):
+        run_services(settings(), BUCKET, "race")
