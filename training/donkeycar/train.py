@@ -230,18 +230,19 @@ def _versions() -> dict[str, str]:
     }
 
 
-def _output_files(results: Path) -> list[Path]:
-    return sorted(p for p in results.rglob("*") if p.is_file())
+def upload_outputs(results: Path, run_url: str) -> dict[str, str]:
+    """Upload every result, each verified; returns their sha256 by relative path."""
+    return {
+        path.relative_to(results).as_posix(): storage.upload(
+            path, storage.join(run_url, path.relative_to(results).as_posix()), progress=False
+        )
+        for path in sorted(p for p in results.rglob("*") if p.is_file())
+    }
 
 
-def upload_results(results: Path, run_url: str, manifest: dict) -> None:
-    """Upload every result, the manifest with every file's sha256, then the completion marker."""
-    outputs: dict[str, str] = {}
-    for path in _output_files(results):
-        rel = path.relative_to(results).as_posix()
-        outputs[rel] = storage.upload(path, storage.join(run_url, rel), progress=False)
-    manifest["outputs"] = outputs
-    manifest_path = results.parent / RUN_MANIFEST
+def mark_complete(run_url: str, manifest: dict, work: Path) -> None:
+    """Upload the run manifest, then the marker that says every output is in place."""
+    manifest_path = work / RUN_MANIFEST
     manifest_path.write_text(json.dumps(manifest, indent=2))
     digest = storage.upload(manifest_path, storage.join(run_url, RUN_MANIFEST), progress=False)
     storage.write_text(storage.join(run_url, COMPLETE), digest + "\n")
@@ -291,10 +292,11 @@ def run(args: argparse.Namespace) -> str:
                 },
                 "best_val_loss": min(history.get("val_loss", [float("nan")])),
                 "constant_predictor_loss": constant_predictor_loss(scans),
-                "seconds": {**phases.seconds, "fit": events.fit_seconds},
             }
             with phases("upload"):
-                upload_results(results, run_url, manifest)
+                manifest["outputs"] = upload_outputs(results, run_url)
+            manifest["seconds"] = {**phases.seconds, "fit": events.fit_seconds}
+            mark_complete(run_url, manifest, work)
         except BaseException as exc:
             _record_failure(run_url, exc)
             raise
