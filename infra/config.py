@@ -21,6 +21,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 from pydantic.alias_generators import to_camel
 
 from infra import catalog
+from training.deepracer.settings import DeepRacerSettings
 
 NAMESPACE = "trackday"
 TARGETS = ("local", "gcp", "aws", "azure")
@@ -194,7 +195,8 @@ class StackConfig(_Section):
     gcp: Gcp | None = None
     aws: Aws | None = None
     azure: Azure | None = None
-    # The DeepRacer workload adds its section here: `deepracer: DeepRacer | None = None`.
+    # The DeepRacer workload's run settings (DRfC's, camelCase): training/deepracer/settings.py.
+    deepracer: DeepRacerSettings | None = None
 
     @field_validator("tags")
     @classmethod

@@ -145,10 +145,21 @@ INVALID = [
         "unable to interpret input",
     ),
     (
-        {"deepracer": {}},
-        "trackday:deepracer: {} is not valid; unknown key; allowed here: target, storage, "
-        "donkeycar, "
-        "nodes, network, budget, tags, local, gcp, aws, azure",
+        {"donkey": {}},
+        "trackday:donkey: {} is not valid; unknown key; allowed here: target, storage, donkeycar, "
+        "nodes, network, budget, tags, local, gcp, aws, azure, deepracer",
+    ),
+    (
+        {"deepracer": {"workers": 0}},
+        "trackday:deepracer.workers: 0 is not valid; Input should be greater than or equal to 1",
+    ),
+    (
+        {"deepracer": {"wrld": "Spain_track"}},
+        "trackday:deepracer.wrld: 'Spain_track' is not valid; unknown key; allowed here: "
+        "runId, world, raceType, car, domainRandomization, workers, modelPrefix, "
+        "customFilesPrefix, customFilesDir, trainingParamsFile, evaluationParamsFile, "
+        "pretrained, training, evaluation, objectAvoidance, headToBot, simulator, cameras, "
+        "cloudwatch, upload",
     ),
     (
         {"target": "aws"},
@@ -239,3 +250,10 @@ def test_load_reads_structured_values_the_way_pulumi_passes_them():
 def test_unknown_stack_file_lists_the_shipped_ones():
     with pytest.raises(FileNotFoundError, match=r"no such stack file; stacks here: .*dev.*gcp"):
         config.read_stack_file(config.stack_file(ROOT, "nope"))
+
+
+def test_deepracer_section_parses_into_its_settings():
+    parsed = parse({"deepracer": {"world": "Spain_track", "workers": 3, "raceType": "HEAD_TO_BOT"}})
+    assert parsed.deepracer is not None
+    assert (parsed.deepracer.world, parsed.deepracer.workers) == ("Spain_track", 3)
+    assert parse({}).deepracer is None
