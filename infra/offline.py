@@ -55,6 +55,8 @@ class OfflineRun:
     stack: str
     resources: list[DeclaredResource] = field(default_factory=list)
     outputs: dict[str, StackOutput] = field(default_factory=dict)
+    # Inputs by URN with secrets in the clear, for checks that need the values; never printed.
+    raw_inputs: dict[str, dict[str, Any]] = field(default_factory=dict, repr=False)
 
     def of_type(self, type_: str) -> list[DeclaredResource]:
         return [r for r in self.resources if r.type == type_]
@@ -145,6 +147,7 @@ class _RecordingMonitor(pulumi_mocks.MockMonitor):
         response = super().RegisterResource(request)
         if request.type != "pulumi:pulumi:Stack":
             inputs = rpc.deserialize_properties(request.object, keep_unknowns=True)
+            self.result.raw_inputs[response.urn] = _unwrap(inputs)
             secret_paths: list[str] = []
             self.result.resources.append(
                 DeclaredResource(
