@@ -207,6 +207,8 @@ class TrainerImage(pulumi.ComponentResource):
             platforms=[docker_build.Platform.LINUX_AMD64],
             tags=[self.repository_url.apply(lambda url: f"{url}/{TRAINER_IMAGE}:{args.tag}")],
             push=True,
+            # Previews (pull-request checks) must not build a multi-GB GPU image.
+            build_on_preview=False,
             network=docker_build.NetworkMode.HOST,
             registries=[
                 docker_build.RegistryArgs(

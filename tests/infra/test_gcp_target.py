@@ -96,6 +96,7 @@ def test_trainer_image_is_built_and_pushed_to_the_repository(gcp):
     repository = gcp.one("gcp:artifactregistry/repository:Repository")
     assert repository.inputs["format"] == "DOCKER"
     assert image.inputs["push"] is True
+    assert image.inputs["buildOnPreview"] is False
     assert image.inputs["tags"] == [
         "us-central1-docker.pkg.dev/my-trackday-project/trackday-gcp-images/trackday-donkeycar:5.3.0"
     ]

@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import runpy
+
 import pytest
 
-from tests.infra.stacks import plain_secret_leaks, run_stack, shipped_values, with_keys
+from infra import offline
+from tests.infra.stacks import ROOT, plain_secret_leaks, run_stack, shipped_values, with_keys
 
 CONTAINER = "docker:index/container:Container"
 
@@ -121,3 +124,17 @@ def test_port_and_bucket_come_from_the_stack():
     assert run.one(CONTAINER).inputs["ports"][0]["external"] == 9100
     assert run.outputs["s3Endpoint"].value == "http://127.0.0.1:9100"
     assert run.outputs["bucketUrl"].value == "s3://cars"
+
+
+def test_pulumi_entry_point_declares_the_stack():
+    """__main__.py, as `pulumi up` runs it, reads the config and declares the same resources."""
+
+    def program():
+        runpy.run_path(str(ROOT / "__main__.py"), run_name="__main__")
+        return {}
+
+    run = offline.run_offline(program, "dev", offline.stack_config(shipped_values("dev")))
+    expected = run_stack("dev", shipped_values("dev"))
+    assert [(r.type, r.name) for r in run.resources] == [
+        (r.type, r.name) for r in expected.resources
+    ]
