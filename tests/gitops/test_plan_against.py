@@ -77,9 +77,7 @@ def test_a_commit_that_changes_a_stack_file(repo):
     assert result.exit_code == 0, result.output
     diff = json.loads(result.stdout)
     assert diff["against"] == "HEAD~1"
-    assert [(r["type"], r["name"]) for r in diff["added"]] == [
-        (KEY, "trackday-gcp-identity-key")
-    ]
+    assert [(r["type"], r["name"]) for r in diff["added"]] == [(KEY, "trackday-gcp-identity-key")]
     assert diff["removed"] == []
     changed = {r["type"]: r["changes"] for r in diff["changed"]}
     assert set(changed) == {BUCKET, REPOSITORY}, "only the labelled resources change"
