@@ -15,13 +15,10 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 from training import storage
+from training.donkeycar.train import COMPLETE, FAILED, LATEST, RUN_MANIFEST
 
 TUBS = "tubs"
 DONKEYCAR_RUNS = "runs/donkeycar"
-COMPLETE = "COMPLETE"
-FAILED = "FAILED.txt"
-LATEST = "latest.json"
-RUN_MANIFEST = "run-manifest.json"
 
 
 class RunError(Exception):

@@ -199,7 +199,11 @@ def _finished_run(tmp_path: Path, run_url: str) -> dict[str, bytes]:
     results.mkdir()
     for name, data in files.items():
         (results / name).write_bytes(data)
-    train.upload_results(results, run_url, {"run_id": run_url.rsplit("/", 1)[-1]})
+    manifest = {
+        "run_id": run_url.rsplit("/", 1)[-1],
+        "outputs": train.upload_outputs(results, run_url),
+    }
+    train.mark_complete(run_url, manifest, tmp_path)
     return files
 
 
