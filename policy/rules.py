@@ -23,6 +23,10 @@ from infra import catalog, gateway, prices
 from infra.config import StackConfig
 from infra.offline import SECRET, DeclaredResource, OfflineRun
 
+# What a policy sees where a value cannot be read: a Pulumi secret, or unknown until `up`.
+UNKNOWN = "[unknown]"
+UNREADABLE = (SECRET, UNKNOWN)
+
 # Ports that must never be open to the whole internet: SSH, the Docker API (plain and TLS).
 ADMIN_PORTS = {22: "SSH", 2375: "the Docker API", 2376: "the Docker API (TLS)"}
 OPEN_SOURCES = {"0.0.0.0/0", "::/0", "*", "internet", "any", "0.0.0.0", "::"}
@@ -367,7 +371,7 @@ def _has_ttl(resource: Resource, settings: Settings) -> bool:
     texts = user_data_texts(resource)
     if any(TTL_MARKER in text for text in texts):
         return True
-    # User data kept secret cannot be read here: trust the stack's budget.ttlHours then.
+    # User data kept secret (or unknown in preview) cannot be read: trust budget.ttlHours then.
     return not texts and _has_secret_user_data(resource) and settings.ttl_hours is not None
 
 
@@ -452,7 +456,7 @@ def user_data_texts(resource: Resource) -> list[str]:
     """The readable user-data documents of a VM resource (base64 decoded where the API wants it)."""
     texts = []
     for value, encoded in _user_data_values(resource):
-        if not isinstance(value, str) or value == SECRET:
+        if not isinstance(value, str) or value in UNREADABLE:
             continue
         if encoded:
             # Not base64 after all: check it as it is.
@@ -475,7 +479,7 @@ def _user_data_values(resource: Resource) -> list[tuple[Any, bool]]:
 
 
 def _has_secret_user_data(resource: Resource) -> bool:
-    return any(value == SECRET for value, _ in _user_data_values(resource))
+    return any(value in UNREADABLE for value, _ in _user_data_values(resource))
 
 
 def no_plaintext_secrets_in_user_data(resource: Resource, settings: Settings) -> list[str]:
