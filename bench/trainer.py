@@ -57,7 +57,8 @@ def main() -> None:
         t_cat = timed(["cat", str(archive)], dict(os.environ), root)
 
         with serve_s3(root / "s3") as s3:
-            bucket = s3.create_bucket("bench")
+            bucket = "bench"
+            (s3.root / bucket).mkdir()  # rclone serves each folder of its root as a bucket
             env = {**os.environ, **s3.env(), "PYTHONPATH": str(root_dir)}
             os.environ.update(s3.env())
             storage.upload(archive, f"s3://{bucket}/data.tar.zst", progress=False)
@@ -76,11 +77,7 @@ def main() -> None:
                 env,
                 root,
             )
-            manifest = json.loads(
-                s3.client()
-                .get_object(Bucket=bucket, Key="runs/bench/run-manifest.json")["Body"]
-                .read()
-            )
+            manifest = json.loads(storage.read_text(f"s3://{bucket}/runs/bench/run-manifest.json"))
 
         donkey = str(Path(python).parent / "donkey")
         t_donkey = timed(
