@@ -15,7 +15,8 @@ from rich.table import Table
 from training.deepracer.settings import DeepRacerSettings, RaceType, describe_error
 
 app = typer.Typer(
-    help="AWS DeepRacer: import a DRfC setup, validate custom files, extract tracks, metrics.",
+    help="AWS DeepRacer: import a DRfC setup, validate custom files, start and stop runs, "
+    "upload models, logs, metrics.",
     no_args_is_help=True,
 )
 STACK_SECTION = "trackday:deepracer"
@@ -201,3 +202,10 @@ def tracks(
     except TrackError as error:
         raise _fail(str(error)) from None
     typer.echo(f"{len(found)} tracks from {image} in {dest}")
+
+
+# The run commands (start/stop, upload-model, logs, status) use load_settings above.
+from trackday import dr_commands  # noqa: E402
+
+for _name, _command in dr_commands.COMMANDS.items():
+    app.command(_name)(_command)

@@ -1,0 +1,275 @@
+"""`trackday dr start-training | stop-training | start-evaluation | stop-evaluation |
+upload-model | logs | status`: DRfC's `dr-*` run commands on a deployed stack.
+
+Registered on the `dr` command group (trackday/dr.py). Settings come from the stack file
+(`trackday:deepracer`), where things are from the stack's outputs (trackday/stack.py); the
+work is in trackday/dr_runs.py.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import typer
+from rich.console import Console
+from rich.table import Table
+
+from trackday import dr_runs
+from trackday.dr import DEFAULT_TRACKS, TRACKS_ENV, load_settings
+from trackday.stack import StackError, read_outputs
+from training import storage
+from training.deepracer.layout import RunLayout
+from training.deepracer.settings import DeepRacerSettings
+
+console = Console(stderr=True)
+STACK = typer.Option(..., "--stack", "-s", help="The deployed stack (Pulumi.<stack>.yaml "
+                     "holds the run settings; its outputs say where the swarm and bucket are).")
+DIRECTORY = typer.Option(None, "--dir", help="The Pulumi project folder.")
+OUTPUTS = typer.Option(None, "--outputs", help="JSON of `pulumi stack output --json "
+                       "--show-secrets` (instead of the Pulumi CLI).")
+RUN_ID = typer.Option(None, "--run-id", help="Run id (default: the stack's deepracer.runId).")
+
+
+def _fail(message: str) -> typer.Exit:
+    console.print(f"[red]error:[/red] {message}", highlight=False, markup=False)
+    return typer.Exit(1)
+
+
+def _project(directory: Path | None) -> Path:
+    from infra.program import REPO_ROOT
+
+    return directory or REPO_ROOT
+
+
+def _context(stack: str, directory: Path | None, outputs_file: Path | None, run_id: int | None
+             ) -> tuple[DeepRacerSettings, dr_runs.RunTarget]:
+    settings = load_settings(stack, directory)
+    if run_id is not None:
+        settings = settings.model_copy(update={"run_id": run_id})
+    try:
+        outputs = read_outputs(stack, outputs_file, cwd=_project(directory))
+        return settings, dr_runs.run_target(stack, outputs)
+    except (StackError, dr_runs.RunError) as error:
+        raise _fail(str(error)) from None
+
+
+def _say(line: str) -> None:
+    console.print(line, highlight=False, markup=False)
+
+
+def _validate(folder: Path, settings: DeepRacerSettings, tracks_dir: Path | None) -> None:
+    """The checks of `trackday dr validate`, on the real track when its file is at hand."""
+    from training.deepracer.validate import validate_custom_files
+
+    candidates = (tracks_dir, os.environ.get(TRACKS_ENV), DEFAULT_TRACKS / settings.simulator.tag)
+    tracks = next((Path(c) for c in candidates if c and (Path(c) / f"{settings.world}.npy")
+                   .is_file()), None)
+    if tracks is None:
+        _say(f"no track file for {settings.world}: the reward function is checked as source "
+             "only (`trackday dr tracks` gets the track files)")
+    result = validate_custom_files(folder, settings, tracks)
+    for problem in result.problems:
+        _say(f"problem: {problem}")
+    if not result.ok:
+        raise _fail(f"{folder}: fix the custom files before starting (`trackday dr validate`)")
+
+
+def _start(settings: DeepRacerSettings, target: dr_runs.RunTarget, job: str,
+           upload) -> None:
+    try:
+        client = dr_runs.client_for(target)
+        dr_runs.ensure_not_running(client, settings.run_id, job)
+        for url in upload():
+            _say(f"uploaded {url}")
+        for name in dr_runs.deploy(client, settings, target, job):
+            _say(f"started {name}")
+    except (dr_runs.RunError, storage.StorageError) as error:
+        raise _fail(str(error)) from None
+
+
+def _follow(target: dr_runs.RunTarget, run_id: int, job: str, role: str,
+            worker: int | None, follow: bool = True) -> None:
+    try:
+        client = dr_runs.client_for(target)
+        service = dr_runs.service_of(client, run_id, job, role)
+        dr_runs.logs(client, service, worker, follow, _say_plain)
+    except dr_runs.RunError as error:
+        raise _fail(str(error)) from None
+    except KeyboardInterrupt:
+        _say("stopped following; the run goes on")
+
+
+def _say_plain(line: str) -> None:
+    typer.echo(line)
+
+
+def start_training(
+    stack: str = STACK,
+    directory: Path = DIRECTORY,
+    outputs_file: Path = OUTPUTS,
+    run_id: int = RUN_ID,
+    wipe: bool = typer.Option(False, "--wipe", "-w", help="Delete the model prefix in the "
+                              "bucket first (DRfC's -w); without it an existing model stops "
+                              "the start."),
+    custom_files: Path = typer.Option(None, "--custom-files", help="Folder of the three "
+                                      "custom files (default: the stack's customFilesDir)."),
+    tracks_dir: Path = typer.Option(None, "--tracks-dir", help="Folder of <world>.npy files "
+                                    "for the reward check."),
+    quiet: bool = typer.Option(False, "--quiet", "-q", help="Do not follow the trainer's log."),
+) -> None:
+    """Upload the custom files and training_params.yaml, then start the trainer and the
+    simulation workers (dr-start-training)."""
+    settings, target = _context(stack, directory, outputs_file, run_id)
+    folder = custom_files or _project(directory) / settings.custom_files_dir
+    _validate(folder, settings, tracks_dir)
+    _start(settings, target, "training",
+           lambda: dr_runs.upload_training_files(settings, target, folder, wipe))
+    if not quiet:
+        _follow(target, settings.run_id, "training", "trainer", None)
+
+
+def start_evaluation(
+    stack: str = STACK,
+    directory: Path = DIRECTORY,
+    outputs_file: Path = OUTPUTS,
+    run_id: int = RUN_ID,
+    quiet: bool = typer.Option(False, "--quiet", "-q", help="Do not follow the worker's log."),
+) -> None:
+    """Write evaluation_params.yaml and start an evaluation of the model (dr-start-evaluation)."""
+    settings, target = _context(stack, directory, outputs_file, run_id)
+
+    def upload() -> list[str]:
+        stamp, urls = dr_runs.upload_evaluation_files(settings, target)
+        _say(f"evaluation {stamp}: results under "
+             f"{target.bucket_url}/{RunLayout.of(settings).evaluation_prefix(stamp)}")
+        return urls
+
+    _start(settings, target, "evaluation", upload)
+    if not quiet:
+        _follow(target, settings.run_id, "evaluation", "simulation", None)
+
+
+def _stop(stack: str, directory: Path | None, outputs_file: Path | None, run_id: int | None,
+          job: str) -> None:
+    settings, target = _context(stack, directory, outputs_file, run_id)
+    try:
+        removed = dr_runs.stop(dr_runs.client_for(target), settings.run_id, job,
+                               settings.model_prefix)
+    except dr_runs.RunError as error:
+        raise _fail(str(error)) from None
+    for name in removed:
+        _say(f"removed {name}")
+    if not removed:
+        _say(f"run {settings.run_id} has no {job} services")
+
+
+def stop_training(stack: str = STACK, directory: Path = DIRECTORY,
+                  outputs_file: Path = OUTPUTS, run_id: int = RUN_ID) -> None:
+    """Stop a training run: its services, its SageMaker container, its secret
+    (dr-stop-training). The model in the bucket stays."""
+    _stop(stack, directory, outputs_file, run_id, "training")
+
+
+def stop_evaluation(stack: str = STACK, directory: Path = DIRECTORY,
+                    outputs_file: Path = OUTPUTS, run_id: int = RUN_ID) -> None:
+    """Stop an evaluation (dr-stop-evaluation)."""
+    _stop(stack, directory, outputs_file, run_id, "evaluation")
+
+
+def upload_model(
+    stack: str = STACK,
+    directory: Path = DIRECTORY,
+    outputs_file: Path = OUTPUTS,
+    best: bool = typer.Option(False, "--best", "-b", help="The best checkpoint, not the last."),
+    checkpoint: str = typer.Option(None, "--checkpoint", "-c", help="A checkpoint number."),
+    prefix: str = typer.Option(None, "--prefix", "-p", help="Target prefix (default: "
+                               "deepracer.upload.modelPrefix, else <modelPrefix>-1)."),
+    to_bucket: str = typer.Option(None, "--bucket", help="Target bucket (default: "
+                                  "deepracer.upload.bucket)."),
+    local: bool = typer.Option(False, "--local", "-L", help="Upload into the stack's own "
+                               "bucket instead."),
+    wipe: bool = typer.Option(False, "--wipe", "-w", help="Delete the target prefix first."),
+    dry_run: bool = typer.Option(False, "--dry-run", "-d", help="Only list what would be "
+                                 "written."),
+) -> None:
+    """Copy one checkpoint of the model, in the layout DeepRacer's model import reads, to the
+    upload bucket (dr-upload-model)."""
+    from training.deepracer.model_upload import ModelUploadError, plan_upload
+
+    settings, target = _context(stack, directory, outputs_file, None)
+    bucket = target.bucket.name if local else (to_bucket or settings.upload.bucket)
+    if not bucket:
+        raise _fail("no upload bucket: set deepracer.upload.bucket, pass --bucket, or --local")
+    target_prefix = prefix or settings.upload_model_prefix
+    layout = RunLayout.of(settings)
+    try:
+        with dr_runs.environment(target.storage_env):
+            keys = set(dr_runs.model_objects(target.bucket_url, settings.model_prefix))
+            records = dr_runs.read_json(storage.join(target.bucket_url, layout.checkpoints_json))
+        plan = plan_upload(layout, keys, records, checkpoint or ("best" if best else "last"),
+                           target_prefix)
+        destination = f"s3://{bucket}/{target_prefix}"
+        if dry_run:
+            for key in [*plan.copies, *plan.writes]:
+                _say(f"would write s3://{bucket}/{key}")
+            return
+        written = dr_runs.copy_model(target.bucket_url, destination, plan, target.storage_env,
+                                     target.storage_env if local else {}, wipe)
+    except (ModelUploadError, storage.StorageError) as error:
+        raise _fail(str(error)) from None
+    _say(f"checkpoint {plan.checkpoint}: {len(written)} objects written to {destination}")
+
+
+def logs(
+    which: str = typer.Argument("trainer", help="`trainer` (the rl_coach and SageMaker log) "
+                                "or `worker`."),
+    stack: str = STACK,
+    directory: Path = DIRECTORY,
+    outputs_file: Path = OUTPUTS,
+    run_id: int = RUN_ID,
+    worker: int = typer.Option(1, "--number", "-n", min=1, help="Which worker (1..N)."),
+    evaluation: bool = typer.Option(False, "--evaluation", "-e", help="The evaluation's worker."),
+    follow: bool = typer.Option(True, "--follow/--no-follow", help="Keep following."),
+) -> None:
+    """Follow the trainer's or a simulation worker's log (dr-logs-sagemaker,
+    dr-logs-robomaker)."""
+    if which not in ("trainer", "worker"):
+        raise _fail(f"{which!r}: say `trainer` or `worker`")
+    if evaluation and which == "trainer":
+        raise _fail("an evaluation has no trainer: `trackday dr logs worker -e`")
+    settings, target = _context(stack, directory, outputs_file, run_id)
+    job = "evaluation" if evaluation else "training"
+    role = "trainer" if which == "trainer" else "simulation"
+    _follow(target, settings.run_id, job, role, None if which == "trainer" else worker, follow)
+
+
+def status(stack: str = STACK, directory: Path = DIRECTORY,
+           outputs_file: Path = OUTPUTS) -> None:
+    """List the DeepRacer runs on the stack's swarm, their services and tasks."""
+    _, target = _context(stack, directory, outputs_file, None)
+    try:
+        found = dr_runs.status(dr_runs.client_for(target))
+    except dr_runs.RunError as error:
+        raise _fail(str(error)) from None
+    if not found:
+        typer.echo("no DeepRacer runs")
+        return
+    table = Table(title="DeepRacer runs")
+    for column in ("run", "job", "service", "running", "tasks"):
+        table.add_column(column, overflow="fold")
+    for item in found:
+        table.add_row(item.run_id, item.job, item.name, f"{item.running}/{item.replicas}",
+                      "\n".join(item.tasks))
+    Console(width=160).print(table)
+
+
+COMMANDS = {
+    "start-training": start_training,
+    "stop-training": stop_training,
+    "start-evaluation": start_evaluation,
+    "stop-evaluation": stop_evaluation,
+    "upload-model": upload_model,
+    "logs": logs,
+    "status": status,
+}

@@ -1,0 +1,457 @@
+"""DeepRacer runs on a stack's swarm from the command line, as DRfC's `dr-*` commands run them.
+
+`trackday dr start-training` uploads the custom files and `training_params.yaml` to the
+run's model prefix (refusing to overwrite an earlier model unless `--wipe`), then creates
+the trainer and the simulation workers; `start-evaluation` writes `evaluation_params.yaml`
+and creates the evaluation worker. Both deploy exactly the service data of
+training/deepracer/services.py, the data the Pulumi program deploys from the stack config,
+with the docker SDK: the local engine for the `local` target, the manager over `ssh://`
+for the clouds (trackday/swarm_jobs.py connects). Runs live side by side by run id; `stop-*`
+removes a run's services, its credentials secret, the SageMaker container its trainer
+started, and the `sagemaker-local` network once no run needs it.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import io
+import json
+import os
+import tarfile
+import time
+from collections.abc import Callable, Iterator, Mapping
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import docker
+import docker.errors
+from docker.types import (
+    ContainerSpec,
+    DriverConfig,
+    Mount,
+    Placement,
+    RestartPolicy,
+    SecretReference,
+    ServiceMode,
+    TaskTemplate,
+)
+
+from trackday.swarm_jobs import connect
+from training import storage
+from training.deepracer.layout import RunLayout
+from training.deepracer.model_upload import UploadPlan
+from training.deepracer.params import Bucket, evaluation_files, training_files
+from training.deepracer.services import (
+    JOB_LABEL,
+    NETWORK,
+    RUN_LABEL,
+    SAGEMAKER_DIR,
+    WORKLOAD_LABEL,
+    ServiceSpec,
+    credentials_secret,
+    run_services,
+    s3_credentials_file,
+)
+from training.deepracer.settings import DeepRacerSettings
+
+WORKLOAD = "deepracer"
+REMOVAL_TIMEOUT_S = 60.0
+# Containers the SageMaker SDK's local mode starts for the trainer (docker compose services).
+COMPOSE_SERVICE_LABEL = "com.docker.compose.service"
+HYPERPARAMETERS_PATH = "/opt/ml/input/config/hyperparameters.json"
+
+
+class RunError(Exception):
+    """A run cannot be started, stopped or read; the message says why and what to do."""
+
+
+@dataclass(frozen=True)
+class RunTarget:
+    """Where a stack's runs go: its engine, its bucket as the containers and as this machine
+    reach it, and the S3 keys for containers on nodes without an identity."""
+
+    docker_url: str | None  # None: this machine's engine
+    bucket: Bucket
+    storage_env: Mapping[str, str]
+    credentials: tuple[str, str] | None
+    single_node: bool
+
+    @property
+    def bucket_url(self) -> str:
+        return f"s3://{self.bucket.name}"
+
+
+def run_target(stack: str, outputs: Mapping[str, Any]) -> RunTarget:
+    """The run target a deployed stack's outputs describe; names the output that is missing."""
+    target = outputs.get("target")
+    bucket_url = str(outputs.get("bucketUrl", ""))
+    if not bucket_url.startswith("s3://"):
+        raise RunError(f"stack {stack} ({target}) has no S3 bucket (bucketUrl "
+                       f"{bucket_url or 'missing'}): DeepRacer runs need the local, aws or "
+                       "azure target")
+    name = bucket_url.removeprefix("s3://").strip("/")
+    try:
+        if target == "local":
+            return RunTarget(None, Bucket(name, endpoint_url=outputs["s3EndpointInNetwork"]),
+                             _local_storage_env(outputs),
+                             (outputs["s3AccessKeyId"], outputs["s3SecretAccessKey"]), True)
+        keys = ((outputs["s3AccessKeyId"], outputs["s3SecretAccessKey"])
+                if "s3AccessKeyId" in outputs else None)
+        bucket = Bucket(name, outputs.get("region", "us-east-1"), outputs.get("s3Endpoint"))
+        return RunTarget(f"ssh://{outputs['sshUser']}@{outputs['managerAddress']}", bucket, {},
+                         keys, int(outputs.get("nodeCount", 1)) == 1)
+    except KeyError as missing:
+        raise RunError(f"stack {stack} has no output {missing}: run `pulumi up` for it") from None
+
+
+def _local_storage_env(outputs: Mapping[str, Any]) -> dict[str, str]:
+    from trackday.stack import storage_env
+
+    return storage_env(dict(outputs))
+
+
+def client_for(target: RunTarget) -> docker.DockerClient:
+    if target.docker_url is None:
+        try:
+            return docker.from_env()
+        except docker.errors.DockerException as error:
+            raise RunError(f"cannot reach this machine's Docker engine: {error}") from None
+    return connect(target.docker_url)
+
+
+@contextlib.contextmanager
+def environment(values: Mapping[str, str]) -> Iterator[None]:
+    """Set environment variables for the storage layer, restoring the old ones after."""
+    saved = {key: os.environ.get(key) for key in values}
+    os.environ.update(values)
+    try:
+        yield
+    finally:
+        for key, old in saved.items():
+            if old is None:
+                os.environ.pop(key, None)
+            else:
+                os.environ[key] = old
+
+
+def _filesystem(url: str):
+    """The configured fsspec filesystem and path of `url` (training.storage's endpoints and
+    credentials), for the few operations storage's file API lacks: bytes, copy, delete."""
+    location = storage._locate(url)
+    return location.fs, location.path
+
+
+# --- the bucket side ---------------------------------------------------------------------
+
+def write_objects(bucket_url: str, objects: Mapping[str, bytes]) -> list[str]:
+    """Write each object (key -> content) under `bucket_url`; returns the URLs written."""
+    written = []
+    for key, content in objects.items():
+        url = storage.join(bucket_url, key)
+        fs, path = _filesystem(url)
+        try:
+            fs.pipe_file(path, content)
+        except Exception as error:  # storage's one-line wording for every back-end error
+            raise storage.StorageError(f"{url}: could not write ({error})") from None
+        written.append(url)
+    return written
+
+
+def model_objects(bucket_url: str, model_prefix: str) -> list[str]:
+    """The keys of every object under `<model prefix>/` (empty for a new model)."""
+    _, root = _filesystem(bucket_url)
+    fs, path = _filesystem(storage.join(bucket_url, model_prefix))
+    return sorted(p.removeprefix(f"{root}/") for p in fs.find(path + "/"))
+
+
+def wipe_model(bucket_url: str, model_prefix: str) -> int:
+    """Delete every object under `<model prefix>/` (`-w`); returns how many."""
+    found = model_objects(bucket_url, model_prefix)
+    if found:
+        fs, root = _filesystem(bucket_url)
+        fs.rm([f"{root}/{key}" for key in found])
+    return len(found)
+
+
+def upload_training_files(settings: DeepRacerSettings, target: RunTarget, custom_files: Path,
+                          wipe: bool) -> list[str]:
+    """dr-upload-custom-files plus the params half of dr-start-training, with its `-w` rule."""
+    with environment(target.storage_env):
+        existing = model_objects(target.bucket_url, settings.model_prefix)
+        if existing and not wipe:
+            raise RunError(f"{target.bucket_url}/{settings.model_prefix} exists "
+                           f"({len(existing)} objects): pick a new modelPrefix, or pass --wipe "
+                           "to delete it first")
+        if existing:
+            wipe_model(target.bucket_url, settings.model_prefix)
+        return write_objects(target.bucket_url,
+                             training_files(settings, target.bucket, custom_files))
+
+
+def upload_evaluation_files(settings: DeepRacerSettings, target: RunTarget) -> tuple[str, list]:
+    """`evaluation_params.yaml` for an evaluation starting now; returns its stamp and URLs."""
+    stamp = datetime.now(UTC).strftime("%Y%m%d%H%M%S")
+    with environment(target.storage_env):
+        model = RunLayout.of(settings).model_dir
+        if not storage.exists(storage.join(target.bucket_url, model)):
+            raise RunError(f"{target.bucket_url}/{model} does not exist: evaluate a trained "
+                           "model (check modelPrefix)")
+        return stamp, write_objects(target.bucket_url,
+                                    evaluation_files(settings, target.bucket, stamp))
+
+
+def copy_model(source_url: str, target_url: str, plan: UploadPlan, source_env: Mapping[str, str],
+               target_env: Mapping[str, str], wipe: bool = False) -> list[str]:
+    """Carry out an upload plan: read from the run's bucket, write to the upload bucket (each
+    side with its own endpoint and credentials); returns the target keys written."""
+    with environment(source_env):
+        contents = {dest: _read(storage.join(source_url, key)) for dest, key in plan.copies.items()}
+    contents |= plan.writes
+    with environment(target_env):
+        bucket, _, prefix = target_url.removeprefix("s3://").partition("/")
+        if wipe and prefix:
+            wipe_model(f"s3://{bucket}", prefix)
+        write_objects(f"s3://{bucket}", contents)
+    return sorted(contents)
+
+
+def _read(url: str) -> bytes:
+    fs, path = _filesystem(url)
+    try:
+        return fs.cat_file(path)
+    except FileNotFoundError:
+        raise storage.StorageError(f"{url}: no such object") from None
+
+
+def read_json(url: str) -> dict:
+    with contextlib.suppress(FileNotFoundError):
+        return json.loads(_read(url))
+    return {}
+
+
+# --- the swarm side ----------------------------------------------------------------------
+
+def task_template(spec: ServiceSpec, secret_ids: Mapping[str, str]) -> TaskTemplate:
+    """The docker SDK's task template for one service of the data."""
+    container = ContainerSpec(
+        spec.image,
+        args=list(spec.args),
+        env=dict(spec.env),
+        workdir=spec.working_dir,
+        labels=dict(spec.labels),
+        mounts=[Mount(m.target, m.source, type=m.type, read_only=m.read_only)
+                for m in spec.mounts],
+        secrets=[SecretReference(secret_ids[s.secret], s.secret, filename=s.file)
+                 for s in spec.secrets] or None,
+        init=spec.init or None,
+    )
+    log_driver = DriverConfig(spec.log_driver, dict(spec.log_options)) if spec.log_driver else None
+    return TaskTemplate(
+        container,
+        restart_policy=RestartPolicy(condition=spec.restart_condition),
+        placement=Placement(constraints=list(spec.constraints)),
+        networks=list(spec.networks),
+        log_driver=log_driver,
+    )
+
+
+def _run_filters(run_id: int, job: str | None = None) -> dict[str, list[str]]:
+    labels = [f"{WORKLOAD_LABEL}={WORKLOAD}", f"{RUN_LABEL}={run_id}"]
+    return {"label": labels + ([f"{JOB_LABEL}={job}"] if job else [])}
+
+
+def ensure_network(client: docker.DockerClient) -> None:
+    """The attachable overlay the trainer's SageMaker container and the workers share."""
+    if client.api.networks(names=[NETWORK]):
+        return
+    with contextlib.suppress(docker.errors.APIError):  # a concurrent start made it first
+        client.api.create_network(NETWORK, driver="overlay", attachable=True,
+                                  labels={WORKLOAD_LABEL: WORKLOAD})
+    if not any(n["Name"] == NETWORK for n in client.api.networks(names=[NETWORK])):
+        raise RunError(f"could not create the overlay network {NETWORK}: is the engine a "
+                       "swarm manager?")
+
+
+def ensure_not_running(client: docker.DockerClient, run_id: int, job: str) -> None:
+    if client.api.services(filters=_run_filters(run_id, job)):
+        raise RunError(f"run {run_id} already has {job} services: stop it first "
+                       f"(`trackday dr stop-{job}`), or set another runId")
+
+
+def deploy(client: docker.DockerClient, settings: DeepRacerSettings, target: RunTarget,
+           job: str) -> list[str]:
+    """Create the run's services (and its credentials secret); all or nothing."""
+    ensure_not_running(client, settings.run_id, job)
+    specs = run_services(settings, target.bucket, job, target.credentials is not None,
+                         target.single_node)
+    if target.docker_url is None:
+        Path(SAGEMAKER_DIR).mkdir(exist_ok=True)  # the trainer's bind mount (nodes: bootstrap)
+    ensure_network(client)
+    labels = {WORKLOAD_LABEL: WORKLOAD, RUN_LABEL: str(settings.run_id), JOB_LABEL: job}
+    created: list[str] = []
+    try:
+        secret_ids = {}
+        if target.credentials is not None:
+            name = credentials_secret(settings, job)
+            data = s3_credentials_file(*target.credentials).encode()
+            secret_ids[name] = client.api.create_secret(name, data, labels=labels)["ID"]
+        for spec in specs:
+            client.api.create_service(
+                task_template(spec, secret_ids), name=spec.name, labels=dict(spec.labels),
+                mode=ServiceMode("replicated", replicas=spec.replicas))
+            created.append(spec.name)
+    except docker.errors.APIError as error:
+        stop(client, settings.run_id, job, settings.model_prefix)
+        raise RunError(f"could not start run {settings.run_id} ({job}): "
+                       f"{error.explanation}") from None
+    return created
+
+
+def stop(client: docker.DockerClient, run_id: int, job: str, model_prefix: str | None = None,
+         timeout_s: float = REMOVAL_TIMEOUT_S) -> list[str]:
+    """Remove what a run made: services, secret, the trainer's SageMaker containers, and the
+    overlay network once no DeepRacer service is left. Returns the names removed."""
+    removed = []
+    services = client.api.services(filters=_run_filters(run_id, job))
+    for service in services:
+        with contextlib.suppress(docker.errors.NotFound):
+            client.api.remove_service(service["ID"])
+            removed.append(service["Spec"]["Name"])
+    _wait_for_tasks_gone(client, [s["ID"] for s in services], timeout_s)
+    for secret in client.api.secrets(filters=_run_filters(run_id, job)):
+        with contextlib.suppress(docker.errors.NotFound):
+            client.api.remove_secret(secret["ID"])
+            removed.append(secret["Spec"]["Name"])
+    if job == "training" and model_prefix:
+        for container in sagemaker_containers(client, model_prefix):
+            container.remove(force=True)
+            removed.append(container.name)
+    removed += _remove_network_if_unused(client, timeout_s)
+    return removed
+
+
+def _wait_for_tasks_gone(client: docker.DockerClient, service_ids: list[str],
+                         timeout_s: float) -> None:
+    """Swarm removes a service's containers after the service; wait so nothing lingers."""
+    deadline = time.monotonic() + timeout_s
+    for service_id in service_ids:
+        while client.containers.list(all=True, filters={
+                "label": f"com.docker.swarm.service.id={service_id}"}):
+            if time.monotonic() > deadline:
+                raise RunError(f"service {service_id[:12]}'s containers still exist after "
+                               f"{timeout_s:.0f} s; check `docker ps -a` on the nodes")
+            time.sleep(0.5)
+
+
+def _remove_network_if_unused(client: docker.DockerClient, timeout_s: float) -> list[str]:
+    """Remove `sagemaker-local` if trackday made it and no DeepRacer service is left."""
+    if client.api.services(filters={"label": f"{WORKLOAD_LABEL}={WORKLOAD}"}):
+        return []
+    for network in client.api.networks(names=[NETWORK]):
+        if network["Name"] != NETWORK or network.get("Labels", {}).get(WORKLOAD_LABEL) != WORKLOAD:
+            continue
+        deadline = time.monotonic() + timeout_s
+        while True:
+            try:
+                client.api.remove_network(network["Id"])
+                return [NETWORK]
+            except docker.errors.NotFound:
+                return []
+            except docker.errors.APIError:  # endpoints of just-removed tasks still attached
+                if time.monotonic() > deadline:
+                    raise
+                time.sleep(0.5)
+    return []
+
+
+def sagemaker_containers(client: docker.DockerClient, model_prefix: str) -> list:
+    """The containers SageMaker local mode started for the trainer of `model_prefix`: compose
+    services `algo-*` whose hyperparameters name this model prefix (as DRfC finds them)."""
+    found = []
+    for container in client.containers.list(all=True, filters={"label": COMPOSE_SERVICE_LABEL}):
+        if not container.labels.get(COMPOSE_SERVICE_LABEL, "").startswith("algo-"):
+            continue
+        if _hyperparameter(container, "s3_prefix") == model_prefix:
+            found.append(container)
+    return found
+
+
+def _hyperparameter(container, name: str) -> str | None:
+    """One hyperparameter SageMaker handed the container (values are JSON-encoded)."""
+    try:
+        chunks, _ = container.get_archive(HYPERPARAMETERS_PATH)
+    except docker.errors.NotFound:
+        return None
+    with tarfile.open(fileobj=io.BytesIO(b"".join(chunks))) as tar:
+        member = tar.extractfile(tar.getmembers()[0])
+        values = json.loads(member.read()) if member else {}
+    value = values.get(name)
+    with contextlib.suppress(TypeError, ValueError):
+        value = json.loads(value)
+    return value if isinstance(value, str) else None
+
+
+@dataclass(frozen=True)
+class ServiceStatus:
+    run_id: str
+    job: str
+    name: str
+    replicas: int
+    running: int
+    tasks: tuple[str, ...]  # "slot: state on node"
+
+
+def status(client: docker.DockerClient) -> list[ServiceStatus]:
+    """Every DeepRacer service on the swarm, with its tasks' states and nodes."""
+    nodes = {n["ID"]: n["Description"]["Hostname"] for n in client.api.nodes()}
+    found = []
+    for service in client.api.services(filters={"label": f"{WORKLOAD_LABEL}={WORKLOAD}"}):
+        spec = service["Spec"]
+        tasks = [t for t in client.api.tasks(filters={"service": service["ID"]})
+                 if t.get("DesiredState") != "shutdown"]
+        described = tuple(sorted(
+            f"{t.get('Slot', '-')}: {t['Status']['State']} on {nodes.get(t.get('NodeID'), '-')}"
+            for t in tasks))
+        found.append(ServiceStatus(
+            spec["Labels"].get(RUN_LABEL, "?"), spec["Labels"].get(JOB_LABEL, "?"), spec["Name"],
+            spec["Mode"].get("Replicated", {}).get("Replicas", 0),
+            sum(t["Status"]["State"] == "running" for t in tasks), described))
+    return sorted(found, key=lambda s: (s.run_id, s.job, s.name))
+
+
+def service_of(client: docker.DockerClient, run_id: int, job: str, role: str) -> dict:
+    filters = _run_filters(run_id, job)
+    filters["label"].append(f"trackday.role={role}")
+    services = client.api.services(filters=filters)
+    if not services:
+        raise RunError(f"run {run_id} has no {job} {role} service (`trackday dr status` lists "
+                       "what runs)")
+    return services[0]
+
+
+def logs(client: docker.DockerClient, service: dict, worker: int | None, follow: bool,
+         on_line: Callable[[str], None], tail: int | str = "all") -> None:
+    """Pass a service's log lines (or one worker's: its task slot `worker`) to `on_line`."""
+    api = client.api
+    if worker is None:
+        url = api._url("/services/{0}/logs", service["ID"])
+    else:
+        tasks = [t for t in api.tasks(filters={"service": service["ID"]})
+                 if t.get("Slot") == worker]
+        if not tasks:
+            raise RunError(f"{service['Spec']['Name']} has no worker {worker} (workers are "
+                           f"1..{service['Spec']['Mode']['Replicated']['Replicas']})")
+        task = max(tasks, key=lambda t: t["CreatedAt"])
+        url = api._url("/tasks/{0}/logs", task["ID"])
+    response = api._get(url, params={"follow": follow, "stdout": True, "stderr": True,
+                                     "tail": tail}, stream=True)
+    pending = b""
+    for chunk in api._get_result_tty(True, response, False):
+        pending += chunk
+        *lines, pending = pending.split(b"\n")
+        for line in lines:
+            on_line(line.decode(errors="replace"))
+    if pending:
+        on_line(pending.decode(errors="replace"))
