@@ -14,10 +14,12 @@ from __future__ import annotations
 
 import base64
 import contextlib
+import ctypes
 import json
 import os
 import secrets
 import shutil
+import signal
 import socket
 import subprocess
 import sys
@@ -177,6 +179,13 @@ def _wait_until_answers(url: str, process: subprocess.Popen, log: Path) -> None:
     raise RuntimeError(f"server at {url} did not answer in {START_TIMEOUT_S:.0f} s: {log}")
 
 
+def _die_with_parent() -> None:
+    """Runs in the child before exec: SIGTERM it when its parent dies, so that a test run
+    killed mid-way (timeout, Ctrl-C twice) leaves no server behind (Linux prctl)."""
+    pr_set_pdeathsig = 1
+    ctypes.CDLL(None, use_errno=True).prctl(pr_set_pdeathsig, signal.SIGTERM)
+
+
 @contextlib.contextmanager
 def _running(argv: list[str], probe_url: str, log: Path, env: dict[str, str] | None = None):
     """Start `argv`, wait for `probe_url` to answer, stop the process on exit."""
@@ -188,6 +197,7 @@ def _running(argv: list[str], probe_url: str, log: Path, env: dict[str, str] | N
             stdin=subprocess.DEVNULL,
             env={**os.environ, **(env or {})},
             start_new_session=True,
+            preexec_fn=_die_with_parent,
         )
     try:
         _wait_until_answers(probe_url, process, log)

@@ -37,9 +37,12 @@ import io
 import os
 import re
 import secrets
+from collections import deque
 from collections.abc import Callable, Iterator
+from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from dataclasses import dataclass
+from itertools import islice
 from pathlib import Path
 from typing import TypeVar
 
@@ -75,6 +78,7 @@ SIDECAR_SUFFIX = ".sha256"
 CHUNK_SIZE = 8 * 1024 * 1024
 RETRY_SECONDS = 8.0  # no new attempt starts after this; the last one still runs to its end
 CONNECT_TIMEOUT_S = 5  # an endpoint that drops packets fails within the retry bound too
+PREFETCH_CHUNKS = 4  # ranged reads in flight (4 x 8 MiB of memory at most)
 READ_TIMEOUT_S = 60  # a stalled transfer counts as transient and is retried
 SCHEMES = ("s3", "gs", "az", "file")
 _BUCKET_WORD = {"s3": "bucket", "gs": "bucket", "az": "container", "file": "file"}
@@ -445,6 +449,7 @@ def _explained(loc: _Location) -> Iterator[None]:
 
 
 def _run(url: str, operation: Callable[[_Location], T]) -> T:
+    """Run a small operation, retried whole on transient errors, its failures explained."""
     loc = _locate(url)
     with _explained(loc):
         return _retrying(lambda: operation(loc))
@@ -456,7 +461,7 @@ def _run(url: str, operation: Callable[[_Location], T]) -> T:
 class _Progress:
     """A transient rich progress bar on stderr, drawn only on a terminal."""
 
-    def __init__(self, enabled: bool, description: str) -> None:
+    def __init__(self, enabled: bool) -> None:
         console = Console(stderr=True)
         self._bar = Progress(
             TextColumn("{task.description}"),
@@ -468,7 +473,7 @@ class _Progress:
             transient=True,
             disable=not (enabled and console.is_terminal),
         )
-        self._task = self._bar.add_task(description, total=None)
+        self._task = self._bar.add_task("", total=None)
 
     def __enter__(self) -> _Progress:
         self._bar.__enter__()
@@ -494,29 +499,53 @@ class _Progress:
         return _Callback()
 
 
-# --------------------------------------------------------------------------- hashing
+# --------------------------------------------------------------------------- reading
 
 
-def _hash_stream(read: Callable[[int], bytes], sink: Callable[[bytes], object] | None = None,
-                 progress: _Progress | None = None) -> str:  # fmt: skip
+def _size(loc: _Location) -> int:
+    return int(_retrying(lambda: loc.fs.size(loc.path)))
+
+
+def _chunks(loc: _Location, size: int) -> Iterator[bytes]:
+    """The object's bytes in CHUNK_SIZE pieces, in order, the next few fetched meanwhile.
+
+    Each piece is a ranged read of its own, retried on its own: a dropped connection late in
+    a big download costs one piece, and the network works while the consumer hashes/extracts.
+    """
+    starts = iter(range(0, size, CHUNK_SIZE))
+
+    def fetch(start: int) -> bytes:
+        end = min(start + CHUNK_SIZE, size)
+        return _retrying(lambda: loc.fs.cat_file(loc.path, start=start, end=end))
+
+    with ThreadPoolExecutor(PREFETCH_CHUNKS, thread_name_prefix="storage-read") as pool:
+        pending = deque(pool.submit(fetch, start) for start in islice(starts, PREFETCH_CHUNKS))
+        try:
+            while pending:
+                chunk = pending.popleft().result()
+                pending.extend(pool.submit(fetch, start) for start in islice(starts, 1))
+                yield chunk
+        finally:
+            for future in pending:
+                future.cancel()
+
+
+def _hash_chunks(
+    chunks: Iterator[bytes], progress: _Progress, sink: Callable[[bytes], object] | None = None
+) -> str:
     digest = hashlib.sha256()
-    while chunk := read(CHUNK_SIZE):
+    for chunk in chunks:
         digest.update(chunk)
         if sink is not None:
             sink(chunk)
-        if progress is not None:
-            progress.advance(len(chunk))
+        progress.advance(len(chunk))
     return digest.hexdigest()
 
 
-def _open_read(loc: _Location) -> io.IOBase:
-    """A sequential reader fetching CHUNK_SIZE ahead, however little the consumer reads at once."""
-    return loc.fs.open(loc.path, "rb", block_size=CHUNK_SIZE, cache_type="readahead")
-
-
-def _hash_object(loc: _Location, progress: _Progress | None = None) -> str:
-    with _open_read(loc) as src:
-        return _hash_stream(src.read, progress=progress)
+def _file_chunks(path: Path) -> Iterator[bytes]:
+    with open(path, "rb") as src:
+        while chunk := src.read(CHUNK_SIZE):
+            yield chunk
 
 
 def _read_sidecar(loc: _Location) -> str | None:
@@ -549,75 +578,84 @@ def upload(local: Path, url: str, *, progress: bool = True) -> str:
     local = Path(local)
     if not local.is_file():
         raise StorageError(f"{local}: no such local file; check the path")
-    _require_key(_locate(url))
+    loc = _locate(url)
+    _require_key(loc)
+    fs, side, size = loc.fs, loc.sidecar(), local.stat().st_size
 
-    def operation(loc: _Location) -> str:
-        fs, side = loc.fs, loc.sidecar()
-        size = local.stat().st_size
-        with _Progress(progress, f"hashing {local.name}") as bar:
-            bar.start(f"hashing {local.name}", size)
-            with open(local, "rb") as src:
-                digest = _hash_stream(src.read, progress=bar)
-            if fs.exists(side.path):  # a stale sidecar would vouch for the old content
-                fs.rm_file(side.path)
-            bar.start(f"uploading {local.name}", size)
-            fs.put_file(str(local), loc.path, callback=bar.callback())
-            bar.start(f"verifying {local.name}", size)
-            stored = _hash_object(loc, bar)
+    def drop_stale_sidecar() -> None:  # a stale sidecar would vouch for the old content
+        if fs.exists(side.path):
+            fs.rm_file(side.path)
+
+    with _explained(loc), _Progress(progress) as bar:
+        bar.start(f"hashing {local.name}", size)
+        digest = _hash_chunks(_file_chunks(local), bar)
+        _retrying(drop_stale_sidecar)
+        bar.start(f"uploading {local.name}", size)
+        _retrying(lambda: fs.put_file(str(local), loc.path, callback=bar.callback()))
+        bar.start(f"verifying {loc.url}", size)
+        stored = _hash_chunks(_chunks(loc, _size(loc)), bar)
         if stored != digest:
             raise StorageError(
                 f"{url}: the stored object's sha256 {stored[:12]}... differs from {local}'s "
                 f"{digest[:12]}...; upload again (the transfer was corrupted)"
             )
-        fs.pipe_file(side.path, f"{digest}\n".encode())
-        return digest
-
-    return _run(url, operation)
+        _retrying(lambda: fs.pipe_file(side.path, f"{digest}\n".encode()))
+    return digest
 
 
 def download(url: str, local: Path, *, progress: bool = True) -> str:
     """Download to a temporary file beside `local`, verify, then rename; returns the sha256 hex."""
     local = Path(local)
-    local.parent.mkdir(parents=True, exist_ok=True)
-
-    def operation(loc: _Location) -> str:
-        expected = _read_sidecar(loc)
-        partial = local.with_name(f".{local.name}.{secrets.token_hex(4)}.part")
+    loc = _locate(url)
+    partial = local.with_name(f".{local.name}.{secrets.token_hex(4)}.part")
+    with _explained(loc), _Progress(progress) as bar:
+        expected = _retrying(lambda: _read_sidecar(loc))
+        size = _size(loc)
+        local.parent.mkdir(parents=True, exist_ok=True)
         try:
-            with (
-                _open_read(loc) as src,
-                open(partial, "wb") as dst,
-                _Progress(progress, f"downloading {local.name}") as bar,
-            ):
-                bar.start(f"downloading {local.name}", getattr(src, "size", None))
-                digest = _hash_stream(src.read, dst.write, bar)
+            bar.start(f"downloading {local.name}", size)
+            with open(partial, "wb") as out:
+                digest = _hash_chunks(_chunks(loc, size), bar, out.write)
             if expected is not None and digest != expected:
                 raise _mismatch(url, digest, expected)
             os.replace(partial, local)
-            return digest
         finally:
             partial.unlink(missing_ok=True)
-
-    return _run(url, operation)
+    return digest
 
 
 class HashingReader(io.RawIOBase):
     """A binary stream over a stored object that hashes every byte that passes through it."""
 
-    def __init__(self, raw: io.IOBase, loc: _Location, expected: str | None) -> None:
+    def __init__(self, chunks: Iterator[bytes], loc: _Location, expected: str | None) -> None:
         super().__init__()
-        self._raw = raw
+        self._chunks = chunks
         self._loc = loc
+        self._buffer = memoryview(b"")
         self._digest = hashlib.sha256()
-        self.expected = expected
+        self.expected = expected  # the sidecar's digest, None when there is no sidecar
         self.bytes_read = 0
 
     def readable(self) -> bool:
         return True
 
-    def read(self, size: int = -1) -> bytes:
-        with _explained(self._loc):
-            data = self._raw.read(size)
+    def read(self, size: int | None = -1) -> bytes:
+        """Up to `size` bytes (all that is left when negative); b"" at the end."""
+        wanted = None if size is None or size < 0 else size
+        pieces: list[bytes] = []
+        got = 0
+        while wanted is None or got < wanted:
+            if not self._buffer:
+                with _explained(self._loc):
+                    chunk = next(self._chunks, None)
+                if chunk is None:
+                    break
+                self._buffer = memoryview(chunk)
+            take = self._buffer if wanted is None else self._buffer[: wanted - got]
+            self._buffer = self._buffer[len(take) :]
+            pieces.append(bytes(take))
+            got += len(take)
+        data = b"".join(pieces)
         self._digest.update(data)
         self.bytes_read += len(data)
         return data
@@ -644,16 +682,14 @@ class HashingReader(io.RawIOBase):
 @contextmanager
 def open_stream(url: str) -> Iterator[HashingReader]:
     """A readable binary stream for streaming extraction; call .verify() after reading."""
-
-    def operation(loc: _Location) -> tuple[io.IOBase, str | None]:
-        expected = _read_sidecar(loc)
-        return _open_read(loc), expected
-
-    raw, expected = _run(url, operation)
+    loc = _locate(url)
+    with _explained(loc):
+        expected = _retrying(lambda: _read_sidecar(loc))
+        chunks = _chunks(loc, _size(loc))
     try:
-        yield HashingReader(raw, _locate(url), expected)
+        yield HashingReader(chunks, loc, expected)
     finally:
-        raw.close()
+        chunks.close()
 
 
 def checksum(url: str) -> str | None:
