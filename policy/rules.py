@@ -446,7 +446,7 @@ SECRET_PATTERNS = {
     "an Azure storage key": re.compile(r"AccountKey=[A-Za-z0-9+/=]{20,}"),
     "a service-account key": re.compile(r'"private_key"\s*:'),
     "a credential assignment": re.compile(
-        r"(?i)\b[\w-]*(password|passwd|secret|token|access_key|secret_key|api_key)[\w-]*"
+        r"(?i)\b[\w-]*(password|passwd|secret|token|auth_key|access_key|secret_key|api_key)[\w-]*"
         r"""\s*[=:]\s*["']?(?![$<{\[])[A-Za-z0-9+/_\-.]{12,}"""
     ),
 }
@@ -498,7 +498,15 @@ def hourly_budget(resources: list[Resource], settings: Settings) -> list[str]:
     if settings.hourly_budget is None or settings.config is None:
         return []
     declared = [
-        DeclaredResource(r.type, r.name, f"urn:{r.type}::{r.name}", "", True, False, dict(r.inputs))
+        DeclaredResource(
+            type=r.type,
+            name=r.name,
+            urn=f"urn:{r.type}::{r.name}",
+            parent="",
+            custom=True,
+            protect=False,
+            inputs=dict(r.inputs),
+        )
         for r in resources
     ]
     estimate = prices.estimate(OfflineRun(stack="", resources=declared), settings.config)

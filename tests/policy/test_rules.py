@@ -453,3 +453,50 @@ def test_a_vertex_job_counts_towards_the_hourly_rate_while_training():
     tight = settings_for(parse({**gcp, "budget": {"hourly": job - 0.01}}))
     assert rules.hourly_budget([], ok) == []
     assert "over budget.hourly" in rules.hourly_budget([], tight)[0]
+
+
+def _node_user_data(cloud: str, role: str, services=()) -> str:
+    from infra import bootstrap
+
+    azure = {"azure_identity_client_id": IDENTITY} if cloud == "azure" else {}
+    return bootstrap.user_data(
+        bootstrap.NodeBootstrap(
+            role=role,
+            cloud=cloud,
+            ssh_user="trackday",
+            ssh_public_key="ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIGx2Yx8m3Vq2Q0tqf7m1r5m7k8c8s3d4 t",
+            ttl_hours=4,
+            idle_minutes=30,
+            services=services,
+            **azure,
+        )
+    )
+
+
+IDENTITY = "12345678-1234-1234-1234-123456789abc"
+
+
+@pytest.mark.parametrize("cloud", ["aws", "azure", "gcp"])
+def test_the_user_data_trackday_renders_passes_and_shows_its_ttl(cloud):
+    """infra/bootstrap.py's documents (with the Azure gateway unit) hold no secret, and the
+    rule finds their power-off timer, so an on-demand GPU node with them is bounded."""
+    from infra import gateway
+
+    service = gateway.node_service(gateway.GatewaySettings("trackdaydata", IDENTITY))
+    for role, services in (("manager", (service,) if cloud == "azure" else ()), ("worker", ())):
+        text = _node_user_data(cloud, role, services)
+        node = _res("aws:ec2/instance:Instance", instanceType="g4dn.2xlarge", userData=text)
+        assert rules.no_plaintext_secrets_in_user_data(node, SETTINGS) == []
+        assert rules.gpu_machines(node, SETTINGS) == []
+
+
+def test_the_gateways_keys_in_user_data_are_caught():
+    from infra import gateway
+
+    env = gateway.env_file(
+        gateway.keys_env("a1B2c3D4e5F6g7H8i9J0", "Zx9Yw8Vu7Ts6Rq5Po4Nm3Lk2Ji1Hg")
+    )
+    node = _res("aws:ec2/instance:Instance", userData="#cloud-config\nwrite_files:\n" + env)
+    assert rules.no_plaintext_secrets_in_user_data(node, SETTINGS) == [
+        "user data holds a credential assignment"
+    ]
