@@ -206,23 +206,32 @@ def private_buckets(resource: Resource, settings: Settings) -> list[str]:
 
 
 # Each bucket needs companions in the same stack (pulumi-aws keeps these settings out of it).
-_COMPANIONS: dict[tuple[str, ...], list[tuple[str, tuple[str, ...]]]] = {
+_COMPANIONS: dict[tuple[str, ...], list[tuple[str, tuple[str, ...], str | None]]] = {
     AWS_BUCKETS: [
-        ("a BucketPublicAccessBlock", (AWS_PUBLIC_ACCESS_BLOCK,)),
-        ("a server-side encryption configuration", AWS_ENCRYPTION),
-        ("a BucketVersioning resource", AWS_VERSIONING),
+        ("BucketPublicAccessBlock", (AWS_PUBLIC_ACCESS_BLOCK,), None),
+        (
+            "server-side encryption configuration",
+            AWS_ENCRYPTION,
+            "serverSideEncryptionConfiguration.rule.applyServerSideEncryptionByDefault.sseAlgorithm",
+        ),
+        ("BucketVersioning resource", AWS_VERSIONING, "versioning.enabled"),
     ],
-    (AZURE_ACCOUNT,): [("BlobServiceProperties with versioning", (AZURE_BLOB_SERVICE,))],
+    (AZURE_ACCOUNT,): [("BlobServiceProperties with versioning", (AZURE_BLOB_SERVICE,), None)],
 }
 
 
 def bucket_companions(resources: list[Resource], settings: Settings) -> list[str]:
     """Every S3 bucket has its public access block, encryption and versioning resources, and
-    every Azure storage account its blob service settings (where versioning is turned on)."""
+    every Azure storage account its blob service settings (where versioning is turned on).
+
+    pulumi-aws v6's legacy Bucket may carry versioning and encryption inline instead: the
+    inline input (third field) then stands for the companion resource."""
     out = []
     for owners, needs in _COMPANIONS.items():
         for owner in (r for r in resources if r.type in owners):
-            for what, types in needs:
+            for what, types, inline in needs:
+                if inline and _get(owner.inputs, inline) not in (None, False, UNKNOWN):
+                    continue
                 if not any(r.type in types and r.refs & owner.handles for r in resources):
                     out.append(f"{owner.type} {owner.name} has no {what}")
     return out

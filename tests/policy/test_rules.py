@@ -395,14 +395,14 @@ def _bucket_set(*without: str) -> list[Resource]:
 def test_every_s3_bucket_has_its_settings_resources():
     assert rules.bucket_companions(_bucket_set(), SETTINGS) == []
     assert rules.bucket_companions(_bucket_set("ver"), SETTINGS) == [
-        "aws:s3/bucketV2:BucketV2 models has no a BucketVersioning resource"
+        "aws:s3/bucketV2:BucketV2 models has no BucketVersioning resource"
     ]
     other = [
         r if r.name != "pab" else Resource(PAB, "pab", {}, refs=frozenset({"other-id"}))
         for r in _bucket_set()
     ]
     assert rules.bucket_companions(other, SETTINGS) == [
-        "aws:s3/bucketV2:BucketV2 models has no a BucketPublicAccessBlock"
+        "aws:s3/bucketV2:BucketV2 models has no BucketPublicAccessBlock"
     ]
 
 
@@ -499,4 +499,19 @@ def test_the_gateways_keys_in_user_data_are_caught():
     node = _res("aws:ec2/instance:Instance", userData="#cloud-config\nwrite_files:\n" + env)
     assert rules.no_plaintext_secrets_in_user_data(node, SETTINGS) == [
         "user data holds a credential assignment"
+    ]
+
+
+def test_a_legacy_bucket_may_carry_versioning_and_encryption_inline():
+    sse = {"applyServerSideEncryptionByDefault": {"sseAlgorithm": "AES256"}}
+    legacy = Resource(
+        "aws:s3/bucket:Bucket",
+        "models",
+        {"versioning": {"enabled": True}, "serverSideEncryptionConfiguration": {"rule": sse}},
+        frozenset({"models-id"}),
+    )
+    block = Resource(PAB, "pab", ALL_BLOCKED, refs=frozenset({"models-id"}))
+    assert rules.bucket_companions([legacy, block], SETTINGS) == []
+    assert rules.bucket_companions([legacy], SETTINGS) == [
+        "aws:s3/bucket:Bucket models has no BucketPublicAccessBlock"
     ]
