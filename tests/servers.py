@@ -223,11 +223,17 @@ def _workdir(root: Path | None) -> Iterator[Path]:
 
 @contextlib.contextmanager
 def serve_s3(
-    root: Path | None = None, port: int | None = None, auth: tuple[str, str] | None = None
+    root: Path | None = None,
+    port: int | None = None,
+    auth: tuple[str, str] | None = None,
+    dir_cache_time: str = "0s",
 ) -> Iterator[S3Server]:
     """`rclone serve s3` over `root` (a temporary folder when None): buckets are its sub-folders.
 
     `port` picks the loopback port and `auth` the (key, secret) pair; both generated when None.
+    `dir_cache_time` "0s" shows files written straight into `root` at once, but costs about
+    200 ms per request (rclone re-reads the folders); a benchmark that writes only through the
+    S3 API should pass rclone's default, "5m".
     """
     with _workdir(root) as work:
         data = work / "s3"
@@ -240,7 +246,7 @@ def serve_s3(
             "--addr", f"{HOST}:{port}",
             "--auth-key", f"{key},{secret}",
             "--config", "/dev/null",
-            "--dir-cache-time", "0s",
+            "--dir-cache-time", dir_cache_time,
             "--vfs-cache-mode", "off",
         ]  # fmt: skip
         with _running(argv, endpoint, work / "rclone.log"):
