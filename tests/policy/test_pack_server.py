@@ -32,10 +32,17 @@ pytestmark = pytest.mark.skipif(
 @contextmanager
 def pack_server(values: dict) -> Iterator[analyzer_pb2_grpc.AnalyzerStub]:
     """Start the pack the way the Pulumi CLI does and connect to the port it prints."""
-    env = {**os.environ, "PULUMI_CONFIG": json.dumps(offline.stack_config(values))}
+    env = {
+        **os.environ,
+        "PULUMI_CONFIG": json.dumps(offline.stack_config(values)),
+        "PULUMI_PROJECT": offline.PROJECT,
+        "PULUMI_STACK": "policy-test",
+        "PULUMI_DRY_RUN": "true",
+    }
     env.pop("PYTHONPATH", None)
+    # The Python analyzer plugin's own entry: `python -m pulumi.policy ENGINE PACK_DIR`.
     process = subprocess.Popen(
-        [str(PACK_PYTHON), "-u", str(ROOT / "policy")],
+        [str(PACK_PYTHON), "-u", "-m", "pulumi.policy", "127.0.0.1:0", str(ROOT / "policy")],
         cwd=ROOT / "policy",
         env=env,
         stdout=subprocess.PIPE,
@@ -153,3 +160,31 @@ def test_user_data_unknown_in_preview_falls_back_to_the_stacks_ttl(ttl, expected
     with pack_server(with_keys("dev", budget={"ttlHours": ttl})) as stub:
         found = _analyze(stub, offline.OfflineRun(stack="dev", resources=[node]))
     assert [policy for policy, _ in found] == expected
+
+
+def test_a_stack_opts_out_through_the_pack_config():
+    """What `--policy-pack-config policy/config/STACK.json` sends: the rule then lets it pass."""
+    node = offline.DeclaredResource(
+        type="gcp:compute/instance:Instance",
+        name="node-0",
+        urn="urn:pulumi:dev::trackday::gcp:compute/instance:Instance::node-0",
+        parent="",
+        custom=True,
+        protect=False,
+        inputs={"machineType": "g2-standard-8", "scheduling": {"provisioningModel": "STANDARD"}},
+    )
+    run = offline.OfflineRun(stack="dev", resources=[node])
+    with pack_server(with_keys("dev", budget={"ttlHours": None})) as stub:
+        before = _analyze(stub, run)
+        opt_out = analyzer_pb2.PolicyConfig(
+            enforcementLevel=analyzer_pb2.MANDATORY, properties=_struct({"allowAlwaysOnGpu": True})
+        )
+        stub.Configure(
+            analyzer_pb2.ConfigureAnalyzerRequest(
+                policyConfig={"gpu-machines-allowed-and-bounded": opt_out}
+            ),
+            timeout=30,
+        )
+        after = _analyze(stub, run)
+    assert [p for p, _ in before] == ["gpu-machines-allowed-and-bounded"]
+    assert after == []
