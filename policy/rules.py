@@ -36,7 +36,6 @@ OPEN_SOURCES = {"0.0.0.0/0", "::/0", "*", "internet", "any", "0.0.0.0", "::"}
 class Settings:
     """What a stack allows, from its config (and the policy pack's config for opt-outs)."""
 
-    cloud: str = "local"
     allow_keys: bool = False
     allow_always_on_gpu: bool = False
     ttl_hours: float | None = None
@@ -61,7 +60,6 @@ def settings_for(config: StackConfig, overrides: Mapping[str, Any] | None = None
         wanted = set(overrides["allowedMachineTypes"])
         allowed = {c: frozenset(m & wanted) for c, m in allowed.items()}
     return Settings(
-        cloud=config.target,
         allow_keys=bool(
             overrides.get("allowKeys", config.gcp is not None and config.gcp.service_account_key)
         ),
