@@ -197,6 +197,8 @@ class StackConfig(_Section):
     azure: Azure | None = None
     # The DeepRacer workload's run settings (DRfC's, camelCase): training/deepracer/settings.py.
     deepracer: DeepRacerSettings | None = None
+    # The run `pulumi up` keeps deployed on the target's swarm (infra/workloads/deepracer.py).
+    deepracer_run: Literal["none", "training", "evaluation"] = "none"
 
     @field_validator("tags")
     @classmethod

@@ -10,6 +10,7 @@ import pulumi
 
 from infra.config import TARGETS, ConfigError, StackConfig
 from infra.targets import TargetArgs, TargetFactory
+from infra.workloads import deepracer
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 
@@ -34,7 +35,11 @@ def target_class(target: str) -> TargetFactory:
 def build(config: StackConfig, stack: str | None = None) -> dict[str, Any]:
     """Declare the stack's resources and return its outputs (camelCase names)."""
     stack = stack or pulumi.get_stack()
+    run = deepracer.requested(config, REPO_ROOT)  # checks the custom files before anything
     target = target_class(config.target)(
         f"trackday-{stack}", TargetArgs(config=config, stack=stack, repo_root=REPO_ROOT)
     )
-    return target.stack_outputs()
+    outputs = target.stack_outputs()
+    if run is not None:
+        outputs |= deepracer.deploy(f"trackday-{stack}-dr", run, target, stack)
+    return outputs

@@ -12,6 +12,7 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
+from training.deepracer.preflight import DEFAULT_TRACKS, TRACKS_ENV
 from training.deepracer.settings import DeepRacerSettings, RaceType, describe_error
 
 app = typer.Typer(
@@ -20,8 +21,6 @@ app = typer.Typer(
     no_args_is_help=True,
 )
 STACK_SECTION = "trackday:deepracer"
-TRACKS_ENV = "TRACKDAY_TRACKS_DIR"
-DEFAULT_TRACKS = Path.home() / ".cache" / "trackday" / "tracks"
 
 
 def _fail(message: str, code: int = 2) -> typer.Exit:

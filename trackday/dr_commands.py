@@ -8,17 +8,18 @@ work is in trackday/dr_runs.py.
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 
 import typer
 from rich.console import Console
 from rich.table import Table
 
+from infra.workloads.run_target import RunTarget, RunTargetError, run_target
 from trackday import dr_runs
-from trackday.dr import DEFAULT_TRACKS, TRACKS_ENV, load_settings
+from trackday.dr import load_settings
 from trackday.stack import StackError, read_outputs
 from training import storage
+from training.deepracer import bucket_io
 from training.deepracer.layout import RunLayout
 from training.deepracer.settings import DeepRacerSettings
 
@@ -43,14 +44,14 @@ def _project(directory: Path | None) -> Path:
 
 
 def _context(stack: str, directory: Path | None, outputs_file: Path | None, run_id: int | None
-             ) -> tuple[DeepRacerSettings, dr_runs.RunTarget]:
+             ) -> tuple[DeepRacerSettings, RunTarget]:
     settings = load_settings(stack, directory)
     if run_id is not None:
         settings = settings.model_copy(update={"run_id": run_id})
     try:
         outputs = read_outputs(stack, outputs_file, cwd=_project(directory))
-        return settings, dr_runs.run_target(stack, outputs)
-    except (StackError, dr_runs.RunError) as error:
+        return settings, run_target(stack, outputs)
+    except (StackError, RunTargetError) as error:
         raise _fail(str(error)) from None
 
 
@@ -59,23 +60,20 @@ def _say(line: str) -> None:
 
 
 def _validate(folder: Path, settings: DeepRacerSettings, tracks_dir: Path | None) -> None:
-    """The checks of `trackday dr validate`, on the real track when its file is at hand."""
-    from training.deepracer.validate import validate_custom_files
+    """`trackday dr validate`'s checks, on the real track when its file is at hand."""
+    from training.deepracer.preflight import preflight, tracks_dir_for
 
-    candidates = (tracks_dir, os.environ.get(TRACKS_ENV), DEFAULT_TRACKS / settings.simulator.tag)
-    tracks = next((Path(c) for c in candidates if c and (Path(c) / f"{settings.world}.npy")
-                   .is_file()), None)
-    if tracks is None:
+    if tracks_dir_for(settings, tracks_dir) is None:
         _say(f"no track file for {settings.world}: the reward function is checked as source "
              "only (`trackday dr tracks` gets the track files)")
-    result = validate_custom_files(folder, settings, tracks)
-    for problem in result.problems:
+    problems = preflight(folder, settings, tracks_dir)
+    for problem in problems:
         _say(f"problem: {problem}")
-    if not result.ok:
+    if problems:
         raise _fail(f"{folder}: fix the custom files before starting (`trackday dr validate`)")
 
 
-def _start(settings: DeepRacerSettings, target: dr_runs.RunTarget, job: str,
+def _start(settings: DeepRacerSettings, target: RunTarget, job: str,
            upload) -> None:
     try:
         client = dr_runs.client_for(target)
@@ -88,7 +86,7 @@ def _start(settings: DeepRacerSettings, target: dr_runs.RunTarget, job: str,
         raise _fail(str(error)) from None
 
 
-def _follow(target: dr_runs.RunTarget, run_id: int, job: str, role: str,
+def _follow(target: RunTarget, run_id: int, job: str, role: str,
             worker: int | None, follow: bool = True) -> None:
     try:
         client = dr_runs.client_for(target)
@@ -204,9 +202,9 @@ def upload_model(
     target_prefix = prefix or settings.upload_model_prefix
     layout = RunLayout.of(settings)
     try:
-        with dr_runs.environment(target.storage_env):
-            keys = set(dr_runs.model_objects(target.bucket_url, settings.model_prefix))
-            records = dr_runs.read_json(storage.join(target.bucket_url, layout.checkpoints_json))
+        with bucket_io.environment(target.storage_env):
+            keys = set(bucket_io.list_keys(target.bucket_url, settings.model_prefix))
+            records = bucket_io.read_json(storage.join(target.bucket_url, layout.checkpoints_json))
         plan = plan_upload(layout, keys, records, checkpoint or ("best" if best else "last"),
                            target_prefix)
         destination = f"s3://{bucket}/{target_prefix}"

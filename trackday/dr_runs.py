@@ -16,14 +16,12 @@ from __future__ import annotations
 import contextlib
 import io
 import json
-import os
 import tarfile
 import time
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
 
 import docker
 import docker.errors
@@ -38,11 +36,13 @@ from docker.types import (
     TaskTemplate,
 )
 
+from infra.workloads.run_target import RunTarget
 from trackday.swarm_jobs import connect
 from training import storage
+from training.deepracer import bucket_io
 from training.deepracer.layout import RunLayout
 from training.deepracer.model_upload import UploadPlan
-from training.deepracer.params import Bucket, evaluation_files, training_files
+from training.deepracer.params import evaluation_files, training_files
 from training.deepracer.services import (
     JOB_LABEL,
     NETWORK,
@@ -67,51 +67,6 @@ class RunError(Exception):
     """A run cannot be started, stopped or read; the message says why and what to do."""
 
 
-@dataclass(frozen=True)
-class RunTarget:
-    """Where a stack's runs go: its engine, its bucket as the containers and as this machine
-    reach it, and the S3 keys for containers on nodes without an identity."""
-
-    docker_url: str | None  # None: this machine's engine
-    bucket: Bucket
-    storage_env: Mapping[str, str]
-    credentials: tuple[str, str] | None
-    single_node: bool
-
-    @property
-    def bucket_url(self) -> str:
-        return f"s3://{self.bucket.name}"
-
-
-def run_target(stack: str, outputs: Mapping[str, Any]) -> RunTarget:
-    """The run target a deployed stack's outputs describe; names the output that is missing."""
-    target = outputs.get("target")
-    bucket_url = str(outputs.get("bucketUrl", ""))
-    if not bucket_url.startswith("s3://"):
-        raise RunError(f"stack {stack} ({target}) has no S3 bucket (bucketUrl "
-                       f"{bucket_url or 'missing'}): DeepRacer runs need the local, aws or "
-                       "azure target")
-    name = bucket_url.removeprefix("s3://").strip("/")
-    try:
-        if target == "local":
-            return RunTarget(None, Bucket(name, endpoint_url=outputs["s3EndpointInNetwork"]),
-                             _local_storage_env(outputs),
-                             (outputs["s3AccessKeyId"], outputs["s3SecretAccessKey"]), True)
-        keys = ((outputs["s3AccessKeyId"], outputs["s3SecretAccessKey"])
-                if "s3AccessKeyId" in outputs else None)
-        bucket = Bucket(name, outputs.get("region", "us-east-1"), outputs.get("s3Endpoint"))
-        return RunTarget(f"ssh://{outputs['sshUser']}@{outputs['managerAddress']}", bucket, {},
-                         keys, int(outputs.get("nodeCount", 1)) == 1)
-    except KeyError as missing:
-        raise RunError(f"stack {stack} has no output {missing}: run `pulumi up` for it") from None
-
-
-def _local_storage_env(outputs: Mapping[str, Any]) -> dict[str, str]:
-    from trackday.stack import storage_env
-
-    return storage_env(dict(outputs))
-
-
 def client_for(target: RunTarget) -> docker.DockerClient:
     if target.docker_url is None:
         try:
@@ -121,114 +76,54 @@ def client_for(target: RunTarget) -> docker.DockerClient:
     return connect(target.docker_url)
 
 
-@contextlib.contextmanager
-def environment(values: Mapping[str, str]) -> Iterator[None]:
-    """Set environment variables for the storage layer, restoring the old ones after."""
-    saved = {key: os.environ.get(key) for key in values}
-    os.environ.update(values)
-    try:
-        yield
-    finally:
-        for key, old in saved.items():
-            if old is None:
-                os.environ.pop(key, None)
-            else:
-                os.environ[key] = old
-
-
-def _filesystem(url: str):
-    """The configured fsspec filesystem and path of `url` (training.storage's endpoints and
-    credentials), for the few operations storage's file API lacks: bytes, copy, delete."""
-    location = storage._locate(url)
-    return location.fs, location.path
-
-
-# --- the bucket side ---------------------------------------------------------------------
-
-def write_objects(bucket_url: str, objects: Mapping[str, bytes]) -> list[str]:
-    """Write each object (key -> content) under `bucket_url`; returns the URLs written."""
-    written = []
-    for key, content in objects.items():
-        url = storage.join(bucket_url, key)
-        fs, path = _filesystem(url)
-        try:
-            fs.pipe_file(path, content)
-        except Exception as error:  # storage's one-line wording for every back-end error
-            raise storage.StorageError(f"{url}: could not write ({error})") from None
-        written.append(url)
-    return written
-
-
-def model_objects(bucket_url: str, model_prefix: str) -> list[str]:
-    """The keys of every object under `<model prefix>/` (empty for a new model)."""
-    _, root = _filesystem(bucket_url)
-    fs, path = _filesystem(storage.join(bucket_url, model_prefix))
-    return sorted(p.removeprefix(f"{root}/") for p in fs.find(path + "/"))
-
-
-def wipe_model(bucket_url: str, model_prefix: str) -> int:
-    """Delete every object under `<model prefix>/` (`-w`); returns how many."""
-    found = model_objects(bucket_url, model_prefix)
-    if found:
-        fs, root = _filesystem(bucket_url)
-        fs.rm([f"{root}/{key}" for key in found])
-    return len(found)
-
-
 def upload_training_files(settings: DeepRacerSettings, target: RunTarget, custom_files: Path,
                           wipe: bool) -> list[str]:
     """dr-upload-custom-files plus the params half of dr-start-training, with its `-w` rule."""
-    with environment(target.storage_env):
-        existing = model_objects(target.bucket_url, settings.model_prefix)
+    with bucket_io.environment(target.storage_env):
+        existing = bucket_io.list_keys(target.bucket_url, settings.model_prefix)
         if existing and not wipe:
             raise RunError(f"{target.bucket_url}/{settings.model_prefix} exists "
                            f"({len(existing)} objects): pick a new modelPrefix, or pass --wipe "
                            "to delete it first")
         if existing:
-            wipe_model(target.bucket_url, settings.model_prefix)
-        return write_objects(target.bucket_url,
-                             training_files(settings, target.bucket, custom_files))
+            bucket_io.delete_prefix(target.bucket_url, settings.model_prefix)
+        files = training_files(settings, target.bucket, custom_files)
+        return bucket_io.write_objects(target.bucket_url, files)
 
 
 def upload_evaluation_files(settings: DeepRacerSettings, target: RunTarget) -> tuple[str, list]:
     """`evaluation_params.yaml` for an evaluation starting now; returns its stamp and URLs."""
     stamp = datetime.now(UTC).strftime("%Y%m%d%H%M%S")
-    with environment(target.storage_env):
+    with bucket_io.environment(target.storage_env):
         model = RunLayout.of(settings).model_dir
         if not storage.exists(storage.join(target.bucket_url, model)):
             raise RunError(f"{target.bucket_url}/{model} does not exist: evaluate a trained "
                            "model (check modelPrefix)")
-        return stamp, write_objects(target.bucket_url,
-                                    evaluation_files(settings, target.bucket, stamp))
+        files = evaluation_files(settings, target.bucket, stamp)
+        return stamp, bucket_io.write_objects(target.bucket_url, files)
 
 
 def copy_model(source_url: str, target_url: str, plan: UploadPlan, source_env: Mapping[str, str],
                target_env: Mapping[str, str], wipe: bool = False) -> list[str]:
     """Carry out an upload plan: read from the run's bucket, write to the upload bucket (each
     side with its own endpoint and credentials); returns the target keys written."""
-    with environment(source_env):
-        contents = {dest: _read(storage.join(source_url, key)) for dest, key in plan.copies.items()}
+    with bucket_io.environment(source_env):
+        contents = {dest: _required(storage.join(source_url, key))
+                    for dest, key in plan.copies.items()}
     contents |= plan.writes
-    with environment(target_env):
+    with bucket_io.environment(target_env):
         bucket, _, prefix = target_url.removeprefix("s3://").partition("/")
         if wipe and prefix:
-            wipe_model(f"s3://{bucket}", prefix)
-        write_objects(f"s3://{bucket}", contents)
+            bucket_io.delete_prefix(f"s3://{bucket}", prefix)
+        bucket_io.write_objects(f"s3://{bucket}", contents)
     return sorted(contents)
 
 
-def _read(url: str) -> bytes:
-    fs, path = _filesystem(url)
-    try:
-        return fs.cat_file(path)
-    except FileNotFoundError:
-        raise storage.StorageError(f"{url}: no such object") from None
-
-
-def read_json(url: str) -> dict:
-    with contextlib.suppress(FileNotFoundError):
-        return json.loads(_read(url))
-    return {}
+def _required(url: str) -> bytes:
+    data = bucket_io.read_object(url)
+    if data is None:
+        raise storage.StorageError(f"{url}: no such object")
+    return data
 
 
 # --- the swarm side ----------------------------------------------------------------------

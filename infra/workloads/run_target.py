@@ -1,0 +1,65 @@
+"""Where a stack's DeepRacer runs go, read from the stack's outputs.
+
+The Pulumi program (from the target component's outputs, some of them Pulumi outputs) and
+`trackday dr` (from `pulumi stack output`) both place runs with `run_target`, so a run
+started from the command line lands where the GitOps one does. Imports no Pulumi.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from training.deepracer.params import Bucket
+
+LOCAL_REGION = "us-east-1"
+
+
+class RunTargetError(ValueError):
+    """The stack cannot run DeepRacer, or lacks an output; the message says which."""
+
+
+@dataclass(frozen=True)
+class RunTarget:
+    """The swarm's engine, the bucket as containers reach it, how the operator's machine
+    reaches the bucket (environment for training.storage) and the S3 keys for containers
+    on nodes without an identity. Keys may be Pulumi outputs inside the program."""
+
+    docker_url: str | None  # None: this machine's engine
+    bucket: Bucket
+    storage_env: Mapping[str, Any]
+    credentials: tuple[Any, Any] | None
+    single_node: bool
+
+    @property
+    def bucket_url(self) -> str:
+        return f"s3://{self.bucket.name}"
+
+
+def run_target(stack: str, outputs: Mapping[str, Any]) -> RunTarget:
+    """The run target that a stack's outputs describe."""
+    target = outputs.get("target")
+    bucket_url = outputs.get("bucketUrl")
+    if not isinstance(bucket_url, str) or not bucket_url.startswith("s3://"):
+        shown = bucket_url if isinstance(bucket_url, str) else "missing or not known yet"
+        raise RunTargetError(
+            f"stack {stack} ({target}) has no S3 bucket (bucketUrl {shown}): DeepRacer runs "
+            "need the local, aws or azure target, with storage.bucket named")
+    name = bucket_url.removeprefix("s3://").strip("/")
+    try:
+        if target == "local":
+            keys = (outputs["s3AccessKeyId"], outputs["s3SecretAccessKey"])
+            storage_env = {"AWS_ENDPOINT_URL": outputs["s3Endpoint"],
+                           "AWS_ACCESS_KEY_ID": keys[0], "AWS_SECRET_ACCESS_KEY": keys[1],
+                           "AWS_DEFAULT_REGION": LOCAL_REGION}
+            bucket = Bucket(name, LOCAL_REGION, outputs["s3EndpointInNetwork"])
+            return RunTarget(None, bucket, storage_env, keys, True)
+        keys = ((outputs["s3AccessKeyId"], outputs["s3SecretAccessKey"])
+                if "s3AccessKeyId" in outputs else None)
+        bucket = Bucket(name, outputs.get("region", LOCAL_REGION), outputs.get("s3Endpoint"))
+        return RunTarget(f"ssh://{outputs['sshUser']}@{outputs['managerAddress']}", bucket, {},
+                         keys, int(outputs.get("nodeCount", 1)) == 1)
+    except KeyError as missing:
+        raise RunTargetError(
+            f"stack {stack} has no output {missing}: run `pulumi up` for it") from None

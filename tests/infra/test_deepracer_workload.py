@@ -1,0 +1,206 @@
+"""The DeepRacer run a stack keeps deployed (GitOps), under Pulumi's mocks.
+
+The declared services must be the service data of training/deepracer/services.py, field
+for field (the data `trackday dr start-training` deploys and tests/e2e deploys for real);
+a bad reward function must stop the program before anything is declared. The run-files
+resource's provider is run for real against `rclone serve s3` on loopback.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+import yaml
+from typer.testing import CliRunner
+
+from infra import config, offline, program
+from infra.config import ConfigError
+from infra.workloads.deepracer import RunFilesProvider
+from tests.infra.stacks import run_stack, shipped_values, with_keys
+from tests.training.deepracer.dr_data import write_folder
+from trackday.cli import app
+from training.deepracer.params import Bucket, dump_params, training_params
+from training.deepracer.services import run_services
+from training.deepracer.settings import DeepRacerSettings
+
+SERVICE = "docker:index/service:Service"
+NETWORK = "docker:index/network:Network"
+SECRET = "docker:index/secret:Secret"
+FILES = "pulumi-python:dynamic:Resource"
+IN_NETWORK = Bucket("trackday", "us-east-1", "http://s3:9000")  # the dev stack's bucket
+
+
+def deepracer(folder: Path, **values) -> dict:
+    return {"runId": 4, "workers": 3, "modelPrefix": "gitops-1", "customFilesDir": str(folder),
+            "simulator": {"tag": "6.0.4-cpu"}, **values}
+
+
+def stack_with(folder: Path, run: str, **values) -> dict:
+    return with_keys("dev", deepracer=deepracer(folder, **values), deepracerRun=run)
+
+
+def settings_of(folder: Path, **values) -> DeepRacerSettings:
+    return DeepRacerSettings.model_validate(deepracer(folder, **values))
+
+
+@pytest.fixture
+def custom_files(tmp_path) -> Path:
+    return write_folder(tmp_path / "custom_files")
+
+
+def by_name(run: offline.OfflineRun) -> dict[str, dict]:
+    return {r.inputs["name"]: r.inputs for r in run.of_type(SERVICE)}
+
+
+def test_training_declares_the_service_data_field_for_field(custom_files):
+    run = run_stack("dev", stack_with(custom_files, "training"))
+    (network,) = [n for n in run.of_type(NETWORK) if n.inputs.get("name") == "sagemaker-local"]
+    assert (network.inputs["name"], network.inputs["driver"], network.inputs["attachable"]) == (
+        "sagemaker-local", "overlay", True)
+    secret = run.one(SECRET)
+    assert secret.inputs["name"] == "trackday-dr-4-s3" and secret.secret_inputs == ("data",)
+    specs = run_services(settings_of(custom_files), IN_NETWORK, "training",
+                         with_credentials=True, single_node=True)
+    declared = by_name(run)
+    assert sorted(declared) == sorted(s.name for s in specs)
+    for spec in specs:
+        service = declared[spec.name]
+        task = service["taskSpec"]
+        container = task["containerSpec"]
+        assert container["image"] == spec.image
+        assert spec.image == "awsdeepracercommunity/deepracer-simapp:6.0.4-cpu"
+        assert container["args"] == list(spec.args)
+        assert container["env"] == dict(spec.env)
+        assert container.get("dir") == spec.working_dir
+        assert container.get("init", False) == spec.init
+        assert [(m["source"], m["target"], m["type"]) for m in container.get("mounts", [])] == [
+            (m.source, m.target, m.type) for m in spec.mounts]
+        assert [(s["secretName"], s["fileName"], s["secretId"]) for s in container["secrets"]] == [
+            (s.secret, s.file, f"{secret.name}-id") for s in spec.secrets]
+        assert {item["label"]: item["value"] for item in container["labels"]} == dict(spec.labels)
+        assert task["placement"]["constraints"] == list(spec.constraints)
+        assert task["restartPolicy"] == {"condition": "none"}
+        assert task["networksAdvanceds"] == [{"id": f"{network.name}-id"}]
+        assert service["mode"] == {"replicated": {"replicas": spec.replicas}}
+        assert {item["label"]: item["value"] for item in service["labels"]} == dict(spec.labels)
+    trainer = declared["trackday-dr-4-trainer"]["taskSpec"]["containerSpec"]
+    assert {m["target"] for m in trainer["mounts"]} == {"/var/run/docker.sock", "/tmp/sagemaker"}
+    assert declared["trackday-dr-4-simulation"]["mode"]["replicated"]["replicas"] == 3
+
+
+def test_the_run_files_carry_the_custom_files_and_keys_stay_secret(custom_files):
+    run = run_stack("dev", stack_with(custom_files, "training"))
+    files = run.one(FILES)
+    assert files.inputs["job"] == "training" and files.inputs["bucketUrl"] == "s3://trackday"
+    assert files.inputs["customFiles"]["reward_function.py"] == (
+        custom_files / "reward_function.py").read_text()
+    assert "storageEnv" in files.secret_inputs  # (Pulumi also keeps its provider secret)
+    by_urn = {r.urn: r for r in run.resources}
+    for resource in (files, *run.of_type(SERVICE), run.one(SECRET)):
+        assert by_urn[resource.parent].type == "trackday:workloads:DeepRacerRun"
+    leaks = [r.name for r in run.resources
+             for o in run.outputs.values() if o.secret and str(o.value) in repr(r.inputs)]
+    assert leaks == []
+    assert run.outputs["deepracerServices"].value == ["trackday-dr-4-trainer",
+                                                      "trackday-dr-4-simulation"]
+
+
+def test_evaluation_is_its_own_deployment(custom_files):
+    run = run_stack("dev", stack_with(custom_files, "evaluation"))
+    (spec,) = run_services(settings_of(custom_files), IN_NETWORK, "evaluation", True, True)
+    assert list(by_name(run)) == [spec.name] == ["trackday-dr-eval-4-simulation"]
+    assert by_name(run)[spec.name]["taskSpec"]["containerSpec"]["env"] == dict(spec.env)
+    assert run.one(SECRET).inputs["name"] == "trackday-dr-eval-4-s3"
+    assert run.one(FILES).inputs["job"] == "evaluation"
+
+
+def test_no_run_requested_declares_no_deepracer_resource(custom_files):
+    values = with_keys("dev", deepracer=deepracer(custom_files))
+    run = run_stack("dev", values)
+    assert not run.of_type(SERVICE) and not run.of_type(FILES)
+    assert len(run.resources) == len(run_stack("dev", shipped_values("dev")).resources)
+
+
+def declared_before_failure(values: dict) -> tuple[list, list[str]]:
+    """What the program declared before it raised, and the error (the program runs under
+    the mocks exactly as `pulumi up` runs it; the failure is caught only to look)."""
+    errors: list[str] = []
+
+    def build():
+        try:
+            return program.build(config.load())
+        except ConfigError as error:
+            errors.append(str(error))
+            return {}
+
+    run = offline.run_offline(build, "dev", offline.stack_config(values))
+    return run.resources, errors
+
+
+def test_a_bad_reward_function_fails_before_anything_is_declared(custom_files):
+    (custom_files / "reward_function.py").write_text("def reward_function(params):\n"
+                                                    "    import socket\n    return 1.0\n")
+    resources, errors = declared_before_failure(stack_with(custom_files, "training"))
+    assert resources == []
+    (error,) = errors
+    assert error.startswith(f"trackday:deepracer.customFilesDir: '{custom_files}' is not valid;")
+    assert "fix the custom files first" in error and "socket" in error
+
+
+def test_a_run_without_deepracer_settings_is_refused():
+    resources, errors = declared_before_failure(with_keys("dev", deepracerRun="training"))
+    assert resources == [] and errors == [
+        "trackday:deepracerRun: 'training' is not valid; a run needs the trackday:deepracer "
+        "section (`trackday dr import` writes one from a DRfC folder)"]
+    with pytest.raises(ConfigError, match="deepracerRun: 'race' is not valid"):
+        config.parse({"deepracerRun": "race"})
+
+
+def test_plan_reports_the_bad_reward_function(custom_files, tmp_path):
+    (custom_files / "reward_function.py").write_text("def reward(params):\n    return 1.0\n")
+    (tmp_path / "Pulumi.bad.yaml").write_text(yaml.safe_dump(
+        {"config": stack_with(custom_files, "training")}))
+    result = CliRunner().invoke(app, ["plan", "--stack", "bad", "--dir", str(tmp_path)])
+    assert result.exit_code == 2
+    assert "error: trackday:deepracer.customFilesDir" in result.output
+    assert "reward_function" in result.output
+
+
+def test_run_files_provider_writes_the_run_files(s3_server, custom_files):
+    """The provider `pulumi up` runs, for real, against an S3 server on loopback."""
+    bucket_name = s3_server.create_bucket()
+    settings = settings_of(custom_files, evaluation={"saveMp4": True})
+    props = {
+        "job": "training", "settings": settings.model_dump(mode="json"),
+        "bucket": {"name": bucket_name, "region": "us-east-1", "endpoint_url": "http://s3:9000"},
+        "bucketUrl": f"s3://{bucket_name}",
+        "customFiles": {p.name: p.read_text() for p in custom_files.iterdir()},
+        "storageEnv": {"AWS_ENDPOINT_URL": s3_server.endpoint,
+                       "AWS_ACCESS_KEY_ID": s3_server.key,
+                       "AWS_SECRET_ACCESS_KEY": s3_server.secret},
+    }
+    created = RunFilesProvider().create(props)
+    assert created.id == f"s3://{bucket_name}/gitops-1"
+    assert "storageEnv" not in created.outs
+    client = s3_server.client()
+
+    def read(key: str) -> bytes:
+        return client.get_object(Bucket=bucket_name, Key=key)["Body"].read()
+
+    assert created.outs["keys"] == sorted([
+        "custom_files/reward_function.py", "custom_files/model_metadata.json",
+        "custom_files/hyperparameters.json", "gitops-1/reward_function.py",
+        "gitops-1/training_params.yaml"])
+    assert read("gitops-1/training_params.yaml").decode() == dump_params(training_params(
+        settings, Bucket(bucket_name, "us-east-1", "http://s3:9000")))
+    assert read("custom_files/reward_function.py") == (
+        custom_files / "reward_function.py").read_bytes()
+
+    updated = RunFilesProvider().update(created.id, created.outs, {**props, "job": "evaluation"})
+    stamp = updated.outs["stamp"]
+    assert updated.outs["keys"] == ["gitops-1/evaluation_params.yaml"]
+    params = yaml.safe_load(read("gitops-1/evaluation_params.yaml"))
+    assert params["SIMTRACE_S3_PREFIX"] == [f"gitops-1/evaluation-{stamp}"]
+    assert params["MP4_S3_OBJECT_PREFIX"] == ["gitops-1/mp4"]
+

@@ -1,0 +1,90 @@
+"""A run's objects in its bucket: write, list, read, delete, with a chosen endpoint and keys.
+
+The `trackday dr` commands and the Pulumi program both write a run's files (custom files,
+params YAML) and the CLI copies models between buckets, each side with its own endpoint and
+credentials (the local S3 server's keys, the operator's own AWS login). Endpoints and
+credentials reach training.storage through the environment, as everywhere in trackday;
+`environment()` sets them for one block. The byte-level operations training.storage's file
+API does not offer (write bytes, delete, read bytes) go through the filesystem it configures.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+from collections.abc import Iterator, Mapping
+
+from training import storage
+
+
+@contextlib.contextmanager
+def environment(values: Mapping[str, str]) -> Iterator[None]:
+    """Set environment variables for the storage layer, restoring the old ones after."""
+    saved = {key: os.environ.get(key) for key in values}
+    os.environ.update(values)
+    try:
+        yield
+    finally:
+        for key, old in saved.items():
+            if old is None:
+                os.environ.pop(key, None)
+            else:
+                os.environ[key] = old
+
+
+def _filesystem(url: str):
+    """training.storage's configured fsspec filesystem for `url`, and the path in it."""
+    location = storage._locate(url)
+    return location.fs, location.path
+
+
+def write_objects(bucket_url: str, objects: Mapping[str, bytes]) -> list[str]:
+    """Write each object (key -> content) under `bucket_url`; returns the URLs written."""
+    written = []
+    for key, content in objects.items():
+        url = storage.join(bucket_url, key)
+        fs, path = _filesystem(url)
+        try:
+            fs.pipe_file(path, content)
+        except Exception as error:  # one line whatever the back-end raised
+            raise storage.StorageError(f"{url}: could not write ({error})") from None
+        written.append(url)
+    return written
+
+
+def list_keys(bucket_url: str, prefix: str) -> list[str]:
+    """The keys of every object under `<prefix>/` (empty when there is none)."""
+    _, root = _filesystem(bucket_url)
+    fs, path = _filesystem(storage.join(bucket_url, prefix))
+    try:
+        found = fs.find(path + "/")
+    except Exception as error:
+        raise storage.StorageError(f"{bucket_url}/{prefix}: could not list ({error})") from None
+    return sorted(p.removeprefix(f"{root}/") for p in found)
+
+
+def delete_prefix(bucket_url: str, prefix: str) -> int:
+    """Delete every object under `<prefix>/`; returns how many."""
+    found = list_keys(bucket_url, prefix)
+    if found:
+        fs, root = _filesystem(bucket_url)
+        fs.rm([f"{root}/{key}" for key in found])
+    return len(found)
+
+
+def read_object(url: str) -> bytes | None:
+    """An object's bytes, None when there is no such object."""
+    fs, path = _filesystem(url)
+    try:
+        return fs.cat_file(path)
+    except FileNotFoundError:
+        return None
+    except Exception as error:
+        raise storage.StorageError(f"{url}: could not read ({error})") from None
+
+
+def read_json(url: str) -> dict:
+    """A small JSON object, {} when there is none."""
+    data = read_object(url)
+    return json.loads(data) if data is not None else {}
