@@ -115,7 +115,17 @@ class _Location:
 
     @property
     def fs(self) -> fsspec.AbstractFileSystem:
-        return _filesystem(self.scheme, _environment(self.scheme))
+        env = _environment(self.scheme)
+        settings = dict(env)
+        if self.scheme == "az" and not (
+            settings["AZURE_STORAGE_CONNECTION_STRING"] or settings["AZURE_STORAGE_ACCOUNT_NAME"]
+        ):
+            raise StorageError(
+                f"{self.url}: no Azure storage account configured; set "
+                "AZURE_STORAGE_ACCOUNT_NAME (with a managed identity or `az login`) "
+                "or AZURE_STORAGE_CONNECTION_STRING"
+            )
+        return _filesystem(self.scheme, env)
 
     def url_of(self, path: str) -> str:
         return self.prefix + path
@@ -222,13 +232,8 @@ def _filesystem(scheme: str, env: tuple[tuple[str, str | None], ...]) -> fsspec.
             return _azure_class()(
                 connection_string=settings["AZURE_STORAGE_CONNECTION_STRING"], **common
             )
-        if settings["AZURE_STORAGE_ACCOUNT_NAME"]:
-            return _azure_class()(
-                account_name=settings["AZURE_STORAGE_ACCOUNT_NAME"], anon=False, **common
-            )
-        raise StorageError(
-            "az://: no Azure storage account configured; set AZURE_STORAGE_ACCOUNT_NAME "
-            "(with a managed identity or `az login`) or AZURE_STORAGE_CONNECTION_STRING"
+        return _azure_class()(
+            account_name=settings["AZURE_STORAGE_ACCOUNT_NAME"], anon=False, **common
         )
     return LocalFileSystem(auto_mkdir=True)
 
@@ -272,7 +277,10 @@ def _azure_class() -> type:
                 )
             else:
                 url = f"https://{self.account_name}.blob.core.windows.net"
-                self.service_client = BlobServiceClient(url, credential=self.credential, **options)
+                # DefaultAzureCredential as adlfs built it, or what adlfs found in its own
+                # environment variables (an account key or SAS token, where one is set).
+                credential = self.credential or self.account_key or self.sas_token
+                self.service_client = BlobServiceClient(url, credential=credential, **options)
 
     return _Fs
 
@@ -330,15 +338,19 @@ _TRANSIENT_TYPES = frozenset(
 _THROTTLED = {"SlowDown", "Throttling", "ThrottlingException", "RequestTimeout", "ServerBusy"}
 
 
+_UNREACHABLE_TYPES = frozenset(
+    {
+        "EndpointConnectionError",
+        "ConnectTimeoutError",
+        "ClientConnectorError",
+        "ConnectionRefusedError",
+        "ServiceRequestError",
+    }
+)  # no connection was made at all
+
+
 def _is_unreachable(exc: BaseException) -> bool:
-    names = {cls.__name__ for cls in type(exc).__mro__}
-    return bool(
-        names
-        & {
-            "EndpointConnectionError", "ConnectTimeoutError", "ClientConnectorError",
-            "ConnectionRefusedError", "ServiceRequestError",
-        }
-    )  # fmt: skip
+    return any(cls.__name__ in _UNREACHABLE_TYPES for cls in type(exc).__mro__)
 
 
 def _is_transient(exc: BaseException) -> bool:
@@ -432,7 +444,7 @@ def _explain(loc: _Location, exc: BaseException) -> StorageError:
         if not _bucket_exists(loc):
             return _missing_bucket(loc)
         return StorageError(f"{url}: no such object; check the URL (list its prefix to see)")
-    return StorageError(f"{url}: {type(exc).__name__}: {_one_line(exc)}")
+    return StorageError(f"{url}: {type(exc).__name__}: {reason}")
 
 
 @contextmanager
@@ -441,8 +453,6 @@ def _explained(loc: _Location) -> Iterator[None]:
     try:
         yield
     except StorageError:
-        raise
-    except (KeyboardInterrupt, SystemExit):
         raise
     except Exception as exc:
         raise _explain(loc, exc) from exc
@@ -516,7 +526,13 @@ def _chunks(loc: _Location, size: int) -> Iterator[bytes]:
 
     def fetch(start: int) -> bytes:
         end = min(start + CHUNK_SIZE, size)
-        return _retrying(lambda: loc.fs.cat_file(loc.path, start=start, end=end))
+        data = _retrying(lambda: loc.fs.cat_file(loc.path, start=start, end=end))
+        if len(data) != end - start:
+            raise StorageError(
+                f"{loc.url}: the object changed while being read (bytes {start}-{end} came "
+                f"back as {len(data)}); read it again once writing has finished"
+            )
+        return data
 
     with ThreadPoolExecutor(PREFETCH_CHUNKS, thread_name_prefix="storage-read") as pool:
         pending = deque(pool.submit(fetch, start) for start in islice(starts, PREFETCH_CHUNKS))

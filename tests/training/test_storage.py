@@ -360,8 +360,9 @@ def test_missing_local_file_is_named(tmp_path: Path):
 
 def test_azure_without_an_account_says_what_to_set(monkeypatch):
     use_env(monkeypatch, {})
-    with pytest.raises(StorageError, match="AZURE_STORAGE_ACCOUNT_NAME"):
+    with pytest.raises(StorageError, match="AZURE_STORAGE_ACCOUNT_NAME") as failure:
         storage.exists("az://container/key")
+    assert str(failure.value).startswith("az://container/key: no Azure storage account")
 
 
 # --------------------------------------------------------------------------- join
