@@ -205,7 +205,7 @@ def _running(argv: list[str], probe_url: str, log: Path, env: dict[str, str] | N
     finally:
         process.terminate()
         try:  # a short grace: Azurite waits for clients' keep-alive connections to close
-            process.wait(timeout=3)
+            process.wait(timeout=1)
         except subprocess.TimeoutExpired:
             process.kill()
             process.wait()

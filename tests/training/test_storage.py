@@ -15,6 +15,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
+import zstandard
 
 from tests.servers import free_port, serve_s3, unique_name
 from training import storage
@@ -147,7 +148,8 @@ def test_object_without_sidecar_downloads_unverified(store: Store, tmp_path: Pat
     assert digest == hashlib.sha256(b"an archive uploaded by the old scripts").hexdigest()
 
 
-def test_stream_feeds_tarfile_and_verifies(store: Store, tmp_path: Path):
+@pytest.mark.parametrize("compressed", [False, True], ids=["tar", "tar.zst"])
+def test_stream_feeds_tarfile_and_verifies(store: Store, tmp_path: Path, compressed: bool):
     members = {f"tub/images/{i}_cam_image_array_.jpg": payload(50_000, seed=i) for i in range(20)}
     buffer = io.BytesIO()
     with tarfile.open(fileobj=buffer, mode="w") as tar:
@@ -155,13 +157,18 @@ def test_stream_feeds_tarfile_and_verifies(store: Store, tmp_path: Path):
             info = tarfile.TarInfo(name)
             info.size = len(data)
             tar.addfile(info, io.BytesIO(data))
+    archive = buffer.getvalue()
+    if compressed:
+        archive = zstandard.ZstdCompressor().compress(archive)
     source = tmp_path / "tub.tar"
-    source.write_bytes(buffer.getvalue())
+    source.write_bytes(archive)
     url = storage.join(store.base, "tub.tar")
     digest = storage.upload(source, url, progress=False)
 
-    with storage.open_stream(url) as reader, tarfile.open(fileobj=reader, mode="r|*") as tar:
-        tar.extractall(tmp_path / "out", filter="data")
+    with storage.open_stream(url) as reader:
+        stream = zstandard.ZstdDecompressor().stream_reader(reader) if compressed else reader
+        with tarfile.open(fileobj=stream, mode="r|*") as tar:
+            tar.extractall(tmp_path / "out", filter="data")
         assert reader.verify() == digest  # tar stops before its end padding: verify reads it
         assert reader.sha256() == digest
 
