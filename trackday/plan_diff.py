@@ -10,13 +10,16 @@ This is what the pull-request comment shows (.github/workflows/pull-request.yml)
 
 from __future__ import annotations
 
+import hashlib
 import io
 import json
 import os
+import re
 import subprocess
 import sys
 import tarfile
 import tempfile
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -155,7 +158,84 @@ def _plan_in(project: Path, stack: str, label: str = WORKING_TREE) -> dict[str, 
     if done.returncode != 0:
         lines = (done.stderr.strip() or done.stdout.strip() or "no output").splitlines()
         raise DiffError(f"{label}: `trackday plan --stack {stack}` failed: {lines[-1]}")
-    return _relative(json.loads(done.stdout), str(project.resolve()))
+    plan = json.loads(done.stdout)
+    for resource in plan.get("resources", []):
+        context = _build_context(resource)
+        if context is not None and Path(context).is_dir():
+            resource["inputs"][CONTEXT_DIGEST] = context_digest(Path(context))
+    return _relative(plan, str(project.resolve()))
+
+
+# An image's inputs name its build context folder, not what is in it: this pseudo-input
+# carries a digest of the files Docker would send, so a change to training/ shows up.
+CONTEXT_DIGEST = "(build context sha256)"
+
+
+def _build_context(resource: dict[str, Any]) -> str | None:
+    inputs = resource.get("inputs", {})
+    if resource["type"] == "docker-build:index:Image":
+        return (inputs.get("context") or {}).get("location")
+    if resource["type"] == "docker:index/image:Image":
+        return (inputs.get("build") or {}).get("context")
+    return None
+
+
+def context_digest(context: Path) -> str:
+    """sha256 over the paths and contents of the files Docker sends from `context`."""
+    ignore = _dockerignore(context)
+    files = []
+    for folder, dirs, names in os.walk(context):
+        here = Path(folder).relative_to(context).as_posix()
+        prefix = "" if here == "." else here + "/"
+        # Skip whole folders that are left out and that no `!pattern` could bring back.
+        dirs[:] = [d for d in dirs if not _ignored(prefix + d, ignore, folder=True)]
+        files += [prefix + n for n in names if not _ignored(prefix + n, ignore)]
+    digest = hashlib.sha256()
+    for relative in sorted(files):
+        path = context / relative
+        if path.is_file() and not path.is_symlink():
+            digest.update(relative.encode() + b"\0" + hashlib.sha256(path.read_bytes()).digest())
+    return digest.hexdigest()
+
+
+Rule = tuple[re.Pattern[str], bool, str]
+
+
+def _dockerignore(context: Path) -> list[Rule]:
+    """.dockerignore as (pattern, excludes?, literal start), in order: the last match decides."""
+    path = context / ".dockerignore"
+    rules = []
+    for line in path.read_text().splitlines() if path.exists() else []:
+        line = line.strip()
+        if not line or line.startswith("#"):
+            continue
+        negated = line.startswith("!")
+        pattern = line.lstrip("!").strip("/")
+        regex = "".join(
+            ".*" if part == "**" else re.escape(part).replace(r"\*", "[^/]*").replace(r"\?", "[^/]")
+            for part in re.split(r"(\*\*)", pattern)
+        )
+        literal = re.split(r"[*?\[]", pattern)[0]
+        rules.append((re.compile(regex.replace(".*/", "(.*/)?") + "$"), not negated, literal))
+    return rules
+
+
+def _ignored(relative: str, rules: list[Rule], folder: bool = False) -> bool:
+    """Whether Docker leaves the path out: a pattern matching it or any folder above it.
+
+    For a folder, only when no re-including pattern could match something inside it."""
+    parts = relative.split("/")
+    prefixes = ["/".join(parts[: n + 1]) for n in range(len(parts))]
+    ignored = False
+    for pattern, excludes, _ in rules:
+        if any(pattern.match(prefix) for prefix in prefixes):
+            ignored = excludes
+    if ignored and folder:
+        return not any(
+            not excludes and (not literal or literal.startswith(relative + "/"))
+            for _, excludes, literal in rules
+        )
+    return ignored
 
 
 def _relative(value: Any, root: str) -> Any:
@@ -188,9 +268,11 @@ def _git(where: Path, *args: str, what: str | None) -> str:
 
 
 def compare(project: Path, stack: str, ref: str) -> PlanDiff:
-    """The stack at `ref` against the working tree of `project`."""
-    before = plan_at(project, stack, ref)
-    after = plan_at(project, stack, None)
+    """The stack at `ref` against the working tree of `project` (both planned at once)."""
+    with ThreadPoolExecutor(max_workers=2) as pool:
+        at_ref = pool.submit(plan_at, project, stack, ref)
+        after = plan_at(project, stack, None)
+        before = at_ref.result()
     if before is None and after is None:
         raise DiffError(
             f"Pulumi.{stack}.yaml exists neither at {ref} nor in the working tree; "

@@ -19,7 +19,7 @@ from typer.testing import CliRunner
 
 from tests.infra.stacks import ROOT
 from trackday.cli import app
-from trackday.plan_diff import diff_plans, render_markdown
+from trackday.plan_diff import CONTEXT_DIGEST, context_digest, diff_plans, render_markdown
 
 BUCKET = "gcp:storage/bucket:Bucket"
 REPOSITORY = "gcp:artifactregistry/repository:Repository"
@@ -104,6 +104,40 @@ def test_working_tree_against_head_and_the_comment_text(repo):
     assert "!     (protect): true -> false" in text
     assert "| per run |" in text and "+0.0000 |" in text
     assert _git(repo, "status", "--porcelain") == "", "the working tree is left as it was"
+
+
+def test_a_change_to_the_trainer_sources_shows_as_an_image_change(repo):
+    trainer = repo / "training" / "donkeycar" / "Dockerfile"
+    original = trainer.read_text()
+    cache = repo / "training" / "__pycache__"
+    cache.mkdir(exist_ok=True)
+    (cache / "ignored.pyc").write_bytes(b"not sent to Docker")
+    try:
+        result = _plan_against(repo, "--stack", "gcp", "--against", "HEAD", "--json")
+        assert result.exit_code == 0, result.output
+        assert json.loads(result.stdout)["changed"] == [], ".dockerignore'd files change nothing"
+        trainer.write_text(original + "# a comment\n")
+        result = _plan_against(repo, "--stack", "gcp", "--against", "HEAD", "--json")
+    finally:
+        trainer.write_text(original)
+        (cache / "ignored.pyc").unlink()
+    assert result.exit_code == 0, result.output
+    [image] = json.loads(result.stdout)["changed"]
+    assert image["type"] == "docker-build:index:Image"
+    assert [c["path"] for c in image["changes"]] == [CONTEXT_DIGEST]
+
+
+def test_context_digest_follows_dockerignore(tmp_path):
+    (tmp_path / ".dockerignore").write_text("*\n!app/\n**/*.log\n")
+    (tmp_path / "app").mkdir()
+    (tmp_path / "app" / "main.py").write_text("print(1)\n")
+    (tmp_path / "notes.txt").write_text("left out\n")
+    first = context_digest(tmp_path)
+    (tmp_path / "notes.txt").write_text("still left out\n")
+    (tmp_path / "app" / "run.log").write_text("left out too\n")
+    assert context_digest(tmp_path) == first
+    (tmp_path / "app" / "main.py").write_text("print(2)\n")
+    assert context_digest(tmp_path) != first
 
 
 def test_unchanged_stack_shows_nothing_to_do(repo):
