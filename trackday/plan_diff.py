@@ -269,6 +269,8 @@ def _git(where: Path, *args: str, what: str | None) -> str:
 
 def compare(project: Path, stack: str, ref: str) -> PlanDiff:
     """The stack at `ref` against the working tree of `project` (both planned at once)."""
+    top, _ = _repository(project)  # a missing repository or ref is the first thing to say
+    _git(top, "rev-parse", "--verify", "--quiet", f"{ref}^{{commit}}", what=ref)
     with ThreadPoolExecutor(max_workers=2) as pool:
         at_ref = pool.submit(plan_at, project, stack, ref)
         after = plan_at(project, stack, None)
