@@ -64,8 +64,8 @@ class PlanDiff:
         return {
             "stack": self.stack,
             "against": self.ref,
-            "added": [_brief(r) for r in self.added],
-            "removed": [_brief(r) for r in self.removed],
+            "added": [{**_brief(r), "inputs": r.get("inputs", {})} for r in self.added],
+            "removed": [{**_brief(r), "inputs": r.get("inputs", {})} for r in self.removed],
             "changed": [
                 {
                     **_brief(r),
@@ -291,11 +291,11 @@ def render_markdown(diff: PlanDiff) -> str:
     lines = [f"### `trackday plan --stack {diff.stack}` against `{diff.ref}`", "", counts, ""]
     if not diff.empty:
         lines.append("```diff")
-        lines += [f"+ {r['type']} {r['name']}" for r in diff.added]
+        lines += [f"+ {_line(r)}" for r in diff.added]
         for resource, changes in diff.changed:
             lines.append(f"! {resource['type']} {resource['name']}")
             lines += [f"!     {c.path}: {_show(c.before)} -> {_show(c.after)}" for c in changes]
-        lines += [f"- {r['type']} {r['name']}" for r in diff.removed]
+        lines += [f"- {_line(r)}" for r in diff.removed]
         lines += ["```", ""]
     lines += ["| estimated cost (USD) | before | after | change |", "| --- | ---: | ---: | ---: |"]
     for key, label in (("hourly", "per hour"), ("perRun", "per run")):
@@ -318,6 +318,14 @@ def _unpriced(*sides: dict[str, Any] | None) -> list[str]:
 
 def _key(resource: dict[str, Any]) -> tuple[str, str]:
     return resource["type"], resource["name"]
+
+
+def _line(resource: dict[str, Any]) -> str:
+    """Type, name and the properties `trackday plan` shows for the type."""
+    from trackday.plan import key_properties
+
+    shown = key_properties(resource["type"], resource.get("inputs", {}))
+    return f"{resource['type']} {resource['name']}" + (f" ({shown})" if shown else "")
 
 
 def _brief(resource: dict[str, Any]) -> dict[str, Any]:
