@@ -183,4 +183,6 @@ def test_a_new_stack_is_all_additions_and_a_deleted_one_all_removals():
     removed = diff_plans("aws", "main", _plan(node, hourly=0.752), None)
     assert [r["name"] for r in removed.removed] == ["node-0"]
     assert "| per hour | 0.7520 | 0.0000 | -0.7520 |" in render_markdown(removed)
-    assert "- aws:ec2/instance:Instance node-0" in render_markdown(removed)
+    assert "- aws:ec2/instance:Instance node-0 (instanceType=g4dn.2xlarge)\n" in render_markdown(
+        removed
+    )
