@@ -83,13 +83,30 @@ def _analyze(stub, run: offline.OfflineRun) -> list[tuple[str, str]]:
     stack = analyzer_pb2.AnalyzeStackRequest(
         resources=[
             analyzer_pb2.AnalyzerResource(
-                type=r.type, properties=_struct(r.inputs), urn=r.urn, name=r.name
+                type=r.type,
+                properties=_struct(r.inputs),
+                urn=r.urn,
+                name=r.name,
+                propertyDependencies=_property_dependencies(r, declared),
             )
             for r in declared
         ]
     )
     found += [_diagnostic(d) for d in stub.AnalyzeStack(stack, timeout=30).diagnostics]
     return found
+
+
+def _property_dependencies(
+    resource: offline.DeclaredResource, declared: list[offline.DeclaredResource]
+) -> dict[str, analyzer_pb2.AnalyzerPropertyDependencies]:
+    """What the engine sends with each resource: the URNs each input was computed from. Under
+    the mocks a resource's id is "<name>-id", so an input holding that came from it."""
+    ids = {f"{r.name}-id": r.urn for r in declared}
+    return {
+        key: analyzer_pb2.AnalyzerPropertyDependencies(urns=[ids[value]])
+        for key, value in resource.inputs.items()
+        if isinstance(value, str) and value in ids
+    }
 
 
 def _diagnostic(d: analyzer_pb2.AnalyzeDiagnostic) -> tuple[str, str]:
