@@ -114,6 +114,10 @@ def test_merges_deploy_and_drift_runs_on_a_schedule():
     deploy = _load(WORKFLOWS / "deploy.yml")
     assert deploy["on"] == {"push": {"branches": ["main"]}}
     assert deploy["jobs"]["up"]["with"]["command"] == "up"
+    # Changes since the last successful deploy, so a failed or superseded run is caught up.
+    assert "--status success" in deploy["jobs"]["since"]["steps"][0]["run"]
+    assert deploy["jobs"]["stacks"]["with"]["base"] == "${{ needs.since.outputs.sha }}"
+    assert deploy["concurrency"] == {"group": "deploy", "cancel-in-progress": False}
     drift = _load(WORKFLOWS / "drift.yml")
     assert drift["on"]["schedule"][0]["cron"]
     assert drift["jobs"]["stacks"]["with"] == {"all": True}
