@@ -145,6 +145,8 @@ def private_buckets(resource: Resource, settings: Settings) -> list[str]:
     t, i = resource.type, resource.inputs
     out = []
     if t == GCS_BUCKET:
+        # Cloud Storage encrypts every object at rest (Google-managed keys unless `encryption`
+        # names a KMS key): encryption needs no input here.
         if i.get("uniformBucketLevelAccess") is not True:
             out.append("uniformBucketLevelAccess must be true (no per-object ACLs)")
         if i.get("publicAccessPrevention") != "enforced":
