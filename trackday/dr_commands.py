@@ -196,9 +196,10 @@ def upload_model(
     from training.deepracer.model_upload import ModelUploadError, plan_upload
 
     settings, target = _context(stack, directory, outputs_file, None)
-    bucket = target.bucket.name if local else (to_bucket or settings.upload.bucket)
-    if not bucket:
+    bucket = to_bucket or settings.upload.bucket
+    if not (bucket or local):
         raise _fail("no upload bucket: set deepracer.upload.bucket, pass --bucket, or --local")
+    target_url = target.bucket_url if local else f"s3://{bucket}"
     target_prefix = prefix or settings.upload_model_prefix
     layout = RunLayout.of(settings)
     try:
@@ -207,13 +208,14 @@ def upload_model(
             records = bucket_io.read_json(storage.join(target.bucket_url, layout.checkpoints_json))
         plan = plan_upload(layout, keys, records, checkpoint or ("best" if best else "last"),
                            target_prefix)
-        destination = f"s3://{bucket}/{target_prefix}"
+        destination = storage.join(target_url, target_prefix)
         if dry_run:
             for key in [*plan.copies, *plan.writes]:
-                _say(f"would write s3://{bucket}/{key}")
+                _say(f"would write {storage.join(target_url, key)}")
             return
-        written = dr_runs.copy_model(target.bucket_url, destination, plan, target.storage_env,
-                                     target.storage_env if local else {}, wipe)
+        written = dr_runs.copy_model(target.bucket_url, target_url, target_prefix, plan,
+                                     target.storage_env, target.storage_env if local else {},
+                                     wipe)
     except (ModelUploadError, storage.StorageError) as error:
         raise _fail(str(error)) from None
     _say(f"checkpoint {plan.checkpoint}: {len(written)} objects written to {destination}")

@@ -103,19 +103,19 @@ def upload_evaluation_files(settings: DeepRacerSettings, target: RunTarget) -> t
         return stamp, bucket_io.write_objects(target.bucket_url, files)
 
 
-def copy_model(source_url: str, target_url: str, plan: UploadPlan, source_env: Mapping[str, str],
-               target_env: Mapping[str, str], wipe: bool = False) -> list[str]:
-    """Carry out an upload plan: read from the run's bucket, write to the upload bucket (each
-    side with its own endpoint and credentials); returns the target keys written."""
+def copy_model(source_url: str, target_url: str, target_prefix: str, plan: UploadPlan,
+               source_env: Mapping[str, str], target_env: Mapping[str, str],
+               wipe: bool = False) -> list[str]:
+    """Carry out an upload plan: read from the run's bucket, write to the upload bucket
+    (`target_url`; each side with its own endpoint and credentials); returns the keys."""
     with bucket_io.environment(source_env):
         contents = {dest: _required(storage.join(source_url, key))
                     for dest, key in plan.copies.items()}
     contents |= plan.writes
     with bucket_io.environment(target_env):
-        bucket, _, prefix = target_url.removeprefix("s3://").partition("/")
-        if wipe and prefix:
-            bucket_io.delete_prefix(f"s3://{bucket}", prefix)
-        bucket_io.write_objects(f"s3://{bucket}", contents)
+        if wipe:
+            bucket_io.delete_prefix(target_url, target_prefix)
+        bucket_io.write_objects(target_url, contents)
     return sorted(contents)
 
 

@@ -219,6 +219,10 @@ def deploy(name: str, run: tuple[DeepRacerSettings, str, Path], target: Any,
         placed = run_target(stack, target.stack_outputs())
     except RunTargetError as error:
         raise ConfigError("deepracerRun", job, str(error)) from None
-    component = DeepRacerRun(name, DeepRacerRunArgs(
-        settings, job, folder, placed, getattr(target, "docker_provider", None)))
+    provider = getattr(target, "docker_provider", None)
+    if placed.docker_url is not None and provider is None:
+        raise ConfigError("deepracerRun", job, f"the {stack} stack's target gives Pulumi no "
+                          "Docker provider for its swarm manager yet; start runs with "
+                          "`trackday dr start-training` instead")
+    component = DeepRacerRun(name, DeepRacerRunArgs(settings, job, folder, placed, provider))
     return component.stack_outputs()

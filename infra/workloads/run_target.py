@@ -28,25 +28,23 @@ class RunTarget:
 
     docker_url: str | None  # None: this machine's engine
     bucket: Bucket
+    bucket_url: str  # the same bucket as this machine reaches it (s3://, or az:// on azure)
     storage_env: Mapping[str, Any]
     credentials: tuple[Any, Any] | None
     single_node: bool
 
-    @property
-    def bucket_url(self) -> str:
-        return f"s3://{self.bucket.name}"
-
 
 def run_target(stack: str, outputs: Mapping[str, Any]) -> RunTarget:
-    """The run target that a stack's outputs describe."""
+    """The run target that a stack's outputs describe (infra/targets/local.py and
+    infra/targets/swarm_outputs.py name them)."""
     target = outputs.get("target")
-    bucket_url = outputs.get("bucketUrl")
-    if not isinstance(bucket_url, str) or not bucket_url.startswith("s3://"):
-        shown = bucket_url if isinstance(bucket_url, str) else "missing or not known yet"
+    s3_url = outputs.get("s3BucketUrl", outputs.get("bucketUrl"))
+    if not isinstance(s3_url, str) or not s3_url.startswith("s3://"):
+        shown = s3_url if isinstance(s3_url, str) else "missing or not known yet"
         raise RunTargetError(
             f"stack {stack} ({target}) has no S3 bucket (bucketUrl {shown}): DeepRacer runs "
             "need the local, aws or azure target, with storage.bucket named")
-    name = bucket_url.removeprefix("s3://").strip("/")
+    name = s3_url.removeprefix("s3://").strip("/")
     try:
         if target == "local":
             keys = (outputs["s3AccessKeyId"], outputs["s3SecretAccessKey"])
@@ -54,12 +52,13 @@ def run_target(stack: str, outputs: Mapping[str, Any]) -> RunTarget:
                            "AWS_ACCESS_KEY_ID": keys[0], "AWS_SECRET_ACCESS_KEY": keys[1],
                            "AWS_DEFAULT_REGION": LOCAL_REGION}
             bucket = Bucket(name, LOCAL_REGION, outputs["s3EndpointInNetwork"])
-            return RunTarget(None, bucket, storage_env, keys, True)
+            return RunTarget(None, bucket, s3_url, storage_env, keys, True)
         keys = ((outputs["s3AccessKeyId"], outputs["s3SecretAccessKey"])
                 if "s3AccessKeyId" in outputs else None)
-        bucket = Bucket(name, outputs.get("region", LOCAL_REGION), outputs.get("s3Endpoint"))
-        return RunTarget(f"ssh://{outputs['sshUser']}@{outputs['managerAddress']}", bucket, {},
-                         keys, int(outputs.get("nodeCount", 1)) == 1)
+        bucket = Bucket(name, outputs.get("region", LOCAL_REGION),
+                        outputs.get("s3Endpoint") or None)
+        return RunTarget(f"ssh://{outputs['sshUser']}@{outputs['managerAddress']}", bucket,
+                         outputs["bucketUrl"], {}, keys, int(outputs.get("nodeCount", 1)) == 1)
     except KeyError as missing:
         raise RunTargetError(
             f"stack {stack} has no output {missing}: run `pulumi up` for it") from None

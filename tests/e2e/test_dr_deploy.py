@@ -23,6 +23,7 @@ import yaml
 from typer.testing import CliRunner
 
 from infra.bootstrap import ROLE_LABEL
+from tests.servers import serve_s3
 from tests.training.deepracer.dr_data import write_folder, write_run
 from trackday.cli import app
 from training.deepracer.params import Bucket, dump_params, training_params
@@ -108,13 +109,13 @@ def simulator_image(swarm: docker.DockerClient):
 class Project:
     """A Pulumi project folder with stack files and the outputs of a deployed local stack."""
 
-    def __init__(self, root: Path, s3_server, bucket: str):
-        self.root, self.server, self.bucket = root, s3_server, bucket
+    def __init__(self, root: Path, s3_api, bucket: str):
+        self.root, self.server, self.bucket = root, s3_api, bucket
         self.outputs = root / "outputs.json"
         self.outputs.write_text(json.dumps({
-            "target": "local", "bucketUrl": f"s3://{bucket}", "s3Endpoint": s3_server.endpoint,
+            "target": "local", "bucketUrl": f"s3://{bucket}", "s3Endpoint": s3_api.endpoint,
             "s3EndpointInNetwork": IN_NETWORK_ENDPOINT, "network": "trackday-dev-s3-net",
-            "s3AccessKeyId": s3_server.key, "s3SecretAccessKey": s3_server.secret,
+            "s3AccessKeyId": s3_api.key, "s3SecretAccessKey": s3_api.secret,
             "image": "trackday-donkeycar:5.3.0"}))
         write_folder(root / "custom_files")
 
@@ -140,11 +141,19 @@ class Project:
         return self.server.client().get_object(Bucket=self.bucket, Key=key)["Body"].read()
 
 
+@pytest.fixture(scope="module")
+def s3_api(tmp_path_factory):
+    """`rclone serve s3` written to only through the S3 API: rclone's own directory cache
+    (with "0s" a PUT into a new folder can stall for seconds under load)."""
+    with serve_s3(tmp_path_factory.mktemp("s3"), dir_cache_time="5m") as server:
+        yield server
+
+
 @pytest.fixture
-def project(tmp_path, s3_server, monkeypatch) -> Project:
-    for key, value in s3_server.env().items():
+def project(tmp_path, s3_api, monkeypatch) -> Project:
+    for key, value in s3_api.env().items():
         monkeypatch.setenv(key, value)
-    return Project(tmp_path, s3_server, s3_server.create_bucket())
+    return Project(tmp_path, s3_api, s3_api.create_bucket())
 
 
 def services_of(client, run_id: int) -> dict[str, dict]:
