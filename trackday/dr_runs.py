@@ -175,12 +175,31 @@ def ensure_not_running(client: docker.DockerClient, run_id: int, job: str) -> No
                        f"(`trackday dr stop-{job}`), or set another runId")
 
 
+def check_placement(client: docker.DockerClient, specs: list[ServiceSpec]) -> None:
+    """Fail before creating anything where no ready node carries a label a service needs
+    (Swarm would keep such tasks pending without a word)."""
+    try:
+        nodes = client.api.nodes()
+    except docker.errors.APIError as error:
+        raise RunError(f"the engine is not a swarm manager ({error.explanation}): on this "
+                       "machine run `docker swarm init --advertise-addr 127.0.0.1`") from None
+    ready = [n for n in nodes if n["Status"]["State"] == "ready"
+             and n["Spec"].get("Availability") == "active"]
+    for constraint in sorted({c for spec in specs for c in spec.constraints}):
+        key, _, value = constraint.removeprefix("node.labels.").partition("==")
+        if not any(n["Spec"].get("Labels", {}).get(key) == value for n in ready):
+            raise RunError(f"no ready node is labelled {key}={value}, which `{constraint}` "
+                           f"needs: `docker node update --label-add {key}={value} NODE` on "
+                           "the manager (the node bootstrap labels cloud nodes)")
+
+
 def deploy(client: docker.DockerClient, settings: DeepRacerSettings, target: RunTarget,
            job: str) -> list[str]:
     """Create the run's services (and its credentials secret); all or nothing."""
     ensure_not_running(client, settings.run_id, job)
     specs = run_services(settings, target.bucket, job, target.credentials is not None,
                          target.single_node)
+    check_placement(client, specs)
     if target.docker_url is None:
         Path(SAGEMAKER_DIR).mkdir(exist_ok=True)  # the trainer's bind mount (nodes: bootstrap)
     ensure_network(client)

@@ -26,6 +26,7 @@ from infra.bootstrap import ROLE_LABEL
 from tests.servers import serve_s3
 from tests.training.deepracer.dr_data import write_folder, write_run
 from trackday.cli import app
+from trackday.dr_runs import RunError, check_placement
 from training.deepracer.params import Bucket, dump_params, training_params
 from training.deepracer.services import (
     NETWORK,
@@ -351,6 +352,16 @@ def test_a_bad_reward_function_stops_the_start_before_anything(swarm, simulator_
     assert "problem: reward_function.py" in result.output
     assert "fix the custom files before starting" in result.output
     assert project.objects() == set() and left_behind(swarm, (95,), simulator_image) == []
+
+
+@docker_test
+def test_services_no_node_can_take_are_refused_before_anything(swarm, project):
+    """This node is the trainer; workers meant for simulation nodes have nowhere to go."""
+    specs = run_services(DeepRacerSettings(run_id=93), project.containers_bucket, "training")
+    with pytest.raises(RunError, match=r"no ready node is labelled trackday.role=simulation, "
+                       r"which `node.labels.trackday.role==simulation` needs"):
+        check_placement(swarm, specs)
+    check_placement(swarm, specs[:1])  # the trainer has its node
 
 
 @docker_test
