@@ -43,6 +43,11 @@ _TAG = re.compile(r"^[a-z][a-z0-9_-]{0,62}$")
 _TAG_VALUE = re.compile(r"^[a-z0-9_-]{0,63}$")
 _OVERRIDE_KEY = re.compile(r"^[A-Z][A-Z0-9_]*$")
 _BUCKET = re.compile(r"^[a-z0-9][a-z0-9-]{1,61}[a-z0-9]$")
+# A Deep Learning VM image family: Ubuntu 22.04 with CUDA 12.8 and the NVIDIA 570 driver.
+GCP_NODE_IMAGE = (
+    "projects/deeplearning-platform-release/global/images/family/"
+    "common-cu128-ubuntu-2204-nvidia-570"
+)
 _GCP_PROJECT = re.compile(r"^[a-z][a-z0-9-]{4,28}[a-z0-9]$")
 
 
@@ -120,7 +125,11 @@ class Nodes(_Section):
     machine_type: str | None = None
     gpu: Gpu = Field(default_factory=Gpu)
     spot: bool = False
+    # Spot only: the most to pay, USD per hour and node; unset: up to the on-demand price.
+    spot_max_price: float | None = Field(None, gt=0)
     root_volume_gb: int = Field(100, ge=30, le=2000)
+    # Images every node pulls at boot (e.g. the DeepRacer simulation image), so runs start fast.
+    prepull_images: list[str] = Field(default_factory=list)
 
 
 class Network(_Section):
@@ -164,6 +173,11 @@ class Gcp(_Section):
     project: str
     region: str = "us-central1"
     service_account_key: bool = False
+    # Also a Docker Swarm of GPU VMs (as on aws and azure), besides Vertex AI jobs.
+    node_pool: bool = False
+    zone: str | None = Field(None, description="default: <region>-a")
+    # The nodes' boot image: a Deep Learning VM image family with the NVIDIA driver.
+    node_image: str = GCP_NODE_IMAGE
 
     @field_validator("project")
     @classmethod
@@ -175,10 +189,23 @@ class Gcp(_Section):
 
 class Aws(_Section):
     region: str = "us-east-1"
+    availability_zone: str | None = Field(None, description="default: <region>a")
+    # Node logs to CloudWatch Logs (a log group, and the nodes' role may write only there).
+    logging: bool = False
+    log_retention_days: int = Field(14, ge=1)
 
 
 class Azure(_Section):
     location: str = "eastus"
+    # Storage account names are global; unset: "trackday" and a random suffix.
+    storage_account: str | None = None
+
+    @field_validator("storage_account")
+    @classmethod
+    def _account(cls, v: str | None) -> str | None:
+        if v is not None and not re.fullmatch(r"[a-z0-9]{3,24}", v):
+            raise ValueError("3-24 lowercase letters and digits (an Azure storage account name)")
+        return v
 
 
 class StackConfig(_Section):
@@ -281,7 +308,7 @@ def _resolve_target(config: StackConfig) -> StackConfig:
         raise ConfigError(
             "gcp.project", _MISSING, "the gcp target needs your Google Cloud project id"
         )
-    if config.target in ("aws", "azure") and not config.network.allowed_cidrs:
+    if has_node_pool(config) and not config.network.allowed_cidrs:
         raise ConfigError(
             "network.allowedCidrs",
             [],
@@ -327,6 +354,13 @@ def _resolve_target(config: StackConfig) -> StackConfig:
         update={"machine_type": machine.name, "gpu": Gpu(type=machine.gpu, count=count)}
     )
     return config.model_copy(update={"nodes": resolved})
+
+
+def has_node_pool(config: StackConfig) -> bool:
+    """Whether the stack declares GPU nodes in a swarm (always on aws and azure; opt-in on gcp)."""
+    if config.target == "gcp":
+        return config.gcp is not None and config.gcp.node_pool
+    return config.target in ("aws", "azure")
 
 
 def _first_error(exc: ValidationError) -> ConfigError:

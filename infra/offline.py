@@ -175,6 +175,8 @@ def _redact(value: Any, path: str, secret_paths: list[str]) -> Any:
         return [_redact(v, f"{path}[{i}]", secret_paths) for i, v in enumerate(value)]
     if isinstance(value, float) and value.is_integer():
         return int(value)  # the wire has only floats; ports and sizes read better as ints
+    if isinstance(value, pulumi.FileArchive | pulumi.FileAsset):
+        return {type(value).__name__[0].lower() + type(value).__name__[1:]: value.path}
     return value
 
 
@@ -201,6 +203,22 @@ class _ProviderMocks(pulumi_mocks.Mocks):
     def call(self, args: pulumi_mocks.MockCallArgs):
         if args.token == "gcp:organizations/getClientConfig:getClientConfig":
             return {"accessToken": _fake("token", "gcp"), "project": "", "region": "", "zone": ""}
+        if args.token == "aws:ec2/getAmi:getAmi":
+            # The newest image matching the name filter, as EC2 would answer.
+            pattern = next(f["values"][0] for f in args.args["filters"] if f["name"] == "name")
+            return {
+                "id": "ami-0" + _digest(pattern)[:16],
+                "name": pattern.replace("*", "20260101"),
+                "architecture": "x86_64",
+                "ownerId": "898082745236",
+            }
+        if args.token == "azure-native:authorization:getClientConfig":
+            return {
+                "subscriptionId": _uuid("subscription"),
+                "tenantId": _uuid("tenant"),
+                "clientId": _uuid("client"),
+                "objectId": _uuid("deployer"),
+            }
         return {}
 
 
@@ -216,11 +234,45 @@ def _unwrap(value: Any) -> Any:
 
 def _fake(kind: str, name: str) -> str:
     """A stable stand-in for a value a provider generates (never a real credential)."""
-    return f"mock-{kind}-" + hashlib.sha256(name.encode()).hexdigest()[:16]
+    return f"mock-{kind}-" + _digest(name)[:16]
+
+
+def _digest(text: str) -> str:
+    return hashlib.sha256(text.encode()).hexdigest()
+
+
+def _uuid(name: str) -> str:
+    h = _digest(name)
+    return f"{h[:8]}-{h[8:12]}-{h[12:16]}-{h[16:20]}-{h[20:32]}"
+
+
+def _address(prefix: str, name: str) -> str:
+    """A stable address in a documentation or private range, one per resource name."""
+    return f"{prefix}.{int(_digest(name)[:2], 16) % 250 + 4}"
+
+
+def _password(n: str, s: dict) -> str:
+    """A generated password of the asked length; letters and digits only without `special`."""
+    if s.get("special", True):
+        return _fake("password", n)
+    text = "mock" + (_digest(n) * 4)
+    return text[: int(s.get("length", 16))]
+
+
+def _ssh_key(n: str, s: dict) -> dict:
+    """An OpenSSH key pair of the shapes tls.PrivateKey returns (not a usable key)."""
+    body = _digest(n)
+    return {
+        "publicKeyOpenssh": f"ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAI{body}\n",
+        "privateKeyOpenssh": "-----BEGIN OPENSSH PRIVATE KEY-----\n"
+        f"{_fake('ssh-key', n)}\n-----END OPENSSH PRIVATE KEY-----\n",
+        "privateKeyPem": "-----BEGIN PRIVATE KEY-----\n"
+        f"{_fake('pem', n)}\n-----END PRIVATE KEY-----\n",
+    }
 
 
 _COMPUTED: dict[str, Callable[[str, dict], dict]] = {
-    "random:index/randomPassword:RandomPassword": lambda n, s: {"result": _fake("password", n)},
+    "random:index/randomPassword:RandomPassword": lambda n, s: {"result": _password(n, s)},
     "gcp:serviceaccount/account:Account": lambda n, s: {
         "email": f"{s['accountId']}@{s['project']}.iam.gserviceaccount.com",
     },
@@ -235,4 +287,53 @@ _COMPUTED: dict[str, Callable[[str, dict], dict]] = {
     },
     "docker:index/image:Image": lambda n, s: {"repoDigest": f"{s['imageName']}@sha256:{'0' * 64}"},
     "docker:index/remoteImage:RemoteImage": lambda n, s: {"imageId": f"sha256:{'1' * 64}"},
+    "random:index/randomString:RandomString": lambda n, s: {
+        "result": _digest(n)[: int(s["length"])]
+    },
+    "tls:index/privateKey:PrivateKey": _ssh_key,
+    # What the swarm's commands print: a join token, a node ID (25 lowercase letters and digits).
+    "command:remote:Command": lambda n, s: {"stdout": _digest(n)[:25] + "\n", "stderr": ""},
+    "aws:s3/bucket:Bucket": lambda n, s: {
+        "bucket": s.get("bucket") or n,
+        "arn": f"arn:aws:s3:::{s.get('bucket') or n}",
+    },
+    "aws:iam/role:Role": lambda n, s: {"arn": f"arn:aws:iam::123456789012:role/{n}"},
+    "aws:cloudwatch/logGroup:LogGroup": lambda n, s: {
+        "arn": f"arn:aws:logs:us-east-1:123456789012:log-group:{n}"
+    },
+    "azure-native:storage:StorageAccount": lambda n, s: {"name": s["accountName"]},
+    "azure-native:managedidentity:UserAssignedIdentity": lambda n, s: {
+        "clientId": _uuid(f"{n}-client"),
+        "principalId": _uuid(f"{n}-principal"),
+    },
+    "azure-native:network:PublicIPAddress": lambda n, s: {"ipAddress": _address("198.51.100", n)},
+    "azure-native:network:NetworkInterface": lambda n, s: {
+        "ipConfigurations": [
+            {**c, "privateIPAddress": _address("10.42.1", n)} for c in s["ipConfigurations"]
+        ]
+    },
+    "azure-native:compute:VirtualMachine": lambda n, s: {
+        "vmId": _uuid(n),
+        # The API answers with a map of the identities given as a list.
+        "identity": {
+            **s.get("identity", {}),
+            "userAssignedIdentities": {
+                i: {} for i in s.get("identity", {}).get("userAssignedIdentities", [])
+            },
+        },
+    },
+    "gcp:compute/instance:Instance": lambda n, s: {
+        "networkInterfaces": [
+            {
+                **s["networkInterfaces"][0],
+                "networkIp": _address("10.42.1", n),
+                "accessConfigs": [{"natIp": _address("198.51.100", n)}],
+            }
+        ],
+        "instanceId": _digest(n)[:19],
+    },
+    "aws:ec2/instance:Instance": lambda n, s: {
+        "publicIp": _address("198.51.100", n),
+        "privateIp": _address("10.42.1", n),
+    },
 }

@@ -29,7 +29,8 @@ SOURCES = {
     "aws": "https://aws.amazon.com/ec2/pricing/on-demand/, "
     "https://aws.amazon.com/s3/pricing/ (us-east-1)",
     "azure": "https://azure.microsoft.com/pricing/details/virtual-machines/linux/, "
-    "https://azure.microsoft.com/pricing/details/storage/blobs/ (East US)",
+    "https://azure.microsoft.com/pricing/details/storage/blobs/, "
+    "https://azure.microsoft.com/pricing/details/ip-addresses/ (East US)",
     "local": "your own machine: no cloud charges",
 }
 
@@ -82,6 +83,8 @@ AZURE_HOURLY = {
     "Standard_NV36ads_A10_v5": 3.20,
     "Standard_NC24ads_A100_v4": 3.673,
 }
+# A Standard static public IPv4 address (one per Azure node), per hour.
+AZURE_PUBLIC_IP_HOURLY = 0.005
 # Storage, per GB-month.
 STORAGE_GB_MONTH = {
     "gcp:storage/bucket:Bucket": 0.020,
@@ -126,7 +129,13 @@ FREE_PREFIXES = (
     "azure-native:network:virtualNetwork",
     "azure-native:network:subnet",
     "azure-native:network:networkSecurityGroup",
+    "azure-native:network:VirtualNetwork",
+    "azure-native:network:Subnet",
+    "azure-native:network:NetworkSecurityGroup",
+    "azure-native:network:NetworkInterface",
+    "azure-native:compute:VirtualMachineExtension",  # the NVIDIA driver: no charge of its own
     "azure-native:storage:BlobContainer",
+    "azure-native:storage:BlobServiceProperties",
 )
 
 
@@ -282,9 +291,18 @@ def _azure_vm(resource: DeclaredResource, config: StackConfig):
     return _machine(resource, machine, AZURE_HOURLY.get(machine), config)
 
 
+def _azure_public_ip(resource: DeclaredResource, config: StackConfig) -> CostLine:
+    return CostLine(
+        resource.type,
+        f"{resource.name}: Standard static IPv4",
+        hourly=AZURE_PUBLIC_IP_HOURLY,
+    )
+
+
 _PRICERS: dict[str, Callable[[DeclaredResource, StackConfig], CostLine | Unpriced]] = {
     **dict.fromkeys(STORAGE_GB_MONTH, _storage),
     "gcp:compute/instance:Instance": _gce_instance,
     "aws:ec2/instance:Instance": _ec2_instance,
     "azure-native:compute:VirtualMachine": _azure_vm,
+    "azure-native:network:PublicIPAddress": _azure_public_ip,
 }

@@ -19,6 +19,8 @@ REPO_ROOT = Path(__file__).resolve().parent.parent
 TARGET_CLASSES = {
     "local": "infra.targets.local:LocalTarget",
     "gcp": "infra.targets.gcp:GcpTarget",
+    "aws": "infra.targets.aws:AwsTarget",
+    "azure": "infra.targets.azure:AzureTarget",
 }
 
 

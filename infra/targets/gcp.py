@@ -9,9 +9,16 @@ holding only object access on that bucket and read access on the image repositor
 bound to those resources, not the project), with a key only when the stack asks; an
 Artifact Registry Docker repository; the trainer image built and pushed there.
 
+With `gcp.nodePool`, the stack also declares the node pool every cloud target has: Compute
+Engine GPU VMs (guest accelerators, spot or standard, stopped for host maintenance) running as
+the trainer service account, in a network of their own whose firewall opens SSH and the Docker
+API only to `network.allowedCidrs` and Swarm's ports only between the nodes, joined into one
+swarm (infra/swarm.py).
+
 Outputs besides `target`, `bucketUrl` and `image`: `project`, `region`,
 `trainerServiceAccount`, `imageRepository`, `training` (the Vertex AI machine and
-donkeycar settings), and `trainerKey` (secret) when `gcp.serviceAccountKey` is true.
+donkeycar settings), and `trainerKey` (secret) when `gcp.serviceAccountKey` is true. With
+`gcp.nodePool`, also the swarm's outputs (infra/targets/swarm_outputs.py) and `zone`.
 """
 
 from __future__ import annotations
@@ -25,9 +32,12 @@ import pulumi
 import pulumi_docker_build as docker_build
 import pulumi_gcp as gcp
 
-from infra import catalog
+from infra import catalog, nodes
 from infra.config import StackConfig
+from infra.nodes import Node, NodeAccess, PoolSpec
+from infra.swarm import Swarm, SwarmArgs
 from infra.targets import TRAINER_DOCKERFILE, TRAINER_IMAGE, TargetArgs, child, trainer_build_args
+from infra.targets.swarm_outputs import SwarmStack
 
 APIS = (
     "aiplatform.googleapis.com",
@@ -36,6 +46,9 @@ APIS = (
     "logging.googleapis.com",
     "storage.googleapis.com",
 )
+# The node pool's VMs need Compute Engine besides.
+NODE_POOL_APIS = ("compute.googleapis.com",)
+NODE_TAG = "trackday-node"
 BUCKET_ROLE = "roles/storage.objectUser"
 REPOSITORY_ROLE = "roles/artifactregistry.reader"
 RUNS_PREFIX = "runs/"
@@ -224,8 +237,158 @@ class TrainerImage(pulumi.ComponentResource):
         self.register_outputs({"ref": self.ref})
 
 
+@dataclass(frozen=True)
+class NetworkArgs:
+    region: str
+    allowed_cidrs: list[str]
+
+
+class Network(pulumi.ComponentResource):
+    """The nodes' network: admin ports from the allowed ranges, swarm ports between nodes only."""
+
+    def __init__(self, name: str, args: NetworkArgs, opts: pulumi.ResourceOptions | None = None):
+        super().__init__("trackday:gcp:Network", name, None, opts)
+        network = gcp.compute.Network(
+            f"{name}-vpc", auto_create_subnetworks=False, opts=child(self)
+        )
+        self.subnet = gcp.compute.Subnetwork(
+            f"{name}-subnet",
+            network=network.id,
+            region=args.region,
+            ip_cidr_range=nodes.SUBNET_CIDR,
+            private_ip_google_access=True,
+            opts=child(self),
+        )
+        gcp.compute.Firewall(
+            f"{name}-admin",
+            network=network.id,
+            direction="INGRESS",
+            allows=[
+                gcp.compute.FirewallAllowArgs(
+                    protocol="tcp", ports=[str(p) for p in nodes.ADMIN_PORTS]
+                )
+            ],
+            source_ranges=list(args.allowed_cidrs),
+            target_tags=[NODE_TAG],
+            opts=child(self),
+        )
+        by_protocol: dict[str, list[str]] = {}
+        for protocol, port in nodes.SWARM_PORTS:
+            by_protocol.setdefault(protocol, []).append(str(port))
+        gcp.compute.Firewall(
+            f"{name}-swarm",
+            network=network.id,
+            direction="INGRESS",
+            allows=[
+                gcp.compute.FirewallAllowArgs(protocol=protocol, ports=ports)
+                for protocol, ports in by_protocol.items()
+            ],
+            source_tags=[NODE_TAG],
+            target_tags=[NODE_TAG],
+            opts=child(self),
+        )
+        self.register_outputs({"subnet": self.subnet.id})
+
+
+@dataclass(frozen=True)
+class NodePoolArgs:
+    spec: PoolSpec
+    access: NodeAccess
+    config: StackConfig
+    zone: str
+    subnet: pulumi.Input[str]
+    service_account: pulumi.Input[str]
+    labels: dict[str, str] = field(default_factory=dict)
+
+
+class NodePool(pulumi.ComponentResource):
+    """Compute Engine GPU VMs, running as the trainer service account: manager, then workers."""
+
+    def __init__(self, name: str, args: NodePoolArgs, opts: pulumi.ResourceOptions | None = None):
+        super().__init__("trackday:gcp:NodePool", name, None, opts)
+        node_config = args.config.nodes
+        gcp_config = args.config.gcp
+        assert gcp_config is not None and node_config.gpu.type is not None
+        machine = str(node_config.machine_type)
+        # n1 machines take attached GPUs; g2 and a2 machines come with theirs.
+        accelerators = (
+            [
+                gcp.compute.InstanceGuestAcceleratorArgs(
+                    type=catalog.COMPUTE_ACCELERATOR[node_config.gpu.type],
+                    count=node_config.gpu.count or 1,
+                )
+            ]
+            if machine.startswith("n1-")
+            else None
+        )
+        self.nodes: list[Node] = []
+        for role, suffix in args.spec.roles:
+            instance = gcp.compute.Instance(
+                f"{name}-{suffix}",
+                machine_type=machine,
+                zone=args.zone,
+                boot_disk=gcp.compute.InstanceBootDiskArgs(
+                    initialize_params=gcp.compute.InstanceBootDiskInitializeParamsArgs(
+                        image=gcp_config.node_image,
+                        size=node_config.root_volume_gb,
+                        type="pd-ssd",
+                    ),
+                ),
+                guest_accelerators=accelerators,
+                scheduling=_scheduling(node_config.spot),
+                network_interfaces=[
+                    gcp.compute.InstanceNetworkInterfaceArgs(
+                        subnetwork=args.subnet,
+                        # An ephemeral public address: SSH from the allowed ranges.
+                        access_configs=[gcp.compute.InstanceNetworkInterfaceAccessConfigArgs()],
+                    )
+                ],
+                service_account=gcp.compute.InstanceServiceAccountArgs(
+                    email=args.service_account, scopes=["cloud-platform"]
+                ),
+                metadata={
+                    "user-data": nodes.user_data(args.spec, role, args.access),
+                    # The Deep Learning VM image installs the NVIDIA driver at first boot.
+                    "install-nvidia-driver": "True",
+                    # The pool's SSH key comes with the user data, not from OS Login.
+                    "enable-oslogin": "FALSE",
+                    "block-project-ssh-keys": "TRUE",
+                },
+                tags=[NODE_TAG],
+                labels={**args.labels, "trackday-role": role},
+                allow_stopping_for_update=True,
+                opts=child(self),
+            )
+            interface = instance.network_interfaces[0]
+            self.nodes.append(
+                Node(
+                    role,
+                    suffix,
+                    interface.access_configs.apply(lambda configs: configs[0].nat_ip),
+                    interface.network_ip,
+                    instance.instance_id,
+                )
+            )
+        self.register_outputs({"count": len(self.nodes)})
+
+
+def _scheduling(spot: bool) -> gcp.compute.InstanceSchedulingArgs:
+    """GPU VMs cannot live-migrate: they stop for host maintenance; spot ones when reclaimed."""
+    if spot:
+        return gcp.compute.InstanceSchedulingArgs(
+            provisioning_model="SPOT",
+            preemptible=True,
+            automatic_restart=False,
+            on_host_maintenance="TERMINATE",
+            instance_termination_action="STOP",
+        )
+    return gcp.compute.InstanceSchedulingArgs(
+        provisioning_model="STANDARD", automatic_restart=True, on_host_maintenance="TERMINATE"
+    )
+
+
 class GcpTarget(pulumi.ComponentResource):
-    """The `gcp` target: APIs, bucket, trainer identity, repository and image."""
+    """The `gcp` target: APIs, bucket, trainer identity, repository and image (and nodes)."""
 
     def __init__(self, name: str, args: TargetArgs, opts: pulumi.ResourceOptions | None = None):
         super().__init__("trackday:targets:Gcp", name, None, opts)
@@ -239,7 +402,8 @@ class GcpTarget(pulumi.ComponentResource):
             region=gcp_config.region,
             opts=child(self),
         )
-        apis = ProjectApis(f"{name}-apis", APIS, opts=child(self, providers=[provider]))
+        wanted = APIS + (NODE_POOL_APIS if gcp_config.node_pool else ())
+        apis = ProjectApis(f"{name}-apis", wanted, opts=child(self, providers=[provider]))
         # Everything else waits for the APIs it calls.
         after_apis = child(self, providers=[provider], depends_on=apis.services)
         labels = {**config.tags, "trackday-stack": args.stack}
@@ -277,7 +441,47 @@ class GcpTarget(pulumi.ComponentResource):
             ),
             opts=after_apis,
         )
+        self.zone = gcp_config.zone or f"{gcp_config.region}-a"
+        self.swarm_stack = (
+            self._node_pool(name, args, labels, after_apis) if gcp_config.node_pool else None
+        )
         self.register_outputs(self.stack_outputs())
+
+    def _node_pool(
+        self, name: str, args: TargetArgs, labels: dict[str, str], opts: pulumi.ResourceOptions
+    ) -> SwarmStack:
+        config = args.config
+        assert config.gcp is not None
+        network = Network(
+            f"{name}-network",
+            NetworkArgs(region=config.gcp.region, allowed_cidrs=config.network.allowed_cidrs),
+            opts=opts,
+        )
+        access = NodeAccess(f"{name}-access", opts=child(self))
+        spec = PoolSpec.from_config(config, "gcp")
+        pool = NodePool(
+            f"{name}-nodes",
+            NodePoolArgs(
+                spec=spec,
+                access=access,
+                config=config,
+                zone=self.zone,
+                subnet=network.subnet.id,
+                service_account=self.identity.email,
+                labels=labels,
+            ),
+            opts=opts,
+        )
+        swarm = Swarm(f"{name}-swarm", SwarmArgs(spec, access, pool.nodes), opts=child(self))
+        return SwarmStack(
+            name,
+            self,
+            args,
+            access,
+            swarm,
+            bucket_url=self.storage.url,
+            s3_endpoint=None,
+        )
 
     def stack_outputs(self) -> dict[str, Any]:
         config = self.config
@@ -294,6 +498,12 @@ class GcpTarget(pulumi.ComponentResource):
         }
         if self.identity.key is not None:
             outputs["trainerKey"] = self.identity.key
+        if self.swarm_stack is not None:
+            # Vertex AI jobs keep `image` and `training`; the swarm adds how to reach its nodes.
+            swarm_outputs = self.swarm_stack.outputs("gcp")
+            outputs.update({k: v for k, v in swarm_outputs.items() if k not in outputs})
+            outputs["swarmImage"] = swarm_outputs["image"]
+            outputs["zone"] = self.zone
         return outputs
 
 

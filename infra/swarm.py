@@ -1,0 +1,95 @@
+"""Docker Swarm over a target's GPU nodes: the manager's join token passed to the workers by Pulumi.
+
+Each node's user data installs Docker and, on the manager, initialises the swarm and labels the
+manager `trackday.role=trainer` (infra/bootstrap.py). This component does what needs more than
+one node, with pulumi-command over SSH (the pool's generated key, a secret): it reads the
+worker join token on the manager (a secret output, never logged), joins each worker by handing
+the token to it on standard input, and labels each joined worker `trackday.role=simulation`
+from the manager. A replaced worker joins again (the commands are triggered by its VM id).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import pulumi
+import pulumi_command as command
+
+from infra import bootstrap
+from infra.nodes import Node, NodeAccess, PoolSpec
+from infra.targets import child
+
+# A new VM takes minutes before SSH answers; keep dialling (15 s per try) for about 20 minutes.
+DIAL_ERROR_LIMIT = 80
+
+
+@dataclass(frozen=True)
+class SwarmArgs:
+    spec: PoolSpec
+    access: NodeAccess
+    nodes: list[Node]
+    # Azure: the nodes' identity (their bootstrap needs it; see infra/bootstrap.py).
+    azure_identity_client_id: pulumi.Input[str] | None = None
+
+
+def connection(access: NodeAccess, node: Node) -> command.remote.ConnectionArgs:
+    """SSH to a node's public address as the pool's user, with its generated key."""
+    return command.remote.ConnectionArgs(
+        host=node.public_address,
+        user=access.user,
+        private_key=access.private_key,
+        dial_error_limit=DIAL_ERROR_LIMIT,
+    )
+
+
+class Swarm(pulumi.ComponentResource):
+    """One swarm of `nodes`: the first is the manager, the others join it as workers."""
+
+    def __init__(self, name: str, args: SwarmArgs, opts: pulumi.ResourceOptions | None = None):
+        super().__init__("trackday:swarm:Swarm", name, None, opts)
+        manager, *workers = args.nodes
+        if manager.role != "manager" or any(w.role != "worker" for w in workers):
+            raise ValueError("a swarm's first node is its manager, the others are workers")
+        self.manager = manager
+        on_manager = connection(args.access, manager)
+        token = command.remote.Command(
+            f"{name}-join-token",
+            connection=on_manager,
+            create=bootstrap.remote_command(bootstrap.join_token_script()),
+            # The token is stdout: never in Pulumi's logs, only in state as a secret.
+            logging=command.remote.Logging.STDERR,
+            triggers=[manager.instance_id],
+            opts=child(self, additional_secret_outputs=["stdout"]),
+        )
+        join_token = pulumi.Output.secret(token.stdout.apply(str.strip))
+        self.ready: list[pulumi.Resource] = [token]
+        for worker in workers:
+            joined = command.remote.Command(
+                f"{name}-{worker.name}-join",
+                connection=connection(args.access, worker),
+                create=manager.private_address.apply(
+                    lambda address: bootstrap.remote_command(bootstrap.join_script(address))
+                ),
+                stdin=join_token,
+                triggers=[worker.instance_id, manager.instance_id],
+                opts=child(self),
+            )
+            labelled = command.remote.Command(
+                f"{name}-{worker.name}-labels",
+                connection=on_manager,
+                create=pulumi.Output.all(
+                    joined.stdout, args.access.public_key, args.azure_identity_client_id
+                ).apply(
+                    lambda values: bootstrap.remote_command(
+                        bootstrap.label_script(
+                            values[0], args.spec.bootstrap("worker", *values[1:])
+                        )
+                    )
+                ),
+                triggers=[joined.stdout],
+                opts=child(self),
+            )
+            self.ready.append(labelled)
+        self.manager_address = manager.public_address
+        self.manager_private_address = manager.private_address
+        self.register_outputs({"managerAddress": self.manager_address, "workers": len(workers)})

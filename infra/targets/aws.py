@@ -1,0 +1,414 @@
+"""Target `aws`: an S3 bucket, an instance role, a private network and a swarm of EC2 GPU nodes.
+
+The bucket blocks all public access, encrypts at rest, keeps versions, refuses requests not
+made over TLS, and is protected from `pulumi destroy` unless the stack opts out. The nodes
+reach it with their instance profile (a role allowed this bucket only, and CloudWatch Logs
+when `aws.logging` is on): no access key exists. The nodes sit in a VPC of their own; SSH and
+the Docker API are open only to `network.allowedCidrs`, Swarm's ports only between the nodes.
+Nodes run the AWS Deep Learning Base GPU AMI (NVIDIA driver included), found by lookup,
+require IMDSv2, and power themselves off after `budget.ttlHours` (infra/bootstrap.py).
+
+Outputs: those of every swarm target (infra/targets/swarm_outputs.py), and `region`.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from typing import Any
+
+import pulumi
+import pulumi_aws as aws
+
+from infra import nodes
+from infra.config import Aws, StackConfig
+from infra.nodes import Node, NodeAccess, PoolSpec
+from infra.swarm import Swarm, SwarmArgs
+from infra.targets import TargetArgs, child
+from infra.targets.swarm_outputs import SwarmStack
+
+# The Deep Learning Base GPU AMI (Ubuntu 22.04): NVIDIA driver, CUDA, Docker and the NVIDIA
+# container toolkit. Owned by Amazon; the newest matching image is used.
+AMI_OWNER = "amazon"
+AMI_NAME = "Deep Learning Base OSS Nvidia Driver GPU AMI (Ubuntu 22.04) *"
+# Containers on a node (bridge networking is one hop more) reach the instance metadata service.
+IMDS_HOP_LIMIT = 2
+BUCKET_OBJECT_ACTIONS = [
+    "s3:GetObject",
+    "s3:PutObject",
+    "s3:DeleteObject",
+    "s3:AbortMultipartUpload",
+    "s3:ListMultipartUploadParts",
+]
+BUCKET_ACTIONS = ["s3:ListBucket", "s3:GetBucketLocation", "s3:ListBucketMultipartUploads"]
+LOG_ACTIONS = ["logs:CreateLogStream", "logs:PutLogEvents", "logs:DescribeLogStreams"]
+
+
+@dataclass(frozen=True)
+class BucketArgs:
+    protect: bool
+    keep_deleted_days: int
+    name: str | None = None
+
+
+class Bucket(pulumi.ComponentResource):
+    """The stack's S3 bucket: private, encrypted, versioned, TLS only, nothing lost by accident."""
+
+    def __init__(self, name: str, args: BucketArgs, opts: pulumi.ResourceOptions | None = None):
+        super().__init__("trackday:aws:Bucket", name, None, opts)
+        self.bucket = aws.s3.Bucket(
+            f"{name}-bucket",
+            bucket=args.name,
+            force_destroy=False,
+            opts=child(self, protect=args.protect),
+        )
+        bucket_id = self.bucket.id
+        access_block = aws.s3.BucketPublicAccessBlock(
+            f"{name}-public-access-block",
+            bucket=bucket_id,
+            block_public_acls=True,
+            block_public_policy=True,
+            ignore_public_acls=True,
+            restrict_public_buckets=True,
+            opts=child(self),
+        )
+        aws.s3.BucketServerSideEncryptionConfiguration(
+            f"{name}-encryption",
+            bucket=bucket_id,
+            rules=[
+                aws.s3.BucketServerSideEncryptionConfigurationRuleArgs(
+                    apply_server_side_encryption_by_default=aws.s3.BucketServerSideEncryptionConfigurationRuleApplyServerSideEncryptionByDefaultArgs(
+                        sse_algorithm="AES256"
+                    ),
+                    bucket_key_enabled=True,
+                )
+            ],
+            opts=child(self),
+        )
+        aws.s3.BucketVersioning(
+            f"{name}-versioning",
+            bucket=bucket_id,
+            versioning_configuration=aws.s3.BucketVersioningVersioningConfigurationArgs(
+                status="Enabled"
+            ),
+            opts=child(self),
+        )
+        aws.s3.BucketPolicy(
+            f"{name}-tls-only",
+            bucket=bucket_id,
+            policy=self.bucket.arn.apply(tls_only_policy),
+            opts=child(self, depends_on=[access_block]),
+        )
+        self.name = self.bucket.bucket
+        self.arn = self.bucket.arn
+        self.url = self.name.apply(lambda bucket: f"s3://{bucket}")
+        self.register_outputs({"url": self.url})
+
+
+def tls_only_policy(bucket_arn: str) -> str:
+    """A bucket policy refusing every request not made over TLS."""
+    return json.dumps(
+        {
+            "Version": "2012-10-17",
+            "Statement": [
+                {
+                    "Sid": "DenyInsecureTransport",
+                    "Effect": "Deny",
+                    "Principal": "*",
+                    "Action": "s3:*",
+                    "Resource": [bucket_arn, f"{bucket_arn}/*"],
+                    "Condition": {"Bool": {"aws:SecureTransport": "false"}},
+                }
+            ],
+        }
+    )
+
+
+def node_policy(bucket_arn: str, log_group_arn: str | None) -> str:
+    """What the nodes' role may do: objects in this bucket, and its own log group if any."""
+    statements: list[dict[str, Any]] = [
+        {"Effect": "Allow", "Action": BUCKET_ACTIONS, "Resource": bucket_arn},
+        {"Effect": "Allow", "Action": BUCKET_OBJECT_ACTIONS, "Resource": f"{bucket_arn}/*"},
+    ]
+    if log_group_arn is not None:
+        statements.append(
+            {"Effect": "Allow", "Action": LOG_ACTIONS, "Resource": f"{log_group_arn}:*"}
+        )
+    return json.dumps({"Version": "2012-10-17", "Statement": statements})
+
+
+EC2_TRUST_POLICY = json.dumps(
+    {
+        "Version": "2012-10-17",
+        "Statement": [
+            {
+                "Effect": "Allow",
+                "Principal": {"Service": "ec2.amazonaws.com"},
+                "Action": "sts:AssumeRole",
+            }
+        ],
+    }
+)
+
+
+@dataclass(frozen=True)
+class NodeIdentityArgs:
+    bucket_arn: pulumi.Output[str]
+    log_retention_days: int | None
+
+
+class NodeIdentity(pulumi.ComponentResource):
+    """The nodes' role and instance profile: this bucket only (and logs), and no access key."""
+
+    def __init__(
+        self, name: str, args: NodeIdentityArgs, opts: pulumi.ResourceOptions | None = None
+    ):
+        super().__init__("trackday:aws:NodeIdentity", name, None, opts)
+        self.role = aws.iam.Role(
+            f"{name}-role",
+            assume_role_policy=EC2_TRUST_POLICY,
+            description="trackday GPU nodes: the stack's bucket only",
+            opts=child(self),
+        )
+        self.log_group: aws.cloudwatch.LogGroup | None = None
+        log_group_arn: pulumi.Output[str | None] = pulumi.Output.from_input(None)
+        if args.log_retention_days is not None:
+            self.log_group = aws.cloudwatch.LogGroup(
+                f"{name}-logs", retention_in_days=args.log_retention_days, opts=child(self)
+            )
+            log_group_arn = self.log_group.arn
+        aws.iam.RolePolicy(
+            f"{name}-policy",
+            role=self.role.id,
+            policy=pulumi.Output.all(args.bucket_arn, log_group_arn).apply(
+                lambda arns: node_policy(arns[0], arns[1])
+            ),
+            opts=child(self),
+        )
+        self.profile = aws.iam.InstanceProfile(
+            f"{name}-profile", role=self.role.name, opts=child(self)
+        )
+        self.register_outputs({"role": self.role.arn})
+
+
+@dataclass(frozen=True)
+class NetworkArgs:
+    allowed_cidrs: list[str]
+    availability_zone: str
+
+
+class Network(pulumi.ComponentResource):
+    """A VPC with one public subnet; the nodes' security group opens only what the swarm needs."""
+
+    def __init__(self, name: str, args: NetworkArgs, opts: pulumi.ResourceOptions | None = None):
+        super().__init__("trackday:aws:Network", name, None, opts)
+        vpc = aws.ec2.Vpc(
+            f"{name}-vpc",
+            cidr_block=nodes.NETWORK_CIDR,
+            enable_dns_hostnames=True,
+            enable_dns_support=True,
+            opts=child(self),
+        )
+        self.subnet = aws.ec2.Subnet(
+            f"{name}-subnet",
+            vpc_id=vpc.id,
+            cidr_block=nodes.SUBNET_CIDR,
+            availability_zone=args.availability_zone,
+            map_public_ip_on_launch=True,
+            opts=child(self),
+        )
+        gateway = aws.ec2.InternetGateway(f"{name}-igw", vpc_id=vpc.id, opts=child(self))
+        routes = aws.ec2.RouteTable(
+            f"{name}-routes",
+            vpc_id=vpc.id,
+            routes=[aws.ec2.RouteTableRouteArgs(cidr_block="0.0.0.0/0", gateway_id=gateway.id)],
+            opts=child(self),
+        )
+        aws.ec2.RouteTableAssociation(
+            f"{name}-subnet-routes",
+            subnet_id=self.subnet.id,
+            route_table_id=routes.id,
+            opts=child(self),
+        )
+        admin = [
+            aws.ec2.SecurityGroupIngressArgs(
+                description=f"port {port} from network.allowedCidrs",
+                protocol="tcp",
+                from_port=port,
+                to_port=port,
+                cidr_blocks=list(args.allowed_cidrs),
+            )
+            for port in nodes.ADMIN_PORTS
+        ]
+        swarm = [
+            aws.ec2.SecurityGroupIngressArgs(
+                description=f"swarm {protocol}/{port} between the nodes",
+                protocol=protocol,
+                from_port=port,
+                to_port=port,
+                self=True,
+            )
+            for protocol, port in nodes.SWARM_PORTS
+        ]
+        # The S3 endpoint and images are reached over the internet; nothing else comes in.
+        self.security_group = aws.ec2.SecurityGroup(
+            f"{name}-nodes",
+            vpc_id=vpc.id,
+            description="trackday nodes: admin from allowed ranges, swarm between nodes",
+            ingress=admin + swarm,
+            egress=[
+                aws.ec2.SecurityGroupEgressArgs(
+                    protocol="-1", from_port=0, to_port=0, cidr_blocks=["0.0.0.0/0"]
+                )
+            ],
+            opts=child(self),
+        )
+        self.register_outputs({"subnet": self.subnet.id})
+
+
+@dataclass(frozen=True)
+class NodePoolArgs:
+    spec: PoolSpec
+    access: NodeAccess
+    config: StackConfig
+    subnet_id: pulumi.Input[str]
+    security_group_id: pulumi.Input[str]
+    instance_profile: pulumi.Input[str]
+    provider: aws.Provider
+
+
+class NodePool(pulumi.ComponentResource):
+    """The EC2 GPU nodes on the Deep Learning Base GPU AMI: the manager first, then the workers."""
+
+    def __init__(self, name: str, args: NodePoolArgs, opts: pulumi.ResourceOptions | None = None):
+        super().__init__("trackday:aws:NodePool", name, None, opts)
+        ami = aws.ec2.get_ami_output(
+            owners=[AMI_OWNER],
+            most_recent=True,
+            filters=[
+                aws.ec2.GetAmiFilterArgs(name="name", values=[AMI_NAME]),
+                aws.ec2.GetAmiFilterArgs(name="architecture", values=["x86_64"]),
+            ],
+            opts=pulumi.InvokeOutputOptions(parent=self, provider=args.provider),
+        )
+        node_config = args.config.nodes
+        self.nodes: list[Node] = []
+        for role, suffix in args.spec.roles:
+            instance = aws.ec2.Instance(
+                f"{name}-{suffix}",
+                ami=ami.id,
+                instance_type=node_config.machine_type,
+                subnet_id=args.subnet_id,
+                vpc_security_group_ids=[args.security_group_id],
+                iam_instance_profile=args.instance_profile,
+                user_data=nodes.user_data(args.spec, role, args.access),
+                user_data_replace_on_change=True,
+                metadata_options=aws.ec2.InstanceMetadataOptionsArgs(
+                    http_endpoint="enabled",
+                    http_tokens="required",
+                    http_put_response_hop_limit=IMDS_HOP_LIMIT,
+                ),
+                root_block_device=aws.ec2.InstanceRootBlockDeviceArgs(
+                    volume_size=node_config.root_volume_gb,
+                    volume_type="gp3",
+                    encrypted=True,
+                    delete_on_termination=True,
+                ),
+                instance_market_options=_spot_options(args.config),
+                # The power-off timers stop the instance, they never terminate it.
+                instance_initiated_shutdown_behavior="stop",
+                tags={"Name": f"{name}-{suffix}", "trackday-role": role},
+                opts=child(self),
+            )
+            self.nodes.append(
+                Node(role, suffix, instance.public_ip, instance.private_ip, instance.id)
+            )
+        self.register_outputs({"count": len(self.nodes)})
+
+
+def _spot_options(config: StackConfig) -> aws.ec2.InstanceInstanceMarketOptionsArgs | None:
+    """Spot capacity that stops (not terminates) on interruption, within `nodes.spotMaxPrice`."""
+    if not config.nodes.spot:
+        return None
+    max_price = config.nodes.spot_max_price
+    return aws.ec2.InstanceInstanceMarketOptionsArgs(
+        market_type="spot",
+        spot_options=aws.ec2.InstanceInstanceMarketOptionsSpotOptionsArgs(
+            instance_interruption_behavior="stop",
+            spot_instance_type="persistent",
+            max_price=None if max_price is None else f"{max_price:g}",
+        ),
+    )
+
+
+class AwsTarget(pulumi.ComponentResource):
+    """The `aws` target: bucket, node identity, network, GPU nodes and their swarm."""
+
+    def __init__(self, name: str, args: TargetArgs, opts: pulumi.ResourceOptions | None = None):
+        super().__init__("trackday:targets:Aws", name, None, opts)
+        config = args.config
+        aws_config = config.aws or Aws()
+        self.region = aws_config.region
+        provider = aws.Provider(
+            f"{name}-provider",
+            region=aws_config.region,
+            default_tags=aws.ProviderDefaultTagsArgs(
+                tags={**config.tags, "trackday-stack": args.stack}
+            ),
+            opts=child(self),
+        )
+        in_region = child(self, providers=[provider])
+        self.storage = Bucket(
+            f"{name}-storage",
+            BucketArgs(
+                name=config.storage.bucket,
+                protect=config.storage.protect,
+                keep_deleted_days=config.storage.keep_deleted_days,
+            ),
+            opts=in_region,
+        )
+        self.identity = NodeIdentity(
+            f"{name}-identity",
+            NodeIdentityArgs(
+                bucket_arn=self.storage.arn,
+                log_retention_days=aws_config.log_retention_days if aws_config.logging else None,
+            ),
+            opts=in_region,
+        )
+        network = Network(
+            f"{name}-network",
+            NetworkArgs(
+                allowed_cidrs=config.network.allowed_cidrs,
+                availability_zone=aws_config.availability_zone or f"{aws_config.region}a",
+            ),
+            opts=in_region,
+        )
+        access = NodeAccess(f"{name}-access", opts=child(self))
+        spec = PoolSpec.from_config(config, "aws")
+        pool = NodePool(
+            f"{name}-nodes",
+            NodePoolArgs(
+                spec=spec,
+                access=access,
+                config=config,
+                subnet_id=network.subnet.id,
+                security_group_id=network.security_group.id,
+                instance_profile=self.identity.profile.name,
+                provider=provider,
+            ),
+            opts=in_region,
+        )
+        swarm = Swarm(f"{name}-swarm", SwarmArgs(spec, access, pool.nodes), opts=child(self))
+        self.stack = SwarmStack(
+            name,
+            self,
+            args,
+            access,
+            swarm,
+            bucket_url=self.storage.url,
+            s3_endpoint=f"https://s3.{aws_config.region}.amazonaws.com",
+        )
+        self.register_outputs(self.stack_outputs())
+
+    def stack_outputs(self) -> dict[str, Any]:
+        return {**self.stack.outputs("aws"), "region": self.region}
