@@ -37,7 +37,7 @@ from docker.types import (
 )
 
 from infra.workloads.run_target import RunTarget
-from trackday.swarm_jobs import connect
+from trackday.swarm_jobs import SwarmJobError, connect
 from training import storage
 from training.deepracer import bucket_io
 from training.deepracer.layout import RunLayout
@@ -46,8 +46,10 @@ from training.deepracer.params import evaluation_files, training_files
 from training.deepracer.services import (
     JOB_LABEL,
     NETWORK,
+    ROLE_LABEL,
     RUN_LABEL,
     SAGEMAKER_DIR,
+    WORKLOAD,
     WORKLOAD_LABEL,
     ServiceSpec,
     credentials_secret,
@@ -56,7 +58,6 @@ from training.deepracer.services import (
 )
 from training.deepracer.settings import DeepRacerSettings
 
-WORKLOAD = "deepracer"
 REMOVAL_TIMEOUT_S = 60.0
 # Containers the SageMaker SDK's local mode starts for the trainer (docker compose services).
 COMPOSE_SERVICE_LABEL = "com.docker.compose.service"
@@ -73,7 +74,10 @@ def client_for(target: RunTarget) -> docker.DockerClient:
             return docker.from_env()
         except docker.errors.DockerException as error:
             raise RunError(f"cannot reach this machine's Docker engine: {error}") from None
-    return connect(target.docker_url)
+    try:
+        return connect(target.docker_url)
+    except SwarmJobError as error:
+        raise RunError(str(error)) from None
 
 
 def upload_training_files(settings: DeepRacerSettings, target: RunTarget, custom_files: Path,
@@ -248,7 +252,8 @@ def stop(client: docker.DockerClient, run_id: int, job: str, model_prefix: str |
 
 def _wait_for_tasks_gone(client: docker.DockerClient, service_ids: list[str],
                          timeout_s: float) -> None:
-    """Swarm removes a service's containers after the service; wait so nothing lingers."""
+    """Swarm removes a service's containers after the service; wait (for those on the
+    manager, where the trainer runs) so that nothing lingers and the network can go."""
     deadline = time.monotonic() + timeout_s
     for service_id in service_ids:
         while client.containers.list(all=True, filters={
@@ -337,7 +342,7 @@ def status(client: docker.DockerClient) -> list[ServiceStatus]:
 
 def service_of(client: docker.DockerClient, run_id: int, job: str, role: str) -> dict:
     filters = _run_filters(run_id, job)
-    filters["label"].append(f"trackday.role={role}")
+    filters["label"].append(f"{ROLE_LABEL}={role}")
     services = client.api.services(filters=filters)
     if not services:
         raise RunError(f"run {run_id} has no {job} {role} service (`trackday dr status` lists "
@@ -347,7 +352,10 @@ def service_of(client: docker.DockerClient, run_id: int, job: str, role: str) ->
 
 def logs(client: docker.DockerClient, service: dict, worker: int | None, follow: bool,
          on_line: Callable[[str], None], tail: int | str = "all") -> None:
-    """Pass a service's log lines (or one worker's: its task slot `worker`) to `on_line`."""
+    """Pass a service's log lines (or one worker's: its task slot `worker`) to `on_line`.
+
+    The docker SDK reads service logs but not one task's, so both go through its own
+    request and stream helpers, with the Engine's `/services|tasks/{id}/logs` endpoints."""
     api = client.api
     if worker is None:
         url = api._url("/services/{0}/logs", service["ID"])

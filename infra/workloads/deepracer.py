@@ -31,7 +31,10 @@ from training.deepracer.layout import CUSTOM_FILE_NAMES
 from training.deepracer.params import Bucket, evaluation_files, training_files
 from training.deepracer.preflight import preflight
 from training.deepracer.services import (
+    JOB_LABEL,
     NETWORK,
+    RUN_LABEL,
+    WORKLOAD,
     WORKLOAD_LABEL,
     ServiceSpec,
     credentials_secret,
@@ -39,8 +42,6 @@ from training.deepracer.services import (
     s3_credentials_file,
 )
 from training.deepracer.settings import DeepRacerSettings
-
-WORKLOAD = "deepracer"
 
 
 @dataclass(frozen=True)
@@ -162,8 +163,7 @@ class DeepRacerRun(pulumi.ComponentResource):
                  opts: pulumi.ResourceOptions | None = None):
         super().__init__("trackday:workloads:DeepRacerRun", name, None, opts)
         settings, target, job = args.settings, args.target, args.job
-        labels = {WORKLOAD_LABEL: WORKLOAD, "trackday.run": str(settings.run_id),
-                  "trackday.job": job}
+        labels = {WORKLOAD_LABEL: WORKLOAD, RUN_LABEL: str(settings.run_id), JOB_LABEL: job}
 
         def child(**kwargs: Any) -> pulumi.ResourceOptions:
             return pulumi.ResourceOptions(parent=self, provider=args.provider, **kwargs)

@@ -22,6 +22,7 @@ ROLE_LABEL = "trackday.role"
 TRAINER_ROLE = "trainer"
 SIMULATION_ROLE = "simulation"
 WORKLOAD_LABEL = "trackday.workload"  # keeps a node's idle power-off waiting
+WORKLOAD = "deepracer"  # its value on everything a DeepRacer run makes
 RUN_LABEL = "trackday.run"
 JOB_LABEL = "trackday.job"
 JOBS = ("training", "evaluation")
@@ -99,7 +100,7 @@ def _placement(role: str) -> tuple[str, ...]:
 
 
 def _labels(settings: DeepRacerSettings, job: str, role: str) -> dict[str, str]:
-    return {WORKLOAD_LABEL: "deepracer", RUN_LABEL: str(settings.run_id), JOB_LABEL: job,
+    return {WORKLOAD_LABEL: WORKLOAD, RUN_LABEL: str(settings.run_id), JOB_LABEL: job,
             ROLE_LABEL: role, "trackday.model-prefix": settings.model_prefix}
 
 
