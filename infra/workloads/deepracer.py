@@ -211,18 +211,23 @@ class DeepRacerRun(pulumi.ComponentResource):
 
 def deploy(name: str, run: tuple[DeepRacerSettings, str, Path], target: Any,
            stack: str) -> dict[str, Any]:
-    """Declare the requested run on a target component; its stack outputs."""
+    """Declare the requested run on a target component; its stack outputs.
+
+    On the local target the default Docker provider is this machine's engine; a swarm
+    target must give its manager's as `docker_provider`."""
     from infra.workloads.run_target import RunTargetError, run_target
 
     settings, job, folder = run
+    outputs = target.stack_outputs()
+    provider = getattr(target, "docker_provider", None)
+    if outputs.get("target") != "local" and provider is None:
+        raise ConfigError("deepracerRun", job, f"the {outputs.get('target')} target gives "
+                          "Pulumi no Docker provider for its swarm manager yet; leave "
+                          f"deepracerRun unset and run `trackday dr start-{job} --stack "
+                          f"{stack}`")
     try:
-        placed = run_target(stack, target.stack_outputs())
+        placed = run_target(stack, outputs)
     except RunTargetError as error:
         raise ConfigError("deepracerRun", job, str(error)) from None
-    provider = getattr(target, "docker_provider", None)
-    if placed.docker_url is not None and provider is None:
-        raise ConfigError("deepracerRun", job, f"the {stack} stack's target gives Pulumi no "
-                          "Docker provider for its swarm manager yet; start runs with "
-                          "`trackday dr start-training` instead")
     component = DeepRacerRun(name, DeepRacerRunArgs(settings, job, folder, placed, provider))
     return component.stack_outputs()

@@ -166,6 +166,16 @@ def test_a_run_without_deepracer_settings_is_refused():
         config.parse({"deepracerRun": "race"})
 
 
+def test_a_swarm_target_without_a_docker_provider_points_to_the_cli(custom_files):
+    values = {**shipped_values("aws"), "trackday:deepracer": deepracer(custom_files),
+              "trackday:deepracerRun": "training"}
+    _, errors = declared_before_failure(values)
+    assert errors == [
+        "trackday:deepracerRun: 'training' is not valid; the aws target gives Pulumi no Docker "
+        "provider for its swarm manager yet; leave deepracerRun unset and run "
+        "`trackday dr start-training --stack dev`"]
+
+
 def test_plan_reports_the_bad_reward_function(custom_files, tmp_path):
     (custom_files / "reward_function.py").write_text("def reward(params):\n    return 1.0\n")
     (tmp_path / "Pulumi.bad.yaml").write_text(yaml.safe_dump(
