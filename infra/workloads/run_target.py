@@ -57,8 +57,12 @@ def run_target(stack: str, outputs: Mapping[str, Any]) -> RunTarget:
                 if "s3AccessKeyId" in outputs else None)
         bucket = Bucket(name, outputs.get("region", LOCAL_REGION),
                         outputs.get("s3Endpoint") or None)
+        # The operator's own cloud login; on azure adlfs needs the storage account's name.
+        storage_env = ({"AZURE_STORAGE_ACCOUNT_NAME": outputs["storageAccount"]}
+                       if "storageAccount" in outputs else {})
         return RunTarget(f"ssh://{outputs['sshUser']}@{outputs['managerAddress']}", bucket,
-                         outputs["bucketUrl"], {}, keys, int(outputs.get("nodeCount", 1)) == 1)
+                         outputs["bucketUrl"], storage_env, keys,
+                         int(outputs.get("nodeCount", 1)) == 1)
     except KeyError as missing:
         raise RunTargetError(
             f"stack {stack} has no output {missing}: run `pulumi up` for it") from None

@@ -26,9 +26,12 @@ def test_swarm_targets_reach_the_manager_over_ssh():
     assert placed.credentials is None and placed.storage_env == {}
     azure = run_target("azure", {**SWARM, "target": "azure", "bucketUrl": "az://runs",
                                  "s3BucketUrl": "s3://runs", "s3Endpoint": "http://10.0.1.4:9000",
-                                 "s3AccessKeyId": "K", "s3SecretAccessKey": "S", "nodeCount": 1})
+                                 "s3AccessKeyId": "K", "s3SecretAccessKey": "S", "nodeCount": 1,
+                                 "storageAccount": "trackdayab12"})
     assert azure.bucket_url == "az://runs" and azure.bucket.name == "runs"
     assert azure.bucket.endpoint_url == "http://10.0.1.4:9000" and azure.single_node
+    assert azure.credentials == ("K", "S")
+    assert azure.storage_env == {"AZURE_STORAGE_ACCOUNT_NAME": "trackdayab12"}
 
 
 @pytest.mark.parametrize(("outputs", "message"), [
