@@ -105,6 +105,7 @@ FREE_PREFIXES = (
     "random:",
     "tls:",
     "command:",
+    "pulumi-python:dynamic:",  # dynamic providers run on the operator's machine (run files)
     "docker:",  # the local engine, or containers on nodes priced as machines
     "docker-build:",  # building; the stored image is priced with its repository
     "gcp:projects/service:",

@@ -5,7 +5,13 @@ bridge network, published on 127.0.0.1 only, with an access key pair generated b
 pulumi-random and kept as Pulumi secrets. The trainer image is built from
 training/donkeycar/Dockerfile. Outputs besides `target`, `bucketUrl` and `image`:
 `s3Endpoint` (from this machine), `s3EndpointInNetwork` (from containers on `network`),
-`network`, `s3AccessKeyId` and `s3SecretAccessKey` (secrets).
+`network`, `s3Container` (the server's container, which `trackday dr start-*` attaches to
+the DeepRacer runs' network), `s3AccessKeyId` and `s3SecretAccessKey` (secrets).
+
+When the stack asks for a DeepRacer run (`trackday:deepracerRun`), this target also owns the
+runs' attachable overlay network `sagemaker-local` and puts the S3 server on it as `s3`, so
+the trainer, the simulation workers and the SageMaker container reach the bucket at
+`s3EndpointInNetwork`; the run (infra/workloads/deepracer.py) deploys onto that network.
 """
 
 from __future__ import annotations
@@ -19,10 +25,11 @@ import pulumi_docker as docker
 import pulumi_random as random
 
 from infra.targets import TRAINER_DOCKERFILE, TRAINER_IMAGE, TargetArgs, child, trainer_build_args
+from infra.workloads.run_target import LOCAL_S3_ALIAS as S3_ALIAS
+from training.deepracer.services import NETWORK as RUN_NETWORK
 
 LOOPBACK = "127.0.0.1"
 S3_PORT_IN_NETWORK = 9000
-S3_ALIAS = "s3"
 
 
 @dataclass(frozen=True)
@@ -32,6 +39,8 @@ class S3ServerArgs:
     image: str
     protect: bool
     labels: dict[str, str] = field(default_factory=dict)
+    # Further networks (by name) the server joins as S3_ALIAS: the DeepRacer runs' overlay.
+    shared_networks: tuple[pulumi.Input[str], ...] = ()
 
 
 class S3Server(pulumi.ComponentResource):
@@ -77,7 +86,8 @@ class S3Server(pulumi.ComponentResource):
             envs=[auth],
             mounts=[docker.ContainerMountArgs(target="/data", source=volume.name, type="volume")],
             networks_advanced=[
-                docker.ContainerNetworksAdvancedArgs(name=self.network.name, aliases=[S3_ALIAS])
+                docker.ContainerNetworksAdvancedArgs(name=network, aliases=[S3_ALIAS])
+                for network in (self.network.name, *args.shared_networks)
             ],
             ports=[
                 docker.ContainerPortArgs(
@@ -86,7 +96,9 @@ class S3Server(pulumi.ComponentResource):
             ],
             restart="unless-stopped",
             labels=labels,
-            opts=child(self),
+            # Joining or leaving a network replaces the container; the old one must free the
+            # host port first.
+            opts=child(self, delete_before_replace=True),
         )
         self.endpoint = f"http://{LOOPBACK}:{args.host_port}"
         self.endpoint_in_network = f"http://{S3_ALIAS}:{S3_PORT_IN_NETWORK}"
@@ -133,6 +145,20 @@ class LocalTarget(pulumi.ComponentResource):
     def __init__(self, name: str, args: TargetArgs, opts: pulumi.ResourceOptions | None = None):
         super().__init__("trackday:targets:Local", name, None, opts)
         config = args.config
+        labels = {**config.tags, "trackday-stack": args.stack}
+        # The DeepRacer runs' network; the run (workloads/deepracer.py) deploys onto it.
+        self.run_network = (
+            docker.Network(
+                f"{name}-dr-net",
+                name=RUN_NETWORK,
+                driver="overlay",
+                attachable=True,
+                labels=_labels(labels),
+                opts=child(self),
+            )
+            if config.deepracer_run != "none"
+            else None
+        )
         self.storage = S3Server(
             f"{name}-s3",
             S3ServerArgs(
@@ -140,7 +166,8 @@ class LocalTarget(pulumi.ComponentResource):
                 host_port=config.local.s3_port,
                 image=config.local.rclone_image,
                 protect=config.storage.protect,
-                labels={**config.tags, "trackday-stack": args.stack},
+                labels=labels,
+                shared_networks=(self.run_network.name,) if self.run_network else (),
             ),
             opts=child(self),
         )
@@ -163,6 +190,7 @@ class LocalTarget(pulumi.ComponentResource):
             "s3Endpoint": s3.endpoint,
             "s3EndpointInNetwork": s3.endpoint_in_network,
             "network": s3.network.name,
+            "s3Container": s3.container.name,
             "s3AccessKeyId": pulumi.Output.secret(s3.access_key_id),
             "s3SecretAccessKey": pulumi.Output.secret(s3.secret_access_key),
             "image": self.image.ref,

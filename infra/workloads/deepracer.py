@@ -3,7 +3,8 @@
 `pulumi up` then declares, on the target's swarm, exactly the services that
 training/deepracer/services.py describes (the data `trackday dr start-training` deploys
 too): the trainer and N simulation workers, or the evaluation worker; the attachable
-overlay network `sagemaker-local` the trainer's SageMaker container joins; a Swarm secret
+overlay network `sagemaker-local` the trainer's SageMaker container joins (unless the
+target owns it: the local target does, as its S3 server must join it); a Swarm secret
 with the bucket's keys where nodes have no identity; and the run's files in the bucket
 (custom files and `training_params.yaml`, or `evaluation_params.yaml`), written before the
 services start. The custom files are checked first (`requested`): a bad reward function
@@ -51,6 +52,7 @@ class DeepRacerRunArgs:
     custom_files: Path
     target: RunTarget
     provider: pulumi.ProviderResource | None = None  # the swarm manager's engine
+    network: docker.Network | None = None  # the target's `sagemaker-local`, if it owns one
 
 
 def requested(config: StackConfig, project_root: Path) -> tuple[DeepRacerSettings, str,
@@ -168,7 +170,7 @@ class DeepRacerRun(pulumi.ComponentResource):
         def child(**kwargs: Any) -> pulumi.ResourceOptions:
             return pulumi.ResourceOptions(parent=self, provider=args.provider, **kwargs)
 
-        self.network = docker.Network(
+        self.network = args.network or docker.Network(
             f"{name}-net", name=NETWORK, driver="overlay", attachable=True,
             labels=[docker.NetworkLabelArgs(label=WORKLOAD_LABEL, value=WORKLOAD)],
             opts=child())
@@ -214,7 +216,8 @@ def deploy(name: str, run: tuple[DeepRacerSettings, str, Path], target: Any,
     """Declare the requested run on a target component; its stack outputs.
 
     On the local target the default Docker provider is this machine's engine; a swarm
-    target must give its manager's as `docker_provider`."""
+    target must give its manager's as `docker_provider`. A target that owns the runs'
+    network (`run_network`) has the run deploy onto it."""
     from infra.workloads.run_target import RunTargetError, run_target
 
     settings, job, folder = run
@@ -229,5 +232,6 @@ def deploy(name: str, run: tuple[DeepRacerSettings, str, Path], target: Any,
         placed = run_target(stack, outputs)
     except RunTargetError as error:
         raise ConfigError("deepracerRun", job, str(error)) from None
-    component = DeepRacerRun(name, DeepRacerRunArgs(settings, job, folder, placed, provider))
+    component = DeepRacerRun(name, DeepRacerRunArgs(settings, job, folder, placed, provider,
+                                                    getattr(target, "run_network", None)))
     return component.stack_outputs()

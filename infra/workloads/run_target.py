@@ -14,6 +14,8 @@ from typing import Any
 from training.deepracer.params import Bucket
 
 LOCAL_REGION = "us-east-1"
+# The local S3 server's name on the networks its clients share (`s3EndpointInNetwork`'s host).
+LOCAL_S3_ALIAS = "s3"
 
 
 class RunTargetError(ValueError):
@@ -24,7 +26,9 @@ class RunTargetError(ValueError):
 class RunTarget:
     """The swarm's engine, the bucket as containers reach it, how the operator's machine
     reaches the bucket (environment for training.storage) and the S3 keys for containers
-    on nodes without an identity. Keys may be Pulumi outputs inside the program."""
+    on nodes without an identity. Keys may be Pulumi outputs inside the program. On the
+    local target, `s3_container` is the S3 server's container, which must join the runs'
+    network to be reachable there as LOCAL_S3_ALIAS."""
 
     docker_url: str | None  # None: this machine's engine
     bucket: Bucket
@@ -32,6 +36,7 @@ class RunTarget:
     storage_env: Mapping[str, Any]
     credentials: tuple[Any, Any] | None
     single_node: bool
+    s3_container: str | None = None
 
 
 def run_target(stack: str, outputs: Mapping[str, Any]) -> RunTarget:
@@ -52,7 +57,8 @@ def run_target(stack: str, outputs: Mapping[str, Any]) -> RunTarget:
                            "AWS_ACCESS_KEY_ID": keys[0], "AWS_SECRET_ACCESS_KEY": keys[1],
                            "AWS_DEFAULT_REGION": LOCAL_REGION}
             bucket = Bucket(name, LOCAL_REGION, outputs["s3EndpointInNetwork"])
-            return RunTarget(None, bucket, s3_url, storage_env, keys, True)
+            return RunTarget(None, bucket, s3_url, storage_env, keys, True,
+                             outputs["s3Container"])
         keys = ((outputs["s3AccessKeyId"], outputs["s3SecretAccessKey"])
                 if "s3AccessKeyId" in outputs else None)
         bucket = Bucket(name, outputs.get("region", LOCAL_REGION),

@@ -16,6 +16,7 @@ from typer.testing import CliRunner
 
 from infra import config, offline, program
 from infra.config import ConfigError
+from infra.plan import plan_stack
 from infra.workloads.deepracer import RunFilesProvider
 from tests.infra.stacks import run_stack, shipped_values, with_keys
 from tests.servers import serve_s3
@@ -28,6 +29,7 @@ from training.deepracer.settings import DeepRacerSettings
 SERVICE = "docker:index/service:Service"
 NETWORK = "docker:index/network:Network"
 SECRET = "docker:index/secret:Secret"
+CONTAINER = "docker:index/container:Container"
 FILES = "pulumi-python:dynamic:Resource"
 IN_NETWORK = Bucket("trackday", "us-east-1", "http://s3:9000")  # the dev stack's bucket
 
@@ -96,6 +98,32 @@ def test_training_declares_the_service_data_field_for_field(custom_files):
     trainer = declared["trackday-dr-4-trainer"]["taskSpec"]["containerSpec"]
     assert {m["target"] for m in trainer["mounts"]} == {"/var/run/docker.sock", "/tmp/sagemaker"}
     assert declared["trackday-dr-4-simulation"]["mode"]["replicated"]["replicas"] == 3
+
+
+@pytest.mark.parametrize("run", ["training", "evaluation", None])
+def test_the_local_s3_server_joins_the_runs_network_as_s3_exactly_when_a_run_is_asked(
+        custom_files, run):
+    """The services are told http://s3:9000: the S3 container must be on their network under
+    that name, and the network has one owner (the local target), whoever deploys onto it."""
+    values = (stack_with(custom_files, run) if run
+              else with_keys("dev", deepracer=deepracer(custom_files)))
+    stack = run_stack("dev", values)
+    named = [n for n in stack.of_type(NETWORK) if n.inputs.get("name") == "sagemaker-local"]
+    networks = stack.one(CONTAINER).inputs["networksAdvanced"]
+    own = {"name": "trackday-dev-s3-net", "aliases": ["s3"]}
+    if run is None:
+        assert named == [] and networks == [own]
+        return
+    (network,) = named
+    assert (network.inputs["driver"], network.inputs["attachable"]) == ("overlay", True)
+    by_urn = {r.urn: r for r in stack.resources}
+    assert by_urn[network.parent].type == "trackday:targets:Local"
+    assert networks == [own, {"name": "sagemaker-local", "aliases": ["s3"]}]
+    for service in stack.of_type(SERVICE):
+        assert service.inputs["taskSpec"]["networksAdvanceds"] == [{"id": f"{network.name}-id"}]
+    assert stack.one(CONTAINER).inputs["ports"] == [
+        {"internal": 9000, "external": 9000, "ip": "127.0.0.1"}]  # still loopback only
+    assert stack.outputs["s3Container"].value == "trackday-dev-s3-server"
 
 
 def test_the_run_files_carry_the_custom_files_and_keys_stay_secret(custom_files):
@@ -184,6 +212,15 @@ def test_plan_reports_the_bad_reward_function(custom_files, tmp_path):
     assert result.exit_code == 2
     assert "error: trackday:deepracer.customFilesDir" in result.output
     assert "reward_function" in result.output
+
+
+def test_plan_prices_a_stack_with_a_run_completely(custom_files, tmp_path):
+    """The run files are a dynamic resource: free, not reported as unpriced."""
+    (tmp_path / "Pulumi.run.yaml").write_text(yaml.safe_dump(
+        {"config": stack_with(custom_files, "training")}))
+    plan = plan_stack(tmp_path, "run")
+    assert [r.type for r in plan.run.resources].count(FILES) == 1
+    assert plan.costs.complete, plan.costs.unpriced
 
 
 def test_run_files_provider_writes_the_run_files(s3_api, custom_files):

@@ -82,6 +82,7 @@ def test_outputs(dev):
         "s3Endpoint": "http://127.0.0.1:9000",
         "s3EndpointInNetwork": "http://s3:9000",
         "network": "trackday-dev-s3-net",
+        "s3Container": "trackday-dev-s3-server",
         "image": "trackday-donkeycar:5.3.0",
     }
 

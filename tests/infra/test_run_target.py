@@ -6,7 +6,7 @@ from infra.workloads.run_target import RunTargetError, run_target
 
 LOCAL = {"target": "local", "bucketUrl": "s3://trackday", "s3Endpoint": "http://127.0.0.1:9000",
          "s3EndpointInNetwork": "http://s3:9000", "s3AccessKeyId": "K",
-         "s3SecretAccessKey": "S"}
+         "s3SecretAccessKey": "S", "s3Container": "trackday-dev-s3-server-1a2b"}
 SWARM = {"target": "aws", "bucketUrl": "s3://runs", "s3Endpoint": "", "region": "eu-west-1",
          "managerAddress": "203.0.113.7", "sshUser": "ubuntu", "nodeCount": 3}
 
@@ -17,6 +17,7 @@ def test_local_target_runs_on_this_engine_with_the_keys():
     assert (placed.bucket.name, placed.bucket.endpoint_url) == ("trackday", "http://s3:9000")
     assert placed.bucket_url == "s3://trackday" and placed.credentials == ("K", "S")
     assert placed.storage_env["AWS_ENDPOINT_URL"] == "http://127.0.0.1:9000"
+    assert placed.s3_container == "trackday-dev-s3-server-1a2b"
 
 
 def test_swarm_targets_reach_the_manager_over_ssh():
@@ -24,6 +25,7 @@ def test_swarm_targets_reach_the_manager_over_ssh():
     assert placed.docker_url == "ssh://ubuntu@203.0.113.7" and not placed.single_node
     assert (placed.bucket.region, placed.bucket.endpoint_url) == ("eu-west-1", None)
     assert placed.credentials is None and placed.storage_env == {}
+    assert placed.s3_container is None
     azure = run_target("azure", {**SWARM, "target": "azure", "bucketUrl": "az://runs",
                                  "s3BucketUrl": "s3://runs", "s3Endpoint": "http://10.0.1.4:9000",
                                  "s3AccessKeyId": "K", "s3SecretAccessKey": "S", "nodeCount": 1,
@@ -38,6 +40,7 @@ def test_swarm_targets_reach_the_manager_over_ssh():
     ({"target": "gcp", "bucketUrl": "gs://b"}, "stack s (gcp) has no S3 bucket (bucketUrl gs://b)"),
     ({**LOCAL, "s3EndpointInNetwork": None} | {"bucketUrl": 3}, "missing or not known yet"),
     ({k: v for k, v in LOCAL.items() if k != "s3AccessKeyId"}, "no output 's3AccessKeyId'"),
+    ({k: v for k, v in LOCAL.items() if k != "s3Container"}, "no output 's3Container'"),
     ({k: v for k, v in SWARM.items() if k != "sshUser"}, "no output 'sshUser': run `pulumi up`"),
 ])
 def test_what_is_missing_is_named(outputs, message):
