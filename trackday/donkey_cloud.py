@@ -1,8 +1,9 @@
 """`trackday donkey submit` and `trackday donkey fetch`: training on a deployed stack.
 
 Registered on the `donkey` command group (trackday/donkey.py). The work is in
-trackday/stack.py (outputs), trackday/runs.py (bucket layout, upload, fetch) and
-trackday/vertex.py (the Vertex AI job).
+trackday/stack.py (outputs), trackday/runs.py (bucket layout, upload, fetch),
+trackday/vertex.py (the Vertex AI job, gcp) and trackday/swarm_training.py with
+trackday/swarm_jobs.py (a one-shot Swarm job on the manager, aws and azure).
 """
 
 from __future__ import annotations
@@ -15,8 +16,15 @@ from pathlib import Path
 import typer
 from rich.console import Console
 
-from trackday import runs, vertex
-from trackday.stack import StackError, gcp_outputs, read_outputs, storage_env
+from trackday import manager_ssh, runs, swarm_jobs, swarm_training, vertex
+from trackday.stack import (
+    SWARM_TARGETS,
+    StackError,
+    gcp_outputs,
+    read_outputs,
+    storage_env,
+    swarm_outputs,
+)
 from training import storage
 
 console = Console(stderr=True)
@@ -38,6 +46,14 @@ def submit(
         outputs = read_outputs(stack, outputs_file)
         if outputs.get("target") == "local":
             raise StackError(f"stack {stack} is local: train with `trackday donkey train --local`")
+        if outputs.get("target") in SWARM_TARGETS:
+            if not follow_job:
+                raise StackError(
+                    "--no-follow: a Swarm job is followed to its end and then removed; "
+                    f"on stack {stack} it cannot be left running"
+                )
+            _submit_swarm(stack, outputs, archive)
+            return
         gcp = gcp_outputs(stack, outputs)
         data_url, uploaded = runs.ensure_uploaded(archive, gcp.bucket_url)
         console.print(("uploaded " if uploaded else "already in the bucket: ") + data_url)
@@ -45,7 +61,7 @@ def submit(
         spec = vertex.custom_job_spec(gcp, data_url, runs.runs_url(gcp.bucket_url), run_id, stack)
         jobs = vertex.VertexJobs(gcp.project, gcp.region)
         name = jobs.create(spec)
-    except (StackError, storage.StorageError) as exc:
+    except (StackError, storage.StorageError, swarm_jobs.SwarmJobError) as exc:
         raise _fail(str(exc)) from None
     console.print(f"run {run_id}: Vertex AI job {name}")
     fetch_hint = f"trackday donkey fetch {run_id} --stack {stack}"
@@ -88,6 +104,38 @@ def fetch(
     for path in files:
         console.print(f"  {path}")
     console.print(f"fetched {run_url} to {dest}")
+
+
+def _submit_swarm(stack: str, outputs: dict, archive: Path) -> None:
+    """Upload the archive, run the trainer as a one-shot job on the swarm, follow it to its end."""
+    swarm = swarm_outputs(stack, outputs)
+    with _environment(storage_env(outputs)):
+        data_url, uploaded = runs.ensure_uploaded(archive, swarm.bucket_url)
+    console.print(("uploaded " if uploaded else "already in the bucket: ") + data_url)
+    run_id = runs.new_run_id()
+    job, credentials = swarm_training.training_job(swarm, data_url, run_id)
+    client = manager_ssh.connect(
+        swarm.manager_address, swarm.ssh_user, swarm.ssh_private_key, swarm.ssh_port
+    )
+    console.print(f"run {run_id}: Swarm job {job.name} on {swarm.manager_address}")
+    fetch_hint = f"trackday donkey fetch {run_id} --stack {stack}"
+    try:
+        result = swarm_jobs.run_job(
+            client,
+            job,
+            lambda line: console.print(line, highlight=False, markup=False),
+            credentials,
+        )
+    except KeyboardInterrupt:
+        console.print(f"stopped: job {job.name} was removed from the swarm")
+        raise typer.Exit(130) from None
+    finally:
+        client.close()
+    if not result.succeeded:
+        raise StackError(
+            f"job {result.state} (exit code {result.exit_code}): {result.message or 'no message'}"
+        )
+    console.print(f"done: {fetch_hint}")
 
 
 @contextlib.contextmanager

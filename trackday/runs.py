@@ -13,6 +13,7 @@ import json
 import secrets
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any
 
 from training import storage
 from training.donkeycar.train import COMPLETE, FAILED, LATEST, RUN_MANIFEST
@@ -31,6 +32,20 @@ def new_run_id() -> str:
 
 def runs_url(bucket_url: str) -> str:
     return storage.join(bucket_url, DONKEYCAR_RUNS)
+
+
+def trainer_args(
+    data_url: str, output_url: str, run_id: str, model_type: str, overrides: dict[str, Any]
+) -> list[str]:
+    """The trainer's command line (training/donkeycar/train.py) for one run, wherever it runs.
+
+    It writes under `<output_url>/<run_id>/`; overrides go as Python literals, as it reads them.
+    """
+    args = ["--data", data_url, "--output", output_url, "--run-id", run_id]
+    args += ["--model-type", model_type]
+    for key, value in sorted(overrides.items()):
+        args += ["--set", f"{key}={value!r}"]
+    return args
 
 
 def sha256_of(path: Path) -> str:

@@ -10,7 +10,7 @@ import json
 import shutil
 import subprocess
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 from pydantic import BaseModel, ConfigDict, ValidationError
 from pydantic.alias_generators import to_camel
@@ -26,6 +26,9 @@ class _Outputs(BaseModel):
     model_config = ConfigDict(
         alias_generator=to_camel, populate_by_name=True, extra="ignore", frozen=True
     )
+
+
+_OutputsT = TypeVar("_OutputsT", bound=_Outputs)
 
 
 class TrainingSettings(_Outputs):
@@ -50,6 +53,34 @@ class GcpOutputs(_Outputs):
     image: str
     trainer_service_account: str
     training: TrainingSettings
+
+
+class SwarmTraining(_Outputs):
+    gpus: int
+    max_run_hours: float | None
+    donkeycar_version: str
+    model_type: str
+    overrides: dict[str, Any]
+
+
+class SwarmOutputs(_Outputs):
+    """What a swarm target exports (infra/targets/swarm_outputs.py) and a Swarm job needs."""
+
+    target: str
+    bucket_url: str
+    node_bucket_url: str
+    s3_endpoint: str | None = None
+    manager_address: str
+    ssh_user: str
+    ssh_private_key: str
+    # Not exported by the stacks: an outputs file may set it for a manager behind a forwarded port.
+    ssh_port: int = 22
+    image: str
+    training: SwarmTraining
+    region: str | None = None
+    # The S3 gateway's keys (azure): the nodes there have no identity that S3 knows.
+    s3_access_key_id: str | None = None
+    s3_secret_access_key: str | None = None
 
 
 def read_outputs(
@@ -83,8 +114,25 @@ def gcp_outputs(stack: str, outputs: dict[str, Any]) -> GcpOutputs:
             f"stack {stack} is not a gcp stack (target {outputs.get('target')!r}); "
             "Vertex AI jobs need `trackday:target: gcp`"
         )
+    return _validated(GcpOutputs, stack, outputs)
+
+
+SWARM_TARGETS = ("aws", "azure")
+
+
+def swarm_outputs(stack: str, outputs: dict[str, Any]) -> SwarmOutputs:
+    """The outputs of an aws or azure stack (a GPU swarm), checked; names what is wrong."""
+    if outputs.get("target") not in SWARM_TARGETS:
+        raise StackError(
+            f"stack {stack} is not a swarm stack (target {outputs.get('target')!r}); "
+            "Swarm jobs need `trackday:target: aws` or `azure`"
+        )
+    return _validated(SwarmOutputs, stack, outputs)
+
+
+def _validated(model: type[_OutputsT], stack: str, outputs: dict[str, Any]) -> _OutputsT:
     try:
-        return GcpOutputs.model_validate(outputs)
+        return model.model_validate(outputs)
     except ValidationError as exc:
         err = exc.errors()[0]
         where = ".".join(str(p) for p in err["loc"])
@@ -97,8 +145,11 @@ def storage_env(outputs: dict[str, Any]) -> dict[str, str]:
     """Environment the storage layer needs to reach the stack's bucket from this machine.
 
     The local target's S3 server takes the generated keys; cloud buckets use this machine's
-    own cloud login (gcloud application-default credentials, AWS profile, Azure login).
+    own cloud login (gcloud application-default credentials, AWS profile, Azure login), with
+    the storage account named on azure.
     """
+    if outputs.get("target") == "azure":
+        return {"AZURE_STORAGE_ACCOUNT_NAME": outputs["storageAccount"]}
     if outputs.get("target") == "local":
         return {
             "AWS_ENDPOINT_URL": outputs["s3Endpoint"],

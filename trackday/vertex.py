@@ -12,6 +12,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
+from trackday.runs import trainer_args
 from trackday.stack import GcpOutputs
 
 TERMINAL_STATES = {
@@ -33,10 +34,7 @@ def custom_job_spec(
     `submit` can tell where the model will be before the job starts.
     """
     training = outputs.training
-    args = ["--data", data_url, "--output", output_url, "--run-id", run_id]
-    args += ["--model-type", training.model_type]
-    for key, value in sorted(training.overrides.items()):
-        args += ["--set", f"{key}={value!r}"]  # the trainer reads Python literals
+    args = trainer_args(data_url, output_url, run_id, training.model_type, training.overrides)
     scheduling: dict[str, Any] = {"strategy": "SPOT" if training.spot else "ON_DEMAND"}
     if training.max_run_hours:
         scheduling["timeout"] = {"seconds": int(training.max_run_hours * 3600)}

@@ -1,0 +1,73 @@
+"""The Docker engine of a swarm's manager, over SSH with the stack's generated key.
+
+The docker SDK reaches `ssh://` engines with paramiko but only with keys from the operator's
+own SSH set-up. The stack's key (the `sshPrivateKey` output, a Pulumi secret) is handed to
+paramiko from memory here: it is never written to disk, and never reaches another process.
+"""
+
+from __future__ import annotations
+
+import io
+
+import docker
+import docker.errors
+import paramiko
+from docker.transport import SSHHTTPAdapter
+
+from trackday.swarm_jobs import SwarmJobError
+
+# Asked for before the engine's own version is known: old enough for every engine in use.
+BOOTSTRAP_API_VERSION = "1.41"
+_KEY_TYPES = (paramiko.Ed25519Key, paramiko.ECDSAKey, paramiko.RSAKey)
+
+
+def load_key(text: str) -> paramiko.PKey:
+    """A private key from OpenSSH or PEM text; says so clearly when it is none of them."""
+    for key_type in _KEY_TYPES:
+        try:
+            return key_type.from_private_key(io.StringIO(text))
+        except (paramiko.SSHException, ValueError):
+            continue
+    raise SwarmJobError(
+        "sshPrivateKey: not an Ed25519, ECDSA or RSA private key; pass the stack's outputs "
+        "with --show-secrets"
+    )
+
+
+class _KeyedSSHAdapter(SSHHTTPAdapter):
+    """docker's SSH transport, logging in with one given key and nothing else."""
+
+    def __init__(self, base_url: str, key: paramiko.PKey, port: int | None) -> None:
+        self._key = key
+        self._port = port
+        super().__init__(base_url, shell_out=False)
+
+    def _create_paramiko_client(self, base_url: str) -> None:
+        super()._create_paramiko_client(base_url)
+        self.ssh_params.update(pkey=self._key, look_for_keys=False, allow_agent=False)
+        if self._port is not None:
+            self.ssh_params["port"] = self._port
+        # A node's host key is made at its first boot and known nowhere else yet: accepted, as
+        # pulumi-command accepts it when it forms the swarm (the login key is the stack's own).
+        self.ssh_client.set_missing_host_key_policy(paramiko.AutoAddPolicy())
+
+
+def connect(
+    address: str, user: str, private_key: str, port: int | None = None, timeout: float = 60
+) -> docker.DockerClient:
+    """A docker client for the engine on `address`, through SSH as `user` with `private_key`."""
+    url = f"ssh://{user}@{address}"
+    key = load_key(private_key)
+    # Shell-out mode makes no connection yet; the keyed transport then replaces it.
+    client = docker.DockerClient(
+        base_url=url, version=BOOTSTRAP_API_VERSION, use_ssh_client=True, timeout=timeout
+    )
+    api = client.api
+    try:
+        adapter = _KeyedSSHAdapter(url, key, port)
+        api.mount("http+docker://ssh", adapter)
+        api._custom_adapter = adapter
+        api._version = api._retrieve_server_version()
+    except (paramiko.SSHException, OSError, docker.errors.DockerException) as exc:
+        raise SwarmJobError(f"cannot reach the Docker engine at {url}: {exc}") from None
+    return client
