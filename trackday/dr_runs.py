@@ -6,9 +6,11 @@ the trainer and the simulation workers; `start-evaluation` writes `evaluation_pa
 and creates the evaluation worker. Both deploy exactly the service data of
 training/deepracer/services.py, the data the Pulumi program deploys from the stack config,
 with the docker SDK: the local engine for the `local` target, the manager over `ssh://`
-for the clouds (trackday/swarm_jobs.py connects). Runs live side by side by run id; `stop-*`
-removes a run's services, its credentials secret, the SageMaker container its trainer
-started, and the `sagemaker-local` network once no run needs it.
+for the clouds (trackday/swarm_jobs.py connects). On the local target the stack's S3 server
+joins `sagemaker-local` as `s3`, the endpoint the services are told. Runs live side by side
+by run id; `stop-*` removes a run's services, its credentials secret, the SageMaker container
+its trainer started, and, once no run needs it, the `sagemaker-local` network it made (the
+S3 server leaves it first).
 """
 
 from __future__ import annotations
@@ -36,7 +38,7 @@ from docker.types import (
     TaskTemplate,
 )
 
-from infra.workloads.run_target import RunTarget
+from infra.workloads.run_target import LOCAL_S3_ALIAS, RunTarget
 from trackday.swarm_jobs import SwarmJobError, connect
 from training import storage
 from training.deepracer import bucket_io
@@ -61,6 +63,7 @@ from training.deepracer.settings import DeepRacerSettings
 REMOVAL_TIMEOUT_S = 60.0
 # Containers the SageMaker SDK's local mode starts for the trainer (docker compose services).
 COMPOSE_SERVICE_LABEL = "com.docker.compose.service"
+SWARM_TASK_LABEL = "com.docker.swarm.task.id"  # on every container Swarm runs for a service
 HYPERPARAMETERS_PATH = "/opt/ml/input/config/hyperparameters.json"
 
 
@@ -173,6 +176,27 @@ def ensure_network(client: docker.DockerClient) -> None:
                        "swarm manager?")
 
 
+def s3_server(client: docker.DockerClient, name: str):
+    """The local target's S3 server container (the stack output `s3Container`)."""
+    try:
+        return client.containers.get(name)
+    except docker.errors.NotFound:
+        raise RunError(f"the stack's S3 server container {name} does not exist: run "
+                       "`pulumi up` for the stack") from None
+
+
+def attach_s3_server(client: docker.DockerClient, container) -> None:
+    """Put the S3 server on the runs' network as LOCAL_S3_ALIAS, the host of the endpoint
+    the services are told, unless it is there already (a GitOps run puts it there)."""
+    attached = container.attrs["NetworkSettings"]["Networks"].get(NETWORK)
+    if attached is None:
+        client.api.connect_container_to_network(container.id, NETWORK, aliases=[LOCAL_S3_ALIAS])
+    elif LOCAL_S3_ALIAS not in (attached.get("Aliases") or []):
+        raise RunError(f"{container.name} is on {NETWORK} but not as {LOCAL_S3_ALIAS}: "
+                       f"`docker network disconnect {NETWORK} {container.name}`, then start "
+                       "again")
+
+
 def ensure_not_running(client: docker.DockerClient, run_id: int, job: str) -> None:
     if client.api.services(filters=_run_filters(run_id, job)):
         raise RunError(f"run {run_id} already has {job} services: stop it first "
@@ -204,12 +228,15 @@ def deploy(client: docker.DockerClient, settings: DeepRacerSettings, target: Run
     specs = run_services(settings, target.bucket, job, target.credentials is not None,
                          target.single_node)
     check_placement(client, specs)
+    s3 = s3_server(client, target.s3_container) if target.s3_container else None
     if target.docker_url is None:
         Path(SAGEMAKER_DIR).mkdir(exist_ok=True)  # the trainer's bind mount (nodes: bootstrap)
     ensure_network(client)
     labels = {WORKLOAD_LABEL: WORKLOAD, RUN_LABEL: str(settings.run_id), JOB_LABEL: job}
     created: list[str] = []
     try:
+        if s3 is not None:
+            attach_s3_server(client, s3)
         secret_ids = {}
         if target.credentials is not None:
             name = credentials_secret(settings, job)
@@ -265,17 +292,19 @@ def _wait_for_tasks_gone(client: docker.DockerClient, service_ids: list[str],
 
 
 def _remove_network_if_unused(client: docker.DockerClient, timeout_s: float) -> list[str]:
-    """Remove `sagemaker-local` if trackday made it and no DeepRacer service is left."""
+    """Remove `sagemaker-local` if trackday made it and no DeepRacer service is left (the
+    network a stack declares is Pulumi's: it carries no WORKLOAD label)."""
     if client.api.services(filters={"label": f"{WORKLOAD_LABEL}={WORKLOAD}"}):
         return []
     for network in client.api.networks(names=[NETWORK]):
         if network["Name"] != NETWORK or network.get("Labels", {}).get(WORKLOAD_LABEL) != WORKLOAD:
             continue
+        detached = _detach_s3_servers(client, network["Id"])
         deadline = time.monotonic() + timeout_s
         while True:
             try:
                 client.api.remove_network(network["Id"])
-                return [NETWORK]
+                return [*detached, NETWORK]
             except docker.errors.NotFound:
                 return []
             except docker.errors.APIError:  # endpoints of just-removed tasks still attached
@@ -283,6 +312,23 @@ def _remove_network_if_unused(client: docker.DockerClient, timeout_s: float) -> 
                     raise
                 time.sleep(0.5)
     return []
+
+
+def _detach_s3_servers(client: docker.DockerClient, network_id: str) -> list[str]:
+    """Take the S3 servers that `start-*` attached (containers on the network as
+    LOCAL_S3_ALIAS, not run by Swarm) off the network, so that it can go."""
+    detached = []
+    for container_id in client.api.inspect_network(network_id).get("Containers", {}):
+        try:
+            container = client.containers.get(container_id)
+        except docker.errors.NotFound:  # the overlay's load balancer endpoint, a gone task
+            continue
+        attached = container.attrs["NetworkSettings"]["Networks"].get(NETWORK) or {}
+        if LOCAL_S3_ALIAS in (attached.get("Aliases") or []) and (
+                SWARM_TASK_LABEL not in container.labels):
+            client.api.disconnect_container_from_network(container.id, network_id)
+            detached.append(f"{container.name} from {NETWORK}")
+    return detached
 
 
 def sagemaker_containers(client: docker.DockerClient, model_prefix: str) -> list:

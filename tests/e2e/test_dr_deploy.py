@@ -5,14 +5,19 @@ leaves it) whose node is labelled trainer. The simulator image cannot be pulled 
 stand-in made from Debian's busybox-static carries the simulator's name and tag: the
 service specs are exactly production's. Its entry script prints what the real image would
 rely on (arguments, replica slot, Docker socket, SageMaker folder, credentials file) and
-sleeps. The bucket is `rclone serve s3` on loopback. Every test checks nothing is left.
+sleeps. The bucket is `rclone serve s3` on loopback; the stack's S3 server container, which
+the runs' services must reach as `s3`, is a busybox httpd made the same way, on a private
+bridge network published on loopback as the local target's is. Every test checks nothing is
+left.
 """
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import io
 import json
+import os
 import tarfile
 import time
 from pathlib import Path
@@ -20,13 +25,14 @@ from pathlib import Path
 import docker
 import pytest
 import yaml
+from docker.types import RestartPolicy
 from typer.testing import CliRunner
 
 from infra.bootstrap import ROLE_LABEL
 from tests.servers import serve_s3
 from tests.training.deepracer.dr_data import write_folder, write_run
 from trackday.cli import app
-from trackday.dr_runs import RunError, check_placement
+from trackday.dr_runs import RunError, check_placement, ensure_network
 from training.deepracer.params import Bucket, dump_params, training_params
 from training.deepracer.services import (
     NETWORK,
@@ -53,6 +59,9 @@ echo ready
 exec sleep 600
 """
 IN_NETWORK_ENDPOINT = "http://s3:9000"
+S3_CONTAINER = f"trackday-e2e-s3-{os.getpid()}"
+S3_IMAGE = "trackday-e2e-s3:busybox"
+PROBE = b"served by the stack's S3 container\n"
 runner = CliRunner()
 
 
@@ -79,32 +88,66 @@ def swarm(docker_engine: str):
     client.close()
 
 
-@pytest.fixture(scope="module")
-def simulator_image(swarm: docker.DockerClient):
-    """The stand-in, under the simulator's own name and tag; removed afterwards."""
+def import_busybox(client: docker.DockerClient, reference: str, applets: tuple[str, ...],
+                   files: dict[str, bytes], entrypoint: str) -> None:
+    """An image of Debian's busybox-static with these applets and files, made here."""
     busybox = Path("/bin/busybox")
     if not busybox.exists():
         pytest.fail("busybox-static is missing: run scripts/setup test")
     rootfs = io.BytesIO()
     with tarfile.open(fileobj=rootfs, mode="w") as tar:
         tar.add(busybox, arcname="bin/busybox")
-        for applet in APPLETS:
+        for applet in applets:
             link = tarfile.TarInfo(f"bin/{applet}")
             link.type, link.linkname = tarfile.SYMTYPE, "busybox"
             tar.addfile(link)
-        entry = tarfile.TarInfo("entry.sh")
-        entry.size = len(ENTRY)
-        tar.addfile(entry, io.BytesIO(ENTRY.encode()))
+        for name, content in files.items():
+            item = tarfile.TarInfo(name)
+            item.size, item.mode = len(content), 0o644
+            tar.addfile(item, io.BytesIO(content))
         for folder in ("tmp", "run"):
             item = tarfile.TarInfo(folder)
             item.type, item.mode = tarfile.DIRTYPE, 0o1777
             tar.addfile(item)
-    reference = DeepRacerSettings(simulator={"tag": SIMULATOR_TAG}).simulator.reference
     repository, tag = reference.split(":")
-    swarm.api.import_image_from_data(rootfs.getvalue(), repository=repository, tag=tag,
-                                     changes=['ENTRYPOINT ["/bin/sh", "/entry.sh"]'])
+    client.api.import_image_from_data(rootfs.getvalue(), repository=repository, tag=tag,
+                                      changes=[f"ENTRYPOINT {entrypoint}"])
+
+
+@pytest.fixture(scope="module")
+def simulator_image(swarm: docker.DockerClient):
+    """The stand-in, under the simulator's own name and tag; removed afterwards."""
+    reference = DeepRacerSettings(simulator={"tag": SIMULATOR_TAG}).simulator.reference
+    import_busybox(swarm, reference, APPLETS, {"entry.sh": ENTRY.encode()},
+                   '["/bin/sh", "/entry.sh"]')
     yield reference
     swarm.api.remove_image(reference, force=True)
+
+
+@pytest.fixture(scope="module")
+def s3_container(swarm: docker.DockerClient):
+    """The stack's S3 server as the local target makes it (a container on a private bridge
+    network as `s3`, published on loopback only), with httpd serving /www on port 9000 in
+    its stead; the image has wget too, for probes from the runs' network."""
+    import_busybox(swarm, S3_IMAGE, ("sh", "httpd", "wget"), {"www/probe.txt": PROBE},
+                   '["/bin/httpd", "-f", "-p", "9000", "-h", "/www"]')
+    network = swarm.networks.create(
+        f"{S3_CONTAINER}-net", driver="bridge",
+        options={"com.docker.network.bridge.host_binding_ipv4": "127.0.0.1"})
+    try:
+        swarm.api.create_container(
+            S3_IMAGE, name=S3_CONTAINER, ports=[9000],
+            host_config=swarm.api.create_host_config(port_bindings={9000: ("127.0.0.1",)}),
+            networking_config=swarm.api.create_networking_config(
+                {network.name: swarm.api.create_endpoint_config(aliases=["s3"])}))
+        container = swarm.containers.get(S3_CONTAINER)
+        container.start()
+        yield container
+    finally:
+        with contextlib.suppress(docker.errors.NotFound):
+            swarm.containers.get(S3_CONTAINER).remove(force=True)
+        network.remove()
+        swarm.api.remove_image(S3_IMAGE, force=True)
 
 
 class Project:
@@ -117,7 +160,7 @@ class Project:
             "target": "local", "bucketUrl": f"s3://{bucket}", "s3Endpoint": s3_api.endpoint,
             "s3EndpointInNetwork": IN_NETWORK_ENDPOINT, "network": "trackday-dev-s3-net",
             "s3AccessKeyId": s3_api.key, "s3SecretAccessKey": s3_api.secret,
-            "image": "trackday-donkeycar:5.3.0"}))
+            "s3Container": S3_CONTAINER, "image": "trackday-donkeycar:5.3.0"}))
         write_folder(root / "custom_files")
 
     def stack(self, name: str, **deepracer) -> DeepRacerSettings:
@@ -214,8 +257,52 @@ def spec_of(service: dict) -> dict:
     return service["Spec"]["TaskTemplate"]
 
 
+def probe_s3(client: docker.DockerClient, timeout_s: float = 90) -> tuple[str, bytes]:
+    """A one-shot service on the runs' network fetching a file from the in-network endpoint,
+    as the simulator would; its task's final state and its output. Removed afterwards."""
+    service = client.services.create(
+        S3_IMAGE, ["/bin/wget", "-q", "-O", "-", f"{IN_NETWORK_ENDPOINT}/probe.txt"],
+        name=f"{S3_CONTAINER}-probe", networks=[NETWORK],
+        restart_policy=RestartPolicy(condition="none"))
+    try:
+        deadline = time.monotonic() + timeout_s
+        while not (done := [t["Status"]["State"] for t in service.tasks()
+                            if t["Status"]["State"] in ("complete", "failed", "rejected")]):
+            assert time.monotonic() < deadline, service.tasks()
+            time.sleep(0.5)
+        return done[0], b"".join(service.logs(stdout=True, stderr=True))
+    finally:
+        service.remove()
+        _wait_gone(client, service.id)
+
+
+def _wait_gone(client: docker.DockerClient, service_id: str, timeout_s: float = 60) -> None:
+    deadline = time.monotonic() + timeout_s
+    while client.containers.list(all=True, filters={
+            "label": f"com.docker.swarm.service.id={service_id}"}):
+        assert time.monotonic() < deadline, f"service {service_id}'s containers stay"
+        time.sleep(0.5)
+
+
+def network_present(client: docker.DockerClient, timeout_s: float = 10) -> bool:
+    """Whether the runs' network exists, once a removal has reached the engine's listing
+    (the swarm removes a network a moment after it answers)."""
+    deadline = time.monotonic() + timeout_s
+    while (present := bool(client.api.networks(names=[NETWORK]))) and (
+            time.monotonic() < deadline):
+        time.sleep(0.5)
+    return present
+
+
+def s3_aliases(client: docker.DockerClient) -> list[str] | None:
+    """The S3 server's aliases on the runs' network; None when it is not on it."""
+    networks = client.containers.get(S3_CONTAINER).attrs["NetworkSettings"]["Networks"]
+    return networks[NETWORK]["Aliases"] if NETWORK in networks else None
+
+
 @docker_test
-def test_two_training_runs_side_by_side_then_stopped(swarm, simulator_image, project):
+def test_two_training_runs_side_by_side_then_stopped(swarm, simulator_image, s3_container,
+                                                     project):
     network_existed = bool(swarm.api.networks(names=[NETWORK]))
     a = project.stack("a", runId=97, workers=2, modelPrefix="e2e-a")
     b = project.stack("b", runId=98, modelPrefix="e2e-b")
@@ -326,7 +413,59 @@ def test_two_training_runs_side_by_side_then_stopped(swarm, simulator_image, pro
 
 
 @docker_test
-def test_an_existing_model_stops_the_start_unless_wiped(swarm, simulator_image, project):
+def test_the_s3_server_is_reachable_as_s3_from_the_runs_network(swarm, simulator_image,
+                                                                s3_container, project):
+    """start-training puts the stack's S3 server on sagemaker-local as s3 (once for all
+    runs); stop-training takes it off only with the last run, with the network it made."""
+    network_existed = bool(swarm.api.networks(names=[NETWORK]))
+    project.stack("a", runId=91, modelPrefix="e2e-s3-a")
+    project.stack("b", runId=92, modelPrefix="e2e-s3-b")
+    try:
+        ensure_network(swarm)  # the runs' network as start-training makes it, S3 not on it
+        state, _ = probe_s3(swarm)
+        assert state == "failed"  # `s3` does not resolve there yet
+        started = project.dr("start-training", "a", "-q")
+        assert started.exit_code == 0, started.output
+        assert "s3" in s3_aliases(swarm)
+        assert probe_s3(swarm) == ("complete", PROBE)
+        assert project.dr("start-training", "b", "-q").exit_code == 0  # already there
+        ports = swarm.containers.get(S3_CONTAINER).attrs["NetworkSettings"]["Ports"]
+        assert [p["HostIp"] for p in ports["9000/tcp"]] == ["127.0.0.1"]  # loopback only
+
+        stopped = project.dr("stop-training", "a")
+        assert stopped.exit_code == 0 and S3_CONTAINER not in stopped.output
+        assert "s3" in s3_aliases(swarm)  # run b still needs it
+        assert probe_s3(swarm) == ("complete", PROBE)
+        stopped = project.dr("stop-training", "b")
+        assert stopped.exit_code == 0, stopped.output
+        if not network_existed:  # the network is start-training's: both go
+            assert f"removed {S3_CONTAINER} from {NETWORK}" in stopped.output
+            assert s3_aliases(swarm) is None
+    finally:
+        project.dr("stop-training", "a")
+        project.dr("stop-training", "b")
+    assert left_behind(swarm, (91, 92), simulator_image) == []
+    assert network_present(swarm) == network_existed
+    assert not swarm.services.list(filters={"name": f"{S3_CONTAINER}-probe"})
+
+
+@docker_test
+def test_a_missing_s3_server_stops_the_start(swarm, simulator_image, project):
+    network_existed = bool(swarm.api.networks(names=[NETWORK]))
+    project.stack("a", runId=90, modelPrefix="e2e-no-s3")
+    outputs = json.loads(project.outputs.read_text())
+    project.outputs.write_text(json.dumps({**outputs, "s3Container": "trackday-e2e-none"}))
+    result = project.dr("start-training", "a", "-q")
+    assert result.exit_code == 1
+    assert ("the stack's S3 server container trackday-e2e-none does not exist: run "
+            "`pulumi up` for the stack") in " ".join(result.output.split())
+    assert left_behind(swarm, (90,), simulator_image) == []
+    assert network_present(swarm) == network_existed
+
+
+@docker_test
+def test_an_existing_model_stops_the_start_unless_wiped(swarm, simulator_image, s3_container,
+                                                        project):
     project.stack("a", runId=96, modelPrefix="e2e-old")
     project.server.put(project.bucket, "e2e-old/model/old.index", b"old")
     try:
@@ -350,7 +489,7 @@ def test_a_bad_reward_function_stops_the_start_before_anything(swarm, simulator_
     result = project.dr("start-training", "a", "-q")
     assert result.exit_code == 1
     assert "problem: reward_function.py" in result.output
-    assert "fix the custom files before starting" in result.output
+    assert "fix the custom files before starting" in " ".join(result.output.split())
     assert project.objects() == set() and left_behind(swarm, (95,), simulator_image) == []
 
 
@@ -365,7 +504,7 @@ def test_services_no_node_can_take_are_refused_before_anything(swarm, project):
 
 
 @docker_test
-def test_evaluation_runs_as_its_own_deployment(swarm, simulator_image, project):
+def test_evaluation_runs_as_its_own_deployment(swarm, simulator_image, s3_container, project):
     settings = project.stack("e", runId=94, modelPrefix="e2e-eval", evaluation={"saveMp4": True})
     missing = project.dr("start-evaluation", "e", "-q")
     assert missing.exit_code == 1 and "e2e-eval/model does not exist" in missing.output
