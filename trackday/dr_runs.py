@@ -318,7 +318,7 @@ def _detach_s3_servers(client: docker.DockerClient, network_id: str) -> list[str
     """Take the S3 servers that `start-*` attached (containers on the network as
     LOCAL_S3_ALIAS, not run by Swarm) off the network, so that it can go."""
     detached = []
-    for container_id in client.api.inspect_network(network_id).get("Containers", {}):
+    for container_id in client.api.inspect_network(network_id).get("Containers") or {}:
         try:
             container = client.containers.get(container_id)
         except docker.errors.NotFound:  # the overlay's load balancer endpoint, a gone task

@@ -464,6 +464,26 @@ def test_a_missing_s3_server_stops_the_start(swarm, simulator_image, project):
 
 
 @docker_test
+def test_an_s3_server_on_the_network_under_another_name_is_named(swarm, simulator_image,
+                                                                  s3_container, project):
+    network_existed = bool(swarm.api.networks(names=[NETWORK]))
+    project.stack("a", runId=89, modelPrefix="e2e-s3-alias")
+    ensure_network(swarm)
+    swarm.api.connect_container_to_network(S3_CONTAINER, NETWORK)
+    try:
+        result = project.dr("start-training", "a", "-q")
+        assert result.exit_code == 1
+        assert (f"{S3_CONTAINER} is on {NETWORK} but not as s3: `docker network disconnect "
+                f"{NETWORK} {S3_CONTAINER}`, then start again") in " ".join(result.output.split())
+        assert left_behind(swarm, (89,), simulator_image) == []
+    finally:
+        swarm.api.disconnect_container_from_network(S3_CONTAINER, NETWORK)
+        if not network_existed:
+            swarm.api.remove_network(NETWORK)
+    assert network_present(swarm) == network_existed
+
+
+@docker_test
 def test_an_existing_model_stops_the_start_unless_wiped(swarm, simulator_image, s3_container,
                                                         project):
     project.stack("a", runId=96, modelPrefix="e2e-old")
