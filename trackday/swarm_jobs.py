@@ -18,7 +18,7 @@ import contextlib
 import re
 import threading
 import time
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -102,6 +102,27 @@ class SwarmJob:
                     f"{name} must not be passed in a job's environment (it would show in"
                     " `docker service inspect`): pass S3Credentials, or use the node's identity"
                 )
+
+
+def trainer_job(
+    image: str,
+    args: Sequence[str],
+    run_id: str,
+    s3_endpoint: str | None = None,
+    region: str = "us-east-1",
+    gpus: int = 0,
+) -> SwarmJob:
+    """The DonkeyCar trainer for one run (`args` from trackday.runs.trainer_args).
+
+    `s3_endpoint` is the S3 gateway on Azure; on AWS there is none (S3 itself, reached with
+    the node's instance profile).
+    """
+    env = {"AWS_DEFAULT_REGION": region}
+    if s3_endpoint:
+        env["AWS_ENDPOINT_URL_S3"] = s3_endpoint
+    return SwarmJob(
+        name=f"trackday-train-{run_id}", image=image, args=tuple(args), env=env, gpus=gpus
+    )
 
 
 def secret_name(job: SwarmJob) -> str:
