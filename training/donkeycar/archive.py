@@ -131,9 +131,11 @@ class _TarWriter:
         self._pending: list[bytes] = []
         self._pending_bytes = 0
 
+    _ZEROS = bytes(512)
+
     def add(self, name: str, data: bytes, hashed: bool = True) -> None:
         pad = -len(data) % 512
-        self._pending += (self._header(name, len(data)), data, bytes(pad))
+        self._pending += (self._header(name, len(data)), data, self._ZEROS[:pad])
         self._pending_bytes += 512 + len(data) + pad
         if self._pending_bytes >= self.FLUSH_BYTES:
             self._flush()
