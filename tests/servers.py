@@ -226,14 +226,14 @@ def serve_s3(
     root: Path | None = None,
     port: int | None = None,
     auth: tuple[str, str] | None = None,
-    dir_cache_time: str = "0s",
+    dir_cache_time: str = "5m",
 ) -> Iterator[S3Server]:
     """`rclone serve s3` over `root` (a temporary folder when None): buckets are its sub-folders.
 
     `port` picks the loopback port and `auth` the (key, secret) pair; both generated when None.
-    `dir_cache_time` "0s" shows files written straight into `root` at once, but costs about
-    200 ms per request (rclone re-reads the folders); a benchmark that writes only through the
-    S3 API should pass rclone's default, "5m".
+    `dir_cache_time` is how long rclone trusts its folder listings (its default, 5m): write
+    through the S3 API, not into `root`, or listings miss the new files. "0s" is no cure:
+    rclone then starts timers without end, spins a core and stalls uploads for minutes.
     """
     with _workdir(root) as work:
         data = work / "s3"

@@ -40,19 +40,25 @@ class TargetFactory(Protocol):
     ) -> Target: ...
 
 
+# donkeycar versions whose Python no TensorFlow image carries: 5.4.0 needs Python 3.12 and
+# TensorFlow 2.19 (from pip, with its CUDA libraries when TENSORFLOW_CUDA is true).
+BASE_IMAGE_BY_VERSION = {"5.4.0": "python:3.12-slim-bookworm"}
+
+
 def trainer_build_args(config: StackConfig, gpu: bool) -> dict[str, str]:
     """Docker build arguments of training/donkeycar/Dockerfile for this stack.
 
-    BASE_IMAGE is passed only when the stack names one, so the Dockerfile's default (the
-    TensorFlow GPU image) stays the single default; TENSORFLOW_CUDA=false builds the
-    smaller CPU image when the machine has no GPU.
+    BASE_IMAGE is passed only when the stack names one or the version needs another, so
+    the Dockerfile's default (TensorFlow's 2.15 GPU image, for 5.3.0) stays the single
+    default; TENSORFLOW_CUDA=false builds the smaller CPU image when the machine has no GPU.
     """
     args = {
         "DONKEYCAR_VERSION": config.donkeycar.version,
         "TENSORFLOW_CUDA": "true" if gpu else "false",
     }
-    if config.donkeycar.base_image:
-        args["BASE_IMAGE"] = config.donkeycar.base_image
+    base = config.donkeycar.base_image or BASE_IMAGE_BY_VERSION.get(config.donkeycar.version)
+    if base:
+        args["BASE_IMAGE"] = base
     return args
 
 

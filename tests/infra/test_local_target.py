@@ -120,6 +120,16 @@ def test_local_gpus_and_base_image_reach_the_build():
     assert run.outputs["image"].value == "trackday-donkeycar:5.4.0"
 
 
+def test_donkeycar_5_4_gets_a_python_3_12_base_unless_the_stack_names_one():
+    run = run_stack("dev", with_keys("dev", donkeycar={"version": "5.4.0"}))
+    args = run.one("docker:index/image:Image").inputs["build"]["args"]
+    assert args["BASE_IMAGE"] == "python:3.12-slim-bookworm"
+    run = run_stack(
+        "dev", with_keys("dev", donkeycar={"version": "5.4.0", "baseImage": "me/py:3.12"})
+    )
+    assert run.one("docker:index/image:Image").inputs["build"]["args"]["BASE_IMAGE"] == "me/py:3.12"
+
+
 def test_port_and_bucket_come_from_the_stack():
     run = run_stack("dev", with_keys("dev", local={"s3Port": 9100}, storage={"bucket": "cars"}))
     assert run.one(CONTAINER).inputs["ports"][0]["external"] == 9100

@@ -323,11 +323,7 @@ def extract_archive(
         tar, _ = _open_tar(stream)
         with tar:
             for member in tar:
-                try:
-                    member = tarfile.data_filter(member, str(dest))
-                except tarfile.FilterError as exc:
-                    raise ArchiveError(f"unsafe archive member refused: {exc}") from exc
-                target = dest / member.name
+                target = _safe_target(dest, member.name)
                 if member.isdir():
                     target.mkdir(parents=True, exist_ok=True)
                     continue
@@ -356,6 +352,23 @@ def extract_archive(
         config_dir=dest / "config",
         manifest=manifest,
     )
+
+
+def _safe_target(dest: Path, name: str) -> Path:
+    """Where a member lands, refusing names that would escape `dest`.
+
+    Done here rather than with `tarfile.data_filter`, which Python 3.11 gained only in
+    3.11.4: Debian bookworm's and TensorFlow's images carry older ones. Links and devices
+    never get this far (only regular files and folders are extracted).
+    """
+    target = (dest / name).resolve()
+    if (
+        Path(name).is_absolute()
+        or ".." in Path(name).parts
+        or not target.is_relative_to(dest.resolve())
+    ):
+        raise ArchiveError(f"unsafe archive member refused: {name!r} would land outside the folder")
+    return target
 
 
 def _parse_manifest(data: bytes) -> ArchiveManifest:

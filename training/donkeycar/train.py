@@ -354,6 +354,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
 def main(argv: list[str] | None = None) -> int:
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(levelname)s %(message)s")
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+    # donkeycar 5.4.0 on TensorFlow 2.19 needs tf-keras (Keras 2); a no-op for 5.3.0.
+    os.environ.setdefault("TF_USE_LEGACY_KERAS", "1")
     os.environ.setdefault("MPLBACKEND", "Agg")
     args = parse_args(argv)
     try:

@@ -27,13 +27,12 @@ def test_load_run_from_local_files(tmp_path):
     assert run.checkpoints["best_checkpoint"]["name"] == "5_Step-6000.ckpt"
 
 
-def test_load_run_from_s3(s3_server, monkeypatch):
-    """The same files served by a real S3 server on loopback, read through the S3 API.
-
-    Written into the folder the server serves the bucket from (its buckets are folders).
-    """
+def test_load_run_from_s3(s3_server, monkeypatch, tmp_path):
+    """The same files put into a real S3 server on loopback, read through the S3 API."""
     bucket = s3_server.create_bucket()
-    write_run(s3_server.root / bucket, prefix="runs/speedy-1")
+    write_run(tmp_path, prefix="runs/speedy-1")
+    for path in (p for p in tmp_path.rglob("*") if p.is_file()):
+        s3_server.put(bucket, path.relative_to(tmp_path).as_posix(), path.read_bytes())
     for key, value in s3_server.env().items():
         monkeypatch.setenv(key, value)
     run = load_run(f"s3://{bucket}/runs/speedy-1")
