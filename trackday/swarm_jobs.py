@@ -205,18 +205,22 @@ def run_job(
     placement_timeout_s: float = 300.0,
     poll_s: float = 1.0,
 ) -> JobResult:
-    """Run `job` to its end, passing each log line to `on_line`; always remove what it made."""
+    """Run `job` to its end, passing each log line to `on_line`; always remove what it made.
+
+    The image must be on the node or pullable by it: the SDK forwards this machine's
+    registry login for the image (as `docker service create --with-registry-auth` does).
+    """
     service_id = None
     secret_id = None
     try:
-        if credentials is not None:
-            secret_id = client.api.create_secret(
-                secret_name(job), credentials.credentials_file(), labels={JOB_LABEL: job.name}
-            )["ID"]
         try:
+            if credentials is not None:
+                secret_id = client.api.create_secret(
+                    secret_name(job), credentials.credentials_file(), labels={JOB_LABEL: job.name}
+                )["ID"]
             service_id = client.api.create_service(**service_spec(job, secret_id))["ID"]
         except docker.errors.APIError as exc:
-            raise SwarmJobError(f"could not create service {job.name}: {exc.explanation}") from None
+            raise SwarmJobError(f"could not start job {job.name}: {exc.explanation}") from None
         return _follow(client, service_id, job, on_line, placement_timeout_s, poll_s)
     finally:
         if service_id is not None:
