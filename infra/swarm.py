@@ -19,6 +19,7 @@ from infra import bootstrap
 from infra.nodes import Node, NodeAccess, PoolSpec
 from infra.targets import child
 
+MANAGER_HOST_KEY = "/etc/ssh/ssh_host_ed25519_key.pub"
 # A new VM takes minutes before SSH answers; keep dialling (15 s per try) for about 20 minutes.
 DIAL_ERROR_LIMIT = 80
 
@@ -62,6 +63,16 @@ class Swarm(pulumi.ComponentResource):
             opts=child(self, additional_secret_outputs=["stdout"]),
         )
         join_token = pulumi.Output.secret(token.stdout.apply(str.strip))
+        # The manager's SSH host key, read on first contact: `trackday donkey submit` then
+        # refuses any other host at the manager's address.
+        host_key = command.remote.Command(
+            f"{name}-manager-host-key",
+            connection=on_manager,
+            create=f"cat {MANAGER_HOST_KEY}",
+            triggers=[manager.instance_id],
+            opts=child(self, depends_on=[token]),
+        )
+        self.manager_host_key = host_key.stdout.apply(str.strip)
         self.ready: list[pulumi.Resource] = [token]
         for worker in workers:
             joined = command.remote.Command(

@@ -115,7 +115,11 @@ def _submit_swarm(stack: str, outputs: dict, archive: Path) -> None:
     run_id = runs.new_run_id()
     job, credentials = swarm_training.training_job(swarm, data_url, run_id)
     client = manager_ssh.connect(
-        swarm.manager_address, swarm.ssh_user, swarm.ssh_private_key, swarm.ssh_port
+        swarm.manager_address,
+        swarm.ssh_user,
+        swarm.ssh_private_key,
+        swarm.ssh_port,
+        swarm.manager_host_key,
     )
     console.print(f"run {run_id}: Swarm job {job.name} on {swarm.manager_address}")
     fetch_hint = f"trackday donkey fetch {run_id} --stack {stack}"

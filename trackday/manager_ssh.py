@@ -34,12 +34,27 @@ def load_key(text: str) -> paramiko.PKey:
     )
 
 
-class _KeyedSSHAdapter(SSHHTTPAdapter):
-    """docker's SSH transport, logging in with one given key and nothing else."""
+def load_host_key(text: str) -> paramiko.PKey:
+    """A host's public key from its `.pub` line ("ssh-ed25519 AAAA... comment")."""
+    entry = paramiko.hostkeys.HostKeyEntry.from_line(f"host {text.strip()}")
+    if entry is None:
+        raise SwarmJobError(f"managerHostKey: {text[:40]!r} is not an SSH public key")
+    return entry.key
 
-    def __init__(self, base_url: str, key: paramiko.PKey, port: int | None) -> None:
+
+class _KeyedSSHAdapter(SSHHTTPAdapter):
+    """docker's SSH transport, logging in with one given key, to a host with a known key."""
+
+    def __init__(
+        self,
+        base_url: str,
+        key: paramiko.PKey,
+        port: int | None,
+        host_key: paramiko.PKey | None,
+    ) -> None:
         self._key = key
         self._port = port
+        self._host_key = host_key
         super().__init__(base_url, shell_out=False)
 
     def _create_paramiko_client(self, base_url: str) -> None:
@@ -47,24 +62,38 @@ class _KeyedSSHAdapter(SSHHTTPAdapter):
         self.ssh_params.update(pkey=self._key, look_for_keys=False, allow_agent=False)
         if self._port is not None:
             self.ssh_params["port"] = self._port
-        # A node's host key is made at its first boot and known nowhere else yet: accepted, as
-        # pulumi-command accepts it when it forms the swarm (the login key is the stack's own).
-        self.ssh_client.set_missing_host_key_policy(paramiko.AutoAddPolicy())
+        if self._host_key is None:
+            # Outputs from before the stack recorded the key: accept it, as pulumi-command does.
+            self.ssh_client.set_missing_host_key_policy(paramiko.AutoAddPolicy())
+            return
+        host = self.ssh_params["hostname"]
+        port = self.ssh_params.get("port") or 22
+        name = host if port == 22 else f"[{host}]:{port}"
+        self.ssh_client.get_host_keys().add(name, self._host_key.get_name(), self._host_key)
 
 
 def connect(
-    address: str, user: str, private_key: str, port: int | None = None, timeout: float = 60
+    address: str,
+    user: str,
+    private_key: str,
+    port: int | None = None,
+    host_key: str | None = None,
+    timeout: float = 60,
 ) -> docker.DockerClient:
-    """A docker client for the engine on `address`, through SSH as `user` with `private_key`."""
+    """A docker client for the engine on `address`, through SSH as `user` with `private_key`.
+
+    With `host_key` (the stack's `managerHostKey`), any other host at that address is refused.
+    """
     url = f"ssh://{user}@{address}"
     key = load_key(private_key)
+    known = load_host_key(host_key) if host_key else None
     # Shell-out mode makes no connection yet; the keyed transport then replaces it.
     client = docker.DockerClient(
         base_url=url, version=BOOTSTRAP_API_VERSION, use_ssh_client=True, timeout=timeout
     )
     api = client.api
     try:
-        adapter = _KeyedSSHAdapter(url, key, port)
+        adapter = _KeyedSSHAdapter(url, key, port, known)
         api.mount("http+docker://ssh", adapter)
         api._custom_adapter = adapter
         api._version = api._retrieve_server_version()

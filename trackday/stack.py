@@ -71,6 +71,7 @@ class SwarmOutputs(_Outputs):
     node_bucket_url: str
     s3_endpoint: str | None = None
     manager_address: str
+    manager_host_key: str | None = None
     ssh_user: str
     ssh_private_key: str
     # Not exported by the stacks: an outputs file may set it for a manager behind a forwarded port.

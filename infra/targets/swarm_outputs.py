@@ -6,7 +6,8 @@ The DonkeyCar trainer image, built on the manager, and the stack outputs that
 `target`, `bucketUrl` (the bucket as this machine reaches it: s3:// on aws, az:// on azure),
 `nodeBucketUrl` and, where it is S3, `s3Endpoint` (the bucket as containers on the nodes reach
 it: through the S3 gateway on azure, gs:// with the node's service account on gcp),
-`managerAddress` (public), `managerPrivateAddress`, `sshUser`, `sshPrivateKey` (secret),
+`managerAddress` (public), `managerPrivateAddress`, `managerHostKey` (its SSH host key),
+`sshUser`, `sshPrivateKey` (secret),
 `nodeCount`, `image` (the trainer image on the manager) and `training` (donkeycar settings).
 """
 
@@ -63,6 +64,7 @@ class SwarmStack:
             "nodeBucketUrl": self.node_bucket_url,
             "managerAddress": self.swarm.manager_address,
             "managerPrivateAddress": self.swarm.manager_private_address,
+            "managerHostKey": self.swarm.manager_host_key,
             "sshUser": self.access.user,
             "sshPrivateKey": self.access.private_key,
             "nodeCount": self.config.nodes.count,

@@ -44,6 +44,7 @@ class SshServer:
     port: int
     user: str
     private_key: str
+    host_key: str
 
 
 @pytest.fixture(scope="module")
@@ -70,7 +71,9 @@ def sshd(tmp_path_factory: pytest.TempPathFactory) -> Iterator[SshServer]:
         [str(SSHD), "-D", "-e", "-f", str(work / "sshd_config")], stdout=log, stderr=log
     )
     try:
-        yield SshServer(port, "root", (work / "client").read_text())
+        yield SshServer(
+            port, "root", (work / "client").read_text(), (work / "host.pub").read_text()
+        )
     finally:
         process.terminate()
         process.wait(timeout=10)
@@ -105,6 +108,7 @@ def _outputs(tmp_path: Path, s3: S3Server, ssh: SshServer, image: str, bucket: s
         sshPort=ssh.port,
         sshUser=ssh.user,
         sshPrivateKey=ssh.private_key,
+        managerHostKey=ssh.host_key,
         image=image,
     )
     outputs["training"] = {**outputs["training"], "gpus": 0, "overrides": SMALL}
@@ -187,3 +191,20 @@ def test_wrong_key_is_one_clear_line(sshd, s3_server, archive, tmp_path):
     )
     assert result.exit_code == 1
     assert "sshPrivateKey: not an Ed25519, ECDSA or RSA private key" in result.stderr
+
+
+def test_another_host_at_the_manager_address_is_refused(sshd, s3_server, archive, tmp_path):
+    bucket = s3_server.create_bucket()
+    outputs = _outputs(tmp_path, s3_server, sshd, "unused", bucket)
+    data = json.loads(outputs.read_text())
+    other = tmp_path / "other"
+    subprocess.run(["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-f", str(other)], check=True)
+    data["managerHostKey"] = (tmp_path / "other.pub").read_text()
+    outputs.write_text(json.dumps(data))
+    result = CliRunner().invoke(
+        app,
+        ["donkey", "submit", str(archive), "--stack", "azure", "--outputs", str(outputs)],
+        env=s3_server.env(),
+    )
+    assert result.exit_code == 1
+    assert f"cannot reach the Docker engine at ssh://root@{HOST}" in result.stderr

@@ -107,6 +107,15 @@ def test_ssh_key_is_secret_in_every_connection_and_output(swarm):
     assert public_key.inputs == {"algorithm": "ED25519"}
 
 
+def test_manager_host_key_is_read_on_the_manager_for_submit_to_check(swarm):
+    _cloud, _count, run = swarm
+    (read,) = _commands(run, "-manager-host-key")
+    assert read.inputs["create"] == "cat /etc/ssh/ssh_host_ed25519_key.pub"
+    assert run.raw_inputs[read.urn]["connection"]["host"] == run.outputs["managerAddress"].value
+    host_key = run.outputs["managerHostKey"]
+    assert host_key.value.startswith("ssh-ed25519 ") and not host_key.secret
+
+
 def test_trainer_image_is_built_on_the_manager_after_its_bootstrap(swarm):
     _cloud, _count, run = swarm
     (build,) = _commands(run, "-trainer-build")
