@@ -1,7 +1,7 @@
 """One-shot jobs on a Docker Swarm: run a container once on a labelled node, follow it, clean up.
 
 `trackday donkey submit --stack aws|azure` runs the trainer this way on the swarm's manager,
-reached with the docker SDK over `ssh://user@manager`. A job is a one-replica service with
+reached with the docker SDK over SSH (trackday/manager_ssh.py). A job is a one-replica service with
 restart condition none, placed by the node labels the bootstrap set (infra/bootstrap.py);
 its logs are followed until the task ends, and the service is removed afterwards whatever
 happens (success, failure, Ctrl-C), so no job is left behind to restart or to bill.
@@ -18,7 +18,7 @@ import contextlib
 import re
 import threading
 import time
-from collections.abc import Callable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -104,27 +104,6 @@ class SwarmJob:
                 )
 
 
-def trainer_job(
-    image: str,
-    args: Sequence[str],
-    run_id: str,
-    s3_endpoint: str | None = None,
-    region: str = "us-east-1",
-    gpus: int = 0,
-) -> SwarmJob:
-    """The DonkeyCar trainer for one run (`args` from trackday.runs.trainer_args).
-
-    `s3_endpoint` is the S3 gateway on Azure; on AWS there is none (S3 itself, reached with
-    the node's instance profile).
-    """
-    env = {"AWS_DEFAULT_REGION": region}
-    if s3_endpoint:
-        env["AWS_ENDPOINT_URL_S3"] = s3_endpoint
-    return SwarmJob(
-        name=f"trackday-train-{run_id}", image=image, args=tuple(args), env=env, gpus=gpus
-    )
-
-
 def secret_name(job: SwarmJob) -> str:
     """The Swarm secret that holds a job's S3 credentials (one per job, removed with it)."""
     return f"{job.name}-s3"
@@ -183,18 +162,6 @@ class JobResult:
     @property
     def succeeded(self) -> bool:
         return self.state == "complete" and self.exit_code == 0
-
-
-def connect(url: str) -> docker.DockerClient:
-    """A client for the engine at `url`: `ssh://user@host` (the manager) or a local socket.
-
-    Over SSH the system's `ssh` runs `docker system dial-stdio` on the manager, with the
-    operator's SSH configuration (key, known hosts) as for any other SSH login.
-    """
-    try:
-        return docker.DockerClient(base_url=url, use_ssh_client=url.startswith("ssh://"))
-    except docker.errors.DockerException as exc:
-        raise SwarmJobError(f"cannot reach the Docker engine at {url}: {exc}") from None
 
 
 def run_job(
