@@ -20,8 +20,10 @@ from __future__ import annotations
 import hashlib
 import io
 import json
+import queue
 import shutil
 import tarfile
+import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -113,14 +115,18 @@ class _TarWriter:
     40 us a member: more than reading the image itself, and the main cost of packing a
     13,000-image tub. The output is plain ustar, read back by `tarfile` and GNU tar;
     names too long for ustar fall back to tarfile's own PAX header.
+
+    Hashing and compressing run on a thread of their own, a megabyte at a time: both
+    release the GIL, so they overlap the reading and checking of the next records.
     """
 
     FLUSH_BYTES = 1 << 20
+    _ZEROS = bytes(512)
 
     def __init__(self, raw: BinaryIO) -> None:
         compressor = zstandard.ZstdCompressor(level=ZSTD_LEVEL, threads=-1)
         self._zst = compressor.stream_writer(raw, closefd=False)
-        self.payload = _PayloadHash()
+        self._payload = _PayloadHash()
         self._mtime = int(time.time())
         self._template = bytearray(512)
         self._template[100:124] = b"0000644\x000000000\x000000000\x00"
@@ -129,23 +135,70 @@ class _TarWriter:
         self._template[257:265] = b"ustar\x0000"
         self._template_sum = sum(self._template)
         self._pending: list[bytes] = []
+        self._pending_hashed: list[tuple[str, bytes]] = []
         self._pending_bytes = 0
-
-    _ZEROS = bytes(512)
+        self._batches: queue.Queue[tuple[list[bytes], list[tuple[str, bytes]]] | None]
+        self._batches = queue.Queue(maxsize=4)
+        self._failure: BaseException | None = None
+        self._worker = threading.Thread(target=self._drain, name="archive-writer", daemon=True)
+        self._worker.start()
 
     def add(self, name: str, data: bytes, hashed: bool = True) -> None:
         pad = -len(data) % 512
         self._pending += (self._header(name, len(data)), data, self._ZEROS[:pad])
         self._pending_bytes += 512 + len(data) + pad
+        if hashed:
+            self._pending_hashed.append((name, data))
         if self._pending_bytes >= self.FLUSH_BYTES:
             self._flush()
-        if hashed:
-            self.payload.add(name, data)
+
+    def payload_sha256(self) -> str:
+        """The digest of everything added with `hashed`, once the writer thread has it all."""
+        self._flush()
+        self._batches.join()
+        self._raise_failure()
+        return self._payload.hexdigest()
+
+    def close(self) -> None:
+        self._pending.append(bytes(1024))  # end-of-archive: two zero blocks
+        self._flush()
+        self._stop()
+        self._raise_failure()
+        self._zst.close()
+
+    def __enter__(self) -> _TarWriter:
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self._stop()  # a refused or failed archive must not leave the thread waiting
+
+    def _stop(self) -> None:
+        if self._worker.is_alive():
+            self._batches.put(None)
+            self._worker.join()
 
     def _flush(self) -> None:
-        self._zst.write(b"".join(self._pending))
-        self._pending.clear()
-        self._pending_bytes = 0
+        self._raise_failure()
+        self._batches.put((self._pending, self._pending_hashed))
+        self._pending, self._pending_hashed, self._pending_bytes = [], [], 0
+
+    def _drain(self) -> None:
+        while (batch := self._batches.get()) is not None:
+            try:
+                if self._failure is None:
+                    chunks, hashed = batch
+                    self._zst.write(b"".join(chunks))
+                    for name, data in hashed:
+                        self._payload.add(name, data)
+            except BaseException as exc:  # handed to the packing thread, raised there
+                self._failure = exc
+            finally:
+                self._batches.task_done()
+        self._batches.task_done()
+
+    def _raise_failure(self) -> None:
+        if self._failure is not None:
+            raise self._failure
 
     def _header(self, name: str, size: int) -> bytes:
         encoded = name.encode()
@@ -162,11 +215,6 @@ class _TarWriter:
         checksum = self._template_sum + sum(base) + sum(prefix) + sum(size_field)
         header[148:156] = b"%06o\0 " % checksum
         return bytes(header)
-
-    def close(self) -> None:
-        self._pending.append(bytes(1024))  # end-of-archive: two zero blocks
-        self._flush()
-        self._zst.close()
 
 
 def _tub_files(scan: TubScan, skip_bad: bool) -> list[tuple[str, bytes]]:
@@ -202,8 +250,7 @@ def create_archive(
     partial = output.with_name(output.name + ".partial")
     output.parent.mkdir(parents=True, exist_ok=True)
     try:
-        with partial.open("wb") as raw:
-            writer = _TarWriter(raw)
+        with partial.open("wb") as raw, _TarWriter(raw) as writer:
             scans = [
                 _pack_tub(writer, name, tub, progress)
                 for name, tub in zip(names, tubs, strict=True)
@@ -221,7 +268,7 @@ def create_archive(
                     for n, s in zip(names, scans, strict=True)
                     if s.bad_indexes
                 },
-                payload_sha256=writer.payload.hexdigest(),
+                payload_sha256=writer.payload_sha256(),
                 created=datetime.now(UTC).isoformat(timespec="seconds"),
                 config_files=[p.name for p in config_files],
             )
