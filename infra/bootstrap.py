@@ -398,7 +398,7 @@ def _poweroff_script(node: NodeBootstrap) -> str:
     if node.cloud != "azure":
         return shell_script(
             f"Powers the node off; a stopped {node.cloud} instance no longer bills for compute.",
-            'logger -t trackday "powering off"\nsystemctl poweroff\n',
+            'logger -t trackday "powering off" || true\nsystemctl poweroff\n',
         )
     return shell_script(
         "Deallocates this Azure VM (a VM only powered off still bills), else powers it off.",
@@ -406,7 +406,7 @@ def _poweroff_script(node: NodeBootstrap) -> str:
 imds=http://169.254.169.254/metadata
 arm=https://management.azure.com
 client_id={shlex.quote(node.azure_identity_client_id or "")}
-logger -t trackday "deallocating this VM"
+logger -t trackday "deallocating this VM" || true
 deallocate() {{
   local vm token
   vm=$(curl -fsS -H Metadata:true \\
@@ -417,7 +417,10 @@ deallocate() {{
   curl -fsS -X POST -H "Authorization: Bearer $token" -H "Content-Length: 0" \\
     "$arm$vm/deallocate?api-version=2024-07-01"
 }}
-deallocate || {{ logger -t trackday "deallocation failed: powering off"; systemctl poweroff; }}
+if ! deallocate; then
+  logger -t trackday "deallocation failed: powering off" || true
+  systemctl poweroff
+fi
 """,
     )
 
@@ -447,7 +450,7 @@ now=$(date +%s)
 [ -f {IDLE_SINCE_FILE} ] || echo "$now" > {IDLE_SINCE_FILE}
 since=$(cat {IDLE_SINCE_FILE})
 if [ $(( (now - since) / 60 )) -ge {node.idle_minutes} ]; then
-  logger -t trackday "idle for {node.idle_minutes} minutes"
+  logger -t trackday "idle for {node.idle_minutes} minutes" || true
   exec {POWEROFF_SCRIPT}
 fi
 """,
