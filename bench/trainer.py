@@ -57,9 +57,10 @@ def main() -> None:
         t_cat = timed(["cat", str(archive)], dict(os.environ), root)
 
         bucket = "bench"
-        (root / "s3" / bucket).mkdir(parents=True)  # rclone serves each folder as a bucket
-        # Everything below goes through the S3 API, so rclone may cache its listings.
-        with serve_s3(root / "s3", dir_cache_time="5m") as s3:
+        with serve_s3(root / "s3") as s3:
+            # rclone serves each folder as a bucket; made before the first request, the
+            # server's listing cache sees it. Everything else goes through the S3 API.
+            (s3.root / bucket).mkdir()
             os.environ.update(s3.env())
             env = {**os.environ, "PYTHONPATH": str(root_dir)}
             storage.upload(archive, f"s3://{bucket}/data.tar.zst", progress=False)
