@@ -6,7 +6,7 @@ the trainer and the simulation workers; `start-evaluation` writes `evaluation_pa
 and creates the evaluation worker. Both deploy exactly the service data of
 training/deepracer/services.py, the data the Pulumi program deploys from the stack config,
 with the docker SDK: the local engine for the `local` target, the manager over `ssh://`
-for the clouds (trackday/swarm_jobs.py connects). On the local target the stack's S3 server
+for the clouds (trackday/manager_ssh.py connects). On the local target the stack's S3 server
 joins `sagemaker-local` as `s3`, the endpoint the services are told. Runs live side by side
 by run id; `stop-*` removes a run's services, its credentials secret, the SageMaker container
 its trainer started, and, once no run needs it, the `sagemaker-local` network it made (the
@@ -39,7 +39,8 @@ from docker.types import (
 )
 
 from infra.workloads.run_target import LOCAL_S3_ALIAS, RunTarget
-from trackday.swarm_jobs import SwarmJobError, connect
+from trackday.manager_ssh import connect
+from trackday.swarm_jobs import SwarmJobError
 from training import storage
 from training.deepracer import bucket_io
 from training.deepracer.layout import RunLayout
@@ -72,13 +73,15 @@ class RunError(Exception):
 
 
 def client_for(target: RunTarget) -> docker.DockerClient:
-    if target.docker_url is None:
+    manager = target.manager
+    if manager is None:
         try:
             return docker.from_env()
         except docker.errors.DockerException as error:
             raise RunError(f"cannot reach this machine's Docker engine: {error}") from None
     try:
-        return connect(target.docker_url)
+        return connect(manager.address, manager.user, manager.private_key,
+                       host_key=manager.host_key)
     except SwarmJobError as error:
         raise RunError(str(error)) from None
 
@@ -229,7 +232,7 @@ def deploy(client: docker.DockerClient, settings: DeepRacerSettings, target: Run
                          target.single_node)
     check_placement(client, specs)
     s3 = s3_server(client, target.s3_container) if target.s3_container else None
-    if target.docker_url is None:
+    if target.manager is None:
         Path(SAGEMAKER_DIR).mkdir(exist_ok=True)  # the trainer's bind mount (nodes: bootstrap)
     ensure_network(client)
     labels = {WORKLOAD_LABEL: WORKLOAD, RUN_LABEL: str(settings.run_id), JOB_LABEL: job}

@@ -23,6 +23,16 @@ class RunTargetError(ValueError):
 
 
 @dataclass(frozen=True)
+class ManagerAccess:
+    """How the operator reaches a swarm manager's engine: SSH with the stack's key."""
+
+    address: str
+    user: str
+    private_key: Any
+    host_key: Any = None
+
+
+@dataclass(frozen=True)
 class RunTarget:
     """The swarm's engine, the bucket as containers reach it, how the operator's machine
     reaches the bucket (environment for training.storage) and the S3 keys for containers
@@ -30,7 +40,7 @@ class RunTarget:
     local target, `s3_container` is the S3 server's container, which must join the runs'
     network to be reachable there as LOCAL_S3_ALIAS."""
 
-    docker_url: str | None  # None: this machine's engine
+    manager: ManagerAccess | None  # None: this machine's engine
     bucket: Bucket
     bucket_url: str  # the same bucket as this machine reaches it (s3://, or az:// on azure)
     storage_env: Mapping[str, Any]
@@ -43,7 +53,9 @@ def run_target(stack: str, outputs: Mapping[str, Any]) -> RunTarget:
     """The run target that a stack's outputs describe (infra/targets/local.py and
     infra/targets/swarm_outputs.py name them)."""
     target = outputs.get("target")
-    s3_url = outputs.get("s3BucketUrl", outputs.get("bucketUrl"))
+    # Swarm targets name the bucket as the nodes reach it `nodeBucketUrl` (s3:// on aws and,
+    # through the gateway, on azure, whose own `bucketUrl` is az://).
+    s3_url = outputs.get("nodeBucketUrl", outputs.get("bucketUrl"))
     if not isinstance(s3_url, str) or not s3_url.startswith("s3://"):
         shown = s3_url if isinstance(s3_url, str) else "missing or not known yet"
         raise RunTargetError(
@@ -66,8 +78,9 @@ def run_target(stack: str, outputs: Mapping[str, Any]) -> RunTarget:
         # The operator's own cloud login; on azure adlfs needs the storage account's name.
         storage_env = ({"AZURE_STORAGE_ACCOUNT_NAME": outputs["storageAccount"]}
                        if "storageAccount" in outputs else {})
-        return RunTarget(f"ssh://{outputs['sshUser']}@{outputs['managerAddress']}", bucket,
-                         outputs["bucketUrl"], storage_env, keys,
+        manager = ManagerAccess(outputs["managerAddress"], outputs["sshUser"],
+                                outputs["sshPrivateKey"], outputs.get("managerHostKey"))
+        return RunTarget(manager, bucket, outputs["bucketUrl"], storage_env, keys,
                          int(outputs.get("nodeCount", 1)) == 1)
     except KeyError as missing:
         raise RunTargetError(

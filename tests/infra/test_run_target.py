@@ -2,18 +2,19 @@
 
 import pytest
 
-from infra.workloads.run_target import RunTargetError, run_target
+from infra.workloads.run_target import ManagerAccess, RunTargetError, run_target
 
 LOCAL = {"target": "local", "bucketUrl": "s3://trackday", "s3Endpoint": "http://127.0.0.1:9000",
          "s3EndpointInNetwork": "http://s3:9000", "s3AccessKeyId": "K",
          "s3SecretAccessKey": "S", "s3Container": "trackday-dev-s3-server-1a2b"}
-SWARM = {"target": "aws", "bucketUrl": "s3://runs", "s3Endpoint": "", "region": "eu-west-1",
-         "managerAddress": "203.0.113.7", "sshUser": "ubuntu", "nodeCount": 3}
+SWARM = {"target": "aws", "bucketUrl": "s3://runs", "nodeBucketUrl": "s3://runs",
+         "s3Endpoint": "", "region": "eu-west-1", "managerAddress": "203.0.113.7",
+         "sshUser": "ubuntu", "sshPrivateKey": "KEY", "managerHostKey": "HOST", "nodeCount": 3}
 
 
 def test_local_target_runs_on_this_engine_with_the_keys():
     placed = run_target("dev", LOCAL)
-    assert placed.docker_url is None and placed.single_node
+    assert placed.manager is None and placed.single_node
     assert (placed.bucket.name, placed.bucket.endpoint_url) == ("trackday", "http://s3:9000")
     assert placed.bucket_url == "s3://trackday" and placed.credentials == ("K", "S")
     assert placed.storage_env["AWS_ENDPOINT_URL"] == "http://127.0.0.1:9000"
@@ -22,12 +23,13 @@ def test_local_target_runs_on_this_engine_with_the_keys():
 
 def test_swarm_targets_reach_the_manager_over_ssh():
     placed = run_target("aws", SWARM)
-    assert placed.docker_url == "ssh://ubuntu@203.0.113.7" and not placed.single_node
+    assert placed.manager == ManagerAccess("203.0.113.7", "ubuntu", "KEY", "HOST")
+    assert not placed.single_node
     assert (placed.bucket.region, placed.bucket.endpoint_url) == ("eu-west-1", None)
     assert placed.credentials is None and placed.storage_env == {}
     assert placed.s3_container is None
     azure = run_target("azure", {**SWARM, "target": "azure", "bucketUrl": "az://runs",
-                                 "s3BucketUrl": "s3://runs", "s3Endpoint": "http://10.0.1.4:9000",
+                                 "nodeBucketUrl": "s3://runs", "s3Endpoint": "http://10.0.1.4:9000",
                                  "s3AccessKeyId": "K", "s3SecretAccessKey": "S", "nodeCount": 1,
                                  "storageAccount": "trackdayab12"})
     assert azure.bucket_url == "az://runs" and azure.bucket.name == "runs"

@@ -147,7 +147,7 @@ INVALID = [
     (
         {"donkey": {}},
         "trackday:donkey: {} is not valid; unknown key; allowed here: target, storage, donkeycar, "
-        "nodes, network, budget, tags, local, gcp, aws, azure, deepracer",
+        "nodes, network, budget, tags, local, gcp, aws, azure, deepracer, deepracerRun",
     ),
     (
         {"deepracer": {"workers": 0}},

@@ -17,6 +17,7 @@ from __future__ import annotations
 import argparse
 import ast
 import difflib
+import importlib.util
 import json
 import logging
 import os
@@ -354,8 +355,10 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
 def main(argv: list[str] | None = None) -> int:
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(levelname)s %(message)s")
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
-    # donkeycar 5.4.0 on TensorFlow 2.19 needs tf-keras (Keras 2); a no-op for 5.3.0.
-    os.environ.setdefault("TF_USE_LEGACY_KERAS", "1")
+    if importlib.util.find_spec("tf_keras"):
+        # donkeycar 5.4.0 (TensorFlow 2.19) is written for Keras 2, which tf-keras provides.
+        # Not set without it: TensorFlow 2.15 then fails to import Keras at all.
+        os.environ.setdefault("TF_USE_LEGACY_KERAS", "1")
     os.environ.setdefault("MPLBACKEND", "Agg")
     args = parse_args(argv)
     try:
