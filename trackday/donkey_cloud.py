@@ -8,9 +8,6 @@ trackday/swarm_jobs.py (a one-shot Swarm job on the manager, aws and azure).
 
 from __future__ import annotations
 
-import contextlib
-import os
-from collections.abc import Iterator
 from pathlib import Path
 
 import typer
@@ -93,7 +90,7 @@ def fetch(
     """Download a finished run's model, .tflite and loss plot, verified by checksum."""
     try:
         outputs = read_outputs(stack, outputs_file)
-        with _environment(storage_env(outputs)):
+        with storage.environment(storage_env(outputs)):
             run_url = runs.resolve_run(outputs["bucketUrl"], run)
             dest = to or Path("models") / run_url.rstrip("/").rsplit("/", 1)[-1]
             files = runs.fetch_run(run_url, dest)
@@ -109,7 +106,7 @@ def fetch(
 def _submit_swarm(stack: str, outputs: dict, archive: Path) -> None:
     """Upload the archive, run the trainer as a one-shot job on the swarm, follow it to its end."""
     swarm = swarm_outputs(stack, outputs)
-    with _environment(storage_env(outputs)):
+    with storage.environment(storage_env(outputs)):
         data_url, uploaded = runs.ensure_uploaded(archive, swarm.bucket_url)
     console.print(("uploaded " if uploaded else "already in the bucket: ") + data_url)
     run_id = runs.new_run_id()
@@ -140,21 +137,6 @@ def _submit_swarm(stack: str, outputs: dict, archive: Path) -> None:
             f"job {result.state} (exit code {result.exit_code}): {result.message or 'no message'}"
         )
     console.print(f"done: {fetch_hint}")
-
-
-@contextlib.contextmanager
-def _environment(values: dict[str, str]) -> Iterator[None]:
-    """Set environment variables for the storage layer, restoring the old ones after."""
-    saved = {key: os.environ.get(key) for key in values}
-    os.environ.update(values)
-    try:
-        yield
-    finally:
-        for key, old in saved.items():
-            if old is None:
-                os.environ.pop(key, None)
-            else:
-                os.environ[key] = old
 
 
 def _fail(message: str) -> typer.Exit:

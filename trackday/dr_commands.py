@@ -203,7 +203,7 @@ def upload_model(
     target_prefix = prefix or settings.upload_model_prefix
     layout = RunLayout.of(settings)
     try:
-        with bucket_io.environment(target.storage_env):
+        with storage.environment(target.storage_env):
             keys = set(bucket_io.list_keys(target.bucket_url, settings.model_prefix))
             records = bucket_io.read_json(storage.join(target.bucket_url, layout.checkpoints_json))
         plan = plan_upload(layout, keys, records, checkpoint or ("best" if best else "last"),

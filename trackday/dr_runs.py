@@ -89,7 +89,7 @@ def client_for(target: RunTarget) -> docker.DockerClient:
 def upload_training_files(settings: DeepRacerSettings, target: RunTarget, custom_files: Path,
                           wipe: bool) -> list[str]:
     """dr-upload-custom-files plus the params half of dr-start-training, with its `-w` rule."""
-    with bucket_io.environment(target.storage_env):
+    with storage.environment(target.storage_env):
         existing = bucket_io.list_keys(target.bucket_url, settings.model_prefix)
         if existing and not wipe:
             raise RunError(f"{target.bucket_url}/{settings.model_prefix} exists "
@@ -104,7 +104,7 @@ def upload_training_files(settings: DeepRacerSettings, target: RunTarget, custom
 def upload_evaluation_files(settings: DeepRacerSettings, target: RunTarget) -> tuple[str, list]:
     """`evaluation_params.yaml` for an evaluation starting now; returns its stamp and URLs."""
     stamp = datetime.now(UTC).strftime("%Y%m%d%H%M%S")
-    with bucket_io.environment(target.storage_env):
+    with storage.environment(target.storage_env):
         model = RunLayout.of(settings).model_dir
         if not storage.exists(storage.join(target.bucket_url, model)):
             raise RunError(f"{target.bucket_url}/{model} does not exist: evaluate a trained "
@@ -118,11 +118,11 @@ def copy_model(source_url: str, target_url: str, target_prefix: str, plan: Uploa
                wipe: bool = False) -> list[str]:
     """Carry out an upload plan: read from the run's bucket, write to the upload bucket
     (`target_url`; each side with its own endpoint and credentials); returns the keys."""
-    with bucket_io.environment(source_env):
+    with storage.environment(source_env):
         contents = {dest: _required(storage.join(source_url, key))
                     for dest, key in plan.copies.items()}
     contents |= plan.writes
-    with bucket_io.environment(target_env):
+    with storage.environment(target_env):
         if wipe:
             bucket_io.delete_prefix(target_url, target_prefix)
         bucket_io.write_objects(target_url, contents)

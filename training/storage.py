@@ -38,7 +38,7 @@ import os
 import re
 import secrets
 from collections import deque
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -65,6 +65,7 @@ __all__ = [
     "StorageError",
     "checksum",
     "download",
+    "environment",
     "exists",
     "join",
     "list_files",
@@ -748,3 +749,22 @@ def list_files(url: str) -> list[str]:
         return [loc.url_of(path) for path in found]
 
     return _run(url, operation)
+
+
+@contextmanager
+def environment(values: Mapping[str, str]) -> Iterator[None]:
+    """Endpoints and credentials for one block (as environment variables), restored after.
+
+    The operator's commands talk to several buckets, each with its own endpoint and keys;
+    this is how they hand them to the functions here, which read the environment.
+    """
+    saved = {key: os.environ.get(key) for key in values}
+    os.environ.update(values)
+    try:
+        yield
+    finally:
+        for key, old in saved.items():
+            if old is None:
+                os.environ.pop(key, None)
+            else:
+                os.environ[key] = old

@@ -27,6 +27,7 @@ from pulumi.dynamic import CreateResult, ResourceProvider, UpdateResult
 
 from infra.config import ConfigError, StackConfig
 from infra.workloads.run_target import RunTarget
+from training import storage
 from training.deepracer import bucket_io
 from training.deepracer.layout import CUSTOM_FILE_NAMES
 from training.deepracer.params import Bucket, evaluation_files, training_files
@@ -143,7 +144,7 @@ class RunFilesProvider(ResourceProvider):
                 files = training_files(settings, bucket, Path(folder))
         else:
             files = evaluation_files(settings, bucket, stamp)
-        with bucket_io.environment(props["storageEnv"]):
+        with storage.environment(props["storageEnv"]):
             bucket_io.write_objects(props["bucketUrl"], files)
         kept = {k: v for k, v in props.items() if k != "storageEnv"}
         return {**kept, "keys": sorted(files), "stamp": stamp}

@@ -4,33 +4,16 @@ The `trackday dr` commands and the Pulumi program both write a run's files (cust
 params YAML) and the CLI copies models between buckets, each side with its own endpoint and
 credentials (the local S3 server's keys, the operator's own AWS login). Endpoints and
 credentials reach training.storage through the environment, as everywhere in trackday;
-`environment()` sets them for one block. The byte-level operations training.storage's file
+`storage.environment()` sets them for one block. The byte-level operations training.storage's file
 API does not offer (write bytes, delete, read bytes) go through the filesystem it configures.
 """
 
 from __future__ import annotations
 
-import contextlib
 import json
-import os
-from collections.abc import Iterator, Mapping
+from collections.abc import Mapping
 
 from training import storage
-
-
-@contextlib.contextmanager
-def environment(values: Mapping[str, str]) -> Iterator[None]:
-    """Set environment variables for the storage layer, restoring the old ones after."""
-    saved = {key: os.environ.get(key) for key in values}
-    os.environ.update(values)
-    try:
-        yield
-    finally:
-        for key, old in saved.items():
-            if old is None:
-                os.environ.pop(key, None)
-            else:
-                os.environ[key] = old
 
 
 def _filesystem(url: str):
