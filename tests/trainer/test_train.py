@@ -7,13 +7,13 @@ One small training run is shared by the tests that only read its results.
 from __future__ import annotations
 
 import json
-import tarfile
 from pathlib import Path
 
 import numpy as np
 import pytest
 from PIL import Image
 
+from tests.old_archives import old_format_archive
 from training.donkeycar.archive import create_archive
 from training.donkeycar.sample_tub import write_sample_tub
 from training.donkeycar.train import COMPLETE, LATEST, RUN_MANIFEST, main
@@ -94,11 +94,7 @@ def test_lane_line_model_beats_the_constant_predictor(trained) -> None:
 def test_old_format_archive_trains(tmp_path: Path) -> None:
     tub = write_sample_tub(tmp_path / "data", records=120, seed=4)
     (tmp_path / "myconfig.py").write_text("MAX_EPOCHS = 1\nBATCH_SIZE = 16\n")
-    old = tmp_path / "old.tar.gz"
-    with tarfile.open(old, "w:gz") as tar:
-        for entry in tub.iterdir():
-            tar.add(entry, arcname=entry.name)
-        tar.add(tmp_path / "myconfig.py", arcname="myconfig.py")
+    old = old_format_archive(tub, tmp_path / "old.tar.gz", tmp_path / "myconfig.py")
     assert main(["--data", str(old), "--output", str(tmp_path / "out"), "--run-id", "old"]) == 0
     manifest = json.loads((tmp_path / "out" / "old" / RUN_MANIFEST).read_text())
     assert manifest["archive"] == "old format"
@@ -144,11 +140,8 @@ def test_missing_archive_exits_non_zero_with_the_url(tmp_path: Path, capsys) -> 
 
 def test_bad_records_need_skip_bad(tmp_path: Path, capsys) -> None:
     tub = write_sample_tub(tmp_path / "data", records=80, seed=5)
-    old = tmp_path / "old.tar.gz"
     (tub / "images" / "7_cam_image_array_.jpg").unlink()
-    with tarfile.open(old, "w:gz") as tar:
-        for entry in tub.iterdir():
-            tar.add(entry, arcname=entry.name)
+    old = old_format_archive(tub, tmp_path / "old.tar.gz")
     args = ["--data", str(old), "--output", str(tmp_path / "out"), "--set", "MAX_EPOCHS=1"]
     assert main(args) == 1
     assert "record 7: image file missing" in capsys.readouterr().err

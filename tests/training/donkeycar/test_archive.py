@@ -11,6 +11,7 @@ from pathlib import Path
 import pytest
 import zstandard
 
+from tests.old_archives import old_format_archive
 from training.donkeycar.archive import (
     ARCHIVE_MANIFEST,
     ArchiveError,
@@ -124,11 +125,7 @@ def test_member_escaping_the_folder_is_refused(tmp_path: Path) -> None:
 
 def test_old_format_tar_gz_is_adopted(tub: Path, tmp_path: Path) -> None:
     (tmp_path / "config.py").write_text("MAX_EPOCHS = 2\n")
-    old = tmp_path / "old.tar.gz"
-    with tarfile.open(old, "w:gz") as tar:
-        for entry in tub.iterdir():
-            tar.add(entry, arcname=entry.name)
-        tar.add(tmp_path / "config.py", arcname="config.py")
+    old = old_format_archive(tub, tmp_path / "old.tar.gz", tmp_path / "config.py")
     extracted = extract(old, tmp_path / "out")
     assert extracted.manifest is None
     assert files_of(extracted.tubs[0]) == files_of(tub)
