@@ -22,7 +22,6 @@ import docker
 import pytest
 from typer.testing import CliRunner
 
-from tests.e2e import test_swarm_jobs
 from tests.infra.stacks import run_stack, shipped_values
 from tests.servers import HOST, S3Server, free_port, serve_s3
 from trackday.cli import app
@@ -33,8 +32,6 @@ from training.donkeycar.sample_tub import write_sample_tub
 pytestmark = [pytest.mark.docker, pytest.mark.timeout(900)]
 
 # The one-node swarm (labelled as the trainer node) and the busybox image of the Swarm job tests.
-swarm = test_swarm_jobs.swarm
-busybox_image = test_swarm_jobs.busybox_image
 SSHD = Path("/usr/sbin/sshd")
 SMALL = {"MAX_EPOCHS": 2, "BATCH_SIZE": 32, "PRINT_MODEL_SUMMARY": False}
 

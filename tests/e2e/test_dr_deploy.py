@@ -28,8 +28,6 @@ import yaml
 from docker.types import RestartPolicy
 from typer.testing import CliRunner
 
-from infra.bootstrap import ROLE_LABEL
-from tests.servers import serve_s3
 from tests.training.deepracer.dr_data import write_folder, write_run
 from trackday.cli import app
 from trackday.dr_runs import RunError, check_placement, ensure_network
@@ -63,29 +61,6 @@ S3_CONTAINER = f"trackday-e2e-s3-{os.getpid()}"
 S3_IMAGE = "trackday-e2e-s3:busybox"
 PROBE = b"served by the stack's S3 container\n"
 runner = CliRunner()
-
-
-def ensure_swarm(client: docker.DockerClient) -> str:
-    """Make the engine a swarm manager on 127.0.0.1 unless it is in a swarm; its node ID."""
-    if client.info()["Swarm"]["LocalNodeState"] != "active":
-        try:
-            client.swarm.init(advertise_addr="127.0.0.1", listen_addr="127.0.0.1:2377")
-        except docker.errors.APIError:
-            if client.info()["Swarm"]["LocalNodeState"] != "active":
-                raise
-    return client.info()["Swarm"]["NodeID"]
-
-
-@pytest.fixture(scope="module")
-def swarm(docker_engine: str):
-    client = docker.from_env()
-    node = client.nodes.get(ensure_swarm(client))
-    spec = node.attrs["Spec"]
-    if spec.get("Labels", {}).get(ROLE_LABEL) != "trainer":
-        spec["Labels"] = {**spec.get("Labels", {}), ROLE_LABEL: "trainer"}
-        node.update(spec)
-    yield client
-    client.close()
 
 
 def import_busybox(client: docker.DockerClient, reference: str, applets: tuple[str, ...],
@@ -153,13 +128,13 @@ def s3_container(swarm: docker.DockerClient):
 class Project:
     """A Pulumi project folder with stack files and the outputs of a deployed local stack."""
 
-    def __init__(self, root: Path, s3_api, bucket: str):
-        self.root, self.server, self.bucket = root, s3_api, bucket
+    def __init__(self, root: Path, s3_server, bucket: str):
+        self.root, self.server, self.bucket = root, s3_server, bucket
         self.outputs = root / "outputs.json"
         self.outputs.write_text(json.dumps({
-            "target": "local", "bucketUrl": f"s3://{bucket}", "s3Endpoint": s3_api.endpoint,
+            "target": "local", "bucketUrl": f"s3://{bucket}", "s3Endpoint": s3_server.endpoint,
             "s3EndpointInNetwork": IN_NETWORK_ENDPOINT, "network": "trackday-dev-s3-net",
-            "s3AccessKeyId": s3_api.key, "s3SecretAccessKey": s3_api.secret,
+            "s3AccessKeyId": s3_server.key, "s3SecretAccessKey": s3_server.secret,
             "s3Container": S3_CONTAINER, "image": "trackday-donkeycar:5.3.0"}))
         write_folder(root / "custom_files")
 
@@ -185,19 +160,11 @@ class Project:
         return self.server.client().get_object(Bucket=self.bucket, Key=key)["Body"].read()
 
 
-@pytest.fixture(scope="module")
-def s3_api(tmp_path_factory):
-    """`rclone serve s3` written to only through the S3 API: rclone's own directory cache
-    (with "0s" a PUT into a new folder can stall for seconds under load)."""
-    with serve_s3(tmp_path_factory.mktemp("s3"), dir_cache_time="5m") as server:
-        yield server
-
-
 @pytest.fixture
-def project(tmp_path, s3_api, monkeypatch) -> Project:
-    for key, value in s3_api.env().items():
+def project(tmp_path, s3_server, monkeypatch) -> Project:
+    for key, value in s3_server.env().items():
         monkeypatch.setenv(key, value)
-    return Project(tmp_path, s3_api, s3_api.create_bucket())
+    return Project(tmp_path, s3_server, s3_server.create_bucket())
 
 
 def services_of(client, run_id: int) -> dict[str, dict]:

@@ -9,16 +9,11 @@ from __future__ import annotations
 
 import _thread
 import hashlib
-import io
 import re
 import secrets
-import shutil
 import subprocess
-import tarfile
 import threading
 import time
-from collections.abc import Iterator
-from pathlib import Path
 
 import docker
 import pytest
@@ -28,59 +23,6 @@ from trackday import swarm_jobs
 from trackday.swarm_jobs import JobResult, S3Credentials, SwarmJob, SwarmJobError
 
 pytestmark = [pytest.mark.docker, pytest.mark.timeout(300)]
-
-BUSYBOX = Path("/bin/busybox")
-BUSYBOX_IMAGE = "trackday-busybox:test"
-APPLETS = ("sh", "echo", "cat", "env", "sleep", "test", "touch", "seq", "sha256sum")
-
-
-def ensure_swarm(client: docker.DockerClient) -> str:
-    """Make the engine a swarm manager on 127.0.0.1 unless it is in a swarm; its node ID."""
-    if client.info()["Swarm"]["LocalNodeState"] != "active":
-        try:
-            client.swarm.init(advertise_addr="127.0.0.1", listen_addr="127.0.0.1:2377")
-        except docker.errors.APIError:
-            if client.info()["Swarm"]["LocalNodeState"] != "active":  # not a concurrent init
-                raise
-    info = client.info()["Swarm"]
-    if not info.get("ControlAvailable"):
-        pytest.fail("this Docker engine is a swarm worker, not a manager: jobs cannot start here")
-    return info["NodeID"]
-
-
-@pytest.fixture(scope="session")
-def swarm(docker_engine: str) -> Iterator[docker.DockerClient]:
-    """The local engine as a one-node swarm whose node is labelled trackday.role=trainer."""
-    client = docker.from_env()
-    node = client.nodes.get(ensure_swarm(client))
-    spec = node.attrs["Spec"]
-    if spec.get("Labels", {}).get(ROLE_LABEL) != "trainer":
-        spec["Labels"] = {**spec.get("Labels", {}), ROLE_LABEL: "trainer"}
-        node.update(spec)
-    yield client
-    client.close()
-
-
-@pytest.fixture(scope="session")
-def busybox_image(swarm: docker.DockerClient) -> str:
-    """An image holding only busybox and its applets, imported from a root-filesystem tar."""
-    if not BUSYBOX.exists() or shutil.which("busybox") is None:
-        pytest.fail("busybox-static is missing: run scripts/setup test")
-    rootfs = io.BytesIO()
-    with tarfile.open(fileobj=rootfs, mode="w") as tar:
-        tar.add(BUSYBOX, arcname="bin/busybox")
-        for applet in APPLETS:
-            link = tarfile.TarInfo(f"bin/{applet}")
-            link.type, link.linkname = tarfile.SYMTYPE, "busybox"
-            tar.addfile(link)
-        for folder in ("tmp", "run"):
-            entry = tarfile.TarInfo(folder)
-            entry.type, entry.mode = tarfile.DIRTYPE, 0o1777
-            tar.addfile(entry)
-    repository, tag = BUSYBOX_IMAGE.split(":")
-    swarm.api.import_image_from_data(rootfs.getvalue(), repository=repository, tag=tag)
-    return BUSYBOX_IMAGE
-
 
 def new_job(image: str, script: str, **fields) -> SwarmJob:
     return SwarmJob(

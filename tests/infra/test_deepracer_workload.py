@@ -19,7 +19,6 @@ from infra.config import ConfigError
 from infra.plan import plan_stack
 from infra.workloads.deepracer import RunFilesProvider
 from tests.infra.stacks import run_stack, shipped_values, with_keys
-from tests.servers import serve_s3
 from tests.training.deepracer.dr_data import write_folder
 from trackday.cli import app
 from training.deepracer.params import Bucket, dump_params, training_params
@@ -45,14 +44,6 @@ def stack_with(folder: Path, run: str, **values) -> dict:
 
 def settings_of(folder: Path, **values) -> DeepRacerSettings:
     return DeepRacerSettings.model_validate(deepracer(folder, **values))
-
-
-@pytest.fixture(scope="module")
-def s3_api(tmp_path_factory):
-    """`rclone serve s3` written to only through the S3 API: rclone's own directory cache
-    (with "0s" a PUT into a new folder can stall for seconds under load)."""
-    with serve_s3(tmp_path_factory.mktemp("s3"), dir_cache_time="5m") as server:
-        yield server
 
 
 @pytest.fixture
@@ -223,23 +214,23 @@ def test_plan_prices_a_stack_with_a_run_completely(custom_files, tmp_path):
     assert plan.costs.complete, plan.costs.unpriced
 
 
-def test_run_files_provider_writes_the_run_files(s3_api, custom_files):
+def test_run_files_provider_writes_the_run_files(s3_server, custom_files):
     """The provider `pulumi up` runs, for real, against an S3 server on loopback."""
-    bucket_name = s3_api.create_bucket()
+    bucket_name = s3_server.create_bucket()
     settings = settings_of(custom_files, evaluation={"saveMp4": True})
     props = {
         "job": "training", "settings": settings.model_dump(mode="json"),
         "bucket": {"name": bucket_name, "region": "us-east-1", "endpoint_url": "http://s3:9000"},
         "bucketUrl": f"s3://{bucket_name}",
         "customFiles": {p.name: p.read_text() for p in custom_files.iterdir()},
-        "storageEnv": {"AWS_ENDPOINT_URL": s3_api.endpoint,
-                       "AWS_ACCESS_KEY_ID": s3_api.key,
-                       "AWS_SECRET_ACCESS_KEY": s3_api.secret},
+        "storageEnv": {"AWS_ENDPOINT_URL": s3_server.endpoint,
+                       "AWS_ACCESS_KEY_ID": s3_server.key,
+                       "AWS_SECRET_ACCESS_KEY": s3_server.secret},
     }
     created = RunFilesProvider().create(props)
     assert created.id == f"s3://{bucket_name}/gitops-1"
     assert "storageEnv" not in created.outs
-    client = s3_api.client()
+    client = s3_server.client()
 
     def read(key: str) -> bytes:
         return client.get_object(Bucket=bucket_name, Key=key)["Body"].read()
