@@ -38,6 +38,7 @@ def timed(command: list[str], env: dict[str, str], cwd: Path) -> float:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--records", type=int, default=13000)
+    parser.add_argument("--repeat", type=int, default=2, help="runs of each, best taken")
     args = parser.parse_args()
     python = sys.executable
     root_dir = Path(__file__).resolve().parents[1]
@@ -57,6 +58,8 @@ def main() -> None:
         t_cat = timed(["cat", str(archive)], dict(os.environ), root)
 
         bucket = "bench"
+        donkey = str(Path(python).parent / "donkey")
+        runs: list[tuple[float, dict, float]] = []
         with serve_s3(root / "s3") as s3:
             # rclone serves each folder as a bucket; made before the first request, the
             # server's listing cache sees it. Everything else goes through the S3 API.
@@ -64,36 +67,26 @@ def main() -> None:
             os.environ.update(s3.env())
             env = {**os.environ, "PYTHONPATH": str(root_dir)}
             storage.upload(archive, f"s3://{bucket}/data.tar.zst", progress=False)
-            t_ours = timed(
-                [
-                    python,
-                    "-m",
-                    "training.donkeycar.train",
-                    "--data",
-                    f"s3://{bucket}/data.tar.zst",
-                    "--output",
-                    f"s3://{bucket}/runs",
-                    "--run-id",
-                    "bench",
-                ],
-                env,
-                root,
-            )
-            manifest = json.loads(storage.read_text(f"s3://{bucket}/runs/bench/run-manifest.json"))
-
-        donkey = str(Path(python).parent / "donkey")
-        t_donkey = timed(
-            [
-                donkey,
-                "train",
-                "--tub",
-                str(tub),
-                "--model",
-                str(car / "models" / "pilot.savedmodel"),
-            ],
-            dict(os.environ),
-            car,
-        )
+            # Alternate the two, so a busy spell of the machine hits both alike.
+            for attempt in range(args.repeat):
+                run_id = f"bench-{attempt}"
+                t_ours = timed(
+                    [python, "-m", "training.donkeycar.train", "--data",
+                     f"s3://{bucket}/data.tar.zst", "--output", f"s3://{bucket}/runs",
+                     "--run-id", run_id],
+                    env, root,
+                )  # fmt: skip
+                manifest = json.loads(
+                    storage.read_text(f"s3://{bucket}/runs/{run_id}/run-manifest.json")
+                )
+                t_donkey = timed(
+                    [donkey, "train", "--tub", str(tub), "--model",
+                     str(car / "models" / f"pilot-{attempt}.savedmodel")],
+                    dict(os.environ), car,
+                )  # fmt: skip
+                runs.append((t_ours, manifest, t_donkey))
+    t_ours, manifest, _ = min(runs, key=lambda run: run[0])
+    t_donkey = min(run[2] for run in runs)
     seconds = manifest["seconds"]
     # Everything but model.fit, process start-up (importing TensorFlow) included.
     overhead = t_ours - seconds["fit"]
