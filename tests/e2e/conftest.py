@@ -12,11 +12,9 @@ another base image and TensorFlow install: `TRACKDAY_E2E_DONKEYCAR=5.4.0 pytest 
 
 from __future__ import annotations
 
-import io
 import os
 import shutil
 import subprocess
-import tarfile
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -25,6 +23,7 @@ import docker
 import pytest
 
 from infra.bootstrap import ROLE_LABEL
+from tests.e2e.images import import_busybox
 
 ROOT = Path(__file__).resolve().parents[2]
 TRAINER_DOCKERFILE = ROOT / "training" / "donkeycar" / "Dockerfile"
@@ -115,7 +114,6 @@ def trainer_image(
 
 
 # A one-node swarm and a tiny image, shared by every Swarm test (jobs, submit, DeepRacer runs).
-BUSYBOX = Path("/bin/busybox")
 BUSYBOX_IMAGE = "trackday-busybox:test"
 APPLETS = ("sh", "echo", "cat", "env", "sleep", "test", "touch", "seq", "sha256sum")
 
@@ -150,19 +148,4 @@ def swarm(docker_engine: str) -> Iterator[docker.DockerClient]:
 @pytest.fixture(scope="session")
 def busybox_image(swarm: docker.DockerClient) -> str:
     """An image holding only busybox and its applets, imported from a root-filesystem tar."""
-    if not BUSYBOX.exists() or shutil.which("busybox") is None:
-        pytest.fail("busybox-static is missing: run scripts/setup test")
-    rootfs = io.BytesIO()
-    with tarfile.open(fileobj=rootfs, mode="w") as tar:
-        tar.add(BUSYBOX, arcname="bin/busybox")
-        for applet in APPLETS:
-            link = tarfile.TarInfo(f"bin/{applet}")
-            link.type, link.linkname = tarfile.SYMTYPE, "busybox"
-            tar.addfile(link)
-        for folder in ("tmp", "run"):
-            entry = tarfile.TarInfo(folder)
-            entry.type, entry.mode = tarfile.DIRTYPE, 0o1777
-            tar.addfile(entry)
-    repository, tag = BUSYBOX_IMAGE.split(":")
-    swarm.api.import_image_from_data(rootfs.getvalue(), repository=repository, tag=tag)
-    return BUSYBOX_IMAGE
+    return import_busybox(swarm, BUSYBOX_IMAGE, APPLETS)

@@ -28,6 +28,7 @@ import yaml
 from docker.types import RestartPolicy
 from typer.testing import CliRunner
 
+from tests.e2e.images import import_busybox
 from tests.training.deepracer.dr_data import write_folder, write_run
 from trackday.cli import app
 from trackday.dr_runs import RunError, check_placement, ensure_network
@@ -61,32 +62,6 @@ S3_CONTAINER = f"trackday-e2e-s3-{os.getpid()}"
 S3_IMAGE = "trackday-e2e-s3:busybox"
 PROBE = b"served by the stack's S3 container\n"
 runner = CliRunner()
-
-
-def import_busybox(client: docker.DockerClient, reference: str, applets: tuple[str, ...],
-                   files: dict[str, bytes], entrypoint: str) -> None:
-    """An image of Debian's busybox-static with these applets and files, made here."""
-    busybox = Path("/bin/busybox")
-    if not busybox.exists():
-        pytest.fail("busybox-static is missing: run scripts/setup test")
-    rootfs = io.BytesIO()
-    with tarfile.open(fileobj=rootfs, mode="w") as tar:
-        tar.add(busybox, arcname="bin/busybox")
-        for applet in applets:
-            link = tarfile.TarInfo(f"bin/{applet}")
-            link.type, link.linkname = tarfile.SYMTYPE, "busybox"
-            tar.addfile(link)
-        for name, content in files.items():
-            item = tarfile.TarInfo(name)
-            item.size, item.mode = len(content), 0o644
-            tar.addfile(item, io.BytesIO(content))
-        for folder in ("tmp", "run"):
-            item = tarfile.TarInfo(folder)
-            item.type, item.mode = tarfile.DIRTYPE, 0o1777
-            tar.addfile(item)
-    repository, tag = reference.split(":")
-    client.api.import_image_from_data(rootfs.getvalue(), repository=repository, tag=tag,
-                                      changes=[f"ENTRYPOINT {entrypoint}"])
 
 
 @pytest.fixture(scope="module")

@@ -20,6 +20,7 @@ from __future__ import annotations
 import hashlib
 import io
 import json
+import os
 import queue
 import shutil
 import tarfile
@@ -28,7 +29,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from pathlib import Path
+from pathlib import Path, PurePosixPath
 from typing import BinaryIO
 
 import zstandard
@@ -366,13 +367,14 @@ def extract_archive(
     dest.mkdir(parents=True, exist_ok=True)
     payload = _PayloadHash()
     manifest: ArchiveManifest | None = None
+    folders: set[str] = set()  # made already: one mkdir per folder, not per file
     try:
         tar, _ = _open_tar(stream)
         with tar:
             for member in tar:
                 target = _safe_target(dest, member.name)
                 if member.isdir():
-                    target.mkdir(parents=True, exist_ok=True)
+                    os.makedirs(target, exist_ok=True)
                     continue
                 if not member.isfile():
                     raise ArchiveError(f"archive member {member.name} is not a regular file")
@@ -381,8 +383,12 @@ def extract_archive(
                     manifest = _parse_manifest(data)
                     continue
                 payload.add(member.name, data)
-                target.parent.mkdir(parents=True, exist_ok=True)
-                target.write_bytes(data)
+                folder = os.path.dirname(target)
+                if folder not in folders:
+                    os.makedirs(folder, exist_ok=True)
+                    folders.add(folder)
+                with open(target, "wb") as out:
+                    out.write(data)
                 if progress and member.name.endswith((".jpg", ".jpeg", ".png")):
                     progress(1)
     except (tarfile.TarError, zstandard.ZstdError, EOFError, OSError) as exc:
@@ -401,21 +407,18 @@ def extract_archive(
     )
 
 
-def _safe_target(dest: Path, name: str) -> Path:
+def _safe_target(dest: Path, name: str) -> str:
     """Where a member lands, refusing names that would escape `dest`.
 
     Done here rather than with `tarfile.data_filter`, which Python 3.11 gained only in
-    3.11.4: Debian bookworm's and TensorFlow's images carry older ones. Links and devices
-    never get this far (only regular files and folders are extracted).
+    3.11.4: Debian bookworm's and TensorFlow's images carry older ones. A check of the
+    name alone suffices because only regular files and folders are extracted: no link
+    can redirect a later member.
     """
-    target = (dest / name).resolve()
-    if (
-        Path(name).is_absolute()
-        or ".." in Path(name).parts
-        or not target.is_relative_to(dest.resolve())
-    ):
+    parts = PurePosixPath(name).parts
+    if not parts or name.startswith("/") or ".." in parts:
         raise ArchiveError(f"unsafe archive member refused: {name!r} would land outside the folder")
-    return target
+    return os.path.join(dest, *parts)
 
 
 def _parse_manifest(data: bytes) -> ArchiveManifest:
