@@ -38,7 +38,9 @@ from docker.types import (
     TaskTemplate,
 )
 
-from infra.workloads.run_target import LOCAL_S3_ALIAS, RunTarget
+from infra.workloads.run_target import RunTarget
+from trackday.dr_network import attach_s3_server, ensure_network, remove_network_if_unused
+from trackday.errors import RunError
 from trackday.manager_ssh import connect
 from trackday.swarm_jobs import SwarmJobError
 from training import storage
@@ -48,7 +50,6 @@ from training.deepracer.model_upload import UploadPlan
 from training.deepracer.params import evaluation_files, training_files
 from training.deepracer.services import (
     JOB_LABEL,
-    NETWORK,
     ROLE_LABEL,
     RUN_LABEL,
     SAGEMAKER_DIR,
@@ -64,12 +65,7 @@ from training.deepracer.settings import DeepRacerSettings
 REMOVAL_TIMEOUT_S = 60.0
 # Containers the SageMaker SDK's local mode starts for the trainer (docker compose services).
 COMPOSE_SERVICE_LABEL = "com.docker.compose.service"
-SWARM_TASK_LABEL = "com.docker.swarm.task.id"  # on every container Swarm runs for a service
 HYPERPARAMETERS_PATH = "/opt/ml/input/config/hyperparameters.json"
-
-
-class RunError(Exception):
-    """A run cannot be started, stopped or read; the message says why and what to do."""
 
 
 def client_for(target: RunTarget) -> docker.DockerClient:
@@ -167,18 +163,6 @@ def _run_filters(run_id: int, job: str | None = None) -> dict[str, list[str]]:
     return {"label": labels + ([f"{JOB_LABEL}={job}"] if job else [])}
 
 
-def ensure_network(client: docker.DockerClient) -> None:
-    """The attachable overlay the trainer's SageMaker container and the workers share."""
-    if client.api.networks(names=[NETWORK]):
-        return
-    with contextlib.suppress(docker.errors.APIError):  # a concurrent start made it first
-        client.api.create_network(NETWORK, driver="overlay", attachable=True,
-                                  labels={WORKLOAD_LABEL: WORKLOAD})
-    if not any(n["Name"] == NETWORK for n in client.api.networks(names=[NETWORK])):
-        raise RunError(f"could not create the overlay network {NETWORK}: is the engine a "
-                       "swarm manager?")
-
-
 def s3_server(client: docker.DockerClient, name: str):
     """The local target's S3 server container (the stack output `s3Container`)."""
     try:
@@ -186,18 +170,6 @@ def s3_server(client: docker.DockerClient, name: str):
     except docker.errors.NotFound:
         raise RunError(f"the stack's S3 server container {name} does not exist: run "
                        "`pulumi up` for the stack") from None
-
-
-def attach_s3_server(client: docker.DockerClient, container) -> None:
-    """Put the S3 server on the runs' network as LOCAL_S3_ALIAS, the host of the endpoint
-    the services are told, unless it is there already (a GitOps run puts it there)."""
-    attached = container.attrs["NetworkSettings"]["Networks"].get(NETWORK)
-    if attached is None:
-        client.api.connect_container_to_network(container.id, NETWORK, aliases=[LOCAL_S3_ALIAS])
-    elif LOCAL_S3_ALIAS not in (attached.get("Aliases") or []):
-        raise RunError(f"{container.name} is on {NETWORK} but not as {LOCAL_S3_ALIAS}: "
-                       f"`docker network disconnect {NETWORK} {container.name}`, then start "
-                       "again")
 
 
 def ensure_not_running(client: docker.DockerClient, run_id: int, job: str) -> None:
@@ -234,12 +206,12 @@ def deploy(client: docker.DockerClient, settings: DeepRacerSettings, target: Run
     s3 = s3_server(client, target.s3_container) if target.s3_container else None
     if target.manager is None:
         Path(SAGEMAKER_DIR).mkdir(exist_ok=True)  # the trainer's bind mount (nodes: bootstrap)
-    ensure_network(client)
+    network_id = ensure_network(client)
     labels = {WORKLOAD_LABEL: WORKLOAD, RUN_LABEL: str(settings.run_id), JOB_LABEL: job}
     created: list[str] = []
     try:
         if s3 is not None:
-            attach_s3_server(client, s3)
+            attach_s3_server(client, s3, network_id)
         secret_ids = {}
         if target.credentials is not None:
             name = credentials_secret(settings, job)
@@ -276,7 +248,7 @@ def stop(client: docker.DockerClient, run_id: int, job: str, model_prefix: str |
         for container in sagemaker_containers(client, model_prefix):
             container.remove(force=True)
             removed.append(container.name)
-    removed += _remove_network_if_unused(client, timeout_s)
+    removed += remove_network_if_unused(client, timeout_s)
     return removed
 
 
@@ -292,46 +264,6 @@ def _wait_for_tasks_gone(client: docker.DockerClient, service_ids: list[str],
                 raise RunError(f"service {service_id[:12]}'s containers still exist after "
                                f"{timeout_s:.0f} s; check `docker ps -a` on the nodes")
             time.sleep(0.5)
-
-
-def _remove_network_if_unused(client: docker.DockerClient, timeout_s: float) -> list[str]:
-    """Remove `sagemaker-local` if trackday made it and no DeepRacer service is left (the
-    network a stack declares is Pulumi's: it carries no WORKLOAD label)."""
-    if client.api.services(filters={"label": f"{WORKLOAD_LABEL}={WORKLOAD}"}):
-        return []
-    for network in client.api.networks(names=[NETWORK]):
-        if network["Name"] != NETWORK or network.get("Labels", {}).get(WORKLOAD_LABEL) != WORKLOAD:
-            continue
-        detached = _detach_s3_servers(client, network["Id"])
-        deadline = time.monotonic() + timeout_s
-        while True:
-            try:
-                client.api.remove_network(network["Id"])
-                return [*detached, NETWORK]
-            except docker.errors.NotFound:
-                return []
-            except docker.errors.APIError:  # endpoints of just-removed tasks still attached
-                if time.monotonic() > deadline:
-                    raise
-                time.sleep(0.5)
-    return []
-
-
-def _detach_s3_servers(client: docker.DockerClient, network_id: str) -> list[str]:
-    """Take the S3 servers that `start-*` attached (containers on the network as
-    LOCAL_S3_ALIAS, not run by Swarm) off the network, so that it can go."""
-    detached = []
-    for container_id in client.api.inspect_network(network_id).get("Containers") or {}:
-        try:
-            container = client.containers.get(container_id)
-        except docker.errors.NotFound:  # the overlay's load balancer endpoint, a gone task
-            continue
-        attached = container.attrs["NetworkSettings"]["Networks"].get(NETWORK) or {}
-        if LOCAL_S3_ALIAS in (attached.get("Aliases") or []) and (
-                SWARM_TASK_LABEL not in container.labels):
-            client.api.disconnect_container_from_network(container.id, network_id)
-            detached.append(f"{container.name} from {NETWORK}")
-    return detached
 
 
 def sagemaker_containers(client: docker.DockerClient, model_prefix: str) -> list:

@@ -27,6 +27,7 @@ import pulumi_random as random
 from infra.targets import TRAINER_DOCKERFILE, TRAINER_IMAGE, TargetArgs, child, trainer_build_args
 from infra.workloads.run_target import LOCAL_S3_ALIAS as S3_ALIAS
 from training.deepracer.services import NETWORK as RUN_NETWORK
+from training.deepracer.services import NETWORK_LABELS as RUN_NETWORK_LABELS
 
 LOOPBACK = "127.0.0.1"
 S3_PORT_IN_NETWORK = 9000
@@ -153,7 +154,7 @@ class LocalTarget(pulumi.ComponentResource):
                 name=RUN_NETWORK,
                 driver="overlay",
                 attachable=True,
-                labels=_labels(labels),
+                labels=_labels({**labels, **RUN_NETWORK_LABELS}),  # rl_coach's compose needs them
                 opts=child(self),
             )
             if config.deepracer_run != "none"

@@ -35,6 +35,7 @@ from training.deepracer.preflight import preflight
 from training.deepracer.services import (
     JOB_LABEL,
     NETWORK,
+    NETWORK_LABELS,
     RUN_LABEL,
     WORKLOAD,
     WORKLOAD_LABEL,
@@ -173,8 +174,9 @@ class DeepRacerRun(pulumi.ComponentResource):
 
         self.network = args.network or docker.Network(
             f"{name}-net", name=NETWORK, driver="overlay", attachable=True,
-            labels=[docker.NetworkLabelArgs(label=WORKLOAD_LABEL, value=WORKLOAD)],
-            opts=child())
+            labels=[docker.NetworkLabelArgs(label=k, value=v)
+                    for k, v in {WORKLOAD_LABEL: WORKLOAD, **NETWORK_LABELS}.items()],
+            opts=child())  # NETWORK_LABELS: rl_coach's compose refuses the network without them
         secret_ids: dict[str, pulumi.Output[str]] = {}
         if target.credentials is not None:
             secret_name = credentials_secret(settings, job)

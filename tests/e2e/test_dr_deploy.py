@@ -31,7 +31,8 @@ from typer.testing import CliRunner
 from tests.e2e.images import import_busybox
 from tests.training.deepracer.dr_data import write_folder, write_run
 from trackday.cli import app
-from trackday.dr_runs import RunError, check_placement, ensure_network
+from trackday.dr_network import ensure_network
+from trackday.dr_runs import RunError, check_placement
 from training.deepracer.params import Bucket, dump_params, training_params
 from training.deepracer.services import (
     NETWORK,

@@ -22,7 +22,7 @@ from tests.infra.stacks import run_stack, shipped_values, with_keys
 from tests.training.deepracer.dr_data import write_folder
 from trackday.cli import app
 from training.deepracer.params import Bucket, dump_params, training_params
-from training.deepracer.services import run_services
+from training.deepracer.services import NETWORK_LABELS, run_services
 from training.deepracer.settings import DeepRacerSettings
 
 SERVICE = "docker:index/service:Service"
@@ -107,6 +107,8 @@ def test_the_local_s3_server_joins_the_runs_network_as_s3_exactly_when_a_run_is_
         return
     (network,) = named
     assert (network.inputs["driver"], network.inputs["attachable"]) == ("overlay", True)
+    labels = {item["label"]: item["value"] for item in network.inputs["labels"]}
+    assert labels | NETWORK_LABELS == labels  # Compose v2 in the trainer checks them
     by_urn = {r.urn: r for r in stack.resources}
     assert by_urn[network.parent].type == "trackday:targets:Local"
     assert networks == [own, {"name": "sagemaker-local", "aliases": ["s3"]}]

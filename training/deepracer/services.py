@@ -29,6 +29,9 @@ JOBS = ("training", "evaluation")
 
 # rl_coach starts the training container on this network; robomaker reaches it there.
 NETWORK = "sagemaker-local"
+# SageMaker local mode's compose file declares NETWORK as its own; Compose v2 refuses an existing
+# network without these labels (DRfC bin/activate.sh makes it with both; trackday/dr_network.py).
+NETWORK_LABELS = {"com.docker.compose.network": NETWORK, "com.docker.compose.project": NETWORK}
 DOCKER_SOCKET = "/var/run/docker.sock"
 # S3 keys, where the node has no identity the bucket trusts, reach the containers as a Swarm
 # secret holding an AWS shared-credentials file (never as environment variables, which
