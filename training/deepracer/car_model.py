@@ -17,6 +17,7 @@ algorithm, and convert the graph with OpenVINO's model optimizer, feeding
 
 from __future__ import annotations
 
+import gzip
 import io
 import json
 import re
@@ -79,7 +80,8 @@ def check_metadata(metadata: dict, where: str) -> None:
 def _archive(graph: bytes, metadata: bytes) -> bytes:
     """tar.gz of model_metadata.json and agent/model.pb, byte-for-byte reproducible."""
     buffer = io.BytesIO()
-    with tarfile.open(fileobj=buffer, mode="w:gz", format=tarfile.PAX_FORMAT) as archive:
+    with (gzip.GzipFile(fileobj=buffer, mode="wb", mtime=0) as packed,
+          tarfile.open(fileobj=packed, mode="w", format=tarfile.PAX_FORMAT) as archive):
         for name, content in ((METADATA_MEMBER, metadata), (GRAPH_MEMBER, graph)):
             info = tarfile.TarInfo(name)
             info.size, info.mode, info.mtime = len(content), 0o644, 0
