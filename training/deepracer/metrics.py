@@ -250,22 +250,28 @@ class RunMetrics:
     notes: list[str] = field(default_factory=list)
 
 
+def worker_count(files: RunFiles) -> int:
+    """Workers that played: a worker whose metrics file is missing still left its traces."""
+    return max([w + 1 for w in files.training_metrics]
+               + [w + 1 for w, _ in files.training_simtrace], default=1)
+
+
 def _shares(files: RunFiles, texts: dict[str, str], total: int | None
             ) -> tuple[dict[int, int | None], list[str]]:
     """Each worker's episodes per iteration: from the run's hyperparameters, else (one worker)
     from the evaluation phases, else worker 0's count for every worker (said in a note)."""
-    workers = sorted(files.training_metrics)
+    workers, count = sorted(files.training_metrics), worker_count(files)
     if total:
-        return {w: episodes_per_iteration(total, len(workers), w) for w in workers}, []
-    if len(workers) < 2:
+        return {w: episodes_per_iteration(total, count, w) for w in workers}, []
+    if count < 2 or not workers:
         return dict.fromkeys(workers), []
-    key = files.training_metrics[0]
-    first, _ = parse_training_metrics(texts[key], 0, key)
+    key = files.training_metrics[workers[0]]
+    first, _ = parse_training_metrics(texts[key], workers[0], key)
     share = max((len(i.training) for i in iterations(first)), default=0) or None
-    return {w: share for w in workers}, [
-        f"no {HYPERPARAMETERS}: assumed every worker plays worker 0's {share} episodes per "
-        "iteration; if num_episodes_between_training does not divide by the "
-        f"{len(workers)} workers, some episodes land one iteration off"]
+    return dict.fromkeys(workers, share), [
+        f"no {HYPERPARAMETERS}: assumed every worker plays worker {workers[0]}'s {share} "
+        "episodes per iteration; if num_episodes_between_training does not divide by the "
+        f"{count} workers, some episodes land one iteration off"]
 
 
 def load_run(source: str) -> RunMetrics:
@@ -299,7 +305,7 @@ def load_run(source: str) -> RunMetrics:
     parts = [parse_simtrace(content.decode("utf-8"), iteration, key, worker)
              for ((worker, iteration), key), content in zip(trace_keys, traces, strict=True)]
     return RunMetrics(iterations(episodes), merge_simtrace(parts), metric, checkpoints,
-                      evaluations, files.layout, max(len(files.training_metrics), 1), total,
+                      evaluations, files.layout, worker_count(files), total,
                       notes)
 
 

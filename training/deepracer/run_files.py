@@ -107,7 +107,7 @@ def _archive(source: str) -> RunFiles:
         if data is None:
             raise FileNotFoundError("no such object")
         with tarfile.open(fileobj=io.BytesIO(data), mode="r:*") as opened:
-            members = {m.name.lstrip("./"): opened.extractfile(m).read()
+            members = {m.name.removeprefix("./"): opened.extractfile(m).read()
                        for m in opened.getmembers() if m.isfile()}
     except (OSError, tarfile.TarError) as error:
         raise RunFilesError(f"{source}: not a readable .tar.gz archive ({error})") from None

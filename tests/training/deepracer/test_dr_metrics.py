@@ -134,3 +134,16 @@ def test_uneven_workers_land_in_their_iterations(tmp_path):
     assert [i.number for i in found.iterations] == [0, 1, 2, 3]
     assert all(i.episodes_by_worker() == {0: 7, 1: 7, 2: 6} for i in found.iterations)
     assert all(len(i.evaluation) == 2 and i.eval_laps == 2 for i in found.iterations)
+
+
+def test_without_hyperparameters_workers_take_worker_0s_share(tmp_path):
+    """No ip/hyperparameters.json (a copied run): worker 0's count per iteration is used for
+    every worker, and the output says so."""
+    run = tmp_path / "run"
+    (run / "metrics").mkdir(parents=True)
+    for worker in range(2):
+        name = "TrainingMetrics.json" if worker == 0 else f"TrainingMetrics_{worker}.json"
+        (run / "metrics" / name).write_text(json.dumps(_worker_metrics(worker, 16, 2, 3)))
+    found = load_run(str(run))
+    assert [i.episodes_by_worker() for i in found.iterations] == [{0: 8, 1: 8}] * 3
+    assert found.workers == 2 and "assumed every worker plays worker 0's 8" in found.notes[0]
