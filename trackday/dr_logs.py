@@ -29,16 +29,17 @@ def _shown(value: float | None, scale: float = 1.0) -> str:
 def _print_run(found: RunMetrics, top: int, console: Console) -> None:
     from training.deepracer.metrics import best_iterations
 
-    table = Table(title=f"best iterations by evaluation {found.metric.value}")
-    for column in ("iteration", "eval progress %", "eval laps", "eval lap time s",
-                   "training reward", "training progress %", "training laps"):
-        table.add_column(column, justify="right")
-    for entry in best_iterations(found.iterations, found.metric, top):
-        table.add_row(str(entry.number), _shown(entry.eval_progress),
-                      f"{entry.eval_laps}/{len(entry.evaluation)}",
-                      _shown(entry.eval_lap_ms, 1000), _shown(entry.reward),
-                      _shown(entry.progress), f"{entry.laps}/{len(entry.training)}")
-    console.print(table)
+    if found.iterations:
+        table = Table(title=f"best iterations by evaluation {found.metric.value}")
+        for column in ("iteration", "eval progress %", "eval laps", "eval lap time s",
+                       "training reward", "training progress %", "training laps"):
+            table.add_column(column, justify="right")
+        for entry in best_iterations(found.iterations, found.metric, top):
+            table.add_row(str(entry.number), _shown(entry.eval_progress),
+                          f"{entry.eval_laps}/{len(entry.evaluation)}",
+                          _shown(entry.eval_lap_ms, 1000), _shown(entry.reward),
+                          _shown(entry.progress), f"{entry.laps}/{len(entry.training)}")
+        console.print(table)
     for key in ("best_checkpoint", "last_checkpoint"):
         record = found.checkpoints.get(key) or {}
         if record.get("name"):

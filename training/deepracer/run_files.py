@@ -56,13 +56,13 @@ class RunFiles:
     """Relative keys of a run's files by kind, and how to read one."""
 
     source: str
-    layout: str  # "drfc", "console" or "droa"
+    read: Callable[[str], bytes]
+    parallel: bool = False  # a remote bucket: read several objects at once
+    layout: str = "drfc"  # "drfc", "console" or "droa"
     training_metrics: dict[int, str] = field(default_factory=dict)  # worker -> key
     evaluation_metrics: dict[str, str] = field(default_factory=dict)  # evaluation id -> key
     training_simtrace: dict[tuple[int, int], str] = field(default_factory=dict)  # (worker, it.)
     extras: set[str] = field(default_factory=set)  # hyperparameters, checkpoints when present
-    read: Callable[[str], bytes] = lambda key: b""
-    parallel: bool = False  # a remote bucket: read several objects at once
 
     def read_many(self, keys: list[str]) -> list[bytes]:
         if not self.parallel or len(keys) < 2:
@@ -114,7 +114,7 @@ def _archive(source: str) -> RunFiles:
     tops = {name.split("/", 1)[0] for name in members if "/" in name}
     strip = f"{tops.pop()}/" if len(tops) == 1 and all("/" in n for n in members) else ""
     files = {name.removeprefix(strip): content for name, content in members.items()}
-    return _classify(sorted(files), RunFiles(source, "drfc", read=files.__getitem__))
+    return _classify(sorted(files), RunFiles(source, files.__getitem__))
 
 
 def open_run(source: str) -> RunFiles:
@@ -133,5 +133,5 @@ def open_run(source: str) -> RunFiles:
             raise RunFilesError(f"{source}/{key}: vanished while reading the run")
         return content
 
-    return _classify(keys, RunFiles(source, "drfc", read=read, parallel="://" in source
-                                    and not source.startswith("file://")))
+    remote = "://" in source and not source.startswith("file://")
+    return _classify(keys, RunFiles(source, read, parallel=remote))

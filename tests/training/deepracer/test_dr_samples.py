@@ -119,3 +119,29 @@ def test_droa_download_read_from_a_bucket(runs, s3_server, monkeypatch):
     run = json.loads(result.stdout)
     assert len(run["iterations"]) == 29 and run["evaluations"][0]["laps"] == 3
     assert run["evaluations"][0]["best_lap_ms"] == 28312
+
+
+def test_table_and_plot_of_a_console_download(runs, tmp_path):
+    run = next(r for r in runs if r.name == "sample-console-logs")
+    png = tmp_path / "m.png"
+    result = runner.invoke(app, ["dr", "metrics", str(run), "--png", str(png), "--top", "3"])
+    assert result.exit_code == 0, result.output
+    assert "best iterations by evaluation progress" in result.output
+    assert "evaluations" in result.output and "16.27" in result.output  # a lap time, seconds
+    assert "console run, 1 worker(s), 29 iterations, 2 evaluations" in result.output
+    assert png.read_bytes()[:4] == b"\x89PNG"
+
+
+def test_a_foreign_file_is_refused_in_one_line(runs, tmp_path):
+    """A run whose trace is not a simulator's: the file and the missing columns are named."""
+    run = tmp_path / "run"
+    (run / "metrics").mkdir(parents=True)
+    source = next(r for r in runs if r.name == "sample-drfc-1-logs")
+    (run / "metrics" / "TrainingMetrics.json").write_bytes(
+        (source / "metrics" / "TrainingMetrics.json").read_bytes())
+    (run / "training-simtrace").mkdir()
+    (run / "training-simtrace" / "0-iteration.csv").write_text("time,value\n1,2\n")
+    result = runner.invoke(app, ["dr", "metrics", str(run), "--json"])
+    assert result.exit_code == 2 and result.output.count("\n") == 1
+    assert result.output.startswith("error: training-simtrace/0-iteration.csv: header")
+    assert "missing episode, steps" in result.output
