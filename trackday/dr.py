@@ -122,44 +122,6 @@ def validate(
     typer.echo(f"{folder}: all custom files valid")
 
 
-@app.command()
-def metrics(
-    run: str = typer.Argument(..., help="The run's model prefix as a URL, e.g. "
-                              "s3://BUCKET/rl-deepracer-sagemaker, or a local folder."),
-    png: Path = typer.Option(Path("metrics.png"), "--png", help="Where to draw the plot."),
-    top: int = typer.Option(5, "--top", min=1, help="How many best checkpoints to list."),
-) -> None:
-    """Plot reward and progress per iteration and list the best checkpoints of a run."""
-    from training.deepracer.metrics import MetricsError, best_iterations, load_run, plot_metrics
-    from training.storage import StorageError
-
-    try:
-        found = load_run(run)
-    except (MetricsError, StorageError) as error:
-        raise _fail(str(error)) from None
-    plot_metrics(found.iterations, found.simtrace, png, run)
-    console = Console()
-    table = Table(title=f"best iterations by evaluation {found.metric.value}")
-    for column in ("iteration", "eval progress %", "eval laps", "eval lap time s",
-                   "training reward", "training progress %"):
-        table.add_column(column, justify="right")
-
-    def shown(value, scale=1.0):
-        return "-" if value is None else f"{value / scale:.2f}"
-
-    for entry in best_iterations(found.iterations, found.metric, top):
-        table.add_row(str(entry.number), shown(entry.eval_progress),
-                      f"{entry.eval_laps}/{len(entry.evaluation)}",
-                      shown(entry.eval_lap_ms, 1000), shown(entry.reward), shown(entry.progress))
-    console.print(table)
-    for key in ("best_checkpoint", "last_checkpoint"):
-        record = found.checkpoints.get(key) or {}
-        if record.get("name"):
-            console.print(f"{key.replace('_', ' ')}: {record['name']} "
-                          f"(mean {found.metric.value} {record.get('avg_eval_metric')})")
-    console.print(f"{len(found.iterations)} iterations; plot in {png}")
-
-
 @app.command("increment-training")
 def increment_training(
     stack: str = typer.Option(..., "--stack", "-s", help="The stack whose run to continue."),
@@ -207,4 +169,10 @@ def tracks(
 from trackday import dr_commands  # noqa: E402
 
 for _name, _command in dr_commands.COMMANDS.items():
+    app.command(_name)(_command)
+
+# metrics, car-model: what a run left behind (trackday/dr_logs.py).
+from trackday import dr_logs  # noqa: E402
+
+for _name, _command in dr_logs.COMMANDS.items():
     app.command(_name)(_command)

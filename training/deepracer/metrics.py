@@ -1,38 +1,35 @@
-"""Training progress of a DeepRacer run, from the files the simulator writes to the bucket.
+"""Training progress of a DeepRacer run, from the files the simulator writes.
 
-`metrics/TrainingMetrics.json` (one per worker; `_<n>` for worker n > 0) lists every episode
-with its reward, completion and status, training and evaluation phases interleaved: the
-workers evaluate each new checkpoint between training iterations. `training-simtrace/
-<n>-iteration.csv` holds every step of iteration n. This module turns both into a summary per
-iteration, a PNG and a table of the best checkpoints.
+`TrainingMetrics.json` (one per rollout worker; `_<n>` for worker n > 0) lists every episode
+with its reward, completion and status. Each iteration, the workers together play the run's
+`num_episodes_between_training` episodes, split as the simulator splits them (simapp
+rollout_worker.py: each worker plays total // workers, the first total % workers one more);
+only worker 0 then evaluates the new checkpoint, so only its file interleaves evaluation
+episodes. A row's iteration is therefore (episode - 1) // (that worker's share). Evaluation runs
+write one file each (`EvaluationMetrics-<stamp>.json`, or `metrics/evaluation/*.json` in a log
+download) with a row per trial: its completion and lap time.
+
+deepracer-utils (the field's analysis library) computes iterations as (episode - 1) // the
+largest `trial` in worker 0's file, which misplaces the episodes of the workers that play one
+fewer when the total does not divide evenly; its loaders also print to stdout and need pandas.
+It is the reference the tests compare against on its own sample runs.
 """
 
 from __future__ import annotations
 
-import csv
-import io
 import json
-import re
 import statistics
-from collections import defaultdict
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from matplotlib.figure import Figure
-
-from training import storage
+from training.deepracer.run_files import CHECKPOINTS, HYPERPARAMETERS, RunFiles, open_run
 from training.deepracer.settings import BestModelMetric
-
-SIMTRACE_COLUMNS = ("episode", "steps", "X", "Y", "yaw", "steer", "throttle", "action", "reward",
-                    "done", "all_wheels_on_track", "progress", "closest_waypoint", "track_len",
-                    "tstamp", "episode_status", "pause_duration", "obstacle_crash_counter",
-                    "wall_clock")
-_METRICS_FILE = re.compile(r"TrainingMetrics(?:_(\d+))?\.json$")
-_SIMTRACE_FILE = re.compile(r"(?:^|/)(?:(\d+)/)?training-simtrace/(\d+)-iteration\.csv$")
+from training.deepracer.simtrace import SIMTRACE_COLUMNS as SIMTRACE_COLUMNS
+from training.deepracer.simtrace import SimtraceIteration, merge_simtrace, parse_simtrace
 
 
 class MetricsError(ValueError):
-    """A metrics or simtrace file is not in the simulator's format; names the file."""
+    """A metrics file is not in the simulator's format; names the file."""
 
 
 @dataclass(frozen=True)
@@ -63,6 +60,10 @@ class Iteration:
         return _mean(e.progress for e in self.training)
 
     @property
+    def laps(self) -> int:
+        return sum(e.progress >= 100 for e in self.training)
+
+    @property
     def eval_progress(self) -> float | None:
         return _mean(e.progress for e in self.evaluation)
 
@@ -79,17 +80,46 @@ class Iteration:
     def eval_laps(self) -> int:
         return sum(e.progress >= 100 for e in self.evaluation)
 
+    def episodes_by_worker(self) -> dict[int, int]:
+        counts: dict[int, int] = {}
+        for episode in self.training:
+            counts[episode.worker] = counts.get(episode.worker, 0) + 1
+        return dict(sorted(counts.items()))
+
 
 @dataclass(frozen=True)
-class SimtraceIteration:
-    """Step-level numbers of one iteration's simtrace, summed per episode."""
+class Trial:
+    """One trial of an evaluation run."""
 
-    iteration: int
-    episodes: int
-    steps: int
-    reward: float  # mean of the per-episode reward sums
-    progress: float  # mean of the per-episode best progress
-    laps: int
+    number: int
+    progress: float
+    elapsed_ms: int
+    status: str
+    off_track: int
+    crashes: int
+    resets: int
+
+    @property
+    def lap_ms(self) -> int | None:
+        return self.elapsed_ms if self.progress >= 100 else None
+
+
+@dataclass
+class Evaluation:
+    id: str  # the stamp (DRfC) or the download's id (DRoA, console)
+    trials: list[Trial]
+
+    @property
+    def laps(self) -> int:
+        return sum(t.lap_ms is not None for t in self.trials)
+
+    @property
+    def best_lap_ms(self) -> int | None:
+        return min((t.lap_ms for t in self.trials if t.lap_ms is not None), default=None)
+
+    @property
+    def progress(self) -> float | None:
+        return _mean(t.progress for t in self.trials)
 
 
 def _mean(values) -> float | None:
@@ -97,20 +127,35 @@ def _mean(values) -> float | None:
     return statistics.fmean(values) if values else None
 
 
-def parse_training_metrics(text: str, worker: int = 0, name: str = "TrainingMetrics.json"
+def episodes_per_iteration(total: int, workers: int, worker: int) -> int:
+    """The share of `num_episodes_between_training` that rollout worker `worker` plays."""
+    return total // workers + (1 if worker < total % workers else 0)
+
+
+def _not_metrics(name: str, error: Exception) -> MetricsError:
+    return MetricsError(f"{name}: not a simulator metrics file ({error!r}); expected "
+                        '{"metrics": [{"episode": .., "phase": .., "reward_score": .., '
+                        '"completion_percentage": .., ...}]}')
+
+
+def parse_training_metrics(text: str, worker: int = 0, name: str = "TrainingMetrics.json",
+                           per_iteration: int | None = None
                            ) -> tuple[list[Episode], BestModelMetric]:
     """Episodes of one worker's metrics file, each with the iteration it belongs to.
 
-    A training episode that follows evaluation episodes starts the next iteration.
+    With the worker's share of episodes per iteration known, a row's iteration follows from
+    its `episode`; without it (one worker, no hyperparameters at hand), a training episode that
+    follows evaluation episodes starts the next iteration.
     """
     try:
         data = json.loads(text)
-        rows = data["metrics"]
         metric = BestModelMetric(data.get("best_model_metric", "progress"))
         episodes, iteration, last_phase = [], 0, "training"
-        for row in rows:
+        for row in data["metrics"]:
             phase = row["phase"]
-            if phase == "training" and last_phase == "evaluation":
+            if per_iteration:
+                iteration = (int(row["episode"]) - 1) // per_iteration
+            elif phase == "training" and last_phase == "evaluation":
                 iteration += 1
             last_phase = phase
             episodes.append(Episode(worker, iteration, phase, float(row["reward_score"]),
@@ -118,9 +163,22 @@ def parse_training_metrics(text: str, worker: int = 0, name: str = "TrainingMetr
                                     int(row["elapsed_time_in_milliseconds"]),
                                     str(row["episode_status"])))
     except (ValueError, KeyError, TypeError) as error:
-        raise MetricsError(f"{name}: not a simulator metrics file ({error!r}); expected "
-                           '{"metrics": [{"phase": .., "reward_score": .., ...}]}') from error
+        raise _not_metrics(name, error) from error
     return episodes, metric
+
+
+def parse_evaluation_metrics(text: str, id: str, name: str = "EvaluationMetrics.json"
+                             ) -> Evaluation:
+    try:
+        rows = json.loads(text)["metrics"]
+        trials = [Trial(int(row.get("trial", n)), float(row["completion_percentage"]),
+                        int(row["elapsed_time_in_milliseconds"]), str(row["episode_status"]),
+                        int(row.get("off_track_count", 0)), int(row.get("crash_count", 0)),
+                        int(row.get("reset_count", 0)))
+                   for n, row in enumerate(rows, start=1)]
+    except (ValueError, KeyError, TypeError) as error:
+        raise _not_metrics(name, error) from error
+    return Evaluation(id, trials)
 
 
 def iterations(episodes: list[Episode]) -> list[Iteration]:
@@ -129,29 +187,6 @@ def iterations(episodes: list[Episode]) -> list[Iteration]:
         entry = by_number.setdefault(episode.iteration, Iteration(episode.iteration))
         (entry.training if episode.phase == "training" else entry.evaluation).append(episode)
     return [by_number[n] for n in sorted(by_number)]
-
-
-def parse_simtrace(text: str, iteration: int, name: str = "simtrace") -> SimtraceIteration:
-    reader = csv.DictReader(io.StringIO(text))
-    if tuple(reader.fieldnames or ()) [:len(SIMTRACE_COLUMNS)] != SIMTRACE_COLUMNS:
-        raise MetricsError(f"{name}: header {reader.fieldnames} is not the simulator's "
-                           f"simtrace header ({','.join(SIMTRACE_COLUMNS)})")
-    rewards: dict[int, float] = defaultdict(float)
-    progress: dict[int, float] = defaultdict(float)
-    lapped: set[int] = set()
-    steps = 0
-    try:
-        for row in reader:
-            episode = int(row["episode"])
-            rewards[episode] += float(row["reward"])
-            progress[episode] = max(progress[episode], float(row["progress"]))
-            if row["episode_status"] == "lap_complete":
-                lapped.add(episode)
-            steps += 1
-    except (ValueError, TypeError) as error:
-        raise MetricsError(f"{name}: line {reader.line_num}: {error}") from error
-    return SimtraceIteration(iteration, len(rewards), steps, _mean(rewards.values()) or 0.0,
-                             _mean(progress.values()) or 0.0, len(lapped))
 
 
 def best_iterations(found: list[Iteration], metric: BestModelMetric,
@@ -173,6 +208,8 @@ def best_iterations(found: list[Iteration], metric: BestModelMetric,
 def plot_metrics(found: list[Iteration], simtrace: list[SimtraceIteration], path: Path,
                  title: str) -> Path:
     """Reward and progress per iteration: training mean, evaluation mean, simtrace sums."""
+    from matplotlib.figure import Figure  # slow to import; `--json` never draws
+
     figure = Figure(figsize=(12, 8))
     reward_axes, progress_axes = figure.subplots(2, 1, sharex=True)
     numbers = [i.number for i in found]
@@ -200,63 +237,107 @@ def plot_metrics(found: list[Iteration], simtrace: list[SimtraceIteration], path
     return path
 
 
-def metrics_worker(key: str) -> int | None:
-    """The worker a metrics file belongs to, or None when the key is not a metrics file."""
-    match = _METRICS_FILE.search(key)
-    if not match:
-        return None
-    return int(match.group(1) or 0)
-
-
-def simtrace_iteration(key: str) -> int | None:
-    match = _SIMTRACE_FILE.search(key)
-    return int(match.group(2)) if match else None
-
-
-def merge_simtrace(parts: list[SimtraceIteration]) -> list[SimtraceIteration]:
-    """One entry per iteration over all workers' simtrace files."""
-    grouped: dict[int, list[SimtraceIteration]] = defaultdict(list)
-    for part in parts:
-        grouped[part.iteration].append(part)
-    merged = []
-    for number in sorted(grouped):
-        group = grouped[number]
-        episodes = sum(p.episodes for p in group)
-        weight = episodes or 1
-        merged.append(SimtraceIteration(
-            number, episodes, sum(p.steps for p in group),
-            sum(p.reward * p.episodes for p in group) / weight,
-            sum(p.progress * p.episodes for p in group) / weight, sum(p.laps for p in group)))
-    return merged
-
-
 @dataclass
 class RunMetrics:
     iterations: list[Iteration]
     simtrace: list[SimtraceIteration]
     metric: BestModelMetric
     checkpoints: dict  # deepracer_checkpoints.json: best_checkpoint, last_checkpoint
+    evaluations: list[Evaluation] = field(default_factory=list)
+    layout: str = "drfc"
+    workers: int = 1
+    episodes_between_training: int | None = None
+    notes: list[str] = field(default_factory=list)
 
 
-def load_run(run_url: str) -> RunMetrics:
-    """Read a run's metrics, simtrace and checkpoint record from `<bucket>/<model prefix>`."""
-    base = run_url.rstrip("/")
+def worker_count(files: RunFiles) -> int:
+    """Workers that played: a worker whose metrics file is missing still left its traces."""
+    return max([w + 1 for w in files.training_metrics]
+               + [w + 1 for w, _ in files.training_simtrace], default=1)
+
+
+def _shares(files: RunFiles, texts: dict[str, str], total: int | None
+            ) -> tuple[dict[int, int | None], list[str]]:
+    """Each worker's episodes per iteration: from the run's hyperparameters, else (one worker)
+    from the evaluation phases, else worker 0's count for every worker (said in a note)."""
+    workers, count = sorted(files.training_metrics), worker_count(files)
+    if total:
+        return {w: episodes_per_iteration(total, count, w) for w in workers}, []
+    if count < 2 or not workers:
+        return dict.fromkeys(workers), []
+    key = files.training_metrics[workers[0]]
+    first, _ = parse_training_metrics(texts[key], workers[0], key)
+    share = max((len(i.training) for i in iterations(first)), default=0) or None
+    return dict.fromkeys(workers, share), [
+        f"no {HYPERPARAMETERS}: assumed every worker plays worker {workers[0]}'s {share} "
+        "episodes per iteration; if num_episodes_between_training does not divide by the "
+        f"{count} workers, some episodes land one iteration off"]
+
+
+def load_run(source: str) -> RunMetrics:
+    """Read a run's metrics, simtrace, evaluations and checkpoint record.
+
+    `source`: a DRfC model prefix (`s3://BUCKET/PREFIX`, gs://, az://, a local folder) or a
+    DeepRacer on AWS / console log download (its .tar.gz or unpacked folder).
+    """
+    files = open_run(source)
+    metric_keys = list(files.training_metrics.values()) + list(files.evaluation_metrics.values())
+    extras = sorted(files.extras)
+    texts = dict(zip(metric_keys + extras, (b.decode("utf-8") for b in
+                                            files.read_many(metric_keys + extras)), strict=True))
+    try:
+        hyper = json.loads(texts.get(HYPERPARAMETERS, "{}"))
+        total = int(hyper.get("num_episodes_between_training") or 0) or None
+        checkpoints = json.loads(texts.get(CHECKPOINTS, "{}"))
+    except (ValueError, TypeError, AttributeError) as error:
+        raise MetricsError(f"{source}: {HYPERPARAMETERS} or {CHECKPOINTS} does not parse "
+                           f"({error})") from error
+    shares, notes = _shares(files, texts, total)
     episodes: list[Episode] = []
     metric = BestModelMetric.PROGRESS
-    parts: list[SimtraceIteration] = []
-    checkpoints: dict = {}
-    for url in storage.list_files(base):
-        relative = url[len(base) + 1:] if url.startswith(base + "/") else url
-        worker = metrics_worker(relative) if relative.startswith("metrics/Training") else None
-        iteration = simtrace_iteration(relative)
-        if worker is not None:
-            found, metric = parse_training_metrics(storage.read_text(url), worker, relative)
-            episodes += found
-        elif iteration is not None:
-            parts.append(parse_simtrace(storage.read_text(url), iteration, relative))
-        elif relative == "model/deepracer_checkpoints.json":
-            checkpoints = json.loads(storage.read_text(url))
-    if not episodes:
-        raise MetricsError(f"no metrics/TrainingMetrics.json under {base}: give the URL of a "
-                           "run's model prefix, e.g. s3://BUCKET/rl-deepracer-sagemaker")
-    return RunMetrics(iterations(episodes), merge_simtrace(parts), metric, checkpoints)
+    for worker, key in sorted(files.training_metrics.items()):
+        found, metric = parse_training_metrics(texts[key], worker, key, shares[worker])
+        episodes += found
+    evaluations = [parse_evaluation_metrics(texts[key], id, key)
+                   for id, key in sorted(files.evaluation_metrics.items())]
+    trace_keys = sorted(files.training_simtrace.items())
+    traces = files.read_many([key for _, key in trace_keys])
+    parts = [parse_simtrace(content.decode("utf-8"), iteration, key, worker)
+             for ((worker, iteration), key), content in zip(trace_keys, traces, strict=True)]
+    return RunMetrics(iterations(episodes), merge_simtrace(parts), metric, checkpoints,
+                      evaluations, files.layout, worker_count(files), total,
+                      notes)
+
+
+def _rounded(value: float | None) -> float | None:
+    return None if value is None else round(value, 4)
+
+
+def run_json(run: RunMetrics, top: int = 5) -> dict:
+    """The run as plain data, for `trackday dr metrics --json`, scripts and the dashboard."""
+    return {
+        "layout": run.layout, "workers": run.workers,
+        "episodes_between_training": run.episodes_between_training,
+        "best_model_metric": run.metric.value, "notes": run.notes,
+        "iterations": [{
+            "iteration": i.number, "episodes": len(i.training),
+            "episodes_by_worker": {str(w): n for w, n in i.episodes_by_worker().items()},
+            "reward": _rounded(i.reward), "progress": _rounded(i.progress), "laps": i.laps,
+            "eval_episodes": len(i.evaluation), "eval_reward": _rounded(i.eval_reward),
+            "eval_progress": _rounded(i.eval_progress), "eval_laps": i.eval_laps,
+            "eval_lap_ms": _rounded(i.eval_lap_ms)} for i in run.iterations],
+        "simtrace": [{
+            "iteration": s.iteration, "episodes": s.episodes,
+            "episodes_by_worker": {str(w): n for w, n in sorted(s.episodes_by_worker.items())},
+            "steps": s.steps, "reward": _rounded(s.reward), "progress": _rounded(s.progress),
+            "best_progress": _rounded(s.best_progress), "laps": s.laps} for s in run.simtrace],
+        "best_iterations": [i.number for i in best_iterations(run.iterations, run.metric, top)],
+        "checkpoints": run.checkpoints,
+        "evaluations": [{
+            "id": e.id, "laps": e.laps, "best_lap_ms": e.best_lap_ms,
+            "progress": _rounded(e.progress),
+            "trials": [{"trial": t.number, "progress": t.progress, "elapsed_ms": t.elapsed_ms,
+                        "lap_ms": t.lap_ms, "status": t.status, "off_track": t.off_track,
+                        "crashes": t.crashes, "resets": t.resets} for t in e.trials]}
+            for e in run.evaluations],
+    }

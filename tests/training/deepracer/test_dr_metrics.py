@@ -1,4 +1,9 @@
-"""`trackday dr metrics`: a run's files in the simulator's formats, generated here."""
+"""`trackday dr metrics`: a run's files in the simulator's formats, generated here.
+
+The real runs users have are read in test_dr_samples.py; these cover what the samples do not.
+"""
+
+import json
 
 import pytest
 
@@ -7,11 +12,17 @@ from training.deepracer.metrics import (
     MetricsError,
     best_iterations,
     load_run,
-    parse_simtrace,
     parse_training_metrics,
     plot_metrics,
 )
+from training.deepracer.run_files import RunFilesError
 from training.deepracer.settings import BestModelMetric
+from training.deepracer.simtrace import (
+    OPTIONAL_COLUMNS,
+    REQUIRED_COLUMNS,
+    SimtraceError,
+    parse_simtrace,
+)
 
 
 def test_load_run_from_local_files(tmp_path):
@@ -59,11 +70,80 @@ def test_plot_is_written(tmp_path):
 def test_bad_files_are_named():
     with pytest.raises(MetricsError, match=r"TrainingMetrics\.json: not a simulator metrics file"):
         parse_training_metrics('{"episodes": []}')
-    with pytest.raises(MetricsError, match=r"3-iteration\.csv: header"):
+    with pytest.raises(SimtraceError, match=r"3-iteration\.csv: header .* missing episode"):
         parse_simtrace("a,b\n1,2\n", 3, "3-iteration.csv")
 
 
 def test_run_without_metrics(tmp_path):
     (tmp_path / "empty").mkdir()
-    with pytest.raises(MetricsError, match=r"no metrics/TrainingMetrics\.json under"):
+    with pytest.raises(RunFilesError, match=r"no DeepRacer metrics found; give a run's model"):
         load_run(str(tmp_path / "empty"))
+
+
+def _trace(columns, extra=()):
+    """Two steps of one episode with the given header, values by column name."""
+    values = {"episode": 4, "steps": 1, "reward": 1.5, "progress": 12.5,
+              "episode_status": "in_progress"}
+    header = [*columns, *extra]
+    lines = [",".join(header)]
+    for step, progress in ((1, 12.5), (2, 40.0)):
+        row = values | {"steps": step, "progress": progress}
+        lines.append(",".join(str(row.get(c, 0)) for c in header))
+    return "\n".join(lines) + "\n"
+
+
+@pytest.mark.parametrize("optional", [0, 1, 2, 3])
+def test_every_simtrace_version_reads(optional):
+    """16 to 19 columns (the simulator's header grew), and a column a later one may add."""
+    columns = REQUIRED_COLUMNS + OPTIONAL_COLUMNS[:optional]
+    for extra in ((), ("future_column",)):
+        found = parse_simtrace(_trace(columns, extra), 7, "7-iteration.csv")
+        assert (found.episodes, found.steps, found.reward) == (1, 2, 3.0)
+        assert found.best_progress == 40.0 and found.episodes_by_worker == {0: 1}
+
+
+def _worker_metrics(worker, total, workers, iterations):
+    """A worker's TrainingMetrics as the simulator writes it: its share of `total` episodes
+    per iteration (total // workers, the first total % workers one more); worker 0 then
+    evaluates the new checkpoint twice."""
+    share = total // workers + (worker < total % workers)
+    rows, episode = [], 0
+    for _ in range(iterations):
+        for trial in range(1, share + 1):
+            episode += 1
+            rows.append({"episode": episode, "trial": trial if worker == 0 else episode,
+                         "phase": "training", "reward_score": 5, "completion_percentage": 20,
+                         "elapsed_time_in_milliseconds": 900, "episode_status": "Off track"})
+        if worker == 0:
+            rows += [rows[-1] | {"phase": "evaluation", "completion_percentage": 100,
+                                 "episode_status": "Lap complete"}] * 2
+    return {"metrics": rows, "version": 2.0, "best_model_metric": "progress"}
+
+
+def test_uneven_workers_land_in_their_iterations(tmp_path):
+    """20 episodes over 3 workers: 7, 7 and 6 per iteration. Only worker 0 evaluates, so
+    the others' iterations come from their episode numbers and the run's hyperparameters."""
+    run = tmp_path / "run"
+    (run / "metrics").mkdir(parents=True)
+    (run / "ip").mkdir()
+    (run / "ip" / "hyperparameters.json").write_text('{"num_episodes_between_training": 20}')
+    for worker in range(3):
+        name = "TrainingMetrics.json" if worker == 0 else f"TrainingMetrics_{worker}.json"
+        (run / "metrics" / name).write_text(json.dumps(_worker_metrics(worker, 20, 3, 4)))
+    found = load_run(str(run))
+    assert [i.number for i in found.iterations] == [0, 1, 2, 3]
+    assert all(i.episodes_by_worker() == {0: 7, 1: 7, 2: 6} for i in found.iterations)
+    assert all(len(i.evaluation) == 2 and i.eval_laps == 2 for i in found.iterations)
+
+
+def test_without_hyperparameters_workers_take_worker_0s_share(tmp_path):
+    """No ip/hyperparameters.json (a copied run): worker 0's count per iteration is used for
+    every worker, and the output says so."""
+    run = tmp_path / "run"
+    (run / "metrics").mkdir(parents=True)
+    for worker in range(2):
+        name = "TrainingMetrics.json" if worker == 0 else f"TrainingMetrics_{worker}.json"
+        (run / "metrics" / name).write_text(json.dumps(_worker_metrics(worker, 16, 2, 3)))
+    found = load_run(str(run))
+    assert [i.episodes_by_worker() for i in found.iterations] == [{0: 8, 1: 8}] * 3
+    assert found.workers == 2 and "assumed every worker plays worker 0's 8" in found.notes[0]
