@@ -204,7 +204,7 @@ def _tub_files(scan: TubScan, skip_bad: bool) -> list[tuple[str, bytes]]:
     """The tub's own files (manifest, catalogs) as they go into the archive."""
     skipped = scan.bad_indexes if skip_bad else set()
     files = [(MANIFEST, scan.manifest_with_deleted(skipped))]
-    for catalog in scan.catalogs:
+    for catalog in scan.kept_catalogs:
         manifest = Path(catalog).with_suffix(".catalog_manifest").name
         files.append((catalog, (scan.path / catalog).read_bytes()))
         files.append((manifest, (scan.path / manifest).read_bytes()))
@@ -250,6 +250,11 @@ def create_archive(
                     n: len(s.bad_indexes)
                     for n, s in zip(names, scans, strict=True)
                     if s.bad_indexes
+                },
+                skipped_catalogs={
+                    n: s.empty_catalogs
+                    for n, s in zip(names, scans, strict=True)
+                    if s.empty_catalogs
                 },
                 payload_sha256=writer.payload_sha256(),
                 created=datetime.now(UTC).isoformat(timespec="seconds"),

@@ -36,13 +36,15 @@ class ArchiveManifest:
     skipped: dict[str, int] = field(default_factory=dict)
     config_files: list[str] = field(default_factory=list)
     format: str = FORMAT
+    skipped_catalogs: dict[str, list[str]] = field(default_factory=dict)  # empty ones
 
     @property
     def records(self) -> int:
         return sum(self.tubs.values())
 
     def to_json(self) -> str:
-        return json.dumps(self.__dict__, indent=2)
+        fields = {k: v for k, v in self.__dict__.items() if v or k != "skipped_catalogs"}
+        return json.dumps(fields, indent=2)
 
 
 def _count(value: object) -> bool:
@@ -73,6 +75,12 @@ _SCHEMA: dict[str, tuple[Callable[[object], bool], str, bool]] = {
     "skipped": (
         lambda v: isinstance(v, dict) and all(_count(n) for n in v.values()),
         "a table of tub names to counts",
+        False,
+    ),
+    "skipped_catalogs": (
+        lambda v: isinstance(v, dict)
+        and all(isinstance(n, list) and all(isinstance(c, str) for c in n) for n in v.values()),
+        "a table of tub names to catalog names",
         False,
     ),
     "config_files": (
