@@ -20,6 +20,7 @@ payload hash) and is as untrusted as the rest, so it cannot bound what comes bef
 
 from __future__ import annotations
 
+import gzip
 import io
 import tarfile
 from collections.abc import Iterator
@@ -105,8 +106,9 @@ def _open_tar(stream: BinaryIO, limits: Limits) -> tuple[tarfile.TarFile, _Count
     if head == ZSTD_MAGIC:
         reader = zstandard.ZstdDecompressor().stream_reader(whole, read_size=CHUNK)
         return tarfile.open(fileobj=reader, mode="r|", tarinfo=guarded), counter
-    if head.startswith(GZIP_MAGIC):
-        return tarfile.open(fileobj=whole, mode="r|gz", tarinfo=guarded), counter
+    if head.startswith(GZIP_MAGIC):  # gzip's reader, not tarfile's: that one fails on a cut header
+        unzipped = gzip.GzipFile(fileobj=whole, mode="rb")
+        return tarfile.open(fileobj=unzipped, mode="r|", tarinfo=guarded), counter
     if not head:
         raise ArchiveError("the archive is empty")
     return tarfile.open(fileobj=whole, mode="r|", tarinfo=guarded), counter

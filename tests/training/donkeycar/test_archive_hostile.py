@@ -248,3 +248,15 @@ def test_real_archives_stay_far_from_the_caps(tmp_path: Path) -> None:
     ratio = disk_bytes(tub) / archive.stat().st_size
     assert ratio < 4
     assert files_of(extract(archive, tmp_path / "out").tubs[0]) == files_of(tub)
+
+
+@pytest.mark.parametrize("keep", [3, 4, 10])
+def test_a_gzip_stream_cut_in_its_header_is_a_damaged_archive(tmp_path: Path, keep: int) -> None:
+    """Found by tests/fuzz: tarfile's own gzip reader raised TypeError here."""
+    data = io.BytesIO()
+    with tarfile.open(fileobj=data, mode="w:gz") as tar:
+        tar.addfile(tarfile.TarInfo("a"), io.BytesIO(b""))
+    cut = tmp_path / "cut.tar.gz"
+    cut.write_bytes(data.getvalue()[:keep])
+    with pytest.raises(ArchiveError, match="damaged"):
+        extract(cut, tmp_path / "out")
