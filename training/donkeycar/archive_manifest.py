@@ -84,7 +84,8 @@ _SCHEMA: dict[str, tuple[Callable[[object], bool], str, bool]] = {
         False,
     ),
     "config_files": (
-        lambda v: isinstance(v, list) and len(set(v)) == len(v) and set(v) <= set(CONFIG_FILES),
+        lambda v: isinstance(v, list) and all(n in CONFIG_FILES for n in v)
+        and len(set(v)) == len(v),
         f"a list of {' and '.join(CONFIG_FILES)}",
         False,
     ),

@@ -216,6 +216,7 @@ def test_a_hand_made_manifest_that_follows_the_schema_is_read(tmp_path: Path) ->
         ({**GOOD, "tubs": {"other": 1}}, "names tubs the archive lacks: ['other']"),
         ({**GOOD, "tubs": [["data", 1]]}, "'tubs' is not a table"),
         ({**GOOD, "config_files": ["../../.bashrc"]}, "'config_files' is not a list of"),
+        ({**GOOD, "config_files": [[]]}, "'config_files' is not a list of"),  # found by fuzzing
         ({**GOOD, "skipped": {"ghost": 1}}, "'skipped' names tubs"),
         ({**GOOD, "payload_sha256": 5}, "'payload_sha256' is not 64 hex digits"),
         ({**GOOD, "extra": 1}, "unknown fields ['extra']"),
