@@ -153,3 +153,13 @@ def test_files_are_limited(tmp_path, laps):
         "    return 1.0\n"))
     assert "File too large" in str(result.problems[0])
     assert big.stat().st_size <= 1 << 20
+
+
+def test_killing_the_supervisor_gives_no_pass(tmp_path, laps):
+    result = check(tmp_path, laps, (
+        "import random\n"
+        "random._os.kill(random._os.getppid(), 9)\n"
+        "def reward_function(params):\n"
+        "    return 1.0\n"))
+    assert not result.ok
+    assert "the check process gave no answer" in str(result.problems[0])
