@@ -68,6 +68,8 @@ def pack(tubs: list[Path], output: Path, config_dir: Path | None, skip_bad: bool
         console.print(
             f"  {name}: {count} records" + (f" ({skipped} bad skipped)" if skipped else "")
         )
+        for catalog in manifest.skipped_catalogs.get(name, []):
+            console.print(f"  {name}: left out {catalog} (empty: donkeycar cannot read it)")
     if not manifest.config_files:
         console.print(
             "  no config.py/myconfig.py: the trainer will use donkeycar's template config"

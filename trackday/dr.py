@@ -110,7 +110,9 @@ def validate(
                                    budget_ms / 1000)
     for problem in result.problems:
         typer.echo(f"problem: {problem}", err=True)
-    if result.reward and result.reward.ok and result.track:
+    for warning in result.warnings:
+        typer.echo(f"warning: {warning}", err=True)
+    if result.reward and result.reward.ok and result.reward.rewards and result.track:
         plot_reward_lap(result.track, result.scenarios, result.reward.rewards, png)
         rewards = [r for lap in result.reward.rewards for r in lap]
         typer.echo(f"reward_function ok on {settings.world} ({settings.race_type.value}): "

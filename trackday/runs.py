@@ -10,9 +10,12 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
+import re
 import secrets
+import tempfile
 from datetime import UTC, datetime
-from pathlib import Path
+from pathlib import Path, PurePosixPath
 from typing import Any
 
 from training import storage
@@ -71,33 +74,114 @@ def ensure_uploaded(archive: Path, bucket_url: str) -> tuple[str, bool]:
 
 
 def resolve_run(bucket_url: str, run: str) -> str:
-    """A run's URL from its id, `latest`, or a URL given as is."""
+    """A run's URL from its id, `latest`, or a URL given as is (the operator's own choice).
+
+    An id must be one plain name, and `latest.json` (written by whatever can write the
+    bucket) must point at a run directly under this bucket's runs prefix: anything else
+    would let the bucket choose where fetch reads from and, through the run id, where it
+    writes.
+    """
     if "://" in run:
         return run.rstrip("/")
     runs = runs_url(bucket_url)
     if run == "latest":
-        latest = json.loads(storage.read_text(storage.join(runs, LATEST)))
-        return latest["url"]
+        return _latest_run(runs)
+    if not _RUN_ID.fullmatch(run):
+        raise RunError(f"{run!r} is not a run id (letters, digits, '.', '_', '-'); give its URL")
     return storage.join(runs, run)
 
 
+_RUN_ID = re.compile(r"[A-Za-z0-9_][A-Za-z0-9._-]{0,127}")
+_SHA256 = re.compile(r"[0-9a-f]{64}")
+MAX_MANIFEST_BYTES = 16 << 20  # a real one is a few kB
+
+
+def _latest_run(runs: str) -> str:
+    """The run `latest.json` names, refused unless it is a run under `runs`."""
+    where = storage.join(runs, LATEST)
+    hint = "pass the run id instead (`trackday donkey fetch RUN_ID`)"
+    try:
+        latest = json.loads(storage.read_text(where))
+    except (json.JSONDecodeError, UnicodeDecodeError, RecursionError) as exc:
+        raise RunError(f"{where} is truncated or not JSON ({exc}); {hint}") from None
+    url = latest.get("url") if isinstance(latest, dict) else None
+    if not isinstance(url, str):
+        raise RunError(f"{where} holds no run URL (want {{\"url\": ...}}); {hint}")
+    run_id = url.rstrip("/").removeprefix(runs.rstrip("/") + "/")
+    if run_id == url.rstrip("/") or not _RUN_ID.fullmatch(run_id):
+        raise RunError(f"{where} points at {url!r}, which is not a run under {runs}; {hint}")
+    return storage.join(runs, run_id)
+
+
+def output_path(name: object) -> PurePosixPath:
+    """A run manifest's output name as a relative path that stays inside the run folder."""
+    parts = name.split("/") if isinstance(name, str) else [""]
+    if name == RUN_MANIFEST or any(
+        part in ("", ".", "..") or "\\" in part or "\0" in part for part in parts
+    ):
+        raise RunError(f"the run manifest lists an unsafe output name {name!r}; refusing the run")
+    return PurePosixPath(*parts)
+
+
+def _outputs(manifest_path: Path, run_url: str) -> dict[PurePosixPath, str]:
+    """The manifest's outputs, every name and checksum checked before anything is fetched."""
+    if manifest_path.stat().st_size > MAX_MANIFEST_BYTES:
+        raise RunError(f"{run_url}/{RUN_MANIFEST} is over {MAX_MANIFEST_BYTES} bytes; not a run")
+    try:
+        manifest = json.loads(manifest_path.read_text())
+    except (json.JSONDecodeError, UnicodeDecodeError, RecursionError) as exc:
+        raise RunError(f"{run_url}/{RUN_MANIFEST} is not JSON ({exc})") from None
+    outputs = manifest.get("outputs") if isinstance(manifest, dict) else None
+    if not isinstance(outputs, dict):
+        raise RunError(f"{run_url}/{RUN_MANIFEST} has no outputs table")
+    checked = {}
+    for name, digest in outputs.items():
+        if not isinstance(digest, str) or not _SHA256.fullmatch(digest):
+            raise RunError(f"{run_url}/{RUN_MANIFEST}: {name!r} has no sha256 checksum")
+        checked[output_path(name)] = digest
+    return checked
+
+
 def fetch_run(run_url: str, dest: Path) -> list[Path]:
-    """Download a complete run's results into `dest`, each checked against the run manifest."""
+    """Download a complete run's results into `dest`, each checked against the run manifest.
+
+    Everything goes to a temporary folder beside `dest` first and is moved into place only
+    when every file matches: a failed fetch leaves `dest` as it was. Every file is verified,
+    sidecar or not: the manifest by the digest in `COMPLETE`, the outputs by the manifest.
+    """
     if not storage.exists(storage.join(run_url, COMPLETE)):
         failed = storage.join(run_url, FAILED)
         reason = storage.read_text(failed).strip() if storage.exists(failed) else "no result yet"
         raise RunError(f"{run_url} is not a complete run ({reason})")
-    dest.mkdir(parents=True, exist_ok=True)
-    manifest_path = dest / RUN_MANIFEST
-    digest = storage.download(storage.join(run_url, RUN_MANIFEST), manifest_path, progress=False)
-    # COMPLETE holds the manifest's digest: the manifest is the one the finished run wrote.
-    if digest != storage.read_text(storage.join(run_url, COMPLETE)).strip():
-        raise RunError(f"{run_url}: {RUN_MANIFEST} does not match the checksum in {COMPLETE}")
-    outputs: dict[str, str] = json.loads(manifest_path.read_text())["outputs"]
-    fetched = [manifest_path]
-    for rel, expected in sorted(outputs.items()):
+    dest.parent.mkdir(parents=True, exist_ok=True)
+    with tempfile.TemporaryDirectory(prefix=f".{dest.name}.", dir=dest.parent) as tmp:
+        staging = Path(tmp)
+        manifest_path = staging / RUN_MANIFEST
+        digest = storage.download(
+            storage.join(run_url, RUN_MANIFEST), manifest_path, progress=False
+        )
+        # COMPLETE holds the manifest's digest: the manifest is the one the finished run wrote.
+        if digest != storage.read_text(storage.join(run_url, COMPLETE)).strip():
+            raise RunError(f"{run_url}: {RUN_MANIFEST} does not match the checksum in {COMPLETE}")
+        outputs = _outputs(manifest_path, run_url)
+        for rel, expected in sorted(outputs.items()):
+            got = storage.download(storage.join(run_url, str(rel)), staging / rel)
+            if got != expected:
+                raise RunError(f"{run_url}/{rel}: checksum differs from the run manifest")
+        return _move_into_place(staging, [PurePosixPath(RUN_MANIFEST), *sorted(outputs)], dest)
+
+
+def _move_into_place(staging: Path, names: list[PurePosixPath], dest: Path) -> list[Path]:
+    """Move verified files from `staging` into `dest`, refusing any that would leave it."""
+    dest.mkdir(exist_ok=True)
+    root = dest.resolve()
+    targets = []
+    for rel in names:
         target = dest / rel
-        if storage.download(storage.join(run_url, rel), target) != expected:
-            raise RunError(f"{run_url}/{rel}: checksum differs from the run manifest")
-        fetched.append(target)
-    return fetched
+        if not target.resolve().is_relative_to(root):  # a symlinked folder already in dest
+            raise RunError(f"{target} leads outside {dest} (a symbolic link?); remove it first")
+        targets.append(target)
+    for rel, target in zip(names, targets, strict=True):
+        target.parent.mkdir(parents=True, exist_ok=True)
+        os.replace(staging / rel, target)
+    return targets

@@ -1,17 +1,33 @@
-"""Runs a user's reward function on generated params, in a child process of its own.
+"""Runs a user's reward function on generated params: a supervisor and a worker process.
 
-Started by reward_check.py as `python -I reward_sandbox.py`: isolated from the project's
-import path, it reads one JSON request on stdin and writes one JSON answer on stdout. The
-user's code may loop forever, print, or try to import what the simulator does not allow:
-each call has a time budget (an interval timer), imports from the user's module are checked
-against the allowed list, and the user's prints go to stderr so the answer stays parseable.
+Started by reward_check.py as `python -I reward_sandbox.py ANSWER_FD` (isolated from the
+project's import path, in a session of its own, with a minimal environment). It reads one
+JSON request on stdin, then forks:
+
+- the worker lowers its limits (memory, CPU, file size, processes, open files), loads the
+  user's module and calls `reward_function` on every step, sending one line per call to
+  the supervisor over a pipe; prints are dropped, raw writes to fds 1 and 2 go to the
+  log file trackday gave (size-limited);
+- the supervisor never runs user code. It times every call from outside and kills the
+  worker when one overruns (so a loop that catches the worker's own timer cannot run on),
+  takes the worker's lines as data (checked, bounded), kills every process the worker left
+  behind (it is their subreaper on Linux, so a double fork with setsid cannot slip away),
+  and writes the one answer on ANSWER_FD, a pipe the worker closed before loading any code.
+
+A guard for trackday and the operator against mistakes and the common tricks, not a sandbox
+for hostile code: the worker runs as the operator's user (docs/security.md).
 It imports nothing from the project on purpose.
 """
 
 import builtins
+import contextlib
 import copy
+import ctypes
 import json
 import math
+import os
+import resource
+import select
 import signal
 import sys
 import time
@@ -19,6 +35,16 @@ import traceback
 import types
 
 USER_MODULE = "reward_function"
+GRACE_S = 0.5  # beyond a call's budget before the supervisor kills the worker
+MAX_LINE = 64 * 1024
+LIMITS = {  # the worker's resource limits
+    "RLIMIT_AS": 2 << 30,
+    "RLIMIT_FSIZE": 1 << 20,  # the log: raw writes to fds 1 and 2
+    "RLIMIT_NPROC": 0,  # no new process or thread (not enforced for root: the reaper is)
+    "RLIMIT_NOFILE": 64,
+    "RLIMIT_CORE": 0,
+}
+PR_SET_CHILD_SUBREAPER = 36
 
 
 class TooSlow(BaseException):  # not Exception: a user's `except Exception` must not hide it
@@ -27,6 +53,9 @@ class TooSlow(BaseException):  # not Exception: a user's `except Exception` must
 
 def _on_alarm(signum, frame):
     raise TooSlow()
+
+
+# ----------------------------------------------------------------------------- the worker
 
 
 def _guard_imports(allowed):
@@ -55,12 +84,12 @@ def _user_line(error, path):
     return line
 
 
-def _failure(kind, error, path, **extra):
+def _failure(kind, error, path):
     if isinstance(error, SyntaxError):
         message = f"{type(error).__name__}: {error.msg}"
     else:
         message = " ".join(traceback.format_exception_only(type(error), error)[-1].split())
-    return {"ok": False, "kind": kind, "error": message, "line": _user_line(error, path), **extra}
+    return {"kind": kind, "error": message[:500], "line": _user_line(error, path)}
 
 
 def _timed(budget, function, *args):
@@ -87,62 +116,236 @@ def _check_value(value):
     return None
 
 
-def run(request):
+def _load(request, send):
+    """The user's reward_function, or None after sending why not."""
     path = request["file"]
-    budget = float(request["budget_s"])
-    signal.signal(signal.SIGALRM, _on_alarm)
     with open(path, encoding="utf-8") as handle:
         source = handle.read()
     try:
         code = compile(source, path, "exec")
     except SyntaxError as error:
-        return _failure("syntax", error, path)
+        send({"fail": _failure("syntax", error, path)})
+        return None
     module = types.ModuleType(USER_MODULE)
     module.__file__ = path
     _guard_imports(set(request["allowed_imports"]))
     try:
         _timed(float(request["load_budget_s"]), exec, code, module.__dict__)
     except TooSlow as error:
-        return _failure("slow_load", error, path)
+        send({"fail": _failure("slow_load", error, path)})
+        return None
+    except ModuleNotFoundError as error:
+        kind = "unavailable" if error.name in request["simulator_modules"] else "import"
+        send({"fail": {**_failure(kind, error, path), "module": error.name}})
+        return None
     except ImportError as error:
-        return _failure("import", error, path)
+        send({"fail": _failure("import", error, path)})
+        return None
     except BaseException as error:  # any failure of user code is reported
-        return _failure("load", error, path)
+        send({"fail": _failure("load", error, path)})
+        return None
     function = module.__dict__.get("reward_function")
     if not callable(function):
-        return {"ok": False, "kind": "missing", "error": "no reward_function defined",
-                "line": None}
-    rewards, slowest = [], 0.0
-    for s_index, scenario in enumerate(request["scenarios"]):
+        send({"fail": {"kind": "missing", "error": "no reward_function defined", "line": None}})
+        return None
+    send({"loaded": True})
+    return function
+
+
+def _calls(request, function, send):
+    path, budget = request["file"], float(request["budget_s"])
+    for scenario in request["scenarios"]:
         waypoints = [tuple(point) for point in scenario["waypoints"]]
-        values = []
-        for step_index, step in enumerate(scenario["steps"]):
+        for step in scenario["steps"]:
             params = dict(step, waypoints=waypoints)
-            where = {"scenario": s_index, "step": step_index}
             try:
                 value, seconds = _timed(budget, function, copy.deepcopy(params))
             except TooSlow as error:
-                return _failure("slow", error, path, **where)
+                return send({"fail": _failure("slow", error, path)})
             except ImportError as error:
-                return _failure("import", error, path, **where)
+                return send({"fail": _failure("import", error, path)})
             except BaseException as error:
-                return _failure("raised", error, path, **where)
-            slowest = max(slowest, seconds)
+                return send({"fail": _failure("raised", error, path)})
             problem = _check_value(value)
             if problem:
-                return {"ok": False, "kind": "value", "error": problem, "line": None, **where}
-            values.append(float(value))
+                return send({"fail": {"kind": "value", "error": problem, "line": None}})
+            send({"v": float(value), "s": seconds, "float": isinstance(value, float)})
+    return send({"end": True})
+
+
+def _limit_self(cpu_seconds):
+    for name, value in {**LIMITS, "RLIMIT_CPU": cpu_seconds}.items():
+        limit = getattr(resource, name, None)
+        if limit is not None:
+            hard = resource.getrlimit(limit)[1]
+            value = value if hard == resource.RLIM_INFINITY else min(value, hard)
+            # a platform without that limit: the supervisor's watch still holds
+            with contextlib.suppress(ValueError, OSError):
+                resource.setrlimit(limit, (value, hard))
+
+
+def _worker(request, channel):
+    """The child: limits, then the user's code; every line goes to `channel`."""
+    signal.signal(signal.SIGALRM, _on_alarm)
+    _limit_self(int(request["cpu_s"]))
+    out = os.fdopen(channel, "w", buffering=1)
+
+    def send(message):
+        out.write(json.dumps(message) + "\n")
+
+    # Prints are dropped: debug prints on every call are common, and in the size-limited
+    # log they would fail a good function. They never reach a channel either way.
+    sys.stdout = sys.stderr = open(os.devnull, "w")  # noqa: SIM115 (lives as long as we do)
+    function = _load(request, send)
+    if function is not None:
+        _calls(request, function, send)
+    out.flush()
+    os._exit(0)
+
+
+# ----------------------------------------------------------------------------- the supervisor
+
+
+class _Lines:
+    """Lines from the worker, each awaited with a deadline, bounded in length."""
+
+    def __init__(self, fd):
+        self._fd = fd
+        self._buffer = b""
+
+    def next(self, timeout):
+        """The next parsed line; "timeout", or None at end of stream or on garbage."""
+        deadline = time.monotonic() + timeout
+        while b"\n" not in self._buffer:
+            left = deadline - time.monotonic()
+            if left <= 0 or not select.select([self._fd], [], [], left)[0]:
+                return "timeout"
+            data = os.read(self._fd, 65536)
+            if not data or len(self._buffer) > MAX_LINE:
+                return None
+            self._buffer += data
+        line, self._buffer = self._buffer.split(b"\n", 1)
+        try:
+            message = json.loads(line)
+        except ValueError:
+            return None
+        return message if isinstance(message, dict) else None
+
+
+def _describe_end(pid):
+    """How the worker ended, for an answer when it stopped talking (killed if it has not)."""
+    deadline = time.monotonic() + 1.0
+    while True:
+        try:
+            done, status = os.waitpid(pid, os.WNOHANG)
+        except ChildProcessError:
+            return "the check process ended unexpectedly"
+        if done:
+            break
+        if time.monotonic() > deadline:
+            return "the check process sent no valid answer"
+        time.sleep(0.01)
+    if os.WIFSIGNALED(status):
+        try:
+            name = signal.Signals(os.WTERMSIG(status)).name
+        except ValueError:
+            name = f"signal {os.WTERMSIG(status)}"
+        return f"the check process was killed by {name}"
+    return f"the check process exited with status {os.WEXITSTATUS(status)} without an answer"
+
+
+def _supervise(request, lines, pid):
+    """The answer, from the worker's lines; the worker is left to the reaper."""
+    budget = float(request["budget_s"])
+    first = lines.next(float(request["load_budget_s"]) + GRACE_S)
+    if first == "timeout":
+        return {"ok": False, "kind": "slow_load", "error": "", "line": None}
+    if first is None or "loaded" not in first:
+        return _failed(first, None, None, pid)
+    rewards, slowest, not_float = [], 0.0, 0
+    for s_index, scenario in enumerate(request["scenarios"]):
+        values = []
+        for step_index in range(len(scenario["steps"])):
+            where = (s_index, step_index)
+            message = lines.next(budget + max(GRACE_S, budget))
+            if message == "timeout":
+                return {"ok": False, "kind": "slow", "error": "", "line": None,
+                        "scenario": s_index, "step": step_index}
+            value = message.get("v") if isinstance(message, dict) else None
+            if not isinstance(value, float) or not math.isfinite(value):
+                return _failed(message, *where, pid)
+            seconds = message.get("s")
+            slowest = max(slowest, seconds if isinstance(seconds, float) else budget)
+            not_float += message.get("float") is False
+            values.append(value)
         rewards.append(values)
-    return {"ok": True, "rewards": rewards, "slowest_s": slowest}
+    return {"ok": True, "rewards": rewards, "slowest_s": slowest, "not_float": not_float}
+
+
+def _failed(message, s_index, step_index, pid):
+    where = {} if s_index is None else {"scenario": s_index, "step": step_index}
+    failure = message.get("fail") if isinstance(message, dict) else None
+    if not isinstance(failure, dict):
+        return {"ok": False, "kind": "died", "error": _describe_end(pid), "line": None, **where}
+    return {"ok": False, **failure, **where}
+
+
+def _descendants():
+    """Our children by /proc (orphans of the worker's tree are ours, as their subreaper)."""
+    me, found = os.getpid(), []
+    for entry in os.listdir("/proc") if os.path.isdir("/proc") else []:
+        if entry.isdigit():
+            try:
+                with open(f"/proc/{entry}/stat", "rb") as stat:
+                    fields = stat.read().rsplit(b")", 1)[1].split()
+            except OSError:
+                continue
+            if int(fields[1]) == me:
+                found.append(int(entry))
+    return found
+
+
+def _reap_all(worker, patience_s=5.0):
+    """Kill the worker and everything it started that is still ours, and reap them."""
+    deadline = time.monotonic() + patience_s
+    while time.monotonic() < deadline:
+        for pid in {worker, *_descendants()}:
+            with contextlib.suppress(OSError):
+                os.kill(pid, signal.SIGKILL)
+        try:
+            while os.waitpid(-1, os.WNOHANG)[0]:
+                pass
+        except ChildProcessError:
+            return
+        time.sleep(0.005)
+
+
+def _become_subreaper():
+    """Orphans of the worker's tree are reparented to us (Linux); elsewhere a no-op."""
+    with contextlib.suppress(OSError, AttributeError):
+        ctypes.CDLL(None).prctl(PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0)
 
 
 def main():
-    request = json.loads(sys.stdin.read())
-    answer_channel = sys.stdout
-    sys.stdout = sys.stderr  # the user's prints must not corrupt the answer
-    answer = run(request)
-    answer_channel.write(json.dumps(answer))
-    answer_channel.flush()
+    answer_fd = int(sys.argv[1])
+    request = json.loads(sys.stdin.buffer.read())
+    _become_subreaper()
+    read_end, write_end = os.pipe()
+    pid = os.fork()
+    if pid == 0:  # the worker: never returns into the supervisor's code
+        try:
+            os.close(answer_fd)
+            os.close(read_end)
+            _worker(request, write_end)
+        finally:
+            os._exit(70)
+    os.close(write_end)
+    try:
+        answer = _supervise(request, _Lines(read_end), pid)
+    finally:
+        _reap_all(pid)
+    with os.fdopen(answer_fd, "w") as channel:
+        channel.write(json.dumps(answer))
 
 
 if __name__ == "__main__":

@@ -19,6 +19,7 @@ from training.deepracer.reward_check import (
     RewardCheck,
     check_reward_function,
     check_reward_source,
+    reward_warnings,
 )
 from training.deepracer.scenarios import Scenario, scenarios
 from training.deepracer.settings import DeepRacerSettings
@@ -31,6 +32,7 @@ class Validation:
     track: Track | None = None
     scenarios: list[Scenario] = field(default_factory=list)
     reward: RewardCheck | None = None
+    warnings: list[Problem] = field(default_factory=list)  # the run trains; DRoA may refuse
 
     @property
     def ok(self) -> bool:
@@ -61,6 +63,7 @@ def validate_custom_files(folder: Path, settings: DeepRacerSettings, tracks_dir:
         return result
     if tracks_dir is None:
         result.problems += check_reward_source(reward_file)
+        result.warnings += reward_warnings(reward_file)
         return result
     try:
         result.track = Track.load(tracks_dir, settings.world)
@@ -70,4 +73,5 @@ def validate_custom_files(folder: Path, settings: DeepRacerSettings, tracks_dir:
     result.scenarios = scenarios(result.track, settings, actions or DEFAULT_ACTIONS)
     result.reward = check_reward_function(reward_file, result.scenarios, budget_s)
     result.problems += result.reward.problems
+    result.warnings += result.reward.warnings
     return result

@@ -18,8 +18,6 @@ still read.
 from __future__ import annotations
 
 import hashlib
-import io
-import json
 import os
 import queue
 import shutil
@@ -27,28 +25,25 @@ import tarfile
 import threading
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import UTC, datetime
-from pathlib import Path, PurePosixPath
+from pathlib import Path
 from typing import BinaryIO
 
 import zstandard
 
+from training.donkeycar.archive_manifest import (
+    ARCHIVE_MANIFEST,
+    CONFIG_FILES,
+    ArchiveManifest,
+    parse_manifest,
+)
 from training.donkeycar.tub import IMAGES, MANIFEST, TubProblem, TubScan, scan_tub
+from training.donkeycar.untar import ZSTD_MAGIC, ArchiveError, Member, members
 
-ARCHIVE_MANIFEST = "trackday-archive.json"
-FORMAT = "trackday-tub-archive/1"
-CONFIG_FILES = ("config.py", "myconfig.py")
 ZSTD_LEVEL = 3
-ZSTD_MAGIC = b"\x28\xb5\x2f\xfd"
-GZIP_MAGIC = b"\x1f\x8b"
-TRACKDAY_VERSION = "0.1.0"
 
 Progress = Callable[[int], None]
-
-
-class ArchiveError(Exception):
-    """A tub or archive that cannot be used; the message says what and how to fix it."""
 
 
 class TubsRejected(ArchiveError):
@@ -64,26 +59,6 @@ class TubsRejected(ArchiveError):
         super().__init__(f"{len(problems)} problem(s) in the tubs:\n{listed}\n{hint}")
 
 
-@dataclass
-class ArchiveManifest:
-    """What `trackday-archive.json` records about an archive."""
-
-    tubs: dict[str, int]
-    payload_sha256: str
-    created: str
-    trackday_version: str = TRACKDAY_VERSION
-    skipped: dict[str, int] = field(default_factory=dict)
-    config_files: list[str] = field(default_factory=list)
-    format: str = FORMAT
-
-    @property
-    def records(self) -> int:
-        return sum(self.tubs.values())
-
-    def to_json(self) -> str:
-        return json.dumps(self.__dict__, indent=2)
-
-
 class _PayloadHash:
     """The archive's payload digest: every member's name, size and bytes, in archive order."""
 
@@ -91,7 +66,14 @@ class _PayloadHash:
         self._h = hashlib.sha256()
 
     def add(self, name: str, data: bytes) -> None:
-        self._h.update(f"{name}\0{len(data)}\0".encode())
+        self.start(name, len(data))
+        self._h.update(data)
+
+    def start(self, name: str, size: int) -> None:
+        """Begin a member whose bytes follow through `update`."""
+        self._h.update(f"{name}\0{size}\0".encode())
+
+    def update(self, data: bytes) -> None:
         self._h.update(data)
 
     def hexdigest(self) -> str:
@@ -222,7 +204,7 @@ def _tub_files(scan: TubScan, skip_bad: bool) -> list[tuple[str, bytes]]:
     """The tub's own files (manifest, catalogs) as they go into the archive."""
     skipped = scan.bad_indexes if skip_bad else set()
     files = [(MANIFEST, scan.manifest_with_deleted(skipped))]
-    for catalog in scan.catalogs:
+    for catalog in scan.kept_catalogs:
         manifest = Path(catalog).with_suffix(".catalog_manifest").name
         files.append((catalog, (scan.path / catalog).read_bytes()))
         files.append((manifest, (scan.path / manifest).read_bytes()))
@@ -268,6 +250,11 @@ def create_archive(
                     n: len(s.bad_indexes)
                     for n, s in zip(names, scans, strict=True)
                     if s.bad_indexes
+                },
+                skipped_catalogs={
+                    n: s.empty_catalogs
+                    for n, s in zip(names, scans, strict=True)
+                    if s.empty_catalogs
                 },
                 payload_sha256=writer.payload_sha256(),
                 created=datetime.now(UTC).isoformat(timespec="seconds"),
@@ -322,73 +309,28 @@ class ExtractedArchive:
     manifest: ArchiveManifest | None  # None for an old-format archive
 
 
-class _Peekable(io.RawIOBase):
-    """A stream whose first bytes were read to sniff the format, put back in front."""
-
-    def __init__(self, head: bytes, rest: BinaryIO) -> None:
-        self._head = head
-        self._rest = rest
-
-    def readable(self) -> bool:
-        return True
-
-    def readinto(self, buffer: memoryview) -> int:  # type: ignore[override]
-        if self._head:
-            n = min(len(buffer), len(self._head))
-            buffer[:n] = self._head[:n]
-            self._head = self._head[n:]
-            return n
-        data = self._rest.read(len(buffer))
-        buffer[: len(data)] = data
-        return len(data)
-
-
-def _open_tar(stream: BinaryIO) -> tuple[tarfile.TarFile, str]:
-    head = stream.read(4)
-    whole = io.BufferedReader(_Peekable(head, stream), buffer_size=1 << 20)
-    if head == ZSTD_MAGIC:
-        reader = zstandard.ZstdDecompressor().stream_reader(whole, read_size=1 << 20)
-        return tarfile.open(fileobj=reader, mode="r|"), "zstd"
-    if head.startswith(GZIP_MAGIC):
-        return tarfile.open(fileobj=whole, mode="r|gz"), "gzip"
-    if not head:
-        raise ArchiveError("the archive is empty")
-    return tarfile.open(fileobj=whole, mode="r|"), "tar"
-
-
 def extract_archive(
     stream: BinaryIO, dest: Path, progress: Progress | None = None
 ) -> ExtractedArchive:
     """Extract a training archive from a stream as it arrives, checking its payload hash.
 
-    Accepts the trackday format and the old one-tub `.tar.gz`. Members that would land
-    outside `dest` (absolute paths, `..`, links) are refused.
+    Accepts the trackday format and the old one-tub `.tar.gz` (GNU tar's `./` names
+    included). The archive is untrusted: untar.py bounds what it may cost and where its
+    members land; the manifest is checked against its schema and every tub it names must
+    be a folder the archive itself put under `tubs/`.
     """
     dest.mkdir(parents=True, exist_ok=True)
     payload = _PayloadHash()
     manifest: ArchiveManifest | None = None
     folders: set[str] = set()  # made already: one mkdir per folder, not per file
     try:
-        tar, _ = _open_tar(stream)
-        with tar:
-            for member in tar:
-                target = _safe_target(dest, member.name)
-                if member.isdir():
-                    os.makedirs(target, exist_ok=True)
-                    continue
-                if not member.isfile():
-                    raise ArchiveError(f"archive member {member.name} is not a regular file")
-                data = tar.extractfile(member).read()  # type: ignore[union-attr]
-                if member.name == ARCHIVE_MANIFEST:
-                    manifest = _parse_manifest(data)
-                    continue
-                payload.add(member.name, data)
-                folder = os.path.dirname(target)
-                if folder not in folders:
-                    os.makedirs(folder, exist_ok=True)
-                    folders.add(folder)
-                with open(target, "wb") as out:
-                    out.write(data)
+        for member in members(stream):
+            if member.name == ARCHIVE_MANIFEST:
+                manifest = parse_manifest(member.read())
+            elif member.is_dir:
+                os.makedirs(os.path.join(dest, *member.parts), exist_ok=True)
+            else:
+                _write_member(member, dest, payload, folders)
                 if progress and member.name.endswith((".jpg", ".jpeg", ".png")):
                     progress(1)
     except (tarfile.TarError, zstandard.ZstdError, EOFError, OSError) as exc:
@@ -400,35 +342,27 @@ def extract_archive(
             "archive payload checksum mismatch: the archive was altered or damaged; "
             "archive the tubs again"
         )
-    return ExtractedArchive(
-        tubs=[dest / "tubs" / name for name in manifest.tubs],
-        config_dir=dest / "config",
-        manifest=manifest,
-    )
+    tubs = [dest / "tubs" / name for name in manifest.tubs]
+    missing = [t.name for t in tubs if not t.is_dir() or t.is_symlink()]
+    if missing:
+        raise ArchiveError(f"{ARCHIVE_MANIFEST} names tubs the archive lacks: {missing}")
+    return ExtractedArchive(tubs=tubs, config_dir=dest / "config", manifest=manifest)
 
 
-def _safe_target(dest: Path, name: str) -> str:
-    """Where a member lands, refusing names that would escape `dest`.
-
-    Done here rather than with `tarfile.data_filter`, which Python 3.11 gained only in
-    3.11.4: Debian bookworm's and TensorFlow's images carry older ones. A check of the
-    name alone suffices because only regular files and folders are extracted: no link
-    can redirect a later member.
-    """
-    parts = PurePosixPath(name).parts
-    if not parts or name.startswith("/") or ".." in parts:
-        raise ArchiveError(f"unsafe archive member refused: {name!r} would land outside the folder")
-    return os.path.join(dest, *parts)
-
-
-def _parse_manifest(data: bytes) -> ArchiveManifest:
-    try:
-        fields = json.loads(data)
-        if fields.get("format") != FORMAT:
-            raise ArchiveError(f"unsupported archive format {fields.get('format')!r}")
-        return ArchiveManifest(**fields)
-    except (json.JSONDecodeError, TypeError) as exc:
-        raise ArchiveError(f"{ARCHIVE_MANIFEST} in the archive is unreadable ({exc})") from exc
+def _write_member(member: Member, dest: Path, payload: _PayloadHash, folders: set[str]) -> None:
+    """Stream one regular file to disk, hashing it as it goes."""
+    if not member.parts:
+        raise ArchiveError(f"archive member {member.name!r} is a file where the folder should be")
+    target = os.path.join(dest, *member.parts)
+    folder = os.path.dirname(target)
+    if folder not in folders:
+        os.makedirs(folder, exist_ok=True)
+        folders.add(folder)
+    payload.start(member.name, member.size)
+    with open(target, "wb") as out:
+        for chunk in member.chunks():
+            payload.update(chunk)
+            out.write(chunk)
 
 
 def _adopt_old_format(dest: Path) -> ExtractedArchive:
@@ -440,8 +374,8 @@ def _adopt_old_format(dest: Path) -> ExtractedArchive:
             root = entries[0]
         else:
             raise ArchiveError(
-                f"no {MANIFEST} at the archive root: an old-format archive must hold one tub's "
-                "contents at its root (as `tar czf data.tar.gz -C data .` makes)"
+                f"no {MANIFEST} at the archive root: an old-format archive holds one tub's "
+                "contents at its root; make a new one with `trackday donkey archive TUB`"
             )
     tub = dest / "tubs" / "data"
     config_dir = dest / "config"
@@ -462,11 +396,10 @@ def _adopt_old_format(dest: Path) -> ExtractedArchive:
 def read_manifest(archive: Path) -> ArchiveManifest | None:
     """The manifest of a trackday archive on disk (read by streaming to its end)."""
     with archive.open("rb") as f:
-        tar, kind = _open_tar(f)
-        if kind != "zstd":
+        if f.read(4) != ZSTD_MAGIC:
             return None
-        with tar:
-            for member in tar:
-                if member.name == ARCHIVE_MANIFEST:
-                    return _parse_manifest(tar.extractfile(member).read())  # type: ignore[union-attr]
+        f.seek(0)
+        for member in members(f):
+            if member.name == ARCHIVE_MANIFEST:
+                return parse_manifest(member.read())
     return None

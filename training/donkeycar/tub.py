@@ -9,9 +9,11 @@ JSON record per line with a `.catalog_manifest` each, and `images/`.
 
 from __future__ import annotations
 
+import errno
 import json
 import math
 import os
+import re
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -30,6 +32,7 @@ class TubProblem:
     tub: Path
     index: int | None
     reason: str
+    skippable: bool = False  # a whole-tub problem that --skip-bad repairs by leaving a file out
 
     def __str__(self) -> str:
         where = f"record {self.index}" if self.index is not None else "tub"
@@ -44,23 +47,39 @@ class TubScan:
     manifest_lines: list[str] = field(default_factory=list)
     catalogs: list[str] = field(default_factory=list)
     deleted: set[int] = field(default_factory=set)
+    empty_catalogs: list[str] = field(default_factory=list)
     records: list[dict] = field(default_factory=list)
     problems: list[TubProblem] = field(default_factory=list)
 
     @property
     def fatal(self) -> list[TubProblem]:
         """Problems that no skipping can repair: the tub itself is unreadable or empty."""
-        return [p for p in self.problems if p.index is None]
+        return [p for p in self.problems if p.index is None and not p.skippable]
 
     @property
     def bad_indexes(self) -> set[int]:
         return {p.index for p in self.problems if p.index is not None}
 
+    @property
+    def kept_catalogs(self) -> list[str]:
+        """The catalogs that go to training: an empty one would crash donkeycar."""
+        return [c for c in self.catalogs if c not in self.empty_catalogs]
+
+    @property
+    def needs_rewrite(self) -> bool:
+        """Whether skipping bad data changes manifest.json."""
+        return bool(self.bad_indexes or self.empty_catalogs)
+
     def manifest_with_deleted(self, extra: set[int]) -> bytes:
-        """manifest.json with `extra` added to the deleted indexes: how bad records are skipped."""
+        """manifest.json with `extra` added to the deleted indexes and empty catalogs left out.
+
+        An empty catalog holds no lines, so leaving it out moves no record's index
+        (donkeycar numbers records by counting lines through the catalogs in order).
+        """
         lines = list(self.manifest_lines)
         catalog_meta = json.loads(lines[4])
         catalog_meta["deleted_indexes"] = sorted(self.deleted | extra)
+        catalog_meta["paths"] = self.kept_catalogs
         lines[4] = json.dumps(catalog_meta)
         return ("\n".join(lines) + "\n").encode()
 
@@ -83,8 +102,12 @@ def image_problem(data: bytes) -> str | None:
 
 
 def read_file(path: str) -> bytes:
-    """A whole small file in two system calls; `open().read()` costs twice as much per image."""
-    fd = os.open(path, os.O_RDONLY)
+    """A whole small file in two system calls; `open().read()` costs twice as much per image.
+
+    A symbolic link is not followed (OSError ELOOP): the caller decides whether its
+    target is inside the tub.
+    """
+    fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW)
     try:
         return os.read(fd, os.fstat(fd).st_size + 1)
     finally:
@@ -119,6 +142,23 @@ def _catalog_records(path: Path) -> list[object]:
     return [_parse_line(line) for line in lines]
 
 
+def _inside(scan: TubScan, path: Path | str) -> bool:
+    return Path(path).resolve().is_relative_to(scan.path.resolve())
+
+
+def _read_image(scan: TubScan, path: str) -> bytes:
+    """An image's bytes, following a symbolic link only when it stays in the tub."""
+    try:
+        return read_file(path)
+    except OSError as exc:
+        if exc.errno != errno.ELOOP:
+            raise
+    if not _inside(scan, path):
+        raise OSError(errno.EPERM, "a symbolic link out of the tub")
+    with open(path, "rb") as f:
+        return f.read()
+
+
 def _check_record(
     scan: TubScan, index: int, record: object, images_dir: str, sink: ImageSink
 ) -> None:
@@ -146,7 +186,7 @@ def _check_record(
         scan.problems.append(TubProblem(scan.path, index, "cam/image_array is not a file name"))
         return
     try:
-        data = read_file(os.path.join(images_dir, image))
+        data = _read_image(scan, os.path.join(images_dir, image))
     except FileNotFoundError:
         scan.problems.append(TubProblem(scan.path, index, f"image file missing: {IMAGES}/{image}"))
         return
@@ -163,6 +203,22 @@ def _check_record(
         sink(image, data)
 
 
+_CATALOG_NAME = re.compile(r"[^./\\][^/\\]*\.catalog")
+
+
+def _unsafe_files(scan: TubScan) -> str | None:
+    """Why the catalogs or images folder the manifest names would lead out of the tub."""
+    for name in scan.catalogs:
+        if not isinstance(name, str) or not _CATALOG_NAME.fullmatch(name):
+            return f"{MANIFEST} lists {name!r} as a catalog: not a catalog file name in the tub"
+        for file in (name, str(Path(name).with_suffix(".catalog_manifest"))):
+            if not _inside(scan, scan.path / file):
+                return f"{file} is a link out of the tub; copy the file itself into the tub"
+    if not _inside(scan, scan.path / IMAGES):
+        return f"{IMAGES} is a link out of the tub; copy the folder itself into the tub"
+    return None
+
+
 def scan_tub(path: Path, sink: ImageSink = None) -> TubScan:
     """Read every catalog line of the tub at `path` and check each non-deleted record.
 
@@ -172,6 +228,9 @@ def scan_tub(path: Path, sink: ImageSink = None) -> TubScan:
     scan = TubScan(path=path)
     if not path.is_dir():
         scan.problems.append(TubProblem(path, None, "not a folder"))
+        return scan
+    if not _inside(scan, path / MANIFEST):
+        scan.problems.append(TubProblem(path, None, f"{MANIFEST} is a link out of the tub"))
         return scan
     try:
         scan.manifest_lines = (path / MANIFEST).read_text().splitlines()
@@ -185,11 +244,20 @@ def scan_tub(path: Path, sink: ImageSink = None) -> TubScan:
         reason = f"{MANIFEST} is unreadable ({type(exc).__name__}: {exc})"
         scan.problems.append(TubProblem(path, None, reason))
         return scan
+    unsafe = _unsafe_files(scan)
+    if unsafe:
+        scan.problems.append(TubProblem(path, None, unsafe))
+        return scan
     index = 0
     images_dir = str(path / IMAGES)
     for name in scan.catalogs:
         catalog = path / name
         catalog_manifest = catalog.with_suffix(".catalog_manifest")
+        if catalog.is_file() and catalog.stat().st_size == 0:
+            reason = f"{name} is empty: donkeycar cannot read it (leave it out with --skip-bad)"
+            scan.problems.append(TubProblem(path, None, reason, skippable=True))
+            scan.empty_catalogs.append(name)
+            continue
         if not catalog.is_file() or not catalog_manifest.is_file():
             missing = catalog.name if not catalog.is_file() else catalog_manifest.name
             scan.problems.append(
@@ -200,6 +268,6 @@ def scan_tub(path: Path, sink: ImageSink = None) -> TubScan:
             if index not in scan.deleted:
                 _check_record(scan, index, record, images_dir, sink)
             index += 1
-    if not scan.records and not scan.problems:
+    if not scan.records and all(p.skippable for p in scan.problems):
         scan.problems.append(TubProblem(path, None, "tub has no records to train on"))
     return scan

@@ -44,9 +44,13 @@ def test_validate_writes_png_and_reports_problems(tmp_path):
     assert ok.exit_code == 0, ok.output
     assert "reward_function ok on Austin (TIME_TRIAL)" in ok.output and png.stat().st_size > 0
     (folder / "reward_function.py").write_text("import os\ndef reward_function(p):\n  return 1\n")
+    warned = run("validate", folder, "--tracks-dir", TRACKS)
+    assert warned.exit_code == 0, warned.output  # training runs it; DRoA import would not
+    assert "warning: reward_function.py:1: DRoA import refuses import 'os'" in warned.output
+    (folder / "reward_function.py").write_text("def reward_function(p):\n  return p['nope']\n")
     bad = run("validate", folder, "--tracks-dir", TRACKS)
     assert bad.exit_code == 1
-    assert "problem: reward_function.py:1: forbidden import 'os'" in bad.output
+    assert "problem: reward_function.py:2: reward_function raised KeyError: 'nope'" in bad.output
 
 
 def test_validate_reads_the_stack_file(tmp_path):
