@@ -441,7 +441,8 @@ class GcpTarget(pulumi.ComponentResource):
             ),
             opts=after_apis,
         )
-        self.zone = gcp_config.zone or f"{gcp_config.region}-a"
+        # Resolved by infra/config.py from the dated zone table (infra/cloud_rules.py).
+        self.zone = gcp_config.zone
         self.swarm_stack = (
             self._node_pool(name, args, labels, after_apis) if gcp_config.node_pool else None
         )
