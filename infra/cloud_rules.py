@@ -174,6 +174,19 @@ def gcp_zone(region: str, gpu: str | None, zone: str | None) -> str:
     return f"{region}-{with_gpu[0]}"
 
 
+# --- Every cloud: buckets --------------------------------------------------------------------
+
+# Parts of an upload never completed bill as storage until aborted (S3, and Cloud Storage's
+# XML multipart uploads); both take a lifecycle rule that aborts them. Azure drops
+# uncommitted blocks by itself after 7 days.
+BUCKET_LIFECYCLE = Rule(
+    "https://docs.aws.amazon.com/AmazonS3/latest/userguide/"
+    "mpu-abort-incomplete-mpu-lifecycle-config.html; "
+    "https://cloud.google.com/storage/docs/lifecycle#abort-mpu; "
+    "https://learn.microsoft.com/rest/api/storageservices/put-block#remarks"
+)
+INCOMPLETE_UPLOAD_DAYS = 7
+
 # --- Every cloud: who may reach the nodes ------------------------------------------------------
 
 # The most addresses the ranges allowed to reach SSH and the Docker API may cover together:

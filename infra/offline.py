@@ -40,6 +40,8 @@ class DeclaredResource:
     protect: bool
     inputs: dict[str, Any]
     secret_inputs: tuple[str, ...] = ()
+    # Left in the cloud by `pulumi destroy` (dropped from the stack, not deleted).
+    retain_on_delete: bool = False
 
 
 @dataclass(frozen=True)
@@ -159,6 +161,7 @@ class _RecordingMonitor(pulumi_mocks.MockMonitor):
                     protect=bool(request.protect),
                     inputs=_redact(inputs, "", secret_paths),
                     secret_inputs=tuple(secret_paths),
+                    retain_on_delete=bool(request.retainOnDelete),
                 )
             )
         return response

@@ -137,6 +137,7 @@ FREE_PREFIXES = (
     "azure-native:compute:VirtualMachineExtension",  # the NVIDIA driver: no charge of its own
     "azure-native:storage:BlobContainer",
     "azure-native:storage:BlobServiceProperties",
+    "azure-native:storage:ManagementPolicy",
 )
 
 

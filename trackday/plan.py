@@ -79,8 +79,9 @@ def render(data: dict[str, Any], console: Console) -> None:
     for column in ("type", "name", "key properties"):
         resources.add_column(column, overflow="fold")
     for r in data["resources"]:
-        protect = " [protected]" if r["protect"] else ""
-        resources.add_row(r["type"], r["name"] + protect, key_properties(r["type"], r["inputs"]))
+        marks = " [protected]" if r["protect"] else ""
+        marks += " [kept by destroy]" if r.get("retainOnDelete") else ""
+        resources.add_row(r["type"], r["name"] + marks, key_properties(r["type"], r["inputs"]))
     console.print(resources)
     costs = data["costs"]
     table = Table(title="estimated cost (USD)")

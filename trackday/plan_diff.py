@@ -105,10 +105,12 @@ def diff_plans(
 
 
 def input_changes(before: dict[str, Any], after: dict[str, Any]) -> list[Change]:
-    """The inputs (dotted paths into nested mappings) and the protect flag that differ."""
+    """The inputs (dotted paths into nested mappings) and the resource options that differ."""
     changes = _walk("", before.get("inputs", {}), after.get("inputs", {}))
-    if bool(before.get("protect")) != bool(after.get("protect")):
-        changes.append(Change("(protect)", bool(before.get("protect")), bool(after.get("protect"))))
+    for option in ("protect", "retainOnDelete"):
+        old, new = bool(before.get(option)), bool(after.get(option))
+        if old != new:
+            changes.append(Change(f"({option})", old, new))
     return changes
 
 

@@ -1,7 +1,9 @@
 """Target `aws`: an S3 bucket, an instance role, a private network and a swarm of EC2 GPU nodes.
 
-The bucket blocks all public access, encrypts at rest, keeps versions, refuses requests not
-made over TLS, and is protected from `pulumi destroy` unless the stack opts out. The nodes
+The bucket blocks all public access, encrypts at rest, keeps versions (old ones for
+`storage.keepDeletedDays`, incomplete uploads a week), refuses requests not made over TLS,
+and outlives `pulumi destroy` (retained, not protected: the destroy runs through) unless
+the stack opts out, in which case it goes with its data. The nodes
 reach it with their instance profile (a role allowed this bucket only, and CloudWatch Logs
 when `aws.logging` is on): no access key exists. The nodes sit in a VPC of their own; SSH and
 the Docker API are open only to `network.allowedCidrs`, Swarm's ports only between the nodes.
@@ -20,7 +22,7 @@ from typing import Any
 import pulumi
 import pulumi_aws as aws
 
-from infra import nodes
+from infra import cloud_rules, nodes
 from infra.config import Aws, StackConfig
 from infra.nodes import Node, NodeAccess, PoolSpec
 from infra.swarm import Swarm, SwarmArgs
@@ -52,15 +54,20 @@ class BucketArgs:
 
 
 class Bucket(pulumi.ComponentResource):
-    """The stack's S3 bucket: private, encrypted, versioned, TLS only, nothing lost by accident."""
+    """The stack's S3 bucket: private, encrypted, versioned, TLS only, nothing lost by accident.
+
+    With `protect` the bucket is retained by `pulumi destroy` (left in the account with its
+    data, dropped from the stack); without, the destroy deletes it with every object and
+    version in it (`forceDestroy`): S3 refuses to delete a bucket that holds objects.
+    """
 
     def __init__(self, name: str, args: BucketArgs, opts: pulumi.ResourceOptions | None = None):
         super().__init__("trackday:aws:Bucket", name, None, opts)
         self.bucket = aws.s3.Bucket(
             f"{name}-bucket",
             bucket=args.name,
-            force_destroy=False,
-            opts=child(self, protect=args.protect),
+            force_destroy=not args.protect,
+            opts=child(self, retain_on_delete=args.protect),
         )
         bucket_id = self.bucket.id
         access_block = aws.s3.BucketPublicAccessBlock(
@@ -85,13 +92,19 @@ class Bucket(pulumi.ComponentResource):
             ],
             opts=child(self),
         )
-        aws.s3.BucketVersioning(
+        versioning = aws.s3.BucketVersioning(
             f"{name}-versioning",
             bucket=bucket_id,
             versioning_configuration=aws.s3.BucketVersioningVersioningConfigurationArgs(
                 status="Enabled"
             ),
             opts=child(self),
+        )
+        aws.s3.BucketLifecycleConfiguration(
+            f"{name}-lifecycle",
+            bucket=bucket_id,
+            rules=[lifecycle_rule(args.keep_deleted_days)],
+            opts=child(self, depends_on=[versioning]),
         )
         aws.s3.BucketPolicy(
             f"{name}-tls-only",
@@ -103,6 +116,29 @@ class Bucket(pulumi.ComponentResource):
         self.arn = self.bucket.arn
         self.url = self.name.apply(lambda bucket: f"s3://{bucket}")
         self.register_outputs({"url": self.url})
+
+
+def lifecycle_rule(keep_deleted_days: int) -> aws.s3.BucketLifecycleConfigurationRuleArgs:
+    """Old versions go `keep_deleted_days` after they were replaced or deleted, delete markers
+    left alone go, and uploads never completed are aborted after a week (their parts bill)."""
+    return aws.s3.BucketLifecycleConfigurationRuleArgs(
+        id="keep-deleted-then-expire",
+        status="Enabled",
+        filter=aws.s3.BucketLifecycleConfigurationRuleFilterArgs(prefix=""),
+        noncurrent_version_expiration=(
+            aws.s3.BucketLifecycleConfigurationRuleNoncurrentVersionExpirationArgs(
+                noncurrent_days=keep_deleted_days
+            )
+        ),
+        expiration=aws.s3.BucketLifecycleConfigurationRuleExpirationArgs(
+            expired_object_delete_marker=True
+        ),
+        abort_incomplete_multipart_upload=(
+            aws.s3.BucketLifecycleConfigurationRuleAbortIncompleteMultipartUploadArgs(
+                days_after_initiation=cloud_rules.INCOMPLETE_UPLOAD_DAYS
+            )
+        ),
+    )
 
 
 def tls_only_policy(bucket_arn: str) -> str:

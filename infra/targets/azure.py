@@ -1,8 +1,11 @@
 """Target `azure`: Blob storage behind an S3 gateway, a managed identity, a VNet and N-series nodes.
 
-A resource group holds everything. The storage account takes HTTPS only, TLS 1.2 at least, no
-public blob access and no shared keys (identities only), keeps blob versions, and is protected
-from `pulumi destroy` unless the stack opts out; its container is the stack's bucket. The
+Two resource groups: one for the data, one for everything else (deleting a group deletes all
+in it, so the data cannot share one with what `pulumi destroy` removes). The storage account
+takes HTTPS only, TLS 1.2 at least, no public blob access and no shared keys (identities
+only), keeps blob versions for `storage.keepDeletedDays` (a management policy deletes older
+ones), and, with its group, outlives `pulumi destroy` unless the stack opts out (then the
+destroy deletes it with its data); its container is the stack's bucket. The
 nodes' user-assigned managed identity holds Storage Blob Data Contributor on that account only
 (and may deallocate its own VMs at power-off); whoever runs `pulumi up` gets the same data
 role, so `trackday donkey submit` and `fetch` work with their `az login`. The nodes sit in a
@@ -96,7 +99,7 @@ class Storage(pulumi.ComponentResource):
                 "services": {"blob": {"enabled": True, "key_type": "Account"}},
             },
             tags=args.tags,
-            opts=child(self, protect=args.protect),
+            opts=child(self, retain_on_delete=args.protect),
         )
         self.name = self.account.name
         azure.storage.BlobServiceProperties(
@@ -109,13 +112,23 @@ class Storage(pulumi.ComponentResource):
             container_delete_retention_policy={"enabled": True, "days": args.keep_deleted_days},
             opts=child(self),
         )
+        # Versions are kept until deleted: this rule deletes them keepDeletedDays after they
+        # stopped being current (as the S3 and GCS rules do).
+        azure.storage.ManagementPolicy(
+            f"{name}-lifecycle",
+            account_name=self.name,
+            resource_group_name=args.resource_group,
+            management_policy_name="default",
+            policy={"rules": [version_expiry_rule(args.keep_deleted_days)]},
+            opts=child(self),
+        )
         self.container = azure.storage.BlobContainer(
             f"{name}-container",
             account_name=self.name,
             resource_group_name=args.resource_group,
             container_name=args.container,
             public_access="None",
-            opts=child(self, protect=args.protect),
+            opts=child(self, retain_on_delete=args.protect),
         )
         # Whoever deploys may read and write the data (shared keys are off).
         self.grant(f"{name}-deployer", args.deployer_id, "User", args.subscription_id)
@@ -139,6 +152,24 @@ class Storage(pulumi.ComponentResource):
             scope=self.account.id,
             opts=child(self),
         )
+
+
+def version_expiry_rule(keep_deleted_days: int) -> dict[str, Any]:
+    """A lifecycle management rule: block blob versions go `keep_deleted_days` after they
+    were replaced or deleted."""
+    return {
+        "name": "expire-old-versions",
+        "enabled": True,
+        "type": "Lifecycle",
+        "definition": {
+            "filters": {"blob_types": ["blockBlob"]},
+            "actions": {
+                "version": {
+                    "delete": {"days_after_creation_greater_than": keep_deleted_days},
+                }
+            },
+        },
+    }
 
 
 @dataclass(frozen=True)
@@ -410,11 +441,18 @@ class AzureTarget(pulumi.ComponentResource):
         group = azure.resources.ResourceGroup(
             f"{name}-group", location=self.location, tags=tags, opts=child(self)
         )
+        # The data's own group, retained with it: deleting a group deletes what is in it.
+        data_group = azure.resources.ResourceGroup(
+            f"{name}-data",
+            location=self.location,
+            tags=tags,
+            opts=child(self, retain_on_delete=config.storage.protect),
+        )
         container = config.storage.bucket or DEFAULT_CONTAINER
         self.storage = Storage(
             f"{name}-storage",
             StorageArgs(
-                resource_group=group.name,
+                resource_group=data_group.name,
                 location=self.location,
                 container=container,
                 protect=config.storage.protect,

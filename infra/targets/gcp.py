@@ -4,7 +4,8 @@ pulumi-gcp has no Vertex AI custom-job resource, so the stack provisions what a 
 and `trackday donkey submit` creates the job from the outputs (trackday/vertex.py):
 the APIs; a private, versioned bucket (uniform bucket-level access, public access
 prevention enforced, old runs moved to a colder class, deleted versions kept a while,
-protected from `pulumi destroy` unless the stack opts out); a trainer service account
+incomplete uploads aborted, retained by `pulumi destroy` unless the stack opts out); a
+trainer service account
 holding only object access on that bucket and read access on the image repository (roles
 bound to those resources, not the project), with a key only when the stack asks; an
 Artifact Registry Docker repository; the trainer image built and pushed there.
@@ -32,7 +33,7 @@ import pulumi
 import pulumi_docker_build as docker_build
 import pulumi_gcp as gcp
 
-from infra import catalog, nodes
+from infra import catalog, cloud_rules, nodes
 from infra.config import StackConfig
 from infra.nodes import Node, NodeAccess, PoolSpec
 from infra.swarm import Swarm, SwarmArgs
@@ -95,7 +96,15 @@ class Bucket(pulumi.ComponentResource):
                 condition=gcp.storage.BucketLifecycleRuleConditionArgs(
                     days_since_noncurrent_time=args.keep_deleted_days, with_state="ARCHIVED"
                 ),
-            )
+            ),
+            gcp.storage.BucketLifecycleRuleArgs(
+                action=gcp.storage.BucketLifecycleRuleActionArgs(
+                    type="AbortIncompleteMultipartUpload"
+                ),
+                condition=gcp.storage.BucketLifecycleRuleConditionArgs(
+                    age=cloud_rules.INCOMPLETE_UPLOAD_DAYS
+                ),
+            ),
         ]
         if args.runs_cold_after_days:
             # Old runs move to a cheaper class; nothing is deleted.
@@ -120,9 +129,11 @@ class Bucket(pulumi.ComponentResource):
             public_access_prevention="enforced",
             versioning=gcp.storage.BucketVersioningArgs(enabled=True),
             lifecycle_rules=rules,
-            force_destroy=False,
+            # Retained by `pulumi destroy` (data kept, the destroy runs through); without
+            # `protect`, deleted with every object in it.
+            force_destroy=not args.protect,
             labels=args.labels,
-            opts=child(self, protect=args.protect),
+            opts=child(self, retain_on_delete=args.protect),
         )
         self.name = self.bucket.name
         self.url = self.bucket.url

@@ -21,9 +21,9 @@ def aws():
     return run_stack("aws", shipped_values("aws"))
 
 
-def test_bucket_is_private_encrypted_versioned_and_protected(aws):
+def test_bucket_is_private_encrypted_versioned_and_kept_by_destroy(aws):
     bucket = aws.one(BUCKET)
-    assert bucket.protect
+    assert bucket.retain_on_delete and not bucket.protect
     assert bucket.inputs["forceDestroy"] is False
     bucket_id = f"{bucket.name}-id"
     block = aws.one("aws:s3/bucketPublicAccessBlock:BucketPublicAccessBlock").inputs
@@ -57,7 +57,10 @@ def test_bucket_policy_refuses_requests_without_tls(aws):
 
 def test_stack_may_opt_out_of_protection():
     run = run_stack("aws", with_keys("aws", storage={"protect": False}))
-    assert not run.one(BUCKET).protect
+    bucket = run.one(BUCKET)
+    assert not bucket.protect and not bucket.retain_on_delete
+    # S3 refuses to delete a bucket holding objects: the opted-out bucket goes with them.
+    assert bucket.inputs["forceDestroy"] is True
 
 
 def test_node_role_may_use_only_this_bucket_and_has_no_key(aws):

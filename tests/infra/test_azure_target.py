@@ -33,9 +33,9 @@ def _user_data(vm) -> dict:
     return yaml.safe_load(base64.b64decode(vm.inputs["osProfile"]["customData"]))
 
 
-def test_storage_account_is_https_only_tls12_private_and_protected(azure):
+def test_storage_account_is_https_only_tls12_private_and_kept_by_destroy(azure):
     account = azure.one(ACCOUNT)
-    assert account.protect
+    assert account.retain_on_delete and not account.protect
     inputs = account.inputs
     assert inputs["enableHttpsTrafficOnly"] is True
     assert inputs["minimumTlsVersion"] == "TLS1_2"
@@ -48,7 +48,7 @@ def test_storage_account_is_https_only_tls12_private_and_protected(azure):
     container = azure.one("azure-native:storage:BlobContainer")
     assert container.inputs["publicAccess"] == "None"
     assert container.inputs["containerName"] == "trackday"
-    assert container.protect
+    assert container.retain_on_delete and not container.protect
 
 
 def test_identity_holds_blob_data_contributor_on_the_account_only(azure):
