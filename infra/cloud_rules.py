@@ -84,6 +84,26 @@ AZURE_ROLE_ASSIGNMENT = Rule(
 AZURE_PRINCIPAL_TYPES = frozenset({"User", "Group", "ServicePrincipal", "ForeignGroup", "Device"})
 # Managed identities are service principals in Entra ID.
 MANAGED_IDENTITY_PRINCIPAL_TYPE = "ServicePrincipal"
+# The SDK cannot leave the type out (pulumi-azure-native's RoleAssignment fills in "User"
+# when none is given), so the deployer's type is taken from who signed in: a token issued to
+# the Azure CLI's own application is a user's (`az login`); any other client is a service
+# principal or managed identity (CI, `az login --service-principal`, `--identity`).
+AZURE_CLI_CLIENT_ID = "04b07795-8ddb-461a-bbee-02f9e1bf7b46"
+AZURE_FIRST_PARTY_APPS = Rule(
+    "https://learn.microsoft.com/troubleshoot/azure/entra/entra-id/governance/"
+    "verify-first-party-apps-sign-in (Microsoft Azure CLI)"
+)
+
+
+def azure_deployer_principal_type(client_id: str, configured: str | None = None) -> str:
+    """The principal type of whoever runs `pulumi up`: `configured` if set, else from the
+    client their token was issued to."""
+    if configured is not None:
+        if configured not in AZURE_PRINCIPAL_TYPES:
+            allowed = ", ".join(sorted(AZURE_PRINCIPAL_TYPES))
+            raise ValueError(f"{configured!r} is not one of {allowed}")
+        return configured
+    return "User" if client_id.lower() == AZURE_CLI_CLIENT_ID else "ServicePrincipal"
 
 # The NVIDIA GPU driver extension installs CUDA unless told not to (`installCUDA`, default
 # true): minutes of apt under the dpkg lock, and a reboot. trackday's containers bring their

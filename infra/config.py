@@ -224,6 +224,11 @@ class Azure(_Section):
     location: str = "eastus"
     # Storage account names are global; unset: "trackday" and a random suffix.
     storage_account: str | None = None
+    # The principal type of whoever runs `pulumi up`; unset: from the sign-in
+    # (infra/cloud_rules.py, azure_deployer_principal_type).
+    deployer_principal_type: (
+        Literal[tuple(sorted(cloud_rules.AZURE_PRINCIPAL_TYPES))] | None  # type: ignore[valid-type]
+    ) = None
 
     @field_validator("storage_account")
     @classmethod
