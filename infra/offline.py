@@ -42,6 +42,8 @@ class DeclaredResource:
     secret_inputs: tuple[str, ...] = ()
     # Left in the cloud by `pulumi destroy` (dropped from the stack, not deleted).
     retain_on_delete: bool = False
+    # URNs of the resources it was declared to wait for (`depends_on`).
+    dependencies: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -162,6 +164,7 @@ class _RecordingMonitor(pulumi_mocks.MockMonitor):
                     inputs=_redact(inputs, "", secret_paths),
                     secret_inputs=tuple(secret_paths),
                     retain_on_delete=bool(request.retainOnDelete),
+                    dependencies=tuple(request.dependencies),
                 )
             )
         return response

@@ -362,7 +362,9 @@ class NodePool(pulumi.ComponentResource):
                 **_priority(args.config),
                 opts=child(self),
             )
-            azure.compute.VirtualMachineExtension(
+            # The driver only (containers bring their own CUDA): no CUDA toolkit holding the
+            # dpkg lock for minutes. It may reboot the VM: the swarm's commands wait for it.
+            driver = azure.compute.VirtualMachineExtension(
                 f"{name}-{suffix}-gpu-driver",
                 resource_group_name=args.resource_group,
                 location=args.location,
@@ -371,6 +373,7 @@ class NodePool(pulumi.ComponentResource):
                 type=GPU_DRIVER["type"],
                 type_handler_version=GPU_DRIVER["version"],
                 auto_upgrade_minor_version=True,
+                settings={"installCUDA": False},
                 opts=child(self),
             )
             # The node deallocates itself at power-off (a VM only stopped still bills).
@@ -383,7 +386,9 @@ class NodePool(pulumi.ComponentResource):
                 opts=child(self),
             )
             private_ip = nic.ip_configurations.apply(lambda configs: configs[0].private_ip_address)
-            self.nodes.append(Node(role, suffix, public_ip.ip_address, private_ip, vm.vm_id))
+            self.nodes.append(
+                Node(role, suffix, public_ip.ip_address, private_ip, vm.vm_id, ready=(driver,))
+            )
         self.register_outputs({"count": len(self.nodes)})
 
 

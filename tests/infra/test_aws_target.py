@@ -94,7 +94,6 @@ def test_admin_ports_only_from_allowed_cidrs_and_swarm_ports_only_between_nodes(
     admin = [r for r in group["ingress"] if r.get("cidrBlocks")]
     assert sorted((r["protocol"], r["fromPort"], r["toPort"]) for r in admin) == [
         ("tcp", 22, 22),
-        ("tcp", 2376, 2376),
     ]
     assert all(r["cidrBlocks"] == ["203.0.113.7/32"] for r in admin)
     swarm = [r for r in group["ingress"] if not r.get("cidrBlocks")]

@@ -129,7 +129,7 @@ def test_nsg_opens_admin_ports_to_allowed_cidrs_and_the_rest_only_inside_the_sub
     rules = {r["name"]: r for r in azure.one(NSG).inputs["securityRules"]}
     allowed = [r for r in rules.values() if r["access"] == "Allow"]
     admin = [r for r in allowed if r["sourceAddressPrefixes"] == ["203.0.113.7/32"]]
-    assert sorted(r["destinationPortRange"] for r in admin) == ["22", "2376"]
+    assert sorted(r["destinationPortRange"] for r in admin) == ["22"]
     inside = [r for r in allowed if r not in admin]
     assert {r["sourceAddressPrefixes"][0] for r in inside} == {"10.42.1.0/24"}
     assert sorted((r["protocol"], r["destinationPortRange"]) for r in inside) == [
@@ -160,6 +160,20 @@ def test_vms_are_spot_n_series_with_ssh_keys_only_and_the_gpu_driver(azure):
     driver = azure.one("azure-native:compute:VirtualMachineExtension").inputs
     assert (driver["publisher"], driver["type"]) == ("Microsoft.HpcCompute", "NvidiaGpuDriverLinux")
     assert driver["vmName"] == vm.name
+
+
+def test_driver_extension_installs_no_cuda_and_the_swarm_waits_for_it(azure5):
+    """The extension may reboot the VM and holds dpkg while it runs: the join token is read,
+    and each worker joined, only once its node's extension is done."""
+    extensions = azure5.of_type("azure-native:compute:VirtualMachineExtension")
+    drivers = {r.inputs["vmName"]: r for r in extensions}
+    assert all(d.inputs["settings"] == {"installCUDA": False} for d in drivers.values())
+    commands = {r.name: r for r in azure5.of_type(COMMAND)}
+    token = commands["trackday-azure-swarm-join-token"]
+    assert drivers["trackday-azure-nodes-manager"].urn in token.dependencies
+    for n in range(1, 5):
+        joined = commands[f"trackday-azure-swarm-worker-{n}-join"]
+        assert drivers[f"trackday-azure-nodes-worker-{n}"].urn in joined.dependencies
 
 
 def test_regular_priority_when_not_spot():

@@ -66,7 +66,7 @@ def test_spot_vms_and_built_in_gpus():
 def test_firewall_admin_from_allowed_ranges_swarm_between_nodes_only(gcp):
     rules = {r.name.rsplit("-", 1)[-1]: r.inputs for r in gcp.of_type(FIREWALL)}
     assert rules["admin"]["sourceRanges"] == ["203.0.113.7/32"]
-    assert rules["admin"]["allows"] == [{"protocol": "tcp", "ports": ["22", "2376"]}]
+    assert rules["admin"]["allows"] == [{"protocol": "tcp", "ports": ["22"]}]
     assert rules["admin"]["targetTags"] == ["trackday-node"]
     swarm = rules["swarm"]
     assert "sourceRanges" not in swarm
