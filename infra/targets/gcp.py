@@ -259,8 +259,13 @@ class Network(pulumi.ComponentResource):
 
     def __init__(self, name: str, args: NetworkArgs, opts: pulumi.ResourceOptions | None = None):
         super().__init__("trackday:gcp:Network", name, None, opts)
+        # 1500, not GCP's default 1460: Docker's VXLAN overlay sends 1450-byte container
+        # packets plus 50 bytes of headers (infra/cloud_rules.py).
         network = gcp.compute.Network(
-            f"{name}-vpc", auto_create_subnetworks=False, opts=child(self)
+            f"{name}-vpc",
+            auto_create_subnetworks=False,
+            mtu=cloud_rules.GCP_NODE_MTU,
+            opts=child(self),
         )
         self.subnet = gcp.compute.Subnetwork(
             f"{name}-subnet",

@@ -111,3 +111,15 @@ def test_node_pool_vms_go_to_the_resolved_zone():
     (vm,) = run.of_type("gcp:compute/instance:Instance")
     assert vm.inputs["zone"] == "us-east1-c"
     assert run.outputs["zone"].value == "us-east1-c"
+
+
+def test_gcp_network_carries_docker_overlay_packets():
+    """A new VPC's MTU is 1460; VXLAN adds 50 bytes to the overlay's 1450: the network must
+    take 1500 (and stay within what GCP allows)."""
+    run = run_stack(
+        "gcp", with_keys("gcp", gcp={"nodePool": True}, network=CIDRS)
+    )
+    mtu = run.one("gcp:compute/network:Network").inputs.get("mtu", cloud_rules.GCP_DEFAULT_MTU)
+    low, high = cloud_rules.GCP_MTU_RANGE
+    assert low <= mtu <= high
+    assert mtu - cloud_rules.VXLAN_OVERHEAD >= cloud_rules.DOCKER_OVERLAY_MTU
