@@ -340,7 +340,10 @@ _COMPUTED: dict[str, Callable[[str, dict], dict]] = {
             {
                 **s["networkInterfaces"][0],
                 "networkIp": _address("10.42.1", n),
-                "accessConfigs": [{"natIp": _address("198.51.100", n)}],
+                "accessConfigs": [
+                    {"natIp": c.get("natIp") or _address("198.51.100", n)}
+                    for c in s["networkInterfaces"][0].get("accessConfigs") or [{}]
+                ],
             }
         ],
         "instanceId": _digest(n)[:19],
@@ -349,4 +352,11 @@ _COMPUTED: dict[str, Callable[[str, dict], dict]] = {
         "publicIp": _address("198.51.100", n),
         "privateIp": _address("10.42.1", n),
     },
+    "aws:ec2/spotInstanceRequest:SpotInstanceRequest": lambda n, s: {
+        "publicIp": _address("198.51.100", n),
+        "privateIp": _address("10.42.1", n),
+        "spotInstanceId": "i-0" + _digest(n)[:16],
+    },
+    "aws:ec2/eip:Eip": lambda n, s: {"publicIp": _address("203.0.113", n)},
+    "gcp:compute/address:Address": lambda n, s: {"address": _address("203.0.113", n)},
 }

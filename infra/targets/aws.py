@@ -8,7 +8,9 @@ reach it with their instance profile (a role allowed this bucket only, and Cloud
 when `aws.logging` is on): no access key exists. The nodes sit in a VPC of their own; SSH and
 the Docker API are open only to `network.allowedCidrs`, Swarm's ports only between the nodes.
 Nodes run the AWS Deep Learning Base GPU AMI (NVIDIA driver included), found by lookup,
-require IMDSv2, and power themselves off after `budget.ttlHours` (infra/bootstrap.py).
+require IMDSv2, and power themselves off after `budget.ttlHours` (infra/bootstrap.py). Spot
+nodes are persistent spot requests (so that `pulumi destroy` cancels them); the manager keeps
+one Elastic IP across stops and starts.
 
 Outputs: those of every swarm target (infra/targets/swarm_outputs.py), and `region`.
 """
@@ -33,8 +35,6 @@ from infra.targets.swarm_outputs import SwarmStack
 # container toolkit. Owned by Amazon; the newest matching image is used.
 AMI_OWNER = "amazon"
 AMI_NAME = "Deep Learning Base OSS Nvidia Driver GPU AMI (Ubuntu 22.04) *"
-# Containers on a node (bridge networking is one hop more) reach the instance metadata service.
-IMDS_HOP_LIMIT = 2
 BUCKET_OBJECT_ACTIONS = [
     "s3:GetObject",
     "s3:PutObject",
@@ -330,51 +330,83 @@ class NodePool(pulumi.ComponentResource):
         node_config = args.config.nodes
         self.nodes: list[Node] = []
         for role, suffix in args.spec.roles:
-            instance = aws.ec2.Instance(
-                f"{name}-{suffix}",
-                ami=ami.id,
-                instance_type=node_config.machine_type,
-                subnet_id=args.subnet_id,
-                vpc_security_group_ids=[args.security_group_id],
-                iam_instance_profile=args.instance_profile,
-                user_data=nodes.user_data(args.spec, role, args.access),
-                user_data_replace_on_change=True,
-                metadata_options=aws.ec2.InstanceMetadataOptionsArgs(
-                    http_endpoint="enabled",
-                    http_tokens="required",
-                    http_put_response_hop_limit=IMDS_HOP_LIMIT,
-                ),
-                root_block_device=aws.ec2.InstanceRootBlockDeviceArgs(
-                    volume_size=node_config.root_volume_gb,
-                    volume_type="gp3",
-                    encrypted=True,
-                    delete_on_termination=True,
-                ),
-                instance_market_options=_spot_options(args.config),
+            common: dict[str, Any] = {
+                "ami": ami.id,
+                "instance_type": node_config.machine_type,
+                "subnet_id": args.subnet_id,
+                "vpc_security_group_ids": [args.security_group_id],
+                "iam_instance_profile": args.instance_profile,
+                "user_data": nodes.user_data(args.spec, role, args.access),
+                "user_data_replace_on_change": True,
                 # The power-off timers stop the instance, they never terminate it.
-                instance_initiated_shutdown_behavior="stop",
-                tags={"Name": f"{name}-{suffix}", "trackday-role": role},
-                opts=child(self),
-            )
-            self.nodes.append(
-                Node(role, suffix, instance.public_ip, instance.private_ip, instance.id)
-            )
+                "instance_initiated_shutdown_behavior": "stop",
+                "tags": {"Name": f"{name}-{suffix}", "trackday-role": role},
+            }
+            if node_config.spot:
+                instance_id, public_ip, private_ip = self._spot(f"{name}-{suffix}", common, args)
+            else:
+                instance = aws.ec2.Instance(
+                    f"{name}-{suffix}",
+                    metadata_options=aws.ec2.InstanceMetadataOptionsArgs(**IMDS),
+                    root_block_device=aws.ec2.InstanceRootBlockDeviceArgs(
+                        **_root_volume(node_config.root_volume_gb)
+                    ),
+                    **common,
+                    opts=child(self),
+                )
+                instance_id, public_ip = instance.id, instance.public_ip
+                private_ip = instance.private_ip
+            if role == "manager":
+                # A stable address: an auto-assigned one changes at every stop and start.
+                address = aws.ec2.Eip(
+                    f"{name}-{suffix}-address",
+                    domain="vpc",
+                    instance=instance_id,
+                    tags={"Name": f"{name}-{suffix}"},
+                    opts=child(self),
+                )
+                public_ip = address.public_ip
+            self.nodes.append(Node(role, suffix, public_ip, private_ip, instance_id))
         self.register_outputs({"count": len(self.nodes)})
 
+    def _spot(self, name: str, common: dict[str, Any], args: NodePoolArgs):
+        """A persistent spot request that stops (not terminates) its instance on interruption.
 
-def _spot_options(config: StackConfig) -> aws.ec2.InstanceInstanceMarketOptionsArgs | None:
-    """Spot capacity that stops (not terminates) on interruption, within `nodes.spotMaxPrice`."""
-    if not config.nodes.spot:
-        return None
-    max_price = config.nodes.spot_max_price
-    return aws.ec2.InstanceInstanceMarketOptionsArgs(
-        market_type="spot",
-        spot_options=aws.ec2.InstanceInstanceMarketOptionsSpotOptionsArgs(
+        Declared as a spot request, not as an instance with spot market options: deleting
+        such an instance leaves its persistent request open, and EC2 launches a new GPU
+        instance for it outside the stack (hashicorp/terraform-provider-aws issue 38142).
+        Deleting a spot request cancels it, then terminates its instance.
+        """
+        max_price = args.config.nodes.spot_max_price
+        request = aws.ec2.SpotInstanceRequest(
+            name,
+            spot_type="persistent",
             instance_interruption_behavior="stop",
-            spot_instance_type="persistent",
-            max_price=None if max_price is None else f"{max_price:g}",
-        ),
-    )
+            spot_price=None if max_price is None else f"{max_price:g}",
+            # Its instance's id and addresses are known once the request is fulfilled.
+            wait_for_fulfillment=True,
+            metadata_options=aws.ec2.SpotInstanceRequestMetadataOptionsArgs(**IMDS),
+            root_block_device=aws.ec2.SpotInstanceRequestRootBlockDeviceArgs(
+                **_root_volume(args.config.nodes.root_volume_gb)
+            ),
+            **common,
+            opts=child(self),
+        )
+        return request.spot_instance_id, request.public_ip, request.private_ip
+
+
+# Containers on a node (bridge networking is one hop more) reach the instance metadata
+# service, with session tokens only (IMDSv2).
+IMDS = {"http_endpoint": "enabled", "http_tokens": "required", "http_put_response_hop_limit": 2}
+
+
+def _root_volume(size_gb: int) -> dict[str, Any]:
+    return {
+        "volume_size": size_gb,
+        "volume_type": "gp3",
+        "encrypted": True,
+        "delete_on_termination": True,
+    }
 
 
 class AwsTarget(pulumi.ComponentResource):

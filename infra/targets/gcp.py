@@ -339,6 +339,19 @@ class NodePool(pulumi.ComponentResource):
         )
         self.nodes: list[Node] = []
         for role, suffix in args.spec.roles:
+            # The manager keeps one address across stops and starts (an ephemeral one changes);
+            # workers are reached through it and by their private addresses.
+            nat_ip = (
+                gcp.compute.Address(
+                    f"{name}-{suffix}-address",
+                    region=args.zone.rsplit("-", 1)[0],
+                    address_type="EXTERNAL",
+                    labels=args.labels,
+                    opts=child(self),
+                ).address
+                if role == "manager"
+                else None
+            )
             instance = gcp.compute.Instance(
                 f"{name}-{suffix}",
                 machine_type=machine,
@@ -355,8 +368,10 @@ class NodePool(pulumi.ComponentResource):
                 network_interfaces=[
                     gcp.compute.InstanceNetworkInterfaceArgs(
                         subnetwork=args.subnet,
-                        # An ephemeral public address: SSH from the allowed ranges.
-                        access_configs=[gcp.compute.InstanceNetworkInterfaceAccessConfigArgs()],
+                        # A public address (the manager's static): SSH from the allowed ranges.
+                        access_configs=[
+                            gcp.compute.InstanceNetworkInterfaceAccessConfigArgs(nat_ip=nat_ip)
+                        ],
                     )
                 ],
                 service_account=gcp.compute.InstanceServiceAccountArgs(

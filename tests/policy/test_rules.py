@@ -557,7 +557,8 @@ def test_hourly_cost_within_budget_uses_the_price_table():
         _res("aws:ec2/instance:Instance", instanceType="g4dn.2xlarge"),
         _res("aws:ec2/instance:Instance", instanceType="g4dn.2xlarge"),
     ]
-    two = 2 * prices.AWS_HOURLY["g4dn.2xlarge"]
+    # Two machines, each with its auto-assigned public IPv4.
+    two = 2 * (prices.AWS_HOURLY["g4dn.2xlarge"] + prices.AWS_PUBLIC_IPV4_HOURLY)
     under = settings_for(parse({"budget": {"hourly": two + 0.5}}))
     over = settings_for(parse({"budget": {"hourly": two - 0.5}}))
     assert rules.hourly_budget(nodes, under) == []
