@@ -200,3 +200,15 @@ def test_cli_plan_bad_stack_is_one_clear_line(tmp_path):
     missing = CliRunner().invoke(app, ["plan", "--stack", "nope", "--dir", str(tmp_path)])
     assert missing.exit_code == 2
     assert "no such stack file; stacks here: bad" in missing.stderr
+
+
+@pytest.mark.parametrize("stack", SHIPPED)
+def test_cli_plan_shows_no_protected_resource_and_the_stopped_cost(stack):
+    runner = CliRunner()
+    data = json.loads(runner.invoke(app, ["plan", "--stack", stack, "--json"]).stdout)
+    assert [r["name"] for r in data["resources"] if r["protect"]] == []
+    assert all("stoppedMonthly" in line for line in data["costs"]["lines"])
+    if stack in ("aws", "azure"):
+        assert data["costs"]["stoppedMonthly"] > 0, "disks and addresses bill while stopped"
+    text = runner.invoke(app, ["plan", "--stack", stack], env={"COLUMNS": "250"}).stdout
+    assert "per month stopped" in text and "[protected]" not in text
