@@ -12,7 +12,8 @@ require IMDSv2, and power themselves off after `budget.ttlHours` (infra/bootstra
 nodes are persistent spot requests (so that `pulumi destroy` cancels them); the manager keeps
 one Elastic IP across stops and starts.
 
-Outputs: those of every swarm target (infra/targets/swarm_outputs.py), and `region`.
+Outputs: those of every swarm target (infra/targets/swarm_outputs.py), `region`, and with
+`aws.logging` the CloudWatch Logs group's name, `logGroup`.
 """
 
 from __future__ import annotations
@@ -479,4 +480,9 @@ class AwsTarget(pulumi.ComponentResource):
         self.register_outputs(self.stack_outputs())
 
     def stack_outputs(self) -> dict[str, Any]:
-        return {**self.stack.outputs("aws"), "region": self.region}
+        outputs = {**self.stack.outputs("aws"), "region": self.region}
+        if self.identity.log_group is not None:
+            # Where the DeepRacer services log (awslogs-group): the nodes' role may write
+            # there and may not create a group of its own.
+            outputs["logGroup"] = self.identity.log_group.name
+        return outputs

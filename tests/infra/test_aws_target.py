@@ -89,6 +89,13 @@ def test_logging_adds_its_log_group_and_only_that_to_the_role():
     assert [s["Resource"] for s in logs] == [
         f"arn:aws:logs:us-east-1:123456789012:log-group:{group.name}:*"
     ]
+    # The DeepRacer services are told the group (they may not create one).
+    assert run.outputs["logGroup"].value == group.name
+    assert not any("logs:CreateLogGroup" in s["Action"] for s in logs)
+
+
+def test_no_log_group_output_without_logging(aws):
+    assert "logGroup" not in aws.outputs
 
 
 def test_admin_ports_only_from_allowed_cidrs_and_swarm_ports_only_between_nodes(aws):
