@@ -4,11 +4,15 @@ Pure functions of plain values, so that Pulumi can call them inside `Output.all(
 and tests can check what they render without Pulumi (every document passes
 `cloud-init schema`, every script `shellcheck`).
 
-What a node does at first boot, and again at each boot until it is done (the Azure NVIDIA
-driver extension may reboot it half-way): Docker with the NVIDIA runtime as the default
-runtime and the GPUs advertised to Swarm; on the manager, `docker swarm init` and its
-`trackday.role=trainer` label. A power-off timer after `budget.ttlHours`, and another after
-the node has been idle, stop a forgotten stack from billing.
+What a node does at first boot, retried until it is done and again at each boot until then
+(the Azure NVIDIA driver extension may reboot it half-way, apt may be locked): Docker with
+the NVIDIA runtime as the default runtime, in the mode that honours Swarm's GPU assignment
+(checked with a container, or the bootstrap fails), and the GPUs advertised to Swarm; on the
+manager, `docker swarm init` and its `trackday.role=trainer` label. Every boot,
+systemd-tmpfiles makes /tmp/sagemaker (the DeepRacer trainer's bind mount) root's before
+anyone else can. A power-off timer after `budget.ttlHours`, and another after the node has
+been idle (never while an SSH session, such as `pulumi up` or `trackday`, is open), stop a
+forgotten stack from billing.
 
 User data holds no secret: any process on the node can read it from the metadata service,
 and clouds keep it in plain text. The Swarm join token therefore reaches a worker on the
@@ -50,6 +54,16 @@ READY_FILE = "/var/lib/trackday/bootstrap.done"
 SYSTEMD_DIR = "/etc/systemd/system"
 READY_TIMEOUT_MINUTES = 45
 GPU_WAIT_MINUTES = 20
+BOOTSTRAP_RETRY_SECONDS = 30
+# The DeepRacer trainer bind-mounts it (training/deepracer/services.py, SAGEMAKER_DIR) and
+# holds the Docker socket: root's, never writable by other users, made at every boot.
+SAGEMAKER_DIR = "/tmp/sagemaker"
+TMPFILES_CONF = "/etc/tmpfiles.d/trackday.conf"
+# From NVIDIA container toolkit 1.18.0 the runtime defaults to "jit-cdi" mode, which ignores
+# the GPU Swarm assigns (DOCKER_RESOURCE_GPU) until 1.19.0 (NVIDIA/nvidia-container-toolkit
+# issue 1599); "legacy" mode honours it on every version. `nvidia-ctk config --set` needs 1.15.
+MIN_TOOLKIT_VERSION = "1.15.0"
+GPU_PROBE_IMAGE = "ubuntu:22.04"
 
 _USER_PATTERN = re.compile(r"[a-z_][a-z0-9_-]{0,31}")
 _SSH_KEY_PATTERN = re.compile(
@@ -173,6 +187,7 @@ def remote_command(script: str) -> str:
 def user_data(node: NodeBootstrap) -> str:
     """The node's cloud-config document (`#cloud-config` first, as cloud-init requires)."""
     files = [
+        _file(TMPFILES_CONF, f"d {SAGEMAKER_DIR} 0755 root root -\n"),
         _file(NODE_ENV_SCRIPT, _node_env_script(), "0755"),
         _file(f"{SYSTEMD_DIR}/trackday-node-env.service", _NODE_ENV_UNIT),
         _file(BOOTSTRAP_SCRIPT, _bootstrap_script(node), "0755"),
@@ -284,11 +299,12 @@ WantedBy=multi-user.target
 
 _BOOTSTRAP_UNIT = f"""\
 [Unit]
-Description=trackday: Docker with the NVIDIA runtime, Swarm and labels (each boot until done)
+Description=trackday: Docker with the NVIDIA runtime, Swarm and labels (retried until done)
 After=network-online.target trackday-node-env.service cloud-final.service
 Wants=network-online.target
 Requires=trackday-node-env.service
 ConditionPathExists=!{READY_FILE}
+StartLimitIntervalSec=0
 
 [Service]
 Type=oneshot
@@ -296,6 +312,8 @@ RemainAfterExit=yes
 EnvironmentFile={NODE_ENV_FILE}
 ExecStart={BOOTSTRAP_SCRIPT}
 TimeoutStartSec={READY_TIMEOUT_MINUTES}min
+Restart=on-failure
+RestartSec={BOOTSTRAP_RETRY_SECONDS}
 
 [Install]
 WantedBy=multi-user.target
@@ -319,9 +337,16 @@ printf 'TRACKDAY_PRIVATE_IP=%s\\n' "$address" > {NODE_ENV_FILE}
 
 
 def _bootstrap_script(node: NodeBootstrap) -> str:
-    parts = [_DOCKER_SECTION.format(user=node.ssh_user)]
+    parts = [_SAGEMAKER_SECTION, _DOCKER_SECTION.format(user=node.ssh_user)]
     if node.gpu:
-        parts.append(_GPU_SECTION.format(minutes=GPU_WAIT_MINUTES, gpu_kind=GPU_RESOURCE))
+        parts.append(
+            _GPU_SECTION.format(
+                minutes=GPU_WAIT_MINUTES,
+                gpu_kind=GPU_RESOURCE,
+                min_toolkit=MIN_TOOLKIT_VERSION,
+                probe=GPU_PROBE_IMAGE,
+            )
+        )
     if node.role == "manager":
         parts.append(_MANAGER_SECTION.format(port=SWARM_PORT, label_args=_label_args(node)))
     for service in node.services:
@@ -334,6 +359,16 @@ def _bootstrap_script(node: NodeBootstrap) -> str:
         f"First-boot set-up of a trackday {node.role} node on {node.cloud}.", "".join(parts)
     )
 
+
+_SAGEMAKER_SECTION = f"""\
+# systemd-tmpfiles makes it at every boot; this first boot wrote the entry after that ran.
+systemd-tmpfiles --create {TMPFILES_CONF}
+if [ "$(stat -c '%U:%G %a %F' {SAGEMAKER_DIR})" != "root:root 755 directory" ]; then
+  echo "trackday: {SAGEMAKER_DIR} is not root's own directory (mode 755):" \\
+    "$(stat -c '%U:%G %a %F' {SAGEMAKER_DIR}); remove it and reboot" >&2
+  exit 1
+fi
+"""
 
 _DOCKER_SECTION = """\
 export DEBIAN_FRONTEND=noninteractive
@@ -367,7 +402,16 @@ if ! command -v nvidia-ctk >/dev/null 2>&1; then
   apt_get update -q
   apt_get install -y -q nvidia-container-toolkit
 fi
+toolkit=$(nvidia-ctk --version | sed -n 's/.*version \\([0-9][0-9.]*\\).*/\\1/p' | head -n 1)
+if [ -z "$toolkit" ] || ! printf '%s\\n' {min_toolkit} "$toolkit" | sort -V -C; then
+  echo "trackday: NVIDIA container toolkit ${{toolkit:-(unknown)}} is older than" \\
+    "{min_toolkit}; upgrade nvidia-container-toolkit" >&2
+  exit 1
+fi
 nvidia-ctk runtime configure --runtime=docker --set-as-default
+# Legacy mode: the runtime honours the GPU Swarm assigned to a task (jit-cdi mode, the
+# default from 1.18.0, ignores it before 1.19.0).
+nvidia-ctk config --in-place --set nvidia-container-runtime.mode=legacy
 # Swarm services ask for GPUs as the generic resource {gpu_kind}; the runtime then exposes
 # the GPU Swarm assigned to the task (DOCKER_RESOURCE_{gpu_kind}).
 gpus=$(nvidia-smi --query-gpu=uuid --format=csv,noheader | paste -sd, -)
@@ -383,6 +427,16 @@ else
   sed -i '1i swarm-resource = "DOCKER_RESOURCE_{gpu_kind}"' "$runtime_config"
 fi
 systemctl restart docker
+# The check: a container given the first GPU the way Swarm gives it sees that GPU only.
+first=${{gpus%%,*}}
+seen=$(docker run --rm -e DOCKER_RESOURCE_{gpu_kind}="$first" \\
+  -e NVIDIA_DRIVER_CAPABILITIES=utility {probe} \\
+  nvidia-smi --query-gpu=uuid --format=csv,noheader 2>&1) || true
+if [ "$seen" != "$first" ]; then
+  echo "trackday: the NVIDIA runtime ignores Swarm's GPU assignment: a container given" \\
+    "$first saw: $seen (toolkit $toolkit, $runtime_config)" >&2
+  exit 1
+fi
 """
 
 _MANAGER_SECTION = """\
@@ -428,13 +482,16 @@ fi
 def _idle_script(node: NodeBootstrap) -> str:
     return shell_script(
         f"Powers the node off once it has been idle for {node.idle_minutes} minutes: no running"
-        f" container labelled {WORKLOAD_LABEL} and every GPU below {node.idle_gpu_percent}%.",
+        f" container labelled {WORKLOAD_LABEL}, no SSH session, every GPU below"
+        f" {node.idle_gpu_percent}%.",
         f"""\
 busy() {{
   local running utilisation
   [ -f {READY_FILE} ] || return 0
   running=$(docker ps --quiet --filter label={WORKLOAD_LABEL}) || return 0
   [ -n "$running" ] && return 0
+  # Someone is deploying or running trackday here: both work over SSH.
+  [ -n "$(ss -Htn state established '( sport = :22 )')" ] && return 0
   if command -v nvidia-smi >/dev/null 2>&1; then
     utilisation=$(nvidia-smi --query-gpu=utilization.gpu --format=csv,noheader,nounits \\
       | sort -n | tail -n 1) || return 0

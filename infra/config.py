@@ -20,7 +20,7 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 from pydantic.alias_generators import to_camel
 
-from infra import catalog
+from infra import catalog, cloud_rules
 from training.deepracer.settings import DeepRacerSettings
 
 NAMESPACE = "trackday"
@@ -144,12 +144,24 @@ class Network(_Section):
                 net = ipaddress.ip_network(cidr, strict=True)
             except ValueError as exc:
                 raise ValueError(f"{cidr!r} is not a CIDR block ({exc})") from None
+            if net.version == 6:
+                raise ValueError(
+                    f"{cidr!r} is IPv6; the nodes' networks and firewall rules are IPv4 "
+                    "only (every cloud refuses an IPv6 range there): name an IPv4 range"
+                )
             if net.prefixlen == 0:
                 raise ValueError(
                     f"{cidr!r} opens to the whole internet; "
                     "name your own range, e.g. 203.0.113.7/32"
                 )
             out.append(str(net))
+        covered = cloud_rules.admin_coverage(out)
+        if covered > cloud_rules.MAX_ADMIN_ADDRESSES:
+            raise ValueError(
+                f"together the ranges cover {covered:,} addresses, a large share of the "
+                f"internet; at most {cloud_rules.MAX_ADMIN_ADDRESSES:,} (a /16) may reach "
+                "SSH: name your own addresses, e.g. 203.0.113.7/32"
+            )
         return out
 
 
@@ -175,7 +187,9 @@ class Gcp(_Section):
     service_account_key: bool = False
     # Also a Docker Swarm of GPU VMs (as on aws and azure), besides Vertex AI jobs.
     node_pool: bool = False
-    zone: str | None = Field(None, description="default: <region>-a")
+    zone: str | None = Field(
+        None, description="default: the region's first zone with the GPU (infra/cloud_rules.py)"
+    )
     # The nodes' boot image: a Deep Learning VM image family with the NVIDIA driver.
     node_image: str = GCP_NODE_IMAGE
 
@@ -192,13 +206,29 @@ class Aws(_Section):
     availability_zone: str | None = Field(None, description="default: <region>a")
     # Node logs to CloudWatch Logs (a log group, and the nodes' role may write only there).
     logging: bool = False
-    log_retention_days: int = Field(14, ge=1)
+    log_retention_days: int = 14
+
+    @field_validator("log_retention_days")
+    @classmethod
+    def _retention(cls, v: int) -> int:
+        allowed = cloud_rules.CLOUDWATCH_RETENTION_DAYS
+        if v not in allowed:
+            raise ValueError(
+                f"CloudWatch Logs keeps logs only for one of {', '.join(map(str, allowed))} days "
+                f"(as of {cloud_rules.CLOUDWATCH_RETENTION.as_of})"
+            )
+        return v
 
 
 class Azure(_Section):
     location: str = "eastus"
     # Storage account names are global; unset: "trackday" and a random suffix.
     storage_account: str | None = None
+    # The principal type of whoever runs `pulumi up`; unset: from the sign-in
+    # (infra/cloud_rules.py, azure_deployer_principal_type).
+    deployer_principal_type: (
+        Literal[tuple(sorted(cloud_rules.AZURE_PRINCIPAL_TYPES))] | None  # type: ignore[valid-type]
+    ) = None
 
     @field_validator("storage_account")
     @classmethod
@@ -317,6 +347,7 @@ def _resolve_target(config: StackConfig) -> StackConfig:
         )
     if not config.is_cloud:
         return config
+    _check_cloud_limits(config)
     nodes = config.nodes
     cloud = config.target
     gpu = nodes.gpu.type
@@ -353,7 +384,36 @@ def _resolve_target(config: StackConfig) -> StackConfig:
     resolved = nodes.model_copy(
         update={"machine_type": machine.name, "gpu": Gpu(type=machine.gpu, count=count)}
     )
-    return config.model_copy(update={"nodes": resolved})
+    update: dict[str, Any] = {"nodes": resolved}
+    if config.gcp is not None and has_node_pool(config):
+        try:
+            zone = cloud_rules.gcp_zone(config.gcp.region, machine.gpu, config.gcp.zone)
+        except ValueError as exc:
+            raise ConfigError("gcp.zone", config.gcp.zone or _MISSING, str(exc)) from None
+        update["gcp"] = config.gcp.model_copy(update={"zone": zone})
+    return config.model_copy(update=update)
+
+
+def _check_cloud_limits(config: StackConfig) -> None:
+    """Limits the target's cloud sets that the sections alone cannot know (cloud_rules.py)."""
+    if config.target == "azure":
+        days = config.storage.keep_deleted_days
+        if days > cloud_rules.AZURE_MAX_KEEP_DELETED_DAYS:
+            raise ConfigError(
+                "storage.keepDeletedDays",
+                days,
+                f"Azure keeps deleted blobs and containers 1 to "
+                f"{cloud_rules.AZURE_MAX_KEEP_DELETED_DAYS} days",
+            )
+    if has_node_pool(config):
+        least = cloud_rules.MIN_ROOT_GB[config.target]
+        if config.nodes.root_volume_gb < least:
+            raise ConfigError(
+                "nodes.rootVolumeGb",
+                config.nodes.root_volume_gb,
+                f"the {config.target} node image's own disk is {least} GB; "
+                f"ask for at least {least}",
+            )
 
 
 def has_node_pool(config: StackConfig) -> bool:

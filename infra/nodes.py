@@ -30,9 +30,9 @@ SWARM_PORTS: tuple[tuple[str, int], ...] = (
     ("udp", 7946),
     ("udp", 4789),
 )
-# Ports open to `network.allowedCidrs` only: SSH, and the Docker API's TLS port for operators
-# who configure it (trackday itself reaches Docker through SSH).
-ADMIN_PORTS: tuple[int, ...] = (22, 2376)
+# Ports open to `network.allowedCidrs` only: SSH (trackday reaches Docker through it; nothing
+# listens on the Docker API's TCP ports, so they stay closed).
+ADMIN_PORTS: tuple[int, ...] = (22,)
 
 
 class NodeAccess(pulumi.ComponentResource):
@@ -61,6 +61,9 @@ class Node:
     private_address: pulumi.Output[str]
     # Changes when the VM is replaced: a new VM joins the swarm again.
     instance_id: pulumi.Output[str]
+    # What must be done on the VM before the swarm's commands reach it (Azure's GPU driver
+    # extension, which may reboot it).
+    ready: tuple[pulumi.Resource, ...] = ()
 
 
 @dataclass(frozen=True)

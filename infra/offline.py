@@ -40,6 +40,10 @@ class DeclaredResource:
     protect: bool
     inputs: dict[str, Any]
     secret_inputs: tuple[str, ...] = ()
+    # Left in the cloud by `pulumi destroy` (dropped from the stack, not deleted).
+    retain_on_delete: bool = False
+    # URNs of the resources it was declared to wait for (`depends_on`).
+    dependencies: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -159,6 +163,8 @@ class _RecordingMonitor(pulumi_mocks.MockMonitor):
                     protect=bool(request.protect),
                     inputs=_redact(inputs, "", secret_paths),
                     secret_inputs=tuple(secret_paths),
+                    retain_on_delete=bool(request.retainOnDelete),
+                    dependencies=tuple(request.dependencies),
                 )
             )
         return response
@@ -334,7 +340,10 @@ _COMPUTED: dict[str, Callable[[str, dict], dict]] = {
             {
                 **s["networkInterfaces"][0],
                 "networkIp": _address("10.42.1", n),
-                "accessConfigs": [{"natIp": _address("198.51.100", n)}],
+                "accessConfigs": [
+                    {"natIp": c.get("natIp") or _address("198.51.100", n)}
+                    for c in s["networkInterfaces"][0].get("accessConfigs") or [{}]
+                ],
             }
         ],
         "instanceId": _digest(n)[:19],
@@ -343,4 +352,11 @@ _COMPUTED: dict[str, Callable[[str, dict], dict]] = {
         "publicIp": _address("198.51.100", n),
         "privateIp": _address("10.42.1", n),
     },
+    "aws:ec2/spotInstanceRequest:SpotInstanceRequest": lambda n, s: {
+        "publicIp": _address("198.51.100", n),
+        "privateIp": _address("10.42.1", n),
+        "spotInstanceId": "i-0" + _digest(n)[:16],
+    },
+    "aws:ec2/eip:Eip": lambda n, s: {"publicIp": _address("203.0.113", n)},
+    "gcp:compute/address:Address": lambda n, s: {"address": _address("203.0.113", n)},
 }

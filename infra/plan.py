@@ -24,7 +24,8 @@ class Plan:
     costs: prices.CostEstimate
 
     def to_dict(self) -> dict[str, Any]:
-        """The JSON form: resources (type, name, parent, protect, inputs), outputs and costs."""
+        """The JSON form: resources (type, name, parent, protect, retainOnDelete, inputs),
+        outputs and costs."""
         return {
             "stack": self.stack,
             "target": self.config.target,
@@ -34,6 +35,7 @@ class Plan:
                     "name": r.name,
                     "parent": r.parent.rsplit("::", 1)[-1] if r.parent else None,
                     "protect": r.protect,
+                    "retainOnDelete": r.retain_on_delete,
                     "inputs": r.inputs,
                 }
                 for r in self.run.resources

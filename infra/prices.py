@@ -5,6 +5,11 @@ were taken from the pages in SOURCES and are as of PRICES_AS_OF: clouds change p
 treat the figures as an estimate and check the page before relying on one. Spot capacity
 is priced at the on-demand rate (an upper bound: spot prices move daily).
 
+Each line says what it costs per hour while the nodes run and per hour while they are
+stopped (TTL, idle power-off, spot interruption): machines bill only running; root disks,
+static addresses and the bucket bill either way; an ephemeral public IPv4 bills while its
+VM runs.
+
 Every declared resource type is either priced here, known to cost nothing by itself
 (FREE), or reported as unpriced: never silently counted as zero.
 """
@@ -23,12 +28,16 @@ PRICES_AS_OF = "2025-06-01"
 HOURS_PER_MONTH = 730
 SOURCES = {
     "gcp": "https://cloud.google.com/compute/all-pricing, "
+    "https://cloud.google.com/compute/disks-image-pricing, "
+    "https://cloud.google.com/vpc/network-pricing#ipaddress, "
     "https://cloud.google.com/compute/gpus-pricing, https://cloud.google.com/vertex-ai/pricing, "
     "https://cloud.google.com/storage/pricing, "
     "https://cloud.google.com/artifact-registry/pricing (us-central1)",
     "aws": "https://aws.amazon.com/ec2/pricing/on-demand/, "
+    "https://aws.amazon.com/ebs/pricing/, https://aws.amazon.com/vpc/pricing/ (public IPv4), "
     "https://aws.amazon.com/s3/pricing/ (us-east-1)",
     "azure": "https://azure.microsoft.com/pricing/details/virtual-machines/linux/, "
+    "https://azure.microsoft.com/pricing/details/managed-disks/, "
     "https://azure.microsoft.com/pricing/details/storage/blobs/, "
     "https://azure.microsoft.com/pricing/details/ip-addresses/ (East US)",
     "local": "your own machine: no cloud charges",
@@ -83,8 +92,24 @@ AZURE_HOURLY = {
     "Standard_NV36ads_A10_v5": 3.20,
     "Standard_NC24ads_A100_v4": 3.673,
 }
-# A Standard static public IPv4 address (one per Azure node), per hour.
+# A Standard static public IPv4 address (one per Azure node), per hour, allocated or not.
 AZURE_PUBLIC_IP_HOURLY = 0.005
+# Public IPv4 on AWS: every address, per hour (an Elastic IP whether attached or not, an
+# auto-assigned one while its instance runs).
+AWS_PUBLIC_IPV4_HOURLY = 0.005
+# Compute Engine external IPv4, per hour: in use by a standard VM, by a spot VM, and a static
+# address reserved but not in use (its VM stopped).
+GCE_IPV4_IN_USE_HOURLY = 0.005
+GCE_IPV4_IN_USE_SPOT_HOURLY = 0.0025
+GCE_STATIC_IPV4_IDLE_HOURLY = 0.01
+# Root disks, per GB-month: gp3 on AWS, pd-ssd on GCP. Azure bills Standard SSD by size tier
+# (E1 4 GiB ... E40 2 TiB), per month.
+AWS_GP3_GB_MONTH = 0.08
+GCE_PD_SSD_GB_MONTH = 0.17
+AZURE_STANDARD_SSD_MONTH = (
+    (4, 0.30), (8, 0.60), (16, 1.20), (32, 2.40), (64, 4.80), (128, 9.60),
+    (256, 19.20), (512, 38.40), (1024, 76.80), (2048, 153.60),
+)  # fmt: skip
 # Storage, per GB-month.
 STORAGE_GB_MONTH = {
     "gcp:storage/bucket:Bucket": 0.020,
@@ -137,17 +162,20 @@ FREE_PREFIXES = (
     "azure-native:compute:VirtualMachineExtension",  # the NVIDIA driver: no charge of its own
     "azure-native:storage:BlobContainer",
     "azure-native:storage:BlobServiceProperties",
+    "azure-native:storage:ManagementPolicy",
 )
 
 
 @dataclass(frozen=True)
 class CostLine:
-    """One priced item. `hourly`: while the stack exists; `per_run`: added by one training run."""
+    """One priced item. `hourly`: while the nodes run; `stopped_hourly`: while they are
+    stopped; `per_run`: added by one training run."""
 
     item: str
     detail: str
     hourly: float = 0.0
     per_run: float = 0.0
+    stopped_hourly: float = 0.0
 
 
 @dataclass(frozen=True)
@@ -175,6 +203,11 @@ class CostEstimate:
         return round(sum(line.per_run for line in self.lines), 4)
 
     @property
+    def stopped_monthly(self) -> float:
+        """What the stack costs in a month with every node stopped (disks, addresses, data)."""
+        return round(sum(line.stopped_hourly for line in self.lines) * HOURS_PER_MONTH, 2)
+
+    @property
     def complete(self) -> bool:
         return not self.unpriced
 
@@ -187,9 +220,16 @@ class CostEstimate:
             "storageGb": self.storage_gb,
             "hourly": self.hourly,
             "perRun": self.per_run,
+            "stoppedMonthly": self.stopped_monthly,
             "complete": self.complete,
             "lines": [
-                {"item": x.item, "detail": x.detail, "hourly": x.hourly, "perRun": x.per_run}
+                {
+                    "item": x.item,
+                    "detail": x.detail,
+                    "hourly": x.hourly,
+                    "perRun": x.per_run,
+                    "stoppedMonthly": round(x.stopped_hourly * HOURS_PER_MONTH, 2),
+                }
                 for x in self.lines
             ],
             "unpriced": [vars(u) for u in self.unpriced],
@@ -212,11 +252,11 @@ def estimate(run: OfflineRun, config: StackConfig) -> CostEstimate:
                 Unpriced(f"{resource.type} {resource.name}", "type not in the price table")
             )
             continue
-        line = pricer(resource, config)
-        if isinstance(line, Unpriced):
-            est.unpriced.append(line)
+        priced = pricer(resource, config)
+        if isinstance(priced, Unpriced):
+            est.unpriced.append(priced)
         else:
-            est.lines.append(line)
+            est.lines += priced if isinstance(priced, list) else [priced]
     if config.target == "gcp":
         line = vertex_job(config)
         (est.unpriced if isinstance(line, Unpriced) else est.lines).append(line)
@@ -247,10 +287,12 @@ def vertex_job(config: StackConfig) -> CostLine | Unpriced:
 def _storage(resource: DeclaredResource, config: StackConfig) -> CostLine:
     per_gb = STORAGE_GB_MONTH[resource.type]
     gb = IMAGE_REPOSITORY_GB if resource.type in REPOSITORY_TYPES else config.budget.storage_gb
+    hourly = round(per_gb * gb / HOURS_PER_MONTH, 6)
     return CostLine(
         resource.type,
         f"{resource.name}: {gb:g} GB at ${per_gb}/GB-month",
-        hourly=round(per_gb * gb / HOURS_PER_MONTH, 6),
+        hourly=hourly,
+        stopped_hourly=hourly,
     )
 
 
@@ -269,6 +311,16 @@ def _machine(resource: DeclaredResource, machine: str, hourly: float | None, con
     )
 
 
+def _disk(resource: DeclaredResource, gb: Any, monthly: float, what: str) -> CostLine:
+    """A root disk: billed whether its VM runs or not."""
+    hourly = round(monthly / HOURS_PER_MONTH, 6)
+    return CostLine("root disk", f"{resource.name}: {gb} GB {what}", hourly, 0.0, hourly)
+
+
+def _ipv4(resource: DeclaredResource, running: float, stopped: float, what: str) -> CostLine:
+    return CostLine("public IPv4", f"{resource.name}: {what}", running, 0.0, stopped)
+
+
 def _gce_instance(resource: DeclaredResource, config: StackConfig):
     machine = str(resource.inputs.get("machineType", ""))
     hourly = GCE_HOURLY.get(machine)
@@ -279,31 +331,77 @@ def _gce_instance(resource: DeclaredResource, config: StackConfig):
             if hourly is None or gpu is None
             else hourly + gpu * int(accelerator.get("count", 1))
         )
-    return _machine(resource, machine, hourly, config)
+    line = _machine(resource, machine, hourly, config)
+    if isinstance(line, Unpriced):
+        return line
+    lines = [line]
+    size = (((resource.inputs.get("bootDisk") or {}).get("initializeParams")) or {}).get("size")
+    if size:
+        lines.append(_disk(resource, size, size * GCE_PD_SSD_GB_MONTH, "pd-ssd"))
+    for interface in resource.inputs.get("networkInterfaces") or []:
+        for access in interface.get("accessConfigs") or []:
+            if not access.get("natIp"):  # a static address is priced as its own resource
+                spot = (resource.inputs.get("scheduling") or {}).get("provisioningModel") == "SPOT"
+                rate = GCE_IPV4_IN_USE_SPOT_HOURLY if spot else GCE_IPV4_IN_USE_HOURLY
+                lines.append(_ipv4(resource, rate, 0.0, "ephemeral, while running"))
+    return lines
+
+
+def _gce_address(resource: DeclaredResource, config: StackConfig) -> CostLine:
+    return _ipv4(
+        resource,
+        GCE_IPV4_IN_USE_HOURLY,
+        GCE_STATIC_IPV4_IDLE_HOURLY,
+        "static (more while its VM is stopped)",
+    )
 
 
 def _ec2_instance(resource: DeclaredResource, config: StackConfig):
     machine = str(resource.inputs.get("instanceType", ""))
-    return _machine(resource, machine, AWS_HOURLY.get(machine), config)
+    line = _machine(resource, machine, AWS_HOURLY.get(machine), config)
+    if isinstance(line, Unpriced):
+        return line
+    lines = [line]
+    size = (resource.inputs.get("rootBlockDevice") or {}).get("volumeSize")
+    if size:
+        lines.append(_disk(resource, size, size * AWS_GP3_GB_MONTH, "gp3"))
+    # The manager's address is its Elastic IP (priced on its own); the others' auto-assigned.
+    if (resource.inputs.get("tags") or {}).get("trackday-role") != "manager":
+        lines.append(_ipv4(resource, AWS_PUBLIC_IPV4_HOURLY, 0.0, "auto-assigned, while running"))
+    return lines
+
+
+def _aws_eip(resource: DeclaredResource, config: StackConfig) -> CostLine:
+    return _ipv4(resource, AWS_PUBLIC_IPV4_HOURLY, AWS_PUBLIC_IPV4_HOURLY, "Elastic IP")
 
 
 def _azure_vm(resource: DeclaredResource, config: StackConfig):
     machine = str((resource.inputs.get("hardwareProfile") or {}).get("vmSize", ""))
-    return _machine(resource, machine, AZURE_HOURLY.get(machine), config)
+    line = _machine(resource, machine, AZURE_HOURLY.get(machine), config)
+    if isinstance(line, Unpriced):
+        return line
+    size = (((resource.inputs.get("storageProfile") or {}).get("osDisk")) or {}).get("diskSizeGB")
+    if not size:
+        return [line]
+    tier, monthly = next(
+        ((gb, price) for gb, price in AZURE_STANDARD_SSD_MONTH if gb >= size),
+        AZURE_STANDARD_SSD_MONTH[-1],
+    )
+    return [line, _disk(resource, size, monthly, f"Standard SSD (billed as {tier} GiB)")]
 
 
 def _azure_public_ip(resource: DeclaredResource, config: StackConfig) -> CostLine:
-    return CostLine(
-        resource.type,
-        f"{resource.name}: Standard static IPv4",
-        hourly=AZURE_PUBLIC_IP_HOURLY,
-    )
+    return _ipv4(resource, AZURE_PUBLIC_IP_HOURLY, AZURE_PUBLIC_IP_HOURLY, "Standard static")
 
 
-_PRICERS: dict[str, Callable[[DeclaredResource, StackConfig], CostLine | Unpriced]] = {
+Priced = CostLine | list[CostLine] | Unpriced
+_PRICERS: dict[str, Callable[[DeclaredResource, StackConfig], Priced]] = {
     **dict.fromkeys(STORAGE_GB_MONTH, _storage),
     "gcp:compute/instance:Instance": _gce_instance,
+    "gcp:compute/address:Address": _gce_address,
     "aws:ec2/instance:Instance": _ec2_instance,
+    "aws:ec2/spotInstanceRequest:SpotInstanceRequest": _ec2_instance,
+    "aws:ec2/eip:Eip": _aws_eip,
     "azure-native:compute:VirtualMachine": _azure_vm,
     "azure-native:network:PublicIPAddress": _azure_public_ip,
 }

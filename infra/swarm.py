@@ -60,7 +60,9 @@ class Swarm(pulumi.ComponentResource):
             # The token is stdout: never in Pulumi's logs, only in state as a secret.
             logging=command.remote.Logging.STDERR,
             triggers=[manager.instance_id],
-            opts=child(self, additional_secret_outputs=["stdout"]),
+            opts=child(
+                self, additional_secret_outputs=["stdout"], depends_on=list(manager.ready)
+            ),
         )
         join_token = pulumi.Output.secret(token.stdout.apply(str.strip))
         # The manager's SSH host key, read on first contact: `trackday donkey submit` then
@@ -83,7 +85,7 @@ class Swarm(pulumi.ComponentResource):
                 ),
                 stdin=join_token,
                 triggers=[worker.instance_id, manager.instance_id],
-                opts=child(self),
+                opts=child(self, depends_on=list(worker.ready)),
             )
             labelled = command.remote.Command(
                 f"{name}-{worker.name}-labels",

@@ -46,7 +46,8 @@ def plan(
         None, "--against", help="Compare with the stack as declared at this git ref."
     ),
 ) -> None:
-    """Show what `pulumi up` would declare for a stack, and its hourly and per-run cost.
+    """Show what `pulumi up` would declare for a stack, and what it costs: per hour running,
+    per run, and per month with its nodes stopped.
 
     Runs the Pulumi program under Pulumi's own mock engine: no Pulumi CLI, no cloud
     credentials, nothing created.
@@ -79,20 +80,28 @@ def render(data: dict[str, Any], console: Console) -> None:
     for column in ("type", "name", "key properties"):
         resources.add_column(column, overflow="fold")
     for r in data["resources"]:
-        protect = " [protected]" if r["protect"] else ""
-        resources.add_row(r["type"], r["name"] + protect, key_properties(r["type"], r["inputs"]))
+        marks = " [protected]" if r["protect"] else ""
+        marks += " [kept by destroy]" if r.get("retainOnDelete") else ""
+        resources.add_row(r["type"], r["name"] + marks, key_properties(r["type"], r["inputs"]))
     console.print(resources)
     costs = data["costs"]
     table = Table(title="estimated cost (USD)")
-    for column in ("cost item", "detail", "per hour", "per run"):
+    for column in ("cost item", "detail", "per hour running", "per run", "per month stopped"):
         table.add_column(column, overflow="fold")
     for line in costs["lines"]:
-        table.add_row(line["item"], line["detail"], _usd(line["hourly"]), _usd(line["perRun"]))
+        table.add_row(
+            line["item"],
+            line["detail"],
+            _usd(line["hourly"]),
+            _usd(line["perRun"]),
+            _usd(line["stoppedMonthly"], digits=2),
+        )
     table.add_row(
         "[bold]total[/]",
         f"a run of {costs['runHours']:g} h",
         _usd(costs["hourly"], total=True),
         _usd(costs["perRun"], total=True),
+        _usd(costs["stoppedMonthly"], total=True, digits=2),
     )
     console.print(table)
     for item in costs["unpriced"]:
@@ -125,5 +134,5 @@ def _short(value: Any) -> str:
     return text if len(text) <= 80 else text[:77] + "..."
 
 
-def _usd(amount: float, total: bool = False) -> str:
-    return f"${amount:.4f}" if amount or total else "-"
+def _usd(amount: float, total: bool = False, digits: int = 4) -> str:
+    return f"${amount:.{digits}f}" if amount or total else "-"

@@ -55,7 +55,7 @@ class PlanDiff:
         return not (self.added or self.removed or self.changed)
 
     def cost_change(self, key: str) -> tuple[float, float, float]:
-        """(before, after, after - before) for `hourly` or `perRun`; a missing side costs 0."""
+        """(before, after, after - before) for a key of COST_KEYS; a missing side costs 0."""
         before = float((self.costs_before or {}).get(key, 0.0))
         after = float((self.costs_after or {}).get(key, 0.0))
         return before, after, round(after - before, 4)
@@ -77,10 +77,14 @@ class PlanDiff:
             ],
             "costs": {
                 key: dict(zip(("before", "after", "change"), self.cost_change(key), strict=True))
-                for key in ("hourly", "perRun")
+                for key in COST_KEYS
             }
             | {"unpriced": _unpriced(self.costs_before, self.costs_after)},
         }
+
+
+# The cost totals compared, and how the comment names them.
+COST_KEYS = {"hourly": "per hour", "perRun": "per run", "stoppedMonthly": "per month stopped"}
 
 
 def diff_plans(
@@ -105,10 +109,12 @@ def diff_plans(
 
 
 def input_changes(before: dict[str, Any], after: dict[str, Any]) -> list[Change]:
-    """The inputs (dotted paths into nested mappings) and the protect flag that differ."""
+    """The inputs (dotted paths into nested mappings) and the resource options that differ."""
     changes = _walk("", before.get("inputs", {}), after.get("inputs", {}))
-    if bool(before.get("protect")) != bool(after.get("protect")):
-        changes.append(Change("(protect)", bool(before.get("protect")), bool(after.get("protect"))))
+    for option in ("protect", "retainOnDelete"):
+        old, new = bool(before.get(option)), bool(after.get(option))
+        if old != new:
+            changes.append(Change(f"({option})", old, new))
     return changes
 
 
@@ -298,7 +304,7 @@ def render_markdown(diff: PlanDiff) -> str:
         lines += [f"- {_line(r)}" for r in diff.removed]
         lines += ["```", ""]
     lines += ["| estimated cost (USD) | before | after | change |", "| --- | ---: | ---: | ---: |"]
-    for key, label in (("hourly", "per hour"), ("perRun", "per run")):
+    for key, label in COST_KEYS.items():
         before, after, change = diff.cost_change(key)
         lines.append(f"| {label} | {before:.4f} | {after:.4f} | {change:+.4f} |")
     costs = diff.costs_after or diff.costs_before or {}

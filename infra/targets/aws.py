@@ -1,14 +1,19 @@
 """Target `aws`: an S3 bucket, an instance role, a private network and a swarm of EC2 GPU nodes.
 
-The bucket blocks all public access, encrypts at rest, keeps versions, refuses requests not
-made over TLS, and is protected from `pulumi destroy` unless the stack opts out. The nodes
+The bucket blocks all public access, encrypts at rest, keeps versions (old ones for
+`storage.keepDeletedDays`, incomplete uploads a week), refuses requests not made over TLS,
+and outlives `pulumi destroy` (retained, not protected: the destroy runs through) unless
+the stack opts out, in which case it goes with its data. The nodes
 reach it with their instance profile (a role allowed this bucket only, and CloudWatch Logs
 when `aws.logging` is on): no access key exists. The nodes sit in a VPC of their own; SSH and
 the Docker API are open only to `network.allowedCidrs`, Swarm's ports only between the nodes.
 Nodes run the AWS Deep Learning Base GPU AMI (NVIDIA driver included), found by lookup,
-require IMDSv2, and power themselves off after `budget.ttlHours` (infra/bootstrap.py).
+require IMDSv2, and power themselves off after `budget.ttlHours` (infra/bootstrap.py). Spot
+nodes are persistent spot requests (so that `pulumi destroy` cancels them); the manager keeps
+one Elastic IP across stops and starts.
 
-Outputs: those of every swarm target (infra/targets/swarm_outputs.py), and `region`.
+Outputs: those of every swarm target (infra/targets/swarm_outputs.py), `region`, and with
+`aws.logging` the CloudWatch Logs group's name, `logGroup`.
 """
 
 from __future__ import annotations
@@ -20,7 +25,7 @@ from typing import Any
 import pulumi
 import pulumi_aws as aws
 
-from infra import nodes
+from infra import cloud_rules, nodes
 from infra.config import Aws, StackConfig
 from infra.nodes import Node, NodeAccess, PoolSpec
 from infra.swarm import Swarm, SwarmArgs
@@ -31,8 +36,6 @@ from infra.targets.swarm_outputs import SwarmStack
 # container toolkit. Owned by Amazon; the newest matching image is used.
 AMI_OWNER = "amazon"
 AMI_NAME = "Deep Learning Base OSS Nvidia Driver GPU AMI (Ubuntu 22.04) *"
-# Containers on a node (bridge networking is one hop more) reach the instance metadata service.
-IMDS_HOP_LIMIT = 2
 BUCKET_OBJECT_ACTIONS = [
     "s3:GetObject",
     "s3:PutObject",
@@ -52,15 +55,20 @@ class BucketArgs:
 
 
 class Bucket(pulumi.ComponentResource):
-    """The stack's S3 bucket: private, encrypted, versioned, TLS only, nothing lost by accident."""
+    """The stack's S3 bucket: private, encrypted, versioned, TLS only, nothing lost by accident.
+
+    With `protect` the bucket is retained by `pulumi destroy` (left in the account with its
+    data, dropped from the stack); without, the destroy deletes it with every object and
+    version in it (`forceDestroy`): S3 refuses to delete a bucket that holds objects.
+    """
 
     def __init__(self, name: str, args: BucketArgs, opts: pulumi.ResourceOptions | None = None):
         super().__init__("trackday:aws:Bucket", name, None, opts)
         self.bucket = aws.s3.Bucket(
             f"{name}-bucket",
             bucket=args.name,
-            force_destroy=False,
-            opts=child(self, protect=args.protect),
+            force_destroy=not args.protect,
+            opts=child(self, retain_on_delete=args.protect),
         )
         bucket_id = self.bucket.id
         access_block = aws.s3.BucketPublicAccessBlock(
@@ -85,13 +93,19 @@ class Bucket(pulumi.ComponentResource):
             ],
             opts=child(self),
         )
-        aws.s3.BucketVersioning(
+        versioning = aws.s3.BucketVersioning(
             f"{name}-versioning",
             bucket=bucket_id,
             versioning_configuration=aws.s3.BucketVersioningVersioningConfigurationArgs(
                 status="Enabled"
             ),
             opts=child(self),
+        )
+        aws.s3.BucketLifecycleConfiguration(
+            f"{name}-lifecycle",
+            bucket=bucket_id,
+            rules=[lifecycle_rule(args.keep_deleted_days)],
+            opts=child(self, depends_on=[versioning]),
         )
         aws.s3.BucketPolicy(
             f"{name}-tls-only",
@@ -103,6 +117,29 @@ class Bucket(pulumi.ComponentResource):
         self.arn = self.bucket.arn
         self.url = self.name.apply(lambda bucket: f"s3://{bucket}")
         self.register_outputs({"url": self.url})
+
+
+def lifecycle_rule(keep_deleted_days: int) -> aws.s3.BucketLifecycleConfigurationRuleArgs:
+    """Old versions go `keep_deleted_days` after they were replaced or deleted, delete markers
+    left alone go, and uploads never completed are aborted after a week (their parts bill)."""
+    return aws.s3.BucketLifecycleConfigurationRuleArgs(
+        id="keep-deleted-then-expire",
+        status="Enabled",
+        filter=aws.s3.BucketLifecycleConfigurationRuleFilterArgs(prefix=""),
+        noncurrent_version_expiration=(
+            aws.s3.BucketLifecycleConfigurationRuleNoncurrentVersionExpirationArgs(
+                noncurrent_days=keep_deleted_days
+            )
+        ),
+        expiration=aws.s3.BucketLifecycleConfigurationRuleExpirationArgs(
+            expired_object_delete_marker=True
+        ),
+        abort_incomplete_multipart_upload=(
+            aws.s3.BucketLifecycleConfigurationRuleAbortIncompleteMultipartUploadArgs(
+                days_after_initiation=cloud_rules.INCOMPLETE_UPLOAD_DAYS
+            )
+        ),
+    )
 
 
 def tls_only_policy(bucket_arn: str) -> str:
@@ -294,51 +331,83 @@ class NodePool(pulumi.ComponentResource):
         node_config = args.config.nodes
         self.nodes: list[Node] = []
         for role, suffix in args.spec.roles:
-            instance = aws.ec2.Instance(
-                f"{name}-{suffix}",
-                ami=ami.id,
-                instance_type=node_config.machine_type,
-                subnet_id=args.subnet_id,
-                vpc_security_group_ids=[args.security_group_id],
-                iam_instance_profile=args.instance_profile,
-                user_data=nodes.user_data(args.spec, role, args.access),
-                user_data_replace_on_change=True,
-                metadata_options=aws.ec2.InstanceMetadataOptionsArgs(
-                    http_endpoint="enabled",
-                    http_tokens="required",
-                    http_put_response_hop_limit=IMDS_HOP_LIMIT,
-                ),
-                root_block_device=aws.ec2.InstanceRootBlockDeviceArgs(
-                    volume_size=node_config.root_volume_gb,
-                    volume_type="gp3",
-                    encrypted=True,
-                    delete_on_termination=True,
-                ),
-                instance_market_options=_spot_options(args.config),
+            common: dict[str, Any] = {
+                "ami": ami.id,
+                "instance_type": node_config.machine_type,
+                "subnet_id": args.subnet_id,
+                "vpc_security_group_ids": [args.security_group_id],
+                "iam_instance_profile": args.instance_profile,
+                "user_data": nodes.user_data(args.spec, role, args.access),
+                "user_data_replace_on_change": True,
                 # The power-off timers stop the instance, they never terminate it.
-                instance_initiated_shutdown_behavior="stop",
-                tags={"Name": f"{name}-{suffix}", "trackday-role": role},
-                opts=child(self),
-            )
-            self.nodes.append(
-                Node(role, suffix, instance.public_ip, instance.private_ip, instance.id)
-            )
+                "instance_initiated_shutdown_behavior": "stop",
+                "tags": {"Name": f"{name}-{suffix}", "trackday-role": role},
+            }
+            if node_config.spot:
+                instance_id, public_ip, private_ip = self._spot(f"{name}-{suffix}", common, args)
+            else:
+                instance = aws.ec2.Instance(
+                    f"{name}-{suffix}",
+                    metadata_options=aws.ec2.InstanceMetadataOptionsArgs(**IMDS),
+                    root_block_device=aws.ec2.InstanceRootBlockDeviceArgs(
+                        **_root_volume(node_config.root_volume_gb)
+                    ),
+                    **common,
+                    opts=child(self),
+                )
+                instance_id, public_ip = instance.id, instance.public_ip
+                private_ip = instance.private_ip
+            if role == "manager":
+                # A stable address: an auto-assigned one changes at every stop and start.
+                address = aws.ec2.Eip(
+                    f"{name}-{suffix}-address",
+                    domain="vpc",
+                    instance=instance_id,
+                    tags={"Name": f"{name}-{suffix}"},
+                    opts=child(self),
+                )
+                public_ip = address.public_ip
+            self.nodes.append(Node(role, suffix, public_ip, private_ip, instance_id))
         self.register_outputs({"count": len(self.nodes)})
 
+    def _spot(self, name: str, common: dict[str, Any], args: NodePoolArgs):
+        """A persistent spot request that stops (not terminates) its instance on interruption.
 
-def _spot_options(config: StackConfig) -> aws.ec2.InstanceInstanceMarketOptionsArgs | None:
-    """Spot capacity that stops (not terminates) on interruption, within `nodes.spotMaxPrice`."""
-    if not config.nodes.spot:
-        return None
-    max_price = config.nodes.spot_max_price
-    return aws.ec2.InstanceInstanceMarketOptionsArgs(
-        market_type="spot",
-        spot_options=aws.ec2.InstanceInstanceMarketOptionsSpotOptionsArgs(
+        Declared as a spot request, not as an instance with spot market options: deleting
+        such an instance leaves its persistent request open, and EC2 launches a new GPU
+        instance for it outside the stack (hashicorp/terraform-provider-aws issue 38142).
+        Deleting a spot request cancels it, then terminates its instance.
+        """
+        max_price = args.config.nodes.spot_max_price
+        request = aws.ec2.SpotInstanceRequest(
+            name,
+            spot_type="persistent",
             instance_interruption_behavior="stop",
-            spot_instance_type="persistent",
-            max_price=None if max_price is None else f"{max_price:g}",
-        ),
-    )
+            spot_price=None if max_price is None else f"{max_price:g}",
+            # Its instance's id and addresses are known once the request is fulfilled.
+            wait_for_fulfillment=True,
+            metadata_options=aws.ec2.SpotInstanceRequestMetadataOptionsArgs(**IMDS),
+            root_block_device=aws.ec2.SpotInstanceRequestRootBlockDeviceArgs(
+                **_root_volume(args.config.nodes.root_volume_gb)
+            ),
+            **common,
+            opts=child(self),
+        )
+        return request.spot_instance_id, request.public_ip, request.private_ip
+
+
+# Containers on a node (bridge networking is one hop more) reach the instance metadata
+# service, with session tokens only (IMDSv2).
+IMDS = {"http_endpoint": "enabled", "http_tokens": "required", "http_put_response_hop_limit": 2}
+
+
+def _root_volume(size_gb: int) -> dict[str, Any]:
+    return {
+        "volume_size": size_gb,
+        "volume_type": "gp3",
+        "encrypted": True,
+        "delete_on_termination": True,
+    }
 
 
 class AwsTarget(pulumi.ComponentResource):
@@ -411,4 +480,9 @@ class AwsTarget(pulumi.ComponentResource):
         self.register_outputs(self.stack_outputs())
 
     def stack_outputs(self) -> dict[str, Any]:
-        return {**self.stack.outputs("aws"), "region": self.region}
+        outputs = {**self.stack.outputs("aws"), "region": self.region}
+        if self.identity.log_group is not None:
+            # Where the DeepRacer services log (awslogs-group): the nodes' role may write
+            # there and may not create a group of its own.
+            outputs["logGroup"] = self.identity.log_group.name
+        return outputs

@@ -1,11 +1,18 @@
 """Target `azure`: Blob storage behind an S3 gateway, a managed identity, a VNet and N-series nodes.
 
-A resource group holds everything. The storage account takes HTTPS only, TLS 1.2 at least, no
-public blob access and no shared keys (identities only), keeps blob versions, and is protected
-from `pulumi destroy` unless the stack opts out; its container is the stack's bucket. The
-nodes' user-assigned managed identity holds Storage Blob Data Contributor on that account only
-(and may deallocate its own VMs at power-off); whoever runs `pulumi up` gets the same data
-role, so `trackday donkey submit` and `fetch` work with their `az login`. The nodes sit in a
+Two resource groups: one for the data, one for everything else (deleting a group deletes all
+in it, so the data cannot share one with what `pulumi destroy` removes). The storage account
+takes HTTPS only, TLS 1.2 at least, no public blob access and no shared keys (identities
+only), keeps blob versions for `storage.keepDeletedDays` (a management policy deletes older
+ones), and, with its group, outlives `pulumi destroy` unless the stack opts out (then the
+destroy deletes it with its data); its container is the stack's bucket. The
+manager's data identity (user-assigned) holds Storage Blob Data Contributor on that account
+only; every node also has an identity of its own that may only read and deallocate its own
+VM (a custom role: a container reaching the metadata service of one node can stop that node,
+and run nothing anywhere); whoever runs `pulumi up` gets the data role too, so `trackday
+donkey submit` and `fetch` work with their `az login` (its principal type taken from the
+sign-in, or `azure.deployerPrincipalType`: a CI deployer is a service principal or managed
+identity, not a user). The nodes sit in a
 VNet whose NSG opens SSH and the Docker API only to `network.allowedCidrs`, Swarm's ports and
 the S3 gateway only inside the subnet. The VMs (Ubuntu 22.04, NVIDIA GPU driver extension)
 log in by SSH key only, spot or regular. The manager runs `rclone serve s3` in front of the
@@ -28,7 +35,7 @@ import pulumi_azure_native as azure
 import pulumi_command as command
 import pulumi_random as random
 
-from infra import bootstrap, gateway, nodes
+from infra import bootstrap, cloud_rules, gateway, nodes
 from infra.bootstrap import NodeService
 from infra.config import Azure, StackConfig
 from infra.nodes import Node, NodeAccess, PoolSpec
@@ -38,7 +45,11 @@ from infra.targets.swarm_outputs import SwarmStack
 
 # Built-in role definitions (the same GUIDs in every tenant).
 BLOB_DATA_CONTRIBUTOR = "ba92f5b4-2d11-453d-a403-e96b0029c9fe"
-VM_CONTRIBUTOR = "9980e02c-c2be-4d73-94e8-173b1dc7cf3c"
+# What a node's own identity may do, on its own VM only: read it and deallocate it.
+SELF_DEALLOCATE_ACTIONS = (
+    "Microsoft.Compute/virtualMachines/read",
+    "Microsoft.Compute/virtualMachines/deallocate/action",
+)
 IMAGE = {
     "publisher": "Canonical",
     "offer": "0001-com-ubuntu-server-jammy",
@@ -64,6 +75,7 @@ class StorageArgs:
     keep_deleted_days: int
     subscription_id: pulumi.Input[str]
     deployer_id: pulumi.Input[str]
+    deployer_type: pulumi.Input[str]
     account_name: str | None = None
     tags: dict[str, str] | None = None
 
@@ -96,7 +108,7 @@ class Storage(pulumi.ComponentResource):
                 "services": {"blob": {"enabled": True, "key_type": "Account"}},
             },
             tags=args.tags,
-            opts=child(self, protect=args.protect),
+            opts=child(self, retain_on_delete=args.protect),
         )
         self.name = self.account.name
         azure.storage.BlobServiceProperties(
@@ -109,23 +121,36 @@ class Storage(pulumi.ComponentResource):
             container_delete_retention_policy={"enabled": True, "days": args.keep_deleted_days},
             opts=child(self),
         )
+        # Versions are kept until deleted: this rule deletes them keepDeletedDays after they
+        # stopped being current (as the S3 and GCS rules do).
+        azure.storage.ManagementPolicy(
+            f"{name}-lifecycle",
+            account_name=self.name,
+            resource_group_name=args.resource_group,
+            management_policy_name="default",
+            policy={"rules": [version_expiry_rule(args.keep_deleted_days)]},
+            opts=child(self),
+        )
         self.container = azure.storage.BlobContainer(
             f"{name}-container",
             account_name=self.name,
             resource_group_name=args.resource_group,
             container_name=args.container,
             public_access="None",
-            opts=child(self, protect=args.protect),
+            opts=child(self, retain_on_delete=args.protect),
         )
-        # Whoever deploys may read and write the data (shared keys are off).
-        self.grant(f"{name}-deployer", args.deployer_id, "User", args.subscription_id)
+        # Whoever deploys may read and write the data (shared keys are off); a CI deployer is
+        # a service principal or managed identity, and ARM refuses a type that does not match.
+        self.grant(
+            f"{name}-deployer", args.deployer_id, args.deployer_type, args.subscription_id
+        )
         self.register_outputs({"account": self.name})
 
     def grant(
         self,
         name: str,
         principal_id: pulumi.Input[str],
-        principal_type: str,
+        principal_type: pulumi.Input[str],
         subscription_id: pulumi.Input[str],
     ) -> azure.authorization.RoleAssignment:
         """Storage Blob Data Contributor on this account only."""
@@ -139,6 +164,24 @@ class Storage(pulumi.ComponentResource):
             scope=self.account.id,
             opts=child(self),
         )
+
+
+def version_expiry_rule(keep_deleted_days: int) -> dict[str, Any]:
+    """A lifecycle management rule: block blob versions go `keep_deleted_days` after they
+    were replaced or deleted."""
+    return {
+        "name": "expire-old-versions",
+        "enabled": True,
+        "type": "Lifecycle",
+        "definition": {
+            "filters": {"blob_types": ["blockBlob"]},
+            "actions": {
+                "version": {
+                    "delete": {"days_after_creation_greater_than": keep_deleted_days},
+                }
+            },
+        },
+    }
 
 
 @dataclass(frozen=True)
@@ -227,8 +270,10 @@ class NodePoolArgs:
     resource_group: pulumi.Input[str]
     location: str
     subnet_id: pulumi.Input[str]
+    # The manager's data identity (the S3 gateway reaches Blob storage with it).
     identity: azure.managedidentity.UserAssignedIdentity
-    subscription_id: pulumi.Input[str]
+    # The custom role each node's own identity holds on its own VM.
+    self_deallocate_role: pulumi.Input[str]
     # The manager's extra services (the S3 gateway), known once the account and identity are.
     manager_services: pulumi.Output[tuple[NodeService, ...]]
 
@@ -241,6 +286,14 @@ class NodePool(pulumi.ComponentResource):
         node_config = args.config.nodes
         self.nodes: list[Node] = []
         for role, suffix in args.spec.roles:
+            # Its own identity: it deallocates this VM at power-off, and nothing else.
+            own = azure.managedidentity.UserAssignedIdentity(
+                f"{name}-{suffix}-identity",
+                resource_group_name=args.resource_group,
+                location=args.location,
+                opts=child(self),
+            )
+            identities = [own.id] + ([args.identity.id] if role == "manager" else [])
             public_ip = azure.network.PublicIPAddress(
                 f"{name}-{suffix}-ip",
                 resource_group_name=args.resource_group,
@@ -284,7 +337,7 @@ class NodePool(pulumi.ComponentResource):
                         args.spec,
                         role,
                         args.access,
-                        args.identity.client_id,
+                        own.client_id,
                         args.manager_services,
                         _base64,
                     ),
@@ -305,14 +358,13 @@ class NodePool(pulumi.ComponentResource):
                         {"id": nic.id, "primary": True, "delete_option": "Delete"}
                     ]
                 },
-                identity={
-                    "type": "UserAssigned",
-                    "user_assigned_identities": [args.identity.id],
-                },
+                identity={"type": "UserAssigned", "user_assigned_identities": identities},
                 **_priority(args.config),
                 opts=child(self),
             )
-            azure.compute.VirtualMachineExtension(
+            # The driver only (containers bring their own CUDA): no CUDA toolkit holding the
+            # dpkg lock for minutes. It may reboot the VM: the swarm's commands wait for it.
+            driver = azure.compute.VirtualMachineExtension(
                 f"{name}-{suffix}-gpu-driver",
                 resource_group_name=args.resource_group,
                 location=args.location,
@@ -321,21 +373,22 @@ class NodePool(pulumi.ComponentResource):
                 type=GPU_DRIVER["type"],
                 type_handler_version=GPU_DRIVER["version"],
                 auto_upgrade_minor_version=True,
+                settings={"installCUDA": False},
                 opts=child(self),
             )
             # The node deallocates itself at power-off (a VM only stopped still bills).
             azure.authorization.RoleAssignment(
                 f"{name}-{suffix}-deallocate",
-                principal_id=args.identity.principal_id,
-                principal_type="ServicePrincipal",
-                role_definition_id=pulumi.Output.from_input(args.subscription_id).apply(
-                    lambda sub: role_definition(sub, VM_CONTRIBUTOR)
-                ),
+                principal_id=own.principal_id,
+                principal_type=cloud_rules.MANAGED_IDENTITY_PRINCIPAL_TYPE,
+                role_definition_id=args.self_deallocate_role,
                 scope=vm.id,
                 opts=child(self),
             )
             private_ip = nic.ip_configurations.apply(lambda configs: configs[0].private_ip_address)
-            self.nodes.append(Node(role, suffix, public_ip.ip_address, private_ip, vm.vm_id))
+            self.nodes.append(
+                Node(role, suffix, public_ip.ip_address, private_ip, vm.vm_id, ready=(driver,))
+            )
         self.register_outputs({"count": len(self.nodes)})
 
 
@@ -410,17 +463,29 @@ class AzureTarget(pulumi.ComponentResource):
         group = azure.resources.ResourceGroup(
             f"{name}-group", location=self.location, tags=tags, opts=child(self)
         )
+        # The data's own group, retained with it: deleting a group deletes what is in it.
+        data_group = azure.resources.ResourceGroup(
+            f"{name}-data",
+            location=self.location,
+            tags=tags,
+            opts=child(self, retain_on_delete=config.storage.protect),
+        )
         container = config.storage.bucket or DEFAULT_CONTAINER
         self.storage = Storage(
             f"{name}-storage",
             StorageArgs(
-                resource_group=group.name,
+                resource_group=data_group.name,
                 location=self.location,
                 container=container,
                 protect=config.storage.protect,
                 keep_deleted_days=config.storage.keep_deleted_days,
                 subscription_id=client.subscription_id,
                 deployer_id=client.object_id,
+                deployer_type=client.client_id.apply(
+                    lambda client_id: cloud_rules.azure_deployer_principal_type(
+                        client_id, azure_config.deployer_principal_type
+                    )
+                ),
                 account_name=azure_config.storage_account,
                 tags=tags,
             ),
@@ -436,8 +501,17 @@ class AzureTarget(pulumi.ComponentResource):
         self.storage.grant(
             f"{name}-identity-blob-data",
             identity.principal_id,
-            "ServicePrincipal",
+            cloud_rules.MANAGED_IDENTITY_PRINCIPAL_TYPE,
             client.subscription_id,
+        )
+        self_deallocate = azure.authorization.RoleDefinition(
+            f"{name}-self-deallocate",
+            scope=group.id,
+            role_name=f"trackday {args.stack} node: deallocate itself",
+            description="A trackday node's own identity: read and deallocate its own VM.",
+            permissions=[{"actions": list(SELF_DEALLOCATE_ACTIONS)}],
+            assignable_scopes=[group.id],
+            opts=child(self),
         )
         network = Network(
             f"{name}-network",
@@ -464,7 +538,7 @@ class AzureTarget(pulumi.ComponentResource):
                 location=self.location,
                 subnet_id=network.subnet.id,
                 identity=identity,
-                subscription_id=client.subscription_id,
+                self_deallocate_role=self_deallocate.id,
                 manager_services=gateway_service,
             ),
             opts=child(self),

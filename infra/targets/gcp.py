@@ -4,7 +4,8 @@ pulumi-gcp has no Vertex AI custom-job resource, so the stack provisions what a 
 and `trackday donkey submit` creates the job from the outputs (trackday/vertex.py):
 the APIs; a private, versioned bucket (uniform bucket-level access, public access
 prevention enforced, old runs moved to a colder class, deleted versions kept a while,
-protected from `pulumi destroy` unless the stack opts out); a trainer service account
+incomplete uploads aborted, retained by `pulumi destroy` unless the stack opts out); a
+trainer service account
 holding only object access on that bucket and read access on the image repository (roles
 bound to those resources, not the project), with a key only when the stack asks; an
 Artifact Registry Docker repository; the trainer image built and pushed there.
@@ -32,7 +33,7 @@ import pulumi
 import pulumi_docker_build as docker_build
 import pulumi_gcp as gcp
 
-from infra import catalog, nodes
+from infra import catalog, cloud_rules, nodes
 from infra.config import StackConfig
 from infra.nodes import Node, NodeAccess, PoolSpec
 from infra.swarm import Swarm, SwarmArgs
@@ -95,7 +96,15 @@ class Bucket(pulumi.ComponentResource):
                 condition=gcp.storage.BucketLifecycleRuleConditionArgs(
                     days_since_noncurrent_time=args.keep_deleted_days, with_state="ARCHIVED"
                 ),
-            )
+            ),
+            gcp.storage.BucketLifecycleRuleArgs(
+                action=gcp.storage.BucketLifecycleRuleActionArgs(
+                    type="AbortIncompleteMultipartUpload"
+                ),
+                condition=gcp.storage.BucketLifecycleRuleConditionArgs(
+                    age=cloud_rules.INCOMPLETE_UPLOAD_DAYS
+                ),
+            ),
         ]
         if args.runs_cold_after_days:
             # Old runs move to a cheaper class; nothing is deleted.
@@ -120,9 +129,11 @@ class Bucket(pulumi.ComponentResource):
             public_access_prevention="enforced",
             versioning=gcp.storage.BucketVersioningArgs(enabled=True),
             lifecycle_rules=rules,
-            force_destroy=False,
+            # Retained by `pulumi destroy` (data kept, the destroy runs through); without
+            # `protect`, deleted with every object in it.
+            force_destroy=not args.protect,
             labels=args.labels,
-            opts=child(self, protect=args.protect),
+            opts=child(self, retain_on_delete=args.protect),
         )
         self.name = self.bucket.name
         self.url = self.bucket.url
@@ -248,8 +259,13 @@ class Network(pulumi.ComponentResource):
 
     def __init__(self, name: str, args: NetworkArgs, opts: pulumi.ResourceOptions | None = None):
         super().__init__("trackday:gcp:Network", name, None, opts)
+        # 1500, not GCP's default 1460: Docker's VXLAN overlay sends 1450-byte container
+        # packets plus 50 bytes of headers (infra/cloud_rules.py).
         network = gcp.compute.Network(
-            f"{name}-vpc", auto_create_subnetworks=False, opts=child(self)
+            f"{name}-vpc",
+            auto_create_subnetworks=False,
+            mtu=cloud_rules.GCP_NODE_MTU,
+            opts=child(self),
         )
         self.subnet = gcp.compute.Subnetwork(
             f"{name}-subnet",
@@ -323,6 +339,19 @@ class NodePool(pulumi.ComponentResource):
         )
         self.nodes: list[Node] = []
         for role, suffix in args.spec.roles:
+            # The manager keeps one address across stops and starts (an ephemeral one changes);
+            # workers are reached through it and by their private addresses.
+            nat_ip = (
+                gcp.compute.Address(
+                    f"{name}-{suffix}-address",
+                    region=args.zone.rsplit("-", 1)[0],
+                    address_type="EXTERNAL",
+                    labels=args.labels,
+                    opts=child(self),
+                ).address
+                if role == "manager"
+                else None
+            )
             instance = gcp.compute.Instance(
                 f"{name}-{suffix}",
                 machine_type=machine,
@@ -339,8 +368,10 @@ class NodePool(pulumi.ComponentResource):
                 network_interfaces=[
                     gcp.compute.InstanceNetworkInterfaceArgs(
                         subnetwork=args.subnet,
-                        # An ephemeral public address: SSH from the allowed ranges.
-                        access_configs=[gcp.compute.InstanceNetworkInterfaceAccessConfigArgs()],
+                        # A public address (the manager's static): SSH from the allowed ranges.
+                        access_configs=[
+                            gcp.compute.InstanceNetworkInterfaceAccessConfigArgs(nat_ip=nat_ip)
+                        ],
                     )
                 ],
                 service_account=gcp.compute.InstanceServiceAccountArgs(
@@ -441,7 +472,8 @@ class GcpTarget(pulumi.ComponentResource):
             ),
             opts=after_apis,
         )
-        self.zone = gcp_config.zone or f"{gcp_config.region}-a"
+        # Resolved by infra/config.py from the dated zone table (infra/cloud_rules.py).
+        self.zone = gcp_config.zone
         self.swarm_stack = (
             self._node_pool(name, args, labels, after_apis) if gcp_config.node_pool else None
         )

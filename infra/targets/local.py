@@ -58,8 +58,10 @@ class S3Server(pulumi.ComponentResource):
             labels=labels,
             opts=child(self),
         )
+        # Kept by `pulumi destroy` (the destroy still runs through) unless storage.protect
+        # is false.
         volume = docker.Volume(
-            f"{name}-data", labels=labels, opts=child(self, protect=args.protect)
+            f"{name}-data", labels=labels, opts=child(self, retain_on_delete=args.protect)
         )
         self.access_key_id = random.RandomPassword(
             f"{name}-key-id", length=20, special=False, lower=False, opts=child(self)

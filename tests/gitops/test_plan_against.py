@@ -101,7 +101,8 @@ def test_working_tree_against_head_and_the_comment_text(repo):
     assert "### `trackday plan --stack gcp` against `HEAD`" in text
     assert "0 to add, 1 to change, 0 to remove" in text
     assert f"! {BUCKET} trackday-gcp-storage-bucket" in text
-    assert "!     (protect): true -> false" in text
+    assert "!     (retainOnDelete): true -> false" in text
+    assert "!     forceDestroy: false -> true" in text
     assert "| per run |" in text and "+0.0000 |" in text
     assert _git(repo, "status", "--porcelain") == "", "the working tree is left as it was"
 

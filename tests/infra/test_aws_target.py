@@ -6,12 +6,14 @@ import json
 
 import pytest
 
+from infra import offline
 from infra.config import ConfigError
 from infra.targets import aws as aws_target
 from tests.infra.stacks import plain_secret_leaks, run_stack, shipped_values, with_keys
 
 BUCKET = "aws:s3/bucket:Bucket"
 INSTANCE = "aws:ec2/instance:Instance"
+SPOT = "aws:ec2/spotInstanceRequest:SpotInstanceRequest"
 SECURITY_GROUP = "aws:ec2/securityGroup:SecurityGroup"
 ROLE_POLICY = "aws:iam/rolePolicy:RolePolicy"
 
@@ -21,9 +23,9 @@ def aws():
     return run_stack("aws", shipped_values("aws"))
 
 
-def test_bucket_is_private_encrypted_versioned_and_protected(aws):
+def test_bucket_is_private_encrypted_versioned_and_kept_by_destroy(aws):
     bucket = aws.one(BUCKET)
-    assert bucket.protect
+    assert bucket.retain_on_delete and not bucket.protect
     assert bucket.inputs["forceDestroy"] is False
     bucket_id = f"{bucket.name}-id"
     block = aws.one("aws:s3/bucketPublicAccessBlock:BucketPublicAccessBlock").inputs
@@ -57,7 +59,10 @@ def test_bucket_policy_refuses_requests_without_tls(aws):
 
 def test_stack_may_opt_out_of_protection():
     run = run_stack("aws", with_keys("aws", storage={"protect": False}))
-    assert not run.one(BUCKET).protect
+    bucket = run.one(BUCKET)
+    assert not bucket.protect and not bucket.retain_on_delete
+    # S3 refuses to delete a bucket holding objects: the opted-out bucket goes with them.
+    assert bucket.inputs["forceDestroy"] is True
 
 
 def test_node_role_may_use_only_this_bucket_and_has_no_key(aws):
@@ -72,7 +77,7 @@ def test_node_role_may_use_only_this_bucket_and_has_no_key(aws):
     assert aws.of_type("aws:cloudwatch/logGroup:LogGroup") == []
     profile = aws.one("aws:iam/instanceProfile:InstanceProfile")
     assert profile.inputs["role"] == aws.one("aws:iam/role:Role").name
-    assert {i.inputs["iamInstanceProfile"] for i in aws.of_type(INSTANCE)} == {profile.name}
+    assert {i.inputs["iamInstanceProfile"] for i in aws.of_type(SPOT)} == {profile.name}
 
 
 def test_logging_adds_its_log_group_and_only_that_to_the_role():
@@ -84,6 +89,13 @@ def test_logging_adds_its_log_group_and_only_that_to_the_role():
     assert [s["Resource"] for s in logs] == [
         f"arn:aws:logs:us-east-1:123456789012:log-group:{group.name}:*"
     ]
+    # The DeepRacer services are told the group (they may not create one).
+    assert run.outputs["logGroup"].value == group.name
+    assert not any("logs:CreateLogGroup" in s["Action"] for s in logs)
+
+
+def test_no_log_group_output_without_logging(aws):
+    assert "logGroup" not in aws.outputs
 
 
 def test_admin_ports_only_from_allowed_cidrs_and_swarm_ports_only_between_nodes(aws):
@@ -91,7 +103,6 @@ def test_admin_ports_only_from_allowed_cidrs_and_swarm_ports_only_between_nodes(
     admin = [r for r in group["ingress"] if r.get("cidrBlocks")]
     assert sorted((r["protocol"], r["fromPort"], r["toPort"]) for r in admin) == [
         ("tcp", 22, 22),
-        ("tcp", 2376, 2376),
     ]
     assert all(r["cidrBlocks"] == ["203.0.113.7/32"] for r in admin)
     swarm = [r for r in group["ingress"] if not r.get("cidrBlocks")]
@@ -103,11 +114,12 @@ def test_admin_ports_only_from_allowed_cidrs_and_swarm_ports_only_between_nodes(
     ]
     assert all(r["self"] is True and r["fromPort"] == r["toPort"] for r in swarm)
     assert all(i.inputs["vpcSecurityGroupIds"] == [f"{aws.one(SECURITY_GROUP).name}-id"]
-               for i in aws.of_type(INSTANCE))  # fmt: skip
+               for i in aws.of_type(SPOT))  # fmt: skip
 
 
 def test_nodes_run_the_looked_up_ami_with_imdsv2_spot_and_the_configured_disk(aws):
-    (node,) = aws.of_type(INSTANCE)
+    assert aws.of_type(INSTANCE) == []
+    (node,) = aws.of_type(SPOT)
     assert node.inputs["ami"].startswith("ami-0")
     assert node.inputs["instanceType"] == "g4dn.2xlarge"
     assert node.inputs["metadataOptions"]["httpTokens"] == "required"
@@ -117,11 +129,12 @@ def test_nodes_run_the_looked_up_ami_with_imdsv2_spot_and_the_configured_disk(aw
         "encrypted": True,
         "deleteOnTermination": True,
     }
-    assert node.inputs["instanceMarketOptions"]["marketType"] == "spot"
-    assert node.inputs["instanceMarketOptions"]["spotOptions"] == {
-        "instanceInterruptionBehavior": "stop",
-        "spotInstanceType": "persistent",
-    }
+    # A persistent request that stops its instance on interruption; `pulumi destroy`
+    # cancels it before terminating the instance, so nothing relaunches a GPU node.
+    assert node.inputs["spotType"] == "persistent"
+    assert node.inputs["instanceInterruptionBehavior"] == "stop"
+    assert node.inputs["waitForFulfillment"] is True
+    assert node.inputs["instanceInitiatedShutdownBehavior"] == "stop"
     data = node.inputs["userData"]
     assert data.startswith("#cloud-config\n")
     assert "trackday-ttl.timer" in data and "docker swarm init" in data
@@ -131,12 +144,24 @@ def test_on_demand_other_gpus_and_a_spot_price_cap():
     run = run_stack("aws", with_keys("aws", nodes={"spot": False, "gpu": {"type": "L4"}}))
     node = run.one(INSTANCE).inputs
     assert node["instanceType"] == "g6.2xlarge"
-    assert "instanceMarketOptions" not in node
+    assert "instanceMarketOptions" not in node and run.of_type(SPOT) == []
+    assert node["metadataOptions"]["httpTokens"] == "required"
     g5 = {"machineType": "g5.xlarge", "gpu": {"type": "A10G"}, "spotMaxPrice": 0.4}
     capped = run_stack("aws", with_keys("aws", nodes=g5))
-    assert capped.one(INSTANCE).inputs["instanceType"] == "g5.xlarge"
-    options = capped.one(INSTANCE).inputs["instanceMarketOptions"]["spotOptions"]
-    assert options["maxPrice"] == "0.4"
+    assert capped.one(SPOT).inputs["instanceType"] == "g5.xlarge"
+    assert capped.one(SPOT).inputs["spotPrice"] == "0.4"
+
+
+@pytest.mark.parametrize("spot", [True, False])
+def test_the_manager_keeps_one_address_across_stops(spot):
+    run = run_stack("aws", with_keys("aws", nodes={"count": 3, "spot": spot}))
+    (eip,) = run.of_type("aws:ec2/eip:Eip")
+    nodes = run.of_type(SPOT if spot else INSTANCE)
+    manager = next(n for n in nodes if n.name.endswith("manager"))
+    expected = f"i-0{offline._digest(manager.name)[:16]}" if spot else f"{manager.name}-id"
+    assert eip.inputs["instance"] == expected
+    assert eip.inputs["domain"] == "vpc"
+    assert run.outputs["managerAddress"].value.startswith("203.0.113.")
 
 
 def test_ami_lookup_asks_amazon_for_the_deep_learning_base_gpu_ami():
@@ -150,7 +175,7 @@ def test_outputs_give_submit_what_it_needs_and_keep_the_key_secret(aws):
     assert outputs["bucketUrl"] == outputs["nodeBucketUrl"] == f"s3://{aws.one(BUCKET).name}"
     assert outputs["s3Endpoint"] == "https://s3.us-east-1.amazonaws.com"
     assert outputs["sshUser"] == "trackday"
-    assert outputs["managerAddress"].startswith("198.51.100.")
+    assert outputs["managerAddress"].startswith("203.0.113."), "the Elastic IP"
     assert outputs["image"] == "trackday-donkeycar:5.3.0"
     assert outputs["training"]["donkeycarVersion"] == "5.3.0"
     secret = {k for k, o in aws.outputs.items() if o.secret}

@@ -7,7 +7,7 @@ import base64
 import pytest
 import yaml
 
-from infra import gateway
+from infra import cloud_rules, gateway, offline
 from infra.config import ConfigError
 from infra.targets import azure as azure_target
 from tests.infra.stacks import plain_secret_leaks, run_stack, shipped_values, with_keys
@@ -33,9 +33,9 @@ def _user_data(vm) -> dict:
     return yaml.safe_load(base64.b64decode(vm.inputs["osProfile"]["customData"]))
 
 
-def test_storage_account_is_https_only_tls12_private_and_protected(azure):
+def test_storage_account_is_https_only_tls12_private_and_kept_by_destroy(azure):
     account = azure.one(ACCOUNT)
-    assert account.protect
+    assert account.retain_on_delete and not account.protect
     inputs = account.inputs
     assert inputs["enableHttpsTrafficOnly"] is True
     assert inputs["minimumTlsVersion"] == "TLS1_2"
@@ -48,38 +48,88 @@ def test_storage_account_is_https_only_tls12_private_and_protected(azure):
     container = azure.one("azure-native:storage:BlobContainer")
     assert container.inputs["publicAccess"] == "None"
     assert container.inputs["containerName"] == "trackday"
-    assert container.protect
+    assert container.retain_on_delete and not container.protect
 
 
 def test_identity_holds_blob_data_contributor_on_the_account_only(azure):
-    identity = azure.one("azure-native:managedidentity:UserAssignedIdentity")
+    identities = {
+        r.name: r for r in azure.of_type("azure-native:managedidentity:UserAssignedIdentity")
+    }
+    data = identities.pop("trackday-azure-identity")
     account_id = f"{azure.one(ACCOUNT).name}-id"
     blob = [
         r.inputs for r in azure.of_type(ROLE)
         if r.inputs["roleDefinitionId"].endswith(azure_target.BLOB_DATA_CONTRIBUTOR)
     ]  # fmt: skip
-    assert {(b["principalType"], b["scope"]) for b in blob} == {
+    # The data identity, and whoever runs `pulumi up` (for submit and fetch): under the
+    # mocks a client other than the Azure CLI signed in, as in CI: a service principal.
+    assert [(b["principalType"], b["scope"]) for b in blob] == [
         ("ServicePrincipal", account_id),
-        ("User", account_id),  # whoever runs `pulumi up`, for submit and fetch
-    }
-    assert all(b["roleDefinitionId"].startswith("/subscriptions/") for b in blob)
-    # The only other role: deallocating each node's own VM at power-off.
-    others = [r.inputs for r in azure.of_type(ROLE) if r.inputs not in blob]
-    vm = azure.one(VM)
-    assert [(o["scope"], o["roleDefinitionId"].rsplit("/", 1)[-1]) for o in others] == [
-        (f"{vm.name}-id", azure_target.VM_CONTRIBUTOR)
+        ("ServicePrincipal", account_id),
     ]
+    assert all(b["roleDefinitionId"].startswith("/subscriptions/") for b in blob)
+    vm = azure.one(VM)
     assert vm.inputs["identity"] == {
         "type": "UserAssigned",
-        "userAssignedIdentities": [f"{identity.name}-id"],
+        "userAssignedIdentities": [
+            f"{identities['trackday-azure-nodes-manager-identity'].name}-id",
+            f"{data.name}-id",
+        ],
     }
+
+
+def test_each_node_may_only_deallocate_itself(azure5):
+    role = azure5.one("azure-native:authorization:RoleDefinition")
+    assert role.inputs["permissions"] == [
+        {
+            "actions": [
+                "Microsoft.Compute/virtualMachines/read",
+                "Microsoft.Compute/virtualMachines/deallocate/action",
+            ]
+        }
+    ]
+    groups = azure5.of_type("azure-native:resources:ResourceGroup")
+    group = next(r for r in groups if r.name.endswith("group"))
+    assert role.inputs["assignableScopes"] == [f"{group.name}-id"]
+    assignments = [
+        r.inputs for r in azure5.of_type(ROLE) if r.inputs["roleDefinitionId"] == f"{role.name}-id"
+    ]
+    vms = azure5.of_type(VM)
+    assert len(assignments) == len(vms) == 5
+    for vm in vms:
+        (mine,) = [a for a in assignments if a["scope"] == f"{vm.name}-id"]
+        own = f"{vm.name}-identity"
+        assert mine["principalType"] == cloud_rules.MANAGED_IDENTITY_PRINCIPAL_TYPE
+        assert mine["principalId"] == offline._uuid(f"{own}-principal")
+        assert f"{own}-id" in vm.inputs["identity"]["userAssignedIdentities"]
+        data = yaml.safe_load(base64.b64decode(vm.inputs["osProfile"]["customData"]))
+        assert offline._uuid(f"{own}-client") in str(data), "its power-off uses its own identity"
+    # Only the manager carries the data identity; no node holds a built-in VM role.
+    workers = [vm for vm in vms if "worker" in vm.name]
+    assert all(len(vm.inputs["identity"]["userAssignedIdentities"]) == 1 for vm in workers)
+    assert all("9980e02c" not in r.inputs["roleDefinitionId"] for r in azure5.of_type(ROLE))
+
+
+def test_deployer_principal_type_follows_the_sign_in():
+    assert cloud_rules.azure_deployer_principal_type(cloud_rules.AZURE_CLI_CLIENT_ID) == "User"
+    assert cloud_rules.azure_deployer_principal_type(offline._uuid("ci")) == "ServicePrincipal"
+    run = run_stack("azure", with_keys("azure", azure={"deployerPrincipalType": "Group"}))
+    deployer = [r for r in run.of_type(ROLE) if r.name.endswith("storage-deployer")]
+    assert [r.inputs["principalType"] for r in deployer] == ["Group"]
+    with pytest.raises(ConfigError, match=r"azure.deployerPrincipalType: 'Robot' is not valid"):
+        run_stack("azure", with_keys("azure", azure={"deployerPrincipalType": "Robot"}))
+
+
+def test_every_principal_type_is_one_arm_knows(azure5):
+    types = {r.inputs.get("principalType") for r in azure5.of_type(ROLE)} - {None}
+    assert types <= cloud_rules.AZURE_PRINCIPAL_TYPES
 
 
 def test_nsg_opens_admin_ports_to_allowed_cidrs_and_the_rest_only_inside_the_subnet(azure):
     rules = {r["name"]: r for r in azure.one(NSG).inputs["securityRules"]}
     allowed = [r for r in rules.values() if r["access"] == "Allow"]
     admin = [r for r in allowed if r["sourceAddressPrefixes"] == ["203.0.113.7/32"]]
-    assert sorted(r["destinationPortRange"] for r in admin) == ["22", "2376"]
+    assert sorted(r["destinationPortRange"] for r in admin) == ["22"]
     inside = [r for r in allowed if r not in admin]
     assert {r["sourceAddressPrefixes"][0] for r in inside} == {"10.42.1.0/24"}
     assert sorted((r["protocol"], r["destinationPortRange"]) for r in inside) == [
@@ -110,6 +160,20 @@ def test_vms_are_spot_n_series_with_ssh_keys_only_and_the_gpu_driver(azure):
     driver = azure.one("azure-native:compute:VirtualMachineExtension").inputs
     assert (driver["publisher"], driver["type"]) == ("Microsoft.HpcCompute", "NvidiaGpuDriverLinux")
     assert driver["vmName"] == vm.name
+
+
+def test_driver_extension_installs_no_cuda_and_the_swarm_waits_for_it(azure5):
+    """The extension may reboot the VM and holds dpkg while it runs: the join token is read,
+    and each worker joined, only once its node's extension is done."""
+    extensions = azure5.of_type("azure-native:compute:VirtualMachineExtension")
+    drivers = {r.inputs["vmName"]: r for r in extensions}
+    assert all(d.inputs["settings"] == {"installCUDA": False} for d in drivers.values())
+    commands = {r.name: r for r in azure5.of_type(COMMAND)}
+    token = commands["trackday-azure-swarm-join-token"]
+    assert drivers["trackday-azure-nodes-manager"].urn in token.dependencies
+    for n in range(1, 5):
+        joined = commands[f"trackday-azure-swarm-worker-{n}-join"]
+        assert drivers[f"trackday-azure-nodes-worker-{n}"].urn in joined.dependencies
 
 
 def test_regular_priority_when_not_spot():

@@ -66,7 +66,7 @@ def test_spot_vms_and_built_in_gpus():
 def test_firewall_admin_from_allowed_ranges_swarm_between_nodes_only(gcp):
     rules = {r.name.rsplit("-", 1)[-1]: r.inputs for r in gcp.of_type(FIREWALL)}
     assert rules["admin"]["sourceRanges"] == ["203.0.113.7/32"]
-    assert rules["admin"]["allows"] == [{"protocol": "tcp", "ports": ["22", "2376"]}]
+    assert rules["admin"]["allows"] == [{"protocol": "tcp", "ports": ["22"]}]
     assert rules["admin"]["targetTags"] == ["trackday-node"]
     swarm = rules["swarm"]
     assert "sourceRanges" not in swarm
@@ -87,3 +87,23 @@ def test_compute_api_is_enabled_and_outputs_reach_the_swarm(gcp):
     assert outputs["image"].value.startswith("us-central1-docker.pkg.dev/")  # Vertex AI's
     assert outputs["swarmImage"].value == "trackday-donkeycar:5.3.0"
     assert plain_secret_leaks(gcp) == []
+
+
+def test_the_manager_keeps_one_static_address():
+    run = run_stack(
+        "gcp",
+        with_keys(
+            "gcp",
+            gcp={"nodePool": True, "region": "us-east1"},
+            nodes={"count": 2},
+            network={"allowedCidrs": ["203.0.113.7/32"]},
+        ),
+    )
+    (address,) = run.of_type("gcp:compute/address:Address")
+    assert address.inputs["region"] == "us-east1"
+    assert address.inputs["addressType"] == "EXTERNAL"
+    vms = {vm.name.rsplit("-", 1)[-1]: vm for vm in run.of_type("gcp:compute/instance:Instance")}
+    (config,) = vms["manager"].inputs["networkInterfaces"][0]["accessConfigs"]
+    assert config["natIp"] == run.outputs["managerAddress"].value
+    assert run.outputs["managerAddress"].value.startswith("203.0.113.")
+    assert "natIp" not in vms["1"].inputs["networkInterfaces"][0]["accessConfigs"][0]

@@ -28,14 +28,14 @@ def test_enables_the_apis_it_uses_and_leaves_them_on_destroy(gcp):
     assert all(s.inputs["disableOnDestroy"] is False for s in services)
 
 
-def test_bucket_is_private_versioned_and_protected(gcp):
+def test_bucket_is_private_versioned_and_kept_by_destroy(gcp):
     bucket = gcp.one(BUCKET)
     assert bucket.inputs["uniformBucketLevelAccess"] is True
     assert bucket.inputs["publicAccessPrevention"] == "enforced"
     assert bucket.inputs["versioning"] == {"enabled": True}
     assert bucket.inputs["forceDestroy"] is False
     assert bucket.inputs["location"] == "US-CENTRAL1"
-    assert bucket.protect
+    assert bucket.retain_on_delete and not bucket.protect
 
 
 def test_bucket_lifecycle_cools_old_runs_and_expires_deleted_versions(gcp):
@@ -54,8 +54,12 @@ def test_bucket_lifecycle_cools_old_runs_and_expires_deleted_versions(gcp):
 def test_stack_may_opt_out_of_protection_and_cold_runs():
     run = run_stack("gcp", with_keys("gcp", storage={"protect": False, "runsColdAfterDays": None}))
     bucket = run.one(BUCKET)
-    assert not bucket.protect
-    assert [r["action"]["type"] for r in bucket.inputs["lifecycleRules"]] == ["Delete"]
+    assert not bucket.protect and not bucket.retain_on_delete
+    assert bucket.inputs["forceDestroy"] is True
+    assert [r["action"]["type"] for r in bucket.inputs["lifecycleRules"]] == [
+        "Delete",
+        "AbortIncompleteMultipartUpload",
+    ]
 
 
 def test_trainer_roles_are_bound_to_the_bucket_and_repository_not_the_project(gcp):

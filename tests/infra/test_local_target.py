@@ -87,10 +87,11 @@ def test_outputs(dev):
     }
 
 
-def test_data_volume_is_protected_unless_the_stack_opts_out(dev):
-    assert dev.one("docker:index/volume:Volume").protect
+def test_data_volume_is_kept_by_destroy_unless_the_stack_opts_out(dev):
+    volume = dev.one("docker:index/volume:Volume")
+    assert volume.retain_on_delete and not volume.protect
     opted_out = run_stack("dev", with_keys("dev", storage={"protect": False}))
-    assert not opted_out.one("docker:index/volume:Volume").protect
+    assert not opted_out.one("docker:index/volume:Volume").retain_on_delete
 
 
 def test_trainer_image_is_built_locally_from_the_repository(dev):

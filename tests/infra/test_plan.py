@@ -85,7 +85,8 @@ def test_unknown_types_and_machines_are_reported_not_priced_as_zero():
         "gcp:bigquery/dataset:Dataset n",
         "aws:ec2/instance:Instance n (p5.48xlarge)",
     ]
-    assert est.hourly == prices.AWS_HOURLY["g4dn.2xlarge"]
+    # The machine and its auto-assigned public IPv4 (which bills since 2024).
+    assert est.hourly == prices.AWS_HOURLY["g4dn.2xlarge"] + prices.AWS_PUBLIC_IPV4_HOURLY
 
 
 def test_gpu_nodes_are_priced_by_their_machine_and_gpus():
@@ -108,6 +109,55 @@ def test_gpu_nodes_are_priced_by_their_machine_and_gpus():
     gce = prices.GCE_HOURLY["n1-standard-8"] + 2 * prices.GCE_GPU_HOURLY["nvidia-tesla-t4"]
     assert est.hourly == pytest.approx(gce + prices.AZURE_HOURLY["Standard_NC4as_T4_v3"], abs=1e-4)
     assert est.per_run == pytest.approx(2 * est.hourly, abs=1e-3)
+    assert est.stopped_monthly == 0, "no disk or address declared: nothing bills while stopped"
+
+
+@pytest.mark.parametrize(
+    ("stack", "values"),
+    [
+        ("aws", {}),
+        ("azure", {}),
+        ("gcp", {"gcp": {"nodePool": True}, "network": {"allowedCidrs": ["203.0.113.7/32"]}}),
+    ],
+    ids=["aws", "azure", "gcp-node-pool"],
+)
+def test_what_bills_while_the_nodes_are_stopped_is_priced(stack, values):
+    """Root disks, static addresses and the bucket bill with every node stopped; the
+    machines and ephemeral addresses do not."""
+    from tests.infra.stacks import run_stack, with_keys
+
+    run = run_stack(stack, with_keys(stack, nodes={"count": 2}, **values))
+    config = parse(
+        {k.split(":", 1)[1]: v for k, v in with_keys(stack, nodes={"count": 2}, **values).items()}
+    )
+    est = prices.estimate(run, config)
+    assert est.complete, est.unpriced
+    disks = [x for x in est.lines if x.item == "root disk"]
+    addresses = [x for x in est.lines if x.item == "public IPv4"]
+    assert len(disks) == 2 and all(x.stopped_hourly > 0 for x in disks)
+    static = [x for x in addresses if x.stopped_hourly > 0]
+    assert len(static) == (2 if stack == "azure" else 1), "the manager's stable address"
+    machines = [x for x in est.lines if x.per_run]
+    assert machines and all(x.stopped_hourly == 0 for x in machines)
+    stopped = sum(x.stopped_hourly for x in est.lines) * prices.HOURS_PER_MONTH
+    assert est.stopped_monthly == pytest.approx(stopped, abs=0.01)
+    assert 0 < est.stopped_monthly < est.hourly * prices.HOURS_PER_MONTH
+
+
+def test_root_disk_prices_follow_each_clouds_rule():
+    config = parse({})
+    gp3 = _resource("aws:ec2/instance:Instance", instanceType="g4dn.xlarge",
+                    rootBlockDevice={"volumeSize": 100}, tags={"trackday-role": "manager"})
+    azure = _resource("azure-native:compute:VirtualMachine",
+                      hardwareProfile={"vmSize": "Standard_NC4as_T4_v3"},
+                      storageProfile={"osDisk": {"diskSizeGB": 150}})
+    est = prices.estimate(OfflineRun(stack="x", resources=[gp3, azure]), config)
+    disks = {x.detail: x for x in est.lines if x.item == "root disk"}
+    gp3_month = disks["n: 100 GB gp3"].stopped_hourly * prices.HOURS_PER_MONTH
+    assert gp3_month == pytest.approx(8.0, abs=0.01)
+    # Azure bills Standard SSD by tier: 150 GB is billed as the 256 GiB E15.
+    e15 = disks["n: 150 GB Standard SSD (billed as 256 GiB)"]
+    assert e15.stopped_hourly * prices.HOURS_PER_MONTH == pytest.approx(19.20, abs=0.01)
 
 
 def test_every_machine_the_config_allows_has_a_price():
@@ -150,3 +200,15 @@ def test_cli_plan_bad_stack_is_one_clear_line(tmp_path):
     missing = CliRunner().invoke(app, ["plan", "--stack", "nope", "--dir", str(tmp_path)])
     assert missing.exit_code == 2
     assert "no such stack file; stacks here: bad" in missing.stderr
+
+
+@pytest.mark.parametrize("stack", SHIPPED)
+def test_cli_plan_shows_no_protected_resource_and_the_stopped_cost(stack):
+    runner = CliRunner()
+    data = json.loads(runner.invoke(app, ["plan", "--stack", stack, "--json"]).stdout)
+    assert [r["name"] for r in data["resources"] if r["protect"]] == []
+    assert all("stoppedMonthly" in line for line in data["costs"]["lines"])
+    if stack in ("aws", "azure"):
+        assert data["costs"]["stoppedMonthly"] > 0, "disks and addresses bill while stopped"
+    text = runner.invoke(app, ["plan", "--stack", stack], env={"COLUMNS": "250"}).stdout
+    assert "per month stopped" in text and "[protected]" not in text

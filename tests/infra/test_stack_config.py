@@ -77,8 +77,8 @@ def test_attached_t4_count_is_configurable():
 
 
 def test_cidrs_are_normalised():
-    parsed = parse({"network": {"allowedCidrs": ["2001:DB8::/32", "198.51.100.0/24"]}})
-    assert parsed.network.allowed_cidrs == ["2001:db8::/32", "198.51.100.0/24"]
+    parsed = parse({"network": {"allowedCidrs": ["198.51.100.0/24", "203.0.113.7/32"]}})
+    assert parsed.network.allowed_cidrs == ["198.51.100.0/24", "203.0.113.7/32"]
 
 
 GCP = {"target": "gcp", "gcp": {"project": "my-project-1"}}
@@ -174,8 +174,27 @@ INVALID = [
     ),
     (
         {"network": {"allowedCidrs": ["::/0"]}},
-        "trackday:network.allowedCidrs: ['::/0'] is not valid; '::/0' opens to the whole internet; "
-        "name your own range, e.g. 203.0.113.7/32",
+        "trackday:network.allowedCidrs: ['::/0'] is not valid; '::/0' is IPv6; the nodes' "
+        "networks and firewall rules are IPv4 only (every cloud refuses an IPv6 range there): "
+        "name an IPv4 range",
+    ),
+    (
+        {"network": {"allowedCidrs": ["2001:db8::/48"]}},
+        "trackday:network.allowedCidrs: ['2001:db8::/48'] is not valid; '2001:db8::/48' is IPv6; "
+        "the nodes' networks and firewall rules are IPv4 only (every cloud refuses an IPv6 range "
+        "there): name an IPv4 range",
+    ),
+    (
+        {"network": {"allowedCidrs": ["0.0.0.0/1", "128.0.0.0/1"]}},
+        "trackday:network.allowedCidrs: ['0.0.0.0/1', '128.0.0.0/1'] is not valid; together the "
+        "ranges cover 4,294,967,296 addresses, a large share of the internet; at most 65,536 "
+        "(a /16) may reach SSH: name your own addresses, e.g. 203.0.113.7/32",
+    ),
+    (
+        {"network": {"allowedCidrs": ["198.51.0.0/16", "203.0.113.0/24"]}},
+        "trackday:network.allowedCidrs: ['198.51.0.0/16', '203.0.113.0/24'] is not valid; "
+        "together the ranges cover 65,792 addresses, a large share of the internet; at most "
+        "65,536 (a /16) may reach SSH: name your own addresses, e.g. 203.0.113.7/32",
     ),
     (
         {"network": {"allowedCidrs": ["10.0.0.1/24"]}},

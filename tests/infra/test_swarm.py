@@ -15,7 +15,8 @@ from training.deepracer import services
 
 COMMAND = "command:remote:Command"
 VMS = {
-    "aws": "aws:ec2/instance:Instance",
+    # The shipped aws stack is spot: its nodes are persistent spot requests.
+    "aws": "aws:ec2/spotInstanceRequest:SpotInstanceRequest",
     "azure": "azure-native:compute:VirtualMachine",
     "gcp": "gcp:compute/instance:Instance",
 }

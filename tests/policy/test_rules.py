@@ -37,7 +37,30 @@ ALL_BLOCKED = dict.fromkeys(
     ("blockPublicAcls", "blockPublicPolicy", "ignorePublicAcls", "restrictPublicBuckets"), True
 )
 SSE = "aws:s3/bucketServerSideEncryptionConfigurationV2:BucketServerSideEncryptionConfigurationV2"
-CLOUD_INIT_TTL = "#cloud-config\nruncmd: [systemctl start trackday-ttl.timer]\n"
+# trackday's power-off timer as infra/bootstrap.py writes it: the timer, its service, enabled.
+CLOUD_INIT_TTL = """#cloud-config
+write_files:
+- path: /etc/systemd/system/trackday-ttl.timer
+  content: |
+    [Timer]
+    OnBootSec=240min
+- path: /etc/systemd/system/trackday-ttl.service
+  content: |
+    [Service]
+    ExecStart=/usr/local/sbin/trackday-poweroff
+runcmd:
+- [systemctl, enable, --now, trackday-ttl.timer]
+"""
+# The timer's name where it does nothing: a comment, an echo, a file never started.
+FAKE_TTLS = [
+    "#cloud-config\n# systemctl enable trackday-ttl.timer\n",
+    "#cloud-config\nruncmd: [echo systemctl start trackday-ttl.timer]\n",
+    "#cloud-config\nruncmd: [systemctl start trackday-ttl.timer]\n",
+    CLOUD_INIT_TTL.replace("- [systemctl, enable, --now, trackday-ttl.timer]", "- [true]"),
+    "#!/bin/sh\nsystemctl enable --now trackday-ttl.timer\n",
+]
+SSH_FROM = {"direction": "Inbound", "access": "Allow", "destinationPortRange": "22"}
+IN_VNET = {**SSH_FROM, "protocol": "Tcp", "sourceAddressPrefix": "VirtualNetwork"}
 
 # (rule, type, compliant inputs, violating inputs, part of the violation message)
 CASES = [
@@ -238,6 +261,102 @@ CASES = [
         {"ports": [{"internal": 9000, "external": 9000}]},
         "the S3 endpoint (port 9000) to 0.0.0.0",
     ),
+    # Issue 13 item 5: each way the pack used to be fooled, a violating case.
+    (
+        rules.no_open_admin_ingress,
+        "aws:ec2/securityGroup:SecurityGroup",
+        {"ingress": [{"protocol": "tcp", "fromPort": 22, "toPort": 22,
+                      "cidrBlocks": ["198.51.100.0/24", "203.0.113.0/24"]}]},
+        {"ingress": [{"protocol": "tcp", "fromPort": 22, "toPort": 22,
+                      "cidrBlocks": ["0.0.0.0/1", "128.0.0.0/1"]}]},
+        "0.0.0.0/1, 128.0.0.0/1 (4,294,967,296 addresses together)",
+    ),
+    (
+        rules.no_open_admin_ingress,
+        "gcp:compute/firewall:Firewall",
+        {"sourceRanges": ["0.0.0.0/0"], "allows": [{"protocol": "17", "ports": ["22"]}]},
+        {"sourceRanges": ["0.0.0.0/0"], "allows": [{"protocol": "6", "ports": ["22"]}]},
+        "the firewall opens SSH (port 22) to 0.0.0.0/0",
+    ),
+    (
+        rules.no_open_admin_ingress,
+        "gcp:compute/firewall:Firewall",
+        {"sourceRanges": ["203.0.113.7/32"], "allows": [{"protocol": "tcp", "ports": ["22"]}]},
+        {"sourceRanges": [rules.UNKNOWN], "allows": [{"protocol": "tcp", "ports": ["22"]}]},
+        "unknown at preview",
+    ),
+    (
+        rules.no_open_admin_ingress,
+        NSG,
+        {"securityRules": [IN_VNET]},
+        {"securityRules": [{**SSH_FROM, "protocol": "6", "sourceAddressPrefix": "AzureCloud"}]},
+        "opens SSH (port 22) to AzureCloud",
+    ),
+    (
+        rules.no_open_admin_ingress,
+        "docker:index/service:Service",
+        {"endpointSpec": {"ports": [{"targetPort": 8080, "publishedPort": 8080}]}},
+        {"endpointSpec": {"ports": [{"targetPort": 22, "publishedPort": 2222},
+                                    {"targetPort": 2375, "publishedPort": 2375}]}},
+        "the service opens the Docker API (port 2375)",
+    ),
+    (
+        rules.gpu_machines,
+        "aws:ec2/spotInstanceRequest:SpotInstanceRequest",
+        {"instanceType": "g4dn.2xlarge", "spotType": "one-time"},
+        {"instanceType": "p4d.24xlarge", "spotType": "one-time"},
+        "p4d.24xlarge is not an allowed GPU machine on aws",
+    ),
+    (
+        rules.gpu_machines,
+        "aws:ec2/launchTemplate:LaunchTemplate",
+        {"instanceType": "g6.2xlarge", "userData": _b64(CLOUD_INIT_TTL)},
+        {"instanceType": "g6.2xlarge", "userData": _b64("#cloud-config\n")},
+        "neither spot nor",
+    ),
+    (
+        rules.gpu_machines,
+        "aws:ec2/instance:Instance",
+        {"instanceType": "g6.2xlarge", "instanceMarketOptions": {"marketType": "spot"}},
+        {"instanceType": "gr6.4xlarge", "instanceMarketOptions": {"marketType": "spot"}},
+        "gr6.4xlarge is not an allowed GPU machine on aws",
+    ),
+    (
+        rules.gpu_machines,
+        "aws:autoscaling/group:Group",
+        {"mixedInstancesPolicy": {"launchTemplate": {"overrides": [{"instanceType": "t3.large"}]}}},
+        {"launchTemplate": {"id": "lt-1"}, "desiredCapacity": 1},
+        "auto-scaling group",
+    ),
+    (
+        rules.gpu_machines,
+        "gcp:compute/instanceTemplate:InstanceTemplate",
+        {"machineType": "g2-standard-8", "metadata": {"user-data": CLOUD_INIT_TTL}},
+        {"machineType": "g2-standard-8", "metadata": {"user-data": "#cloud-config\n"}},
+        "neither spot nor",
+    ),
+    (
+        rules.gpu_machines,
+        "azure-native:compute:VirtualMachineScaleSet",
+        {"sku": {"name": "Standard_NC4as_T4_v3"}, "virtualMachineProfile": {"priority": "Spot"}},
+        {"sku": {"name": "Standard_NC4as_T4_v3"}, "virtualMachineProfile": {"priority": "Regular"}},
+        "neither spot nor",
+    ),
+    (
+        rules.aws_imdsv2,
+        "aws:ec2/spotInstanceRequest:SpotInstanceRequest",
+        {"metadataOptions": {"httpTokens": "required"}},
+        {"instanceType": "g4dn.xlarge"},
+        "IMDSv2",
+    ),
+    (
+        rules.no_plaintext_secrets_in_user_data,
+        "azure-native:compute:VirtualMachineScaleSet",
+        {"virtualMachineProfile": {"osProfile": {"customData": _b64("#cloud-config\n")}}},
+        {"virtualMachineProfile": {"osProfile": {"customData": _b64(
+            "-----BEGIN OPENSSH PRIVATE KEY-----\nb3Bl\n")}}},
+        "a private key",
+    ),
     (
         rules.gpu_machines,
         "aws:ec2/instance:Instance",
@@ -336,10 +455,18 @@ def test_every_rule_has_cases():
     assert {r.check for r in rules.RULES if r.check} <= tested
 
 
+@pytest.mark.parametrize("text", FAKE_TTLS)
+def test_the_ttl_timer_counts_only_where_it_is_installed_and_started(text):
+    node = _res("aws:ec2/instance:Instance", instanceType="g5.2xlarge", userData=text)
+    assert "neither spot nor" in rules.gpu_machines(node, SETTINGS)[0]
+
+
 def test_keys_only_where_the_stack_asks():
     key = _res("gcp:serviceaccount/key:Key", serviceAccountId="trainer")
     access = _res("aws:iam/accessKey:AccessKey", user="ci")
+    hmac = _res("gcp:storage/hmacKey:HmacKey", serviceAccountEmail="t@p.iam.gserviceaccount.com")
     assert "long-lived credential" in rules.no_long_lived_keys(key, SETTINGS)[0]
+    assert "an HMAC key" in rules.no_long_lived_keys(hmac, SETTINGS)[0]
     assert rules.no_long_lived_keys(access, SETTINGS)
     with_key = settings_for(
         parse({"target": "gcp", "gcp": {"project": "my-project-1", "serviceAccountKey": True}})
@@ -430,7 +557,8 @@ def test_hourly_cost_within_budget_uses_the_price_table():
         _res("aws:ec2/instance:Instance", instanceType="g4dn.2xlarge"),
         _res("aws:ec2/instance:Instance", instanceType="g4dn.2xlarge"),
     ]
-    two = 2 * prices.AWS_HOURLY["g4dn.2xlarge"]
+    # Two machines, each with its auto-assigned public IPv4.
+    two = 2 * (prices.AWS_HOURLY["g4dn.2xlarge"] + prices.AWS_PUBLIC_IPV4_HOURLY)
     under = settings_for(parse({"budget": {"hourly": two + 0.5}}))
     over = settings_for(parse({"budget": {"hourly": two - 0.5}}))
     assert rules.hourly_budget(nodes, under) == []
@@ -515,3 +643,54 @@ def test_a_legacy_bucket_may_carry_versioning_and_encryption_inline():
     assert rules.bucket_companions([legacy], SETTINGS) == [
         "aws:s3/bucket:Bucket models has no BucketPublicAccessBlock"
     ]
+
+
+def _lifecycle_set(rules_: list[dict]) -> list[Resource]:
+    bucket = Resource("aws:s3/bucket:Bucket", "models", {}, frozenset({"models-id"}))
+    lifecycle = Resource(
+        "aws:s3/bucketLifecycleConfiguration:BucketLifecycleConfiguration",
+        "lc",
+        {"rules": rules_},
+        refs=frozenset({"models-id"}),
+    )
+    return [bucket, lifecycle]
+
+
+def test_old_versions_and_incomplete_uploads_expire_on_s3():
+    whole = {
+        "id": "x",
+        "status": "Enabled",
+        "noncurrentVersionExpiration": {"noncurrentDays": 30},
+        "abortIncompleteMultipartUpload": {"daysAfterInitiation": 7},
+    }
+    assert rules.old_versions_expire(_lifecycle_set([whole]), SETTINGS) == []
+    disabled = _lifecycle_set([{**whole, "status": "Disabled"}])
+    assert len(rules.old_versions_expire(disabled, SETTINGS)) == 2
+    no_abort = {k: v for k, v in whole.items() if k != "abortIncompleteMultipartUpload"}
+    assert rules.old_versions_expire(_lifecycle_set([no_abort]), SETTINGS) == [
+        "aws:s3/bucket:Bucket models keeps incomplete uploads forever "
+        "(no lifecycle rule abortIncompleteMultipartUpload.daysAfterInitiation)"
+    ]
+    assert len(rules.old_versions_expire(_lifecycle_set([])[:1], SETTINGS)) == 2
+
+
+def test_old_versions_expire_on_gcs_and_azure():
+    delete = {"action": {"type": "Delete"}, "condition": {"daysSinceNoncurrentTime": 30}}
+    abort = {"action": {"type": "AbortIncompleteMultipartUpload"}, "condition": {"age": 7}}
+    gcs = _res("gcp:storage/bucket:Bucket", **GCS_OK, lifecycleRules=[delete, abort])
+    assert rules.old_versions_expire([gcs], SETTINGS) == []
+    only_cold = _res("gcp:storage/bucket:Bucket", **GCS_OK, lifecycleRules=[abort])
+    assert "keeps old versions forever" in rules.old_versions_expire([only_cold], SETTINGS)[0]
+    account = Resource(
+        "azure-native:storage:StorageAccount", "acct", AZURE_ACCOUNT_OK, frozenset({"data1"})
+    )
+    rule = {"enabled": True, "definition": {"actions": {"version": {"delete": {
+        "daysAfterCreationGreaterThan": 30}}}}}
+    policy = Resource(
+        "azure-native:storage:ManagementPolicy",
+        "lc",
+        {"policy": {"rules": [rule]}},
+        refs=frozenset({"data1"}),
+    )
+    assert rules.old_versions_expire([account, policy], SETTINGS) == []
+    assert "keeps old blob versions forever" in rules.old_versions_expire([account], SETTINGS)[0]
