@@ -77,7 +77,7 @@ def _start(settings: DeepRacerSettings, target: RunTarget, job: str,
            upload) -> None:
     try:
         client = dr_runs.client_for(target)
-        dr_runs.ensure_not_running(client, settings.run_id, job)
+        dr_runs.check_deploy(client, settings, target, job)
         for url in upload():
             _say(f"uploaded {url}")
         for name in dr_runs.deploy(client, settings, target, job):

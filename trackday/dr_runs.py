@@ -18,6 +18,8 @@ from __future__ import annotations
 import contextlib
 import io
 import json
+import os
+import stat
 import tarfile
 import time
 from collections.abc import Callable, Mapping
@@ -38,7 +40,7 @@ from docker.types import (
     TaskTemplate,
 )
 
-from infra.workloads.run_target import LOCAL_S3_ALIAS, RunTarget
+from infra.workloads.run_target import LOCAL_S3_ALIAS, RunTarget, placement_problem
 from trackday.manager_ssh import connect
 from trackday.swarm_jobs import SwarmJobError
 from training import storage
@@ -90,13 +92,7 @@ def upload_training_files(settings: DeepRacerSettings, target: RunTarget, custom
                           wipe: bool) -> list[str]:
     """dr-upload-custom-files plus the params half of dr-start-training, with its `-w` rule."""
     with storage.environment(target.storage_env):
-        existing = bucket_io.list_keys(target.bucket_url, settings.model_prefix)
-        if existing and not wipe:
-            raise RunError(f"{target.bucket_url}/{settings.model_prefix} exists "
-                           f"({len(existing)} objects): pick a new modelPrefix, or pass --wipe "
-                           "to delete it first")
-        if existing:
-            bucket_io.delete_prefix(target.bucket_url, settings.model_prefix)
+        bucket_io.claim_prefix(target.bucket_url, settings.model_prefix, wipe, "pass --wipe")
         files = training_files(settings, target.bucket, custom_files)
         return bucket_io.write_objects(target.bucket_url, files)
 
@@ -206,34 +202,57 @@ def ensure_not_running(client: docker.DockerClient, run_id: int, job: str) -> No
                        f"(`trackday dr stop-{job}`), or set another runId")
 
 
-def check_placement(client: docker.DockerClient, specs: list[ServiceSpec]) -> None:
-    """Fail before creating anything where no ready node carries a label a service needs
-    (Swarm would keep such tasks pending without a word)."""
+def check_placement(client: docker.DockerClient, specs: list[ServiceSpec],
+                    local: bool = False) -> None:
+    """Fail before creating anything where Swarm would keep a service's tasks pending
+    without a word: no swarm, or no ready node with a label a service needs."""
     try:
         nodes = client.api.nodes()
-    except docker.errors.APIError as error:
-        raise RunError(f"the engine is not a swarm manager ({error.explanation}): on this "
-                       "machine run `docker swarm init --advertise-addr 127.0.0.1`") from None
-    ready = [n for n in nodes if n["Status"]["State"] == "ready"
-             and n["Spec"].get("Availability") == "active"]
-    for constraint in sorted({c for spec in specs for c in spec.constraints}):
-        key, _, value = constraint.removeprefix("node.labels.").partition("==")
-        if not any(n["Spec"].get("Labels", {}).get(key) == value for n in ready):
-            raise RunError(f"no ready node is labelled {key}={value}, which `{constraint}` "
-                           f"needs: `docker node update --label-add {key}={value} NODE` on "
-                           "the manager (the node bootstrap labels cloud nodes)")
+    except docker.errors.APIError:
+        nodes = None
+    problem = placement_problem(nodes, [c for spec in specs for c in spec.constraints], local)
+    if problem:
+        raise RunError(problem)
+
+
+def sagemaker_dir(path: Path = Path(SAGEMAKER_DIR)) -> None:
+    """The trainer's bind mount on this machine (nodes make theirs at boot), made so that no
+    other local user can own or fill it first: it is mounted into the trainer, which holds
+    the Docker socket (issue 13 item 12). An existing one must be a real folder, owned by
+    this user or root, writable by nobody else."""
+    with contextlib.suppress(FileExistsError):
+        path.mkdir(mode=0o700)
+    info = path.lstat()
+    fix = f"remove it (`sudo rm -rf {path}`) and start again"
+    if not stat.S_ISDIR(info.st_mode):
+        raise RunError(f"{path} is not a folder (a link or a file someone made): {fix}")
+    if info.st_uid not in (os.getuid(), 0):
+        raise RunError(f"{path} belongs to user id {info.st_uid}, not to you or root: {fix}")
+    if info.st_mode & (stat.S_IWGRP | stat.S_IWOTH):
+        raise RunError(f"{path} is writable by other users (mode {info.st_mode & 0o777:o}): "
+                       f"`chmod go-w {path}`, or {fix}")
+
+
+def check_deploy(client: docker.DockerClient, settings: DeepRacerSettings, target: RunTarget,
+                 job: str) -> list[ServiceSpec]:
+    """Everything a start needs of the swarm and this machine, checked before the bucket is
+    touched (so `--wipe` never deletes a model for a start that cannot happen); the specs."""
+    ensure_not_running(client, settings.run_id, job)
+    specs = run_services(settings, target.bucket, job, target.credentials is not None,
+                         target.single_node)
+    check_placement(client, specs, target.manager is None)
+    if target.s3_container:
+        s3_server(client, target.s3_container)
+    if target.manager is None:
+        sagemaker_dir()
+    return specs
 
 
 def deploy(client: docker.DockerClient, settings: DeepRacerSettings, target: RunTarget,
            job: str) -> list[str]:
     """Create the run's services (and its credentials secret); all or nothing."""
-    ensure_not_running(client, settings.run_id, job)
-    specs = run_services(settings, target.bucket, job, target.credentials is not None,
-                         target.single_node)
-    check_placement(client, specs)
+    specs = check_deploy(client, settings, target, job)
     s3 = s3_server(client, target.s3_container) if target.s3_container else None
-    if target.manager is None:
-        Path(SAGEMAKER_DIR).mkdir(exist_ok=True)  # the trainer's bind mount (nodes: bootstrap)
     ensure_network(client)
     labels = {WORKLOAD_LABEL: WORKLOAD, RUN_LABEL: str(settings.run_id), JOB_LABEL: job}
     created: list[str] = []

@@ -21,12 +21,13 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+import docker as docker_engine
 import pulumi
 import pulumi_docker as docker
 from pulumi.dynamic import CreateResult, ResourceProvider, UpdateResult
 
 from infra.config import ConfigError, StackConfig
-from infra.workloads.run_target import RunTarget
+from infra.workloads.run_target import RunTarget, placement_problem
 from training import storage
 from training.deepracer import bucket_io
 from training.deepracer.layout import CUSTOM_FILE_NAMES
@@ -36,10 +37,12 @@ from training.deepracer.services import (
     JOB_LABEL,
     NETWORK,
     RUN_LABEL,
+    TRAINER_ROLE,
     WORKLOAD,
     WORKLOAD_LABEL,
     ServiceSpec,
     credentials_secret,
+    placement,
     run_services,
     s3_credentials_file,
 )
@@ -74,7 +77,21 @@ def requested(config: StackConfig, project_root: Path) -> tuple[DeepRacerSetting
         if problems:
             raise ConfigError("deepracer.customFilesDir", str(folder),
                               "fix the custom files first:\n  " + "\n  ".join(problems))
+    if config.target == "local":
+        problem = placement_problem(local_swarm_nodes(), [placement(TRAINER_ROLE)], local=True)
+        if problem:
+            raise ConfigError("deepracerRun", job, problem)
     return settings, job, folder
+
+
+def local_swarm_nodes() -> list[dict] | None:
+    """This machine's swarm nodes, None where its engine is no swarm manager: the local
+    target's services need the engine in swarm mode and its node labelled trainer (every
+    service of a single-node run goes there), or `pulumi up` leaves them pending."""
+    try:
+        return docker_engine.from_env().api.nodes()
+    except docker_engine.errors.DockerException:
+        return None
 
 
 def service_args(spec: ServiceSpec, secret_ids: Mapping[str, pulumi.Input[str]],
@@ -123,21 +140,33 @@ class RunFilesProvider(ResourceProvider):
     they are the run's record, as DRfC leaves them."""
 
     def create(self, props: dict[str, Any]) -> CreateResult:
-        outs = self._write(props)
+        outs = self._write(props, claim=True)
         return CreateResult(f"{props['bucketUrl']}/{props['settings']['model_prefix']}", outs)
 
-    def update(self, _id: str, _olds: dict[str, Any], news: dict[str, Any]) -> UpdateResult:
-        return UpdateResult(self._write(news))
+    def update(self, _id: str, olds: dict[str, Any], news: dict[str, Any]) -> UpdateResult:
+        moved = (olds.get("job"), olds.get("bucketUrl"),
+                 olds.get("settings", {}).get("model_prefix")) != (
+            "training", news["bucketUrl"], news["settings"]["model_prefix"])
+        return UpdateResult(self._write(news, claim=moved))
 
     def delete(self, _id: str, _props: dict[str, Any]) -> None:
         return None
 
     @staticmethod
-    def _write(props: dict[str, Any]) -> dict[str, Any]:
+    def _write(props: dict[str, Any], claim: bool) -> dict[str, Any]:
+        """`claim`: a training starts on this prefix now (created, or moved to it): refuse
+        one holding a model unless the stack says `training.wipe`, as dr-start-training
+        does without `-w`; a running run's own prefix is left as it is."""
         settings = DeepRacerSettings.model_validate(props["settings"])
         bucket = Bucket(**props["bucket"])
         stamp = datetime.now(UTC).strftime("%Y%m%d%H%M%S")
-        if props["job"] == "training":
+        training = props["job"] == "training"
+        if training and claim:
+            with storage.environment(props["storageEnv"]):
+                bucket_io.claim_prefix(props["bucketUrl"], settings.model_prefix,
+                                       settings.training.wipe,
+                                       "set trackday:deepracer.training.wipe: true")
+        if training:
             with tempfile.TemporaryDirectory() as folder:
                 for name, text in props["customFiles"].items():
                     (Path(folder) / name).write_text(text)

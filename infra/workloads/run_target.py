@@ -7,7 +7,7 @@ started from the command line lands where the GitOps one does. Imports no Pulumi
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -85,3 +85,42 @@ def run_target(stack: str, outputs: Mapping[str, Any]) -> RunTarget:
     except KeyError as missing:
         raise RunTargetError(
             f"stack {stack} has no output {missing}: run `pulumi up` for it") from None
+
+
+# What makes this machine's engine a swarm whose node takes the runs' services (README).
+SWARM_INIT = "docker swarm init --advertise-addr 127.0.0.1"
+
+
+def label_command(key: str, value: str, node: str = "$(docker node ls -q)") -> str:
+    return f"docker node update --label-add {key}={value} {node}"
+
+
+def placement_problem(nodes: list[dict] | None, constraints: Iterable[str],
+                      local: bool) -> str | None:
+    """Why Swarm would keep a run's tasks pending (it says nothing itself), or None.
+
+    `nodes` is the manager's `docker node ls` data, None where the engine is no swarm
+    manager; `constraints` are the services' `node.labels.KEY==VALUE` constraints. On the
+    local target the message gives both commands that make this machine the swarm."""
+    wanted = sorted(set(constraints))
+    if nodes is None:
+        if not local:
+            return "the engine is not a swarm manager: check the stack's manager node"
+        labels = " && ".join(label_command(*_label(c)) for c in wanted)
+        return (f"this machine's Docker engine is not a swarm manager: run `{SWARM_INIT}`"
+                + (f", then `{labels}`" if labels else ""))
+    ready = [n for n in nodes if n["Status"]["State"] == "ready"
+             and n["Spec"].get("Availability") == "active"]
+    for constraint in wanted:
+        key, value = _label(constraint)
+        if not any(n["Spec"].get("Labels", {}).get(key) == value for n in ready):
+            node = "$(docker node ls -q)" if local else "NODE"
+            return (f"no ready node is labelled {key}={value}, which `{constraint}` needs: "
+                    f"`{label_command(key, value, node)}` on the manager"
+                    + ("" if local else " (the node bootstrap labels cloud nodes)"))
+    return None
+
+
+def _label(constraint: str) -> tuple[str, str]:
+    key, _, value = constraint.removeprefix("node.labels.").partition("==")
+    return key, value

@@ -445,6 +445,19 @@ def test_an_existing_model_stops_the_start_unless_wiped(swarm, simulator_image, 
 
 
 @docker_test
+def test_a_wiped_start_that_cannot_start_keeps_the_model(swarm, simulator_image, project):
+    """--wipe deletes the previous model only once every placement check has passed."""
+    project.stack("a", runId=88, modelPrefix="e2e-keep")
+    project.server.put(project.bucket, "e2e-keep/model/old.index", b"old")
+    outputs = json.loads(project.outputs.read_text())
+    project.outputs.write_text(json.dumps({**outputs, "s3Container": "trackday-e2e-none"}))
+    result = project.dr("start-training", "a", "-q", "--wipe")
+    assert result.exit_code == 1 and "trackday-e2e-none does not exist" in result.output
+    assert project.objects() == {"e2e-keep/model/old.index"}
+    assert left_behind(swarm, (88,), simulator_image) == []
+
+
+@docker_test
 def test_a_bad_reward_function_stops_the_start_before_anything(swarm, simulator_image, project):
     project.stack("a", runId=95, modelPrefix="e2e-bad")
     (project.root / "custom_files" / "reward_function.py").write_text("def reward_function(:\n")

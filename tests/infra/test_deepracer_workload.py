@@ -17,10 +17,12 @@ from typer.testing import CliRunner
 from infra import config, offline, program
 from infra.config import ConfigError
 from infra.plan import plan_stack
+from infra.workloads import deepracer as deepracer_workload
 from infra.workloads.deepracer import RunFilesProvider
 from tests.infra.stacks import run_stack, shipped_values, with_keys
 from tests.training.deepracer.dr_data import write_folder
 from trackday.cli import app
+from training.deepracer.bucket_io import PrefixTaken
 from training.deepracer.params import Bucket, dump_params, training_params
 from training.deepracer.services import run_services
 from training.deepracer.settings import DeepRacerSettings
@@ -49,6 +51,20 @@ def settings_of(folder: Path, **values) -> DeepRacerSettings:
 @pytest.fixture
 def custom_files(tmp_path) -> Path:
     return write_folder(tmp_path / "custom_files")
+
+
+def swarm_node(**labels: str) -> dict:
+    """One node as the engine's `docker node ls` API lists it."""
+    return {"Status": {"State": "ready"}, "Spec": {"Availability": "active", "Labels": labels}}
+
+
+@pytest.fixture(autouse=True)
+def local_swarm(monkeypatch) -> list:
+    """The local engine as the program sees it: a swarm whose node is the trainer (a test
+    may change the list, or make it None: no swarm)."""
+    state = {"nodes": [swarm_node(**{"trackday.role": "trainer"})]}
+    monkeypatch.setattr(deepracer_workload, "local_swarm_nodes", lambda: state["nodes"])
+    return state
 
 
 def by_name(run: offline.OfflineRun) -> dict[str, dict]:
@@ -176,6 +192,35 @@ def test_a_bad_reward_function_fails_before_anything_is_declared(custom_files):
     assert "fix the custom files first" in error and "socket" in error
 
 
+@pytest.mark.parametrize("job", ["training", "evaluation"])
+def test_a_local_run_without_a_swarm_is_refused_before_anything(custom_files, local_swarm, job):
+    """Without swarm mode `pulumi up` would fail midway or leave tasks pending silently."""
+    local_swarm["nodes"] = None
+    resources, errors = declared_before_failure(stack_with(custom_files, job))
+    assert resources == [] and errors == [
+        f"trackday:deepracerRun: '{job}' is not valid; this machine's Docker engine is not a "
+        "swarm manager: run `docker swarm init --advertise-addr 127.0.0.1`, then `docker node "
+        "update --label-add trackday.role=trainer $(docker node ls -q)`"]
+
+
+def test_a_local_swarm_without_the_trainer_label_is_refused(custom_files, local_swarm):
+    local_swarm["nodes"] = [swarm_node(**{"trackday.role": "simulation"}),
+                            {**swarm_node(**{"trackday.role": "trainer"}),
+                             "Status": {"State": "down"}}]
+    resources, errors = declared_before_failure(stack_with(custom_files, "training"))
+    assert resources == [] and errors == [
+        "trackday:deepracerRun: 'training' is not valid; no ready node is labelled "
+        "trackday.role=trainer, which `node.labels.trackday.role==trainer` needs: `docker node "
+        "update --label-add trackday.role=trainer $(docker node ls -q)` on the manager"]
+
+
+def test_local_swarm_nodes_reads_the_engine(monkeypatch):
+    """No engine at all reads as no swarm (the message then says how to make one)."""
+    monkeypatch.undo()
+    monkeypatch.setenv("DOCKER_HOST", "unix:///nonexistent/docker.sock")
+    assert deepracer_workload.local_swarm_nodes() is None
+
+
 def test_a_run_without_deepracer_settings_is_refused():
     resources, errors = declared_before_failure(with_keys("dev", deepracerRun="training"))
     assert resources == [] and errors == [
@@ -251,3 +296,40 @@ def test_run_files_provider_writes_the_run_files(s3_server, custom_files):
     assert params["SIMTRACE_S3_PREFIX"] == [f"gitops-1/evaluation-{stamp}"]
     assert params["MP4_S3_OBJECT_PREFIX"] == ["gitops-1/mp4"]
 
+
+
+def test_run_files_provider_refuses_a_prefix_holding_a_model_unless_wiped(s3_server,
+                                                                          custom_files):
+    """A leftover `model/.finished` makes the workers stop at once and old checkpoints mix
+    in: GitOps refuses the prefix as `dr start-training` does without --wipe."""
+    bucket_name = s3_server.create_bucket()
+    client = s3_server.client()
+    client.put_object(Bucket=bucket_name, Key="gitops-1/model/.finished", Body=b"")
+
+    def props(**training) -> dict:
+        return {"job": "training", "bucketUrl": f"s3://{bucket_name}",
+                "settings": settings_of(custom_files, training=training).model_dump(mode="json"),
+                "bucket": {"name": bucket_name, "region": "us-east-1", "endpoint_url": None},
+                "customFiles": {p.name: p.read_text() for p in custom_files.iterdir()},
+                "storageEnv": {"AWS_ENDPOINT_URL": s3_server.endpoint,
+                               "AWS_ACCESS_KEY_ID": s3_server.key,
+                               "AWS_SECRET_ACCESS_KEY": s3_server.secret}}
+
+    def keys() -> set[str]:
+        listed = client.list_objects_v2(Bucket=bucket_name, Prefix="gitops-1/")
+        return {item["Key"] for item in listed.get("Contents", [])}
+
+    with pytest.raises(PrefixTaken, match=rf"s3://{bucket_name}/gitops-1 exists \(1 objects\): "
+                       "pick a new modelPrefix, or set trackday:deepracer.training.wipe: true"):
+        RunFilesProvider().create(props())
+    assert keys() == {"gitops-1/model/.finished"}
+    created = RunFilesProvider().create(props(wipe=True))
+    assert keys() == {"gitops-1/reward_function.py", "gitops-1/training_params.yaml"}
+    # the running run's own prefix on a later `pulumi up`: its model is left as it is
+    client.put_object(Bucket=bucket_name, Key="gitops-1/model/model_1.pb", Body=b"")
+    RunFilesProvider().update(created.id, created.outs, props())
+    assert "gitops-1/model/model_1.pb" in keys()
+    # a switch from evaluation to training on the same prefix is a new start
+    evaluated = {**created.outs, "job": "evaluation"}
+    with pytest.raises(PrefixTaken):
+        RunFilesProvider().update(created.id, evaluated, props())

@@ -95,8 +95,9 @@ def s3_credentials_file(access_key_id: str, secret_access_key: str) -> str:
             f"aws_secret_access_key = {secret_access_key}\n")
 
 
-def _placement(role: str) -> tuple[str, ...]:
-    return (f"node.labels.{ROLE_LABEL}=={role}",)
+def placement(role: str) -> str:
+    """The constraint that puts a service on the nodes of a role."""
+    return f"node.labels.{ROLE_LABEL}=={role}"
 
 
 def _labels(settings: DeepRacerSettings, job: str, role: str) -> dict[str, str]:
@@ -175,7 +176,7 @@ def training_services(settings: DeepRacerSettings, bucket: Bucket,
         image=settings.simulator.reference,
         args=(TRAINER_COMMAND,),
         env=trainer_env | _s3_env(bucket, secret),
-        constraints=_placement(TRAINER_ROLE),
+        constraints=(placement(TRAINER_ROLE),),
         mounts=(Mount(DOCKER_SOCKET, DOCKER_SOCKET), Mount(SAGEMAKER_DIR, SAGEMAKER_DIR)),
         secrets=_secrets(secret),
         labels=_labels(settings, "training", TRAINER_ROLE),
@@ -193,7 +194,7 @@ def training_services(settings: DeepRacerSettings, bucket: Bucket,
         image=settings.simulator.reference,
         args=(f"/opt/ml/code/run.sh {mode} distributed_training.launch.py",),
         env=simulation_env,
-        constraints=_placement(TRAINER_ROLE if single_node else SIMULATION_ROLE),
+        constraints=(placement(TRAINER_ROLE if single_node else SIMULATION_ROLE),),
         replicas=settings.workers,
         secrets=_secrets(secret),
         labels=_labels(settings, "training", SIMULATION_ROLE),
@@ -217,7 +218,7 @@ def evaluation_services(settings: DeepRacerSettings, bucket: Bucket,
         image=settings.simulator.reference,
         args=("/opt/ml/code/run.sh run evaluation.launch.py",),
         env=env,
-        constraints=_placement(TRAINER_ROLE if single_node else SIMULATION_ROLE),
+        constraints=(placement(TRAINER_ROLE if single_node else SIMULATION_ROLE),),
         secrets=_secrets(secret),
         labels=_labels(settings, "evaluation", SIMULATION_ROLE),
         init=True,

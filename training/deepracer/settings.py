@@ -180,6 +180,9 @@ class Training(_Section):
     best_model_metric: BestModelMetric = BestModelMetric.PROGRESS
     real_time_factor: Positive | None = None  # DR_TRAIN_RTF
     max_steps_per_iteration: int | None = Field(None, ge=1)
+    # A GitOps run (`deepracerRun: training`) may start on a prefix holding a model only
+    # when this says to delete it first (DRfC's `dr-start-training -w`).
+    wipe: bool = False
 
 
 class Evaluation(_Section):
