@@ -35,7 +35,8 @@ def test_careful_reward_passes_on_real_tracks(tmp_path, world):
     result = validate_custom_files(folder, DeepRacerSettings(world=world), TRACKS)
     assert result.ok, [str(p) for p in result.problems]
     names = [s.name for s in result.scenarios]
-    assert names[:2] == ["centre line", "left of centre"] and "reversed" in names
+    assert names[:2] == ["centre line", "left of centre"]
+    assert not any("reversed" in name for name in names)  # training drives one sense
     for scenario, rewards in zip(result.scenarios, result.reward.rewards, strict=True):
         assert len(rewards) == len(scenario.steps) > 0
         assert all(math.isfinite(r) for r in rewards)
@@ -55,9 +56,7 @@ def test_params_match_the_simulator(base_laps):
     assert not any(p["is_left_of_center"] for p in by_name["right of centre"].steps)
     off = by_name["off track"].steps
     assert all(p["is_offtrack"] and not p["all_wheels_on_track"] for p in off)
-    assert all(p["is_reversed"] for p in by_name["reversed"].steps)
-    assert not any(p["is_reversed"] for p in centre)
-    assert by_name["reversed"].waypoints == by_name["centre line"].waypoints[::-1]
+    assert not any(p["is_reversed"] for s in base_laps for p in s.steps)
 
 
 def test_object_avoidance_has_objects_and_crashes(tmp_path):
