@@ -158,14 +158,21 @@ class Pretrained(_Section):
 
     enabled: bool = False
     model_prefix: Prefix = "rl-sagemaker-pretrained"
-    checkpoint: str = "last"  # last, best, or a checkpoint number
+    checkpoint: str = "last"  # last or best
 
-    @field_validator("checkpoint")
+    @field_validator("checkpoint", mode="before")
     @classmethod
-    def _checkpoint(cls, value: str) -> str:
-        if value not in ("last", "best") and not value.isdigit():
-            raise ValueError(f"checkpoint {value!r} must be 'last', 'best' or a number")
-        return value
+    def _checkpoint(cls, value: object) -> object:
+        """The trainer reads `best` (any case) and takes anything else as the last
+        checkpoint (simapp v6.0.4 bundle/markov/training_worker.py): a number would start
+        silently from the last one, so only the two it understands are accepted."""
+        text = str(value).lower()  # lower-cased, not stripped: " best" would mean last
+        if text not in ("last", "best"):
+            raise ValueError(f"checkpoint {value!r} must be 'last' or 'best': the trainer "
+                             "starts from one of those two (a number is taken as 'last'); "
+                             "to start from another, `trackday dr upload-model --checkpoint "
+                             "N --local` it to a prefix of its own and start from that")
+        return text
 
 
 class Training(_Section):
