@@ -34,6 +34,7 @@ from docker.types import (
     DriverConfig,
     Mount,
     Placement,
+    Resources,
     RestartPolicy,
     SecretReference,
     ServiceMode,
@@ -49,6 +50,7 @@ from training.deepracer.layout import RunLayout
 from training.deepracer.model_upload import UploadPlan
 from training.deepracer.params import evaluation_files, training_files
 from training.deepracer.services import (
+    GPU_RESOURCE,
     JOB_LABEL,
     NETWORK,
     ROLE_LABEL,
@@ -149,12 +151,14 @@ def task_template(spec: ServiceSpec, secret_ids: Mapping[str, str]) -> TaskTempl
         init=spec.init or None,
     )
     log_driver = DriverConfig(spec.log_driver, dict(spec.log_options)) if spec.log_driver else None
+    resources = Resources(generic_resources={GPU_RESOURCE: spec.gpus}) if spec.gpus else None
     return TaskTemplate(
         container,
         restart_policy=RestartPolicy(condition=spec.restart_condition),
         placement=Placement(constraints=list(spec.constraints)),
         networks=list(spec.networks),
         log_driver=log_driver,
+        resources=resources,
     )
 
 
@@ -210,7 +214,12 @@ def check_placement(client: docker.DockerClient, specs: list[ServiceSpec],
         nodes = client.api.nodes()
     except docker.errors.APIError:
         nodes = None
-    problem = placement_problem(nodes, [c for spec in specs for c in spec.constraints], local)
+    gpus: dict[str, int] = {}
+    for spec in specs:
+        for constraint in spec.constraints:
+            gpus[constraint] = gpus.get(constraint, 0) + spec.gpus * spec.replicas
+    problem = placement_problem(nodes, [c for spec in specs for c in spec.constraints], local,
+                                gpus)
     if problem:
         raise RunError(problem)
 
@@ -238,8 +247,10 @@ def check_deploy(client: docker.DockerClient, settings: DeepRacerSettings, targe
     """Everything a start needs of the swarm and this machine, checked before the bucket is
     touched (so `--wipe` never deletes a model for a start that cannot happen); the specs."""
     ensure_not_running(client, settings.run_id, job)
-    specs = run_services(settings, target.bucket, job, target.credentials is not None,
-                         target.single_node)
+    try:
+        specs = run_services(settings, target.site, job)
+    except ValueError as error:
+        raise RunError(str(error)) from None
     check_placement(client, specs, target.manager is None)
     if target.s3_container:
         s3_server(client, target.s3_container)

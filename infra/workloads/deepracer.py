@@ -34,6 +34,7 @@ from training.deepracer.layout import CUSTOM_FILE_NAMES
 from training.deepracer.params import Bucket, evaluation_files, training_files
 from training.deepracer.preflight import preflight
 from training.deepracer.services import (
+    GPU_RESOURCE,
     JOB_LABEL,
     NETWORK,
     RUN_LABEL,
@@ -122,6 +123,11 @@ def service_args(spec: ServiceSpec, secret_ids: Mapping[str, pulumi.Input[str]],
         networks_advanceds=[docker.ServiceTaskSpecNetworksAdvancedArgs(id=network_ids[n])
                             for n in spec.networks],
         log_driver=log_driver,
+        resources=docker.ServiceTaskSpecResourcesArgs(
+            reservation=docker.ServiceTaskSpecResourcesReservationArgs(
+                generic_resources=docker.ServiceTaskSpecResourcesReservationGenericResourcesArgs(
+                    discrete_resources_specs=[f"{GPU_RESOURCE}={spec.gpus}"])))
+        if spec.gpus else None,
     )
     return {
         "name": spec.name,
@@ -225,8 +231,7 @@ class DeepRacerRun(pulumi.ComponentResource):
             "customFiles": custom,
             "storageEnv": pulumi.Output.secret(dict(target.storage_env)),
         }, opts=pulumi.ResourceOptions(parent=self))
-        self.specs = run_services(settings, target.bucket, job, target.credentials is not None,
-                                  target.single_node)
+        self.specs = run_services(settings, target.site, job)
         self.services = [
             docker.Service(f"{name}-{spec.name.rsplit('-', 1)[-1]}",
                            **service_args(spec, secret_ids, {NETWORK: self.network.id}),
@@ -260,7 +265,8 @@ def deploy(name: str, run: tuple[DeepRacerSettings, str, Path], target: Any,
                           f"{stack}`")
     try:
         placed = run_target(stack, outputs)
-    except RunTargetError as error:
+        run_services(settings, placed.site, job)  # what the stack cannot give, said first
+    except (RunTargetError, ValueError) as error:
         raise ConfigError("deepracerRun", job, str(error)) from None
     component = DeepRacerRun(name, DeepRacerRunArgs(settings, job, folder, placed, provider,
                                                     getattr(target, "run_network", None)))

@@ -8,6 +8,7 @@ resource's provider is run for real against `rclone serve s3` on loopback.
 
 from __future__ import annotations
 
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
@@ -18,13 +19,13 @@ from infra import config, offline, program
 from infra.config import ConfigError
 from infra.plan import plan_stack
 from infra.workloads import deepracer as deepracer_workload
-from infra.workloads.deepracer import RunFilesProvider
+from infra.workloads.deepracer import RunFilesProvider, service_args
 from tests.infra.stacks import run_stack, shipped_values, with_keys
 from tests.training.deepracer.dr_data import write_folder
 from trackday.cli import app
 from training.deepracer.bucket_io import PrefixTaken
 from training.deepracer.params import Bucket, dump_params, training_params
-from training.deepracer.services import run_services
+from training.deepracer.services import Site, run_services
 from training.deepracer.settings import DeepRacerSettings
 
 SERVICE = "docker:index/service:Service"
@@ -33,6 +34,7 @@ SECRET = "docker:index/secret:Secret"
 CONTAINER = "docker:index/container:Container"
 FILES = "pulumi-python:dynamic:Resource"
 IN_NETWORK = Bucket("trackday", "us-east-1", "http://s3:9000")  # the dev stack's bucket
+LOCAL = Site(IN_NETWORK, with_credentials=True, single_node=True)
 
 
 def deepracer(folder: Path, **values) -> dict:
@@ -78,8 +80,7 @@ def test_training_declares_the_service_data_field_for_field(custom_files):
         "sagemaker-local", "overlay", True)
     secret = run.one(SECRET)
     assert secret.inputs["name"] == "trackday-dr-4-s3" and secret.secret_inputs == ("data",)
-    specs = run_services(settings_of(custom_files), IN_NETWORK, "training",
-                         with_credentials=True, single_node=True)
+    specs = run_services(settings_of(custom_files), LOCAL, "training")
     declared = by_name(run)
     assert sorted(declared) == sorted(s.name for s in specs)
     for spec in specs:
@@ -152,7 +153,7 @@ def test_the_run_files_carry_the_custom_files_and_keys_stay_secret(custom_files)
 
 def test_evaluation_is_its_own_deployment(custom_files):
     run = run_stack("dev", stack_with(custom_files, "evaluation"))
-    (spec,) = run_services(settings_of(custom_files), IN_NETWORK, "evaluation", True, True)
+    (spec,) = run_services(settings_of(custom_files), LOCAL, "evaluation")
     assert list(by_name(run)) == [spec.name] == ["trackday-dr-eval-4-simulation"]
     assert by_name(run)[spec.name]["taskSpec"]["containerSpec"]["env"] == dict(spec.env)
     assert run.one(SECRET).inputs["name"] == "trackday-dr-eval-4-s3"
@@ -333,3 +334,14 @@ def test_run_files_provider_refuses_a_prefix_holding_a_model_unless_wiped(s3_ser
     evaluated = {**created.outs, "job": "evaluation"}
     with pytest.raises(PrefixTaken):
         RunFilesProvider().update(created.id, evaluated, props())
+
+
+def test_a_gpu_reservation_reaches_pulumi_as_a_generic_resource(custom_files):
+    """What the CLI reserves with the docker SDK, the program declares the same way."""
+    chosen = settings_of(custom_files, simulator={"tag": "6.0.4-gpu"})
+    trainer, workers = run_services(chosen, Site(IN_NETWORK, gpu_nodes=True), "training")
+    declared = service_args(trainer, {}, {"sagemaker-local": "net"})
+    reservation = declared["task_spec"].resources.reservation
+    assert reservation.generic_resources.discrete_resources_specs == ["GPU=1"]
+    assert service_args(replace(workers, gpus=0), {}, {"sagemaker-local": "net"})[
+        "task_spec"].resources is None

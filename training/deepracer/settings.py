@@ -214,6 +214,11 @@ class Simulator(_Section):
 
     image: str = SIMAPP_IMAGE
     tag: str = f"{SIMAPP_VERSION}-gpu"
+    gazebo_args: str = ""  # DR_GAZEBO_ARGS, handed to Gazebo by the workers
+    # DR_SAGEMAKER_CUDA_DEVICES / DR_ROBOMAKER_CUDA_DEVICES: which of a node's GPUs the
+    # trainer's SageMaker container and the workers see (unset: what Swarm assigned)
+    sagemaker_cuda_devices: str | None = None
+    robomaker_cuda_devices: str | None = None
 
     @field_validator("tag")
     @classmethod
