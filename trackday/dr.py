@@ -109,7 +109,7 @@ def validate(
     result = validate_custom_files(folder, settings, _tracks_dir(tracks_dir, settings),
                                    budget_ms / 1000)
     for problem in result.problems:
-        typer.echo(f"problem: {problem}", err=True)
+        typer.echo(f"{'warning' if problem.warning else 'problem'}: {problem}", err=True)
     if result.reward and result.reward.ok and result.track:
         plot_reward_lap(result.track, result.scenarios, result.reward.rewards, png)
         rewards = [r for lap in result.reward.rewards for r in lap]

@@ -68,8 +68,8 @@ def _validate(folder: Path, settings: DeepRacerSettings, tracks_dir: Path | None
              "only (`trackday dr tracks` gets the track files)")
     problems = preflight(folder, settings, tracks_dir)
     for problem in problems:
-        _say(f"problem: {problem}")
-    if problems:
+        _say(f"{'warning' if problem.warning else 'problem'}: {problem}")
+    if any(not problem.warning for problem in problems):
         raise _fail(f"{folder}: fix the custom files before starting (`trackday dr validate`)")
 
 

@@ -75,9 +75,12 @@ def requested(config: StackConfig, project_root: Path) -> tuple[DeepRacerSetting
     folder = project_root / settings.custom_files_dir
     if job == "training":
         problems = preflight(folder, settings)
-        if problems:
+        errors = [str(p) for p in problems if not p.warning]
+        if errors:
             raise ConfigError("deepracer.customFilesDir", str(folder),
-                              "fix the custom files first:\n  " + "\n  ".join(problems))
+                              "fix the custom files first:\n  " + "\n  ".join(errors))
+        for warning in (p for p in problems if p.warning):
+            pulumi.log.warn(f"{folder}: {warning}")
     if config.target == "local":
         problem = placement_problem(local_swarm_nodes(), [placement(TRAINER_ROLE)], local=True)
         if problem:

@@ -50,6 +50,19 @@ class CarColor(StrEnum):
     ORANGE = "Orange"
     WHITE = "White"
     PURPLE = "Purple"
+    # the F1 body shells' colours (simapp v6.0.4 bundle/markov/rollout_constants.py)
+    F1_1E73FC = "f1_car_1e73fc"
+    F1_7102BB = "f1_car_7102bb"
+    F1_CF15FC = "f1_car_cf15fc"
+    F1_EB0000 = "f1_car_eb0000"
+    F1_FF9900 = "f1_car_ff9900"
+    F1_FFFE01 = "f1_car_fffe01"
+    F1_9EFC03 = "f1_car_9efc03"
+    F1_1BD900 = "f1_car_1bd900"
+    F1_73FDF9 = "f1_car_73fdf9"
+    F1_000000 = "f1_car_000000"
+    F1_BCCACC = "f1_car_bccacc"
+    F1_FFFFFF = "f1_car_ffffff"
 
 
 class BestModelMetric(StrEnum):

@@ -34,7 +34,15 @@ class Validation:
 
     @property
     def ok(self) -> bool:
-        return not self.problems
+        return not self.errors
+
+    @property
+    def errors(self) -> list[Problem]:
+        return [p for p in self.problems if not p.warning]
+
+    @property
+    def warnings(self) -> list[Problem]:
+        return [p for p in self.problems if p.warning]
 
 
 def validate_custom_files(folder: Path, settings: DeepRacerSettings, tracks_dir: Path | None,
