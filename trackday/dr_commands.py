@@ -8,6 +8,7 @@ work is in trackday/dr_runs.py.
 
 from __future__ import annotations
 
+import time
 from pathlib import Path
 
 import typer
@@ -193,7 +194,7 @@ def upload_model(
 ) -> None:
     """Copy one checkpoint of the model, in the layout DeepRacer's model import reads, to the
     upload bucket (dr-upload-model)."""
-    from training.deepracer.model_upload import ModelUploadError, plan_upload
+    from training.deepracer.model_upload import ModelUploadError, export_params, plan_upload
 
     settings, target = _context(stack, directory, outputs_file, None)
     bucket = to_bucket or settings.upload.bucket
@@ -201,13 +202,21 @@ def upload_model(
         raise _fail("no upload bucket: set deepracer.upload.bucket, pass --bucket, or --local")
     target_url = target.bucket_url if local else f"s3://{bucket}"
     target_prefix = prefix or settings.upload_model_prefix
+    if (target_url, target_prefix) == (target.bucket_url, settings.model_prefix):
+        raise _fail(f"the target {target_url}/{target_prefix} is the run itself: pick another "
+                    "--prefix (DRfC refuses it too)")
     layout = RunLayout.of(settings)
     try:
         with storage.environment(target.storage_env):
             keys = set(bucket_io.list_keys(target.bucket_url, settings.model_prefix))
+            custom_reward = storage.join(target.bucket_url, layout.reward_function)
+            if bucket_io.read_object(custom_reward) is not None:  # the reward's fallback
+                keys.add(layout.reward_function)
             records = bucket_io.read_json(storage.join(target.bucket_url, layout.checkpoints_json))
+        params = export_params(settings, target_url.removeprefix("s3://").split("/")[0],
+                               target.bucket.region, target_prefix)
         plan = plan_upload(layout, keys, records, checkpoint or ("best" if best else "last"),
-                           target_prefix)
+                           target_prefix, params, int(time.time()))
         destination = storage.join(target_url, target_prefix)
         if dry_run:
             for key in [*plan.copies, *plan.writes]:

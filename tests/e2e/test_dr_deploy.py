@@ -543,16 +543,22 @@ def test_upload_model_copies_one_checkpoint_in_the_import_layout(project, tmp_pa
     assert best.exit_code == 0, best.output
     assert "checkpoint 5_Step-6000.ckpt" in best.output
     uploaded = {k for k in project.objects() if k.startswith("e2e-up/")}
-    assert uploaded == {
+    metrics = {k.replace("e2e-run/", "e2e-up/", 1) for k in files if "/metrics/" in k}
+    assert len(metrics) >= 2 and uploaded == metrics | {
         "e2e-up/model/5_Step-6000.ckpt.index", "e2e-up/model/5_Step-6000.ckpt.meta",
         "e2e-up/model/5_Step-6000.ckpt.data-00000-of-00001", "e2e-up/model/model_5.pb",
         "e2e-up/model/model_metadata.json", "e2e-up/model/deepracer_checkpoints.json",
-        "e2e-up/model/.coach_checkpoint", "e2e-up/model/checkpoint",
+        "e2e-up/model/.coach_checkpoint", "e2e-up/model_metadata.json",
         "e2e-up/reward_function.py", "e2e-up/training_params.yaml",
-        "e2e-up/ip/hyperparameters.json", "e2e-up/metrics/TrainingMetrics.json"}
-    for key in uploaded - {"e2e-up/model/deepracer_checkpoints.json",
-                           "e2e-up/model/.coach_checkpoint", "e2e-up/model/checkpoint"}:
+        "e2e-up/ip/hyperparameters.json"}
+    written = {"e2e-up/model/deepracer_checkpoints.json", "e2e-up/model/.coach_checkpoint",
+               "e2e-up/training_params.yaml", "e2e-up/model_metadata.json"}
+    for key in uploaded - written:
         assert project.read(key) == files[key.replace("e2e-up/", "e2e-run/", 1)], key
+    assert project.read("e2e-up/model_metadata.json") == b'{"version": "5"}'
+    params = yaml.safe_load(project.read("e2e-up/training_params.yaml"))
+    assert (params["SAGEMAKER_SHARED_S3_BUCKET"], params["SAGEMAKER_SHARED_S3_PREFIX"]) == (
+        project.bucket, "e2e-up")
     records = json.loads(project.read("e2e-up/model/deepracer_checkpoints.json"))
     assert records["best_checkpoint"] == records["last_checkpoint"]
     assert records["last_checkpoint"]["name"] == "5_Step-6000.ckpt"
@@ -569,6 +575,8 @@ def test_upload_model_copies_one_checkpoint_in_the_import_layout(project, tmp_pa
     assert absent.exit_code == 1 and "no checkpoint 9 in e2e-run/model/" in absent.output
     nowhere = project.dr("upload-model", "m")
     assert nowhere.exit_code == 1 and "no upload bucket" in nowhere.output
+    itself = project.dr("upload-model", "m", "--local", "--prefix", "e2e-run")
+    assert itself.exit_code == 1 and "is the run itself" in " ".join(itself.output.split())
 
 
 def test_a_stack_without_s3_is_refused(project, tmp_path):

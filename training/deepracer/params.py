@@ -15,7 +15,7 @@ import yaml
 from training.deepracer.layout import CUSTOM_FILE_NAMES, RunLayout
 from training.deepracer.settings import DeepRacerSettings, RaceType
 
-Params = dict[str, str | list[str]]
+Params = dict[str, str | list[str] | bool]
 
 
 @dataclass(frozen=True)
