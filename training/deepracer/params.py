@@ -8,6 +8,7 @@ writes, so a worker started by trackday behaves as one started by DRfC.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from pathlib import Path
 
 import yaml
@@ -154,13 +155,19 @@ def evaluation_params(settings: DeepRacerSettings, bucket: Bucket, stamp: str) -
     if settings.race_type == RaceType.HEAD_TO_MODEL:
         opponent = evaluation.opponent
         opponent_layout = RunLayout(model_prefix=opponent.model_prefix)
+        # DRfC's scripts/evaluation/prepare-config.py: the opponent's simtrace goes to its
+        # model prefix, its metrics to <opp>/metrics/EvaluationMetrics-<epoch seconds>.json.
+        # Its MP4 prefix there names an unset variable (DR_EVAL_OPP_MODEL_PREFIX, so
+        # `bucket/mp4`); trackday writes the opponent's video to <opp>/mp4, where the
+        # simulator puts each car's video by its own prefix.
         appended = {
             "MODEL_S3_PREFIX": opponent.model_prefix,
             "MODEL_S3_BUCKET": bucket.name,
             "SIMTRACE_S3_BUCKET": bucket.name,
-            "SIMTRACE_S3_PREFIX": opponent_layout.evaluation_prefix(stamp),
+            "SIMTRACE_S3_PREFIX": opponent.model_prefix,
             "METRICS_S3_BUCKET": bucket.name,
-            "METRICS_S3_OBJECT_KEY": opponent_layout.evaluation_metrics(stamp),
+            "METRICS_S3_OBJECT_KEY": f"{opponent_layout.metrics_prefix}/EvaluationMetrics-"
+                                     f"{_epoch(stamp)}.json",
             "DISPLAY_NAME": opponent.display_name or opponent.car_name,
             "RACER_NAME": opponent.racer_name or opponent.car_name,
             "BODY_SHELL_TYPE": opponent.shell,
@@ -174,6 +181,11 @@ def evaluation_params(settings: DeepRacerSettings, bucket: Bucket, stamp: str) -
         params["CAR_COLOR"] = ["Purple", "Orange"]  # the simulator's two racing colours
         params["MODEL_NAME"] = list(params["DISPLAY_NAME"])
     return params
+
+
+def _epoch(stamp: str) -> int:
+    """An evaluation's stamp (YYYYmmddHHMMSS, UTC) as the epoch seconds DRfC names with."""
+    return int(datetime.strptime(stamp, "%Y%m%d%H%M%S").replace(tzinfo=UTC).timestamp())
 
 
 def dump_params(params: Params) -> str:
