@@ -61,12 +61,14 @@ def import_(
                                     "custom_files/)."),
     out: Path = typer.Option(Path("deepracer"), "--out", help="Where to write the stack "
                              "fragment and the custom_files folder."),
+    experiment: str = typer.Option(None, "--experiment", "-e", help="A DRfC experiment "
+                                   "(experiments/<name>/; default: DR_EXPERIMENT_NAME)."),
 ) -> None:
     """Convert a DRfC configuration into a trackday stack fragment and custom-files folder."""
     from training.deepracer.drfc_import import ImportProblem, import_drfc
 
     try:
-        result = import_drfc(drfc_dir, out)
+        result = import_drfc(drfc_dir, out, experiment)
     except ImportProblem as error:
         raise _fail(str(error)) from None
     fragment = out / "stack-config.yaml"
