@@ -210,3 +210,7 @@ from trackday import dr_commands  # noqa: E402
 
 for _name, _command in dr_commands.COMMANDS.items():
     app.command(_name)(_command)
+
+from trackday import droa_commands  # noqa: E402
+
+app.add_typer(droa_commands.app, name="droa")

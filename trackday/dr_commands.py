@@ -176,6 +176,19 @@ def stop_evaluation(stack: str = STACK, directory: Path = DIRECTORY,
     _stop(stack, directory, outputs_file, run_id, "evaluation")
 
 
+def run_objects(settings: DeepRacerSettings, target: RunTarget
+                ) -> tuple[RunLayout, set[str], dict]:
+    """What an export reads of a run: its keys (with the custom files' reward function,
+    the fallback) and its checkpoint records."""
+    layout = RunLayout.of(settings)
+    with storage.environment(target.storage_env):
+        keys = set(bucket_io.list_keys(target.bucket_url, settings.model_prefix))
+        if bucket_io.read_object(storage.join(target.bucket_url, layout.reward_function)):
+            keys.add(layout.reward_function)
+        records = bucket_io.read_json(storage.join(target.bucket_url, layout.checkpoints_json))
+    return layout, keys, records
+
+
 def upload_model(
     stack: str = STACK,
     directory: Path = DIRECTORY,
@@ -195,6 +208,7 @@ def upload_model(
     """Copy one checkpoint of the model, in the layout DeepRacer's model import reads, to the
     upload bucket (dr-upload-model)."""
     from training.deepracer.model_upload import ModelUploadError, export_params, plan_upload
+    from training.deepracer.params import dump_params
 
     settings, target = _context(stack, directory, outputs_file, None)
     bucket = to_bucket or settings.upload.bucket
@@ -205,18 +219,12 @@ def upload_model(
     if (target_url, target_prefix) == (target.bucket_url, settings.model_prefix):
         raise _fail(f"the target {target_url}/{target_prefix} is the run itself: pick another "
                     "--prefix (DRfC refuses it too)")
-    layout = RunLayout.of(settings)
     try:
-        with storage.environment(target.storage_env):
-            keys = set(bucket_io.list_keys(target.bucket_url, settings.model_prefix))
-            custom_reward = storage.join(target.bucket_url, layout.reward_function)
-            if bucket_io.read_object(custom_reward) is not None:  # the reward's fallback
-                keys.add(layout.reward_function)
-            records = bucket_io.read_json(storage.join(target.bucket_url, layout.checkpoints_json))
+        layout, keys, records = run_objects(settings, target)
         params = export_params(settings, target_url.removeprefix("s3://").split("/")[0],
                                target.bucket.region, target_prefix)
         plan = plan_upload(layout, keys, records, checkpoint or ("best" if best else "last"),
-                           target_prefix, params, int(time.time()))
+                           target_prefix, dump_params(params), int(time.time()))
         destination = storage.join(target_url, target_prefix)
         if dry_run:
             for key in [*plan.copies, *plan.writes]:

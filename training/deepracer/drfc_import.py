@@ -96,6 +96,8 @@ MAPPING: dict[str, str] = {
     "DR_CLOUD_WATCH_LOG_STREAM_PREFIX": "cloudwatch.log_stream_prefix",
     "DR_UPLOAD_S3_BUCKET": "upload.bucket",
     "DR_UPLOAD_S3_PREFIX": "upload.model_prefix",
+    "DR_DROA_URL": "upload.droa_url",
+    "DR_DROA_USERNAME": "upload.droa_username",
 }
 
 # Keys DRfC derives from others: mapped when they hold the derived value, unmapped otherwise.
@@ -132,8 +134,6 @@ REASONS: dict[str, str] = {
     "DR_QUIET_ACTIVATE": "there is no activate script",
     "DR_TELEGRAF_HOST": "the metrics stack is not deployed",
     "DR_TELEGRAF_PORT": "the metrics stack is not deployed",
-    "DR_DROA_URL": "DeepRacer-on-AWS integration is not supported",
-    "DR_DROA_USERNAME": "DeepRacer-on-AWS integration is not supported",
     "DR_TRAIN_MULTI_CONFIG": "multi-config training (worker-N.env) is not supported",
 }
 

@@ -19,7 +19,7 @@ import re
 from dataclasses import dataclass, field
 
 from training.deepracer.layout import HYPERPARAMETERS, MODEL_METADATA, RunLayout
-from training.deepracer.params import Bucket, Params, dump_params, training_params
+from training.deepracer.params import Bucket, Params, training_params
 from training.deepracer.settings import DeepRacerSettings
 
 _CHECKPOINT_NAME = re.compile(r"^(\d+)_Step-(\d+)\.ckpt$")
@@ -81,10 +81,10 @@ def _pick(keys: set[str], model_dir: str, records: dict, choice: str, now: int
 
 
 def plan_upload(layout: RunLayout, keys: set[str], checkpoints: dict, choice: str,
-                target_prefix: str, params: Params, now: int) -> UploadPlan:
+                target_prefix: str, params_yaml: str, now: int) -> UploadPlan:
     """What to copy from the run (`keys`: every object key under its model prefix and its
-    custom files) and what to write under `target_prefix`: the chosen checkpoint only,
-    with `params` as its training_params.yaml; `now` stamps a checkpoint picked by number."""
+    custom files) and what to write under `target_prefix`: the chosen checkpoint only, with
+    `params_yaml` as its training_params.yaml; `now` stamps a checkpoint picked by number."""
     model_dir = layout.model_dir
     name, record = _pick(keys, model_dir, checkpoints, choice, now)
     number = _CHECKPOINT_NAME.match(name)
@@ -114,6 +114,6 @@ def plan_upload(layout: RunLayout, keys: set[str], checkpoints: dict, choice: st
     writes = {
         target.checkpoints_json: json.dumps(only).encode(),
         f"{target.model_dir}/.coach_checkpoint": name.encode(),
-        f"{target_prefix}/{TRAINING_PARAMS}": dump_params(params).encode(),
+        f"{target_prefix}/{TRAINING_PARAMS}": params_yaml.encode(),
     }
     return UploadPlan(name, copies, writes)

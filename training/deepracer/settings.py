@@ -270,10 +270,15 @@ class CloudWatch(_Section):
 
 
 class Upload(_Section):
-    """DR_UPLOAD_S3_*: where `upload-model` copies a model for import into DeepRacer on AWS."""
+    """DR_UPLOAD_S3_*, DR_DROA_*: where `upload-model` copies a model, and the DeepRacer on
+    AWS site `trackday dr droa import-model` imports into."""
 
     bucket: str | None = None
     model_prefix: Prefix | None = None  # DRfC: $DR_LOCAL_S3_MODEL_PREFIX-1
+    # DR_DROA_URL / DR_DROA_USERNAME: the DeepRacer on AWS site `trackday dr droa` talks to
+    # and who signs in (the password is asked for, or read from TRACKDAY_DROA_PASSWORD)
+    droa_url: str | None = None
+    droa_username: str | None = None
 
 
 class DeepRacerSettings(_Section):

@@ -15,7 +15,7 @@ LAYOUT = RunLayout(model_prefix="run-3")
 BEST = {"name": "2_Step-300.ckpt", "time_stamp": 1732900000.5, "avg_comp_pct": 88.0}
 LAST = {"name": "4_Step-610.ckpt", "time_stamp": 1732900900.1, "avg_comp_pct": 71.5}
 RECORDS = {"best_checkpoint": BEST, "last_checkpoint": LAST}
-PARAMS = {"JOB_TYPE": "TRAINING"}
+PARAMS = "---\nJOB_TYPE: TRAINING\n"
 NOW = 1733000000
 
 
@@ -57,7 +57,7 @@ def test_last_checkpoint_in_the_import_layout():
     assert json.loads(made.writes["up-1/model/deepracer_checkpoints.json"]) == {
         "best_checkpoint": LAST, "last_checkpoint": LAST}
     assert made.writes["up-1/model/.coach_checkpoint"] == b"4_Step-610.ckpt"
-    assert yaml.safe_load(made.writes["up-1/training_params.yaml"]) == PARAMS
+    assert made.writes["up-1/training_params.yaml"] == PARAMS.encode()
     assert "up-1/model/checkpoint" not in made.writes  # no TensorFlow checkpoint file
 
 
