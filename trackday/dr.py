@@ -214,3 +214,8 @@ for _name, _command in dr_commands.COMMANDS.items():
 from trackday import droa_commands  # noqa: E402
 
 app.add_typer(droa_commands.app, name="droa")
+
+from trackday import dr_watch  # noqa: E402
+
+for _name, _command in dr_watch.COMMANDS.items():
+    app.command(_name)(_command)

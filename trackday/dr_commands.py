@@ -17,7 +17,6 @@ from rich.table import Table
 
 from infra.workloads.run_target import RunTarget, RunTargetError, run_target
 from trackday import dr_runs
-from trackday.dr import load_settings
 from trackday.stack import StackError, read_outputs
 from training import storage
 from training.deepracer import bucket_io
@@ -46,6 +45,8 @@ def _project(directory: Path | None) -> Path:
 
 def _context(stack: str, directory: Path | None, outputs_file: Path | None, run_id: int | None
              ) -> tuple[DeepRacerSettings, RunTarget]:
+    from trackday.dr import load_settings  # dr.py registers these commands
+
     settings = load_settings(stack, directory)
     if run_id is not None:
         settings = settings.model_copy(update={"run_id": run_id})

@@ -52,6 +52,7 @@ from training.deepracer.params import evaluation_files, training_files
 from training.deepracer.services import (
     GPU_RESOURCE,
     JOB_LABEL,
+    MODEL_PREFIX_LABEL,
     NETWORK,
     ROLE_LABEL,
     RUN_LABEL,
@@ -399,6 +400,8 @@ class ServiceStatus:
     replicas: int
     running: int
     tasks: tuple[str, ...]  # "slot: state on node"
+    model_prefix: str = ""
+    created: str = ""  # the engine's CreatedAt (RFC 3339, UTC)
 
 
 def status(client: docker.DockerClient) -> list[ServiceStatus]:
@@ -415,7 +418,8 @@ def status(client: docker.DockerClient) -> list[ServiceStatus]:
         found.append(ServiceStatus(
             spec["Labels"].get(RUN_LABEL, "?"), spec["Labels"].get(JOB_LABEL, "?"), spec["Name"],
             spec["Mode"].get("Replicated", {}).get("Replicas", 0),
-            sum(t["Status"]["State"] == "running" for t in tasks), described))
+            sum(t["Status"]["State"] == "running" for t in tasks), described,
+            spec["Labels"].get(MODEL_PREFIX_LABEL, ""), service.get("CreatedAt", "")))
     return sorted(found, key=lambda s: (s.run_id, s.job, s.name))
 
 

@@ -179,6 +179,13 @@ def left_behind(client, run_ids: tuple[int, ...], image: str) -> list[str]:
     return found
 
 
+def write_metrics(folder: Path, prefix: str) -> dict[str, bytes]:
+    """A run's metrics as the simulator writes them (tests/training/deepracer/dr_data.py)."""
+    run = write_run(folder, prefix)
+    return {p.relative_to(run.parent).as_posix(): p.read_bytes()
+            for p in (run / "metrics").rglob("*") if p.is_file()}
+
+
 def fake_sagemaker(client, image: str, model_prefix: str):
     """What SageMaker local mode starts for a trainer: a compose service `algo-1-*` on the
     shared network, its hyperparameters (JSON-encoded values) in /opt/ml/input/config."""
@@ -334,6 +341,14 @@ def test_two_training_runs_side_by_side_then_stopped(swarm, simulator_image, s3_
         for name in ("trackday-dr-97-trainer", "trackday-dr-97-simulation",
                      "trackday-dr-98-trainer", "2/2"):
             assert name in listed.output
+        for key, body in write_metrics(project.root / "metrics", "e2e-a").items():
+            project.server.put(project.bucket, key, body)
+        summary = project.dr("summary", "a")
+        assert summary.exit_code == 0, summary.output
+        rows = {line.split("│")[1].strip(): line for line in summary.output.splitlines()
+                if line.startswith("│")}
+        assert "e2e-a" in rows["97"] and "3/3" in rows["97"] and "100.0%" in rows["97"]
+        assert "e2e-b" in rows["98"] and "2/2" in rows["98"]
 
         # Stopping run a leaves run b, and its SageMaker container, alone.
         sagemaker_a = fake_sagemaker(swarm, simulator_image, "e2e-a")

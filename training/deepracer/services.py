@@ -25,6 +25,7 @@ WORKLOAD_LABEL = "trackday.workload"  # keeps a node's idle power-off waiting
 WORKLOAD = "deepracer"  # its value on everything a DeepRacer run makes
 RUN_LABEL = "trackday.run"
 JOB_LABEL = "trackday.job"
+MODEL_PREFIX_LABEL = "trackday.model-prefix"
 JOBS = ("training", "evaluation")
 
 # rl_coach starts the training container on this network; robomaker reaches it there.
@@ -122,7 +123,7 @@ def placement(role: str) -> str:
 
 def _labels(settings: DeepRacerSettings, job: str, role: str) -> dict[str, str]:
     return {WORKLOAD_LABEL: WORKLOAD, RUN_LABEL: str(settings.run_id), JOB_LABEL: job,
-            ROLE_LABEL: role, "trackday.model-prefix": settings.model_prefix}
+            ROLE_LABEL: role, MODEL_PREFIX_LABEL: settings.model_prefix}
 
 
 def _logging(settings: DeepRacerSettings, site: Site) -> dict:
