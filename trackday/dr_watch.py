@@ -19,6 +19,7 @@ from rich.table import Table
 
 from trackday import dr_runs
 from trackday.dr_commands import DIRECTORY, OUTPUTS, STACK, _context, _fail
+from trackday.dr_viewer import viewer
 from training import storage
 
 SPARKS = "▁▂▃▄▅▆▇█"
@@ -141,4 +142,4 @@ def summary(stack: str = STACK, directory: Path = DIRECTORY,
     Console(width=160).print(render(lines))
 
 
-COMMANDS = {"summary": summary}
+COMMANDS = {"summary": summary, "viewer": viewer}
