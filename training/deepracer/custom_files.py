@@ -7,8 +7,9 @@ agent_ctrl/constants.py and rollout_agent_ctrl.py (speed clamped to 0.1..4 m/s, 
 to +-30 degrees) and sagemaker_graph_manager.py / training_worker.py (hyperparameters cast
 with int()/float(), unknown keys ignored, exploration_type refused unless known, loss_type
 anything but huber meaning mean squared error). What the simulator refuses is an error;
-what it clamps or ignores, and values outside the ranges DeepRacer's console offered, are
-warnings.
+what it clamps or ignores, values outside the ranges DeepRacer on AWS's model form accepts
+(apps/website/src/pages/CreateModel/validation.ts in aws-solutions/deepracer-on-aws) and what
+its import refuses are warnings.
 """
 
 from __future__ import annotations
@@ -34,7 +35,7 @@ CLIPPING_RANGE = (0.15, 12.0)  # metres the lidar measures
 # DRfC's defaults/model_metadata.json: used to drive the track when the file is unusable.
 DEFAULT_ACTIONS = [(-30.0, 0.6), (-15.0, 0.6), (0.0, 0.6), (15.0, 0.6), (30.0, 0.6)]
 
-# name: (cast the simulator applies, low, high of the console's range; None for open)
+# name: (cast the simulator applies, low, high of DRoA's model form; None for open)
 HYPERPARAMETERS: dict[str, tuple[type, float | None, float | None]] = {
     "batch_size": (int, 1, 1024),
     "beta_entropy": (float, 0.0, 1.0),
@@ -43,9 +44,9 @@ HYPERPARAMETERS: dict[str, tuple[type, float | None, float | None]] = {
     "epsilon_steps": (int, 1, None),
     "exploration_type": (str, None, None),
     "loss_type": (str, None, None),
-    "lr": (float, 1e-8, 1e-2),
-    "num_episodes_between_training": (int, 1, 1000),
-    "num_epochs": (int, 1, 100),
+    "lr": (float, 1e-8, 1e-3),
+    "num_episodes_between_training": (int, 1, 100),
+    "num_epochs": (int, 3, 10),
     "stack_size": (int, 1, 10),
     "term_cond_avg_score": (float, 0.0, None),
     "term_cond_max_episodes": (int, 1, None),
@@ -54,6 +55,7 @@ HYPERPARAMETERS: dict[str, tuple[type, float | None, float | None]] = {
     "sampling_frequency": (int, 1, None),
 }
 EXPLORATION_TYPES = ("categorical", "e-greedy")
+HYPERPARAMETERS_FILE = "hyperparameters.json"
 LOSS_TYPES = ("huber", "mean squared error")
 
 
@@ -253,6 +255,20 @@ def check_model_metadata(data: object, name: str = "model_metadata.json"
     return problems, actions
 
 
+def check_droa_import(metadata: object, hyperparameters: object) -> list[Problem]:
+    """What DeepRacer on AWS's import refuses of the pair (libs/lambda api/handlers/
+    importModel.ts): SAC trains after every episode there."""
+    if not (isinstance(metadata, dict) and isinstance(hyperparameters, dict)):
+        return []
+    sac = _name(metadata.get("training_algorithm", "clipped_ppo"), ALGORITHMS) == "sac"
+    episodes = hyperparameters.get("num_episodes_between_training")
+    if sac and episodes != 1:
+        return [Problem(HYPERPARAMETERS_FILE, f"num_episodes_between_training is {episodes!r} "
+                        "with sac: DeepRacer on AWS will not import the model",
+                        "set it to 1 for sac", warning=True)]
+    return []
+
+
 def check_hyperparameters(data: object, name: str = "hyperparameters.json") -> list[Problem]:
     if not isinstance(data, dict):
         return [Problem(name, "must be a JSON object", "start from DRfC's defaults")]
@@ -300,7 +316,7 @@ def _number_value(name: str, key: str, value: object, kind: type, low: float | N
                         "write 1 or more")]
     if (low is not None and number < low) or (high is not None and number > high):
         allowed = f"between {low:g} and {high:g}" if high is not None else f">= {low:g}"
-        problems.append(Problem(name, f"{key} {value} is outside the range DeepRacer's console "
-                                f"offered ({allowed})", f"keep it {allowed} unless you mean it",
-                                warning=True))
+        problems.append(Problem(name, f"{key} {value} is outside what DeepRacer on AWS's "
+                                f"model form accepts ({allowed})",
+                                f"keep it {allowed} unless you mean it", warning=True))
     return problems

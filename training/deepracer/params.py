@@ -196,8 +196,8 @@ def dump_params(params: Params) -> str:
 def training_files(settings: DeepRacerSettings, bucket: Bucket, custom_files: Path
                    ) -> dict[str, bytes]:
     """Every object a training run needs in the bucket before its services start, by key:
-    the custom files, the reward function's copy next to the model (the console's import
-    reads it there) and `training_params.yaml` (as DRfC's dr-upload-custom-files and
+    the custom files, the reward function's copy next to the model (exports and DeepRacer on
+    AWS's import read it there) and `training_params.yaml` (as DRfC's dr-upload-custom-files and
     dr-start-training write them)."""
     layout = RunLayout.of(settings)
     files = {layout.custom_file(name): (custom_files / name).read_bytes()

@@ -8,6 +8,7 @@ from pathlib import Path
 
 from training.deepracer.custom_files import (
     DEFAULT_ACTIONS,
+    check_droa_import,
     check_hyperparameters,
     check_model_metadata,
     load_json,
@@ -61,6 +62,7 @@ def validate_custom_files(folder: Path, settings: DeepRacerSettings, tracks_dir:
     problems += found
     if hyperparameters is not None:
         problems += check_hyperparameters(hyperparameters)
+        problems += check_droa_import(metadata, hyperparameters)
     result.problems += problems
     reward_file = folder / REWARD_FUNCTION
     if not reward_file.is_file():

@@ -8,7 +8,11 @@ from __future__ import annotations
 import pytest
 
 from tests.training.deepracer.dr_data import HYPERPARAMETERS, METADATA
-from training.deepracer.custom_files import check_hyperparameters, check_model_metadata
+from training.deepracer.custom_files import (
+    check_droa_import,
+    check_hyperparameters,
+    check_model_metadata,
+)
 from training.deepracer.settings import DeepRacerSettings
 
 
@@ -74,3 +78,11 @@ def test_the_f1_colours_are_known():
                                                     "color": "f1_car_bccacc"}}).car
     assert car.color.value == "f1_car_bccacc"
     assert DeepRacerSettings.model_validate({"car": {"color": "f1_car_1e73fc"}})
+
+
+def test_what_droa_import_refuses_is_a_warning():
+    sac = {**METADATA, "training_algorithm": "sac", "action_space_type": "continuous"}
+    (problem,) = check_droa_import(sac, {**HYPERPARAMETERS, "num_episodes_between_training": 20})
+    assert problem.warning and "DeepRacer on AWS will not import the model" in str(problem)
+    assert check_droa_import(sac, {"num_episodes_between_training": 1}) == []
+    assert check_droa_import(METADATA, {"num_episodes_between_training": 20}) == []

@@ -193,13 +193,13 @@ def test_continuous_sac_metadata_gives_actions_across_the_ranges():
         ({"batch_size": 64.5}, "batch_size 64.5 is cut to 64 by the simulator", WARNING),
         ({"batch_size": "64.5"}, "batch_size is '64.5', not a whole number the simulator can "
          "read", ERROR),
-        ({"discount_factor": 1.5}, "discount_factor 1.5 is outside the range DeepRacer's console "
-         "offered (between 0 and 1)", WARNING),
+        ({"discount_factor": 1.5}, "discount_factor 1.5 is outside what DeepRacer on AWS's model "
+         "form accepts (between 0 and 1)", WARNING),
         ({"loss_type": "l1"}, "loss_type 'l1' is not 'huber': the simulator uses mean squared "
          "error", WARNING),
         ({"exploration_type": "greedy"}, "exploration_type is 'greedy'. Fix: use one of "
          "'categorical', 'e-greedy'", ERROR),
-        ({"lr": 0}, "lr 0 is outside the range", WARNING),
+        ({"lr": 0}, "lr 0 is outside what", WARNING),
         ({"sampling_frequency": 0}, "sampling_frequency 0 must be 1 or more", ERROR),
     ],
 )
