@@ -61,12 +61,14 @@ def import_(
                                     "custom_files/)."),
     out: Path = typer.Option(Path("deepracer"), "--out", help="Where to write the stack "
                              "fragment and the custom_files folder."),
+    experiment: str = typer.Option(None, "--experiment", "-e", help="A DRfC experiment "
+                                   "(experiments/<name>/; default: DR_EXPERIMENT_NAME)."),
 ) -> None:
     """Convert a DRfC configuration into a trackday stack fragment and custom-files folder."""
     from training.deepracer.drfc_import import ImportProblem, import_drfc
 
     try:
-        result = import_drfc(drfc_dir, out)
+        result = import_drfc(drfc_dir, out, experiment)
     except ImportProblem as error:
         raise _fail(str(error)) from None
     fragment = out / "stack-config.yaml"
@@ -109,9 +111,7 @@ def validate(
     result = validate_custom_files(folder, settings, _tracks_dir(tracks_dir, settings),
                                    budget_ms / 1000)
     for problem in result.problems:
-        typer.echo(f"problem: {problem}", err=True)
-    for warning in result.warnings:
-        typer.echo(f"warning: {warning}", err=True)
+        typer.echo(f"{'warning' if problem.warning else 'problem'}: {problem}", err=True)
     if result.reward and result.reward.ok and result.reward.rewards and result.track:
         plot_reward_lap(result.track, result.scenarios, result.reward.rewards, png)
         rewards = [r for lap in result.reward.rewards for r in lap]
@@ -173,8 +173,11 @@ from trackday import dr_commands  # noqa: E402
 for _name, _command in dr_commands.COMMANDS.items():
     app.command(_name)(_command)
 
-# metrics, car-model: what a run left behind (trackday/dr_logs.py).
-from trackday import dr_logs  # noqa: E402
+# metrics, car-model: what a run left behind (trackday/dr_logs.py); summary and viewer
+# (trackday/dr_watch.py); DeepRacer on AWS (trackday/droa_commands.py).
+from trackday import dr_logs, dr_watch, droa_commands  # noqa: E402
 
-for _name, _command in dr_logs.COMMANDS.items():
-    app.command(_name)(_command)
+for _module in (dr_logs, dr_watch):
+    for _name, _command in _module.COMMANDS.items():
+        app.command(_name)(_command)
+app.add_typer(droa_commands.app, name="droa")

@@ -8,6 +8,7 @@ work is in trackday/dr_runs.py.
 
 from __future__ import annotations
 
+import time
 from pathlib import Path
 
 import typer
@@ -16,7 +17,6 @@ from rich.table import Table
 
 from infra.workloads.run_target import RunTarget, RunTargetError, run_target
 from trackday import dr_runs
-from trackday.dr import load_settings
 from trackday.stack import StackError, read_outputs
 from training import storage
 from training.deepracer import bucket_io
@@ -45,6 +45,8 @@ def _project(directory: Path | None) -> Path:
 
 def _context(stack: str, directory: Path | None, outputs_file: Path | None, run_id: int | None
              ) -> tuple[DeepRacerSettings, RunTarget]:
+    from trackday.dr import load_settings  # dr.py registers these commands
+
     settings = load_settings(stack, directory)
     if run_id is not None:
         settings = settings.model_copy(update={"run_id": run_id})
@@ -68,8 +70,8 @@ def _validate(folder: Path, settings: DeepRacerSettings, tracks_dir: Path | None
              "only (`trackday dr tracks` gets the track files)")
     problems = preflight(folder, settings, tracks_dir)
     for problem in problems:
-        _say(f"problem: {problem}")
-    if problems:
+        _say(f"{'warning' if problem.warning else 'problem'}: {problem}")
+    if any(not problem.warning for problem in problems):
         raise _fail(f"{folder}: fix the custom files before starting (`trackday dr validate`)")
 
 
@@ -77,7 +79,7 @@ def _start(settings: DeepRacerSettings, target: RunTarget, job: str,
            upload) -> None:
     try:
         client = dr_runs.client_for(target)
-        dr_runs.ensure_not_running(client, settings.run_id, job)
+        dr_runs.check_deploy(client, settings, target, job)
         for url in upload():
             _say(f"uploaded {url}")
         for name in dr_runs.deploy(client, settings, target, job):
@@ -175,6 +177,19 @@ def stop_evaluation(stack: str = STACK, directory: Path = DIRECTORY,
     _stop(stack, directory, outputs_file, run_id, "evaluation")
 
 
+def run_objects(settings: DeepRacerSettings, target: RunTarget
+                ) -> tuple[RunLayout, set[str], dict]:
+    """What an export reads of a run: its keys (with the custom files' reward function,
+    the fallback) and its checkpoint records."""
+    layout = RunLayout.of(settings)
+    with storage.environment(target.storage_env):
+        keys = set(bucket_io.list_keys(target.bucket_url, settings.model_prefix))
+        if bucket_io.read_object(storage.join(target.bucket_url, layout.reward_function)):
+            keys.add(layout.reward_function)
+        records = bucket_io.read_json(storage.join(target.bucket_url, layout.checkpoints_json))
+    return layout, keys, records
+
+
 def upload_model(
     stack: str = STACK,
     directory: Path = DIRECTORY,
@@ -193,7 +208,8 @@ def upload_model(
 ) -> None:
     """Copy one checkpoint of the model, in the layout DeepRacer's model import reads, to the
     upload bucket (dr-upload-model)."""
-    from training.deepracer.model_upload import ModelUploadError, plan_upload
+    from training.deepracer.model_upload import ModelUploadError, export_params, plan_upload
+    from training.deepracer.params import dump_params
 
     settings, target = _context(stack, directory, outputs_file, None)
     bucket = to_bucket or settings.upload.bucket
@@ -201,13 +217,15 @@ def upload_model(
         raise _fail("no upload bucket: set deepracer.upload.bucket, pass --bucket, or --local")
     target_url = target.bucket_url if local else f"s3://{bucket}"
     target_prefix = prefix or settings.upload_model_prefix
-    layout = RunLayout.of(settings)
+    if (target_url, target_prefix) == (target.bucket_url, settings.model_prefix):
+        raise _fail(f"the target {target_url}/{target_prefix} is the run itself: pick another "
+                    "--prefix (DRfC refuses it too)")
     try:
-        with storage.environment(target.storage_env):
-            keys = set(bucket_io.list_keys(target.bucket_url, settings.model_prefix))
-            records = bucket_io.read_json(storage.join(target.bucket_url, layout.checkpoints_json))
+        layout, keys, records = run_objects(settings, target)
+        params = export_params(settings, target_url.removeprefix("s3://").split("/")[0],
+                               target.bucket.region, target_prefix)
         plan = plan_upload(layout, keys, records, checkpoint or ("best" if best else "last"),
-                           target_prefix)
+                           target_prefix, dump_params(params), int(time.time()))
         destination = storage.join(target_url, target_prefix)
         if dry_run:
             for key in [*plan.copies, *plan.writes]:

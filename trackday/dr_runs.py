@@ -18,6 +18,8 @@ from __future__ import annotations
 import contextlib
 import io
 import json
+import os
+import stat
 import tarfile
 import time
 from collections.abc import Callable, Mapping
@@ -32,13 +34,14 @@ from docker.types import (
     DriverConfig,
     Mount,
     Placement,
+    Resources,
     RestartPolicy,
     SecretReference,
     ServiceMode,
     TaskTemplate,
 )
 
-from infra.workloads.run_target import RunTarget
+from infra.workloads.run_target import RunTarget, placement_problem
 from trackday.dr_network import attach_s3_server, ensure_network, remove_network_if_unused
 from trackday.errors import RunError
 from trackday.manager_ssh import connect
@@ -49,7 +52,9 @@ from training.deepracer.layout import RunLayout
 from training.deepracer.model_upload import UploadPlan
 from training.deepracer.params import evaluation_files, training_files
 from training.deepracer.services import (
+    GPU_RESOURCE,
     JOB_LABEL,
+    MODEL_PREFIX_LABEL,
     ROLE_LABEL,
     RUN_LABEL,
     SAGEMAKER_DIR,
@@ -86,13 +91,7 @@ def upload_training_files(settings: DeepRacerSettings, target: RunTarget, custom
                           wipe: bool) -> list[str]:
     """dr-upload-custom-files plus the params half of dr-start-training, with its `-w` rule."""
     with storage.environment(target.storage_env):
-        existing = bucket_io.list_keys(target.bucket_url, settings.model_prefix)
-        if existing and not wipe:
-            raise RunError(f"{target.bucket_url}/{settings.model_prefix} exists "
-                           f"({len(existing)} objects): pick a new modelPrefix, or pass --wipe "
-                           "to delete it first")
-        if existing:
-            bucket_io.delete_prefix(target.bucket_url, settings.model_prefix)
+        bucket_io.claim_prefix(target.bucket_url, settings.model_prefix, wipe, "pass --wipe")
         files = training_files(settings, target.bucket, custom_files)
         return bucket_io.write_objects(target.bucket_url, files)
 
@@ -149,12 +148,14 @@ def task_template(spec: ServiceSpec, secret_ids: Mapping[str, str]) -> TaskTempl
         init=spec.init or None,
     )
     log_driver = DriverConfig(spec.log_driver, dict(spec.log_options)) if spec.log_driver else None
+    resources = Resources(generic_resources={GPU_RESOURCE: spec.gpus}) if spec.gpus else None
     return TaskTemplate(
         container,
         restart_policy=RestartPolicy(condition=spec.restart_condition),
         placement=Placement(constraints=list(spec.constraints)),
         networks=list(spec.networks),
         log_driver=log_driver,
+        resources=resources,
     )
 
 
@@ -178,34 +179,64 @@ def ensure_not_running(client: docker.DockerClient, run_id: int, job: str) -> No
                        f"(`trackday dr stop-{job}`), or set another runId")
 
 
-def check_placement(client: docker.DockerClient, specs: list[ServiceSpec]) -> None:
-    """Fail before creating anything where no ready node carries a label a service needs
-    (Swarm would keep such tasks pending without a word)."""
+def check_placement(client: docker.DockerClient, specs: list[ServiceSpec],
+                    local: bool = False) -> None:
+    """Fail before creating anything where Swarm would keep a service's tasks pending
+    without a word: no swarm, or no ready node with a label a service needs."""
     try:
         nodes = client.api.nodes()
-    except docker.errors.APIError as error:
-        raise RunError(f"the engine is not a swarm manager ({error.explanation}): on this "
-                       "machine run `docker swarm init --advertise-addr 127.0.0.1`") from None
-    ready = [n for n in nodes if n["Status"]["State"] == "ready"
-             and n["Spec"].get("Availability") == "active"]
-    for constraint in sorted({c for spec in specs for c in spec.constraints}):
-        key, _, value = constraint.removeprefix("node.labels.").partition("==")
-        if not any(n["Spec"].get("Labels", {}).get(key) == value for n in ready):
-            raise RunError(f"no ready node is labelled {key}={value}, which `{constraint}` "
-                           f"needs: `docker node update --label-add {key}={value} NODE` on "
-                           "the manager (the node bootstrap labels cloud nodes)")
+    except docker.errors.APIError:
+        nodes = None
+    gpus: dict[str, int] = {}
+    for spec in specs:
+        for constraint in spec.constraints:
+            gpus[constraint] = gpus.get(constraint, 0) + spec.gpus * spec.replicas
+    problem = placement_problem(nodes, [c for spec in specs for c in spec.constraints], local,
+                                gpus)
+    if problem:
+        raise RunError(problem)
+
+
+def sagemaker_dir(path: Path = Path(SAGEMAKER_DIR)) -> None:
+    """The trainer's bind mount on this machine (nodes make theirs at boot), made so that no
+    other local user can own or fill it first: it is mounted into the trainer, which holds
+    the Docker socket (issue 13 item 12). An existing one must be a real folder, owned by
+    this user or root, writable by nobody else."""
+    with contextlib.suppress(FileExistsError):
+        path.mkdir(mode=0o700)
+    info = path.lstat()
+    fix = f"remove it (`sudo rm -rf {path}`) and start again"
+    if not stat.S_ISDIR(info.st_mode):
+        raise RunError(f"{path} is not a folder (a link or a file someone made): {fix}")
+    if info.st_uid not in (os.getuid(), 0):
+        raise RunError(f"{path} belongs to user id {info.st_uid}, not to you or root: {fix}")
+    if info.st_mode & (stat.S_IWGRP | stat.S_IWOTH):
+        raise RunError(f"{path} is writable by other users (mode {info.st_mode & 0o777:o}): "
+                       f"`chmod go-w {path}`, or {fix}")
+
+
+def check_deploy(client: docker.DockerClient, settings: DeepRacerSettings, target: RunTarget,
+                 job: str) -> list[ServiceSpec]:
+    """Everything a start needs of the swarm and this machine, checked before the bucket is
+    touched (so `--wipe` never deletes a model for a start that cannot happen); the specs."""
+    ensure_not_running(client, settings.run_id, job)
+    try:
+        specs = run_services(settings, target.site, job)
+    except ValueError as error:
+        raise RunError(str(error)) from None
+    check_placement(client, specs, target.manager is None)
+    if target.s3_container:
+        s3_server(client, target.s3_container)
+    if target.manager is None:
+        sagemaker_dir()
+    return specs
 
 
 def deploy(client: docker.DockerClient, settings: DeepRacerSettings, target: RunTarget,
            job: str) -> list[str]:
     """Create the run's services (and its credentials secret); all or nothing."""
-    ensure_not_running(client, settings.run_id, job)
-    specs = run_services(settings, target.bucket, job, target.credentials is not None,
-                         target.single_node)
-    check_placement(client, specs)
+    specs = check_deploy(client, settings, target, job)
     s3 = s3_server(client, target.s3_container) if target.s3_container else None
-    if target.manager is None:
-        Path(SAGEMAKER_DIR).mkdir(exist_ok=True)  # the trainer's bind mount (nodes: bootstrap)
     network_id = ensure_network(client)
     labels = {WORKLOAD_LABEL: WORKLOAD, RUN_LABEL: str(settings.run_id), JOB_LABEL: job}
     created: list[str] = []
@@ -301,6 +332,8 @@ class ServiceStatus:
     replicas: int
     running: int
     tasks: tuple[str, ...]  # "slot: state on node"
+    model_prefix: str = ""
+    created: str = ""  # the engine's CreatedAt (RFC 3339, UTC)
 
 
 def status(client: docker.DockerClient) -> list[ServiceStatus]:
@@ -317,7 +350,8 @@ def status(client: docker.DockerClient) -> list[ServiceStatus]:
         found.append(ServiceStatus(
             spec["Labels"].get(RUN_LABEL, "?"), spec["Labels"].get(JOB_LABEL, "?"), spec["Name"],
             spec["Mode"].get("Replicated", {}).get("Replicas", 0),
-            sum(t["Status"]["State"] == "running" for t in tasks), described))
+            sum(t["Status"]["State"] == "running" for t in tasks), described,
+            spec["Labels"].get(MODEL_PREFIX_LABEL, ""), service.get("CreatedAt", "")))
     return sorted(found, key=lambda s: (s.run_id, s.job, s.name))
 
 

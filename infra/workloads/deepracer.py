@@ -21,26 +21,30 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+import docker as docker_engine
 import pulumi
 import pulumi_docker as docker
 from pulumi.dynamic import CreateResult, ResourceProvider, UpdateResult
 
 from infra.config import ConfigError, StackConfig
-from infra.workloads.run_target import RunTarget
+from infra.workloads.run_target import RunTarget, placement_problem
 from training import storage
 from training.deepracer import bucket_io
 from training.deepracer.layout import CUSTOM_FILE_NAMES
 from training.deepracer.params import Bucket, evaluation_files, training_files
 from training.deepracer.preflight import preflight
 from training.deepracer.services import (
+    GPU_RESOURCE,
     JOB_LABEL,
     NETWORK,
     NETWORK_LABELS,
     RUN_LABEL,
+    TRAINER_ROLE,
     WORKLOAD,
     WORKLOAD_LABEL,
     ServiceSpec,
     credentials_secret,
+    placement,
     run_services,
     s3_credentials_file,
 )
@@ -72,10 +76,27 @@ def requested(config: StackConfig, project_root: Path) -> tuple[DeepRacerSetting
     folder = project_root / settings.custom_files_dir
     if job == "training":
         problems = preflight(folder, settings)
-        if problems:
+        errors = [str(p) for p in problems if not p.warning]
+        if errors:
             raise ConfigError("deepracer.customFilesDir", str(folder),
-                              "fix the custom files first:\n  " + "\n  ".join(problems))
+                              "fix the custom files first:\n  " + "\n  ".join(errors))
+        for warning in (p for p in problems if p.warning):
+            pulumi.log.warn(f"{folder}: {warning}")
+    if config.target == "local":
+        problem = placement_problem(local_swarm_nodes(), [placement(TRAINER_ROLE)], local=True)
+        if problem:
+            raise ConfigError("deepracerRun", job, problem)
     return settings, job, folder
+
+
+def local_swarm_nodes() -> list[dict] | None:
+    """This machine's swarm nodes, None where its engine is no swarm manager: the local
+    target's services need the engine in swarm mode and its node labelled trainer (every
+    service of a single-node run goes there), or `pulumi up` leaves them pending."""
+    try:
+        return docker_engine.from_env().api.nodes()
+    except docker_engine.errors.DockerException:
+        return None
 
 
 def service_args(spec: ServiceSpec, secret_ids: Mapping[str, pulumi.Input[str]],
@@ -106,6 +127,11 @@ def service_args(spec: ServiceSpec, secret_ids: Mapping[str, pulumi.Input[str]],
         networks_advanceds=[docker.ServiceTaskSpecNetworksAdvancedArgs(id=network_ids[n])
                             for n in spec.networks],
         log_driver=log_driver,
+        resources=docker.ServiceTaskSpecResourcesArgs(
+            reservation=docker.ServiceTaskSpecResourcesReservationArgs(
+                generic_resources=docker.ServiceTaskSpecResourcesReservationGenericResourcesArgs(
+                    discrete_resources_specs=[f"{GPU_RESOURCE}={spec.gpus}"])))
+        if spec.gpus else None,
     )
     return {
         "name": spec.name,
@@ -124,21 +150,33 @@ class RunFilesProvider(ResourceProvider):
     they are the run's record, as DRfC leaves them."""
 
     def create(self, props: dict[str, Any]) -> CreateResult:
-        outs = self._write(props)
+        outs = self._write(props, claim=True)
         return CreateResult(f"{props['bucketUrl']}/{props['settings']['model_prefix']}", outs)
 
-    def update(self, _id: str, _olds: dict[str, Any], news: dict[str, Any]) -> UpdateResult:
-        return UpdateResult(self._write(news))
+    def update(self, _id: str, olds: dict[str, Any], news: dict[str, Any]) -> UpdateResult:
+        moved = (olds.get("job"), olds.get("bucketUrl"),
+                 olds.get("settings", {}).get("model_prefix")) != (
+            "training", news["bucketUrl"], news["settings"]["model_prefix"])
+        return UpdateResult(self._write(news, claim=moved))
 
     def delete(self, _id: str, _props: dict[str, Any]) -> None:
         return None
 
     @staticmethod
-    def _write(props: dict[str, Any]) -> dict[str, Any]:
+    def _write(props: dict[str, Any], claim: bool) -> dict[str, Any]:
+        """`claim`: a training starts on this prefix now (created, or moved to it): refuse
+        one holding a model unless the stack says `training.wipe`, as dr-start-training
+        does without `-w`; a running run's own prefix is left as it is."""
         settings = DeepRacerSettings.model_validate(props["settings"])
         bucket = Bucket(**props["bucket"])
         stamp = datetime.now(UTC).strftime("%Y%m%d%H%M%S")
-        if props["job"] == "training":
+        training = props["job"] == "training"
+        if training and claim:
+            with storage.environment(props["storageEnv"]):
+                bucket_io.claim_prefix(props["bucketUrl"], settings.model_prefix,
+                                       settings.training.wipe,
+                                       "set trackday:deepracer.training.wipe: true")
+        if training:
             with tempfile.TemporaryDirectory() as folder:
                 for name, text in props["customFiles"].items():
                     (Path(folder) / name).write_text(text)
@@ -198,8 +236,7 @@ class DeepRacerRun(pulumi.ComponentResource):
             "customFiles": custom,
             "storageEnv": pulumi.Output.secret(dict(target.storage_env)),
         }, opts=pulumi.ResourceOptions(parent=self))
-        self.specs = run_services(settings, target.bucket, job, target.credentials is not None,
-                                  target.single_node)
+        self.specs = run_services(settings, target.site, job)
         self.services = [
             docker.Service(f"{name}-{spec.name.rsplit('-', 1)[-1]}",
                            **service_args(spec, secret_ids, {NETWORK: self.network.id}),
@@ -233,7 +270,8 @@ def deploy(name: str, run: tuple[DeepRacerSettings, str, Path], target: Any,
                           f"{stack}`")
     try:
         placed = run_target(stack, outputs)
-    except RunTargetError as error:
+        run_services(settings, placed.site, job)  # what the stack cannot give, said first
+    except (RunTargetError, ValueError) as error:
         raise ConfigError("deepracerRun", job, str(error)) from None
     component = DeepRacerRun(name, DeepRacerRunArgs(settings, job, folder, placed, provider,
                                                     getattr(target, "run_network", None)))

@@ -7,11 +7,12 @@ started from the command line lands where the GitOps one does. Imports no Pulumi
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
 from training.deepracer.params import Bucket
+from training.deepracer.services import GPU_RESOURCE, Site
 
 LOCAL_REGION = "us-east-1"
 # The local S3 server's name on the networks its clients share (`s3EndpointInNetwork`'s host).
@@ -38,7 +39,9 @@ class RunTarget:
     reaches the bucket (environment for training.storage) and the S3 keys for containers
     on nodes without an identity. Keys may be Pulumi outputs inside the program. On the
     local target, `s3_container` is the S3 server's container, which must join the runs'
-    network to be reachable there as LOCAL_S3_ALIAS."""
+    network to be reachable there as LOCAL_S3_ALIAS. `cloud` is the target's name;
+    `log_group` the CloudWatch Logs group an aws stack with logging makes (output
+    `logGroup`)."""
 
     manager: ManagerAccess | None  # None: this machine's engine
     bucket: Bucket
@@ -47,6 +50,16 @@ class RunTarget:
     credentials: tuple[Any, Any] | None
     single_node: bool
     s3_container: str | None = None
+    cloud: str = "local"
+    log_group: str | None = None
+
+    @property
+    def site(self) -> Site:
+        """What the services are told of it. Cloud nodes advertise their GPUs to Swarm
+        (infra/bootstrap.py), this machine's engine does not."""
+        return Site(self.bucket, self.credentials is not None, self.single_node,
+                    gpu_nodes=self.manager is not None, aws=self.cloud == "aws",
+                    log_group=self.log_group)
 
 
 def run_target(stack: str, outputs: Mapping[str, Any]) -> RunTarget:
@@ -81,7 +94,68 @@ def run_target(stack: str, outputs: Mapping[str, Any]) -> RunTarget:
         manager = ManagerAccess(outputs["managerAddress"], outputs["sshUser"],
                                 outputs["sshPrivateKey"], outputs.get("managerHostKey"))
         return RunTarget(manager, bucket, outputs["bucketUrl"], storage_env, keys,
-                         int(outputs.get("nodeCount", 1)) == 1)
+                         int(outputs.get("nodeCount", 1)) == 1, cloud=str(target),
+                         log_group=outputs.get("logGroup"))
     except KeyError as missing:
         raise RunTargetError(
             f"stack {stack} has no output {missing}: run `pulumi up` for it") from None
+
+
+# What makes this machine's engine a swarm whose node takes the runs' services (README).
+SWARM_INIT = "docker swarm init --advertise-addr 127.0.0.1"
+
+
+def label_command(key: str, value: str, node: str = "$(docker node ls -q)") -> str:
+    return f"docker node update --label-add {key}={value} {node}"
+
+
+def placement_problem(nodes: list[dict] | None, constraints: Iterable[str],
+                      local: bool, gpus: Mapping[str, int] | None = None) -> str | None:
+    """Why Swarm would keep a run's tasks pending (it says nothing itself), or None.
+
+    `nodes` is the manager's `docker node ls` data, None where the engine is no swarm
+    manager; `constraints` are the services' `node.labels.KEY==VALUE` constraints, `gpus`
+    the GPUs the tasks under each constraint reserve in all. On the local target the
+    message gives both commands that make this machine the swarm."""
+    wanted = sorted(set(constraints) | set(gpus or {}))
+    if nodes is None:
+        if not local:
+            return "the engine is not a swarm manager: check the stack's manager node"
+        labels = " && ".join(label_command(*_label(c)) for c in wanted)
+        return (f"this machine's Docker engine is not a swarm manager: run `{SWARM_INIT}`"
+                + (f", then `{labels}`" if labels else ""))
+    ready = [n for n in nodes if n["Status"]["State"] == "ready"
+             and n["Spec"].get("Availability") == "active"]
+    for constraint in wanted:
+        key, value = _label(constraint)
+        labelled = [n for n in ready if n["Spec"].get("Labels", {}).get(key) == value]
+        if not labelled:
+            node = "$(docker node ls -q)" if local else "NODE"
+            return (f"no ready node is labelled {key}={value}, which `{constraint}` needs: "
+                    f"`{label_command(key, value, node)}` on the manager"
+                    + ("" if local else " (the node bootstrap labels cloud nodes)"))
+        needed = (gpus or {}).get(constraint, 0)
+        have = sum(_gpus_of(n) for n in labelled)
+        if needed > have:
+            return (f"the tasks on nodes labelled {key}={value} reserve {needed} GPUs (one "
+                    f"each), the ready ones advertise {have}: add GPU nodes (nodes.count), "
+                    "or fewer workers")
+    return None
+
+
+def _gpus_of(node: dict) -> int:
+    """The GPUs a node advertises to Swarm (`node-generic-resources`: one named resource
+    per GPU, or a count)."""
+    found = 0
+    for resource in node.get("Description", {}).get("Resources", {}).get(
+            "GenericResources") or []:
+        named = resource.get("NamedResourceSpec", {})
+        discrete = resource.get("DiscreteResourceSpec", {})
+        found += named.get("Kind") == GPU_RESOURCE
+        found += int(discrete.get("Value", 0)) if discrete.get("Kind") == GPU_RESOURCE else 0
+    return found
+
+
+def _label(constraint: str) -> tuple[str, str]:
+    key, _, value = constraint.removeprefix("node.labels.").partition("==")
+    return key, value

@@ -38,6 +38,7 @@ from training.deepracer.services import (
     NETWORK,
     RUN_LABEL,
     WORKLOAD_LABEL,
+    Site,
     run_services,
     s3_credentials_file,
 )
@@ -125,6 +126,11 @@ class Project:
                                    "--outputs", str(self.outputs), *args])
 
     @property
+    def local_site(self) -> Site:
+        """The services' view of the local target: keys as a secret, one node."""
+        return Site(self.containers_bucket, with_credentials=True, single_node=True)
+
+    @property
     def containers_bucket(self) -> Bucket:
         return Bucket(self.bucket, endpoint_url=IN_NETWORK_ENDPOINT)
 
@@ -172,6 +178,13 @@ def left_behind(client, run_ids: tuple[int, ...], image: str) -> list[str]:
         found += [s["Spec"]["Name"] for s in client.api.secrets(filters=label)]
     found += [c.name for c in client.containers.list(all=True, filters={"ancestor": image})]
     return found
+
+
+def write_metrics(folder: Path, prefix: str) -> dict[str, bytes]:
+    """A run's metrics as the simulator writes them (tests/training/deepracer/dr_data.py)."""
+    run = write_run(folder, prefix)
+    return {p.relative_to(run.parent).as_posix(): p.read_bytes()
+            for p in (run / "metrics").rglob("*") if p.is_file()}
 
 
 def fake_sagemaker(client, image: str, model_prefix: str):
@@ -273,8 +286,7 @@ def test_two_training_runs_side_by_side_then_stopped(swarm, simulator_image, s3_
         secret_names = {s["Spec"]["Name"]: s["ID"] for s in swarm.api.secrets()}
         for settings in (a, b):
             deployed = services_of(swarm, settings.run_id)
-            specs = run_services(settings, project.containers_bucket, "training",
-                                 with_credentials=True, single_node=True)
+            specs = run_services(settings, project.local_site, "training")
             assert sorted(deployed) == sorted(s.name for s in specs)
             for spec in specs:
                 service = deployed[spec.name]
@@ -330,6 +342,14 @@ def test_two_training_runs_side_by_side_then_stopped(swarm, simulator_image, s3_
         for name in ("trackday-dr-97-trainer", "trackday-dr-97-simulation",
                      "trackday-dr-98-trainer", "2/2"):
             assert name in listed.output
+        for key, body in write_metrics(project.root / "metrics", "e2e-a").items():
+            project.server.put(project.bucket, key, body)
+        summary = project.dr("summary", "a")
+        assert summary.exit_code == 0, summary.output
+        rows = {line.split("│")[1].strip(): line for line in summary.output.splitlines()
+                if line.startswith("│")}
+        assert "e2e-a" in rows["97"] and "3/3" in rows["97"] and "100.0%" in rows["97"]
+        assert "e2e-b" in rows["98"] and "2/2" in rows["98"]
 
         # Stopping run a leaves run b, and its SageMaker container, alone.
         sagemaker_a = fake_sagemaker(swarm, simulator_image, "e2e-a")
@@ -446,6 +466,20 @@ def test_an_existing_model_stops_the_start_unless_wiped(swarm, simulator_image, 
 
 
 @docker_test
+def test_a_wiped_start_that_cannot_start_keeps_the_model(swarm, simulator_image, project):
+    """--wipe deletes the previous model only once every placement check has passed."""
+    project.stack("a", runId=88, modelPrefix="e2e-keep")
+    project.server.put(project.bucket, "e2e-keep/model/old.index", b"old")
+    outputs = json.loads(project.outputs.read_text())
+    project.outputs.write_text(json.dumps({**outputs, "s3Container": "trackday-e2e-none"}))
+    result = project.dr("start-training", "a", "-q", "--wipe")
+    assert result.exit_code == 1
+    assert "trackday-e2e-none does not exist" in " ".join(result.output.split())
+    assert project.objects() == {"e2e-keep/model/old.index"}
+    assert left_behind(swarm, (88,), simulator_image) == []
+
+
+@docker_test
 def test_a_bad_reward_function_stops_the_start_before_anything(swarm, simulator_image, project):
     project.stack("a", runId=95, modelPrefix="e2e-bad")
     (project.root / "custom_files" / "reward_function.py").write_text("def reward_function(:\n")
@@ -459,7 +493,8 @@ def test_a_bad_reward_function_stops_the_start_before_anything(swarm, simulator_
 @docker_test
 def test_services_no_node_can_take_are_refused_before_anything(swarm, project):
     """This node is the trainer; workers meant for simulation nodes have nowhere to go."""
-    specs = run_services(DeepRacerSettings(run_id=93), project.containers_bucket, "training")
+    specs = run_services(DeepRacerSettings(run_id=93), Site(project.containers_bucket),
+                         "training")
     with pytest.raises(RunError, match=r"no ready node is labelled trackday.role=simulation, "
                        r"which `node.labels.trackday.role==simulation` needs"):
         check_placement(swarm, specs)
@@ -479,7 +514,7 @@ def test_evaluation_runs_as_its_own_deployment(swarm, simulator_image, s3_contai
         stamp = params["SIMTRACE_S3_PREFIX"][0].removeprefix("e2e-eval/evaluation-")
         assert len(stamp) == 14 and stamp.isdigit() and params["JOB_TYPE"] == "EVALUATION"
         assert params["MP4_S3_OBJECT_PREFIX"] == ["e2e-eval/mp4"]
-        (spec,) = run_services(settings, project.containers_bucket, "evaluation", True, True)
+        (spec,) = run_services(settings, project.local_site, "evaluation")
         (service,) = services_of(swarm, 94).values()
         assert service["Spec"]["Name"] == spec.name == "trackday-dr-eval-94-simulation"
         container = spec_of(service)["ContainerSpec"]
@@ -524,16 +559,22 @@ def test_upload_model_copies_one_checkpoint_in_the_import_layout(project, tmp_pa
     assert best.exit_code == 0, best.output
     assert "checkpoint 5_Step-6000.ckpt" in best.output
     uploaded = {k for k in project.objects() if k.startswith("e2e-up/")}
-    assert uploaded == {
+    metrics = {k.replace("e2e-run/", "e2e-up/", 1) for k in files if "/metrics/" in k}
+    assert len(metrics) >= 2 and uploaded == metrics | {
         "e2e-up/model/5_Step-6000.ckpt.index", "e2e-up/model/5_Step-6000.ckpt.meta",
         "e2e-up/model/5_Step-6000.ckpt.data-00000-of-00001", "e2e-up/model/model_5.pb",
         "e2e-up/model/model_metadata.json", "e2e-up/model/deepracer_checkpoints.json",
-        "e2e-up/model/.coach_checkpoint", "e2e-up/model/checkpoint",
+        "e2e-up/model/.coach_checkpoint", "e2e-up/model_metadata.json",
         "e2e-up/reward_function.py", "e2e-up/training_params.yaml",
-        "e2e-up/ip/hyperparameters.json", "e2e-up/metrics/TrainingMetrics.json"}
-    for key in uploaded - {"e2e-up/model/deepracer_checkpoints.json",
-                           "e2e-up/model/.coach_checkpoint", "e2e-up/model/checkpoint"}:
+        "e2e-up/ip/hyperparameters.json"}
+    written = {"e2e-up/model/deepracer_checkpoints.json", "e2e-up/model/.coach_checkpoint",
+               "e2e-up/training_params.yaml", "e2e-up/model_metadata.json"}
+    for key in uploaded - written:
         assert project.read(key) == files[key.replace("e2e-up/", "e2e-run/", 1)], key
+    assert project.read("e2e-up/model_metadata.json") == b'{"version": "5"}'
+    params = yaml.safe_load(project.read("e2e-up/training_params.yaml"))
+    assert (params["SAGEMAKER_SHARED_S3_BUCKET"], params["SAGEMAKER_SHARED_S3_PREFIX"]) == (
+        project.bucket, "e2e-up")
     records = json.loads(project.read("e2e-up/model/deepracer_checkpoints.json"))
     assert records["best_checkpoint"] == records["last_checkpoint"]
     assert records["last_checkpoint"]["name"] == "5_Step-6000.ckpt"
@@ -550,6 +591,8 @@ def test_upload_model_copies_one_checkpoint_in_the_import_layout(project, tmp_pa
     assert absent.exit_code == 1 and "no checkpoint 9 in e2e-run/model/" in absent.output
     nowhere = project.dr("upload-model", "m")
     assert nowhere.exit_code == 1 and "no upload bucket" in nowhere.output
+    itself = project.dr("upload-model", "m", "--local", "--prefix", "e2e-run")
+    assert itself.exit_code == 1 and "is the run itself" in " ".join(itself.output.split())
 
 
 def test_a_stack_without_s3_is_refused(project, tmp_path):

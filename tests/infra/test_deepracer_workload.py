@@ -8,6 +8,7 @@ resource's provider is run for real against `rclone serve s3` on loopback.
 
 from __future__ import annotations
 
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
@@ -17,12 +18,14 @@ from typer.testing import CliRunner
 from infra import config, offline, program
 from infra.config import ConfigError
 from infra.plan import plan_stack
-from infra.workloads.deepracer import RunFilesProvider
+from infra.workloads import deepracer as deepracer_workload
+from infra.workloads.deepracer import RunFilesProvider, service_args
 from tests.infra.stacks import run_stack, shipped_values, with_keys
 from tests.training.deepracer.dr_data import write_folder
 from trackday.cli import app
+from training.deepracer.bucket_io import PrefixTaken
 from training.deepracer.params import Bucket, dump_params, training_params
-from training.deepracer.services import NETWORK_LABELS, run_services
+from training.deepracer.services import NETWORK_LABELS, Site, run_services
 from training.deepracer.settings import DeepRacerSettings
 
 SERVICE = "docker:index/service:Service"
@@ -31,6 +34,7 @@ SECRET = "docker:index/secret:Secret"
 CONTAINER = "docker:index/container:Container"
 FILES = "pulumi-python:dynamic:Resource"
 IN_NETWORK = Bucket("trackday", "us-east-1", "http://s3:9000")  # the dev stack's bucket
+LOCAL = Site(IN_NETWORK, with_credentials=True, single_node=True)
 
 
 def deepracer(folder: Path, **values) -> dict:
@@ -51,6 +55,20 @@ def custom_files(tmp_path) -> Path:
     return write_folder(tmp_path / "custom_files")
 
 
+def swarm_node(**labels: str) -> dict:
+    """One node as the engine's `docker node ls` API lists it."""
+    return {"Status": {"State": "ready"}, "Spec": {"Availability": "active", "Labels": labels}}
+
+
+@pytest.fixture(autouse=True)
+def local_swarm(monkeypatch) -> list:
+    """The local engine as the program sees it: a swarm whose node is the trainer (a test
+    may change the list, or make it None: no swarm)."""
+    state = {"nodes": [swarm_node(**{"trackday.role": "trainer"})]}
+    monkeypatch.setattr(deepracer_workload, "local_swarm_nodes", lambda: state["nodes"])
+    return state
+
+
 def by_name(run: offline.OfflineRun) -> dict[str, dict]:
     return {r.inputs["name"]: r.inputs for r in run.of_type(SERVICE)}
 
@@ -62,8 +80,7 @@ def test_training_declares_the_service_data_field_for_field(custom_files):
         "sagemaker-local", "overlay", True)
     secret = run.one(SECRET)
     assert secret.inputs["name"] == "trackday-dr-4-s3" and secret.secret_inputs == ("data",)
-    specs = run_services(settings_of(custom_files), IN_NETWORK, "training",
-                         with_credentials=True, single_node=True)
+    specs = run_services(settings_of(custom_files), LOCAL, "training")
     declared = by_name(run)
     assert sorted(declared) == sorted(s.name for s in specs)
     for spec in specs:
@@ -138,7 +155,7 @@ def test_the_run_files_carry_the_custom_files_and_keys_stay_secret(custom_files)
 
 def test_evaluation_is_its_own_deployment(custom_files):
     run = run_stack("dev", stack_with(custom_files, "evaluation"))
-    (spec,) = run_services(settings_of(custom_files), IN_NETWORK, "evaluation", True, True)
+    (spec,) = run_services(settings_of(custom_files), LOCAL, "evaluation")
     assert list(by_name(run)) == [spec.name] == ["trackday-dr-eval-4-simulation"]
     assert by_name(run)[spec.name]["taskSpec"]["containerSpec"]["env"] == dict(spec.env)
     assert run.one(SECRET).inputs["name"] == "trackday-dr-eval-4-s3"
@@ -169,13 +186,42 @@ def declared_before_failure(values: dict) -> tuple[list, list[str]]:
 
 
 def test_a_bad_reward_function_fails_before_anything_is_declared(custom_files):
-    (custom_files / "reward_function.py").write_text("def reward_function(params):\n"
-                                                    "    import socket\n    return 1.0\n")
+    # Imports are DRoA's concern (a warning); a missing reward_function breaks training.
+    (custom_files / "reward_function.py").write_text("def reward(params):\n    return 1.0\n")
     resources, errors = declared_before_failure(stack_with(custom_files, "training"))
     assert resources == []
     (error,) = errors
     assert error.startswith(f"trackday:deepracer.customFilesDir: '{custom_files}' is not valid;")
-    assert "fix the custom files first" in error and "socket" in error
+    assert "fix the custom files first" in error and "no reward_function defined" in error
+
+
+@pytest.mark.parametrize("job", ["training", "evaluation"])
+def test_a_local_run_without_a_swarm_is_refused_before_anything(custom_files, local_swarm, job):
+    """Without swarm mode `pulumi up` would fail midway or leave tasks pending silently."""
+    local_swarm["nodes"] = None
+    resources, errors = declared_before_failure(stack_with(custom_files, job))
+    assert resources == [] and errors == [
+        f"trackday:deepracerRun: '{job}' is not valid; this machine's Docker engine is not a "
+        "swarm manager: run `docker swarm init --advertise-addr 127.0.0.1`, then `docker node "
+        "update --label-add trackday.role=trainer $(docker node ls -q)`"]
+
+
+def test_a_local_swarm_without_the_trainer_label_is_refused(custom_files, local_swarm):
+    local_swarm["nodes"] = [swarm_node(**{"trackday.role": "simulation"}),
+                            {**swarm_node(**{"trackday.role": "trainer"}),
+                             "Status": {"State": "down"}}]
+    resources, errors = declared_before_failure(stack_with(custom_files, "training"))
+    assert resources == [] and errors == [
+        "trackday:deepracerRun: 'training' is not valid; no ready node is labelled "
+        "trackday.role=trainer, which `node.labels.trackday.role==trainer` needs: `docker node "
+        "update --label-add trackday.role=trainer $(docker node ls -q)` on the manager"]
+
+
+def test_local_swarm_nodes_reads_the_engine(monkeypatch):
+    """No engine at all reads as no swarm (the message then says how to make one)."""
+    monkeypatch.undo()
+    monkeypatch.setenv("DOCKER_HOST", "unix:///nonexistent/docker.sock")
+    assert deepracer_workload.local_swarm_nodes() is None
 
 
 def test_a_run_without_deepracer_settings_is_refused():
@@ -253,3 +299,51 @@ def test_run_files_provider_writes_the_run_files(s3_server, custom_files):
     assert params["SIMTRACE_S3_PREFIX"] == [f"gitops-1/evaluation-{stamp}"]
     assert params["MP4_S3_OBJECT_PREFIX"] == ["gitops-1/mp4"]
 
+
+
+def test_run_files_provider_refuses_a_prefix_holding_a_model_unless_wiped(s3_server,
+                                                                          custom_files):
+    """A leftover `model/.finished` makes the workers stop at once and old checkpoints mix
+    in: GitOps refuses the prefix as `dr start-training` does without --wipe."""
+    bucket_name = s3_server.create_bucket()
+    client = s3_server.client()
+    client.put_object(Bucket=bucket_name, Key="gitops-1/model/.finished", Body=b"")
+
+    def props(**training) -> dict:
+        return {"job": "training", "bucketUrl": f"s3://{bucket_name}",
+                "settings": settings_of(custom_files, training=training).model_dump(mode="json"),
+                "bucket": {"name": bucket_name, "region": "us-east-1", "endpoint_url": None},
+                "customFiles": {p.name: p.read_text() for p in custom_files.iterdir()},
+                "storageEnv": {"AWS_ENDPOINT_URL": s3_server.endpoint,
+                               "AWS_ACCESS_KEY_ID": s3_server.key,
+                               "AWS_SECRET_ACCESS_KEY": s3_server.secret}}
+
+    def keys() -> set[str]:
+        listed = client.list_objects_v2(Bucket=bucket_name, Prefix="gitops-1/")
+        return {item["Key"] for item in listed.get("Contents", [])}
+
+    with pytest.raises(PrefixTaken, match=rf"s3://{bucket_name}/gitops-1 exists \(1 objects\): "
+                       "pick a new modelPrefix, or set trackday:deepracer.training.wipe: true"):
+        RunFilesProvider().create(props())
+    assert keys() == {"gitops-1/model/.finished"}
+    created = RunFilesProvider().create(props(wipe=True))
+    assert keys() == {"gitops-1/reward_function.py", "gitops-1/training_params.yaml"}
+    # the running run's own prefix on a later `pulumi up`: its model is left as it is
+    client.put_object(Bucket=bucket_name, Key="gitops-1/model/model_1.pb", Body=b"")
+    RunFilesProvider().update(created.id, created.outs, props())
+    assert "gitops-1/model/model_1.pb" in keys()
+    # a switch from evaluation to training on the same prefix is a new start
+    evaluated = {**created.outs, "job": "evaluation"}
+    with pytest.raises(PrefixTaken):
+        RunFilesProvider().update(created.id, evaluated, props())
+
+
+def test_a_gpu_reservation_reaches_pulumi_as_a_generic_resource(custom_files):
+    """What the CLI reserves with the docker SDK, the program declares the same way."""
+    chosen = settings_of(custom_files, simulator={"tag": "6.0.4-gpu"})
+    trainer, workers = run_services(chosen, Site(IN_NETWORK, gpu_nodes=True), "training")
+    declared = service_args(trainer, {}, {"sagemaker-local": "net"})
+    reservation = declared["task_spec"].resources.reservation
+    assert reservation.generic_resources.discrete_resources_specs == ["GPU=1"]
+    assert service_args(replace(workers, gpus=0), {}, {"sagemaker-local": "net"})[
+        "task_spec"].resources is None

@@ -2,7 +2,12 @@
 
 import pytest
 
-from infra.workloads.run_target import ManagerAccess, RunTargetError, run_target
+from infra.workloads.run_target import (
+    ManagerAccess,
+    RunTargetError,
+    placement_problem,
+    run_target,
+)
 
 LOCAL = {"target": "local", "bucketUrl": "s3://trackday", "s3Endpoint": "http://127.0.0.1:9000",
          "s3EndpointInNetwork": "http://s3:9000", "s3AccessKeyId": "K",
@@ -48,3 +53,42 @@ def test_swarm_targets_reach_the_manager_over_ssh():
 def test_what_is_missing_is_named(outputs, message):
     with pytest.raises(RunTargetError, match=message.replace("(", r"\(").replace(")", r"\)")):
         run_target("s", outputs)
+
+
+def test_the_services_learn_the_site_from_the_stack():
+    """aws: the stack's log group (output `logGroup`), the metadata service settings, and
+    GPUs reserved on the nodes that advertise them; the local engine advertises none."""
+    aws = run_target("aws", {**SWARM, "logGroup": "trackday-aws-logs-1"}).site
+    assert (aws.log_group, aws.aws, aws.gpu_nodes) == ("trackday-aws-logs-1", True, True)
+    local = run_target("dev", LOCAL).site
+    assert (local.log_group, local.aws, local.gpu_nodes) == (None, False, False)
+    assert local.with_credentials and local.single_node
+    assert not run_target("azure", {**SWARM, "target": "azure"}).site.aws
+
+
+def node(labels: dict, *resources: dict, state: str = "ready") -> dict:
+    return {"Status": {"State": state},
+            "Spec": {"Availability": "active", "Labels": labels},
+            "Description": {"Resources": {"GenericResources": list(resources)}}}
+
+
+def gpu(uuid: str) -> dict:
+    return {"NamedResourceSpec": {"Kind": "GPU", "Value": uuid}}
+
+
+SIMULATION = "node.labels.trackday.role==simulation"
+
+
+def test_reserved_gpus_must_exist_on_the_nodes_before_anything_starts():
+    nodes = [node({"trackday.role": "simulation"}, gpu("GPU-a")),
+             node({"trackday.role": "simulation"}, gpu("GPU-b"), gpu("GPU-c")),
+             node({"trackday.role": "simulation"}, gpu("GPU-d"), state="down"),
+             node({"trackday.role": "trainer"},
+                  {"DiscreteResourceSpec": {"Kind": "GPU", "Value": 2}})]
+    assert placement_problem(nodes, [SIMULATION], False, {SIMULATION: 3}) is None
+    assert placement_problem(nodes, [SIMULATION], False, {SIMULATION: 4}) == (
+        "the tasks on nodes labelled trackday.role=simulation reserve 4 GPUs (one each), the "
+        "ready ones advertise 3: add GPU nodes (nodes.count), or fewer workers")
+    trainer = "node.labels.trackday.role==trainer"
+    assert placement_problem(nodes, [trainer], False, {trainer: 2}) is None
+    assert placement_problem(nodes, [trainer], False, {trainer: 3}) is not None

@@ -71,3 +71,19 @@ def read_json(url: str) -> dict:
     """A small JSON object, {} when there is none."""
     data = read_object(url)
     return json.loads(data) if data is not None else {}
+
+
+class PrefixTaken(storage.StorageError):
+    """A training would start on a prefix holding an earlier run's objects."""
+
+
+def claim_prefix(bucket_url: str, prefix: str, wipe: bool, how_to_wipe: str) -> None:
+    """DRfC's rule for dr-start-training: a prefix holding objects (a leftover
+    `model/.finished` makes the workers stop at once; old checkpoints mix in) is refused
+    unless wiping was asked for, in which case it is emptied."""
+    existing = list_keys(bucket_url, prefix)
+    if existing and not wipe:
+        raise PrefixTaken(f"{bucket_url}/{prefix} exists ({len(existing)} objects): pick a "
+                          f"new modelPrefix, or {how_to_wipe} to delete it first")
+    if existing:
+        delete_prefix(bucket_url, prefix)

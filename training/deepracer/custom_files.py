@@ -1,14 +1,22 @@
-"""Checks `model_metadata.json` and `hyperparameters.json` against what the simulator accepts.
+"""Checks `model_metadata.json` and `hyperparameters.json` as the simulator reads them.
 
-The names and limits come from the simulator's own parsing (sensors, networks, algorithms,
-speed 0.1..4 m/s, steering -30..30 degrees) and from the ranges the DeepRacer console offers
-for hyperparameters; a value outside them fails training minutes after the GPU started.
+Mirrors simapp v6.0.4: bundle/markov/boto/s3/files/model_metadata.py (parse_model_metadata:
+version, sensors, lidar_config, names lower-cased and stripped), bundle/markov/agents/utils.py
+(known sensors), multi_agent_coach/action_space_configs.py (bounds, SAC continuous only),
+agent_ctrl/constants.py and rollout_agent_ctrl.py (speed clamped to 0.1..4 m/s, steering
+to +-30 degrees) and sagemaker_graph_manager.py / training_worker.py (hyperparameters cast
+with int()/float(), unknown keys ignored, exploration_type refused unless known, loss_type
+anything but huber meaning mean squared error). What the simulator refuses is an error;
+what it clamps or ignores, values outside the ranges DeepRacer on AWS's model form accepts
+(apps/website/src/pages/CreateModel/validation.ts in aws-solutions/deepracer-on-aws) and what
+its import refuses are warnings.
 """
 
 from __future__ import annotations
 
 import difflib
 import json
+import math
 from pathlib import Path
 
 from training.deepracer.problems import Problem
@@ -19,28 +27,36 @@ CAMERAS = frozenset({"FRONT_FACING_CAMERA", "LEFT_CAMERA", "STEREO_CAMERAS", "ob
 NETWORKS = ("DEEP_CONVOLUTIONAL_NETWORK_SHALLOW", "DEEP_CONVOLUTIONAL_NETWORK",
             "DEEP_CONVOLUTIONAL_NETWORK_DEEP")
 ALGORITHMS = ("clipped_ppo", "sac")
+SPACE_TYPES = ("discrete", "continuous")
 SPEED_RANGE = (0.1, 4.0)
 STEERING_RANGE = (-30.0, 30.0)
+LIDAR_SAMPLES = 64  # sensors/constants.py: sectors must divide it
+CLIPPING_RANGE = (0.15, 12.0)  # metres the lidar measures
 # DRfC's defaults/model_metadata.json: used to drive the track when the file is unusable.
 DEFAULT_ACTIONS = [(-30.0, 0.6), (-15.0, 0.6), (0.0, 0.6), (15.0, 0.6), (30.0, 0.6)]
 
-# name: (type, low, high, choices); bounds inclusive, None for open
-HYPERPARAMETERS: dict[str, tuple[type, float | None, float | None, tuple[str, ...]]] = {
-    "batch_size": (int, 1, 1024, ()),
-    "beta_entropy": (float, 0.0, 1.0, ()),
-    "discount_factor": (float, 0.0, 1.0, ()),
-    "e_greedy_value": (float, 0.0, 1.0, ()),
-    "epsilon_steps": (int, 1, None, ()),
-    "exploration_type": (str, None, None, ("categorical", "e-greedy")),
-    "loss_type": (str, None, None, ("huber", "mean squared error")),
-    "lr": (float, 1e-8, 1e-2, ()),
-    "num_episodes_between_training": (int, 1, 1000, ()),
-    "num_epochs": (int, 1, 100, ()),
-    "stack_size": (int, 1, 10, ()),
-    "term_cond_avg_score": (float, 0.0, None, ()),
-    "term_cond_max_episodes": (int, 1, None, ()),
-    "sac_alpha": (float, 0.0, 1.0, ()),
+# name: (cast the simulator applies, low, high of DRoA's model form; None for open)
+HYPERPARAMETERS: dict[str, tuple[type, float | None, float | None]] = {
+    "batch_size": (int, 1, 1024),
+    "beta_entropy": (float, 0.0, 1.0),
+    "discount_factor": (float, 0.0, 1.0),
+    "e_greedy_value": (float, 0.0, 1.0),
+    "epsilon_steps": (int, 1, None),
+    "exploration_type": (str, None, None),
+    "loss_type": (str, None, None),
+    "lr": (float, 1e-8, 1e-3),
+    "num_episodes_between_training": (int, 1, 100),
+    "num_epochs": (int, 3, 10),
+    "stack_size": (int, 1, 10),
+    "term_cond_avg_score": (float, 0.0, None),
+    "term_cond_max_episodes": (int, 1, None),
+    "sac_alpha": (float, 0.0, 1.0),
+    "max_sample_count": (int, 0, None),  # training_worker.py: sample collection
+    "sampling_frequency": (int, 1, None),
 }
+EXPLORATION_TYPES = ("categorical", "e-greedy")
+HYPERPARAMETERS_FILE = "hyperparameters.json"
+LOSS_TYPES = ("huber", "mean squared error")
 
 
 def load_json(path: Path) -> tuple[object | None, list[Problem]]:
@@ -59,18 +75,40 @@ def load_json(path: Path) -> tuple[object | None, list[Problem]]:
                               error.lineno)]
 
 
-def _number(value: object) -> bool:
-    return isinstance(value, (int, float)) and not isinstance(value, bool)
+def _cast(kind: type, value: object) -> float | int | None:
+    """What the simulator's int()/float() makes of a value; None where it raises."""
+    try:
+        number = kind(value)  # type: ignore[call-arg]
+    except (TypeError, ValueError, OverflowError):
+        return None
+    return number if math.isfinite(number) else None
 
 
-def _in_range(name: str, what: str, value: object, bounds: tuple[float, float]) -> list[Problem]:
+def _name(value: object, choices: tuple[str, ...]) -> str | None:
+    """The simulator's `value.lower().strip()` when it is one of `choices`."""
+    return value.lower().strip() if isinstance(value, str) and (
+        value.lower().strip() in choices) else None
+
+
+def _clamped(name: str, what: str, value: float, bounds: tuple[float, float],
+             unit: str) -> list[Problem]:
     low, high = bounds
-    if not _number(value):
-        return [Problem(name, f"{what} is {value!r}, not a number", "write a plain number")]
-    if not low <= value <= high:  # type: ignore[operator]
-        return [Problem(name, f"{what} {value} is out of range",
-                        f"keep it between {low:g} and {high:g}")]
-    return []
+    if low <= value <= high:
+        return []
+    return [Problem(name, f"{what} {value:g} is outside {low:g}..{high:g} {unit}: the "
+                    f"simulator drives it as {min(max(value, low), high):g}",
+                    f"keep it between {low:g} and {high:g}", warning=True)]
+
+
+def _action(name: str, what: str, action: dict) -> tuple[list[Problem], tuple | None]:
+    steering = _cast(float, action["steering_angle"])
+    speed = _cast(float, action["speed"])
+    if steering is None or speed is None:
+        return [Problem(name, f"{what} is {action!r}: steering_angle and speed must be "
+                        "numbers", "write plain numbers")], None
+    found = _clamped(name, f"{what} steering_angle", steering, STEERING_RANGE, "degrees")
+    found += _clamped(name, f"{what} speed", speed, SPEED_RANGE, "m/s")
+    return found, (steering, speed)
 
 
 def _discrete(name: str, space: object) -> tuple[list[Problem], list[tuple[float, float]]]:
@@ -84,12 +122,10 @@ def _discrete(name: str, space: object) -> tuple[list[Problem], list[tuple[float
             problems.append(Problem(name, f"action {index} lacks steering_angle or speed",
                                     'write {"steering_angle": 0, "speed": 1.0}'))
             continue
-        found = _in_range(name, f"action {index} steering_angle", action["steering_angle"],
-                          STEERING_RANGE)
-        found += _in_range(name, f"action {index} speed", action["speed"], SPEED_RANGE)
+        found, values = _action(name, f"action {index}", action)
         problems += found
-        if not found:
-            actions.append((float(action["steering_angle"]), float(action["speed"])))
+        if values:
+            actions.append(values)
     return problems, actions
 
 
@@ -98,25 +134,91 @@ def _continuous(name: str, space: object) -> tuple[list[Problem], list[tuple[flo
     if not isinstance(space, dict):
         return [Problem(name, "action_space_type is continuous but action_space is not an "
                         "object of ranges", fix)], []
-    problems, ranges = [], {}
-    for key, bounds in (("steering_angle", STEERING_RANGE), ("speed", SPEED_RANGE)):
-        entry = space.get(key)
-        if not isinstance(entry, dict) or not {"low", "high"} <= entry.keys():
-            problems.append(Problem(name, f"action_space.{key} needs low and high", fix))
-            continue
-        found = _in_range(name, f"action_space.{key}.low", entry["low"], bounds)
-        found += _in_range(name, f"action_space.{key}.high", entry["high"], bounds)
-        if not found and entry["low"] >= entry["high"]:
-            found.append(Problem(name, f"action_space.{key}.low {entry['low']} is not below "
-                                 f"high {entry['high']}", "swap or widen the range"))
+    entries = {key: space.get(key) for key in ("steering_angle", "speed")}
+    missing = [k for k, e in entries.items() if not isinstance(e, dict)
+               or not {"low", "high"} <= e.keys()]
+    if missing:
+        return [Problem(name, f"action_space.{k} needs low and high", fix) for k in missing], []
+    problems, corners = [], []
+    for bound in ("low", "high"):
+        found, values = _action(name, f"action_space {bound}",
+                                {k: e[bound] for k, e in entries.items()})
         problems += found
-        ranges[key] = (float(entry["low"]), float(entry["high"]))
-    if problems:
+        corners.append(values)
+    if None in corners:
         return problems, []
-    (s_low, s_high), (v_low, v_high) = ranges["steering_angle"], ranges["speed"]
+    (s_low, v_low), (s_high, v_high) = corners
+    if s_low >= s_high or v_low >= v_high:
+        bounds = f"steering {s_low:g}..{s_high:g}, speed {v_low:g}..{v_high:g}"
+        return [*problems, Problem(name, f"action_space low is not below high ({bounds})",
+                                   "swap or widen the range")], []
     actions = [(s, v) for s in (s_low, (s_low + s_high) / 2, s_high)
                for v in (v_low, (v_low + v_high) / 2, v_high)]
-    return [], actions
+    return problems, actions
+
+
+def _sensors(name: str, data: dict) -> list[Problem]:
+    """parse_model_metadata: version >= 2 needs `sensor`; below 2 it is ignored."""
+    version = _cast(float, data.get("version", 2.0 if "sensor" in data else 1.0))
+    if version is None:
+        return [Problem(name, f"version {data['version']!r} is not a number",
+                        'write "version": "5" as DRfC does')]
+    if version < 2:
+        if "sensor" in data and data["sensor"] != ["observation"]:
+            return [Problem(name, f"version {data['version']!r} (below 2) makes the simulator "
+                            f"ignore sensor {data['sensor']!r} and use one camera",
+                            'write "version": "5"', warning=True)]
+        return []
+    if "sensor" not in data:
+        return [Problem(name, f"version {data.get('version')!r} needs a sensor list (the "
+                        "simulator stops without one)", 'add "sensor": ["FRONT_FACING_CAMERA"]')]
+    sensors = data["sensor"]
+    if not isinstance(sensors, list) or not all(isinstance(s, str) for s in sensors):
+        return [Problem(name, "sensor must be a list of names",
+                        'write "sensor": ["FRONT_FACING_CAMERA"]')]
+    problems = []
+    for sensor in sensors:
+        if sensor not in SENSORS:
+            near = difflib.get_close_matches(sensor, sorted(SENSORS), n=1)
+            hint = f" (did you mean {near[0]}?)" if near else ""
+            problems.append(Problem(name, f"unknown sensor {sensor!r}{hint}",
+                                    f"use one of {', '.join(sorted(SENSORS))}"))
+    if sum(s in CAMERAS for s in sensors) != 1:
+        problems.append(Problem(name, f"sensor {sensors} must name exactly one camera",
+                                "keep one of FRONT_FACING_CAMERA, LEFT_CAMERA, STEREO_CAMERAS"))
+    if sum(s in SENSORS - CAMERAS for s in sensors) > 1:
+        problems.append(Problem(name, f"sensor {sensors} names more than one lidar",
+                                "keep at most one of LIDAR, SECTOR_LIDAR, "
+                                "DISCRETIZED_SECTOR_LIDAR"))
+    return problems
+
+
+def _lidar_config(name: str, config: object) -> list[Problem]:
+    if not isinstance(config, dict):
+        return [Problem(name, f"lidar_config {config!r} is not an object: the simulator "
+                        "uses its defaults", 'write {"num_sectors": 8, ...} or remove it',
+                        warning=True)]
+    problems = []
+    if "num_sectors" in config:
+        sectors = _cast(int, config["num_sectors"])
+        if sectors is None or sectors <= 0 or LIDAR_SAMPLES % sectors:
+            problems.append(Problem(name, f"lidar_config.num_sectors {config['num_sectors']!r} "
+                                    f"must divide {LIDAR_SAMPLES}", "use 1, 2, 4, 8, 16, 32 or 64"))
+    if "num_values_per_sector" in config:
+        values = _cast(int, config["num_values_per_sector"])
+        if values is None or values < 1:
+            problems.append(Problem(name, "lidar_config.num_values_per_sector "
+                                    f"{config['num_values_per_sector']!r} must be 1 or more",
+                                    "write a whole number, e.g. 8"))
+    if "clipping_dist" in config:
+        distance = config["clipping_dist"]
+        if isinstance(distance, bool) or not isinstance(distance, (int, float)):
+            problems.append(Problem(name, f"lidar_config.clipping_dist {distance!r} is not a "
+                                    "number", "write metres, e.g. 2.0"))
+        else:
+            problems += _clamped(name, "lidar_config.clipping_dist", distance, CLIPPING_RANGE,
+                                 "m (what the lidar measures)")
+    return problems
 
 
 def check_model_metadata(data: object, name: str = "model_metadata.json"
@@ -126,52 +228,45 @@ def check_model_metadata(data: object, name: str = "model_metadata.json"
         return [Problem(name, "must be a JSON object", "start from DRfC's defaults")], []
     if "action_space" not in data:
         return [Problem(name, "no action_space defined", "add an action_space")], []
-    problems: list[Problem] = []
-    space_type = data.get("action_space_type", "discrete")
-    if space_type == "discrete":
-        found, actions = _discrete(name, data["action_space"])
-    elif space_type == "continuous":
-        found, actions = _continuous(name, data["action_space"])
+    problems = _sensors(name, data)
+    if "lidar_config" in data:
+        problems += _lidar_config(name, data["lidar_config"])
+    space_type = _name(data.get("action_space_type", "discrete"), SPACE_TYPES)
+    algorithm = _name(data.get("training_algorithm", "clipped_ppo"), ALGORITHMS)
+    actions: list[tuple[float, float]] = []
+    if space_type is None:
+        problems.append(Problem(name, f"unknown action_space_type "
+                                f"{data['action_space_type']!r}", "use 'discrete' or "
+                                "'continuous'"))
     else:
-        found, actions = [Problem(name, f"unknown action_space_type {space_type!r}",
-                                  "use 'discrete' or 'continuous'")], []
-    problems += found
-    algorithm = data.get("training_algorithm", "clipped_ppo")
-    if algorithm not in ALGORITHMS:
-        problems.append(Problem(name, f"unknown training_algorithm {algorithm!r}",
-                                "use 'clipped_ppo' or 'sac'"))
-    elif algorithm == "sac" and space_type != "continuous":
+        build = _discrete if space_type == "discrete" else _continuous
+        found, actions = build(name, data["action_space"])
+        problems += found
+    if algorithm is None:
+        problems.append(Problem(name, f"unknown training_algorithm "
+                                f"{data['training_algorithm']!r}", "use 'clipped_ppo' or 'sac'"))
+    elif algorithm == "sac" and space_type == "discrete":
         problems.append(Problem(name, "training_algorithm sac needs a continuous action space",
                                 "set action_space_type to continuous or use clipped_ppo"))
-    sensors = data.get("sensor", ["FRONT_FACING_CAMERA"])
-    if not isinstance(sensors, list) or not all(isinstance(s, str) for s in sensors):
-        problems.append(Problem(name, "sensor must be a list of names",
-                                'write "sensor": ["FRONT_FACING_CAMERA"]'))
-    else:
-        for sensor in sensors:
-            if sensor not in SENSORS:
-                near = difflib.get_close_matches(sensor, sorted(SENSORS), n=1)
-                hint = f" (did you mean {near[0]}?)" if near else ""
-                problems.append(Problem(name, f"unknown sensor {sensor!r}{hint}",
-                                        f"use one of {', '.join(sorted(SENSORS))}"))
-        if sum(s in CAMERAS for s in sensors) != 1:
-            problems.append(Problem(name, f"sensor {sensors} must name exactly one camera",
-                                    "keep one of FRONT_FACING_CAMERA, LEFT_CAMERA, STEREO_CAMERAS"))
-        if sum(s in SENSORS - CAMERAS for s in sensors) > 1:
-            problems.append(Problem(name, f"sensor {sensors} names more than one lidar",
-                                    "keep at most one of LIDAR, SECTOR_LIDAR, "
-                                    "DISCRETIZED_SECTOR_LIDAR"))
     network = data.get("neural_network", NETWORKS[0])
     if network not in NETWORKS:
         problems.append(Problem(name, f"unknown neural_network {network!r}",
                                 f"use one of {', '.join(NETWORKS)}"))
-    version = data.get("version", "5")
-    try:
-        float(version)
-    except (TypeError, ValueError):
-        problems.append(Problem(name, f"version {version!r} is not a number",
-                                'write "version": "5" as DRfC does'))
     return problems, actions
+
+
+def check_droa_import(metadata: object, hyperparameters: object) -> list[Problem]:
+    """What DeepRacer on AWS's import refuses of the pair (libs/lambda api/handlers/
+    importModel.ts): SAC trains after every episode there."""
+    if not (isinstance(metadata, dict) and isinstance(hyperparameters, dict)):
+        return []
+    sac = _name(metadata.get("training_algorithm", "clipped_ppo"), ALGORITHMS) == "sac"
+    episodes = hyperparameters.get("num_episodes_between_training")
+    if sac and episodes != 1:
+        return [Problem(HYPERPARAMETERS_FILE, f"num_episodes_between_training is {episodes!r} "
+                        "with sac: DeepRacer on AWS will not import the model",
+                        "set it to 1 for sac", warning=True)]
+    return []
 
 
 def check_hyperparameters(data: object, name: str = "hyperparameters.json") -> list[Problem]:
@@ -182,22 +277,46 @@ def check_hyperparameters(data: object, name: str = "hyperparameters.json") -> l
         if key not in HYPERPARAMETERS:
             near = difflib.get_close_matches(key, list(HYPERPARAMETERS), n=1)
             hint = f"rename it to {near[0]!r}" if near else "remove it"
-            problems.append(Problem(name, f"unknown hyperparameter {key!r}",
-                                    f"{hint}; known: {', '.join(HYPERPARAMETERS)}"))
+            problems.append(Problem(name, f"unknown hyperparameter {key!r}: the simulator "
+                                    "ignores it", f"{hint}; known: {', '.join(HYPERPARAMETERS)}",
+                                    warning=True))
             continue
-        kind, low, high, choices = HYPERPARAMETERS[key]
-        if kind is str:
-            if value not in choices:
-                problems.append(Problem(name, f"{key} is {value!r}",
-                                        f"use one of {', '.join(map(repr, choices))}"))
-            continue
-        integral = isinstance(value, int) or (isinstance(value, float) and value.is_integer())
-        if not _number(value) or (kind is int and not integral):
-            wanted = "an integer" if kind is int else "a number"
-            problems.append(Problem(name, f"{key} is {value!r}, not {wanted}",
-                                    "write a plain JSON number"))
-            continue
-        if (low is not None and value < low) or (high is not None and value > high):
-            allowed = f"between {low:g} and {high:g}" if high is not None else f">= {low:g}"
-            problems.append(Problem(name, f"{key} {value} is out of range", f"keep it {allowed}"))
+        kind, low, high = HYPERPARAMETERS[key]
+        problems += (_name_value if kind is str else _number_value)(name, key, value, kind,
+                                                                    low, high)
+    return problems
+
+
+def _name_value(name: str, key: str, value: object, *_: object) -> list[Problem]:
+    if not isinstance(value, str):
+        return [Problem(name, f"{key} is {value!r}, not a name", f'write "{key}": "..."')]
+    if key == "exploration_type":
+        if value.lower().strip() not in EXPLORATION_TYPES:
+            return [Problem(name, f"{key} is {value!r}",
+                            f"use one of {', '.join(map(repr, EXPLORATION_TYPES))}")]
+    elif value.lower() not in LOSS_TYPES:  # lower-cased, not stripped
+        return [Problem(name, f"loss_type {value!r} is not 'huber': the simulator uses mean "
+                        "squared error", "write 'huber' or 'mean squared error'", warning=True)]
+    return []
+
+
+def _number_value(name: str, key: str, value: object, kind: type, low: float | None,
+                  high: float | None) -> list[Problem]:
+    number = _cast(kind, value)
+    if number is None or isinstance(value, bool):
+        wanted = "a whole number" if kind is int else "a number"
+        return [Problem(name, f"{key} is {value!r}, not {wanted} the simulator can read",
+                        "write a plain JSON number")]
+    problems = []
+    if kind is int and isinstance(value, float) and not value.is_integer():
+        problems.append(Problem(name, f"{key} {value} is cut to {number} by the simulator",
+                                "write a whole number", warning=True))
+    if key == "sampling_frequency" and number < 1:
+        return [Problem(name, f"sampling_frequency {value!r} must be 1 or more",
+                        "write 1 or more")]
+    if (low is not None and number < low) or (high is not None and number > high):
+        allowed = f"between {low:g} and {high:g}" if high is not None else f">= {low:g}"
+        problems.append(Problem(name, f"{key} {value} is outside what DeepRacer on AWS's "
+                                f"model form accepts ({allowed})",
+                                f"keep it {allowed} unless you mean it", warning=True))
     return problems

@@ -83,6 +83,9 @@ MAPPING: dict[str, str] = {
     "DR_H2B_BOT_CAR_PENALTY": "head_to_bot.bot_car_penalty",
     "DR_SIMAPP_SOURCE": "simulator.image",
     "DR_SIMAPP_VERSION": "simulator.tag",
+    "DR_GAZEBO_ARGS": "simulator.gazebo_args",
+    "DR_SAGEMAKER_CUDA_DEVICES": "simulator.sagemaker_cuda_devices",
+    "DR_ROBOMAKER_CUDA_DEVICES": "simulator.robomaker_cuda_devices",
     "DR_CAMERA_MAIN_ENABLE": "cameras.main",
     "DR_CAMERA_SUB_ENABLE": "cameras.sub",
     "DR_CAMERA_KVS_ENABLE": "cameras.kvs",
@@ -93,6 +96,8 @@ MAPPING: dict[str, str] = {
     "DR_CLOUD_WATCH_LOG_STREAM_PREFIX": "cloudwatch.log_stream_prefix",
     "DR_UPLOAD_S3_BUCKET": "upload.bucket",
     "DR_UPLOAD_S3_PREFIX": "upload.model_prefix",
+    "DR_DROA_URL": "upload.droa_url",
+    "DR_DROA_USERNAME": "upload.droa_username",
 }
 
 # Keys DRfC derives from others: mapped when they hold the derived value, unmapped otherwise.
@@ -127,13 +132,8 @@ REASONS: dict[str, str] = {
     "DR_DISPLAY": "no X server on cloud nodes",
     "DR_WEBVIEWER_PORT": "the web viewer is not deployed (nothing listens publicly)",
     "DR_QUIET_ACTIVATE": "there is no activate script",
-    "DR_ROBOMAKER_CUDA_DEVICES": "GPUs are assigned per node by the stack",
-    "DR_SAGEMAKER_CUDA_DEVICES": "GPUs are assigned per node by the stack",
-    "DR_EXPERIMENT_NAME": "one stack file per run replaces experiments",
     "DR_TELEGRAF_HOST": "the metrics stack is not deployed",
     "DR_TELEGRAF_PORT": "the metrics stack is not deployed",
-    "DR_DROA_URL": "DeepRacer-on-AWS integration is not supported",
-    "DR_DROA_USERNAME": "DeepRacer-on-AWS integration is not supported",
     "DR_TRAIN_MULTI_CONFIG": "multi-config training (worker-N.env) is not supported",
 }
 
@@ -210,19 +210,49 @@ def _lookup_key(loc: tuple) -> str:
     return next((k for k, v in MAPPING.items() if v == path), path)
 
 
-def import_drfc(drfc_dir: Path, out_dir: Path | None = None) -> ImportResult:
+# What DRfC's init.sh writes for DR_UPLOAD_S3_BUCKET when there is no upload bucket.
+NOT_DEFINED = "not-defined"
+_EXPERIMENT = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")
+
+
+def _run_folder(drfc_dir: Path, system: dict[str, str], experiment: str | None) -> Path:
+    """Where run.env and custom_files/ are: the DRfC folder, or with an experiment
+    (`experiment`, else DR_EXPERIMENT_NAME in system.env) its `experiments/<name>/`, as
+    DRfC's bin/activate.sh reads them."""
+    name = experiment or system.get("DR_EXPERIMENT_NAME", "")
+    if not name:
+        return drfc_dir
+    if not _EXPERIMENT.match(name) or ".." in name:
+        raise ImportProblem(f"experiment {name!r} is not a folder name: use letters, digits, "
+                            "'-', '_', '.'")
+    folder = drfc_dir / "experiments" / name
+    if not folder.is_dir():
+        raise ImportProblem(f"{folder} not found: experiment {name} has no folder (DRfC keeps "
+                            "its run.env and custom_files/ there)")
+    return folder
+
+
+def import_drfc(drfc_dir: Path, out_dir: Path | None = None,
+                experiment: str | None = None) -> ImportResult:
     """Read DRfC's env files (and copy its custom files into `out_dir/custom_files`)."""
-    files = [(name, drfc_dir / name) for name in ("system.env", "run.env")]
-    missing = [str(path) for _, path in files if not path.is_file()]
-    if missing:
-        raise ImportProblem(f"{', '.join(missing)} not found: point at a DRfC folder "
-                            "(the one with system.env and run.env)")
-    scope: dict[str, str] = {}
-    origin: dict[str, str] = {}
-    for name, path in files:
-        parsed = parse_env(path.read_text(encoding="utf-8"), scope)
-        scope |= parsed
-        origin |= dict.fromkeys(parsed, name)
+    system_path = drfc_dir / "system.env"
+    if not system_path.is_file():
+        raise ImportProblem(f"{system_path} not found: point at a DRfC folder (the one with "
+                            "system.env and run.env)")
+    system = parse_env(system_path.read_text(encoding="utf-8"))
+    run_folder = _run_folder(drfc_dir, system, experiment)
+    run_path = run_folder / "run.env"
+    if not run_path.is_file():
+        raise ImportProblem(f"{run_path} not found: point at a DRfC folder (the one with "
+                            "system.env and run.env)")
+    scope: dict[str, str] = dict(system)
+    origin: dict[str, str] = dict.fromkeys(system, "system.env")
+    parsed = parse_env(run_path.read_text(encoding="utf-8"), scope)
+    scope |= parsed
+    origin |= dict.fromkeys(parsed, str(run_path.relative_to(drfc_dir)))
+    scope.pop("DR_EXPERIMENT_NAME", None)  # read above: where the run's files are
+    if scope.get("DR_UPLOAD_S3_BUCKET") == NOT_DEFINED:
+        scope["DR_UPLOAD_S3_BUCKET"] = ""  # no upload bucket, not one named so
     values: dict = {}
     unmapped: list[Unmapped] = []
     for key, value in scope.items():
@@ -248,7 +278,7 @@ def import_drfc(drfc_dir: Path, out_dir: Path | None = None) -> ImportResult:
     if out_dir is not None:
         target = out_dir / "custom_files"
         values["custom_files_dir"] = str(target)
-        copied, extra = _copy_custom_files(drfc_dir / "custom_files", target)
+        copied, extra = _copy_custom_files(run_folder / "custom_files", target)
         unmapped += extra
     try:
         settings = DeepRacerSettings.model_validate(values)

@@ -66,7 +66,8 @@ class RunLayout:
 
     @property
     def run_reward_function(self) -> str:
-        """The copy next to the model that the DeepRacer console's import expects."""
+        """The copy next to the model that exports (upload-model, DeepRacer on AWS's import)
+        read."""
         return f"{self.model_prefix}/{REWARD_FUNCTION}"
 
     @property

@@ -1,10 +1,15 @@
-"""`upload-model`: which objects of a run make one importable model, and the ones to write.
+"""`upload-model` (and DRoA's import): one checkpoint of a run in the layout importers read.
 
-The DeepRacer console imports a model from a prefix holding one checkpoint (its TensorFlow
-files and frozen graph `model_<n>.pb`), `model_metadata.json`, the checkpoint records
-(`deepracer_checkpoints.json`, `.coach_checkpoint`, TensorFlow's `checkpoint`) naming that
-checkpoint as both best and last, the reward function and the training parameters, as
-DRfC's dr-upload-model writes them. A pure plan: the caller copies and writes.
+The layout is the one DRfC's scripts/upload/upload-model.sh and scripts/droa/import_model.py
+write and DeepRacer on AWS's model import reads: under the target prefix `model/` holds the
+chosen checkpoint's TensorFlow files, its frozen graph `model_<n>.pb`, `model_metadata.json`,
+`.coach_checkpoint` and `deepracer_checkpoints.json` naming that checkpoint as both best and
+last (records as the trainer writes them, with `time_stamp` and `avg_comp_pct`); beside it
+`model_metadata.json` (DRoA's API reads it at the root), `reward_function.py` (from the run,
+else from the custom files it started with), `ip/hyperparameters.json`, the whole `metrics/`
+prefix, and a `training_params.yaml` written for the target, not copied from the source.
+No TensorFlow `model/checkpoint` file: neither DRfC nor the importers write one. A pure plan:
+the caller copies and writes.
 """
 
 from __future__ import annotations
@@ -13,10 +18,14 @@ import json
 import re
 from dataclasses import dataclass, field
 
-from training.deepracer.layout import MODEL_METADATA, RunLayout
+from training.deepracer.layout import HYPERPARAMETERS, MODEL_METADATA, RunLayout
+from training.deepracer.params import Bucket, Params, training_params
+from training.deepracer.settings import DeepRacerSettings
 
 _CHECKPOINT_NAME = re.compile(r"^(\d+)_Step-(\d+)\.ckpt$")
+_DIRECTION = re.compile(r"_(cw|ccw)$")
 TRAINING_PARAMS = "training_params.yaml"
+NUMBERED_COMPLETION = 50.0  # DRfC's record for a checkpoint picked by number
 
 
 class ModelUploadError(ValueError):
@@ -30,7 +39,28 @@ class UploadPlan:
     writes: dict[str, bytes] = field(default_factory=dict)  # target key -> content
 
 
-def _pick(keys: set[str], model_dir: str, records: dict, choice: str) -> tuple[str, dict]:
+def export_params(settings: DeepRacerSettings, bucket: str, region: str, prefix: str,
+                  droa: bool = False) -> Params:
+    """`training_params.yaml` of an exported model: the run's settings, the target's bucket
+    and keys (DRfC's upload/prepare-config.py). For DRoA the world carries no direction
+    suffix and TRACK_DIRECTION_CLOCKWISE says the sense, as DRfC's import_model.py makes it."""
+    params = training_params(settings.model_copy(update={"model_prefix": prefix}),
+                             Bucket(bucket, region))
+    params |= {"METRICS_S3_OBJECT_KEY": f"{prefix}/TrainingMetrics.json",
+               "MODEL_METADATA_FILE_S3_KEY": f"{prefix}/model/{MODEL_METADATA}",
+               "REWARD_FILE_S3_KEY": f"{prefix}/reward_function.py"}
+    if droa:
+        world = settings.world
+        match = _DIRECTION.search(world)
+        params["WORLD_NAME"] = _DIRECTION.sub("", world)
+        clockwise = (match.group(1) == "cw" if match
+                     else not settings.training.reverse_direction)
+        params["TRACK_DIRECTION_CLOCKWISE"] = clockwise  # a YAML boolean, as DRfC writes it
+    return params
+
+
+def _pick(keys: set[str], model_dir: str, records: dict, choice: str, now: int
+          ) -> tuple[str, dict]:
     """The checkpoint name and its record: `last`, `best`, or a checkpoint number."""
     if choice in ("last", "best"):
         record = records.get(f"{choice}_checkpoint") or {}
@@ -45,42 +75,45 @@ def _pick(keys: set[str], model_dir: str, records: dict, choice: str) -> tuple[s
         name = key.removeprefix(f"{model_dir}/").removesuffix(".index")
         match = _CHECKPOINT_NAME.match(name)
         if key.endswith(".index") and match and match.group(1) == choice:
-            return name, {"name": name}
+            return name, {"name": name, "time_stamp": now, "avg_comp_pct": NUMBERED_COMPLETION}
     raise ModelUploadError(f"no checkpoint {choice} in {model_dir}/ (looked for "
                            f"{choice}_Step-*.ckpt.index)")
 
 
 def plan_upload(layout: RunLayout, keys: set[str], checkpoints: dict, choice: str,
-                target_prefix: str) -> UploadPlan:
-    """What to copy from the run (`keys`: every object key under its model prefix) and what
-    to write under `target_prefix` so that it holds the chosen checkpoint only."""
+                target_prefix: str, params_yaml: str, now: int) -> UploadPlan:
+    """What to copy from the run (`keys`: every object key under its model prefix and its
+    custom files) and what to write under `target_prefix`: the chosen checkpoint only, with
+    `params_yaml` as its training_params.yaml; `now` stamps a checkpoint picked by number."""
     model_dir = layout.model_dir
-    name, record = _pick(keys, model_dir, checkpoints, choice)
+    name, record = _pick(keys, model_dir, checkpoints, choice, now)
     number = _CHECKPOINT_NAME.match(name)
     if number is None:
         raise ModelUploadError(f"checkpoint name {name!r} is not '<n>_Step-<steps>.ckpt'")
     files = sorted(k for k in keys if k.startswith(f"{model_dir}/{name}."))
     if not any(k.endswith(".index") for k in files):
         raise ModelUploadError(f"checkpoint {name} has no files in {model_dir}/")
-    sources = [*files, f"{model_dir}/model_{number.group(1)}.pb", f"{model_dir}/{MODEL_METADATA}",
-               layout.run_reward_function]
-    missing = [key for key in sources if key not in keys]
+    reward = (layout.run_reward_function if layout.run_reward_function in keys
+              else layout.reward_function)
+    metrics = sorted(k for k in keys if k.startswith(f"{layout.metrics_prefix}/"))
+    hyperparameters = f"{layout.ip_dir}/{HYPERPARAMETERS}"
+    required = [*files, f"{model_dir}/model_{number.group(1)}.pb",
+                f"{model_dir}/{MODEL_METADATA}", reward, hyperparameters]
+    missing = [key for key in required if key not in keys] + (
+        [] if metrics else [f"{layout.metrics_prefix}/ (the training metrics)"])
     if missing:
         raise ModelUploadError(f"the run lacks {', '.join(missing)}: an importable model "
                                "needs them (was the run started by trackday or DRfC?)")
     target = RunLayout(model_prefix=target_prefix)
-    copies = {f"{target.model_dir}/{key.rsplit('/', 1)[1]}": key for key in sources[:-1]}
-    copies[target.run_reward_function] = layout.run_reward_function
-    optional = {layout.training_params: f"{target_prefix}/{TRAINING_PARAMS}",
-                f"{layout.ip_dir}/hyperparameters.json": f"{target.ip_dir}/hyperparameters.json",
-                layout.training_metrics(): target.training_metrics()}
-    copies |= {dest: source for source, dest in optional.items() if source in keys}
-    only = {"best_checkpoint": record, "last_checkpoint": record}
+    copies = {f"{target.model_dir}/{key.rsplit('/', 1)[1]}": key for key in required[:-2]}
+    copies[f"{target_prefix}/{MODEL_METADATA}"] = f"{model_dir}/{MODEL_METADATA}"
+    copies[target.run_reward_function] = reward
+    copies[f"{target.ip_dir}/{HYPERPARAMETERS}"] = hyperparameters
+    copies |= {target_prefix + key.removeprefix(layout.model_prefix): key for key in metrics}
+    only = {"last_checkpoint": record, "best_checkpoint": record}
     writes = {
         target.checkpoints_json: json.dumps(only).encode(),
         f"{target.model_dir}/.coach_checkpoint": name.encode(),
-        f"{target.model_dir}/checkpoint": (f'model_checkpoint_path: "{name}"\n'
-                                           f'all_model_checkpoint_paths: "{name}"\n').encode(),
+        f"{target_prefix}/{TRAINING_PARAMS}": params_yaml.encode(),
     }
     return UploadPlan(name, copies, writes)
-

@@ -8,6 +8,7 @@ writes, so a worker started by trackday behaves as one started by DRfC.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from pathlib import Path
 
 import yaml
@@ -15,7 +16,7 @@ import yaml
 from training.deepracer.layout import CUSTOM_FILE_NAMES, RunLayout
 from training.deepracer.settings import DeepRacerSettings, RaceType
 
-Params = dict[str, str | list[str]]
+Params = dict[str, str | list[str] | bool]
 
 
 @dataclass(frozen=True)
@@ -154,13 +155,19 @@ def evaluation_params(settings: DeepRacerSettings, bucket: Bucket, stamp: str) -
     if settings.race_type == RaceType.HEAD_TO_MODEL:
         opponent = evaluation.opponent
         opponent_layout = RunLayout(model_prefix=opponent.model_prefix)
+        # DRfC's scripts/evaluation/prepare-config.py: the opponent's simtrace goes to its
+        # model prefix, its metrics to <opp>/metrics/EvaluationMetrics-<epoch seconds>.json.
+        # Its MP4 prefix there names an unset variable (DR_EVAL_OPP_MODEL_PREFIX, so
+        # `bucket/mp4`); trackday writes the opponent's video to <opp>/mp4, where the
+        # simulator puts each car's video by its own prefix.
         appended = {
             "MODEL_S3_PREFIX": opponent.model_prefix,
             "MODEL_S3_BUCKET": bucket.name,
             "SIMTRACE_S3_BUCKET": bucket.name,
-            "SIMTRACE_S3_PREFIX": opponent_layout.evaluation_prefix(stamp),
+            "SIMTRACE_S3_PREFIX": opponent.model_prefix,
             "METRICS_S3_BUCKET": bucket.name,
-            "METRICS_S3_OBJECT_KEY": opponent_layout.evaluation_metrics(stamp),
+            "METRICS_S3_OBJECT_KEY": f"{opponent_layout.metrics_prefix}/EvaluationMetrics-"
+                                     f"{_epoch(stamp)}.json",
             "DISPLAY_NAME": opponent.display_name or opponent.car_name,
             "RACER_NAME": opponent.racer_name or opponent.car_name,
             "BODY_SHELL_TYPE": opponent.shell,
@@ -176,6 +183,11 @@ def evaluation_params(settings: DeepRacerSettings, bucket: Bucket, stamp: str) -
     return params
 
 
+def _epoch(stamp: str) -> int:
+    """An evaluation's stamp (YYYYmmddHHMMSS, UTC) as the epoch seconds DRfC names with."""
+    return int(datetime.strptime(stamp, "%Y%m%d%H%M%S").replace(tzinfo=UTC).timestamp())
+
+
 def dump_params(params: Params) -> str:
     """YAML as DRfC writes it: document start marker, keys sorted, every scalar quoted."""
     return yaml.dump(params, default_flow_style=False, default_style="'", explicit_start=True)
@@ -184,8 +196,8 @@ def dump_params(params: Params) -> str:
 def training_files(settings: DeepRacerSettings, bucket: Bucket, custom_files: Path
                    ) -> dict[str, bytes]:
     """Every object a training run needs in the bucket before its services start, by key:
-    the custom files, the reward function's copy next to the model (the console's import
-    reads it there) and `training_params.yaml` (as DRfC's dr-upload-custom-files and
+    the custom files, the reward function's copy next to the model (exports and DeepRacer on
+    AWS's import read it there) and `training_params.yaml` (as DRfC's dr-upload-custom-files and
     dr-start-training write them)."""
     layout = RunLayout.of(settings)
     files = {layout.custom_file(name): (custom_files / name).read_bytes()

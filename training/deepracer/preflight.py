@@ -10,6 +10,7 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
+from training.deepracer.problems import Problem
 from training.deepracer.settings import DeepRacerSettings
 
 TRACKS_ENV = "TRACKDAY_TRACKS_DIR"
@@ -25,9 +26,9 @@ def tracks_dir_for(settings: DeepRacerSettings, given: Path | None = None) -> Pa
 
 
 def preflight(folder: Path, settings: DeepRacerSettings, tracks_dir: Path | None = None
-              ) -> list[str]:
-    """One line per problem of the custom files in `folder`; empty when the run may start."""
+              ) -> list[Problem]:
+    """The problems of the custom files in `folder`; the run may start when none is more
+    than a warning."""
     from training.deepracer.validate import validate_custom_files  # numpy: only when checking
 
-    result = validate_custom_files(folder, settings, tracks_dir_for(settings, tracks_dir))
-    return [str(problem) for problem in result.problems]
+    return validate_custom_files(folder, settings, tracks_dir_for(settings, tracks_dir)).problems

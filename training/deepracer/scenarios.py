@@ -2,8 +2,10 @@
 
 A reward function that only ever saw the centre line can still divide by zero off track or
 index past the last waypoint on a reversed lap. So the check drives every lap a training run
-can produce: on the centre line, off centre, near the edges, off track, crooked, reversed,
-and, where the race has objects, among obstacles or bot cars and crashed into them.
+can produce: on the centre line, off centre, near the edges, off track, crooked, and, where
+the race has objects, among obstacles or bot cars and crashed into them; each in the sense
+training drives (`training.reverseDirection`), or in both where it alternates
+(`alternateDrivingDirection`).
 """
 
 from __future__ import annotations
@@ -17,6 +19,11 @@ from training.deepracer.settings import DeepRacerSettings, RaceType
 from training.deepracer.track import Track, nearest_on_polyline
 
 STEPS_PER_SECOND = 15  # the simulator steps at the camera's frame rate
+# `sim_time` is Gazebo's clock (simapp v6.0.4 rollout_agent_ctrl.py: the /clock topic in
+# seconds), which runs from the simulator's start, not from the episode's: the first lap
+# starts well after 0 and each lap goes on where the one before ended.
+FIRST_LAP_CLOCK_S = 37.5
+RESET_S = 2.0  # the car is placed at its next start between episodes
 MAX_STEPS_PER_LAP = 150
 # Wheel positions relative to the point the simulator tracks (front of the car), metres.
 _WHEELS = ((-0.03, 0.08), (-0.03, -0.08), (-0.19, 0.08), (-0.19, -0.08))
@@ -128,7 +135,7 @@ def _object_params(measured: _Measured | None, point: np.ndarray, car_along: flo
 
 def _car_params(track: Track, objects: _Measured | None, *, along: float, lateral: float,
                heading_offset: float, action: tuple[float, float], step: int,
-               lap_fraction: float, crashed: bool = False) -> dict:
+               lap_fraction: float, clock: float, crashed: bool = False) -> dict:
     """Params of one step: the car `lateral` metres left of the centre line at `along`."""
     center, direction, _ = track.point_at(along)
     point = center + _left(direction) * lateral
@@ -167,14 +174,14 @@ def _car_params(track: Track, objects: _Measured | None, *, along: float, latera
         "objects_distance": [],
         "is_crashed": crashed,
         "is_offtrack": not any(on_track),
-        "sim_time": step / STEPS_PER_SECOND,
+        "sim_time": clock + step / STEPS_PER_SECOND,
     }
     params.update(_object_params(objects, point, projection.along, heading))
     return params
 
 
 def _lap(track: Track, objects: list[TrackObject], actions: list[tuple[float, float]],
-         name: str, lateral_share: float = 0.0, extra: float = 0.0,
+         name: str, clock: float, lateral_share: float = 0.0, extra: float = 0.0,
          heading_offset: float = 0.0, alternate: bool = False) -> Scenario:
     """One lap at a fixed share of the half width from the centre (+ left), `extra` beyond it."""
     scenario = Scenario(name, track.waypoints(), track=track)
@@ -188,12 +195,12 @@ def _lap(track: Track, objects: list[TrackObject], actions: list[tuple[float, fl
         scenario.steps.append(_car_params(
             track, measured, along=along, lateral=sign * (lateral_share * half_width + extra),
             heading_offset=sign * heading_offset, action=actions[i % len(actions)],
-            step=i + 1, lap_fraction=(i + 1) / count))
+            step=i + 1, lap_fraction=(i + 1) / count, clock=clock))
     return scenario
 
 
 def _crashes(track: Track, objects: list[TrackObject],
-             actions: list[tuple[float, float]]) -> Scenario:
+             actions: list[tuple[float, float]], clock: float) -> Scenario:
     scenario = Scenario("crashed into an object", track.waypoints(), track=track)
     measured = _measure(track, objects)
     for i, obj in enumerate(objects):
@@ -204,23 +211,47 @@ def _crashes(track: Track, objects: list[TrackObject],
         scenario.steps.append(_car_params(
             track, measured, along=along, lateral=lateral, heading_offset=0.0,
             action=actions[i % len(actions)], step=10 * (i + 1),
-            lap_fraction=along / track.length, crashed=True))
+            lap_fraction=along / track.length, clock=clock, crashed=True))
     return scenario
+
+
+# The laps of one sense: (name, lateral share of the half width, metres beyond, heading
+# offset in degrees, alternating sides step by step).
+_LAPS = (
+    ("centre line", 0.0, 0.0, 0.0, False),
+    ("left of centre", 0.5, 0.0, 0.0, False),
+    ("right of centre", -0.5, 0.0, 0.0, False),
+    ("near the edges", 0.75, 0.0, 0.0, True),
+    ("off track", 1.0, 0.3, 0.0, True),
+    ("crooked heading", 0.0, 0.0, 45.0, True),
+)
+
+
+def driven_senses(settings: DeepRacerSettings) -> tuple[bool, ...]:
+    """Which senses training drives, as `reversed` flags: REVERSE_DIR sets the first
+    episode's, and ALTERNATE_DRIVING_DIRECTION flips it every episode (simapp v6.0.4
+    rollout_agent_ctrl.py)."""
+    training = settings.training
+    first = training.reverse_direction
+    return (first, not first) if training.alternate_driving_direction else (first,)
 
 
 def scenarios(track: Track, settings: DeepRacerSettings,
               actions: list[tuple[float, float]]) -> list[Scenario]:
-    """Every lap the reward function must survive, for this track and race type."""
-    objects = place_objects(track, settings)
-    laps = [
-        _lap(track, objects, actions, "centre line"),
-        _lap(track, objects, actions, "left of centre", lateral_share=0.5),
-        _lap(track, objects, actions, "right of centre", lateral_share=-0.5),
-        _lap(track, objects, actions, "near the edges", lateral_share=0.75, alternate=True),
-        _lap(track, objects, actions, "off track", lateral_share=1.0, extra=0.3, alternate=True),
-        _lap(track, objects, actions, "crooked heading", heading_offset=45.0, alternate=True),
-        _lap(track.reverse(), place_objects(track.reverse(), settings), actions, "reversed"),
-    ]
-    if objects:
-        laps.append(_crashes(track, objects, actions))
+    """Every lap the reward function must survive, for this track, race type and the
+    senses training drives; `sim_time` runs on from lap to lap, as Gazebo's clock does."""
+    laps: list[Scenario] = []
+    clock = FIRST_LAP_CLOCK_S
+    for reverse in driven_senses(settings):
+        driven = track.reverse() if reverse else track
+        objects = place_objects(driven, settings)
+        suffix = " (reversed)" if reverse else ""
+        for name, share, extra, heading, alternate in _LAPS:
+            laps.append(_lap(driven, objects, actions, name + suffix, clock, share, extra,
+                             heading, alternate))
+            clock = laps[-1].steps[-1]["sim_time"] + RESET_S
+        if objects:
+            laps.append(_crashes(driven, objects, actions, clock))
+            laps[-1].name += suffix
+            clock = laps[-1].steps[-1]["sim_time"] + RESET_S
     return laps

@@ -25,6 +25,7 @@ WORKLOAD_LABEL = "trackday.workload"  # keeps a node's idle power-off waiting
 WORKLOAD = "deepracer"  # its value on everything a DeepRacer run makes
 RUN_LABEL = "trackday.run"
 JOB_LABEL = "trackday.job"
+MODEL_PREFIX_LABEL = "trackday.model-prefix"
 JOBS = ("training", "evaluation")
 
 # rl_coach starts the training container on this network; robomaker reaches it there.
@@ -38,7 +39,11 @@ DOCKER_SOCKET = "/var/run/docker.sock"
 # `docker service inspect` shows). botocore in the simulator and the SageMaker SDK read it.
 CREDENTIALS_FILE = "s3-credentials"
 SAGEMAKER_DIR = "/tmp/sagemaker"
-LOG_GROUP = "/trackday/deepracer"
+# The Swarm generic resource cloud nodes advertise their GPUs as (infra/bootstrap.py's).
+GPU_RESOURCE = "GPU"
+# DRfC's docker-compose-aws.yml: botocore waits for the instance's metadata service (the
+# node's role) instead of giving up while a busy node answers slowly.
+AWS_METADATA_ENV = {"AWS_METADATA_SERVICE_TIMEOUT": "3", "AWS_METADATA_SERVICE_NUM_ATTEMPTS": "5"}
 TRAINER_COMMAND = (
     "source /root/sagemaker-venv/bin/activate && python3 /opt/ml/code/rl_coach/start.py"
 )
@@ -79,6 +84,22 @@ class ServiceSpec:
     restart_condition: str = "none"  # a finished or failed run must not start over
     log_driver: str | None = None
     log_options: Mapping[str, str] = field(default_factory=dict)
+    gpus: int = 0  # Swarm generic resource GPU reserved per task
+
+
+@dataclass(frozen=True)
+class Site:
+    """What the services need to know of where they run (the run target): the bucket as
+    containers reach it, whether keys come as a secret, whether everything runs on one
+    node, whether nodes advertise GPUs to Swarm, whether they are on AWS, and the stack's
+    CloudWatch Logs group."""
+
+    bucket: Bucket
+    with_credentials: bool = False
+    single_node: bool = False
+    gpu_nodes: bool = False
+    aws: bool = False
+    log_group: str | None = None
 
 
 def service_prefix(settings: DeepRacerSettings, job: str = "training") -> str:
@@ -98,22 +119,40 @@ def s3_credentials_file(access_key_id: str, secret_access_key: str) -> str:
             f"aws_secret_access_key = {secret_access_key}\n")
 
 
-def _placement(role: str) -> tuple[str, ...]:
-    return (f"node.labels.{ROLE_LABEL}=={role}",)
+def placement(role: str) -> str:
+    """The constraint that puts a service on the nodes of a role."""
+    return f"node.labels.{ROLE_LABEL}=={role}"
 
 
 def _labels(settings: DeepRacerSettings, job: str, role: str) -> dict[str, str]:
     return {WORKLOAD_LABEL: WORKLOAD, RUN_LABEL: str(settings.run_id), JOB_LABEL: job,
-            ROLE_LABEL: role, "trackday.model-prefix": settings.model_prefix}
+            ROLE_LABEL: role, MODEL_PREFIX_LABEL: settings.model_prefix}
 
 
-def _logging(settings: DeepRacerSettings, bucket: Bucket) -> dict:
+def _logging(settings: DeepRacerSettings, site: Site) -> dict:
+    """The awslogs driver into the group the stack made (with its retention); never
+    `awslogs-create-group`, which the nodes' role may not do (DRfC's docker-compose-cwlog.yml
+    creates `/deepracer-for-cloud` with the user's own rights instead)."""
     if not settings.cloudwatch.enabled:
         return {}
+    if site.log_group is None:
+        raise ValueError("cloudwatch.enabled needs the stack's CloudWatch Logs group: an aws "
+                         "stack with trackday:aws.logging: true (or set cloudwatch.enabled: "
+                         "false)")
     return {"log_driver": "awslogs", "log_options": {
-        "awslogs-group": LOG_GROUP, "awslogs-create-group": "true",
-        "awslogs-region": bucket.region,
+        "awslogs-group": site.log_group, "awslogs-region": site.bucket.region,
         "tag": f"{settings.cloudwatch.log_stream_prefix}{{{{.Name}}}}"}}
+
+
+def _gpu(settings: DeepRacerSettings, site: Site, shares_trainer_node: bool = False) -> int:
+    """One GPU per task on nodes that advertise theirs, so Swarm puts no other GPU job (a
+    DonkeyCar training) on the same GPU. Workers on the trainer's own node (a one-node
+    stack) share the GPU the trainer reserved, as DRfC runs them on one GPU."""
+    return 1 if site.gpu_nodes and settings.simulator.uses_gpu and not shares_trainer_node else 0
+
+
+def _cuda(devices: str | None) -> dict[str, str]:
+    return {"CUDA_VISIBLE_DEVICES": devices} if devices else {}
 
 
 def _s3_env(bucket: Bucket, secret: str | None) -> dict[str, str]:
@@ -127,37 +166,41 @@ def _secrets(secret: str | None) -> tuple[SecretMount, ...]:
     return (SecretMount(secret),) if secret is not None else ()
 
 
-def _simulation_env(settings: DeepRacerSettings, bucket: Bucket,
+def _simulation_env(settings: DeepRacerSettings, site: Site,
                     secret: str | None, rtf: float | None) -> dict[str, str]:
     cameras = settings.cameras
     env = {
         "WORLD_NAME": settings.world,
-        "APP_REGION": bucket.region,
+        "APP_REGION": site.bucket.region,
         "KINESIS_VIDEO_STREAM_NAME": cameras.kinesis_stream_name,
         "ENABLE_KINESIS": str(cameras.kvs),
         "ENABLE_GUI": str(cameras.gui),
         "ROS_MASTER_URI": "http://localhost:11311/",
         "ROS_IP": "127.0.0.1",
+        "GAZEBO_ARGS": settings.simulator.gazebo_args,
         "GAZEBO_RENDER_ENGINE": "ogre2",
         "DOCKER_REPLICA_SLOT": "{{.Task.Slot}}",  # Swarm fills in 1..N: the worker's index
     }
     if rtf is not None:
         env["RTF_OVERRIDE"] = str(rtf)
-    return env | _s3_env(bucket, secret)
+    return env | _cuda(settings.simulator.robomaker_cuda_devices) | _common_env(site, secret)
 
 
-def training_services(settings: DeepRacerSettings, bucket: Bucket,
-                      with_credentials: bool = False,
-                      single_node: bool = False) -> list[ServiceSpec]:
+def _common_env(site: Site, secret: str | None) -> dict[str, str]:
+    return _s3_env(site.bucket, secret) | (AWS_METADATA_ENV if site.aws else {})
+
+
+def training_services(settings: DeepRacerSettings, site: Site) -> list[ServiceSpec]:
     """The trainer and the simulation workers of a training run.
 
-    `with_credentials` mounts the run's credentials secret (`credentials_secret`) where the
-    node has no identity (the local S3 server, the Azure gateway); `single_node` puts the
-    workers on the trainer node (local target).
+    Where the site has credentials the run's credentials secret (`credentials_secret`) is
+    mounted (nodes without an identity: the local S3 server, the Azure gateway); on a single
+    node the workers go to the trainer node (local target).
     """
-    secret = credentials_secret(settings) if with_credentials else None
+    secret = credentials_secret(settings) if site.with_credentials else None
     prefix = service_prefix(settings)
     pretrained = settings.pretrained
+    bucket = site.bucket
     trainer_env = {
         "RUN_ID": str(settings.run_id),
         "AWS_REGION": bucket.region,
@@ -173,21 +216,22 @@ def training_services(settings: DeepRacerSettings, bucket: Bucket,
     }
     if settings.training.max_steps_per_iteration:
         trainer_env["MAX_MEMORY_STEPS"] = str(settings.training.max_steps_per_iteration)
+    trainer_env |= _cuda(settings.simulator.sagemaker_cuda_devices)
     trainer = ServiceSpec(
         name=f"{prefix}-trainer",
         image=settings.simulator.reference,
         args=(TRAINER_COMMAND,),
-        env=trainer_env | _s3_env(bucket, secret),
-        constraints=_placement(TRAINER_ROLE),
+        env=trainer_env | _common_env(site, secret),
+        constraints=(placement(TRAINER_ROLE),),
         mounts=(Mount(DOCKER_SOCKET, DOCKER_SOCKET), Mount(SAGEMAKER_DIR, SAGEMAKER_DIR)),
         secrets=_secrets(secret),
         labels=_labels(settings, "training", TRAINER_ROLE),
         working_dir="/opt/ml/code/",
-        **_logging(settings, bucket),
+        gpus=_gpu(settings, site),  # for the SageMaker container the trainer starts
+        **_logging(settings, site),
     )
     mode = "multi" if settings.workers > 1 else "run"
-    simulation_env = _simulation_env(settings, bucket, secret,
-                                     settings.training.real_time_factor)
+    simulation_env = _simulation_env(settings, site, secret, settings.training.real_time_factor)
     simulation_env |= {"SAGEMAKER_SHARED_S3_PREFIX": settings.model_prefix,
                        "SAGEMAKER_SHARED_S3_BUCKET": bucket.name,
                        "S3_YAML_NAME": settings.training_params_file}
@@ -196,46 +240,44 @@ def training_services(settings: DeepRacerSettings, bucket: Bucket,
         image=settings.simulator.reference,
         args=(f"/opt/ml/code/run.sh {mode} distributed_training.launch.py",),
         env=simulation_env,
-        constraints=_placement(TRAINER_ROLE if single_node else SIMULATION_ROLE),
+        constraints=(placement(TRAINER_ROLE if site.single_node else SIMULATION_ROLE),),
         replicas=settings.workers,
         secrets=_secrets(secret),
         labels=_labels(settings, "training", SIMULATION_ROLE),
         init=True,
-        **_logging(settings, bucket),
+        gpus=_gpu(settings, site, site.single_node),
+        **_logging(settings, site),
     )
     return [trainer, simulation]
 
 
-def evaluation_services(settings: DeepRacerSettings, bucket: Bucket,
-                        with_credentials: bool = False,
-                        single_node: bool = False) -> list[ServiceSpec]:
+def evaluation_services(settings: DeepRacerSettings, site: Site) -> list[ServiceSpec]:
     """One simulation worker that evaluates `settings.model_prefix` (no trainer needed)."""
-    secret = credentials_secret(settings, "evaluation") if with_credentials else None
-    env = _simulation_env(settings, bucket, secret, settings.evaluation.real_time_factor)
+    secret = credentials_secret(settings, "evaluation") if site.with_credentials else None
+    env = _simulation_env(settings, site, secret, settings.evaluation.real_time_factor)
     env |= {"DEBUG_REWARD": str(settings.evaluation.debug_reward),
-            "MODEL_S3_PREFIX": settings.model_prefix, "MODEL_S3_BUCKET": bucket.name,
+            "MODEL_S3_PREFIX": settings.model_prefix, "MODEL_S3_BUCKET": site.bucket.name,
             "S3_YAML_NAME": settings.evaluation_params_file, "ROLLOUT_IDX": "0"}
     return [ServiceSpec(
         name=f"{service_prefix(settings, 'eval')}-simulation",
         image=settings.simulator.reference,
         args=("/opt/ml/code/run.sh run evaluation.launch.py",),
         env=env,
-        constraints=_placement(TRAINER_ROLE if single_node else SIMULATION_ROLE),
+        constraints=(placement(TRAINER_ROLE if site.single_node else SIMULATION_ROLE),),
         secrets=_secrets(secret),
         labels=_labels(settings, "evaluation", SIMULATION_ROLE),
         init=True,
-        **_logging(settings, bucket),
+        gpus=_gpu(settings, site, site.single_node),
+        **_logging(settings, site),
     )]
 
 
-def run_services(settings: DeepRacerSettings, bucket: Bucket, job: str,
-                 with_credentials: bool = False, single_node: bool = False
-                 ) -> list[ServiceSpec]:
+def run_services(settings: DeepRacerSettings, site: Site, job: str) -> list[ServiceSpec]:
     """The services of a `training` or `evaluation` run: what both deployers take."""
     if job not in JOBS:
         raise ValueError(f"job {job!r} is not one of {', '.join(JOBS)}")
     build = training_services if job == "training" else evaluation_services
-    return build(settings, bucket, with_credentials, single_node)
+    return build(settings, site)
 
 
 def docker_service_create_args(spec: ServiceSpec) -> list[str]:
@@ -260,6 +302,8 @@ def docker_service_create_args(spec: ServiceSpec) -> list[str]:
         args += ["--workdir", spec.working_dir]
     if spec.init:
         args.append("--init")
+    if spec.gpus:
+        args += ["--generic-resource", f"{GPU_RESOURCE}={spec.gpus}"]
     if spec.log_driver:
         args += ["--log-driver", spec.log_driver]
         for key, value in spec.log_options.items():

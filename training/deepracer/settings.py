@@ -50,6 +50,19 @@ class CarColor(StrEnum):
     ORANGE = "Orange"
     WHITE = "White"
     PURPLE = "Purple"
+    # the F1 body shells' colours (simapp v6.0.4 bundle/markov/rollout_constants.py)
+    F1_1E73FC = "f1_car_1e73fc"
+    F1_7102BB = "f1_car_7102bb"
+    F1_CF15FC = "f1_car_cf15fc"
+    F1_EB0000 = "f1_car_eb0000"
+    F1_FF9900 = "f1_car_ff9900"
+    F1_FFFE01 = "f1_car_fffe01"
+    F1_9EFC03 = "f1_car_9efc03"
+    F1_1BD900 = "f1_car_1bd900"
+    F1_73FDF9 = "f1_car_73fdf9"
+    F1_000000 = "f1_car_000000"
+    F1_BCCACC = "f1_car_bccacc"
+    F1_FFFFFF = "f1_car_ffffff"
 
 
 class BestModelMetric(StrEnum):
@@ -158,14 +171,21 @@ class Pretrained(_Section):
 
     enabled: bool = False
     model_prefix: Prefix = "rl-sagemaker-pretrained"
-    checkpoint: str = "last"  # last, best, or a checkpoint number
+    checkpoint: str = "last"  # last or best
 
-    @field_validator("checkpoint")
+    @field_validator("checkpoint", mode="before")
     @classmethod
-    def _checkpoint(cls, value: str) -> str:
-        if value not in ("last", "best") and not value.isdigit():
-            raise ValueError(f"checkpoint {value!r} must be 'last', 'best' or a number")
-        return value
+    def _checkpoint(cls, value: object) -> object:
+        """The trainer reads `best` (any case) and takes anything else as the last
+        checkpoint (simapp v6.0.4 bundle/markov/training_worker.py): a number would start
+        silently from the last one, so only the two it understands are accepted."""
+        text = str(value).lower()  # lower-cased, not stripped: " best" would mean last
+        if text not in ("last", "best"):
+            raise ValueError(f"checkpoint {value!r} must be 'last' or 'best': the trainer "
+                             "starts from one of those two (a number is taken as 'last'); "
+                             "to start from another, `trackday dr upload-model --checkpoint "
+                             "N --local` it to a prefix of its own and start from that")
+        return text
 
 
 class Training(_Section):
@@ -180,6 +200,9 @@ class Training(_Section):
     best_model_metric: BestModelMetric = BestModelMetric.PROGRESS
     real_time_factor: Positive | None = None  # DR_TRAIN_RTF
     max_steps_per_iteration: int | None = Field(None, ge=1)
+    # A GitOps run (`deepracerRun: training`) may start on a prefix holding a model only
+    # when this says to delete it first (DRfC's `dr-start-training -w`).
+    wipe: bool = False
 
 
 class Evaluation(_Section):
@@ -204,6 +227,11 @@ class Simulator(_Section):
 
     image: str = SIMAPP_IMAGE
     tag: str = f"{SIMAPP_VERSION}-gpu"
+    gazebo_args: str = ""  # DR_GAZEBO_ARGS, handed to Gazebo by the workers
+    # DR_SAGEMAKER_CUDA_DEVICES / DR_ROBOMAKER_CUDA_DEVICES: which of a node's GPUs the
+    # trainer's SageMaker container and the workers see (unset: what Swarm assigned)
+    sagemaker_cuda_devices: str | None = None
+    robomaker_cuda_devices: str | None = None
 
     @field_validator("tag")
     @classmethod
@@ -242,10 +270,15 @@ class CloudWatch(_Section):
 
 
 class Upload(_Section):
-    """DR_UPLOAD_S3_*: where `upload-model` copies a model for import into DeepRacer on AWS."""
+    """DR_UPLOAD_S3_*, DR_DROA_*: where `upload-model` copies a model, and the DeepRacer on
+    AWS site `trackday dr droa import-model` imports into."""
 
     bucket: str | None = None
     model_prefix: Prefix | None = None  # DRfC: $DR_LOCAL_S3_MODEL_PREFIX-1
+    # DR_DROA_URL / DR_DROA_USERNAME: the DeepRacer on AWS site `trackday dr droa` talks to
+    # and who signs in (the password is asked for, or read from TRACKDAY_DROA_PASSWORD)
+    droa_url: str | None = None
+    droa_username: str | None = None
 
 
 class DeepRacerSettings(_Section):

@@ -37,7 +37,7 @@ class Track:
     inner: np.ndarray
     outer: np.ndarray
     reversed: bool = False
-    forward_is_ccw: bool = True  # the simulator keeps the forward sense for left/right
+    forward_is_ccw: bool = True  # the sense of the route file's own order
 
     @classmethod
     def load(cls, tracks_dir: Path, world: str) -> Track:
@@ -60,7 +60,11 @@ class Track:
             raise TrackError(f"{path}: waypoints contain NaN or infinite values")
         rows = _drop_repeated_points(rows[:, :6].astype(float))
         center = rows[:, 0:2]
-        return cls(world, center, rows[:, 2:4], rows[:, 4:6], False, _signed_area(center) > 0)
+        # simapp v6.0.4 bundle/markov/track_geom/track_data.py: a loop's sense is its centre
+        # line's (LinearRing.is_ccw); an open track counts as counter-clockwise.
+        loop = bool(np.allclose(center[0], center[-1]))
+        forward_is_ccw = _signed_area(center) > 0 if loop else True
+        return cls(world, center, rows[:, 2:4], rows[:, 4:6], False, forward_is_ccw)
 
     def reverse(self) -> Track:
         """The same track driven the other way round, as REVERSE_DIR makes the simulator do."""
@@ -126,11 +130,19 @@ class Track:
     def project(self, point: np.ndarray) -> Projection:
         return self.project_many(np.asarray(point, dtype=float)[None, :])[0]
 
+    @property
+    def is_ccw(self) -> bool:
+        """The sense the car drives in: the track's own, flipped by REVERSE_DIR (simapp
+        v6.0.4 track_data.py: `is_ccw = _is_ccw_ ^ _reverse_dir_`)."""
+        return self.forward_is_ccw ^ self.reversed
+
     def is_left_of_center(self, point: np.ndarray) -> bool:
-        """The simulator's rule: nearer the inner border, flipped on a clockwise track."""
+        """The simulator's rule (simapp v6.0.4 bundle/markov/agent_ctrl/utils.py): nearer the
+        inner border, flipped where the car drives clockwise, so that on reversed laps too it
+        is left of the centre line as seen in the direction of travel."""
         nearer_inner = _distance_to_polyline(self.inner, point) < _distance_to_polyline(
             self.outer, point)
-        return bool(nearer_inner ^ (not self.forward_is_ccw))
+        return bool(nearer_inner ^ (not self.is_ccw))
 
     def on_track(self, points: np.ndarray) -> list[bool]:
         """For each point: within half the track width of the centre line."""

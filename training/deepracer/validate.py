@@ -3,11 +3,12 @@ Pulumi program run them before anything is deployed."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 from training.deepracer.custom_files import (
     DEFAULT_ACTIONS,
+    check_droa_import,
     check_hyperparameters,
     check_model_metadata,
     load_json,
@@ -32,11 +33,24 @@ class Validation:
     track: Track | None = None
     scenarios: list[Scenario] = field(default_factory=list)
     reward: RewardCheck | None = None
-    warnings: list[Problem] = field(default_factory=list)  # the run trains; DRoA may refuse
 
     @property
     def ok(self) -> bool:
-        return not self.problems
+        return not self.errors
+
+    @property
+    def errors(self) -> list[Problem]:
+        return [p for p in self.problems if not p.warning]
+
+    @property
+    def warnings(self) -> list[Problem]:
+        return [p for p in self.problems if p.warning]
+
+
+def as_warnings(problems: list[Problem]) -> list[Problem]:
+    """The reward check's warnings (the run trains; DRoA's import may refuse) as Problems
+    flagged so, beside the errors."""
+    return [replace(p, warning=True) for p in problems]
 
 
 def validate_custom_files(folder: Path, settings: DeepRacerSettings, tracks_dir: Path | None,
@@ -55,6 +69,7 @@ def validate_custom_files(folder: Path, settings: DeepRacerSettings, tracks_dir:
     problems += found
     if hyperparameters is not None:
         problems += check_hyperparameters(hyperparameters)
+        problems += check_droa_import(metadata, hyperparameters)
     result.problems += problems
     reward_file = folder / REWARD_FUNCTION
     if not reward_file.is_file():
@@ -63,7 +78,7 @@ def validate_custom_files(folder: Path, settings: DeepRacerSettings, tracks_dir:
         return result
     if tracks_dir is None:
         result.problems += check_reward_source(reward_file)
-        result.warnings += reward_warnings(reward_file)
+        result.problems += as_warnings(reward_warnings(reward_file))
         return result
     try:
         result.track = Track.load(tracks_dir, settings.world)
@@ -73,5 +88,5 @@ def validate_custom_files(folder: Path, settings: DeepRacerSettings, tracks_dir:
     result.scenarios = scenarios(result.track, settings, actions or DEFAULT_ACTIONS)
     result.reward = check_reward_function(reward_file, result.scenarios, budget_s)
     result.problems += result.reward.problems
-    result.warnings += result.reward.warnings
+    result.problems += as_warnings(result.reward.warnings)
     return result

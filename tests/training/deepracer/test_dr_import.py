@@ -68,3 +68,40 @@ def test_bad_value_names_the_drfc_key(tmp_path):
 def test_not_a_drfc_folder(tmp_path):
     with pytest.raises(ImportProblem, match=r"system.env.*not found: point at a DRfC folder"):
         import_drfc(tmp_path)
+
+
+def test_not_defined_is_no_upload_bucket(tmp_path):
+    """DRfC's init.sh writes DR_UPLOAD_S3_BUCKET=not-defined when there is none."""
+    root = make_drfc(tmp_path / "drfc", system=SYSTEM_ENV + "DR_UPLOAD_S3_BUCKET=not-defined\n")
+    result = import_drfc(root)
+    assert result.settings.upload.bucket is None
+    assert "bucket" not in result.values.get("upload", {})
+
+
+def test_an_experiment_brings_its_own_run_env_and_custom_files(tmp_path):
+    """DRfC's bin/activate.sh: with DR_EXPERIMENT_NAME, experiments/<name>/run.env and
+    its custom_files/ replace the root ones."""
+    root = make_drfc(tmp_path / "drfc", system=SYSTEM_ENV + "DR_EXPERIMENT_NAME=sprint-v2\n")
+    experiment = root / "experiments" / "sprint-v2"
+    (experiment / "custom_files").mkdir(parents=True)
+    (experiment / "run.env").write_text("DR_WORLD_NAME=Spain_track\nDR_LOCAL_S3_MODEL_PREFIX=v2\n")
+    for name in ("reward_function.py", "model_metadata.json", "hyperparameters.json"):
+        (experiment / "custom_files" / name).write_text(f"sprint-v2 {name}")
+    result = import_drfc(root, tmp_path / "out")
+    assert (result.settings.world, result.settings.model_prefix) == ("Spain_track", "v2")
+    assert (tmp_path / "out" / "custom_files" / "reward_function.py").read_text() == (
+        "sprint-v2 reward_function.py")
+    assert not any(u.key == "DR_EXPERIMENT_NAME" for u in result.unmapped)
+    chosen = import_drfc(root, experiment=None)
+    assert chosen.settings.world == "Spain_track"
+
+
+@pytest.mark.parametrize(("name", "message"), [
+    ("../../etc", "is not a folder name"),
+    ("missing", "experiment missing has no folder"),
+])
+def test_a_bad_experiment_is_named(tmp_path, name, message):
+    root = make_drfc(tmp_path / "drfc")
+    (root / "experiments").mkdir()
+    with pytest.raises(ImportProblem, match=message):
+        import_drfc(root, experiment=name)

@@ -94,12 +94,20 @@ def test_head_to_model_appends_the_opponent():
         "race_type": "HEAD_TO_MODEL", "model_prefix": "mine",
         "evaluation": {"opponent": {"model_prefix": "theirs", "car_name": "Rival"}},
     })
-    params = evaluation_params(settings, BUCKET, stamp="1")
+    params = evaluation_params(settings, BUCKET, stamp="20261130120000")
     assert params["MODEL_S3_PREFIX"] == ["mine", "theirs"]
     assert params["DISPLAY_NAME"] == ["FastCar", "Rival"] == params["MODEL_NAME"]
     assert params["CAR_COLOR"] == ["Purple", "Orange"]
-    assert params["METRICS_S3_OBJECT_KEY"][1] == "theirs/metrics/evaluation/evaluation-1.json"
+    # DRfC's keys for the opponent (scripts/evaluation/prepare-config.py)
+    assert params["SIMTRACE_S3_PREFIX"] == ["mine/evaluation-20261130120000", "theirs"]
+    assert params["METRICS_S3_OBJECT_KEY"] == [
+        "mine/metrics/evaluation/evaluation-20261130120000.json",
+        "theirs/metrics/EvaluationMetrics-1796040000.json"]
     assert params["MP4_S3_BUCKET"] == []
+    with_video = settings.model_copy(update={"evaluation": settings.evaluation.model_copy(
+        update={"save_mp4": True})})
+    assert evaluation_params(with_video, BUCKET, "20261130120000")["MP4_S3_OBJECT_PREFIX"] == [
+        "mine/mp4", "theirs/mp4"]
 
 
 def test_layout_keys():

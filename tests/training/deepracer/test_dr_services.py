@@ -5,10 +5,12 @@ import pytest
 from infra import bootstrap
 from training.deepracer.params import Bucket
 from training.deepracer.services import (
+    GPU_RESOURCE,
     ROLE_LABEL,
     SIMULATION_ROLE,
     TRAINER_ROLE,
     WORKLOAD_LABEL,
+    Site,
     docker_service_create_args,
     evaluation_services,
     run_services,
@@ -17,6 +19,7 @@ from training.deepracer.services import (
 from training.deepracer.settings import DeepRacerSettings
 
 BUCKET = Bucket(name="runs", region="eu-west-1", endpoint_url="http://10.0.0.2:9000")
+SITE = Site(BUCKET)
 
 
 def settings(**values):
@@ -32,7 +35,7 @@ def test_training_trainer_and_workers():
     trainer, workers = training_services(
         settings(run_id=3, workers=4, model_prefix="m-2", pretrained={"enabled": True,
                                                                       "model_prefix": "m-1"},
-                 simulator={"tag": "6.0.4-cpu"}), BUCKET, with_credentials=True)
+                 simulator={"tag": "6.0.4-cpu"}), Site(BUCKET, with_credentials=True))
     assert (trainer.name, workers.name) == ("trackday-dr-3-trainer", "trackday-dr-3-simulation")
     assert trainer.image == workers.image == "awsdeepracercommunity/deepracer-simapp:6.0.4-cpu"
     assert trainer.constraints == ("node.labels.trackday.role==trainer",)
@@ -62,7 +65,7 @@ def test_training_trainer_and_workers():
 
 def test_one_worker_runs_single_mode_and_identity_needs_no_keys():
     trainer, workers = training_services(
-        settings(training={"real_time_factor": 2.0}), Bucket(name="runs"))
+        settings(training={"real_time_factor": 2.0}), Site(Bucket(name="runs")))
     assert workers.args == ("/opt/ml/code/run.sh run distributed_training.launch.py",)
     assert workers.env["RTF_OVERRIDE"] == "2.0"
     for service in (trainer, workers):
@@ -71,15 +74,15 @@ def test_one_worker_runs_single_mode_and_identity_needs_no_keys():
 
 
 def test_runs_side_by_side_have_distinct_names():
-    names = {s.name for run in (0, 1) for s in training_services(settings(run_id=run), BUCKET)}
-    names |= {s.name for s in evaluation_services(settings(run_id=0), BUCKET)}
+    names = {s.name for run in (0, 1) for s in training_services(settings(run_id=run), SITE)}
+    names |= {s.name for s in evaluation_services(settings(run_id=0), SITE)}
     assert len(names) == 5
 
 
 def test_evaluation_service():
     (service,) = evaluation_services(
-        settings(run_id=1, evaluation={"debug_reward": True}), BUCKET, with_credentials=True,
-        single_node=True)
+        settings(run_id=1, evaluation={"debug_reward": True}),
+        Site(BUCKET, with_credentials=True, single_node=True))
     assert service.name == "trackday-dr-eval-1-simulation"
     assert [s.secret for s in service.secrets] == ["trackday-dr-eval-1-s3"]
     assert service.args == ("/opt/ml/code/run.sh run evaluation.launch.py",)
@@ -89,30 +92,62 @@ def test_evaluation_service():
     assert service.labels["trackday.job"] == "evaluation"
 
 
-def test_cloudwatch_logging():
-    trainer, _ = training_services(
-        settings(cloudwatch={"enabled": True, "log_stream_prefix": "me-"}), BUCKET)
+def test_cloudwatch_logs_go_to_the_stacks_group():
+    """The nodes' role may write to the group the stack made, not create one."""
+    chosen = settings(cloudwatch={"enabled": True, "log_stream_prefix": "me-"})
+    trainer, _ = training_services(chosen, Site(BUCKET, log_group="trackday-aws-logs-1"))
     assert trainer.log_driver == "awslogs"
-    assert trainer.log_options["awslogs-region"] == "eu-west-1"
-    assert trainer.log_options["tag"] == "me-{{.Name}}"
+    assert trainer.log_options == {"awslogs-group": "trackday-aws-logs-1",
+                                   "awslogs-region": "eu-west-1", "tag": "me-{{.Name}}"}
+    with pytest.raises(ValueError, match=r"cloudwatch\.enabled needs the stack's CloudWatch "
+                       r"Logs group: an aws stack with trackday:aws\.logging: true"):
+        training_services(chosen, SITE)
+    assert training_services(settings(), SITE)[0].log_driver is None
+
+
+def test_gpu_nodes_reserve_a_gpu_per_task_and_pass_what_drfc_passes():
+    """Swarm keeps a DonkeyCar job off a GPU a run holds; DRfC's environment (its
+    docker-compose-training.yml and docker-compose-aws.yml) reaches the containers."""
+    chosen = settings(workers=3, simulator={"gazeboArgs": "--verbose",
+                                            "sagemakerCudaDevices": "0",
+                                            "robomakerCudaDevices": "1"})
+    trainer, workers = training_services(chosen, Site(BUCKET, gpu_nodes=True, aws=True))
+    assert (trainer.gpus, workers.gpus, workers.replicas) == (1, 1, 3)
+    assert trainer.env["CUDA_VISIBLE_DEVICES"] == "0" and workers.env["CUDA_VISIBLE_DEVICES"] == "1"
+    assert workers.env["GAZEBO_ARGS"] == "--verbose"
+    for service in (trainer, workers):
+        assert service.env["AWS_METADATA_SERVICE_TIMEOUT"] == "3"
+        assert service.env["AWS_METADATA_SERVICE_NUM_ATTEMPTS"] == "5"
+    args = docker_service_create_args(workers)
+    assert args[args.index("--generic-resource") + 1] == f"{GPU_RESOURCE}=1"
+    assert GPU_RESOURCE == bootstrap.GPU_RESOURCE
+    # one node: the workers share the GPU the trainer holds; a CPU image reserves none
+    one = training_services(chosen, Site(BUCKET, gpu_nodes=True, single_node=True))
+    assert [s.gpus for s in one] == [1, 0]
+    cpu = settings(simulator={"tag": "6.0.4-cpu"})
+    assert [s.gpus for s in training_services(cpu, Site(BUCKET, gpu_nodes=True))] == [0, 0]
+    # this machine's engine advertises no GPUs; not AWS: no metadata settings, no devices
+    trainer, workers = training_services(settings(), SITE)
+    assert (trainer.gpus, workers.gpus, workers.env["GAZEBO_ARGS"]) == (0, 0, "")
+    assert not {"CUDA_VISIBLE_DEVICES", "AWS_METADATA_SERVICE_TIMEOUT"} & set(trainer.env)
 
 
 def test_docker_cli_arguments():
-    trainer, _ = training_services(settings(), BUCKET)
+    trainer, _ = training_services(settings(), SITE)
     args = docker_service_create_args(trainer)
     assert args[:4] == ["docker", "service", "create", "--detach"]
     assert args[-2:] == [trainer.image, trainer.args[0]]
     assert "type=bind,source=/var/run/docker.sock,target=/var/run/docker.sock" in args
     assert args[args.index("--constraint") + 1] == "node.labels.trackday.role==trainer"
     assert args[args.index("--workdir") + 1] == "/opt/ml/code/"
-    trainer, _ = training_services(settings(run_id=4), BUCKET, with_credentials=True)
+    trainer, _ = training_services(settings(run_id=4), Site(BUCKET, with_credentials=True))
     args = docker_service_create_args(trainer)
     assert args[args.index("--secret") + 1] == "source=trackday-dr-4-s3,target=s3-credentials"
 
 
 def test_run_services_picks_the_job():
-    assert [s.name for s in run_services(settings(), BUCKET, "evaluation")] == [
+    assert [s.name for s in run_services(settings(), SITE, "evaluation")] == [
         "trackday-dr-eval-0-simulation"]
-    assert len(run_services(settings(), BUCKET, "training")) == 2
+    assert len(run_services(settings(), SITE, "training")) == 2
     with pytest.raises(ValueError, match="job 'race' is not one of training, evaluation"):
-        run_services(settings(), BUCKET, "race")
+        run_services(settings(), SITE, "race")

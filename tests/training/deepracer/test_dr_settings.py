@@ -5,6 +5,7 @@ from pydantic import ValidationError
 
 from training.deepracer.settings import (
     DeepRacerSettings,
+    Pretrained,
     RaceType,
     describe_error,
     increment_model,
@@ -56,7 +57,8 @@ def test_defaults_equal_drfc_templates():
         ({"head_to_bot": {"lower_lane_change_time": 9}}, "must not exceed upper_lane_change_time"),
         ({"pretrained": {"enabled": True, "model_prefix": "rl-deepracer-sagemaker"}},
          "would overwrite the model it starts from"),
-        ({"pretrained": {"checkpoint": "first"}}, "must be 'last', 'best' or a number"),
+        ({"pretrained": {"checkpoint": "first"}}, "must be 'last' or 'best'"),
+        ({"pretrained": {"checkpoint": "12"}}, "(a number is taken as 'last')"),
         ({"world": "../etc"}, "is not a track name"),
         ({"training": {"bestModelMetric": "speed"}}, "bestModelMetric: Input should be"),
     ],
@@ -67,6 +69,14 @@ def test_bad_values_name_key_and_fix(data, expected):
     message = describe_error(caught.value)
     assert expected in message
     assert "\n" not in message  # one line per bad value
+
+
+def test_the_pretrained_checkpoint_is_read_as_the_trainer_reads_it():
+    """simapp lower-cases it, and strips nothing: ` best` would silently be the last."""
+    assert Pretrained(checkpoint="Best").checkpoint == "best"
+    assert Pretrained(checkpoint="LAST").checkpoint == "last"
+    with pytest.raises(ValidationError, match="must be 'last' or 'best'"):
+        Pretrained(checkpoint=" best")
 
 
 def test_stack_file_keys_are_camel_case():
