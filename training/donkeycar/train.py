@@ -280,7 +280,11 @@ def run(args: argparse.Namespace) -> str:
                 scans = check_tubs(extracted, args.skip_bad)
             with phases("configure"):
                 cfg = load_car_config(extracted.config_dir, work, overrides, args.myconfig)
-                model_type = args.model_type or cfg.DEFAULT_MODEL_TYPE
+                model_type = args.model_type or getattr(cfg, "DEFAULT_MODEL_TYPE", None)
+                if not model_type:
+                    raise TrainerError(
+                        "the car config sets no DEFAULT_MODEL_TYPE: pass --model-type"
+                    )
                 check_framework(cfg, model_type)
                 check_record_keys(scans, model_type)
             with phases("train"):
