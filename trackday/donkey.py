@@ -19,7 +19,7 @@ from trackday.trainer_env import (
 from training import storage
 from training.donkeycar.archive import ArchiveError, create_archive
 from training.donkeycar.sample_tub import write_sample_tub
-from training.donkeycar.tub_inputs import TubFacts, archive_facts, folder_facts, inputs_problem
+from training.donkeycar.tub_inputs import TubFacts, archive_facts, folder_facts
 
 app = typer.Typer(
     help="DonkeyCar: archive tubs, upload, train, fetch models.", no_args_is_help=True
@@ -56,8 +56,7 @@ def check_model_inputs(facts: TubFacts, model_type: str | None, myconfig: Path |
     """Refuse tubs that never recorded what the model type reads (car config's type by default)."""
     if myconfig:
         facts.configs["myconfig.py"] = myconfig.read_text(errors="replace")
-    chosen = model_type or facts.config_model_type
-    problem = inputs_problem(chosen, facts.inputs) if chosen else None
+    problem = facts.problem_for(model_type)
     if problem:
         raise fail(problem)
 

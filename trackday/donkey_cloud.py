@@ -14,6 +14,7 @@ import typer
 from rich.console import Console
 
 from trackday import manager_ssh, runs, swarm_jobs, swarm_training, vertex
+from trackday.run_options import RunOptions
 from trackday.stack import (
     SWARM_TARGETS,
     StackError,
@@ -23,6 +24,9 @@ from trackday.stack import (
     swarm_outputs,
 )
 from training import storage
+from training.donkeycar.checks import TrainerError
+from training.donkeycar.train import parse_overrides
+from training.donkeycar.tub_inputs import archive_facts
 
 console = Console(stderr=True)
 
@@ -37,9 +41,19 @@ def submit(
     follow_job: bool = typer.Option(
         True, "--follow/--no-follow", help="Follow logs until the job ends."
     ),
+    model_type: str = typer.Option(
+        None, help="donkeycar model type (default: the stack's, else the car config's)."
+    ),
+    settings: list[str] = typer.Option(
+        [], "--set", metavar="KEY=VALUE", help="Override a setting for this run (over the stack's)."
+    ),
+    allow_cpu: bool = typer.Option(
+        False, "--allow-cpu", help="Let the job train on the CPU if it finds no GPU."
+    ),
 ) -> None:
     """Train in the cloud: upload the archive (unless there) and run the trainer as a job."""
     try:
+        options = RunOptions(model_type, parse_overrides(settings), allow_cpu)
         outputs = read_outputs(stack, outputs_file)
         if outputs.get("target") == "local":
             raise StackError(f"stack {stack} is local: train with `trackday donkey train --local`")
@@ -49,16 +63,20 @@ def submit(
                     "--no-follow: a Swarm job is followed to its end and then removed; "
                     f"on stack {stack} it cannot be left running"
                 )
-            _submit_swarm(stack, outputs, archive)
+            swarm = swarm_outputs(stack, outputs)
+            _check_archive(archive, options.model_type_over(swarm.training.model_type))
+            _submit_swarm(stack, outputs, archive, options)
             return
         gcp = gcp_outputs(stack, outputs)
+        _check_archive(archive, options.model_type_over(gcp.training.model_type))
         data_url, uploaded = runs.ensure_uploaded(archive, gcp.bucket_url)
         console.print(("uploaded " if uploaded else "already in the bucket: ") + data_url)
         run_id = runs.new_run_id()
-        spec = vertex.custom_job_spec(gcp, data_url, runs.runs_url(gcp.bucket_url), run_id, stack)
+        output_url = runs.runs_url(gcp.bucket_url)
+        spec = vertex.custom_job_spec(gcp, data_url, output_url, run_id, stack, options)
         jobs = vertex.VertexJobs(gcp.project, gcp.region)
         name = jobs.create(spec)
-    except (StackError, storage.StorageError, swarm_jobs.SwarmJobError) as exc:
+    except (StackError, TrainerError, storage.StorageError, swarm_jobs.SwarmJobError) as exc:
         raise _fail(str(exc)) from None
     console.print(f"run {run_id}: Vertex AI job {name}")
     fetch_hint = f"trackday donkey fetch {run_id} --stack {stack}"
@@ -103,14 +121,21 @@ def fetch(
     console.print(f"fetched {run_url} to {dest}")
 
 
-def _submit_swarm(stack: str, outputs: dict, archive: Path) -> None:
+def _check_archive(archive: Path, model_type: str | None) -> None:
+    """Refuse, before any upload, an archive whose tubs lack what the run's model reads."""
+    problem = archive_facts(archive).problem_for(model_type)
+    if problem:
+        raise StackError(f"{archive}: {problem}")
+
+
+def _submit_swarm(stack: str, outputs: dict, archive: Path, options: RunOptions) -> None:
     """Upload the archive, run the trainer as a one-shot job on the swarm, follow it to its end."""
     swarm = swarm_outputs(stack, outputs)
     with storage.environment(storage_env(outputs)):
         data_url, uploaded = runs.ensure_uploaded(archive, swarm.bucket_url)
     console.print(("uploaded " if uploaded else "already in the bucket: ") + data_url)
     run_id = runs.new_run_id()
-    job, credentials = swarm_training.training_job(swarm, data_url, run_id)
+    job, credentials = swarm_training.training_job(swarm, data_url, run_id, options)
     client = manager_ssh.connect(
         swarm.manager_address,
         swarm.ssh_user,

@@ -12,7 +12,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-from trackday.runs import trainer_args
+from trackday.run_options import RunOptions
 from trackday.stack import GcpOutputs
 
 TERMINAL_STATES = {
@@ -26,7 +26,12 @@ BOOT_DISK_TYPE = "pd-ssd"
 
 
 def custom_job_spec(
-    outputs: GcpOutputs, data_url: str, output_url: str, run_id: str, stack: str
+    outputs: GcpOutputs,
+    data_url: str,
+    output_url: str,
+    run_id: str,
+    stack: str,
+    options: RunOptions | None = None,
 ) -> dict[str, Any]:
     """The CustomJob for one training run, as the field names of aiplatform_v1.CustomJob.
 
@@ -34,7 +39,14 @@ def custom_job_spec(
     `submit` can tell where the model will be before the job starts.
     """
     training = outputs.training
-    args = trainer_args(data_url, output_url, run_id, training.model_type, training.overrides)
+    args = (options or RunOptions()).trainer_args(
+        data_url,
+        output_url,
+        run_id,
+        training.model_type,
+        training.overrides,
+        training.accelerator_count,
+    )
     scheduling: dict[str, Any] = {"strategy": "SPOT" if training.spot else "ON_DEMAND"}
     if training.max_run_hours:
         scheduling["timeout"] = {"seconds": int(training.max_run_hours * 3600)}

@@ -16,6 +16,7 @@ from tests.infra.stacks import run_stack, shipped_values, with_keys
 from tests.infra.vertex_server import serve_vertex
 from trackday import runs, vertex
 from trackday.cli import app
+from trackday.run_options import RunOptions
 from trackday.stack import StackError, gcp_outputs, read_outputs
 from training import storage
 from training.donkeycar import train
@@ -49,9 +50,11 @@ def test_job_spec_runs_the_stack_image_on_its_machine_as_its_account(gcp):
     assert job.job_spec.service_account == gcp["trainerServiceAccount"]
     assert job.job_spec.scheduling.strategy == aiplatform_v1.Scheduling.Strategy.ON_DEMAND
     assert job.job_spec.scheduling.timeout.total_seconds() == 4 * 3600
+    # No --model-type: the stack sets none, so the car config's DEFAULT_MODEL_TYPE decides.
+    # The job asks for a GPU, so the trainer must find one.
     assert list(pool.container_spec.args) == [
         "--data", DATA, "--output", OUTPUT, "--run-id", "20260101-000000-abc123",
-        "--model-type", "linear", "--set", "BATCH_SIZE=128", "--set", "MAX_EPOCHS=100",
+        "--set", "BATCH_SIZE=128", "--set", "MAX_EPOCHS=100", "--require-gpu",
     ]  # fmt: skip
     assert dict(job.labels) == {"trackday-stack": "gcp", "trackday-run": "20260101-000000-abc123"}
 
@@ -78,6 +81,22 @@ def test_overrides_reach_the_trainer_as_the_values_configured():
     args = spec["job_spec"]["worker_pool_specs"][0]["container_spec"]["args"]
     pairs = [args[i + 1] for i, a in enumerate(args) if a == "--set"]
     assert train.parse_overrides(pairs) == overrides
+
+
+def test_command_line_wins_over_the_stack_and_the_stack_over_the_car_config():
+    outputs = _outputs("gcp", with_keys("gcp", donkeycar={"modelType": "categorical"}))
+    stack_only = vertex.custom_job_spec(gcp_outputs("gcp", outputs), DATA, OUTPUT, "r1", "gcp")
+    args = stack_only["job_spec"]["worker_pool_specs"][0]["container_spec"]["args"]
+    assert args[args.index("--model-type") + 1] == "categorical"
+    options = RunOptions("inferred", {"MAX_EPOCHS": 3, "CACHE_IMAGES": False}, allow_cpu=True)
+    spec = vertex.custom_job_spec(gcp_outputs("gcp", outputs), DATA, OUTPUT, "r1", "gcp", options)
+    args = spec["job_spec"]["worker_pool_specs"][0]["container_spec"]["args"]
+    assert args[args.index("--model-type") + 1] == "inferred"
+    pairs = [args[i + 1] for i, a in enumerate(args) if a == "--set"]
+    assert train.parse_overrides(pairs) == {
+        "BATCH_SIZE": 128, "MAX_EPOCHS": 3, "CACHE_IMAGES": False
+    }  # fmt: skip
+    assert "--require-gpu" not in args  # --allow-cpu
 
 
 def test_local_stack_outputs_are_refused_for_vertex():

@@ -39,6 +39,11 @@ class TubFacts:
             found = _literal_assignment(self.configs.get(name, ""), "DEFAULT_MODEL_TYPE") or found
         return found
 
+    def problem_for(self, model_type: str | None) -> str | None:
+        """Why these tubs cannot train `model_type` (default: the car config's), or None."""
+        chosen = model_type or self.config_model_type
+        return inputs_problem(chosen, self.inputs) if chosen else None
+
 
 def _literal_assignment(source: str, key: str) -> str | None:
     """The last `KEY = 'literal'` at a file's top level (config files are plain assignments)."""
