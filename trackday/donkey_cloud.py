@@ -76,7 +76,13 @@ def submit(
         spec = vertex.custom_job_spec(gcp, data_url, output_url, run_id, stack, options)
         jobs = vertex.VertexJobs(gcp.project, gcp.region)
         name = jobs.create(spec)
-    except (StackError, TrainerError, storage.StorageError, swarm_jobs.SwarmJobError) as exc:
+    except (
+        StackError,
+        TrainerError,
+        storage.StorageError,
+        swarm_jobs.SwarmJobError,
+        vertex.VertexError,
+    ) as exc:
         raise _fail(str(exc)) from None
     console.print(f"run {run_id}: Vertex AI job {name}")
     fetch_hint = f"trackday donkey fetch {run_id} --stack {stack}"
@@ -90,6 +96,8 @@ def submit(
     except KeyboardInterrupt:
         console.print(f"stopped following; the job goes on. Results: {fetch_hint}")
         raise typer.Exit(130) from None
+    except vertex.VertexError as exc:
+        raise _fail(f"{exc}; the job may go on. Results: {fetch_hint}") from None
     if status.state != "JOB_STATE_SUCCEEDED":
         raise _fail(
             f"job {status.state.removeprefix('JOB_STATE_').lower()}: {status.error or 'no message'}"

@@ -158,13 +158,79 @@ def test_job_is_created_and_followed_to_its_end(gcp):
     assert status.state == "JOB_STATE_SUCCEEDED"
     assert lines == [
         "job state: queued", "epoch 1/2", "epoch 2/2", "uploaded",
-        "job state: running", "job state: succeeded",
+        "job state: pending", "job state: running", "job state: succeeded",
     ]  # fmt: skip
     query = fake.log_requests[0]
     assert query["filter"].startswith('resource.type="ml_job" AND resource.labels.job_id="123"')
     assert query["resourceNames"] == ["projects/my-trackday-project"]
-    # later queries ask only for what came after the last line shown
-    assert 'timestamp>"2026-01-01T00:00:02Z"' in fake.log_requests[1]["filter"]
+    # the first poll read both pages (two entries a page here)
+    assert fake.log_requests[1]["pageToken"] == "2"
+    # later queries ask from the last line shown on, entries already shown are not repeated
+    assert 'timestamp>="2026-01-01T00:00:01Z"' in fake.log_requests[2]["filter"]
+
+
+def test_the_last_lines_delivered_after_the_job_ended_are_shown(gcp):
+    """Cloud Logging delivers the traceback after the job has failed: following drains it."""
+    spec = vertex.custom_job_spec(gcp_outputs("gcp", gcp), DATA, OUTPUT, "r1", "gcp")
+    with serve_vertex() as fake:
+        fake.final_state, fake.error = "JOB_STATE_FAILED", "The replica workerpool0-0 exited with 1"
+        fake.late_lines = ["Traceback (most recent call last):", "ValueError: boom"]
+        jobs = _jobs(fake.endpoint)
+        lines: list[str] = []
+        vertex.follow(jobs, jobs.create(spec), lines.append, sleep=lambda _: None)
+    assert lines[-3:] == [
+        "job state: failed",
+        "Traceback (most recent call last):",
+        "ValueError: boom",
+    ]
+    assert len(lines) == len(set(lines))  # nothing shown twice
+
+
+@pytest.mark.parametrize(
+    ("call", "code", "expected"),
+    [
+        ("create", 403, "needs the roles Vertex AI User (roles/aiplatform.user)"),
+        ("create", 400, "Vertex AI refused the request as invalid"),
+        ("create", 429, "quota exceeded in us-central1: request more (GPU) quota"),
+        ("get", 403, "project my-trackday-project"),
+    ],
+)
+def test_api_errors_are_one_line_naming_the_fix(gcp, call, code, expected):
+    spec = vertex.custom_job_spec(gcp_outputs("gcp", gcp), DATA, OUTPUT, "r1", "gcp")
+    with serve_vertex() as fake:
+        fake.errors[call] = (code, "the service's own words")
+        jobs = _jobs(fake.endpoint)
+        with pytest.raises(vertex.VertexError) as caught:
+            jobs.status(jobs.create(spec)) if call == "get" else jobs.create(spec)
+    message = str(caught.value)
+    assert expected in message and "the service's own words" in message and "\n" not in message
+
+
+def test_logs_refused_leave_the_state_followed(gcp):
+    spec = vertex.custom_job_spec(gcp_outputs("gcp", gcp), DATA, OUTPUT, "r1", "gcp")
+    with serve_vertex() as fake:
+        fake.errors["logs"] = (403, "logging.logEntries.list denied")
+        jobs = _jobs(fake.endpoint)
+        lines: list[str] = []
+        status = vertex.follow(jobs, jobs.create(spec), lines.append, sleep=lambda _: None)
+    assert status.state == "JOB_STATE_SUCCEEDED"
+    assert "Logs Viewer (roles/logging.viewer)" in lines[1] and lines[-1] == "job state: succeeded"
+
+
+def test_the_stand_in_refuses_what_the_service_refuses():
+    """Unknown job fields and unknown entries.list fields are a 400, as from Google."""
+    import requests
+
+    with serve_vertex() as fake:
+        parent = f"{fake.endpoint}/v1/projects/p/locations/us-central1/customJobs"
+        bad_job = requests.post(parent, json={"displayName": "x", "jobSpecs": {}}, timeout=10)
+        assert bad_job.status_code == 400 and "jobSpecs" in bad_job.json()["error"]["message"]
+        no_image = requests.post(parent, json={"displayName": "x"}, timeout=10)
+        assert no_image.status_code == 400
+        bad_list = requests.post(
+            f"{fake.endpoint}/v2/entries:list", json={"filters": "x"}, timeout=10
+        )
+        assert bad_list.status_code == 400
 
 
 def test_failed_job_reports_its_error(gcp):
