@@ -357,3 +357,20 @@ def test_submit_refuses_a_local_stack(local_stack, tmp_path):
     assert "stack dev is local: train with `trackday donkey train --local`" in " ".join(
         result.output.split()
     )
+
+
+def test_submit_checks_the_archive_against_the_model_type_before_uploading(gcp, tmp_path):
+    from training.donkeycar.archive import create_archive
+    from training.donkeycar.sample_tub import write_sample_tub
+
+    create_archive([write_sample_tub(tmp_path / "data", records=5)], tmp_path / "a.tar.zst")
+    outputs = tmp_path / "outputs.json"
+    outputs.write_text(json.dumps(gcp))
+    result = CliRunner().invoke(
+        app,
+        ["donkey", "submit", str(tmp_path / "a.tar.zst"), "--outputs", str(outputs),
+         "--model-type", "imu", "--set", "MAX_EPOCHS=3"],
+    )  # fmt: skip
+    said = " ".join(result.output.split())
+    assert result.exit_code == 1 and "tub data lacks imu/acl_x" in said
+    assert "uploaded" not in said
