@@ -222,7 +222,8 @@ def train(
 
 
 # Training on a deployed stack (Vertex AI on gcp): trackday/donkey_cloud.py.
-from trackday import donkey_cloud  # noqa: E402  (registers after this module's own commands)
+from trackday import donkey_car, donkey_cloud  # noqa: E402  (registers after own commands)
 
 app.command("submit")(donkey_cloud.submit)
 app.command("fetch")(donkey_cloud.fetch)
+app.command("to-car")(donkey_car.to_car)

@@ -14,6 +14,7 @@ import typer
 from rich.console import Console
 
 from trackday import manager_ssh, runs, swarm_jobs, swarm_training, vertex
+from trackday.donkey_car import drive_commands
 from trackday.run_options import RunOptions
 from trackday.stack import (
     SWARM_TARGETS,
@@ -114,19 +115,34 @@ def fetch(
     outputs_file: Path = typer.Option(None, "--outputs", help=OUTPUTS_HELP),
 ) -> None:
     """Download a finished run's model, .tflite and loss plot, verified by checksum."""
+    run_url, dest, files = fetch_run(run, to, stack, outputs_file)
+    for path in files:
+        console.print(f"  {path}")
+    console.print(f"fetched {run_url} to {dest}")
+    commands = drive_commands(dest)
+    if commands:
+        console.print(
+            "copy the model files into the car's models/ folder (`trackday donkey to-car`)"
+        )
+        console.print("and drive with one of (the .tflite on a Raspberry Pi):")
+        for command in commands:
+            console.print(f"  {command}", highlight=False, markup=False, soft_wrap=True)
+
+
+def fetch_run(
+    run: str, to: Path | None, stack: str, outputs_file: Path | None
+) -> tuple[str, Path, list[Path]]:
+    """Download a finished run (`fetch`, `to-car`): its URL, the folder, the files."""
     try:
         outputs = read_outputs(stack, outputs_file)
         with storage.environment(storage_env(outputs)):
             run_url = runs.resolve_run(outputs["bucketUrl"], run)
             dest = to or Path("models") / run_url.rstrip("/").rsplit("/", 1)[-1]
-            files = runs.fetch_run(run_url, dest)
+            return run_url, dest, runs.fetch_run(run_url, dest)
     except (StackError, runs.RunError, storage.StorageError) as exc:
         raise _fail(str(exc)) from None
     except KeyError as exc:
         raise _fail(f"stack {stack} has no output {exc}: run `pulumi up` for it") from None
-    for path in files:
-        console.print(f"  {path}")
-    console.print(f"fetched {run_url} to {dest}")
 
 
 def _check_archive(archive: Path, model_type: str | None) -> None:

@@ -286,6 +286,9 @@ def _finished_run(tmp_path: Path, run_url: str) -> dict[str, bytes]:
         (results / name).write_bytes(data)
     manifest = {
         "run_id": run_url.rsplit("/", 1)[-1],
+        "model": "pilot.h5",
+        "tflite": "pilot.tflite",
+        "model_type": "linear",
         "outputs": train.upload_outputs(results, run_url),
     }
     train.mark_complete(run_url, manifest, tmp_path)
@@ -319,6 +322,7 @@ def test_fetch_downloads_a_finished_run(local_stack, s3_server, monkeypatch, tmp
         )
         assert result.exit_code == 0, result.output
         assert {p.name: p.read_bytes() for p in dest.iterdir() if p.name in files} == files
+        assert "drive --model models/pilot.tflite --type tflite_linear\n" in result.output
         assert (dest / "run-manifest.json").exists()
 
 
