@@ -90,6 +90,7 @@ def test_every_model_file_loads_with_donkeycars_loader(
     run = tmp_path / "r"
     manifest = json.loads((run / RUN_MANIFEST).read_text())
     assert manifest["model_type"] == model_type
+    assert manifest["movie"]["frames"] == manifest["records"]["validation"]
     for name, drive_type in ((manifest["model"], model_type), (manifest["tflite"], None)):
         assert _accepted_by_drive(name), f"manage.py drive refuses {name}"
         if drive_type is None:

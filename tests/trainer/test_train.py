@@ -125,6 +125,26 @@ def test_lane_line_model_beats_the_constant_predictor(trained) -> None:
     assert manifest["best_val_loss"] < 0.5 * manifest["constant_predictor_loss"]
 
 
+def test_movie_shows_the_validation_frames_with_both_steerings(trained) -> None:
+    """Like `donkey makemovie`: recorded steering in green, the pilot's in blue."""
+    import cv2
+
+    _, run = trained
+    manifest = json.loads((run / RUN_MANIFEST).read_text())
+    movie = manifest["movie"]
+    assert movie["file"] in manifest["outputs"]
+    assert movie["frames"] == manifest["records"]["validation"]  # all of them (< 300)
+    video = cv2.VideoCapture(str(run / movie["file"]))
+    assert video.get(cv2.CAP_PROP_FRAME_COUNT) == movie["frames"]
+    ok, frame = video.read()  # BGR
+    video.release()
+    assert ok and frame.shape == (240, 320, 3)
+    bottom = frame[-80:].reshape(-1, 3).astype(int)
+    green = (bottom[:, 1] > 200) & (bottom[:, 0] < 80) & (bottom[:, 2] < 80)
+    blue = (bottom[:, 0] > 200) & (bottom[:, 1] < 80) & (bottom[:, 2] < 80)
+    assert green.sum() > 20 and blue.sum() > 20
+
+
 def test_gpu_required_run_without_a_gpu_fails_in_seconds(tmp_path: Path, capsys) -> None:
     """This machine has no GPU: a cloud job's --require-gpu stops before the download."""
     start = time.monotonic()

@@ -49,6 +49,8 @@ from training.donkeycar.checks import (
     require_gpu,
 )
 from training.donkeycar.config_keys import donkeycar_keys, unknown_keys
+from training.donkeycar.movie import write_movie
+from training.donkeycar.report import plot_loss, read_history
 
 log = logging.getLogger("trackday.train")
 
@@ -152,25 +154,6 @@ def load_car_config(
     return cfg
 
 
-def plot_loss(history: dict[str, list[float]], path: Path) -> None:
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    fig, ax = plt.subplots(figsize=(6, 4))
-    for key in ("loss", "val_loss"):
-        if key in history:
-            ax.plot(range(1, len(history[key]) + 1), history[key], marker="o", label=key)
-    ax.set_xlabel("epoch")
-    ax.set_ylabel("loss")
-    ax.set_title("training and validation loss")
-    ax.legend()
-    fig.tight_layout()
-    fig.savefig(path, dpi=100)
-    plt.close(fig)
-
-
 def fetch(data_url: str, dest: Path) -> ExtractedArchive:
     """Stream the archive into extraction, then check the whole object's checksum."""
     with storage.open_stream(data_url) as reader:
@@ -188,8 +171,8 @@ def train_model(
     events: _DonkeycarEvents,
     transfer: Path | None = None,
     comment: str | None = None,
-) -> Path:
-    """Run donkeycar's `train()` and return the model path it wrote.
+) -> tuple[Path, list]:
+    """Run donkeycar's `train()`; the model path it wrote and its validation records.
 
     The path is the one `train()` itself would choose for `donkey train` without `--model`
     (`PilotDatabase.generate_model_name`); it is asked for first only to know it afterwards.
@@ -205,6 +188,16 @@ def train_model(
     level = donkey_log.level
     donkey_log.setLevel(logging.INFO)  # the events are INFO lines, whatever the root logger's level
     donkey_log.addHandler(events)
+    split = training.train_test_split
+    validation: list = []
+
+    def observed_split(*args, **kwargs):
+        """donkeycar's own split, unchanged; its validation half is kept for the movie."""
+        train_records, validation_records = split(*args, **kwargs)
+        validation.extend(validation_records)
+        return train_records, validation_records
+
+    training.train_test_split = observed_split
     try:
         training.train(
             cfg,
@@ -215,18 +208,12 @@ def train_model(
             comment,
         )
     finally:
+        training.train_test_split = split
         donkey_log.removeHandler(events)
         donkey_log.setLevel(level)
     if not model.exists():
         raise TrainerError("donkeycar's training wrote no model: see its log above")
-    return model
-
-
-def read_history(models: Path) -> dict[str, list[float]]:
-    """The training history donkeycar recorded in its model database."""
-    entries = json.loads((models / "database.json").read_text())
-    history = entries[-1]["History"]
-    return {k: [float(v) for v in values] for k, values in history.items()}
+    return model, validation
 
 
 def _versions() -> dict[str, str]:
@@ -288,7 +275,7 @@ def run(args: argparse.Namespace) -> str:
                 check_framework(cfg, model_type)
                 check_record_keys(scans, model_type)
             with phases("train"):
-                model = train_model(
+                model, validation = train_model(
                     cfg, extracted.tubs, model_type, events, args.transfer, args.comment
                 )
             with phases("report"):
@@ -297,6 +284,9 @@ def run(args: argparse.Namespace) -> str:
                 history = read_history(results)
                 (results / "history.json").write_text(json.dumps(history, indent=2))
                 plot_loss(history, results / "loss.png")
+            with phases("movie"):
+                movie = model.with_suffix(".mp4")
+                frames = write_movie(cfg, model_type, model, validation, movie)
             manifest = {
                 "run_id": run_id,
                 "data": args.data,
@@ -304,6 +294,7 @@ def run(args: argparse.Namespace) -> str:
                 "model_type": model_type,
                 "model": model.name,
                 "tflite": model.with_suffix(".tflite").name,
+                "movie": {"file": movie.name, "frames": frames} if frames else None,
                 "overrides": {k: repr(v) for k, v in overrides.items()},
                 "transfer": args.transfer.name if args.transfer else None,
                 "comment": args.comment,
