@@ -5,7 +5,8 @@ Goals (issue 2), on a 13,000-record tub of 160x120 images, one epoch, CPU:
 - fetch-and-extract throughput, reported against reading the archive with `cat`;
 - training time against `donkey train` on the same tub and config: ratio at most 1.0.
 
-Run in the trainer's environment, with the operator's on PATH for the S3 server:
+Run in the trainer's environment of the donkeycar version to measure (.venv-trainer for
+5.3.0, .venv-trainer-5.4.0 for 5.4.0), with the operator's on PATH for the S3 server:
     PATH=.venv/bin:$PATH PYTHONPATH=. .venv-trainer/bin/python bench/trainer.py [--records N]
 The archive is fetched from `rclone serve s3` on 127.0.0.1, and results go back to it.
 """
@@ -79,11 +80,9 @@ def main() -> None:
                 manifest = json.loads(
                     storage.read_text(f"s3://{bucket}/runs/{run_id}/run-manifest.json")
                 )
-                t_donkey = timed(
-                    [donkey, "train", "--tub", str(tub), "--model",
-                     str(car / "models" / f"pilot-{attempt}.savedmodel")],
-                    dict(os.environ), car,
-                )  # fmt: skip
+                # No --model: donkey train names the model as each version does (.keras on
+                # 5.4.0, which refuses other extensions), as the trainer lets it.
+                t_donkey = timed([donkey, "train", "--tub", str(tub)], dict(os.environ), car)
                 runs.append((t_ours, manifest, t_donkey))
     t_ours, manifest, _ = min(runs, key=lambda run: run[0])
     t_donkey = min(run[2] for run in runs)
@@ -93,7 +92,9 @@ def main() -> None:
     fetch_mb_s = size_mb / seconds["fetch_extract"]
     cat_mb_s = size_mb / t_cat
     print(
-        f"tub: {args.records} records, archive {size_mb:.1f} MB; phases (s): {json.dumps(seconds)}"
+        f"donkeycar {manifest['versions']['donkeycar']}, tensorflow "
+        f"{manifest['versions']['tensorflow']}; tub: {args.records} records, archive "
+        f"{size_mb:.1f} MB; phases (s): {json.dumps(seconds)}"
     )
     print(f"overhead (whole process but model.fit): {overhead:.1f} s (goal < 30 s)")
     print(

@@ -94,7 +94,8 @@ class Donkeycar(_Section):
     """How the trainer image is built and what `donkey train` runs in it."""
 
     version: Literal[DONKEYCAR_VERSIONS] = "5.3.0"  # type: ignore[valid-type]
-    model_type: Literal[DONKEYCAR_MODEL_TYPES] = "linear"  # type: ignore[valid-type]
+    # None: the car config's DEFAULT_MODEL_TYPE (from the archive), as `donkey train` does.
+    model_type: Literal[DONKEYCAR_MODEL_TYPES] | None = None  # type: ignore[valid-type]
     overrides: dict[str, str | int | float | bool] = Field(default_factory=dict)
     base_image: str | None = None
 

@@ -10,10 +10,16 @@ import typer
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
-from trackday.trainer_env import run_trainer
+from trackday.trainer_env import (
+    TrainerEnvError,
+    has_nvidia_gpu,
+    run_trainer,
+    stack_version,
+)
 from training import storage
 from training.donkeycar.archive import ArchiveError, create_archive
 from training.donkeycar.sample_tub import write_sample_tub
+from training.donkeycar.tub_inputs import TubFacts, archive_facts, folder_facts
 
 app = typer.Typer(
     help="DonkeyCar: archive tubs, upload, train, fetch models.", no_args_is_help=True
@@ -46,9 +52,26 @@ def _car_config_dir(config_dir: Path | None) -> Path | None:
     return here if (here / "config.py").is_file() or (here / "myconfig.py").is_file() else None
 
 
-def pack(tubs: list[Path], output: Path, config_dir: Path | None, skip_bad: bool) -> None:
+def check_model_inputs(facts: TubFacts, model_type: str | None, myconfig: Path | None) -> None:
+    """Refuse tubs that never recorded what the model type reads (car config's type by default)."""
+    if myconfig:
+        facts.configs["myconfig.py"] = myconfig.read_text(errors="replace")
+    problem = facts.problem_for(model_type)
+    if problem:
+        raise fail(problem)
+
+
+def pack(
+    tubs: list[Path],
+    output: Path,
+    config_dir: Path | None,
+    skip_bad: bool,
+    model_type: str | None = None,
+    myconfig: Path | None = None,
+) -> None:
     """Check and archive the tubs with a progress bar; exits with the problems on refusal."""
     config_dir = _car_config_dir(config_dir)
+    check_model_inputs(folder_facts(tubs, config_dir), model_type, myconfig)
     columns = (
         TextColumn("checking and packing"),
         BarColumn(),
@@ -104,10 +127,14 @@ def archive(
     skip_bad: bool = typer.Option(
         False, "--skip-bad", help="Leave bad records out instead of refusing."
     ),
+    model_type: str = typer.Option(
+        None, help="Check the tubs carry what this model type reads (default: the config's)."
+    ),
 ) -> None:
     """Check tubs and pack them, with the car's config, into one training archive."""
     tubs = tubs or [Path("data")]
-    pack(tubs, output or Path(f"{tubs[0].resolve().name}.tar.zst"), config_dir, skip_bad)
+    output = output or Path(f"{tubs[0].resolve().name}.tar.zst")
+    pack(tubs, output, config_dir, skip_bad, model_type)
 
 
 @app.command()
@@ -128,7 +155,9 @@ def upload(
 
 @app.command()
 def train(
-    source: Path = typer.Argument(..., exists=True, help="A tub folder or a training archive."),
+    sources: list[Path] = typer.Argument(
+        ..., exists=True, help="Tub folders (trained together), or one training archive."
+    ),
     local: bool = typer.Option(False, "--local", help="Train on this machine."),
     output: str = typer.Option(
         "models", help="Folder or URL; the run goes under <output>/<run id>/."
@@ -138,33 +167,65 @@ def train(
         [], "--set", metavar="KEY=VALUE", help="Override a setting."
     ),
     config_dir: Path = typer.Option(None, "--config-dir", help="config.py/myconfig.py for a tub."),
+    myconfig: Path = typer.Option(
+        None, "--myconfig", exists=True, dir_okay=False, help="Use this file as myconfig.py."
+    ),
+    transfer: Path = typer.Option(
+        None, "--transfer", exists=True, help="Start from this model (donkey train --transfer)."
+    ),
+    comment: str = typer.Option(None, "--comment", help="Comment for donkeycar's database.json."),
+    donkeycar: str = typer.Option(
+        None, "--donkeycar", help="donkeycar version (default: the stack's, else 5.3.0)."
+    ),
+    stack: str = typer.Option(
+        "dev", "--stack", "-s", help="Stack whose donkeycar version is used."
+    ),
+    allow_cpu: bool = typer.Option(
+        False, "--allow-cpu", help="Train on the CPU even on a machine with an NVIDIA GPU."
+    ),
     skip_bad: bool = typer.Option(
         False, "--skip-bad", help="Train without records that fail checks."
     ),
     run_id: str = typer.Option(None, help="Name of the run (default: time stamp)."),
 ) -> None:
-    """Train a pilot with donkeycar's own training code (a tub is archived first)."""
+    """Train a pilot with donkeycar's own training code (tubs are archived first)."""
     if not local:
         raise fail("only --local trains here; for the cloud use `trackday donkey submit`")
+    archives = [s for s in sources if not s.is_dir()]
+    if archives and len(sources) > 1:
+        raise fail(f"{archives[0]} is an archive: give one archive, or tub folders only")
     if "://" not in output:
         output = str(Path(output).resolve())
+    if archives:
+        check_model_inputs(archive_facts(archives[0]), model_type, myconfig)
+    args = ["--output", output]
+    args += ["--model-type", model_type] if model_type else []
+    args += [a for s in settings for a in ("--set", s)]
+    args += ["--skip-bad"] if skip_bad else []
+    args += ["--run-id", run_id] if run_id else []
+    args += ["--myconfig", str(myconfig.resolve())] if myconfig else []
+    args += ["--transfer", str(transfer.resolve())] if transfer else []
+    args += ["--comment", comment] if comment else []
+    if has_nvidia_gpu() and not allow_cpu:
+        args.append("--require-gpu")  # this machine has a GPU: training on the CPU is a fault
     with tempfile.TemporaryDirectory(prefix="trackday-") as tmp:
-        data = source
-        if source.is_dir():
-            data = Path(tmp) / f"{source.resolve().name}.tar.zst"
-            pack([source], data, config_dir, skip_bad)
-        args = ["--data", str(data.resolve()), "--output", output]
-        args += ["--model-type", model_type] if model_type else []
-        args += [a for s in settings for a in ("--set", s)]
-        args += ["--skip-bad"] if skip_bad else []
-        args += ["--run-id", run_id] if run_id else []
-        code = run_trainer(args)
+        data = sources[0]
+        if not archives:
+            data = Path(tmp) / f"{sources[0].resolve().name}.tar.zst"
+            pack(sources, data, config_dir, skip_bad, model_type, myconfig)
+        try:
+            code = run_trainer(
+                ["--data", str(data.resolve()), *args], donkeycar or stack_version(stack)
+            )
+        except TrainerEnvError as exc:
+            raise fail(str(exc)) from None
     if code:
         raise typer.Exit(code)
 
 
 # Training on a deployed stack (Vertex AI on gcp): trackday/donkey_cloud.py.
-from trackday import donkey_cloud  # noqa: E402  (registers after this module's own commands)
+from trackday import donkey_car, donkey_cloud  # noqa: E402  (registers after own commands)
 
 app.command("submit")(donkey_cloud.submit)
 app.command("fetch")(donkey_cloud.fetch)
+app.command("to-car")(donkey_car.to_car)

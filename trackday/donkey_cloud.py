@@ -14,6 +14,8 @@ import typer
 from rich.console import Console
 
 from trackday import manager_ssh, runs, swarm_jobs, swarm_training, vertex
+from trackday.donkey_car import drive_commands
+from trackday.run_options import RunOptions
 from trackday.stack import (
     SWARM_TARGETS,
     StackError,
@@ -23,6 +25,9 @@ from trackday.stack import (
     swarm_outputs,
 )
 from training import storage
+from training.donkeycar.checks import TrainerError
+from training.donkeycar.train import parse_overrides
+from training.donkeycar.tub_inputs import archive_facts
 
 console = Console(stderr=True)
 
@@ -37,9 +42,19 @@ def submit(
     follow_job: bool = typer.Option(
         True, "--follow/--no-follow", help="Follow logs until the job ends."
     ),
+    model_type: str = typer.Option(
+        None, help="donkeycar model type (default: the stack's, else the car config's)."
+    ),
+    settings: list[str] = typer.Option(
+        [], "--set", metavar="KEY=VALUE", help="Override a setting for this run (over the stack's)."
+    ),
+    allow_cpu: bool = typer.Option(
+        False, "--allow-cpu", help="Let the job train on the CPU if it finds no GPU."
+    ),
 ) -> None:
     """Train in the cloud: upload the archive (unless there) and run the trainer as a job."""
     try:
+        options = RunOptions(model_type, parse_overrides(settings), allow_cpu)
         outputs = read_outputs(stack, outputs_file)
         if outputs.get("target") == "local":
             raise StackError(f"stack {stack} is local: train with `trackday donkey train --local`")
@@ -49,16 +64,26 @@ def submit(
                     "--no-follow: a Swarm job is followed to its end and then removed; "
                     f"on stack {stack} it cannot be left running"
                 )
-            _submit_swarm(stack, outputs, archive)
+            swarm = swarm_outputs(stack, outputs)
+            _check_archive(archive, options.model_type_over(swarm.training.model_type))
+            _submit_swarm(stack, outputs, archive, options)
             return
         gcp = gcp_outputs(stack, outputs)
+        _check_archive(archive, options.model_type_over(gcp.training.model_type))
         data_url, uploaded = runs.ensure_uploaded(archive, gcp.bucket_url)
         console.print(("uploaded " if uploaded else "already in the bucket: ") + data_url)
         run_id = runs.new_run_id()
-        spec = vertex.custom_job_spec(gcp, data_url, runs.runs_url(gcp.bucket_url), run_id, stack)
+        output_url = runs.runs_url(gcp.bucket_url)
+        spec = vertex.custom_job_spec(gcp, data_url, output_url, run_id, stack, options)
         jobs = vertex.VertexJobs(gcp.project, gcp.region)
         name = jobs.create(spec)
-    except (StackError, storage.StorageError, swarm_jobs.SwarmJobError) as exc:
+    except (
+        StackError,
+        TrainerError,
+        storage.StorageError,
+        swarm_jobs.SwarmJobError,
+        vertex.VertexError,
+    ) as exc:
         raise _fail(str(exc)) from None
     console.print(f"run {run_id}: Vertex AI job {name}")
     fetch_hint = f"trackday donkey fetch {run_id} --stack {stack}"
@@ -72,6 +97,8 @@ def submit(
     except KeyboardInterrupt:
         console.print(f"stopped following; the job goes on. Results: {fetch_hint}")
         raise typer.Exit(130) from None
+    except vertex.VertexError as exc:
+        raise _fail(f"{exc}; the job may go on. Results: {fetch_hint}") from None
     if status.state != "JOB_STATE_SUCCEEDED":
         raise _fail(
             f"job {status.state.removeprefix('JOB_STATE_').lower()}: {status.error or 'no message'}"
@@ -88,29 +115,51 @@ def fetch(
     outputs_file: Path = typer.Option(None, "--outputs", help=OUTPUTS_HELP),
 ) -> None:
     """Download a finished run's model, .tflite and loss plot, verified by checksum."""
+    run_url, dest, files = fetch_run(run, to, stack, outputs_file)
+    for path in files:
+        console.print(f"  {path}")
+    console.print(f"fetched {run_url} to {dest}")
+    commands = drive_commands(dest)
+    if commands:
+        console.print(
+            "copy the model files into the car's models/ folder (`trackday donkey to-car`)"
+        )
+        console.print("and drive with one of (the .tflite on a Raspberry Pi):")
+        for command in commands:
+            console.print(f"  {command}", highlight=False, markup=False, soft_wrap=True)
+
+
+def fetch_run(
+    run: str, to: Path | None, stack: str, outputs_file: Path | None
+) -> tuple[str, Path, list[Path]]:
+    """Download a finished run (`fetch`, `to-car`): its URL, the folder, the files."""
     try:
         outputs = read_outputs(stack, outputs_file)
         with storage.environment(storage_env(outputs)):
             run_url = runs.resolve_run(outputs["bucketUrl"], run)
             dest = to or Path("models") / run_url.rstrip("/").rsplit("/", 1)[-1]
-            files = runs.fetch_run(run_url, dest)
+            return run_url, dest, runs.fetch_run(run_url, dest)
     except (StackError, runs.RunError, storage.StorageError) as exc:
         raise _fail(str(exc)) from None
     except KeyError as exc:
         raise _fail(f"stack {stack} has no output {exc}: run `pulumi up` for it") from None
-    for path in files:
-        console.print(f"  {path}")
-    console.print(f"fetched {run_url} to {dest}")
 
 
-def _submit_swarm(stack: str, outputs: dict, archive: Path) -> None:
+def _check_archive(archive: Path, model_type: str | None) -> None:
+    """Refuse, before any upload, an archive whose tubs lack what the run's model reads."""
+    problem = archive_facts(archive).problem_for(model_type)
+    if problem:
+        raise StackError(f"{archive}: {problem}")
+
+
+def _submit_swarm(stack: str, outputs: dict, archive: Path, options: RunOptions) -> None:
     """Upload the archive, run the trainer as a one-shot job on the swarm, follow it to its end."""
     swarm = swarm_outputs(stack, outputs)
     with storage.environment(storage_env(outputs)):
         data_url, uploaded = runs.ensure_uploaded(archive, swarm.bucket_url)
     console.print(("uploaded " if uploaded else "already in the bucket: ") + data_url)
     run_id = runs.new_run_id()
-    job, credentials = swarm_training.training_job(swarm, data_url, run_id)
+    job, credentials = swarm_training.training_job(swarm, data_url, run_id, options)
     client = manager_ssh.connect(
         swarm.manager_address,
         swarm.ssh_user,

@@ -38,14 +38,19 @@ def runs_url(bucket_url: str) -> str:
 
 
 def trainer_args(
-    data_url: str, output_url: str, run_id: str, model_type: str, overrides: dict[str, Any]
+    data_url: str,
+    output_url: str,
+    run_id: str,
+    model_type: str | None,
+    overrides: dict[str, Any],
 ) -> list[str]:
     """The trainer's command line (training/donkeycar/train.py) for one run, wherever it runs.
 
     It writes under `<output_url>/<run_id>/`; overrides go as Python literals, as it reads them.
+    Without a model type the trainer uses the car config's DEFAULT_MODEL_TYPE.
     """
     args = ["--data", data_url, "--output", output_url, "--run-id", run_id]
-    args += ["--model-type", model_type]
+    args += ["--model-type", model_type] if model_type else []
     for key, value in sorted(overrides.items()):
         args += ["--set", f"{key}={value!r}"]
     return args

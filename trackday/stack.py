@@ -39,7 +39,7 @@ class TrainingSettings(_Outputs):
     boot_disk_gb: int
     max_run_hours: float | None
     donkeycar_version: str
-    model_type: str
+    model_type: str | None = None  # None: the car config's DEFAULT_MODEL_TYPE
     overrides: dict[str, Any]
 
 
@@ -59,7 +59,7 @@ class SwarmTraining(_Outputs):
     gpus: int
     max_run_hours: float | None
     donkeycar_version: str
-    model_type: str
+    model_type: str | None = None  # None: the car config's DEFAULT_MODEL_TYPE
     overrides: dict[str, Any]
 
 

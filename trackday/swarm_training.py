@@ -9,6 +9,7 @@ on the manager's private address, with the gateway's keys as a Swarm secret file
 from __future__ import annotations
 
 from trackday import runs
+from trackday.run_options import RunOptions
 from trackday.stack import StackError, SwarmOutputs
 from trackday.swarm_jobs import S3Credentials, SwarmJob
 
@@ -24,16 +25,17 @@ def node_url(outputs: SwarmOutputs, url: str) -> str:
 
 
 def training_job(
-    outputs: SwarmOutputs, data_url: str, run_id: str
+    outputs: SwarmOutputs, data_url: str, run_id: str, options: RunOptions | None = None
 ) -> tuple[SwarmJob, S3Credentials | None]:
     """The Swarm job for one run of the archive at `data_url` (this machine's URL of it)."""
     training = outputs.training
-    args = runs.trainer_args(
+    args = (options or RunOptions()).trainer_args(
         node_url(outputs, data_url),
         runs.runs_url(outputs.node_bucket_url),
         run_id,
         training.model_type,
         training.overrides,
+        training.gpus,
     )
     env: dict[str, str] = {}
     credentials = None

@@ -12,7 +12,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-from trackday.runs import trainer_args
+from trackday.run_options import RunOptions
 from trackday.stack import GcpOutputs
 
 TERMINAL_STATES = {
@@ -23,10 +23,54 @@ TERMINAL_STATES = {
     "JOB_STATE_PARTIALLY_SUCCEEDED",
 }
 BOOT_DISK_TYPE = "pd-ssd"
+# Cloud Logging delivers a container's last lines (the traceback of a failed run) up to about
+# a minute after they were written, so following goes on after the job has ended.
+DRAIN_SECONDS = 90.0
+QUIET_POLLS = 2
+LOG_PAGE_SIZE = 1000
+
+
+class VertexError(Exception):
+    """A Google API refused a call; the message is one line naming the fix."""
+
+
+# What each refusal means for `submit`, by HTTP status (google.api_core's exception codes).
+_FIXES = {
+    400: "Vertex AI refused the request as invalid",
+    401: "not signed in to Google Cloud: run `gcloud auth application-default login`",
+    403: (
+        "permission denied: the account running `trackday donkey submit` needs the roles "
+        "Vertex AI User (roles/aiplatform.user) and Logs Viewer (roles/logging.viewer) on "
+        "project {project}, and the Vertex AI API enabled (`pulumi up` for the stack enables it)"
+    ),
+    404: "not found in project {project}, region {region}: is the stack deployed (`pulumi up`)?",
+    429: (
+        "quota exceeded in {region}: request more (GPU) quota for Vertex AI custom training "
+        "in the Cloud console (IAM & Admin > Quotas), or choose another region or GPU"
+    ),
+}
+
+
+def explain(exc: Exception, project: str, region: str) -> VertexError:
+    """One line for a refused Google API call: what it means and what to do."""
+    code = getattr(exc, "code", None)
+    if code is None:  # a requests HTTPError from Cloud Logging
+        code = getattr(getattr(exc, "response", None), "status_code", None)
+    message = getattr(exc, "message", None) or str(exc)
+    message = " ".join(str(message).split())
+    fix = _FIXES.get(int(code)) if isinstance(code, int) else None
+    if fix is None:
+        return VertexError(f"Google Cloud API error {code or ''}: {message}".replace("  ", " "))
+    return VertexError(f"{fix.format(project=project, region=region)} ({message})")
 
 
 def custom_job_spec(
-    outputs: GcpOutputs, data_url: str, output_url: str, run_id: str, stack: str
+    outputs: GcpOutputs,
+    data_url: str,
+    output_url: str,
+    run_id: str,
+    stack: str,
+    options: RunOptions | None = None,
 ) -> dict[str, Any]:
     """The CustomJob for one training run, as the field names of aiplatform_v1.CustomJob.
 
@@ -34,7 +78,14 @@ def custom_job_spec(
     `submit` can tell where the model will be before the job starts.
     """
     training = outputs.training
-    args = trainer_args(data_url, output_url, run_id, training.model_type, training.overrides)
+    args = (options or RunOptions()).trainer_args(
+        data_url,
+        output_url,
+        run_id,
+        training.model_type,
+        training.overrides,
+        training.accelerator_count,
+    )
     scheduling: dict[str, Any] = {"strategy": "SPOT" if training.spot else "ON_DEMAND"}
     if training.max_run_hours:
         scheduling["timeout"] = {"seconds": int(training.max_run_hours * 3600)}
@@ -107,34 +158,60 @@ class VertexJobs:
 
     def create(self, spec: dict[str, Any]) -> str:
         """Create the job; returns its resource name."""
+        from google.api_core import exceptions
         from google.cloud import aiplatform_v1
 
-        job = self.client.create_custom_job(
-            parent=f"projects/{self.project}/locations/{self.region}",
-            custom_job=aiplatform_v1.CustomJob(spec),
-        )
+        try:
+            job = self.client.create_custom_job(
+                parent=f"projects/{self.project}/locations/{self.region}",
+                custom_job=aiplatform_v1.CustomJob(spec),
+            )
+        except exceptions.GoogleAPICallError as exc:
+            raise explain(exc, self.project, self.region) from None
         return job.name
 
     def status(self, name: str) -> JobStatus:
-        job = self.client.get_custom_job(name=name)
+        from google.api_core import exceptions
+
+        try:
+            job = self.client.get_custom_job(name=name)
+        except exceptions.GoogleAPICallError as exc:
+            raise explain(exc, self.project, self.region) from None
         return JobStatus(name=job.name, state=job.state.name, error=job.error.message)
 
-    def log_lines(self, name: str, since: str) -> list[tuple[str, str]]:
-        """(timestamp, text) of the job's log entries after `since` (RFC 3339), oldest first."""
+    def log_entries(self, name: str, since: str) -> list[tuple[str, str, str]]:
+        """(insert id, timestamp, text) of the job's log entries from `since` (RFC 3339) on,
+        oldest first, every page of them (entries.list pages by `nextPageToken`)."""
+        import requests
+
         session = self._log_session()
-        body = {
+        body: dict[str, Any] = {
             "resourceNames": [f"projects/{self.project}"],
-            "filter": f'{log_filter(name)} AND timestamp>"{since}"',
+            # >=: entries sharing the last timestamp shown may arrive later; ids tell them apart.
+            "filter": f'{log_filter(name)} AND timestamp>="{since}"',
             "orderBy": "timestamp asc",
-            "pageSize": 1000,
+            "pageSize": LOG_PAGE_SIZE,
         }
-        response = session.post(f"{self.logging_endpoint}/v2/entries:list", json=body, timeout=60)
-        response.raise_for_status()
-        lines = []
-        for entry in response.json().get("entries", []):
-            payload = entry.get("textPayload") or entry.get("jsonPayload", {}).get("message", "")
-            lines.append((entry["timestamp"], str(payload).rstrip("\n")))
-        return lines
+        entries: list[tuple[str, str, str]] = []
+        while True:
+            try:
+                response = session.post(
+                    f"{self.logging_endpoint}/v2/entries:list", json=body, timeout=60
+                )
+                response.raise_for_status()
+            except requests.HTTPError as exc:
+                raise explain(exc, self.project, self.region) from None
+            page = response.json()
+            for entry in page.get("entries", []):
+                payload = entry.get("textPayload") or entry.get("jsonPayload", {}).get(
+                    "message", ""
+                )
+                key = entry.get("insertId") or f"{entry['timestamp']}:{payload}"
+                entries.append((key, entry["timestamp"], str(payload).rstrip("\n")))
+            token = page.get("nextPageToken")
+            if not token:
+                return entries
+            body["pageToken"] = token
 
     def _log_session(self):
         if self._logs is None:
@@ -154,29 +231,56 @@ def follow(
     emit: Callable[[str], None],
     poll_seconds: float = 15.0,
     sleep: Callable[[float], None] = time.sleep,
+    drain_seconds: float = DRAIN_SECONDS,
 ) -> JobStatus:
-    """Print the job's logs as they come until the job ends; returns its final status."""
-    since = "1970-01-01T00:00:00Z"
+    """Print the job's logs as they come until the job ends, then the last lines Cloud
+    Logging delivers late (until QUIET_POLLS polls in a row bring nothing, at most
+    `drain_seconds`); returns the job's final status."""
+    logs = _LogFollower(jobs, name, emit)
     last_state = ""
-    logs_work = True
     while True:
         status = jobs.status(name)
         if status.state != last_state:
             emit(f"job state: {status.state.removeprefix('JOB_STATE_').lower()}")
             last_state = status.state
-        lines: list[tuple[str, str]] = []
-        if logs_work:
-            try:
-                lines = jobs.log_lines(name, since)
-            except Exception as exc:  # logs are a convenience: the job's state decides
-                emit(f"(logs unavailable, following the job's state only: {exc})")
-                logs_work = False
-        for stamp, text in lines:
-            emit(text)
-            since = stamp
+        logs.poll()
         if status.state in TERMINAL_STATES:
-            return status
+            break
         sleep(poll_seconds)
+    waited, quiet = 0.0, 0
+    while logs.working and waited < drain_seconds and quiet < QUIET_POLLS:
+        step = min(poll_seconds, drain_seconds - waited)
+        sleep(step)
+        waited += step
+        quiet = 0 if logs.poll() else quiet + 1
+    return status
+
+
+class _LogFollower:
+    """Emits each log entry once, in order, whatever pages and polls bring it."""
+
+    def __init__(self, jobs: VertexJobs, name: str, emit: Callable[[str], None]) -> None:
+        self.jobs, self.name, self.emit = jobs, name, emit
+        self.since = "1970-01-01T00:00:00Z"
+        self.seen: set[str] = set()
+        self.working = True
+
+    def poll(self) -> int:
+        """Emit the entries not shown yet; how many there were."""
+        if not self.working:
+            return 0
+        try:
+            entries = self.jobs.log_entries(self.name, self.since)
+        except VertexError as exc:  # logs are a convenience: the job's state decides
+            self.emit(f"(logs unavailable, following the job's state only: {exc})")
+            self.working = False
+            return 0
+        new = [(key, stamp, text) for key, stamp, text in entries if key not in self.seen]
+        for key, stamp, text in new:
+            self.seen.add(key)
+            self.emit(text)
+            self.since = max(self.since, stamp)
+        return len(new)
 
 
 def _label(value: str) -> str:

@@ -145,7 +145,8 @@ def test_submit_trains_on_the_swarm_and_fetch_gets_the_model(
         env=env,
     )  # fmt: skip
     assert fetched.exit_code == 0, fetched.output
-    assert (tmp_path / "model" / "pilot.tflite").stat().st_size > 0
+    manifest = json.loads((tmp_path / "model" / "run-manifest.json").read_text())
+    assert (tmp_path / "model" / manifest["tflite"]).stat().st_size > 0  # donkeycar's name
 
 
 def test_failed_job_fails_submit_and_leaves_no_service(

@@ -16,6 +16,7 @@ from tests.infra.stacks import run_stack, shipped_values, with_keys
 from tests.infra.vertex_server import serve_vertex
 from trackday import runs, vertex
 from trackday.cli import app
+from trackday.run_options import RunOptions
 from trackday.stack import StackError, gcp_outputs, read_outputs
 from training import storage
 from training.donkeycar import train
@@ -49,9 +50,11 @@ def test_job_spec_runs_the_stack_image_on_its_machine_as_its_account(gcp):
     assert job.job_spec.service_account == gcp["trainerServiceAccount"]
     assert job.job_spec.scheduling.strategy == aiplatform_v1.Scheduling.Strategy.ON_DEMAND
     assert job.job_spec.scheduling.timeout.total_seconds() == 4 * 3600
+    # No --model-type: the stack sets none, so the car config's DEFAULT_MODEL_TYPE decides.
+    # The job asks for a GPU, so the trainer must find one.
     assert list(pool.container_spec.args) == [
         "--data", DATA, "--output", OUTPUT, "--run-id", "20260101-000000-abc123",
-        "--model-type", "linear", "--set", "BATCH_SIZE=128", "--set", "MAX_EPOCHS=100",
+        "--set", "BATCH_SIZE=128", "--set", "MAX_EPOCHS=100", "--require-gpu",
     ]  # fmt: skip
     assert dict(job.labels) == {"trackday-stack": "gcp", "trackday-run": "20260101-000000-abc123"}
 
@@ -78,6 +81,22 @@ def test_overrides_reach_the_trainer_as_the_values_configured():
     args = spec["job_spec"]["worker_pool_specs"][0]["container_spec"]["args"]
     pairs = [args[i + 1] for i, a in enumerate(args) if a == "--set"]
     assert train.parse_overrides(pairs) == overrides
+
+
+def test_command_line_wins_over_the_stack_and_the_stack_over_the_car_config():
+    outputs = _outputs("gcp", with_keys("gcp", donkeycar={"modelType": "categorical"}))
+    stack_only = vertex.custom_job_spec(gcp_outputs("gcp", outputs), DATA, OUTPUT, "r1", "gcp")
+    args = stack_only["job_spec"]["worker_pool_specs"][0]["container_spec"]["args"]
+    assert args[args.index("--model-type") + 1] == "categorical"
+    options = RunOptions("inferred", {"MAX_EPOCHS": 3, "CACHE_IMAGES": False}, allow_cpu=True)
+    spec = vertex.custom_job_spec(gcp_outputs("gcp", outputs), DATA, OUTPUT, "r1", "gcp", options)
+    args = spec["job_spec"]["worker_pool_specs"][0]["container_spec"]["args"]
+    assert args[args.index("--model-type") + 1] == "inferred"
+    pairs = [args[i + 1] for i, a in enumerate(args) if a == "--set"]
+    assert train.parse_overrides(pairs) == {
+        "BATCH_SIZE": 128, "MAX_EPOCHS": 3, "CACHE_IMAGES": False
+    }  # fmt: skip
+    assert "--require-gpu" not in args  # --allow-cpu
 
 
 def test_local_stack_outputs_are_refused_for_vertex():
@@ -139,13 +158,79 @@ def test_job_is_created_and_followed_to_its_end(gcp):
     assert status.state == "JOB_STATE_SUCCEEDED"
     assert lines == [
         "job state: queued", "epoch 1/2", "epoch 2/2", "uploaded",
-        "job state: running", "job state: succeeded",
+        "job state: pending", "job state: running", "job state: succeeded",
     ]  # fmt: skip
     query = fake.log_requests[0]
     assert query["filter"].startswith('resource.type="ml_job" AND resource.labels.job_id="123"')
     assert query["resourceNames"] == ["projects/my-trackday-project"]
-    # later queries ask only for what came after the last line shown
-    assert 'timestamp>"2026-01-01T00:00:02Z"' in fake.log_requests[1]["filter"]
+    # the first poll read both pages (two entries a page here)
+    assert fake.log_requests[1]["pageToken"] == "2"
+    # later queries ask from the last line shown on, entries already shown are not repeated
+    assert 'timestamp>="2026-01-01T00:00:01Z"' in fake.log_requests[2]["filter"]
+
+
+def test_the_last_lines_delivered_after_the_job_ended_are_shown(gcp):
+    """Cloud Logging delivers the traceback after the job has failed: following drains it."""
+    spec = vertex.custom_job_spec(gcp_outputs("gcp", gcp), DATA, OUTPUT, "r1", "gcp")
+    with serve_vertex() as fake:
+        fake.final_state, fake.error = "JOB_STATE_FAILED", "The replica workerpool0-0 exited with 1"
+        fake.late_lines = ["Traceback (most recent call last):", "ValueError: boom"]
+        jobs = _jobs(fake.endpoint)
+        lines: list[str] = []
+        vertex.follow(jobs, jobs.create(spec), lines.append, sleep=lambda _: None)
+    assert lines[-3:] == [
+        "job state: failed",
+        "Traceback (most recent call last):",
+        "ValueError: boom",
+    ]
+    assert len(lines) == len(set(lines))  # nothing shown twice
+
+
+@pytest.mark.parametrize(
+    ("call", "code", "expected"),
+    [
+        ("create", 403, "needs the roles Vertex AI User (roles/aiplatform.user)"),
+        ("create", 400, "Vertex AI refused the request as invalid"),
+        ("create", 429, "quota exceeded in us-central1: request more (GPU) quota"),
+        ("get", 403, "project my-trackday-project"),
+    ],
+)
+def test_api_errors_are_one_line_naming_the_fix(gcp, call, code, expected):
+    spec = vertex.custom_job_spec(gcp_outputs("gcp", gcp), DATA, OUTPUT, "r1", "gcp")
+    with serve_vertex() as fake:
+        fake.errors[call] = (code, "the service's own words")
+        jobs = _jobs(fake.endpoint)
+        with pytest.raises(vertex.VertexError) as caught:
+            jobs.status(jobs.create(spec)) if call == "get" else jobs.create(spec)
+    message = str(caught.value)
+    assert expected in message and "the service's own words" in message and "\n" not in message
+
+
+def test_logs_refused_leave_the_state_followed(gcp):
+    spec = vertex.custom_job_spec(gcp_outputs("gcp", gcp), DATA, OUTPUT, "r1", "gcp")
+    with serve_vertex() as fake:
+        fake.errors["logs"] = (403, "logging.logEntries.list denied")
+        jobs = _jobs(fake.endpoint)
+        lines: list[str] = []
+        status = vertex.follow(jobs, jobs.create(spec), lines.append, sleep=lambda _: None)
+    assert status.state == "JOB_STATE_SUCCEEDED"
+    assert "Logs Viewer (roles/logging.viewer)" in lines[1] and lines[-1] == "job state: succeeded"
+
+
+def test_the_stand_in_refuses_what_the_service_refuses():
+    """Unknown job fields and unknown entries.list fields are a 400, as from Google."""
+    import requests
+
+    with serve_vertex() as fake:
+        parent = f"{fake.endpoint}/v1/projects/p/locations/us-central1/customJobs"
+        bad_job = requests.post(parent, json={"displayName": "x", "jobSpecs": {}}, timeout=10)
+        assert bad_job.status_code == 400 and "jobSpecs" in bad_job.json()["error"]["message"]
+        no_image = requests.post(parent, json={"displayName": "x"}, timeout=10)
+        assert no_image.status_code == 400
+        bad_list = requests.post(
+            f"{fake.endpoint}/v2/entries:list", json={"filters": "x"}, timeout=10
+        )
+        assert bad_list.status_code == 400
 
 
 def test_failed_job_reports_its_error(gcp):
@@ -201,6 +286,9 @@ def _finished_run(tmp_path: Path, run_url: str) -> dict[str, bytes]:
         (results / name).write_bytes(data)
     manifest = {
         "run_id": run_url.rsplit("/", 1)[-1],
+        "model": "pilot.h5",
+        "tflite": "pilot.tflite",
+        "model_type": "linear",
         "outputs": train.upload_outputs(results, run_url),
     }
     train.mark_complete(run_url, manifest, tmp_path)
@@ -234,6 +322,7 @@ def test_fetch_downloads_a_finished_run(local_stack, s3_server, monkeypatch, tmp
         )
         assert result.exit_code == 0, result.output
         assert {p.name: p.read_bytes() for p in dest.iterdir() if p.name in files} == files
+        assert "drive --model models/pilot.tflite --type tflite_linear\n" in result.output
         assert (dest / "run-manifest.json").exists()
 
 
@@ -272,3 +361,20 @@ def test_submit_refuses_a_local_stack(local_stack, tmp_path):
     assert "stack dev is local: train with `trackday donkey train --local`" in " ".join(
         result.output.split()
     )
+
+
+def test_submit_checks_the_archive_against_the_model_type_before_uploading(gcp, tmp_path):
+    from training.donkeycar.archive import create_archive
+    from training.donkeycar.sample_tub import write_sample_tub
+
+    create_archive([write_sample_tub(tmp_path / "data", records=5)], tmp_path / "a.tar.zst")
+    outputs = tmp_path / "outputs.json"
+    outputs.write_text(json.dumps(gcp))
+    result = CliRunner().invoke(
+        app,
+        ["donkey", "submit", str(tmp_path / "a.tar.zst"), "--outputs", str(outputs),
+         "--model-type", "imu", "--set", "MAX_EPOCHS=3"],
+    )  # fmt: skip
+    said = " ".join(result.output.split())
+    assert result.exit_code == 1 and "tub data lacks imu/acl_x" in said
+    assert "uploaded" not in said

@@ -147,7 +147,7 @@ def test_outputs_give_submit_what_it_needs(gcp):
         "bootDiskGb": 100,
         "maxRunHours": 4,
         "donkeycarVersion": "5.3.0",
-        "modelType": "linear",
+        "modelType": None,  # the car config's DEFAULT_MODEL_TYPE decides
         "overrides": {"BATCH_SIZE": 128, "MAX_EPOCHS": 100},
     }
     assert not any(o.secret for o in gcp.outputs.values())

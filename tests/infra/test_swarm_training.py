@@ -40,7 +40,7 @@ def test_aws_job_uses_the_node_identity_and_no_key(aws):
     assert job.role == "trainer"
     assert list(job.args) == [
         "--data", data, "--output", f"{outputs.bucket_url}/runs/donkeycar", "--run-id", RUN,
-        "--model-type", "linear",
+        "--require-gpu",  # a GPU job; no --model-type: the car config's decides
     ]  # fmt: skip
     spec = swarm_jobs.service_spec(job)
     assert spec["task_template"]["Placement"]["Constraints"] == [

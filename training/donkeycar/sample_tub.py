@@ -16,11 +16,19 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
+from training.donkeycar.model_types import IMU_KEYS
+
 WIDTH, HEIGHT = 160, 120
 HORIZON = 40
 CATALOG_LEN = 1000
 INPUTS = ["cam/image_array", "user/angle", "user/throttle", "user/mode"]
 TYPES = ["image_array", "float", "float", "str"]
+# What a car records with its behavior, localizer and IMU parts on (donkeycar's
+# templates/complete.py adds these inputs to the tub writer): the data those models read.
+SENSOR_INPUTS = ["behavior/one_hot_state_array", "localizer/location", *IMU_KEYS]
+SENSOR_TYPES = ["list", "int", *["float"] * 6]
+BEHAVIORS = 2  # len(BEHAVIOR_LIST) in donkeycar's cfg_complete.py
+LOCATIONS = 10  # NUM_LOCATIONS in donkeycar's cfg_complete.py
 
 
 def lane_image(angle: float, rng: np.random.Generator) -> np.ndarray:
@@ -40,8 +48,23 @@ def _json_line(obj: object) -> str:
     return json.dumps(obj, sort_keys=True, allow_nan=False) + "\n"
 
 
-def write_sample_tub(path: Path, records: int = 1000, seed: int = 0) -> Path:
-    """Write a tub of `records` lane-line frames at `path` (which must not hold a tub yet)."""
+def sensor_values(index: int, angle: float) -> dict[str, object]:
+    """Behavior, location and IMU values that follow the steering, for SENSOR_INPUTS."""
+    behavior = [0.0] * BEHAVIORS
+    behavior[0 if angle < 0 else 1] = 1.0
+    imu = {key: round(angle * (i + 1) / len(IMU_KEYS), 4) for i, key in enumerate(IMU_KEYS)}
+    return {
+        "behavior/one_hot_state_array": behavior,
+        "localizer/location": index // 20 % LOCATIONS,
+        **imu,
+    }
+
+
+def write_sample_tub(path: Path, records: int = 1000, seed: int = 0, sensors: bool = False) -> Path:
+    """Write a tub of `records` lane-line frames at `path` (which must not hold a tub yet).
+
+    `sensors` adds the behavior, localizer and IMU data those model types read.
+    """
     if records < 1:
         raise ValueError("a sample tub needs at least one record")
     if (path / "manifest.json").exists():
@@ -74,6 +97,7 @@ def write_sample_tub(path: Path, records: int = 1000, seed: int = 0) -> Path:
                         "user/angle": round(angle, 4),
                         "user/mode": "user",
                         "user/throttle": round(throttle, 4),
+                        **(sensor_values(index, angle) if sensors else {}),
                     }
                 )
                 catalog.write(line)
@@ -86,8 +110,8 @@ def write_sample_tub(path: Path, records: int = 1000, seed: int = 0) -> Path:
         }
         (path / meta["path"]).write_text(_json_line(meta), newline="\n")
     manifest = [
-        json.dumps(INPUTS),
-        json.dumps(TYPES),
+        json.dumps(INPUTS + (SENSOR_INPUTS if sensors else [])),
+        json.dumps(TYPES + (SENSOR_TYPES if sensors else [])),
         json.dumps({}),
         json.dumps(
             {

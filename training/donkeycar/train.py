@@ -4,20 +4,24 @@ The same entrypoint runs on a laptop (`trackday donkey train --local`), in the G
 container on every cloud, and in tests:
 
     python -m training.donkeycar.train --data URL --output URL [--model-type linear]
-        [--set KEY=VALUE ...] [--run-id ID] [--skip-bad]
+        [--set KEY=VALUE ...] [--run-id ID] [--skip-bad] [--transfer MODEL]
+        [--comment TEXT] [--myconfig FILE] [--require-gpu]
 
-It calls `donkeycar.pipeline.training.train`, the code `donkey train` runs, so a model
-behaves the same however it was trained. Results go under `<output>/<run id>/`; the run
-is marked complete (a `COMPLETE` object, then `<output>/latest.json`) only after every
-file was uploaded and verified, so a failed run never replaces a good model.
+It calls `donkeycar.pipeline.training.train`, the code `donkey train` runs (its
+`donkeycar/management/base.py` `Train.run`), so a model behaves the same however it was
+trained: the installed donkeycar names the model (`PilotDatabase.generate_model_name`:
+`pilot_<date>_<n>.savedmodel` on 5.3.0, `.keras` on 5.4.0, `.h5` with SAVE_MODEL_AS_H5)
+and the run keeps every file donkeycar writes into its models folder, with its names
+(`.tflite`, `.trt`, `database.json`, 5.4.0's TensorBoard `logs/`). Results go under
+`<output>/<run id>/`; the run is marked complete (a `COMPLETE` object, then
+`<output>/latest.json`) only after every file was uploaded and verified, so a failed run
+never replaces a good model.
 """
 
 from __future__ import annotations
 
 import argparse
 import ast
-import difflib
-import importlib.util
 import json
 import logging
 import os
@@ -34,24 +38,26 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 from training import storage
-from training.donkeycar.archive import (
-    ArchiveError,
-    ExtractedArchive,
-    extract_archive,
-    refuse_problems,
+from training.donkeycar import latest
+from training.donkeycar.archive import ArchiveError, ExtractedArchive, extract_archive
+from training.donkeycar.checks import (
+    TrainerError,
+    check_framework,
+    check_record_keys,
+    check_tubs,
+    constant_predictor_loss,
+    require_gpu,
 )
-from training.donkeycar.tub import MANIFEST, TubScan, scan_tub
+from training.donkeycar.config_keys import donkeycar_keys, unknown_keys
+from training.donkeycar.movie import write_movie
+from training.donkeycar.report import plot_loss, read_history
 
 log = logging.getLogger("trackday.train")
 
 COMPLETE = "COMPLETE"
-LATEST = "latest.json"
+LATEST = latest.LATEST
 RUN_MANIFEST = "run-manifest.json"
 FAILED = "FAILED.txt"
-
-
-class TrainerError(Exception):
-    """A run that cannot go on; the message says what is wrong and how to fix it."""
 
 
 @dataclass
@@ -112,26 +118,31 @@ def parse_overrides(pairs: list[str]) -> dict[str, object]:
     return overrides
 
 
-def load_car_config(config_dir: Path, work: Path, overrides: dict[str, object]):
-    """The car's donkeycar config from the archive, donkeycar's template where it has none."""
+def load_car_config(
+    config_dir: Path, work: Path, overrides: dict[str, object], myconfig: Path | None = None
+):
+    """The car's donkeycar config from the archive, donkeycar's template where it has none.
+
+    `myconfig` replaces the archive's myconfig.py, as `donkey train --myconfig` does.
+    """
     import donkeycar
     from donkeycar.config import load_config
 
     config = config_dir / "config.py"
+    config_dir.mkdir(parents=True, exist_ok=True)
     if not config.is_file():
         template = Path(donkeycar.__file__).parent / "templates" / "cfg_complete.py"
-        config_dir.mkdir(parents=True, exist_ok=True)
         shutil.copyfile(template, config)
         log.info("no config.py in the archive: using donkeycar's template cfg_complete.py")
+    if myconfig is not None:
+        if not myconfig.is_file():
+            raise TrainerError(f"--myconfig {myconfig}: no such file")
+        shutil.copyfile(myconfig, config_dir / "myconfig.py")
     cfg = load_config(str(config), "myconfig.py")
-    unknown = [k for k in overrides if not hasattr(cfg, k)]
-    if unknown:
-        known = [k for k in vars(cfg) if k.isupper()]
-        hints = [
-            f"{k} (close: {', '.join(difflib.get_close_matches(k, known, 2)) or 'none'})"
-            for k in unknown
-        ]
-        raise TrainerError(f"--set: unknown donkeycar setting {'; '.join(hints)}")
+    template_keys = {k for k in vars(cfg) if k.isupper()}
+    problem = unknown_keys(list(overrides), template_keys | donkeycar_keys())
+    if problem:
+        raise TrainerError(problem)
     for key, value in overrides.items():
         setattr(cfg, key, value)
     cfg.CAR_PATH = str(work)
@@ -141,48 +152,6 @@ def load_car_config(config_dir: Path, work: Path, overrides: dict[str, object]):
     cfg.SHOW_PLOT = False  # the trainer draws its own loss curve from the history
     Path(cfg.MODELS_PATH).mkdir(parents=True, exist_ok=True)
     return cfg
-
-
-def check_tubs(extracted: ExtractedArchive, skip_bad: bool) -> list[TubScan]:
-    """Check the tubs as `trackday donkey archive` does: old-format archives were never checked."""
-    scans = [scan_tub(tub) for tub in extracted.tubs]
-    refuse_problems(scans, skip_bad)
-    for scan in scans:
-        if scan.needs_rewrite:
-            (scan.path / MANIFEST).write_bytes(scan.manifest_with_deleted(scan.bad_indexes))
-            log.warning("%s: skipping %d bad record(s)", scan.path.name, len(scan.bad_indexes))
-        for catalog in scan.empty_catalogs:
-            log.warning("%s: leaving out %s (empty: donkeycar cannot read it)", scan.path.name,
-                        catalog)
-    return scans
-
-
-def constant_predictor_loss(scans: list[TubScan]) -> float:
-    """The loss of always predicting the mean angle and throttle: what a model must beat."""
-    import numpy as np
-
-    angles = np.array([r["user/angle"] for s in scans for r in s.records], dtype=float)
-    throttles = np.array([r["user/throttle"] for s in scans for r in s.records], dtype=float)
-    return float(angles.var() + throttles.var())
-
-
-def plot_loss(history: dict[str, list[float]], path: Path) -> None:
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    fig, ax = plt.subplots(figsize=(6, 4))
-    for key in ("loss", "val_loss"):
-        if key in history:
-            ax.plot(range(1, len(history[key]) + 1), history[key], marker="o", label=key)
-    ax.set_xlabel("epoch")
-    ax.set_ylabel("loss")
-    ax.set_title("training and validation loss")
-    ax.legend()
-    fig.tight_layout()
-    fig.savefig(path, dpi=100)
-    plt.close(fig)
 
 
 def fetch(data_url: str, dest: Path) -> ExtractedArchive:
@@ -195,31 +164,56 @@ def fetch(data_url: str, dest: Path) -> ExtractedArchive:
     return extracted
 
 
-def train_model(cfg, tubs: list[Path], model_type: str | None, events: _DonkeycarEvents) -> Path:
-    """Run donkeycar's `train()` and return the model path it wrote."""
-    from donkeycar.pipeline import training
+def train_model(
+    cfg,
+    tubs: list[Path],
+    model_type: str,
+    events: _DonkeycarEvents,
+    transfer: Path | None = None,
+    comment: str | None = None,
+) -> tuple[Path, list]:
+    """Run donkeycar's `train()`; the model path it wrote and its validation records.
 
-    suffix = ".h5" if getattr(cfg, "SAVE_MODEL_AS_H5", False) else ".savedmodel"
-    model = Path(cfg.MODELS_PATH) / f"pilot{suffix}"
+    The path is the one `train()` itself would choose for `donkey train` without `--model`
+    (`PilotDatabase.generate_model_name`); it is asked for first only to know it afterwards.
+    """
+    from donkeycar.pipeline import training
+    from donkeycar.pipeline.database import PilotDatabase
+
+    if transfer is not None and not transfer.exists():
+        raise TrainerError(f"--transfer {transfer}: no such model file")
+    model_path, _ = PilotDatabase(cfg).generate_model_name()
+    model = Path(model_path)
     donkey_log = logging.getLogger("donkeycar")
     level = donkey_log.level
     donkey_log.setLevel(logging.INFO)  # the events are INFO lines, whatever the root logger's level
     donkey_log.addHandler(events)
+    split = training.train_test_split
+    validation: list = []
+
+    def observed_split(*args, **kwargs):
+        """donkeycar's own split, unchanged; its validation half is kept for the movie."""
+        train_records, validation_records = split(*args, **kwargs)
+        validation.extend(validation_records)
+        return train_records, validation_records
+
+    training.train_test_split = observed_split
     try:
-        training.train(cfg, ",".join(str(t) for t in tubs), str(model), model_type)
+        training.train(
+            cfg,
+            ",".join(str(t) for t in tubs),
+            str(model),
+            model_type,
+            str(transfer) if transfer else None,
+            comment,
+        )
     finally:
+        training.train_test_split = split
         donkey_log.removeHandler(events)
         donkey_log.setLevel(level)
     if not model.exists():
         raise TrainerError("donkeycar's training wrote no model: see its log above")
-    return model
-
-
-def read_history(models: Path) -> dict[str, list[float]]:
-    """The training history donkeycar recorded in its model database."""
-    entries = json.loads((models / "database.json").read_text())
-    history = entries[-1]["History"]
-    return {k: [float(v) for v in values] for k, values in history.items()}
+    return model, validation
 
 
 def _versions() -> dict[str, str]:
@@ -259,6 +253,8 @@ def run(args: argparse.Namespace) -> str:
     if storage.exists(storage.join(run_url, COMPLETE)):
         raise TrainerError(f"run {run_id} already exists at {run_url}: choose another --run-id")
     overrides = parse_overrides(args.set)
+    if args.require_gpu:
+        require_gpu()  # before the download: a CPU-only job fails in seconds
     phases = Phases()
     events = _DonkeycarEvents()
     started = datetime.now(UTC)
@@ -270,23 +266,38 @@ def run(args: argparse.Namespace) -> str:
             with phases("check"):
                 scans = check_tubs(extracted, args.skip_bad)
             with phases("configure"):
-                cfg = load_car_config(extracted.config_dir, work, overrides)
+                cfg = load_car_config(extracted.config_dir, work, overrides, args.myconfig)
+                model_type = args.model_type or getattr(cfg, "DEFAULT_MODEL_TYPE", None)
+                if not model_type:
+                    raise TrainerError(
+                        "the car config sets no DEFAULT_MODEL_TYPE: pass --model-type"
+                    )
+                check_framework(cfg, model_type)
+                check_record_keys(scans, model_type)
             with phases("train"):
-                model = train_model(cfg, extracted.tubs, args.model_type, events)
+                model, validation = train_model(
+                    cfg, extracted.tubs, model_type, events, args.transfer, args.comment
+                )
             with phases("report"):
-                results = work / "results"
-                results.mkdir()
-                shutil.move(model, results / model.name)
-                shutil.move(model.with_suffix(".tflite"), results / "pilot.tflite")
-                history = read_history(Path(cfg.MODELS_PATH))
+                # Everything donkeycar wrote (model, .tflite, .trt, database.json, logs/).
+                results = Path(cfg.MODELS_PATH)
+                history = read_history(results)
                 (results / "history.json").write_text(json.dumps(history, indent=2))
                 plot_loss(history, results / "loss.png")
+            with phases("movie"):
+                movie = model.with_suffix(".mp4")
+                frames = write_movie(cfg, model_type, model, validation, movie)
             manifest = {
                 "run_id": run_id,
                 "data": args.data,
                 "started": started.isoformat(timespec="seconds"),
-                "model_type": args.model_type or cfg.DEFAULT_MODEL_TYPE,
+                "model_type": model_type,
+                "model": model.name,
+                "tflite": model.with_suffix(".tflite").name,
+                "movie": {"file": movie.name, "frames": frames} if frames else None,
                 "overrides": {k: repr(v) for k, v in overrides.items()},
+                "transfer": args.transfer.name if args.transfer else None,
+                "comment": args.comment,
                 "versions": _versions(),
                 "archive": extracted.manifest.__dict__ if extracted.manifest else "old format",
                 "records": {
@@ -295,7 +306,7 @@ def run(args: argparse.Namespace) -> str:
                     **events.records,
                 },
                 "best_val_loss": min(history.get("val_loss", [float("nan")])),
-                "constant_predictor_loss": constant_predictor_loss(scans),
+                "constant_predictor_loss": constant_predictor_loss(scans, model_type),
             }
             with phases("upload"):
                 manifest["outputs"] = upload_outputs(results, run_url)
@@ -304,9 +315,14 @@ def run(args: argparse.Namespace) -> str:
         except BaseException as exc:
             _record_failure(run_url, exc)
             raise
-    storage.write_text(
-        storage.join(args.output, LATEST),
-        json.dumps({"run_id": run_id, "url": run_url, "completed": datetime.now(UTC).isoformat()}),
+    latest.publish(
+        args.output,
+        {
+            "run_id": run_id,
+            "url": run_url,
+            "started": started.isoformat(),
+            "completed": datetime.now(UTC).isoformat(),
+        },
     )
     log.info("phases: %s", json.dumps({**phases.seconds, "fit": events.fit_seconds}))
     return run_url
@@ -352,16 +368,22 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument(
         "--work-dir", default=None, help="where to extract and train (default: a temporary folder)"
     )
+    parser.add_argument("--transfer", type=Path, default=None, help="start from this model file")
+    parser.add_argument("--comment", default=None, help="comment for donkeycar's database.json")
+    parser.add_argument("--myconfig", type=Path, default=None, help="use this file as myconfig.py")
+    parser.add_argument(
+        "--require-gpu",
+        action="store_true",
+        help="fail at once when TensorFlow sees no GPU (every cloud job passes it)",
+    )
     return parser.parse_args(argv)
 
 
 def main(argv: list[str] | None = None) -> int:
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(levelname)s %(message)s")
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
-    if importlib.util.find_spec("tf_keras"):
-        # donkeycar 5.4.0 (TensorFlow 2.19) is written for Keras 2, which tf-keras provides.
-        # Not set without it: TensorFlow 2.15 then fails to import Keras at all.
-        os.environ.setdefault("TF_USE_LEGACY_KERAS", "1")
+    # TF_USE_LEGACY_KERAS is left as donkeycar leaves it (unset): 5.4.0 is written for the
+    # Keras 3 of TensorFlow 2.19, and its categorical model fails under Keras 2.
     os.environ.setdefault("MPLBACKEND", "Agg")
     args = parse_args(argv)
     try:
