@@ -101,8 +101,10 @@ def _bomb(path: Path, size: int, name: str = "tubs/data/images/0_cam.jpg") -> Pa
     return path
 
 
+# Peak memory from VmHWM (this process image's own high-water mark): ru_maxrss carries the
+# parent's RSS across fork and exec, so it grew with the test process, not with extraction.
 _MEASURE = """
-import resource, sys
+import re, sys
 from pathlib import Path
 from training.donkeycar.archive import ArchiveError, extract_archive
 try:
@@ -111,7 +113,7 @@ try:
     print("extracted")
 except ArchiveError as e:
     print("refused:", e)
-print(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss)
+print(re.search(r"VmHWM:\\s+(\\d+) kB", Path("/proc/self/status").read_text()).group(1))
 """
 
 
