@@ -333,7 +333,10 @@ def _remove_network_if_unused(client: docker.DockerClient, timeout_s: float) -> 
     for network in client.api.networks(names=[NETWORK]):
         if network["Name"] != NETWORK or network.get("Labels", {}).get(WORKLOAD_LABEL) != WORKLOAD:
             continue
-        detached = _detach_s3_servers(client, network["Id"])
+        try:
+            detached = _detach_s3_servers(client, network["Id"])
+        except docker.errors.NotFound:  # listed while the swarm was still removing it
+            return []
         deadline = time.monotonic() + timeout_s
         while True:
             try:
