@@ -5,9 +5,11 @@ from __future__ import annotations
 import os
 import stat
 
+import docker.errors
 import pytest
 
-from trackday.dr_runs import RunError, sagemaker_dir
+from trackday.dr_runs import RunError, _remove_network_if_unused, sagemaker_dir
+from training.deepracer.services import NETWORK, WORKLOAD, WORKLOAD_LABEL
 
 
 def test_the_sagemaker_folder_is_made_private(tmp_path):
@@ -38,3 +40,28 @@ def test_a_sagemaker_link_is_refused(tmp_path):
     with pytest.raises(RunError, match=r"is not a folder \(a link or a file someone made\): "
                        r"remove it \(`sudo rm -rf .*sagemaker`\)"):
         sagemaker_dir(link)
+
+
+class RemovedNetworkEngine:
+    """The engine's answers while Swarm removes `sagemaker-local`: the listing still shows
+    it, the network itself is gone (docker's NotFound, a 404)."""
+
+    def __init__(self):
+        self.api = self
+
+    def services(self, filters=None):
+        return []
+
+    def networks(self, names=None):
+        return [{"Name": NETWORK, "Id": "gone", "Labels": {WORKLOAD_LABEL: WORKLOAD}}]
+
+    def inspect_network(self, network_id):
+        raise docker.errors.NotFound(f"network {network_id} not found")
+
+    def remove_network(self, network_id):
+        raise docker.errors.NotFound(f"network {network_id} not found")
+
+
+def test_a_network_being_removed_is_no_error():
+    """A second stop right after the first saw the network listed but already gone."""
+    assert _remove_network_if_unused(RemovedNetworkEngine(), timeout_s=1) == []
