@@ -101,7 +101,11 @@ def remove_network_if_unused(client: docker.DockerClient, timeout_s: float) -> l
     network = find_network(client)
     if network is None or (network.get("Labels") or {}).get(WORKLOAD_LABEL) != WORKLOAD:
         return []
-    detached = _detach_s3_servers(client, network["Id"])
+    try:
+        detached = _detach_s3_servers(client, network["Id"])
+    except docker.errors.NotFound:  # listed while the swarm is still removing it
+        remove_network(client, network["Id"], timeout_s)  # waits until it is no longer listed
+        return []
     return [*detached, NETWORK] if remove_network(client, network["Id"], timeout_s) else detached
 
 

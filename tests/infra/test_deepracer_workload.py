@@ -347,3 +347,10 @@ def test_a_gpu_reservation_reaches_pulumi_as_a_generic_resource(custom_files):
     assert reservation.generic_resources.discrete_resources_specs == ["GPU=1"]
     assert service_args(replace(workers, gpus=0), {}, {"sagemaker-local": "net"})[
         "task_spec"].resources is None
+
+
+def test_a_warning_about_the_custom_files_does_not_stop_the_program(custom_files):
+    """The simulator ignores unknown hyperparameters: said, not refused."""
+    (custom_files / "hyperparameters.json").write_text('{"batch_size": 64, "lr_decay": 0.9}')
+    resources, errors = declared_before_failure(stack_with(custom_files, "training"))
+    assert errors == [] and any(r.type == SERVICE for r in resources)
