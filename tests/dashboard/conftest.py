@@ -25,6 +25,9 @@ CHROMIUM = Path("/usr/bin/chromium")
 ARTIFACTS = ROOT / "test-artifacts" / "dashboard"  # screenshots; gitignored
 DR_PREFIX = "speedy-1"
 EPOCHS = 7
+COMPLETE_RUN = "20261130-100000-aaaaaa"
+RUNS = {COMPLETE_RUN: "COMPLETE", "20261130-110000-bbbbbb": "FAILED",
+        "20261130-120000-cccccc": "running"}
 START_TIMEOUT_S = 60.0
 
 
@@ -64,7 +67,7 @@ def dashboard(s3_server: S3Server, tmp_path_factory: pytest.TempPathFactory
     bucket = s3_server.create_bucket()
     with storage.environment(s3_server.env()):
         runs = f"s3://{bucket}/runs/donkeycar"
-        dashboard_data.donkey_run(runs, "20261130-100000-aaaaaa", EPOCHS, work)
+        dashboard_data.donkey_run(runs, COMPLETE_RUN, EPOCHS, work)
         dashboard_data.donkey_run(runs, "20261130-110000-bbbbbb", 3, work, outcome="failed")
         dashboard_data.donkey_run(runs, "20261130-120000-cccccc", 3, work, outcome="running")
     video = dashboard_data.deepracer_run(s3_server, bucket, DR_PREFIX, work)

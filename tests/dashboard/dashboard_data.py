@@ -38,20 +38,22 @@ def _manifest(run_id: str, epochs: int, history: dict) -> dict:
 
 def donkey_run(runs_url: str, run_id: str, epochs: int, work: Path, *,
                outcome: str = "complete") -> None:
-    """A run of `epochs` epochs: "complete", "failed" or "running" (results not uploaded yet)."""
+    """A run of `epochs` epochs: "complete", "failed", or "running": the trainer is uploading
+    (its first output, history.json, is there; the model and COMPLETE are not yet)."""
     run_url = storage.join(runs_url, run_id)
     if outcome == "failed":
         train._record_failure(run_url, RuntimeError("donkeycar's training wrote no model"))
         return
-    if outcome == "running":
-        return storage.write_text(storage.join(run_url, "trackday-job.txt"), "started\n")
     history = {"loss": [1.0 / (e + 1) for e in range(epochs)],
                "val_loss": [1.2 / (e + 1) for e in range(epochs)]}
-    results = work / run_id / "results"
+    results = work / run_id / outcome
     results.mkdir(parents=True)
+    (results / "history.json").write_text(json.dumps(history, indent=2))
+    if outcome == "running":
+        train.upload_outputs(results, run_url)
+        return
     (results / "pilot.h5").write_bytes(b"keras model")
     (results / "pilot.tflite").write_bytes(b"tflite model")
-    (results / "history.json").write_text(json.dumps(history, indent=2))
     train.plot_loss(history, results / "loss.png")
     manifest = _manifest(run_id, epochs, history)
     manifest["outputs"] = train.upload_outputs(results, run_url)

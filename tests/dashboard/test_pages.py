@@ -5,14 +5,20 @@ from __future__ import annotations
 import pytest
 
 from tests.dashboard import dashboard_data
-from tests.dashboard.conftest import DR_PREFIX, EPOCHS
+from tests.dashboard.conftest import COMPLETE_RUN, DR_PREFIX, EPOCHS, RUNS
 from tests.training.deepracer import dr_data
+from training import storage
 
 WAIT_MS = 60_000  # deadline for a condition; the page polls every 0.5 s
 
 
 def _points(page, chart: str, trace: int = 0) -> int:
     return page.evaluate(f"document.getElementById('{chart}').data[{trace}].x.length")
+
+
+def _fits(view) -> bool:
+    """Nothing wider than the screen: wide tables scroll inside their own box."""
+    return view.page.evaluate("document.documentElement.scrollWidth <= innerWidth")
 
 
 def _wait_drawn(page, chart: str) -> None:
@@ -27,41 +33,42 @@ def test_home_lists_the_stacks(dashboard, laptop, phone):
         assert rows.count() == 2
         assert "s3://" + dashboard.bucket in rows.nth(1).inner_text()
         view.screenshot(name)
-        assert view.errors == []
+        assert view.errors == [] and _fits(view)
 
 
 def test_donkeycar_table_lists_every_run(dashboard, laptop, phone):
     for view, name in ((laptop, "donkey-runs-laptop"), (phone, "donkey-runs-phone")):
         view.page.goto(dashboard.url + "/s/good/donkey")
         rows = view.page.locator("#donkey-runs tbody tr")
-        statuses = [rows.nth(i).locator(".status").inner_text() for i in range(rows.count())]
-        assert statuses == ["running", "FAILED", "COMPLETE"]  # newest first
-        complete = rows.nth(2).inner_text()
+        cells = [rows.nth(i).locator("td") for i in range(rows.count())]
+        statuses = {c.nth(0).inner_text(): c.nth(1).inner_text() for c in cells}
+        assert {run: statuses.get(run) for run in RUNS} == RUNS
+        complete = view.page.locator("#donkey-runs tr", has_text=COMPLETE_RUN).inner_text()
         assert "300" in complete and "5.3.0" in complete and "linear" in complete
         view.screenshot(name)
-        assert view.errors == []
+        assert view.errors == [] and _fits(view)
 
 
 def test_loss_chart_has_a_point_per_epoch(dashboard, laptop, phone):
     for view, name in ((laptop, "donkey-run-laptop"), (phone, "donkey-run-phone")):
-        view.page.goto(dashboard.url + "/s/good/donkey/20261130-100000-aaaaaa")
+        view.page.goto(dashboard.url + f"/s/good/donkey/{COMPLETE_RUN}")
         _wait_drawn(view.page, "loss-chart")
         assert _points(view.page, "loss-chart", 0) == EPOCHS
         assert _points(view.page, "loss-chart", 1) == EPOCHS
         links = view.page.locator("#downloads a")
         assert "pilot.tflite" in [links.nth(i).inner_text() for i in range(links.count())]
         view.screenshot(name)
-        assert view.errors == []
+        assert view.errors == [] and _fits(view)
 
 
 def test_a_model_file_downloads_as_uploaded(dashboard, laptop):
-    run = "/s/good/donkey/20261130-100000-aaaaaa/files/pilot.tflite"
+    run = f"/s/good/donkey/{COMPLETE_RUN}/files/pilot.tflite"
     response = laptop.page.request.get(dashboard.url + run)
     assert response.status == 200 and response.body() == b"tflite model"
 
 
 def test_failed_run_shows_its_reason(dashboard, laptop):
-    laptop.page.goto(dashboard.url + "/s/good/donkey/20261130-110000-bbbbbb")
+    laptop.page.goto(dashboard.url + "/s/good/donkey/20261130-110000-bbbbbb")  # the failed one
     assert "wrote no model" in laptop.page.locator("#failure").inner_text()
     assert laptop.errors == []
 
@@ -79,7 +86,7 @@ def test_deepracer_chart_gains_an_appended_iteration(dashboard, laptop, phone):
     phone.page.goto(f"{dashboard.url}/s/good/dr/{DR_PREFIX}")
     _wait_drawn(phone.page, "map-chart")
     phone.screenshot("dr-run-phone")
-    assert laptop.errors == [] and phone.errors == []
+    assert laptop.errors == [] and phone.errors == [] and _fits(phone)
 
 
 def test_simtrace_map_draws_the_track_and_the_steps(dashboard, laptop):
@@ -116,3 +123,19 @@ def test_unreadable_bucket_shows_its_error_page(dashboard, laptop):
     assert "broken" in text and f"s3://{dashboard.bucket}" in text
     assert "AWS_ACCESS_KEY_ID" in text  # how to fix it
     laptop.screenshot("error-laptop")
+
+
+def test_running_run_page_updates_when_the_run_completes(dashboard, laptop, tmp_path):
+    run_id = "20261130-130000-dddddd"
+    runs = f"s3://{dashboard.bucket}/runs/donkeycar"
+    with storage.environment(dashboard.server.env()):
+        dashboard_data.donkey_run(runs, run_id, 4, tmp_path, outcome="running")
+    laptop.page.goto(f"{dashboard.url}/s/good/donkey/{run_id}")
+    assert laptop.page.locator("#run-status").inner_text() == "running"
+    with storage.environment(dashboard.server.env()):
+        dashboard_data.donkey_run(runs, run_id, 4, tmp_path)
+    laptop.page.wait_for_function(
+        "document.getElementById('run-status').textContent == 'COMPLETE'", timeout=WAIT_MS)
+    _wait_drawn(laptop.page, "loss-chart")
+    assert _points(laptop.page, "loss-chart") == 4
+    assert laptop.errors == []
