@@ -127,16 +127,21 @@ def dr_run(request: Request) -> Response:
     with reading(stack) as bucket:
         info = deepracer_runs.run_info(bucket, prefix)
         run = deepracer_runs.metrics(bucket, prefix)
+    # The first figures come with the page: the reward chart draws without a second request.
     return _page(request, "dr_run.html", stack=stack, info=info, run=run,
-                 worlds=_settings(request).worlds)
+                 worlds=_settings(request).worlds, figures=_dr_figures(run))
+
+
+def _dr_figures(run: dict) -> dict:
+    return {"iterations": len(run["iterations"]), "reward": charts.reward(run),
+            "progress": charts.progress(run)}
 
 
 def dr_charts(request: Request) -> Response:
     stack, prefix = _prefix(request)
     with reading(stack) as bucket:
         run = deepracer_runs.metrics(bucket, prefix)
-    return JSONResponse({"iterations": len(run["iterations"]),
-                         "reward": charts.reward(run), "progress": charts.progress(run)})
+    return JSONResponse(_dr_figures(run))
 
 
 def dr_map(request: Request) -> Response:
@@ -168,7 +173,9 @@ def dr_video(request: Request) -> Response:
 
 
 def plotly_js(request: Request) -> Response:
-    return FileResponse(PLOTLY_JS, media_type="text/javascript")
+    # The package's own file: it changes only with the installed plotly.
+    return FileResponse(PLOTLY_JS, media_type="text/javascript",
+                        headers={"Cache-Control": "public, max-age=86400"})
 
 
 def _is_api(request: Request) -> bool:

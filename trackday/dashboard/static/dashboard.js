@@ -67,9 +67,20 @@ function mapControls() {
   update();
 }
 
+// Figures that came with the page (data-initial names the JSON script element) draw at once.
+function drawInitial(charts) {
+  const pending = [];
+  for (const div of charts) {
+    const initial = div.dataset.initial && document.getElementById(div.dataset.initial);
+    if (initial) draw(div, JSON.parse(initial.textContent)[div.dataset.key]);
+    else pending.push(div);
+  }
+  return pending;
+}
+
 function start() {
   const charts = [...document.querySelectorAll(".chart[data-src]")];
-  refreshCharts(charts);
+  refreshCharts(drawInitial(charts));
   const live = charts.filter((div) => div.dataset.live || div.dataset.status === "running");
   if (live.length) setInterval(() => refreshCharts(live), REFRESH_MS);
   mapControls();
