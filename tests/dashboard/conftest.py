@@ -16,6 +16,7 @@ from pathlib import Path
 
 import pytest
 
+from tests import dr_samples
 from tests.dashboard import dashboard_data
 from tests.servers import ROOT, S3Server, free_port
 from tests.training.deepracer import dr_data
@@ -24,6 +25,7 @@ from training import storage
 CHROMIUM = Path("/usr/bin/chromium")
 ARTIFACTS = ROOT / "test-artifacts" / "dashboard"  # screenshots; gitignored
 DR_PREFIX = "speedy-1"
+SAMPLE_PREFIX = "sample-drfc-3"
 EPOCHS = 7
 COMPLETE_RUN = "20261130-100000-aaaaaa"
 RUNS = {COMPLETE_RUN: "COMPLETE", "20261130-110000-bbbbbb": "FAILED",
@@ -71,6 +73,8 @@ def dashboard(s3_server: S3Server, tmp_path_factory: pytest.TempPathFactory
         dashboard_data.donkey_run(runs, "20261130-110000-bbbbbb", 3, work, outcome="failed")
         dashboard_data.donkey_run(runs, "20261130-120000-cccccc", 3, work, outcome="running")
     video = dashboard_data.deepracer_run(s3_server, bucket, DR_PREFIX, work)
+    sample = dr_samples.logs_dir() / "sample-drfc-3-logs"  # real simulator files, 3 workers
+    dashboard_data.upload_folder(s3_server, bucket, sample, SAMPLE_PREFIX)
     project = work / "project"  # no Pulumi.<stack>.yaml: only the stacks given by --outputs
     project.mkdir()
     port = free_port()

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from tests.dashboard import dashboard_data
-from tests.dashboard.conftest import COMPLETE_RUN, DR_PREFIX, EPOCHS, RUNS
+from tests.dashboard.conftest import COMPLETE_RUN, DR_PREFIX, EPOCHS, RUNS, SAMPLE_PREFIX
 from tests.training.deepracer import dr_data
 from training import storage
 
@@ -87,6 +87,20 @@ def test_deepracer_chart_gains_an_appended_iteration(dashboard, laptop, phone):
     _wait_drawn(phone.page, "map-chart")
     phone.screenshot("dr-run-phone")
     assert laptop.errors == [] and phone.errors == [] and _fits(phone)
+
+
+def test_deepracer_list_and_a_sample_run_of_the_simulator(dashboard, laptop):
+    page = laptop.page
+    page.goto(f"{dashboard.url}/s/good/dr")
+    links = page.locator("#dr-runs a")
+    assert [links.nth(i).inner_text() for i in range(links.count())] == [SAMPLE_PREFIX, DR_PREFIX]
+    links.first.click()
+    _wait_drawn(page, "reward-chart")
+    _wait_drawn(page, "map-chart")
+    assert "3 worker(s)" in page.locator("main").inner_text()
+    assert page.locator("#evaluations tbody tr").count() > 0
+    laptop.screenshot("dr-sample-laptop")
+    assert laptop.errors == []
 
 
 def test_simtrace_map_draws_the_track_and_the_steps(dashboard, laptop):

@@ -38,8 +38,8 @@ def _fs(url: str):
 def model_prefixes(bucket_url: str) -> list[str]:
     """Top-level folders of the bucket that hold a run's metrics, sorted."""
     fs, root = _fs(bucket_url)
-    folders = [p.rstrip("/").rsplit("/", 1)[-1] for p in fs.ls(root, detail=False)
-               if fs.isdir(p)]
+    folders = [entry["name"].rstrip("/").rsplit("/", 1)[-1] for entry in fs.ls(root, detail=True)
+               if entry["type"] == "directory"]
 
     def has_metrics(folder: str) -> bool:
         try:
