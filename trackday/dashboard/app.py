@@ -9,6 +9,7 @@ answer {"error": ...} instead, which the page shows in place of the chart.
 from __future__ import annotations
 
 import re
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -124,9 +125,11 @@ def dr_list(request: Request) -> Response:
 
 def dr_run(request: Request) -> Response:
     stack, prefix = _prefix(request)
-    with reading(stack) as bucket:
-        info = deepracer_runs.run_info(bucket, prefix)
+    with reading(stack) as bucket, ThreadPoolExecutor(max_workers=2) as pool:
+        # Both list the prefix and read small objects: side by side, the page comes sooner.
+        pending = pool.submit(deepracer_runs.run_info, bucket, prefix)
         run = deepracer_runs.metrics(bucket, prefix)
+        info = pending.result()
     # The first figures come with the page: the reward chart draws without a second request.
     return _page(request, "dr_run.html", stack=stack, info=info, run=run,
                  worlds=_settings(request).worlds, figures=_dr_figures(run))
