@@ -3,12 +3,15 @@
 from __future__ import annotations
 
 import json
+import re
 
 import pytest
 
 from tests.dashboard import dashboard_data
+from tests.servers import ROOT as REPO
 from tests.training.deepracer import dr_data
 from trackday.dashboard import deepracer_runs, donkey_runs
+from trackday.dashboard.costs import hourly_cost
 from trackday.dashboard.stacks import MODELS, BucketError, Stack, discover, reading
 from training.deepracer import bucket_io
 from training.deepracer.simtrace import SimtraceError
@@ -98,3 +101,12 @@ def test_discovery_reads_the_stack_files(tmp_path):
     outputs.write_text(json.dumps({"target": "local", "bucketUrl": "s3://trackday"}))
     (stack,) = discover(tmp_path, [], {"dev": outputs}, None)
     assert (stack.name, stack.target, stack.bucket_url) == ("dev", "local", "s3://trackday")
+
+
+@pytest.mark.parametrize("name", ["aws", "azure", "gcp", "dev"])
+def test_the_projects_stacks_are_priced_per_hour(name):
+    cost = hourly_cost(REPO, name)
+    if name == "dev":  # the local target: this machine
+        assert cost is None
+    else:
+        assert re.fullmatch(r"\$\d+\.\d\d/h while .* \(list prices of .*\)", cost), cost

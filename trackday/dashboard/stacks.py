@@ -22,6 +22,7 @@ from typing import Any
 
 import yaml
 
+from trackday.dashboard.costs import hourly_cost
 from trackday.runs import runs_url
 from trackday.stack import StackError, read_outputs, storage_env
 from training import storage
@@ -46,6 +47,7 @@ class Stack:
     bucket_url: str | None  # as this machine reaches it; a folder for the local models
     outputs: dict[str, Any] | None  # None: not deployed, or its outputs unreadable
     problem: str | None = None  # why there are no outputs
+    cost: str | None = None  # per hour while its machines run (costs.py)
 
     @property
     def deployed(self) -> bool:
@@ -94,15 +96,17 @@ def _declared(project: Path, name: str) -> tuple[str | None, str | None]:
 
 def load_stack(project: Path, name: str, outputs_file: Path | None = None) -> Stack:
     target, bucket = _declared(project, name)
+    cost = hourly_cost(project, name) if target else None
     try:
         outputs = read_outputs(name, outputs_file, cwd=project)
     except StackError as error:
-        return Stack(name, target, None, None, str(error))
+        return Stack(name, target, None, None, str(error), cost)
     if not outputs:
-        return Stack(name, target, None, None, f"not deployed: `pulumi up --stack {name}`")
+        return Stack(name, target, None, None, f"not deployed: `pulumi up --stack {name}`", cost)
     url = outputs.get("bucketUrl")
     return Stack(name, outputs.get("target", target), url if isinstance(url, str) else None,
-                 outputs, None if isinstance(url, str) else f"no bucketUrl output ({bucket})")
+                 outputs, None if isinstance(url, str) else f"no bucketUrl output ({bucket})",
+                 cost)
 
 
 def discover(project: Path, names: list[str], outputs_files: dict[str, Path],
