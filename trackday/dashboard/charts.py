@@ -3,13 +3,13 @@ drawn in the browser by the plotly.js that the plotly package ships (static/dash
 
 from __future__ import annotations
 
-_MARGIN = {"l": 50, "r": 20, "t": 40, "b": 90}
+_MARGIN = {"l": 50, "r": 20, "t": 40, "b": 100}
 
 
 def _layout(title: str, x: str, y: str, **extra) -> dict:
     return {"title": {"text": title}, "xaxis": {"title": {"text": x}},
             "yaxis": {"title": {"text": y}}, "margin": _MARGIN, "autosize": True,
-            "legend": {"orientation": "h", "y": -0.3, "yanchor": "top"}, **extra}
+            "legend": {"orientation": "h", "y": -0.38, "yanchor": "top"}, **extra}
 
 
 def loss(history: dict[str, list[float]]) -> dict:
