@@ -65,6 +65,10 @@ def test_a_model_file_downloads_as_uploaded(dashboard, laptop):
     run = f"/s/good/donkey/{COMPLETE_RUN}/files/pilot.tflite"
     response = laptop.page.request.get(dashboard.url + run)
     assert response.status == 200 and response.body() == b"tflite model"
+    assert response.headers["content-disposition"] == "attachment; filename*=utf-8''pilot.tflite"
+    ranged = laptop.page.request.get(dashboard.url + run, headers={"Range": "bytes=7-"})
+    assert ranged.status == 206 and ranged.body() == b"model"
+    assert ranged.headers["content-range"] == "bytes 7-11/12"
 
 
 def test_failed_run_shows_its_reason(dashboard, laptop):

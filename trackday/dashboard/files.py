@@ -11,6 +11,7 @@ from __future__ import annotations
 import mimetypes
 import re
 from collections.abc import Iterator
+from urllib.parse import quote
 
 from starlette.requests import Request
 from starlette.responses import Response, StreamingResponse
@@ -40,7 +41,8 @@ def send(request: Request, fs, path: str, size: int, download: str | None = None
     kind = mimetypes.guess_type(path)[0] or "application/octet-stream"
     headers = {"Accept-Ranges": "bytes"}
     if download:
-        headers["Content-Disposition"] = f'attachment; filename="{download}"'
+        # RFC 6266's encoded form: a name from the bucket cannot break the header.
+        headers["Content-Disposition"] = f"attachment; filename*=utf-8''{quote(download)}"
     start, end, status = 0, size, 200
     wanted = _RANGE.match(request.headers.get("range", "").strip())
     if wanted and (wanted.group(1) or wanted.group(2)):
