@@ -110,3 +110,12 @@ def test_the_projects_stacks_are_priced_per_hour(name):
         assert cost is None
     else:
         assert re.fullmatch(r"\$\d+\.\d\d/h while .* \(list prices of .*\)", cost), cost
+
+
+def test_outputs_option_needs_a_stack_name():
+    from typer.testing import CliRunner
+
+    from trackday.cli import app
+
+    done = CliRunner().invoke(app, ["dashboard", "--no-browser", "--outputs", "outputs.json"])
+    assert done.exit_code == 2 and "write --outputs STACK=FILE" in done.output
