@@ -3,6 +3,7 @@
 import typer
 
 from trackday import donkey, dr, plan
+from trackday.dashboard.command import dashboard
 
 app = typer.Typer(
     help="Train DonkeyCar and AWS DeepRacer models on your machine or in the cloud.",
@@ -12,3 +13,4 @@ app = typer.Typer(
 app.add_typer(donkey.app, name="donkey")
 app.add_typer(dr.app, name="dr")
 app.command("plan")(plan.plan)
+app.command("dashboard")(dashboard)

@@ -274,8 +274,8 @@ def _shares(files: RunFiles, texts: dict[str, str], total: int | None
         f"{count} workers, some episodes land one iteration off"]
 
 
-def load_run(source: str) -> RunMetrics:
-    """Read a run's metrics, simtrace, evaluations and checkpoint record.
+def load_run(source: str, simtrace: bool = True) -> RunMetrics:
+    """Read a run's metrics, simtrace (unless `simtrace` is false), evaluations and checkpoints.
 
     `source`: a DRfC model prefix (`s3://BUCKET/PREFIX`, gs://, az://, a local folder) or a
     DeepRacer on AWS / console log download (its .tar.gz or unpacked folder).
@@ -300,7 +300,7 @@ def load_run(source: str) -> RunMetrics:
         episodes += found
     evaluations = [parse_evaluation_metrics(texts[key], id, key)
                    for id, key in sorted(files.evaluation_metrics.items())]
-    trace_keys = sorted(files.training_simtrace.items())
+    trace_keys = sorted(files.training_simtrace.items()) if simtrace else []
     traces = files.read_many([key for _, key in trace_keys])
     parts = [parse_simtrace(content.decode("utf-8"), iteration, key, worker)
              for ((worker, iteration), key), content in zip(trace_keys, traces, strict=True)]
