@@ -217,6 +217,12 @@ class _ProviderMocks(pulumi_mocks.Mocks):
                 "name": pattern.replace("*", "20260101"),
                 "architecture": "x86_64",
                 "ownerId": "898082745236",
+                # As the Deep Learning Base GPU AMI ships: a 75 GB root snapshot.
+                "rootDeviceName": "/dev/sda1",
+                "blockDeviceMappings": [
+                    {"deviceName": "/dev/sda1", "ebs": {"volume_size": "75"}, "noDevice": "",
+                     "virtualName": ""},
+                ],
             }
         if args.token == "azure-native:authorization:getClientConfig":
             return {

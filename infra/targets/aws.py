@@ -26,7 +26,7 @@ import pulumi
 import pulumi_aws as aws
 
 from infra import cloud_rules, nodes
-from infra.config import Aws, StackConfig
+from infra.config import Aws, ConfigError, StackConfig
 from infra.nodes import Node, NodeAccess, PoolSpec
 from infra.swarm import Swarm, SwarmArgs
 from infra.targets import TargetArgs, child
@@ -329,10 +329,14 @@ class NodePool(pulumi.ComponentResource):
             opts=pulumi.InvokeOutputOptions(parent=self, provider=args.provider),
         )
         node_config = args.config.nodes
+        # EC2 refuses a root volume smaller than the image's snapshot: say so before asking.
+        image_id = pulumi.Output.all(ami, node_config.root_volume_gb).apply(
+            lambda values: checked_image(values[0], values[1])
+        )
         self.nodes: list[Node] = []
         for role, suffix in args.spec.roles:
             common: dict[str, Any] = {
-                "ami": ami.id,
+                "ami": image_id,
                 "instance_type": node_config.machine_type,
                 "subnet_id": args.subnet_id,
                 "vpc_security_group_ids": [args.security_group_id],
@@ -394,6 +398,23 @@ class NodePool(pulumi.ComponentResource):
             opts=child(self),
         )
         return request.spot_instance_id, request.public_ip, request.private_ip
+
+
+def checked_image(ami: Any, root_volume_gb: int) -> str:
+    """The looked-up AMI's id, if `nodes.rootVolumeGb` holds its root snapshot."""
+    root = next(
+        (m for m in ami.block_device_mappings or [] if m.device_name == ami.root_device_name),
+        None,
+    )
+    size = int((root.ebs if root else {}).get("volume_size") or 0)
+    if root_volume_gb < size:
+        raise ConfigError(
+            "nodes.rootVolumeGb",
+            root_volume_gb,
+            f"the node image {ami.name} ({ami.id}) has a {size} GB root snapshot; "
+            f"ask for at least {size}",
+        )
+    return ami.id
 
 
 # Containers on a node (bridge networking is one hop more) reach the instance metadata
