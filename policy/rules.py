@@ -8,7 +8,6 @@ stacks declare under Pulumi's mocks (`check_offline_run`). Resource types and in
 are the providers' own (pulumi-gcp, pulumi-aws v6 and v7, pulumi-azure-native, pulumi-docker).
 """
 
-
 from __future__ import annotations
 
 import re
