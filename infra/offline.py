@@ -224,6 +224,15 @@ class _ProviderMocks(pulumi_mocks.Mocks):
                      "virtualName": ""},
                 ],
             }
+        if args.token == "gcp:compute/getInstanceGuestAttributes:getInstanceGuestAttributes":
+            # What the guest publishes at first boot: each host key's type and base64.
+            body = "AAAAC3NzaC1lZDI1NTE5AAAAI" + _digest(args.args["name"])[:43]
+            return {
+                "queryValues": [
+                    {"namespace": "hostkeys", "key": "ecdsa-sha2-nistp256", "value": "AAAAE2Vj"},
+                    {"namespace": "hostkeys", "key": "ssh-ed25519", "value": body},
+                ]
+            }
         if args.token == "azure-native:authorization:getClientConfig":
             return {
                 "subscriptionId": _uuid("subscription"),

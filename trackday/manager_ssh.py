@@ -6,10 +6,10 @@ paramiko from memory here: it is never written to disk, and never reaches anothe
 
 The manager must prove it holds the host key the stack recorded (`managerHostKey`); no
 other key is accepted, not even one in the operator's known_hosts (cloud addresses are
-reused), and without a recorded key nothing connects. What that key is worth: `pulumi up`
-reads it over its first SSH connection to the new VM, which checks no host key itself, so
-it trusts the network path between the deployer and the cloud at that moment (docs/security.md
-and docs/configuration.md say so).
+reused), and without a recorded key nothing connects. What that key is worth: on gcp the
+stack reads it through the Compute API (the VM's guest attributes); on aws and azure over
+its first SSH connection to the new VM, which checks no host key itself, so it trusts the
+network path between the deployer and the cloud at that moment (docs/configuration.md).
 """
 
 from __future__ import annotations

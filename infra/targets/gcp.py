@@ -25,6 +25,7 @@ donkeycar settings), and `trainerKey` (secret) when `gcp.serviceAccountKey` is t
 from __future__ import annotations
 
 import re
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -383,6 +384,9 @@ class NodePool(pulumi.ComponentResource):
                     "install-nvidia-driver": "True",
                     # The pool's SSH key comes with the user data, not from OS Login.
                     "enable-oslogin": "FALSE",
+                    # The guest publishes its SSH host keys there at first boot (hostkeys/),
+                    # where the stack reads the manager's through the Compute API.
+                    "enable-guest-attributes": "TRUE",
                     "block-project-ssh-keys": "TRUE",
                 },
                 tags=[NODE_TAG],
@@ -390,6 +394,8 @@ class NodePool(pulumi.ComponentResource):
                 allow_stopping_for_update=True,
                 opts=child(self),
             )
+            if role == "manager":
+                self.manager_host_key = _guest_host_key(instance, args.zone, self)
             interface = instance.network_interfaces[0]
             self.nodes.append(
                 Node(
@@ -401,6 +407,41 @@ class NodePool(pulumi.ComponentResource):
                 )
             )
         self.register_outputs({"count": len(self.nodes)})
+
+
+HOST_KEY_TYPE = "ssh-ed25519"
+
+
+def _guest_host_key(
+    instance: gcp.compute.Instance, zone: str, parent: pulumi.Resource
+) -> Callable[[pulumi.Output[str]], pulumi.Output[str]]:
+    """Reads a VM's SSH host key from its guest attributes (`hostkeys/<type>`: the key's
+    base64, written by the guest at first boot), once `ready` resolves."""
+
+    def read(ready: pulumi.Output[str]) -> pulumi.Output[str]:
+        attributes = gcp.compute.get_instance_guest_attributes_output(
+            name=pulumi.Output.all(instance.name, ready).apply(lambda values: values[0]),
+            zone=zone,
+            query_path="hostkeys/",
+            opts=pulumi.InvokeOutputOptions(parent=parent),
+        )
+        return attributes.query_values.apply(host_key_line)
+
+    return read
+
+
+def host_key_line(values: list[Any]) -> str:
+    """`ssh-ed25519 AAAA...` from the `hostkeys/` guest attributes, or a clear error."""
+    for value in values or []:
+        key = value["key"] if isinstance(value, dict) else value.key
+        if key == HOST_KEY_TYPE:
+            blob = value["value"] if isinstance(value, dict) else value.value
+            return f"{HOST_KEY_TYPE} {blob.strip()}"
+    raise ValueError(
+        f"the manager published no {HOST_KEY_TYPE} host key in its guest attributes "
+        "(hostkeys/): check that its image runs the Google guest agent or cloud-init, and "
+        "that metadata enable-guest-attributes is TRUE, then run `pulumi up` again"
+    )
 
 
 def _scheduling(spot: bool) -> gcp.compute.InstanceSchedulingArgs:
@@ -504,7 +545,11 @@ class GcpTarget(pulumi.ComponentResource):
             ),
             opts=opts,
         )
-        swarm = Swarm(f"{name}-swarm", SwarmArgs(spec, access, pool.nodes), opts=child(self))
+        swarm = Swarm(
+            f"{name}-swarm",
+            SwarmArgs(spec, access, pool.nodes, manager_host_key=pool.manager_host_key),
+            opts=child(self),
+        )
         return SwarmStack(
             name,
             self,
