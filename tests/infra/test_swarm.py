@@ -126,7 +126,7 @@ def test_manager_host_key_is_recorded_for_submit_to_check(swarm):
 
 
 def test_gcp_host_key_comes_from_the_guests_hostkeys_attribute():
-    from infra.targets import gcp as gcp_target
+    from infra.targets import gcp_nodes as gcp_target
 
     published = [
         {"namespace": "hostkeys", "key": "ssh-rsa", "value": "AAAAB3Nza"},
