@@ -61,8 +61,9 @@ SAGEMAKER_DIR = "/tmp/sagemaker"
 TMPFILES_CONF = "/etc/tmpfiles.d/trackday.conf"
 # From NVIDIA container toolkit 1.18.0 the runtime defaults to "jit-cdi" mode, which ignores
 # the GPU Swarm assigns (DOCKER_RESOURCE_GPU) until 1.19.0 (NVIDIA/nvidia-container-toolkit
-# issue 1599); "legacy" mode honours it on every version. `nvidia-ctk config --set` needs 1.15.
-MIN_TOOLKIT_VERSION = "1.15.0"
+# issue 1599); "legacy" mode honours it on every version. `nvidia-ctk config --set` is in
+# NVIDIA's install guide from 1.14 (rootless mode); the container check below is the proof.
+MIN_TOOLKIT_VERSION = "1.14.0"
 GPU_PROBE_IMAGE = "ubuntu:22.04"
 
 _USER_PATTERN = re.compile(r"[a-z_][a-z0-9_-]{0,31}")

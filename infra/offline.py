@@ -217,6 +217,21 @@ class _ProviderMocks(pulumi_mocks.Mocks):
                 "name": pattern.replace("*", "20260101"),
                 "architecture": "x86_64",
                 "ownerId": "898082745236",
+                # As the Deep Learning Base GPU AMI ships: a 75 GB root snapshot.
+                "rootDeviceName": "/dev/sda1",
+                "blockDeviceMappings": [
+                    {"deviceName": "/dev/sda1", "ebs": {"volume_size": "75"}, "noDevice": "",
+                     "virtualName": ""},
+                ],
+            }
+        if args.token == "gcp:compute/getInstanceGuestAttributes:getInstanceGuestAttributes":
+            # What the guest publishes at first boot: each host key's type and base64.
+            body = "AAAAC3NzaC1lZDI1NTE5AAAAI" + _digest(args.args["name"])[:43]
+            return {
+                "queryValues": [
+                    {"namespace": "hostkeys", "key": "ecdsa-sha2-nistp256", "value": "AAAAE2Vj"},
+                    {"namespace": "hostkeys", "key": "ssh-ed25519", "value": body},
+                ]
             }
         if args.token == "azure-native:authorization:getClientConfig":
             return {

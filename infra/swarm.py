@@ -10,6 +10,7 @@ from the manager. A replaced worker joins again (the commands are triggered by i
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import pulumi
@@ -31,6 +32,9 @@ class SwarmArgs:
     nodes: list[Node]
     # Azure: the nodes' identity (their bootstrap needs it; see infra/bootstrap.py).
     azure_identity_client_id: pulumi.Input[str] | None = None
+    # Reads the manager's SSH host key through the cloud's own API once the manager's
+    # bootstrap is done (it is given a value that resolves then); None: over SSH.
+    manager_host_key: Callable[[pulumi.Output[str]], pulumi.Output[str]] | None = None
 
 
 def connection(access: NodeAccess, node: Node) -> command.remote.ConnectionArgs:
@@ -65,16 +69,21 @@ class Swarm(pulumi.ComponentResource):
             ),
         )
         join_token = pulumi.Output.secret(token.stdout.apply(str.strip))
-        # The manager's SSH host key, read on first contact: `trackday donkey submit` then
-        # refuses any other host at the manager's address.
-        host_key = command.remote.Command(
-            f"{name}-manager-host-key",
-            connection=on_manager,
-            create=f"cat {MANAGER_HOST_KEY}",
-            triggers=[manager.instance_id],
-            opts=child(self, depends_on=[token]),
-        )
-        self.manager_host_key = host_key.stdout.apply(str.strip)
+        # The manager's SSH host key: `trackday` then refuses any other host at its address.
+        # Read through the cloud's API where it can (what the VM published, over an
+        # authenticated channel); else on first contact, over an SSH connection that itself
+        # checks no host key (docs/configuration.md says what that trusts).
+        if args.manager_host_key is not None:
+            self.manager_host_key = args.manager_host_key(token.id)
+        else:
+            host_key = command.remote.Command(
+                f"{name}-manager-host-key",
+                connection=on_manager,
+                create=f"cat {MANAGER_HOST_KEY}",
+                triggers=[manager.instance_id],
+                opts=child(self, depends_on=[token]),
+            )
+            self.manager_host_key = host_key.stdout.apply(str.strip)
         self.ready: list[pulumi.Resource] = [token]
         for worker in workers:
             joined = command.remote.Command(

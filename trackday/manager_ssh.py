@@ -3,6 +3,13 @@
 The docker SDK reaches `ssh://` engines with paramiko but only with keys from the operator's
 own SSH set-up. The stack's key (the `sshPrivateKey` output, a Pulumi secret) is handed to
 paramiko from memory here: it is never written to disk, and never reaches another process.
+
+The manager must prove it holds the host key the stack recorded (`managerHostKey`); no
+other key is accepted, not even one in the operator's known_hosts (cloud addresses are
+reused), and without a recorded key nothing connects. What that key is worth: on gcp the
+stack reads it through the Compute API (the VM's guest attributes); on aws and azure over
+its first SSH connection to the new VM, which checks no host key itself, so it trusts the
+network path between the deployer and the cloud at that moment (docs/configuration.md).
 """
 
 from __future__ import annotations
@@ -50,7 +57,7 @@ class _KeyedSSHAdapter(SSHHTTPAdapter):
         base_url: str,
         key: paramiko.PKey,
         port: int | None,
-        host_key: paramiko.PKey | None,
+        host_key: paramiko.PKey,
     ) -> None:
         self._key = key
         self._port = port
@@ -62,10 +69,10 @@ class _KeyedSSHAdapter(SSHHTTPAdapter):
         self.ssh_params.update(pkey=self._key, look_for_keys=False, allow_agent=False)
         if self._port is not None:
             self.ssh_params["port"] = self._port
-        if self._host_key is None:
-            # Outputs from before the stack recorded the key: accept it, as pulumi-command does.
-            self.ssh_client.set_missing_host_key_policy(paramiko.AutoAddPolicy())
-            return
+        # Only the recorded key: paramiko would prefer a known_hosts entry for the address.
+        self.ssh_client.get_host_keys().clear()
+        self.ssh_client._system_host_keys.clear()
+        self.ssh_client.set_missing_host_key_policy(paramiko.RejectPolicy())
         host = self.ssh_params["hostname"]
         port = self.ssh_params.get("port") or 22
         name = host if port == 22 else f"[{host}]:{port}"
@@ -82,11 +89,18 @@ def connect(
 ) -> docker.DockerClient:
     """A docker client for the engine on `address`, through SSH as `user` with `private_key`.
 
-    With `host_key` (the stack's `managerHostKey`), any other host at that address is refused.
+    `host_key` (the stack's `managerHostKey`) is required: any other host at that address is
+    refused.
     """
+    if not host_key or not host_key.strip():
+        raise SwarmJobError(
+            f"the stack records no SSH host key for its manager ({address}): refusing to "
+            "connect to a host that cannot be told from another; run `pulumi up` for the "
+            "stack (it records managerHostKey), or pass outputs that have it"
+        )
     url = f"ssh://{user}@{address}"
     key = load_key(private_key)
-    known = load_host_key(host_key) if host_key else None
+    known = load_host_key(host_key)
     # Shell-out mode makes no connection yet; the keyed transport then replaces it.
     client = docker.DockerClient(
         base_url=url, version=BOOTSTRAP_API_VERSION, use_ssh_client=True, timeout=timeout

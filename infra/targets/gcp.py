@@ -33,11 +33,12 @@ import pulumi
 import pulumi_docker_build as docker_build
 import pulumi_gcp as gcp
 
-from infra import catalog, cloud_rules, nodes
+from infra import catalog, cloud_rules
 from infra.config import StackConfig
-from infra.nodes import Node, NodeAccess, PoolSpec
+from infra.nodes import NodeAccess, PoolSpec
 from infra.swarm import Swarm, SwarmArgs
 from infra.targets import TRAINER_DOCKERFILE, TRAINER_IMAGE, TargetArgs, child, trainer_build_args
+from infra.targets.gcp_nodes import Network, NetworkArgs, NodePool, NodePoolArgs
 from infra.targets.swarm_outputs import SwarmStack
 
 APIS = (
@@ -49,7 +50,6 @@ APIS = (
 )
 # The node pool's VMs need Compute Engine besides.
 NODE_POOL_APIS = ("compute.googleapis.com",)
-NODE_TAG = "trackday-node"
 BUCKET_ROLE = "roles/storage.objectUser"
 REPOSITORY_ROLE = "roles/artifactregistry.reader"
 RUNS_PREFIX = "runs/"
@@ -248,176 +248,6 @@ class TrainerImage(pulumi.ComponentResource):
         self.register_outputs({"ref": self.ref})
 
 
-@dataclass(frozen=True)
-class NetworkArgs:
-    region: str
-    allowed_cidrs: list[str]
-
-
-class Network(pulumi.ComponentResource):
-    """The nodes' network: admin ports from the allowed ranges, swarm ports between nodes only."""
-
-    def __init__(self, name: str, args: NetworkArgs, opts: pulumi.ResourceOptions | None = None):
-        super().__init__("trackday:gcp:Network", name, None, opts)
-        # 1500, not GCP's default 1460: Docker's VXLAN overlay sends 1450-byte container
-        # packets plus 50 bytes of headers (infra/cloud_rules.py).
-        network = gcp.compute.Network(
-            f"{name}-vpc",
-            auto_create_subnetworks=False,
-            mtu=cloud_rules.GCP_NODE_MTU,
-            opts=child(self),
-        )
-        self.subnet = gcp.compute.Subnetwork(
-            f"{name}-subnet",
-            network=network.id,
-            region=args.region,
-            ip_cidr_range=nodes.SUBNET_CIDR,
-            private_ip_google_access=True,
-            opts=child(self),
-        )
-        gcp.compute.Firewall(
-            f"{name}-admin",
-            network=network.id,
-            direction="INGRESS",
-            allows=[
-                gcp.compute.FirewallAllowArgs(
-                    protocol="tcp", ports=[str(p) for p in nodes.ADMIN_PORTS]
-                )
-            ],
-            source_ranges=list(args.allowed_cidrs),
-            target_tags=[NODE_TAG],
-            opts=child(self),
-        )
-        by_protocol: dict[str, list[str]] = {}
-        for protocol, port in nodes.SWARM_PORTS:
-            by_protocol.setdefault(protocol, []).append(str(port))
-        gcp.compute.Firewall(
-            f"{name}-swarm",
-            network=network.id,
-            direction="INGRESS",
-            allows=[
-                gcp.compute.FirewallAllowArgs(protocol=protocol, ports=ports)
-                for protocol, ports in by_protocol.items()
-            ],
-            source_tags=[NODE_TAG],
-            target_tags=[NODE_TAG],
-            opts=child(self),
-        )
-        self.register_outputs({"subnet": self.subnet.id})
-
-
-@dataclass(frozen=True)
-class NodePoolArgs:
-    spec: PoolSpec
-    access: NodeAccess
-    config: StackConfig
-    zone: str
-    subnet: pulumi.Input[str]
-    service_account: pulumi.Input[str]
-    labels: dict[str, str] = field(default_factory=dict)
-
-
-class NodePool(pulumi.ComponentResource):
-    """Compute Engine GPU VMs, running as the trainer service account: manager, then workers."""
-
-    def __init__(self, name: str, args: NodePoolArgs, opts: pulumi.ResourceOptions | None = None):
-        super().__init__("trackday:gcp:NodePool", name, None, opts)
-        node_config = args.config.nodes
-        gcp_config = args.config.gcp
-        assert gcp_config is not None and node_config.gpu.type is not None
-        machine = str(node_config.machine_type)
-        # n1 machines take attached GPUs; g2 and a2 machines come with theirs.
-        accelerators = (
-            [
-                gcp.compute.InstanceGuestAcceleratorArgs(
-                    type=catalog.COMPUTE_ACCELERATOR[node_config.gpu.type],
-                    count=node_config.gpu.count or 1,
-                )
-            ]
-            if machine.startswith("n1-")
-            else None
-        )
-        self.nodes: list[Node] = []
-        for role, suffix in args.spec.roles:
-            # The manager keeps one address across stops and starts (an ephemeral one changes);
-            # workers are reached through it and by their private addresses.
-            nat_ip = (
-                gcp.compute.Address(
-                    f"{name}-{suffix}-address",
-                    region=args.zone.rsplit("-", 1)[0],
-                    address_type="EXTERNAL",
-                    labels=args.labels,
-                    opts=child(self),
-                ).address
-                if role == "manager"
-                else None
-            )
-            instance = gcp.compute.Instance(
-                f"{name}-{suffix}",
-                machine_type=machine,
-                zone=args.zone,
-                boot_disk=gcp.compute.InstanceBootDiskArgs(
-                    initialize_params=gcp.compute.InstanceBootDiskInitializeParamsArgs(
-                        image=gcp_config.node_image,
-                        size=node_config.root_volume_gb,
-                        type="pd-ssd",
-                    ),
-                ),
-                guest_accelerators=accelerators,
-                scheduling=_scheduling(node_config.spot),
-                network_interfaces=[
-                    gcp.compute.InstanceNetworkInterfaceArgs(
-                        subnetwork=args.subnet,
-                        # A public address (the manager's static): SSH from the allowed ranges.
-                        access_configs=[
-                            gcp.compute.InstanceNetworkInterfaceAccessConfigArgs(nat_ip=nat_ip)
-                        ],
-                    )
-                ],
-                service_account=gcp.compute.InstanceServiceAccountArgs(
-                    email=args.service_account, scopes=["cloud-platform"]
-                ),
-                metadata={
-                    "user-data": nodes.user_data(args.spec, role, args.access),
-                    # The Deep Learning VM image installs the NVIDIA driver at first boot.
-                    "install-nvidia-driver": "True",
-                    # The pool's SSH key comes with the user data, not from OS Login.
-                    "enable-oslogin": "FALSE",
-                    "block-project-ssh-keys": "TRUE",
-                },
-                tags=[NODE_TAG],
-                labels={**args.labels, "trackday-role": role},
-                allow_stopping_for_update=True,
-                opts=child(self),
-            )
-            interface = instance.network_interfaces[0]
-            self.nodes.append(
-                Node(
-                    role,
-                    suffix,
-                    interface.access_configs.apply(lambda configs: configs[0].nat_ip),
-                    interface.network_ip,
-                    instance.instance_id,
-                )
-            )
-        self.register_outputs({"count": len(self.nodes)})
-
-
-def _scheduling(spot: bool) -> gcp.compute.InstanceSchedulingArgs:
-    """GPU VMs cannot live-migrate: they stop for host maintenance; spot ones when reclaimed."""
-    if spot:
-        return gcp.compute.InstanceSchedulingArgs(
-            provisioning_model="SPOT",
-            preemptible=True,
-            automatic_restart=False,
-            on_host_maintenance="TERMINATE",
-            instance_termination_action="STOP",
-        )
-    return gcp.compute.InstanceSchedulingArgs(
-        provisioning_model="STANDARD", automatic_restart=True, on_host_maintenance="TERMINATE"
-    )
-
-
 class GcpTarget(pulumi.ComponentResource):
     """The `gcp` target: APIs, bucket, trainer identity, repository and image (and nodes)."""
 
@@ -504,7 +334,11 @@ class GcpTarget(pulumi.ComponentResource):
             ),
             opts=opts,
         )
-        swarm = Swarm(f"{name}-swarm", SwarmArgs(spec, access, pool.nodes), opts=child(self))
+        swarm = Swarm(
+            f"{name}-swarm",
+            SwarmArgs(spec, access, pool.nodes, manager_host_key=pool.manager_host_key),
+            opts=child(self),
+        )
         return SwarmStack(
             name,
             self,

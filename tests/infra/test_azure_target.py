@@ -9,7 +9,7 @@ import yaml
 
 from infra import cloud_rules, gateway, offline
 from infra.config import ConfigError
-from infra.targets import azure as azure_target
+from infra.targets import azure_storage
 from tests.infra.stacks import plain_secret_leaks, run_stack, shipped_values, with_keys
 
 ACCOUNT = "azure-native:storage:StorageAccount"
@@ -59,7 +59,7 @@ def test_identity_holds_blob_data_contributor_on_the_account_only(azure):
     account_id = f"{azure.one(ACCOUNT).name}-id"
     blob = [
         r.inputs for r in azure.of_type(ROLE)
-        if r.inputs["roleDefinitionId"].endswith(azure_target.BLOB_DATA_CONTRIBUTOR)
+        if r.inputs["roleDefinitionId"].endswith(azure_storage.BLOB_DATA_CONTRIBUTOR)
     ]  # fmt: skip
     # The data identity, and whoever runs `pulumi up` (for submit and fetch): under the
     # mocks a client other than the Azure CLI signed in, as in CI: a service principal.

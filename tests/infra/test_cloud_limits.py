@@ -123,3 +123,25 @@ def test_gcp_network_carries_docker_overlay_packets():
     low, high = cloud_rules.GCP_MTU_RANGE
     assert low <= mtu <= high
     assert mtu - cloud_rules.VXLAN_OVERHEAD >= cloud_rules.DOCKER_OVERLAY_MTU
+
+
+def test_a_newer_ami_with_a_larger_snapshot_is_caught_before_ec2_refuses_it():
+    """The AMI found at `pulumi up` may outgrow the dated minimum: its own snapshot decides."""
+    from types import SimpleNamespace
+
+    from infra.targets import aws as aws_target
+
+    def ami(size: str):
+        root = SimpleNamespace(device_name="/dev/sda1", ebs={"volume_size": size})
+        other = SimpleNamespace(device_name="/dev/sdb", ebs={"volume_size": "500"})
+        return SimpleNamespace(
+            id="ami-0abc", name="Deep Learning Base 2027", root_device_name="/dev/sda1",
+            block_device_mappings=[other, root],
+        )
+
+    assert aws_target.checked_image(ami("75"), 100) == "ami-0abc"
+    with pytest.raises(ConfigError, match=r"rootVolumeGb: 100 is not valid; .* 120 GB root"):
+        aws_target.checked_image(ami("120"), 100)
+    run = run_stack("aws", with_keys("aws", nodes={"rootVolumeGb": 80}))
+    (node,) = run.of_type("aws:ec2/spotInstanceRequest:SpotInstanceRequest")
+    assert node.inputs["ami"].startswith("ami-0")

@@ -87,7 +87,7 @@ def test_bootstrap_refuses_a_sagemaker_folder_someone_else_made(tmp_path):
 
 
 @pytest.mark.parametrize(
-    ("version", "ok"), [("1.14.6", False), ("1.15.0", True), ("1.17.8", True), ("1.19.0", True)]
+    ("version", "ok"), [("1.13.5", False), ("1.14.0", True), ("1.17.8", True), ("1.19.0", True)]
 )
 def test_toolkit_too_old_for_the_mode_setting_fails_the_bootstrap(tmp_path, version, ok):
     script = _files(NODE)[bootstrap.BOOTSTRAP_SCRIPT]

@@ -108,13 +108,33 @@ def test_ssh_key_is_secret_in_every_connection_and_output(swarm):
     assert public_key.inputs == {"algorithm": "ED25519"}
 
 
-def test_manager_host_key_is_read_on_the_manager_for_submit_to_check(swarm):
-    _cloud, _count, run = swarm
+def test_manager_host_key_is_recorded_for_submit_to_check(swarm):
+    cloud, _count, run = swarm
+    host_key = run.outputs["managerHostKey"]
+    assert host_key.value.startswith("ssh-ed25519 ") and not host_key.secret
+    if cloud == "gcp":
+        # Through the Compute API: what the VM published in its guest attributes.
+        assert _commands(run, "-manager-host-key") == []
+        manager = next(
+            vm for vm in run.of_type(VMS[cloud]) if vm.name.endswith("-manager")
+        )
+        assert manager.inputs["metadata"]["enable-guest-attributes"] == "TRUE"
+        return
     (read,) = _commands(run, "-manager-host-key")
     assert read.inputs["create"] == "cat /etc/ssh/ssh_host_ed25519_key.pub"
     assert run.raw_inputs[read.urn]["connection"]["host"] == run.outputs["managerAddress"].value
-    host_key = run.outputs["managerHostKey"]
-    assert host_key.value.startswith("ssh-ed25519 ") and not host_key.secret
+
+
+def test_gcp_host_key_comes_from_the_guests_hostkeys_attribute():
+    from infra.targets import gcp_nodes as gcp_target
+
+    published = [
+        {"namespace": "hostkeys", "key": "ssh-rsa", "value": "AAAAB3Nza"},
+        {"namespace": "hostkeys", "key": "ssh-ed25519", "value": "AAAAC3NzaC1lZDI1NTE5AAAAIx\n"},
+    ]
+    assert gcp_target.host_key_line(published) == "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIx"
+    with pytest.raises(ValueError, match=r"published no ssh-ed25519 host key .* `pulumi up`"):
+        gcp_target.host_key_line(published[:1])
 
 
 def test_trainer_image_is_built_on_the_manager_after_its_bootstrap(swarm):
