@@ -102,7 +102,7 @@ def _bomb(path: Path, size: int, name: str = "tubs/data/images/0_cam.jpg") -> Pa
 
 
 _MEASURE = """
-import resource, sys
+import sys
 from pathlib import Path
 from training.donkeycar.archive import ArchiveError, extract_archive
 try:
@@ -111,7 +111,8 @@ try:
     print("extracted")
 except ArchiveError as e:
     print("refused:", e)
-print(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss)
+# VmHWM, not ru_maxrss: the latter keeps the forking parent's high-water mark across exec
+print(open("/proc/self/status").read().split("VmHWM:")[1].split()[0])
 """
 
 
