@@ -14,7 +14,11 @@ from training.donkeycar.sample_tub import write_sample_tub
 
 
 def records(tub: Path) -> list[dict]:
-    return list(Tub(str(tub), read_only=True))
+    opened = Tub(str(tub), read_only=True)
+    try:
+        return list(opened)
+    finally:
+        opened.close()
 
 
 def test_donkeycar_crashes_on_an_empty_catalog_and_reads_the_skip_bad_archive(tmp_path):
