@@ -14,7 +14,11 @@ from training.donkeycar.sample_tub import write_sample_tub
 
 
 def records(tub: Path) -> list[dict]:
-    return list(Tub(str(tub), read_only=True))
+    opened = Tub(str(tub), read_only=True)
+    try:
+        return list(opened)
+    finally:
+        opened.close()
 
 
 def test_donkeycar_crashes_on_an_empty_catalog_and_reads_the_skip_bad_archive(tmp_path):
@@ -30,3 +34,19 @@ def test_donkeycar_crashes_on_an_empty_catalog_and_reads_the_skip_bad_archive(tm
     assert [r["_index"] for r in got] == list(range(20))
     assert json.loads((extracted.tubs[0] / "manifest.json").read_text().splitlines()[4])[
         "current_index"] == 20
+
+
+def test_an_archive_of_the_old_scripts_extracts_to_a_tub_donkeycar_reads(tmp_path):
+    """Issue 9: `tar -chf ... -C data .`, `tar -rf` of the configs, gzip, as the seed did."""
+    from tests.training.donkeycar.test_archive_hostile import seed_script_archive
+
+    tub = write_sample_tub(tmp_path / "data", records=15, seed=5)
+    car = tmp_path / "car"
+    car.mkdir()
+    (car / "config.py").write_text("MAX_EPOCHS = 1\n")
+    (car / "myconfig.py").write_text("BATCH_SIZE = 4\n")
+    archive = seed_script_archive(tub, car, tmp_path)
+    with archive.open("rb") as f:
+        extracted = extract_archive(f, tmp_path / "out")
+    assert [r["_index"] for r in records(extracted.tubs[0])] == list(range(15))
+    assert (extracted.config_dir / "config.py").read_text() == "MAX_EPOCHS = 1\n"
