@@ -35,12 +35,10 @@ def stack_version(stack: str) -> str:
     path = stack_file(ROOT, stack)
     if not path.exists():
         return DEFAULT_VERSION
-    donkeycar = read_stack_file(path).get("trackday:donkeycar") or {}
-    return (
-        str(donkeycar.get("version", DEFAULT_VERSION))
-        if isinstance(donkeycar, dict)
-        else (DEFAULT_VERSION)
-    )
+    donkeycar = read_stack_file(path).get("trackday:donkeycar")
+    if not isinstance(donkeycar, dict):
+        return DEFAULT_VERSION
+    return str(donkeycar.get("version", DEFAULT_VERSION))
 
 
 def trainer_python(version: str = DEFAULT_VERSION) -> str:

@@ -177,3 +177,15 @@ def test_several_tubs_train_together_on_the_chosen_donkeycar(car: Path, monkeypa
     assert manifest["model"].endswith(".keras") and manifest["comment"] == "two tubs"
     history = json.loads((car / "out" / "r" / "history.json").read_text())
     assert len(history["loss"]) == 1  # race.py replaced the car's myconfig.py
+
+
+def test_the_default_donkeycar_version_is_the_stacks(tmp_path: Path, monkeypatch) -> None:
+    from trackday import trainer_env
+
+    monkeypatch.setattr(trainer_env, "ROOT", tmp_path)
+    (tmp_path / "Pulumi.race.yaml").write_text(
+        "config:\n  trackday:donkeycar:\n    version: 5.4.0\n"
+    )
+    assert trainer_env.stack_version("race") == "5.4.0"
+    assert trainer_env.stack_version("none") == "5.3.0"
+    assert trainer_env.venv_dir("5.4.0") == tmp_path / ".venv-trainer-5.4.0"

@@ -3,8 +3,10 @@
 The frames are the run's validation records (the split donkeycar's `train()` made, observed
 as it is made, see train.py), in recording order. On each the recorded steering and throttle
 are drawn in green and the pilot's in blue, with donkeycar's own
-`MakeMovie.draw_line_into_image` (donkeycar/management/makemovie.py). The pilot is loaded
-as the car loads it (`get_model_by_type` + `load`) and fed as the vehicle loop feeds it:
+`MakeMovie.draw_line_into_image` (donkeycar/management/makemovie.py). The pilot is the
+run's `.tflite`, what a Raspberry Pi car drives (and 10-20 times faster per frame on a CPU
+than the Keras model), loaded as the car loads it (`get_model_by_type('tflite_<type>')` +
+`load`) and fed as the vehicle loop feeds it:
 the camera image after the config's TRANSFORMATIONS, plus the behavior or IMU values the
 record carries for those model types. Written with OpenCV (installed with donkeycar[pc])
 as MPEG-4 in an .mp4, which browsers and players open; `makemovie` needs moviepy instead.
@@ -40,8 +42,8 @@ def _last(record):
     return record[-1] if isinstance(record, list) else record
 
 
-def write_movie(cfg, model_type: str, model: Path, records: list, out: Path) -> int:
-    """Write the movie of `records` to `out`; returns the number of frames."""
+def write_movie(cfg, model_type: str, tflite: Path, records: list, out: Path) -> int:
+    """Write the movie of `records`, driven by the `tflite` pilot, to `out`; the frame count."""
     import cv2
     from donkeycar.management.makemovie import MakeMovie
     from donkeycar.parts.image_transformations import ImageTransformations
@@ -51,8 +53,8 @@ def write_movie(cfg, model_type: str, model: Path, records: list, out: Path) -> 
     frames = frames[:MAX_FRAMES]
     if not frames:
         return 0
-    pilot = get_model_by_type(model_type, cfg)
-    pilot.load(str(model))
+    pilot = get_model_by_type(f"tflite_{model_type}", cfg)
+    pilot.load(str(tflite))
     # The part complete.py puts before the pilot when driving.
     transformations = ImageTransformations(cfg, "TRANSFORMATIONS", "POST_TRANSFORMATIONS")
     height, width = cfg.IMAGE_H * SCALE, cfg.IMAGE_W * SCALE

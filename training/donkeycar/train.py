@@ -286,14 +286,15 @@ def run(args: argparse.Namespace) -> str:
                 plot_loss(history, results / "loss.png")
             with phases("movie"):
                 movie = model.with_suffix(".mp4")
-                frames = write_movie(cfg, model_type, model, validation, movie)
+                tflite = model.with_suffix(".tflite")
+                frames = write_movie(cfg, model_type, tflite, validation, movie)
             manifest = {
                 "run_id": run_id,
                 "data": args.data,
                 "started": started.isoformat(timespec="seconds"),
                 "model_type": model_type,
                 "model": model.name,
-                "tflite": model.with_suffix(".tflite").name,
+                "tflite": tflite.name,
                 "movie": {"file": movie.name, "frames": frames} if frames else None,
                 "overrides": {k: repr(v) for k, v in overrides.items()},
                 "transfer": args.transfer.name if args.transfer else None,
