@@ -18,8 +18,7 @@ from training import storage
 
 def _filesystem(url: str):
     """training.storage's configured fsspec filesystem for `url`, and the path in it."""
-    location = storage._locate(url)
-    return location.fs, location.path
+    return storage.filesystem(url)
 
 
 def write_objects(bucket_url: str, objects: Mapping[str, bytes]) -> list[str]:
