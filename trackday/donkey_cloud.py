@@ -22,6 +22,7 @@ from trackday.stack import (
     storage_env,
     swarm_outputs,
 )
+from trackday.transfer_bar import transfer_bar
 from training import storage
 
 console = Console(stderr=True)
@@ -52,7 +53,8 @@ def submit(
             _submit_swarm(stack, outputs, archive)
             return
         gcp = gcp_outputs(stack, outputs)
-        data_url, uploaded = runs.ensure_uploaded(archive, gcp.bucket_url)
+        with transfer_bar(console) as progress:
+            data_url, uploaded = runs.ensure_uploaded(archive, gcp.bucket_url, progress)
         console.print(("uploaded " if uploaded else "already in the bucket: ") + data_url)
         run_id = runs.new_run_id()
         spec = vertex.custom_job_spec(gcp, data_url, runs.runs_url(gcp.bucket_url), run_id, stack)
@@ -90,10 +92,10 @@ def fetch(
     """Download a finished run's model, .tflite and loss plot, verified by checksum."""
     try:
         outputs = read_outputs(stack, outputs_file)
-        with storage.environment(storage_env(outputs)):
+        with storage.environment(storage_env(outputs)), transfer_bar(console) as progress:
             run_url = runs.resolve_run(outputs["bucketUrl"], run)
             dest = to or Path("models") / run_url.rstrip("/").rsplit("/", 1)[-1]
-            files = runs.fetch_run(run_url, dest)
+            files = runs.fetch_run(run_url, dest, progress)
     except (StackError, runs.RunError, storage.StorageError) as exc:
         raise _fail(str(exc)) from None
     except KeyError as exc:
@@ -106,8 +108,8 @@ def fetch(
 def _submit_swarm(stack: str, outputs: dict, archive: Path) -> None:
     """Upload the archive, run the trainer as a one-shot job on the swarm, follow it to its end."""
     swarm = swarm_outputs(stack, outputs)
-    with storage.environment(storage_env(outputs)):
-        data_url, uploaded = runs.ensure_uploaded(archive, swarm.bucket_url)
+    with storage.environment(storage_env(outputs)), transfer_bar(console) as progress:
+        data_url, uploaded = runs.ensure_uploaded(archive, swarm.bucket_url, progress)
     console.print(("uploaded " if uploaded else "already in the bucket: ") + data_url)
     run_id = runs.new_run_id()
     job, credentials = swarm_training.training_job(swarm, data_url, run_id)

@@ -56,7 +56,9 @@ def sha256_of(path: Path) -> str:
     return digest.hexdigest()
 
 
-def ensure_uploaded(archive: Path, bucket_url: str) -> tuple[str, bool]:
+def ensure_uploaded(
+    archive: Path, bucket_url: str, progress: storage.Progress | None = None
+) -> tuple[str, bool]:
     """The archive's URL in the bucket, uploading it unless it is there already.
 
     Returns (url, uploaded). The object name carries the archive's checksum, and only a
@@ -66,7 +68,7 @@ def ensure_uploaded(archive: Path, bucket_url: str) -> tuple[str, bool]:
     url = storage.join(bucket_url, TUBS, f"{digest[:16]}-{archive.name}")
     if storage.checksum(url) == digest:
         return url, False
-    storage.upload(archive, url)
+    storage.upload(archive, url, progress=progress)
     return url, True
 
 
@@ -81,7 +83,9 @@ def resolve_run(bucket_url: str, run: str) -> str:
     return storage.join(runs, run)
 
 
-def fetch_run(run_url: str, dest: Path) -> list[Path]:
+def fetch_run(
+    run_url: str, dest: Path, progress: storage.Progress | None = None
+) -> list[Path]:
     """Download a complete run's results into `dest`, each checked against the run manifest."""
     if not storage.exists(storage.join(run_url, COMPLETE)):
         failed = storage.join(run_url, FAILED)
@@ -97,7 +101,7 @@ def fetch_run(run_url: str, dest: Path) -> list[Path]:
     fetched = [manifest_path]
     for rel, expected in sorted(outputs.items()):
         target = dest / rel
-        if storage.download(storage.join(run_url, rel), target) != expected:
+        if storage.download(storage.join(run_url, rel), target, progress=progress) != expected:
             raise RunError(f"{run_url}/{rel}: checksum differs from the run manifest")
         fetched.append(target)
     return fetched
