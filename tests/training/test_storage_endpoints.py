@@ -152,6 +152,17 @@ def test_an_explicit_endpoint_wins_over_the_environment(s3_server, other_s3, mon
     assert stored(s3_server, bucket, "a.txt") == b"here"
 
 
+def test_a_gcs_key_file_that_is_missing_is_named(no_env):
+    """The record's key file is loaded as google-auth loads GOOGLE_APPLICATION_CREDENTIALS."""
+    endpoint = storage.Endpoint(gs=storage.GcsEndpoint(credentials_file="/nonexistent/key.json"))
+    with pytest.raises(storage.StorageError) as failure:
+        storage.exists("gs://bucket/a.bin", endpoint=endpoint)
+    assert str(failure.value) == (
+        "gs://bucket/a.bin: no credentials found for gs://; check GOOGLE_APPLICATION_CREDENTIALS"
+        " (or the service account's roles on the bucket)"
+    )
+
+
 def test_streamed_copy_between_two_servers_in_bounded_memory(
     s3_server, other_s3, no_env, tmp_path: Path, capsys
 ):

@@ -8,6 +8,7 @@ for what the record leaves empty (its own credential chain).
 from __future__ import annotations
 
 import functools
+import warnings
 from dataclasses import dataclass
 from functools import cached_property
 
@@ -20,6 +21,7 @@ from training.storage.urls import Location
 
 CONNECT_TIMEOUT_S = 5  # an endpoint that drops packets fails within the retry bound too
 READ_TIMEOUT_S = 60  # a stalled transfer counts as transient and is retried
+_GCS_SCOPE = "https://www.googleapis.com/auth/devstorage.full_control"
 _COMMON = {"skip_instance_cache": True, "use_listings_cache": False}  # objects change under us
 
 
@@ -102,12 +104,32 @@ def _gcs(settings: GcsEndpoint) -> fsspec.AbstractFileSystem:
     options: dict = {"project": settings.project} if settings.project else {}
     timeout = aiohttp.ClientTimeout(sock_connect=CONNECT_TIMEOUT_S, sock_read=READ_TIMEOUT_S)
     return _gcs_class()(
-        token="anon" if host else settings.credentials_file,
+        token="anon" if host else _gcs_credentials(settings.credentials_file),
         endpoint_url=host,
         requests_timeout=timeout,
         **options,
         **_COMMON,
     )
+
+
+def _gcs_credentials(path: str | None) -> object:
+    """The key file's credentials, loaded as application default credentials load the file
+    GOOGLE_APPLICATION_CREDENTIALS names (any type: service account, user, workload identity
+    federation; gcsfs would read a path as a service account or a raw token). None: ADC.
+
+    google-auth marks this generic loader deprecated for files from untrusted sources and
+    silences that warning for its own GOOGLE_APPLICATION_CREDENTIALS load
+    (google/auth/_default.py, _get_explicit_environ_credentials); the file here is the
+    operator's own in the same way.
+    """
+    if not path:
+        return None
+    import google.auth
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", DeprecationWarning)
+        credentials, _ = google.auth.load_credentials_from_file(path, scopes=[_GCS_SCOPE])
+    return credentials
 
 
 @functools.lru_cache(maxsize=16)
