@@ -112,9 +112,7 @@ def test_two_endpoints_at_once_from_two_threads(s3_server, other_s3, no_env, tmp
     assert stored(other_s3, bucket, "one/0.bin") is None
 
 
-def test_environment_blocks_are_per_thread_and_leave_os_environ_alone(
-    s3_server, other_s3, no_env
-):
+def test_environment_blocks_are_per_thread_and_leave_os_environ_alone(s3_server, other_s3, no_env):
     buckets = {id(s3_server): s3_server.create_bucket(), id(other_s3): other_s3.create_bucket()}
     step = threading.Barrier(2, timeout=60)
     seen: list[str | None] = []
@@ -227,9 +225,7 @@ def test_copy_of_a_corrupted_source_leaves_no_target(
     storage.upload(source_file, source, endpoint=endpoint_of(s3_server))
     s3_server.put(bucket, "a.bin", payload(CHUNK_SIZE + 1000, seed=7))  # behind its back
     target_bucket = other_s3.create_bucket()
-    target = (
-        f"s3://{target_bucket}/b.bin" if target_scheme == "s3" else str(tmp_path / "out/b.bin")
-    )
+    target = f"s3://{target_bucket}/b.bin" if target_scheme == "s3" else str(tmp_path / "out/b.bin")
 
     with pytest.raises(storage.StorageError, match="does not match its checksum sidecar"):
         storage.copy(

@@ -8,7 +8,7 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from typing import TypeVar
 
-from training.storage.endpoint import Endpoint, current
+from training.storage.endpoint import Endpoint
 from training.storage.errors import (
     RETRY_SECONDS,
     StorageError,
@@ -19,8 +19,8 @@ from training.storage.errors import (
     retrying,
     status,
 )
-from training.storage.filesystems import Site
-from training.storage.urls import BUCKET_WORD, locate
+from training.storage.filesystems import Site, site
+from training.storage.urls import BUCKET_WORD
 
 T = TypeVar("T")
 
@@ -37,11 +37,6 @@ _DENIED_CODES = {
     "SignatureDoesNotMatch",
     "AccessDenied",
 }
-
-
-def site(url: str, endpoint: Endpoint | None = None) -> Site:
-    """Parse `url` and pick its endpoint (`endpoint`, else the default)."""
-    return Site(locate(url), current(endpoint))
 
 
 def _one_line(text: object) -> str:
@@ -84,8 +79,7 @@ def explain(where: Site, exc: BaseException) -> StorageError:
         or any(str(link).startswith("Forbidden") for link in links)
     ):
         return StorageError(
-            f"{url}: access denied (credentials rejected or not allowed); "
-            f"{CREDENTIAL_HINT[scheme]}"
+            f"{url}: access denied (credentials rejected or not allowed); {CREDENTIAL_HINT[scheme]}"
         )
     reason = _one_line(exc) or type(exc).__name__
     endpoint = where.endpoint.describe(scheme)
@@ -96,8 +90,7 @@ def explain(where: Site, exc: BaseException) -> StorageError:
         )
     if is_transient(exc):
         return StorageError(
-            f"{url}: {endpoint} kept failing for {RETRY_SECONDS:.0f} s ({reason}); "
-            "try again later"
+            f"{url}: {endpoint} kept failing for {RETRY_SECONDS:.0f} s ({reason}); try again later"
         )
     if (
         any(isinstance(link, FileNotFoundError) for link in links)

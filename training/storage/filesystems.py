@@ -15,9 +15,15 @@ from functools import cached_property
 import fsspec
 from fsspec.implementations.local import LocalFileSystem
 
-from training.storage.endpoint import AzureEndpoint, Endpoint, GcsEndpoint, S3Endpoint
+from training.storage.endpoint import (
+    AzureEndpoint,
+    Endpoint,
+    GcsEndpoint,
+    S3Endpoint,
+    current,
+)
 from training.storage.errors import StorageError
-from training.storage.urls import Location
+from training.storage.urls import Location, locate
 
 CONNECT_TIMEOUT_S = 5  # an endpoint that drops packets fails within the retry bound too
 READ_TIMEOUT_S = 60  # a stalled transfer counts as transient and is retried
@@ -52,6 +58,11 @@ class Site:
 
     def sidecar(self) -> Site:
         return Site(self.loc.sidecar(), self.endpoint)
+
+
+def site(url: str, endpoint: Endpoint | None = None) -> Site:
+    """Parse `url` and pick its endpoint (`endpoint`, else the default)."""
+    return Site(locate(url), current(endpoint))
 
 
 def filesystem(scheme: str, endpoint: Endpoint) -> fsspec.AbstractFileSystem:

@@ -6,8 +6,8 @@ from __future__ import annotations
 import fsspec
 
 from training.storage.endpoint import Endpoint
-from training.storage.explain import bucket_exists, missing_bucket, run, site
-from training.storage.filesystems import Site
+from training.storage.explain import bucket_exists, missing_bucket, run
+from training.storage.filesystems import Site, site
 from training.storage.reading import read_sidecar
 from training.storage.urls import locate, require_key
 

@@ -19,8 +19,8 @@ from fsspec.spec import AbstractBufferedFile
 
 from training.storage.endpoint import Endpoint
 from training.storage.errors import StorageError, retrying
-from training.storage.explain import explained, site
-from training.storage.filesystems import Site
+from training.storage.explain import explained
+from training.storage.filesystems import Site, site
 from training.storage.progress import Meter, Progress, callback_of
 from training.storage.reading import (
     CHUNK_SIZE,
