@@ -16,6 +16,7 @@ from trackday.trainer_env import (
     run_trainer,
     stack_version,
 )
+from trackday.transfer_bar import transfer_bar
 from training import storage
 from training.donkeycar.archive import ArchiveError, create_archive
 from training.donkeycar.sample_tub import write_sample_tub
@@ -147,7 +148,8 @@ def upload(
     """Upload an archive to object storage, verified by checksum."""
     url = dest_url + archive_file.name if dest_url.endswith("/") else dest_url
     try:
-        digest = storage.upload(archive_file, url)
+        with transfer_bar(console) as progress:
+            digest = storage.upload(archive_file, url, progress=progress)
     except storage.StorageError as exc:
         raise fail(str(exc)) from exc
     console.print(f"uploaded {archive_file} to {url} (sha256 {digest})")

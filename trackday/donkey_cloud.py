@@ -24,6 +24,7 @@ from trackday.stack import (
     storage_env,
     swarm_outputs,
 )
+from trackday.transfer_bar import transfer_bar
 from training import storage
 from training.donkeycar.checks import TrainerError
 from training.donkeycar.train import parse_overrides
@@ -70,7 +71,8 @@ def submit(
             return
         gcp = gcp_outputs(stack, outputs)
         _check_archive(archive, options.model_type_over(gcp.training.model_type))
-        data_url, uploaded = runs.ensure_uploaded(archive, gcp.bucket_url)
+        with transfer_bar(console) as progress:
+            data_url, uploaded = runs.ensure_uploaded(archive, gcp.bucket_url, progress)
         console.print(("uploaded " if uploaded else "already in the bucket: ") + data_url)
         run_id = runs.new_run_id()
         output_url = runs.runs_url(gcp.bucket_url)
@@ -135,10 +137,10 @@ def fetch_run(
     """Download a finished run (`fetch`, `to-car`): its URL, the folder, the files."""
     try:
         outputs = read_outputs(stack, outputs_file)
-        with storage.environment(storage_env(outputs)):
+        with storage.environment(storage_env(outputs)), transfer_bar(console) as progress:
             run_url = runs.resolve_run(outputs["bucketUrl"], run)
             dest = to or Path("models") / run_url.rstrip("/").rsplit("/", 1)[-1]
-            return run_url, dest, runs.fetch_run(run_url, dest)
+            return run_url, dest, runs.fetch_run(run_url, dest, progress)
     except (StackError, runs.RunError, storage.StorageError) as exc:
         raise _fail(str(exc)) from None
     except KeyError as exc:
@@ -155,8 +157,8 @@ def _check_archive(archive: Path, model_type: str | None) -> None:
 def _submit_swarm(stack: str, outputs: dict, archive: Path, options: RunOptions) -> None:
     """Upload the archive, run the trainer as a one-shot job on the swarm, follow it to its end."""
     swarm = swarm_outputs(stack, outputs)
-    with storage.environment(storage_env(outputs)):
-        data_url, uploaded = runs.ensure_uploaded(archive, swarm.bucket_url)
+    with storage.environment(storage_env(outputs)), transfer_bar(console) as progress:
+        data_url, uploaded = runs.ensure_uploaded(archive, swarm.bucket_url, progress)
     console.print(("uploaded " if uploaded else "already in the bucket: ") + data_url)
     run_id = runs.new_run_id()
     job, credentials = swarm_training.training_job(swarm, data_url, run_id, options)

@@ -111,24 +111,21 @@ def upload_evaluation_files(settings: DeepRacerSettings, target: RunTarget) -> t
 def copy_model(source_url: str, target_url: str, target_prefix: str, plan: UploadPlan,
                source_env: Mapping[str, str], target_env: Mapping[str, str],
                wipe: bool = False) -> list[str]:
-    """Carry out an upload plan: read from the run's bucket, write to the upload bucket
+    """Carry out an upload plan: stream from the run's bucket to the upload bucket
     (`target_url`; each side with its own endpoint and credentials); returns the keys."""
-    with storage.environment(source_env):
-        contents = {dest: _required(storage.join(source_url, key))
-                    for dest, key in plan.copies.items()}
-    contents |= plan.writes
+    source, target = storage.Endpoint.from_env(source_env), storage.Endpoint.from_env(target_env)
+    copies = {dest: storage.join(source_url, key) for dest, key in plan.copies.items()}
+    for url in copies.values():  # all there before the target is touched
+        if not storage.exists(url, endpoint=source):
+            raise storage.StorageError(f"{url}: no such object")
     with storage.environment(target_env):
         if wipe:
             bucket_io.delete_prefix(target_url, target_prefix)
-        bucket_io.write_objects(target_url, contents)
-    return sorted(contents)
-
-
-def _required(url: str) -> bytes:
-    data = bucket_io.read_object(url)
-    if data is None:
-        raise storage.StorageError(f"{url}: no such object")
-    return data
+        for dest, url in copies.items():
+            storage.copy(url, storage.join(target_url, dest), source_endpoint=source,
+                         target_endpoint=target, sidecar=False)
+        bucket_io.write_objects(target_url, plan.writes)
+    return sorted({*copies, *plan.writes})
 
 
 # --- the swarm side ----------------------------------------------------------------------

@@ -64,7 +64,9 @@ def sha256_of(path: Path) -> str:
     return digest.hexdigest()
 
 
-def ensure_uploaded(archive: Path, bucket_url: str) -> tuple[str, bool]:
+def ensure_uploaded(
+    archive: Path, bucket_url: str, progress: storage.Progress | None = None
+) -> tuple[str, bool]:
     """The archive's URL in the bucket, uploading it unless it is there already.
 
     Returns (url, uploaded). The object name carries the archive's checksum, and only a
@@ -74,7 +76,7 @@ def ensure_uploaded(archive: Path, bucket_url: str) -> tuple[str, bool]:
     url = storage.join(bucket_url, TUBS, f"{digest[:16]}-{archive.name}")
     if storage.checksum(url) == digest:
         return url, False
-    storage.upload(archive, url)
+    storage.upload(archive, url, progress=progress)
     return url, True
 
 
@@ -147,7 +149,9 @@ def _outputs(manifest_path: Path, run_url: str) -> dict[PurePosixPath, str]:
     return checked
 
 
-def fetch_run(run_url: str, dest: Path) -> list[Path]:
+def fetch_run(
+    run_url: str, dest: Path, progress: storage.Progress | None = None
+) -> list[Path]:
     """Download a complete run's results into `dest`, each checked against the run manifest.
 
     Everything goes to a temporary folder beside `dest` first and is moved into place only
@@ -170,7 +174,9 @@ def fetch_run(run_url: str, dest: Path) -> list[Path]:
             raise RunError(f"{run_url}: {RUN_MANIFEST} does not match the checksum in {COMPLETE}")
         outputs = _outputs(manifest_path, run_url)
         for rel, expected in sorted(outputs.items()):
-            got = storage.download(storage.join(run_url, str(rel)), staging / rel)
+            got = storage.download(
+                storage.join(run_url, str(rel)), staging / rel, progress=progress
+            )
             if got != expected:
                 raise RunError(f"{run_url}/{rel}: checksum differs from the run manifest")
         return _move_into_place(staging, [PurePosixPath(RUN_MANIFEST), *sorted(outputs)], dest)

@@ -2,10 +2,10 @@
 
 The `trackday dr` commands and the Pulumi program both write a run's files (custom files,
 params YAML) and the CLI copies models between buckets, each side with its own endpoint and
-credentials (the local S3 server's keys, the operator's own AWS login). Endpoints and
-credentials reach training.storage through the environment, as everywhere in trackday;
-`storage.environment()` sets them for one block. The byte-level operations training.storage's file
-API does not offer (write bytes, delete, read bytes) go through the filesystem it configures.
+credentials (the local S3 server's keys, the operator's own AWS login). The endpoint is the
+one `storage.environment()` names for the calling block, else the process environment's.
+The byte-level operations training.storage's file API does not offer (write bytes, delete,
+read bytes) go through the filesystem it configures.
 """
 
 from __future__ import annotations
@@ -18,8 +18,7 @@ from training import storage
 
 def _filesystem(url: str):
     """training.storage's configured fsspec filesystem for `url`, and the path in it."""
-    location = storage._locate(url)
-    return location.fs, location.path
+    return storage.filesystem(url)
 
 
 def write_objects(bucket_url: str, objects: Mapping[str, bytes]) -> list[str]:

@@ -17,7 +17,7 @@ DeepRacer on AWS (DRoA) log download, a .tar.gz or its unpacked folder
 
 deepracer-utils reads the same layouts, but only from a local folder, boto3's S3 or a tar file,
 and its loaders print to stdout; trackday's runs also live in GCS and Azure buckets (through
-training/storage.py), so the listing and reading are done here. An archive is read in memory,
+training/storage/), so the listing and reading are done here. An archive is read in memory,
 member by member, so nothing in it is ever written to disk.
 """
 
