@@ -10,6 +10,7 @@ import sys
 import threading
 import tracemalloc
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import pytest
@@ -141,6 +142,19 @@ def test_environment_blocks_are_per_thread_and_leave_os_environ_alone(s3_server,
     assert seen == [None, None]
     assert stored(s3_server, buckets[id(s3_server)], "who") == b"one"
     assert stored(other_s3, buckets[id(other_s3)], "who") == b"two"
+
+
+def test_a_pool_task_bound_with_in_this_block_reaches_the_callers_endpoint(s3_server, no_env):
+    """A worker thread starts with a fresh context: unbound, it reaches the default endpoint
+    (no keys here), bound, the block's. DeepRacer's run reader and the dashboard read so."""
+    bucket = s3_server.create_bucket()
+    url = f"s3://{bucket}/note"
+    with storage.environment(s3_server.env()):
+        storage.write_text(url, "here")
+        with ThreadPoolExecutor(max_workers=1) as pool:
+            assert pool.submit(storage.in_this_block(storage.read_text), url).result() == "here"
+            with pytest.raises(storage.StorageError):
+                pool.submit(storage.read_text, url).result()
 
 
 def test_an_explicit_endpoint_wins_over_the_environment(s3_server, other_s3, monkeypatch):

@@ -127,7 +127,7 @@ def dr_run(request: Request) -> Response:
     stack, prefix = _prefix(request)
     with reading(stack) as bucket, ThreadPoolExecutor(max_workers=2) as pool:
         # Both list the prefix and read small objects: side by side, the page comes sooner.
-        pending = pool.submit(deepracer_runs.run_info, bucket, prefix)
+        pending = pool.submit(storage.in_this_block(deepracer_runs.run_info), bucket, prefix)
         run = deepracer_runs.metrics(bucket, prefix)
         info = pending.result()
     # The first figures come with the page: the reward chart draws without a second request.

@@ -29,15 +29,9 @@ MAX_POINTS = 20_000  # steps drawn on the map; more are thinned evenly
 COLOURS = {"reward": "reward", "speed": "throttle"}  # the simtrace column behind each choice
 
 
-def _fs(url: str):
-    """training.storage's filesystem for `url` and the path in it (as bucket_io gets it)."""
-    location = storage._locate(url)
-    return location.fs, location.path
-
-
 def model_prefixes(bucket_url: str) -> list[str]:
     """Top-level folders of the bucket that hold a run's metrics, sorted."""
-    fs, root = _fs(bucket_url)
+    fs, root = storage.filesystem(bucket_url)
     folders = [entry["name"].rstrip("/").rsplit("/", 1)[-1] for entry in fs.ls(root, detail=True)
                if entry["type"] == "directory"]
 
@@ -78,7 +72,7 @@ def run_info(bucket_url: str, prefix: str) -> RunInfo:
     reward = (_text(storage.join(bucket_url, layout.run_reward_function))
               or _text(storage.join(bucket_url, layout.custom_file(REWARD_FUNCTION))))
     files = open_run(storage.join(bucket_url, prefix))
-    fs, root = _fs(bucket_url)
+    fs, root = storage.filesystem(bucket_url)
     videos = sorted(p.removeprefix(f"{root}/{prefix}/")
                     for p in fs.find(f"{root}/{layout.mp4_prefix}") if p.lower().endswith(".mp4"))
     return RunInfo(prefix, world, reward, videos,

@@ -101,8 +101,9 @@ def list_runs(runs_url: str) -> list[DonkeyRun]:
     grouped = _group(runs_url)
     runs = [DonkeyRun(run_id, sorted(files)) for run_id, files in grouped.items()]
     with ThreadPoolExecutor(max_workers=8) as pool:
-        manifests = pool.map(lambda r: _json(storage.join(runs_url, r.run_id, RUN_MANIFEST))
-                             if RUN_MANIFEST in r.files else {}, runs)
+        manifests = pool.map(
+            storage.in_this_block(lambda r: _json(storage.join(runs_url, r.run_id, RUN_MANIFEST))
+                                  if RUN_MANIFEST in r.files else {}), runs)
         for run, manifest in zip(runs, manifests, strict=True):
             run.manifest = manifest
     return sorted(runs, key=lambda r: r.run_id, reverse=True)

@@ -24,9 +24,8 @@ _RANGE = re.compile(r"bytes=(\d*)-(\d*)$")
 
 def located(url: str):
     """The configured filesystem and path of `url`, with the object's size."""
-    location = storage._locate(url)
-    fs = location.fs
-    return fs, location.path, int(fs.size(location.path))
+    fs, path = storage.filesystem(url)
+    return fs, path, int(fs.size(path))
 
 
 def _pieces(fs, path: str, start: int, end: int) -> Iterator[bytes]:

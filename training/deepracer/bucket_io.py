@@ -16,17 +16,12 @@ from collections.abc import Mapping
 from training import storage
 
 
-def _filesystem(url: str):
-    """training.storage's configured fsspec filesystem for `url`, and the path in it."""
-    return storage.filesystem(url)
-
-
 def write_objects(bucket_url: str, objects: Mapping[str, bytes]) -> list[str]:
     """Write each object (key -> content) under `bucket_url`; returns the URLs written."""
     written = []
     for key, content in objects.items():
         url = storage.join(bucket_url, key)
-        fs, path = _filesystem(url)
+        fs, path = storage.filesystem(url)
         try:
             fs.pipe_file(path, content)
         except Exception as error:  # one line whatever the back-end raised
@@ -37,8 +32,8 @@ def write_objects(bucket_url: str, objects: Mapping[str, bytes]) -> list[str]:
 
 def list_keys(bucket_url: str, prefix: str) -> list[str]:
     """The keys of every object under `<prefix>/` (empty when there is none)."""
-    _, root = _filesystem(bucket_url)
-    fs, path = _filesystem(storage.join(bucket_url, prefix))
+    _, root = storage.filesystem(bucket_url)
+    fs, path = storage.filesystem(storage.join(bucket_url, prefix))
     try:
         found = fs.find(path + "/")
     except Exception as error:
@@ -50,14 +45,14 @@ def delete_prefix(bucket_url: str, prefix: str) -> int:
     """Delete every object under `<prefix>/`; returns how many."""
     found = list_keys(bucket_url, prefix)
     if found:
-        fs, root = _filesystem(bucket_url)
+        fs, root = storage.filesystem(bucket_url)
         fs.rm([f"{root}/{key}" for key in found])
     return len(found)
 
 
 def read_object(url: str) -> bytes | None:
     """An object's bytes, None when there is no such object."""
-    fs, path = _filesystem(url)
+    fs, path = storage.filesystem(url)
     try:
         return fs.cat_file(path)
     except FileNotFoundError:

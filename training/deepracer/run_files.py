@@ -68,7 +68,7 @@ class RunFiles:
         if not self.parallel or len(keys) < 2:
             return [self.read(key) for key in keys]
         with ThreadPoolExecutor(max_workers=8) as pool:
-            return list(pool.map(self.read, keys))
+            return list(pool.map(storage.in_this_block(self.read), keys))
 
 
 def _classify(keys: list[str], found: RunFiles) -> RunFiles:

@@ -34,6 +34,7 @@ from training.storage.endpoint import (
     GcsEndpoint,
     S3Endpoint,
     environment,
+    in_this_block,
 )
 from training.storage.errors import StorageError
 from training.storage.objects import (
@@ -47,9 +48,10 @@ from training.storage.objects import (
 from training.storage.progress import Progress
 from training.storage.reading import HashingReader
 from training.storage.transfer import copy, download, open_stream, upload
-from training.storage.urls import join
+from training.storage.urls import SIDECAR_SUFFIX, join
 
 __all__ = [
+    "SIDECAR_SUFFIX",
     "AzureEndpoint",
     "Endpoint",
     "GcsEndpoint",
@@ -63,6 +65,7 @@ __all__ = [
     "environment",
     "exists",
     "filesystem",
+    "in_this_block",
     "join",
     "list_files",
     "open_stream",

@@ -20,10 +20,14 @@ from __future__ import annotations
 import os
 import re
 from collections import ChainMap
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
 from contextvars import ContextVar
 from dataclasses import dataclass, field
+from typing import ParamSpec, TypeVar
+
+P = ParamSpec("P")
+T = TypeVar("T")
 
 
 @dataclass(frozen=True)
@@ -131,3 +135,18 @@ def environment(values: Mapping[str, str]) -> Iterator[None]:
         yield
     finally:
         _BLOCK.reset(token)
+
+
+def in_this_block(fn: Callable[P, T]) -> Callable[P, T]:
+    """`fn` bound to the caller's `environment()` block, for a worker thread: a thread starts
+    with a fresh context, so without this a pool's tasks would reach the default endpoint."""
+    values = _BLOCK.get()
+
+    def bound(*args: P.args, **kwargs: P.kwargs) -> T:
+        token = _BLOCK.set(values)
+        try:
+            return fn(*args, **kwargs)
+        finally:
+            _BLOCK.reset(token)
+
+    return bound

@@ -8,6 +8,7 @@ import json
 import pytest
 
 from tests.training.deepracer.dr_data import EPISODES, ITERATIONS, TRIALS, WORKERS, write_run
+from training import storage
 from training.deepracer.metrics import (
     MetricsError,
     best_iterations,
@@ -38,15 +39,22 @@ def test_load_run_from_local_files(tmp_path):
     assert run.checkpoints["best_checkpoint"]["name"] == "5_Step-6000.ckpt"
 
 
-def test_load_run_from_s3(s3_server, monkeypatch, tmp_path):
-    """The same files put into a real S3 server on loopback, read through the S3 API."""
+@pytest.mark.parametrize("keys_from", ["process", "block"])
+def test_load_run_from_s3(s3_server, monkeypatch, tmp_path, keys_from):
+    """The same files put into a real S3 server on loopback, read through the S3 API, with
+    the keys in the process environment or in a storage.environment block (as the CLI and
+    the dashboard give a stack's endpoint; the parallel reads must see the block's)."""
     bucket = s3_server.create_bucket()
     write_run(tmp_path, prefix="runs/speedy-1")
     for path in (p for p in tmp_path.rglob("*") if p.is_file()):
         s3_server.put(bucket, path.relative_to(tmp_path).as_posix(), path.read_bytes())
     for key, value in s3_server.env().items():
-        monkeypatch.setenv(key, value)
-    run = load_run(f"s3://{bucket}/runs/speedy-1")
+        if keys_from == "process":
+            monkeypatch.setenv(key, value)
+        else:
+            monkeypatch.delenv(key, raising=False)
+    with storage.environment(s3_server.env() if keys_from == "block" else {}):
+        run = load_run(f"s3://{bucket}/runs/speedy-1")
     assert len(run.iterations) == ITERATIONS and len(run.simtrace) == ITERATIONS
     assert run.checkpoints["last_checkpoint"]["name"] == "6_Step-7200.ckpt"
 
