@@ -27,6 +27,8 @@ from typing import Literal, get_args
 
 import yaml
 
+from training.deepracer.services import SAGEMAKER_DIR
+
 Role = Literal["manager", "worker"]
 Cloud = Literal["aws", "azure", "gcp"]
 
@@ -48,6 +50,9 @@ NODE_ENV_FILE = "/run/trackday/node.env"
 IDLE_SINCE_FILE = "/run/trackday/idle-since"
 READY_FILE = "/var/lib/trackday/bootstrap.done"
 SYSTEMD_DIR = "/etc/systemd/system"
+# Folders the node's workloads bind-mount (the DeepRacer trainer's SAGEMAKER_DIR): Docker refuses
+# a bind mount of a missing folder, and /tmp is emptied at each boot, so systemd makes them.
+TMPFILES_FILE = "/etc/tmpfiles.d/trackday.conf"
 READY_TIMEOUT_MINUTES = 45
 GPU_WAIT_MINUTES = 20
 
@@ -178,6 +183,7 @@ def user_data(node: NodeBootstrap) -> str:
         _file(BOOTSTRAP_SCRIPT, _bootstrap_script(node), "0755"),
         _file(f"{SYSTEMD_DIR}/trackday-bootstrap.service", _BOOTSTRAP_UNIT),
         _file(POWEROFF_SCRIPT, _poweroff_script(node), "0755"),
+        _file(TMPFILES_FILE, f"d {SAGEMAKER_DIR} 0755 root root -\n"),
     ]
     units = ["trackday-node-env.service", "trackday-bootstrap.service"]
     if node.ttl_hours is not None:
@@ -319,9 +325,18 @@ printf 'TRACKDAY_PRIVATE_IP=%s\\n' "$address" > {NODE_ENV_FILE}
 
 
 def _bootstrap_script(node: NodeBootstrap) -> str:
-    parts = [_DOCKER_SECTION.format(user=node.ssh_user)]
+    parts = [
+        _DOCKER_SECTION.format(user=node.ssh_user),
+        f"systemd-tmpfiles --create {TMPFILES_FILE}\n",
+    ]
     if node.gpu:
-        parts.append(_GPU_SECTION.format(minutes=GPU_WAIT_MINUTES, gpu_kind=GPU_RESOURCE))
+        # Only a machine with an NVIDIA device (PCI vendor 0x10de) waits for its driver; one
+        # without (a CPU machine of the same image, the node tests) keeps Docker's defaults.
+        parts.append(
+            "if grep -qs 0x10de /sys/bus/pci/devices/*/vendor; then\n"
+            + _GPU_SECTION.format(minutes=GPU_WAIT_MINUTES, gpu_kind=GPU_RESOURCE)
+            + 'else\n  echo "trackday: no NVIDIA device: Docker keeps its defaults" >&2\nfi\n'
+        )
     if node.role == "manager":
         parts.append(_MANAGER_SECTION.format(port=SWARM_PORT, label_args=_label_args(node)))
     for service in node.services:
