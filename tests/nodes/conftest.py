@@ -63,8 +63,10 @@ def aws_cluster(node_image: str, ssh_key: SshKey, aws_stack: Rendered) -> Iterat
 
 
 @pytest.fixture(scope="session")
-def aws_swarm(aws_cluster: harness.Cluster, aws_stack: Rendered) -> dict[str, str]:
-    """The AWS nodes once bootstrapped and joined by the program's commands: worker node IDs."""
+def aws_swarm(aws_cluster: harness.Cluster, aws_stack: Rendered) -> harness.Swarm:
+    """The AWS nodes once bootstrapped and joined by the program's commands."""
     for node in aws_cluster.nodes.values():
         node.wait_bootstrapped()
-    return harness.run_swarm_commands(aws_cluster, aws_stack.swarm_commands)
+    swarm = harness.run_swarm_commands(aws_cluster, aws_stack.swarm_commands)
+    print(f"three booted nodes to a swarm: {swarm.seconds:.0f} s")
+    return swarm

@@ -113,6 +113,16 @@ class Node:
             argv, input=stdin or "", capture_output=True, text=True, timeout=timeout, check=False
         )
 
+    def load_image(self, image: str) -> None:
+        """Copy an image of the host's engine into the node's (no registry is reachable)."""
+        save = subprocess.Popen(["docker", "save", image], stdout=subprocess.PIPE)
+        load = subprocess.run(
+            ["docker", "exec", "-i", self.container, "docker", "load"],
+            stdin=save.stdout, capture_output=True, text=True, timeout=300, check=False,
+        )  # fmt: skip
+        if save.wait() != 0 or load.returncode != 0:
+            raise AssertionError(f"loading {image} into {self.key} failed: {load.stderr}")
+
     def running(self) -> bool:
         state = docker("inspect", "--format", "{{.State.Running}}", self.container, check=False)
         return state.stdout.strip() == "true"
@@ -180,7 +190,8 @@ class Cluster:
             "create", "--name", container, "--hostname", key, "--label", TEST_LABEL,
             "--network", self.name, "--ip", address, *NODE_PRIVILEGES,
             "--tmpfs", "/run", "--tmpfs", "/run/lock", "--tmpfs", "/tmp",
-            "--volume", "/var/lib/docker", "--env", f"TRACKDAY_TEST_GATEWAY={self.gateway}",
+            "--volume", "/var/lib/docker", "--volume", "/var/lib/containerd",
+            "--env", f"TRACKDAY_TEST_GATEWAY={self.gateway}",
             self.image,
         )  # fmt: skip
         docker("cp", f"{seed}/.", f"{container}:/var/lib/cloud/seed/nocloud/")
@@ -219,29 +230,36 @@ def keep_nodes() -> bool:
     return os.environ.get("TRACKDAY_KEEP_NODES") == "1"
 
 
-def run_swarm_commands(cluster: Cluster, commands: list[RenderedCommand]) -> dict[str, str]:
-    """Run the swarm's commands over SSH in pulumi-command's order; each worker's node ID.
+@dataclass(frozen=True)
+class Swarm:
+    """What the swarm's commands printed: each worker's node ID, the manager's SSH host key."""
+
+    node_ids: dict[str, str]
+    manager_host_key: str
+    seconds: float
+
+
+def run_swarm_commands(cluster: Cluster, commands: list[RenderedCommand]) -> Swarm:
+    """Run the swarm's commands over SSH in pulumi-command's order.
 
     As pulumi-command does: the join token command's stdout becomes the join commands' stdin,
     and each join command's stdout (the worker's node ID) goes into its labelling command.
     """
-    token = ""
-    node_ids: dict[str, str] = {}
+    start = time.monotonic()
+    printed: dict[str, str] = {}
     for command in commands:
         create, stdin = command.create, command.stdin
-        if command.name.endswith("-join"):
-            stdin = token
+        if command.step.endswith("-join"):
+            stdin = printed["join-token"]
         if command.worker and command.mock_node_id:
-            create = create.replace(command.mock_node_id, node_ids[command.worker])
+            create = create.replace(command.mock_node_id, printed[f"{command.worker}-join"])
         node = cluster.nodes[command.node]
         result = node.ssh(create, stdin)
         if result.returncode != 0:
             pytest.fail(
-                f"{command.name} on {node.key} failed ({result.returncode}): {result.stderr}\n"
+                f"{command.step} on {node.key} failed ({result.returncode}): {result.stderr}\n"
                 f"{node.log()}"
             )
-        if command.name.endswith("-join-token"):
-            token = result.stdout.strip()
-        elif command.name.endswith("-join"):
-            node_ids[command.node] = result.stdout.strip()
-    return node_ids
+        printed[command.step] = result.stdout.strip()
+    node_ids = {key: printed[f"{key}-join"] for key in cluster.nodes if key != "manager"}
+    return Swarm(node_ids, printed["manager-host-key"], time.monotonic() - start)

@@ -51,7 +51,7 @@ class RenderedNode:
 class RenderedCommand:
     """A pulumi-command remote command: on which node, its command line and its stdin."""
 
-    name: str
+    step: str  # its name in the swarm component: "join-token", "worker-1-join", ...
     node: str
     create: str
     stdin: str | None
@@ -115,15 +115,15 @@ def _swarm_commands(run: offline.OfflineRun, keys: list[str]) -> list[RenderedCo
     """The swarm's commands in the order pulumi-command runs them (each after its inputs)."""
     by_name = {r.name: run.raw_inputs[r.urn] for r in run.of_type(_COMMAND_TYPE)}
     swarm = next(n.removesuffix("-join-token") for n in by_name if n.endswith("-join-token"))
-    token = by_name[f"{swarm}-join-token"]
-    commands = [RenderedCommand(f"{swarm}-join-token", "manager", token["create"], None)]
+    commands = [
+        RenderedCommand(step, "manager", by_name[f"{swarm}-{step}"]["create"], None)
+        for step in ("join-token", "manager-host-key")
+    ]
     for key in keys[1:]:
         join, labels = by_name[f"{swarm}-{key}-join"], by_name[f"{swarm}-{key}-labels"]
         mock_node_id = str(labels["triggers"][0]).strip()
         commands += [
-            RenderedCommand(f"{swarm}-{key}-join", key, join["create"], join["stdin"]),
-            RenderedCommand(
-                f"{swarm}-{key}-labels", "manager", labels["create"], None, key, mock_node_id
-            ),
+            RenderedCommand(f"{key}-join", key, join["create"], join["stdin"]),
+            RenderedCommand(f"{key}-labels", "manager", labels["create"], None, key, mock_node_id),
         ]
     return commands

@@ -11,7 +11,7 @@ import json
 import pytest
 
 from infra.bootstrap import NODE_ENV_FILE, READY_FILE, ROLE_LABEL
-from tests.nodes.harness import Cluster
+from tests.nodes.harness import Cluster, Swarm
 from training.deepracer.services import SAGEMAKER_DIR
 
 pytestmark = [pytest.mark.docker, pytest.mark.nodes]
@@ -60,7 +60,7 @@ def test_the_trainers_bind_mount_folder_exists_on_the_trainer_node(aws_cluster: 
 
 
 def test_workers_join_through_the_programs_commands_and_every_node_is_ready(
-    aws_cluster: Cluster, aws_swarm: dict[str, str]
+    aws_cluster: Cluster, aws_swarm: Swarm
 ) -> None:
     manager = aws_cluster.nodes["manager"]
     listing = [
@@ -70,9 +70,11 @@ def test_workers_join_through_the_programs_commands_and_every_node_is_ready(
     assert len(listing) == len(aws_cluster.nodes)
     assert {n["Status"] for n in listing} == {"Ready"}
     assert {n["Hostname"] for n in listing} == set(aws_cluster.nodes)
+    host_key = manager.root("cat /etc/ssh/ssh_host_ed25519_key.pub").strip()
+    assert aws_swarm.manager_host_key == host_key
     roles = {n["Hostname"]: n["ManagerStatus"] for n in listing}
     assert roles.pop("manager") == "Leader" and set(roles.values()) == {""}
-    for key, node_id in aws_swarm.items():
+    for key, node_id in aws_swarm.node_ids.items():
         spec = json.loads(manager.root(f"docker node inspect {node_id} --format '{{{{json .}}}}'"))
         assert spec["Description"]["Hostname"] == key
         assert spec["Spec"]["Labels"][ROLE_LABEL] == "simulation"
@@ -80,12 +82,12 @@ def test_workers_join_through_the_programs_commands_and_every_node_is_ready(
 
 
 def test_the_join_token_never_reaches_a_command_line(
-    aws_cluster: Cluster, aws_swarm: dict[str, str]
+    aws_cluster: Cluster, aws_swarm: Swarm
 ) -> None:
     """Workers got the token on stdin: no process argument and no log on any worker holds it."""
     manager = aws_cluster.nodes["manager"]
     token = manager.root("docker swarm join-token --quiet worker").strip()
-    for key in aws_swarm:
+    for key in aws_swarm.node_ids:
         worker = aws_cluster.nodes[key]
         found = worker.root(f"journalctl --no-pager | grep -c -- {token} || true").strip()
         assert found == "0"
