@@ -288,10 +288,13 @@ ExecStart={NODE_ENV_SCRIPT}
 WantedBy=multi-user.target
 """
 
+# Not After=cloud-final.service: Ubuntu orders cloud-final after multi-user.target, which wants
+# this unit, and systemd broke that cycle at the next boot by dropping this unit's start: a node
+# rebooted half-way never finished. At first boot runcmd starts it after the packages are in.
 _BOOTSTRAP_UNIT = f"""\
 [Unit]
 Description=trackday: Docker with the NVIDIA runtime, Swarm and labels (each boot until done)
-After=network-online.target trackday-node-env.service cloud-final.service
+After=network-online.target trackday-node-env.service
 Wants=network-online.target
 Requires=trackday-node-env.service
 ConditionPathExists=!{READY_FILE}
@@ -354,6 +357,10 @@ _DOCKER_SECTION = """\
 export DEBIAN_FRONTEND=noninteractive
 # Images often run unattended-upgrades at first boot: wait for its apt lock.
 apt_get() {{ apt-get -o DPkg::Lock::Timeout=600 "$@"; }}
+# A reboot half-way through the install leaves dpkg interrupted, and apt refuses to go on.
+if [ -n "$(ls -A /var/lib/dpkg/updates)" ]; then
+  dpkg --configure -a
+fi
 if ! command -v docker >/dev/null 2>&1; then
   apt_get install -y -q docker.io
 fi
@@ -472,9 +479,15 @@ fi
     )
 
 
+# A failed bootstrap is not retried before the next boot: say so at once, with its log.
 _WAIT_READY = f"""\
 for _ in $(seq {READY_TIMEOUT_MINUTES * 12}); do
   [ -f {READY_FILE} ] && break
+  if systemctl is-failed --quiet trackday-bootstrap.service; then
+    echo "trackday: node bootstrap failed:" >&2
+    journalctl --no-pager --lines 40 --unit trackday-bootstrap >&2 || true
+    exit 1
+  fi
   sleep 5
 done
 [ -f {READY_FILE} ] || {{

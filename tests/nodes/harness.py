@@ -179,8 +179,13 @@ class Cluster:
             "--opt", f"com.docker.network.driver.mtu={self.mtu}", self.name,
         )  # fmt: skip
 
-    def boot(self, key: str, user_data: str, address: str) -> Node:
-        """Create a node, seed cloud-init with `user_data` (NoCloud), and power it on."""
+    def boot(
+        self, key: str, user_data: str, address: str, files: dict[str, Path] | None = None
+    ) -> Node:
+        """Create a node, seed cloud-init with `user_data` (NoCloud), and power it on.
+
+        `files` (path on the node: local file) replace files of the image before the first boot.
+        """
         container = f"{self.name}-{key}"
         seed = self.folder / key
         seed.mkdir()
@@ -195,6 +200,8 @@ class Cluster:
             self.image,
         )  # fmt: skip
         docker("cp", f"{seed}/.", f"{container}:/var/lib/cloud/seed/nocloud/")
+        for path, local in (files or {}).items():
+            docker("cp", str(local), f"{container}:{path}")
         node = Node(key, container, address, self.ssh_key.private_key, self.folder / "known_hosts")
         docker("start", container)
         node.started = time.monotonic()
