@@ -18,6 +18,7 @@ import hashlib
 import ipaddress
 import os
 import shlex
+import shutil
 import subprocess
 import tempfile
 import time
@@ -212,6 +213,7 @@ class Cluster:
         for node in self.nodes.values():
             docker("rm", "--force", "--volumes", node.container, check=False)
         docker("network", "rm", self.name, check=False)
+        shutil.rmtree(self.folder, ignore_errors=True)
 
 
 def remove_leftovers() -> None:
