@@ -27,7 +27,6 @@ _INSTANCE_TYPES = {
     "azure-native:compute:VirtualMachine": lambda inputs: base64.b64decode(
         inputs["osProfile"]["customData"]
     ).decode(),
-    "gcp:compute/instance:Instance": lambda inputs: inputs["metadata"]["user-data"],
 }
 _COMMAND_TYPE = "command:remote:Command"
 
