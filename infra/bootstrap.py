@@ -31,6 +31,8 @@ from typing import Literal, get_args
 
 import yaml
 
+from training.deepracer.services import SAGEMAKER_DIR
+
 Role = Literal["manager", "worker"]
 Cloud = Literal["aws", "azure", "gcp"]
 
@@ -55,9 +57,8 @@ SYSTEMD_DIR = "/etc/systemd/system"
 READY_TIMEOUT_MINUTES = 45
 GPU_WAIT_MINUTES = 20
 BOOTSTRAP_RETRY_SECONDS = 30
-# The DeepRacer trainer bind-mounts it (training/deepracer/services.py, SAGEMAKER_DIR) and
-# holds the Docker socket: root's, never writable by other users, made at every boot.
-SAGEMAKER_DIR = "/tmp/sagemaker"
+# SAGEMAKER_DIR: the DeepRacer trainer bind-mounts it and holds the Docker socket: root's,
+# never writable by other users, made at every boot by systemd-tmpfiles (/tmp is emptied).
 TMPFILES_CONF = "/etc/tmpfiles.d/trackday.conf"
 # From NVIDIA container toolkit 1.18.0 the runtime defaults to "jit-cdi" mode, which ignores
 # the GPU Swarm assigns (DOCKER_RESOURCE_GPU) until 1.19.0 (NVIDIA/nvidia-container-toolkit
@@ -298,10 +299,13 @@ ExecStart={NODE_ENV_SCRIPT}
 WantedBy=multi-user.target
 """
 
+# Not After=cloud-final.service: Ubuntu orders cloud-final after multi-user.target, which wants
+# this unit, and systemd broke that cycle at the next boot by dropping this unit's start: a node
+# rebooted half-way never finished. At first boot runcmd starts it after the packages are in.
 _BOOTSTRAP_UNIT = f"""\
 [Unit]
 Description=trackday: Docker with the NVIDIA runtime, Swarm and labels (retried until done)
-After=network-online.target trackday-node-env.service cloud-final.service
+After=network-online.target trackday-node-env.service
 Wants=network-online.target
 Requires=trackday-node-env.service
 ConditionPathExists=!{READY_FILE}
@@ -340,13 +344,17 @@ printf 'TRACKDAY_PRIVATE_IP=%s\\n' "$address" > {NODE_ENV_FILE}
 def _bootstrap_script(node: NodeBootstrap) -> str:
     parts = [_SAGEMAKER_SECTION, _DOCKER_SECTION.format(user=node.ssh_user)]
     if node.gpu:
+        # Only a machine with an NVIDIA device (PCI vendor 0x10de) waits for its driver; one
+        # without (a CPU machine of the same image, the node tests) keeps Docker's defaults.
         parts.append(
-            _GPU_SECTION.format(
+            "if grep -qs 0x10de /sys/bus/pci/devices/*/vendor; then\n"
+            + _GPU_SECTION.format(
                 minutes=GPU_WAIT_MINUTES,
                 gpu_kind=GPU_RESOURCE,
                 min_toolkit=MIN_TOOLKIT_VERSION,
                 probe=GPU_PROBE_IMAGE,
             )
+            + 'else\n  echo "trackday: no NVIDIA device: Docker keeps its defaults" >&2\nfi\n'
         )
     if node.role == "manager":
         parts.append(_MANAGER_SECTION.format(port=SWARM_PORT, label_args=_label_args(node)))
@@ -375,6 +383,10 @@ _DOCKER_SECTION = """\
 export DEBIAN_FRONTEND=noninteractive
 # Images often run unattended-upgrades at first boot: wait for its apt lock.
 apt_get() {{ apt-get -o DPkg::Lock::Timeout=600 "$@"; }}
+# A reboot half-way through the install leaves dpkg interrupted, and apt refuses to go on.
+if [ -n "$(ls -A /var/lib/dpkg/updates)" ]; then
+  dpkg --configure -a
+fi
 if ! command -v docker >/dev/null 2>&1; then
   apt_get install -y -q docker.io
 fi
@@ -515,9 +527,15 @@ fi
     )
 
 
+# A failed bootstrap is not retried before the next boot: say so at once, with its log.
 _WAIT_READY = f"""\
 for _ in $(seq {READY_TIMEOUT_MINUTES * 12}); do
   [ -f {READY_FILE} ] && break
+  if systemctl is-failed --quiet trackday-bootstrap.service; then
+    echo "trackday: node bootstrap failed:" >&2
+    journalctl --no-pager --lines 40 --unit trackday-bootstrap >&2 || true
+    exit 1
+  fi
   sleep 5
 done
 [ -f {READY_FILE} ] || {{

@@ -67,8 +67,9 @@ class _KeyedSSHAdapter(SSHHTTPAdapter):
     def _create_paramiko_client(self, base_url: str) -> None:
         super()._create_paramiko_client(base_url)
         self.ssh_params.update(pkey=self._key, look_for_keys=False, allow_agent=False)
-        if self._port is not None:
-            self.ssh_params["port"] = self._port
+        # docker's transport leaves the port None without one in the URL, which paramiko dials
+        # as port 0: a cloud manager (no port given) was unreachable.
+        self.ssh_params["port"] = self._port or self.ssh_params.get("port") or 22
         # Only the recorded key: paramiko would prefer a known_hosts entry for the address.
         self.ssh_client.get_host_keys().clear()
         self.ssh_client._system_host_keys.clear()

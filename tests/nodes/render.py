@@ -1,0 +1,128 @@
+"""What the Pulumi program gives each cloud node and each pulumi-command, for the node tests.
+
+The program runs offline under Pulumi's mocks (infra/offline.py), exactly as `trackday plan`
+runs it, with one change: the pool's SSH key is a real one made here (the mocks' is only of the
+right shape), so the test can log in to the nodes as pulumi-command would. The user data and the
+commands' scripts and standard input are then taken from the resources the program declared,
+unchanged, except for the values only a real run knows: the worker join token (stdin of the join
+commands) and each worker's node ID (in its labelling command), which the test reads from the
+real commands' output as pulumi-command passes them on.
+"""
+
+from __future__ import annotations
+
+import base64
+import subprocess
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from infra import offline
+from tests.infra.stacks import run_stack, with_keys
+
+_INSTANCE_TYPES = {
+    "aws:ec2/instance:Instance": lambda inputs: inputs["userData"],
+    "azure-native:compute:VirtualMachine": lambda inputs: base64.b64decode(
+        inputs["osProfile"]["customData"]
+    ).decode(),
+}
+_COMMAND_TYPE = "command:remote:Command"
+
+
+@dataclass(frozen=True)
+class SshKey:
+    private_key: Path
+    public_key: str
+
+
+@dataclass(frozen=True)
+class RenderedNode:
+    """One VM the program declares: `key` is its name in the pool ("manager", "worker-1")."""
+
+    key: str
+    role: str
+    user_data: str
+
+
+@dataclass(frozen=True)
+class RenderedCommand:
+    """A pulumi-command remote command: on which node, its command line and its stdin."""
+
+    step: str  # its name in the swarm component: "join-token", "worker-1-join", ...
+    node: str
+    create: str
+    stdin: str | None
+    # A labelling command: the worker it labels, and that worker's node ID as the mocks made it up.
+    worker: str | None = None
+    mock_node_id: str | None = None
+
+
+@dataclass(frozen=True)
+class Rendered:
+    nodes: list[RenderedNode]
+    swarm_commands: list[RenderedCommand]
+    outputs: dict[str, Any]
+
+    def node(self, key: str) -> RenderedNode:
+        return next(n for n in self.nodes if n.key == key)
+
+
+def make_ssh_key(folder: Path) -> SshKey:
+    """An ed25519 key pair, as the program's tls.PrivateKey makes one."""
+    path = folder / "id_ed25519"
+    subprocess.run(
+        ["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-C", "trackday-nodes-test", "-f", path],
+        check=True,
+    )
+    return SshKey(path, path.with_suffix(".pub").read_text().strip())
+
+
+def render(stack: str, key: SshKey, **changes: Any) -> Rendered:
+    """Run the program for a shipped stack (`changes` to its sections); collect its nodes."""
+    real_key = {
+        "publicKeyOpenssh": key.public_key + "\n",
+        "privateKeyOpenssh": key.private_key.read_text(),
+        "privateKeyPem": "",
+    }
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setitem(offline._COMPUTED, "tls:index/privateKey:PrivateKey", lambda n, s: real_key)
+        run = run_stack(stack, with_keys(stack, **changes))
+    nodes = []
+    for resource in run.resources:
+        user_data = _INSTANCE_TYPES.get(resource.type)
+        if user_data is not None:
+            key_name = _pool_key(resource.name)
+            role = "manager" if key_name == "manager" else "worker"
+            nodes.append(RenderedNode(key_name, role, user_data(run.raw_inputs[resource.urn])))
+    if not nodes:
+        raise AssertionError(f"stack {stack} declares no node")
+    outputs = {name: output.value for name, output in run.outputs.items()}
+    return Rendered(nodes, _swarm_commands(run, [n.key for n in nodes]), outputs)
+
+
+def _pool_key(resource_name: str) -> str:
+    """ "trackday-aws-nodes-worker-1" -> "worker-1"."""
+    for key in ("manager", "worker-"):
+        if key in resource_name:
+            return resource_name[resource_name.index(key) :]
+    raise AssertionError(f"node {resource_name} is neither manager nor worker")
+
+
+def _swarm_commands(run: offline.OfflineRun, keys: list[str]) -> list[RenderedCommand]:
+    """The swarm's commands in the order pulumi-command runs them (each after its inputs)."""
+    by_name = {r.name: run.raw_inputs[r.urn] for r in run.of_type(_COMMAND_TYPE)}
+    swarm = next(n.removesuffix("-join-token") for n in by_name if n.endswith("-join-token"))
+    commands = [
+        RenderedCommand(step, "manager", by_name[f"{swarm}-{step}"]["create"], None)
+        for step in ("join-token", "manager-host-key")
+    ]
+    for key in keys[1:]:
+        join, labels = by_name[f"{swarm}-{key}-join"], by_name[f"{swarm}-{key}-labels"]
+        mock_node_id = str(labels["triggers"][0]).strip()
+        commands += [
+            RenderedCommand(f"{key}-join", key, join["create"], join["stdin"]),
+            RenderedCommand(f"{key}-labels", "manager", labels["create"], None, key, mock_node_id),
+        ]
+    return commands
