@@ -17,6 +17,7 @@ from pathlib import Path, PurePosixPath
 import typer
 from rich.console import Console
 
+from trackday.failure import fail
 from training.donkeycar.train import RUN_MANIFEST
 
 console = Console(stderr=True)
@@ -115,8 +116,7 @@ def to_car(
     try:
         copied = copy_to_car(run_dir, host, models_dir, ssh_config)
     except CarError as exc:
-        console.print(f"[red]error:[/red] {exc}", highlight=False)
-        raise typer.Exit(1) from None
+        raise fail(exc) from None
     console.print(f"copied {len(copied)} file(s) to {host}:{models_dir}, checksums verified")
     for command in drive_commands(run_dir, models_dir.rsplit("/", 1)[-1]):
         console.print(f"  {command}", highlight=False, markup=False, soft_wrap=True)

@@ -15,6 +15,7 @@ from rich.console import Console
 
 from trackday import manager_ssh, runs, swarm_jobs, swarm_training, vertex
 from trackday.donkey_car import drive_commands
+from trackday.failure import fail
 from trackday.run_options import RunOptions
 from trackday.stack import (
     SWARM_TARGETS,
@@ -191,5 +192,4 @@ def _submit_swarm(stack: str, outputs: dict, archive: Path, options: RunOptions)
 
 
 def _fail(message: str) -> typer.Exit:
-    console.print(f"[red]error:[/red] {message}", highlight=False)
-    return typer.Exit(1)
+    return fail(message)

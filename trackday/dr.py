@@ -12,6 +12,7 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
+from trackday.failure import fail
 from training.deepracer.preflight import DEFAULT_TRACKS, TRACKS_ENV
 from training.deepracer.settings import DeepRacerSettings, RaceType, describe_error
 
@@ -24,8 +25,7 @@ STACK_SECTION = "trackday:deepracer"
 
 
 def _fail(message: str, code: int = 2) -> typer.Exit:
-    typer.echo(f"error: {message}", err=True)
-    return typer.Exit(code)
+    return fail(message, code)
 
 
 def load_settings(stack: str | None, directory: Path | None) -> DeepRacerSettings:

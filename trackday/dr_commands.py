@@ -17,6 +17,7 @@ from rich.table import Table
 
 from infra.workloads.run_target import RunTarget, RunTargetError, run_target
 from trackday import dr_runs
+from trackday.failure import fail
 from trackday.stack import StackError, read_outputs
 from training import storage
 from training.deepracer import bucket_io
@@ -33,8 +34,7 @@ RUN_ID = typer.Option(None, "--run-id", help="Run id (default: the stack's deepr
 
 
 def _fail(message: str) -> typer.Exit:
-    console.print(f"[red]error:[/red] {message}", highlight=False, markup=False)
-    return typer.Exit(1)
+    return fail(message)
 
 
 def _project(directory: Path | None) -> Path:

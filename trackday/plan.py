@@ -10,6 +10,8 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
+from trackday.failure import fail
+
 # The properties worth a glance per resource type (dotted paths into the inputs).
 KEY_INPUTS: dict[str, tuple[str, ...]] = {
     "gcp:storage/bucket:Bucket": (
@@ -64,8 +66,7 @@ def plan(
     try:
         result = plan_stack(directory or REPO_ROOT, stack)
     except (ConfigError, FileNotFoundError, ValueError) as exc:
-        typer.echo(f"error: {exc}", err=True)
-        raise typer.Exit(2) from None
+        raise fail(exc, 2) from None
     data = result.to_dict()
     if as_json:
         typer.echo(json.dumps(data, indent=2, sort_keys=True))

@@ -347,11 +347,12 @@ def run(project: Path, stack: str, ref: str, as_json: bool) -> None:
     """The `--against` form of `trackday plan`: print the comparison, or one error line."""
     import typer
 
+    from trackday.failure import fail
+
     try:
         diff = compare(project, stack, ref)
     except DiffError as exc:
-        typer.echo(f"error: {exc}", err=True)
-        raise typer.Exit(2) from None
+        raise fail(exc, 2) from None
     if as_json:
         typer.echo(json.dumps(diff.to_dict(), indent=2, sort_keys=True))
     else:
