@@ -14,7 +14,8 @@ import typer
 from rich.console import Console
 
 from trackday import manager_ssh, runs, swarm_jobs, swarm_training, vertex
-from trackday.donkey_car import drive_commands
+from trackday.drive import drive_commands
+from trackday.errors import ManagerError
 from trackday.failure import fail
 from trackday.run_options import RunOptions
 from trackday.stack import (
@@ -85,6 +86,7 @@ def submit(
         TrainerError,
         storage.StorageError,
         swarm_jobs.SwarmJobError,
+        ManagerError,
         vertex.VertexError,
     ) as exc:
         raise _fail(str(exc)) from None
@@ -185,7 +187,7 @@ def _submit_swarm(stack: str, outputs: dict, archive: Path, options: RunOptions)
     finally:
         client.close()
     if not result.succeeded:
-        raise StackError(
+        raise swarm_jobs.SwarmJobError(
             f"job {result.state} (exit code {result.exit_code}): {result.message or 'no message'}"
         )
     console.print(f"done: {fetch_hint}")

@@ -41,9 +41,9 @@ from contract.swarm import (
 )
 from infra.workloads.run_target import RunTarget, placement_problem
 from trackday.dr_network import attach_s3_server, ensure_network, remove_network_if_unused
-from trackday.errors import RunError
+from trackday.errors import ManagerError, RunError
 from trackday.manager_ssh import connect
-from trackday.swarm_jobs import SwarmJobError, create_service_args
+from trackday.swarm_jobs import create_service_args
 from training import storage
 from training.deepracer import bucket_io
 from training.deepracer.layout import RunLayout
@@ -73,7 +73,7 @@ def client_for(target: RunTarget) -> docker.DockerClient:
     try:
         return connect(manager.address, manager.user, manager.private_key,
                        host_key=manager.host_key)
-    except SwarmJobError as error:
+    except ManagerError as error:
         raise RunError(str(error)) from None
 
 

@@ -52,6 +52,7 @@ from contract.swarm import (
     placement,
     s3_credentials_file,
 )
+from trackday.errors import TrackdayError
 
 # Task states after which nothing more happens (docker's swarm task lifecycle).
 FINAL_STATES = frozenset({"complete", "failed", "rejected", "shutdown", "orphaned", "remove"})
@@ -64,7 +65,7 @@ _CREDENTIAL_VARIABLES = frozenset(
 )
 
 
-class SwarmJobError(Exception):
+class SwarmJobError(TrackdayError):
     """A job could not be defined, started or followed; the message says what to do."""
 
 
