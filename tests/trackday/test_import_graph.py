@@ -98,6 +98,17 @@ def test_the_contract_and_training_import_nothing_above_them() -> None:
                for i in graph[n])
 
 
+def test_the_trainer_image_code_imports_only_what_the_image_carries() -> None:
+    """`.dockerignore` sends training/ less training/deepracer (the image's own check:
+    tests/e2e/test_trainer_image_contents.py); what runs in it must need nothing else."""
+    carried = ("training.donkeycar", "training.storage")
+    graph = _graph()
+    for name, imported in graph.items():
+        if name.startswith(carried):
+            outside = {i for i in imported if i != "training" and not i.startswith(carried)}
+            assert not outside, f"{name} imports {sorted(outside)}, which the image lacks"
+
+
 def test_each_command_module_imports_on_its_own() -> None:
     """Each command module loads without another imported first (issue 16 found
     `trackday.dr_commands` needing trackday.dr; a cycle made lazy is still a cycle, which
