@@ -42,8 +42,10 @@ def credentials_secret_name(service_prefix: str) -> str:
 
 def s3_credentials_file(access_key_id: str, secret_access_key: str) -> str:
     """The AWS shared-credentials file a credentials secret holds."""
-    return (f"[default]\naws_access_key_id = {access_key_id}\n"
-            f"aws_secret_access_key = {secret_access_key}\n")
+    return (
+        f"[default]\naws_access_key_id = {access_key_id}\n"
+        f"aws_secret_access_key = {secret_access_key}\n"
+    )
 
 
 def placement(role: str) -> str:

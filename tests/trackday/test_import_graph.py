@@ -13,10 +13,20 @@ ROOT = Path(__file__).resolve().parents[2]
 PACKAGES = ("contract", "infra", "trackday", "training")
 # The command side: Typer apps and commands, and what draws on the terminal for them.
 COMMAND_MODULES = {
-    "trackday.cli", "trackday.dashboard.command", "trackday.donkey", "trackday.donkey_car",
-    "trackday.donkey_cloud", "trackday.dr", "trackday.dr_commands", "trackday.dr_logs",
-    "trackday.dr_viewer", "trackday.dr_watch", "trackday.droa_commands", "trackday.failure",
-    "trackday.plan", "trackday.transfer_bar",
+    "trackday.cli",
+    "trackday.dashboard.command",
+    "trackday.donkey",
+    "trackday.donkey_car",
+    "trackday.donkey_cloud",
+    "trackday.dr",
+    "trackday.dr_commands",
+    "trackday.dr_logs",
+    "trackday.dr_viewer",
+    "trackday.dr_watch",
+    "trackday.droa_commands",
+    "trackday.failure",
+    "trackday.plan",
+    "trackday.transfer_bar",
 }
 
 
@@ -59,7 +69,7 @@ def _cycle(graph: dict[str, set[str]]) -> list[str] | None:
                 state[path.pop()] = 2
                 iterators.pop()
             elif state.get(following) == 1:
-                return [*path[path.index(following):], following]
+                return [*path[path.index(following) :], following]
             elif not state.get(following):
                 state[following] = 1
                 path.append(following)
@@ -82,8 +92,11 @@ def test_the_import_graph_has_no_cycle() -> None:
 
 def test_only_command_modules_import_typer_and_rich() -> None:
     modules = _modules()
-    drawing = {name for name, path in modules.items()
-               if any(i.split(".")[0] in ("typer", "rich") for i in _imports(path))}
+    drawing = {
+        name
+        for name, path in modules.items()
+        if any(i.split(".")[0] in ("typer", "rich") for i in _imports(path))
+    }
     assert drawing == COMMAND_MODULES
 
 
@@ -94,8 +107,9 @@ def test_the_contract_and_training_import_nothing_above_them() -> None:
         if top in ("contract", "training"):
             above = {i for i in imported if i.split(".")[0] in ("infra", "trackday")}
             assert not above, f"{name} imports {sorted(above)}"
-    assert all(not i.startswith("training.") for n in graph if n.startswith("contract")
-               for i in graph[n])
+    assert all(
+        not i.startswith("training.") for n in graph if n.startswith("contract") for i in graph[n]
+    )
 
 
 def test_the_trainer_image_code_imports_only_what_the_image_carries() -> None:
@@ -115,7 +129,12 @@ def test_each_command_module_imports_on_its_own() -> None:
     the graph test catches, and this one checks the modules load in a fresh interpreter)."""
     code = "; ".join(f"import {name}" for name in sorted(COMMAND_MODULES - {"trackday.cli"}))
     for name in ("trackday.dr_commands", "trackday.dr_viewer", "trackday.droa_commands"):
-        done = subprocess.run([sys.executable, "-c", f"import {name}"], cwd=ROOT,
-                              capture_output=True, text=True, check=False)
+        done = subprocess.run(
+            [sys.executable, "-c", f"import {name}"],
+            cwd=ROOT,
+            capture_output=True,
+            text=True,
+            check=False,
+        )
         assert done.returncode == 0, done.stderr
     assert subprocess.run([sys.executable, "-c", code], cwd=ROOT, check=False).returncode == 0
