@@ -31,19 +31,12 @@ from typing import Literal, get_args
 
 import yaml
 
+from contract.swarm import GPU_RESOURCE, ROLE_LABEL, ROLE_LABEL_VALUES, WORKLOAD_LABEL
 from training.deepracer.services import SAGEMAKER_DIR
 
 Role = Literal["manager", "worker"]
 Cloud = Literal["aws", "azure", "gcp"]
 
-ROLE_LABEL = "trackday.role"
-ROLE_LABEL_VALUES: dict[str, str] = {"manager": "trainer", "worker": "simulation"}
-# Containers carrying this label keep a node busy: the idle power-off waits for them.
-WORKLOAD_LABEL = "trackday.workload"
-# The Swarm generic resource a node's GPUs are advertised as. The NVIDIA runtime reads the
-# GPU Swarm assigned to a task from DOCKER_RESOURCE_<KIND>, and its `swarm-resource` setting
-# names DOCKER_RESOURCE_GPU: so the kind is GPU.
-GPU_RESOURCE = "GPU"
 SWARM_PORT = 2377
 
 BOOTSTRAP_SCRIPT = "/usr/local/sbin/trackday-bootstrap"

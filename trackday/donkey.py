@@ -10,6 +10,7 @@ import typer
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
+from trackday.failure import fail
 from trackday.trainer_env import (
     TrainerEnvError,
     has_nvidia_gpu,
@@ -26,11 +27,6 @@ app = typer.Typer(
     help="DonkeyCar: archive tubs, upload, train, fetch models.", no_args_is_help=True
 )
 console = Console(stderr=True)
-
-
-def fail(message: str) -> typer.Exit:
-    console.print(f"[red]error:[/red] {message}", highlight=False)
-    return typer.Exit(1)
 
 
 def _expected_records(tubs: list[Path]) -> int | None:

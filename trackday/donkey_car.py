@@ -17,6 +17,8 @@ from pathlib import Path, PurePosixPath
 import typer
 from rich.console import Console
 
+from trackday.drive import drive_commands
+from trackday.failure import fail
 from training.donkeycar.train import RUN_MANIFEST
 
 console = Console(stderr=True)
@@ -26,21 +28,6 @@ MODEL_SUFFIXES = (".keras", ".h5", ".savedmodel", ".tflite", ".trt")
 
 class CarError(Exception):
     """Copying to the car failed; the message says what to check."""
-
-
-def drive_commands(run_dir: Path, models_dir: str = "models") -> list[str]:
-    """`manage.py drive` lines for the run's model files, best for a Raspberry Pi first."""
-    manifest = json.loads((run_dir / RUN_MANIFEST).read_text())
-    model, tflite, model_type = (manifest.get(k) for k in ("model", "tflite", "model_type"))
-    if not (model and model_type):
-        return []  # a run from before the manifest named its model
-    lines = []
-    if tflite:
-        lines.append(
-            f"python manage.py drive --model {models_dir}/{tflite} --type tflite_{model_type}"
-        )
-    lines.append(f"python manage.py drive --model {models_dir}/{model} --type {model_type}")
-    return lines
 
 
 def car_files(run_dir: Path) -> dict[str, str]:
@@ -115,8 +102,7 @@ def to_car(
     try:
         copied = copy_to_car(run_dir, host, models_dir, ssh_config)
     except CarError as exc:
-        console.print(f"[red]error:[/red] {exc}", highlight=False)
-        raise typer.Exit(1) from None
+        raise fail(exc) from None
     console.print(f"copied {len(copied)} file(s) to {host}:{models_dir}, checksums verified")
     for command in drive_commands(run_dir, models_dir.rsplit("/", 1)[-1]):
         console.print(f"  {command}", highlight=False, markup=False, soft_wrap=True)

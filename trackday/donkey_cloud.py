@@ -14,7 +14,9 @@ import typer
 from rich.console import Console
 
 from trackday import manager_ssh, runs, swarm_jobs, swarm_training, vertex
-from trackday.donkey_car import drive_commands
+from trackday.drive import drive_commands
+from trackday.errors import ManagerError
+from trackday.failure import fail
 from trackday.run_options import RunOptions
 from trackday.stack import (
     SWARM_TARGETS,
@@ -84,6 +86,7 @@ def submit(
         TrainerError,
         storage.StorageError,
         swarm_jobs.SwarmJobError,
+        ManagerError,
         vertex.VertexError,
     ) as exc:
         raise _fail(str(exc)) from None
@@ -184,12 +187,11 @@ def _submit_swarm(stack: str, outputs: dict, archive: Path, options: RunOptions)
     finally:
         client.close()
     if not result.succeeded:
-        raise StackError(
+        raise swarm_jobs.SwarmJobError(
             f"job {result.state} (exit code {result.exit_code}): {result.message or 'no message'}"
         )
     console.print(f"done: {fetch_hint}")
 
 
 def _fail(message: str) -> typer.Exit:
-    console.print(f"[red]error:[/red] {message}", highlight=False)
-    return typer.Exit(1)
+    return fail(message)

@@ -12,6 +12,8 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
+from trackday.dr_commands import load_settings
+from trackday.failure import fail
 from training.deepracer.preflight import DEFAULT_TRACKS, TRACKS_ENV
 from training.deepracer.settings import DeepRacerSettings, RaceType, describe_error
 
@@ -20,29 +22,10 @@ app = typer.Typer(
     "upload models, logs, metrics.",
     no_args_is_help=True,
 )
-STACK_SECTION = "trackday:deepracer"
 
 
 def _fail(message: str, code: int = 2) -> typer.Exit:
-    typer.echo(f"error: {message}", err=True)
-    return typer.Exit(code)
-
-
-def load_settings(stack: str | None, directory: Path | None) -> DeepRacerSettings:
-    """The `trackday:deepracer` section of Pulumi.<stack>.yaml; DRfC's defaults without one."""
-    from pydantic import ValidationError
-
-    if stack is None:
-        return DeepRacerSettings()
-    from infra.config import read_stack_file, stack_file
-    from infra.program import REPO_ROOT
-
-    try:
-        raw = read_stack_file(stack_file(directory or REPO_ROOT, stack)).get(STACK_SECTION, {})
-        return DeepRacerSettings.model_validate(raw or {})
-    except (FileNotFoundError, ValueError) as error:
-        detail = describe_error(error) if isinstance(error, ValidationError) else str(error)
-        raise _fail(detail) from None
+    return fail(message, code)
 
 
 def _tracks_dir(given: Path | None, settings: DeepRacerSettings) -> Path:
@@ -167,7 +150,7 @@ def tracks(
     typer.echo(f"{len(found)} tracks from {image} in {dest}")
 
 
-# The run commands (start/stop, upload-model, logs, status) use load_settings above.
+# The run commands (start/stop, upload-model, logs, status): trackday/dr_commands.py.
 from trackday import dr_commands  # noqa: E402
 
 for _name, _command in dr_commands.COMMANDS.items():

@@ -17,11 +17,12 @@ from rich.table import Table
 
 from infra.workloads.run_target import RunTarget, RunTargetError, run_target
 from trackday import dr_runs
+from trackday.failure import fail
 from trackday.stack import StackError, read_outputs
 from training import storage
 from training.deepracer import bucket_io
 from training.deepracer.layout import RunLayout
-from training.deepracer.settings import DeepRacerSettings
+from training.deepracer.settings import DeepRacerSettings, describe_error
 
 console = Console(stderr=True)
 STACK = typer.Option(..., "--stack", "-s", help="The deployed stack (Pulumi.<stack>.yaml "
@@ -33,8 +34,27 @@ RUN_ID = typer.Option(None, "--run-id", help="Run id (default: the stack's deepr
 
 
 def _fail(message: str) -> typer.Exit:
-    console.print(f"[red]error:[/red] {message}", highlight=False, markup=False)
-    return typer.Exit(1)
+    return fail(message)
+
+
+STACK_SECTION = "trackday:deepracer"
+
+
+def load_settings(stack: str | None, directory: Path | None) -> DeepRacerSettings:
+    """The `trackday:deepracer` section of Pulumi.<stack>.yaml; DRfC's defaults without one."""
+    from pydantic import ValidationError
+
+    if stack is None:
+        return DeepRacerSettings()
+    from infra.config import read_stack_file, stack_file
+    from infra.program import REPO_ROOT
+
+    try:
+        raw = read_stack_file(stack_file(directory or REPO_ROOT, stack)).get(STACK_SECTION, {})
+        return DeepRacerSettings.model_validate(raw or {})
+    except (FileNotFoundError, ValueError) as error:
+        detail = describe_error(error) if isinstance(error, ValidationError) else str(error)
+        raise fail(detail, 2) from None
 
 
 def _project(directory: Path | None) -> Path:
@@ -45,8 +65,6 @@ def _project(directory: Path | None) -> Path:
 
 def _context(stack: str, directory: Path | None, outputs_file: Path | None, run_id: int | None
              ) -> tuple[DeepRacerSettings, RunTarget]:
-    from trackday.dr import load_settings  # dr.py registers these commands
-
     settings = load_settings(stack, directory)
     if run_id is not None:
         settings = settings.model_copy(update={"run_id": run_id})

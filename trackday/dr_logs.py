@@ -14,12 +14,12 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
+from trackday.failure import fail
 from training.deepracer.metrics import RunMetrics
 
 
 def _fail(message: str) -> typer.Exit:
-    typer.echo(f"error: {message}", err=True)
-    return typer.Exit(2)
+    return fail(message, 2)
 
 
 def _shown(value: float | None, scale: float = 1.0) -> str:

@@ -24,9 +24,10 @@ from typing import TypeVar
 import docker
 import docker.errors
 
+from contract.swarm import WORKLOAD_LABEL
 from infra.workloads.run_target import LOCAL_S3_ALIAS
 from trackday.errors import RunError
-from training.deepracer.services import NETWORK, NETWORK_LABELS, WORKLOAD, WORKLOAD_LABEL
+from training.deepracer.services import NETWORK, NETWORK_LABELS, WORKLOAD
 
 NETWORK_TIMEOUT_S = 60.0
 POLL_S = 0.25

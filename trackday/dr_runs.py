@@ -29,41 +29,31 @@ from pathlib import Path
 
 import docker
 import docker.errors
-from docker.types import (
-    ContainerSpec,
-    DriverConfig,
-    Mount,
-    Placement,
-    Resources,
-    RestartPolicy,
-    SecretReference,
-    ServiceMode,
-    TaskTemplate,
-)
 
+from contract.swarm import (
+    JOB_LABEL,
+    MODEL_PREFIX_LABEL,
+    ROLE_LABEL,
+    RUN_LABEL,
+    WORKLOAD_LABEL,
+    ServiceSpec,
+    s3_credentials_file,
+)
 from infra.workloads.run_target import RunTarget, placement_problem
 from trackday.dr_network import attach_s3_server, ensure_network, remove_network_if_unused
-from trackday.errors import RunError
+from trackday.errors import ManagerError, RunError
 from trackday.manager_ssh import connect
-from trackday.swarm_jobs import SwarmJobError
+from trackday.swarm_jobs import create_service_args
 from training import storage
 from training.deepracer import bucket_io
 from training.deepracer.layout import RunLayout
 from training.deepracer.model_upload import UploadPlan
 from training.deepracer.params import evaluation_files, training_files
 from training.deepracer.services import (
-    GPU_RESOURCE,
-    JOB_LABEL,
-    MODEL_PREFIX_LABEL,
-    ROLE_LABEL,
-    RUN_LABEL,
     SAGEMAKER_DIR,
     WORKLOAD,
-    WORKLOAD_LABEL,
-    ServiceSpec,
     credentials_secret,
     run_services,
-    s3_credentials_file,
 )
 from training.deepracer.settings import DeepRacerSettings
 
@@ -83,7 +73,7 @@ def client_for(target: RunTarget) -> docker.DockerClient:
     try:
         return connect(manager.address, manager.user, manager.private_key,
                        host_key=manager.host_key)
-    except SwarmJobError as error:
+    except ManagerError as error:
         raise RunError(str(error)) from None
 
 
@@ -129,32 +119,6 @@ def copy_model(source_url: str, target_url: str, target_prefix: str, plan: Uploa
 
 
 # --- the swarm side ----------------------------------------------------------------------
-
-def task_template(spec: ServiceSpec, secret_ids: Mapping[str, str]) -> TaskTemplate:
-    """The docker SDK's task template for one service of the data."""
-    container = ContainerSpec(
-        spec.image,
-        args=list(spec.args),
-        env=dict(spec.env),
-        workdir=spec.working_dir,
-        labels=dict(spec.labels),
-        mounts=[Mount(m.target, m.source, type=m.type, read_only=m.read_only)
-                for m in spec.mounts],
-        secrets=[SecretReference(secret_ids[s.secret], s.secret, filename=s.file)
-                 for s in spec.secrets] or None,
-        init=spec.init or None,
-    )
-    log_driver = DriverConfig(spec.log_driver, dict(spec.log_options)) if spec.log_driver else None
-    resources = Resources(generic_resources={GPU_RESOURCE: spec.gpus}) if spec.gpus else None
-    return TaskTemplate(
-        container,
-        restart_policy=RestartPolicy(condition=spec.restart_condition),
-        placement=Placement(constraints=list(spec.constraints)),
-        networks=list(spec.networks),
-        log_driver=log_driver,
-        resources=resources,
-    )
-
 
 def _run_filters(run_id: int, job: str | None = None) -> dict[str, list[str]]:
     labels = [f"{WORKLOAD_LABEL}={WORKLOAD}", f"{RUN_LABEL}={run_id}"]
@@ -246,9 +210,7 @@ def deploy(client: docker.DockerClient, settings: DeepRacerSettings, target: Run
             data = s3_credentials_file(*target.credentials).encode()
             secret_ids[name] = client.api.create_secret(name, data, labels=labels)["ID"]
         for spec in specs:
-            client.api.create_service(
-                task_template(spec, secret_ids), name=spec.name, labels=dict(spec.labels),
-                mode=ServiceMode("replicated", replicas=spec.replicas))
+            client.api.create_service(**create_service_args(spec, secret_ids))
             created.append(spec.name)
     except docker.errors.APIError as error:
         stop(client, settings.run_id, job, settings.model_prefix)

@@ -20,15 +20,10 @@ import docker
 import docker.errors
 import typer
 
+from contract.swarm import RUN_LABEL, SIMULATION_ROLE, WORKLOAD_LABEL
 from trackday import dr_runs
 from trackday.dr_commands import DIRECTORY, OUTPUTS, RUN_ID, STACK, _context, _fail, _say
-from training.deepracer.services import (
-    NETWORK,
-    RUN_LABEL,
-    SIMULATION_ROLE,
-    WORKLOAD,
-    WORKLOAD_LABEL,
-)
+from training.deepracer.services import NETWORK, WORKLOAD
 
 PROXY = Path(__file__).with_name("viewer_proxy.py")
 PROXY_PORT = 8100  # inside the container

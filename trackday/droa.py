@@ -31,6 +31,8 @@ from botocore.awsrequest import AWSRequest
 from botocore.credentials import Credentials as SigningCredentials
 from botocore.exceptions import BotoCoreError, ClientError
 
+from trackday.errors import TrackdayError
+
 TIMEOUT_S = 30
 POLL_S = 5.0  # between asks for an asset DRoA is still packaging (DRfC's interval)
 CACHE_MARGIN = timedelta(seconds=60)
@@ -40,7 +42,7 @@ _ENV_JS = re.compile(r"window\.EnvironmentConfig\s*=\s*(\{.*\})\s*;?", re.DOTALL
 DELETABLE = ("READY", "ERROR")
 
 
-class DroaError(Exception):
+class DroaError(TrackdayError):
     """DRoA cannot be reached, refused a request, or answered what trackday cannot read."""
 
 

@@ -22,7 +22,15 @@ from rich.console import Console
 from rich.table import Table
 
 from trackday import droa
-from trackday.dr_commands import DIRECTORY, OUTPUTS, _context, _fail, _say, run_objects
+from trackday.dr_commands import (
+    DIRECTORY,
+    OUTPUTS,
+    _context,
+    _fail,
+    _say,
+    load_settings,
+    run_objects,
+)
 from trackday.dr_runs import copy_model
 from training import storage
 
@@ -41,8 +49,6 @@ def _session(stack: str | None, directory: Path | None, url: str | None,
              username: str | None) -> droa.DroaApi:
     """The deployment's API, signed in with cached credentials or the user's password."""
     if stack and not (url and username):
-        from trackday.dr import load_settings
-
         upload = load_settings(stack, directory).upload
         url, username = url or upload.droa_url, username or upload.droa_username
     if not url or not username:

@@ -1,8 +1,17 @@
-"""The family of errors trackday reports as one line, with the fix in the message."""
+"""The family of errors trackday reports as one line, with the fix in the message.
+
+Library modules raise subclasses of `TrackdayError`, defined here where several modules
+share one and next to their module otherwise (`SwarmJobError`, `DiffError`, `DroaError`);
+command modules print them with `trackday.failure.fail`."""
 
 
 class TrackdayError(Exception):
     """Base of the errors a command prints verbatim instead of a traceback."""
+
+
+class ManagerError(TrackdayError):
+    """The swarm manager's Docker engine cannot be reached over SSH (its key, its host key,
+    the connection); the message names the stack output or the fix."""
 
 
 class RunError(TrackdayError):

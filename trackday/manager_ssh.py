@@ -21,7 +21,7 @@ import docker.errors
 import paramiko
 from docker.transport import SSHHTTPAdapter
 
-from trackday.swarm_jobs import SwarmJobError
+from trackday.errors import ManagerError
 
 # Asked for before the engine's own version is known: old enough for every engine in use.
 BOOTSTRAP_API_VERSION = "1.41"
@@ -35,7 +35,7 @@ def load_key(text: str) -> paramiko.PKey:
             return key_type.from_private_key(io.StringIO(text))
         except (paramiko.SSHException, ValueError):
             continue
-    raise SwarmJobError(
+    raise ManagerError(
         "sshPrivateKey: not an Ed25519, ECDSA or RSA private key; pass the stack's outputs "
         "with --show-secrets"
     )
@@ -45,7 +45,7 @@ def load_host_key(text: str) -> paramiko.PKey:
     """A host's public key from its `.pub` line ("ssh-ed25519 AAAA... comment")."""
     entry = paramiko.hostkeys.HostKeyEntry.from_line(f"host {text.strip()}")
     if entry is None:
-        raise SwarmJobError(f"managerHostKey: {text[:40]!r} is not an SSH public key")
+        raise ManagerError(f"managerHostKey: {text[:40]!r} is not an SSH public key")
     return entry.key
 
 
@@ -94,7 +94,7 @@ def connect(
     refused.
     """
     if not host_key or not host_key.strip():
-        raise SwarmJobError(
+        raise ManagerError(
             f"the stack records no SSH host key for its manager ({address}): refusing to "
             "connect to a host that cannot be told from another; run `pulumi up` for the "
             "stack (it records managerHostKey), or pass outputs that have it"
@@ -113,5 +113,5 @@ def connect(
         api._custom_adapter = adapter
         api._version = api._retrieve_server_version()
     except (paramiko.SSHException, OSError, docker.errors.DockerException) as exc:
-        raise SwarmJobError(f"cannot reach the Docker engine at {url}: {exc}") from None
+        raise ManagerError(f"cannot reach the Docker engine at {url}: {exc}") from None
     return client

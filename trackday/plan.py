@@ -10,26 +10,8 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
-# The properties worth a glance per resource type (dotted paths into the inputs).
-KEY_INPUTS: dict[str, tuple[str, ...]] = {
-    "gcp:storage/bucket:Bucket": (
-        "location",
-        "uniformBucketLevelAccess",
-        "publicAccessPrevention",
-        "versioning.enabled",
-    ),
-    "gcp:storage/bucketIAMMember:BucketIAMMember": ("role", "member"),
-    "gcp:artifactregistry/repositoryIamMember:RepositoryIamMember": ("role", "member"),
-    "gcp:artifactregistry/repository:Repository": ("location", "format", "repositoryId"),
-    "gcp:serviceaccount/account:Account": ("accountId",),
-    "gcp:projects/service:Service": ("service",),
-    "pulumi:providers:gcp": ("project", "region"),
-    "docker-build:index:Image": ("tags", "push", "buildArgs"),
-    "docker:index/image:Image": ("imageName", "build.args"),
-    "docker:index/container:Container": ("ports", "restart"),
-    "docker:index/remoteImage:RemoteImage": ("name",),
-    "random:index/randomPassword:RandomPassword": ("length",),
-}
+from trackday.failure import fail
+from trackday.plan_keys import key_properties
 
 
 def plan(
@@ -57,15 +39,12 @@ def plan(
     from infra.program import REPO_ROOT
 
     if against:
-        from trackday.plan_diff import run
-
-        run(directory or REPO_ROOT, stack, against, as_json)
+        _against(directory or REPO_ROOT, stack, against, as_json)
         return
     try:
         result = plan_stack(directory or REPO_ROOT, stack)
     except (ConfigError, FileNotFoundError, ValueError) as exc:
-        typer.echo(f"error: {exc}", err=True)
-        raise typer.Exit(2) from None
+        raise fail(exc, 2) from None
     data = result.to_dict()
     if as_json:
         typer.echo(json.dumps(data, indent=2, sort_keys=True))
@@ -111,28 +90,20 @@ def render(data: dict[str, Any], console: Console) -> None:
     console.print(f"prices as of {costs['asOf']}; source: {costs['source']}")
 
 
-def key_properties(type_: str, inputs: dict[str, Any]) -> str:
-    paths = KEY_INPUTS.get(type_) or tuple(k for k, v in inputs.items() if _scalar(v))[:3]
-    shown = []
-    for path in paths:
-        value: Any = inputs
-        for part in path.split("."):
-            value = value.get(part) if isinstance(value, dict) else None
-        if value is not None:
-            shown.append(f"{path}={_short(value)}")
-    return ", ".join(shown)
-
-
-def _scalar(value: Any) -> bool:
-    return isinstance(value, str | int | float | bool)
-
-
-def _short(value: Any) -> str:
-    if isinstance(value, float) and value.is_integer():
-        value = int(value)
-    text = value if isinstance(value, str) else json.dumps(value, sort_keys=True)
-    return text if len(text) <= 80 else text[:77] + "..."
-
-
 def _usd(amount: float, total: bool = False, digits: int = 4) -> str:
     return f"${amount:.{digits}f}" if amount or total else "-"
+
+
+def _against(project: Path, stack: str, ref: str, as_json: bool) -> None:
+    """The `--against` form of `trackday plan`: print the comparison, or one error line."""
+    from trackday.plan_markdown import render_markdown
+    from trackday.plan_sides import DiffError, compare
+
+    try:
+        diff = compare(project, stack, ref)
+    except DiffError as exc:
+        raise fail(exc, 2) from None
+    if as_json:
+        typer.echo(json.dumps(diff.to_dict(), indent=2, sort_keys=True))
+    else:
+        typer.echo(render_markdown(diff), nl=False)

@@ -6,10 +6,11 @@ restart condition none, placed by the node labels the bootstrap set (infra/boots
 its logs are followed until the task ends, and the service is removed afterwards whatever
 happens (success, failure, Ctrl-C), so no job is left behind to restart or to bill.
 
-The whole service definition comes from `service_spec`, a pure function that `run_job` and
-the tests share. Credentials travel only where the node has no identity (the S3 gateway on
-Azure): as a Swarm secret mounted as an AWS credentials file, never as an environment
-variable that `docker service inspect` would show.
+A job is described as the contract's `ServiceSpec` (contract/swarm.py), as a DeepRacer
+service is, and `task_template` is the one translation of that data to the docker SDK: for
+these jobs and for `trackday dr` runs (trackday/dr_runs.py). Credentials travel only where
+the node has no identity (the S3 gateway on Azure): as a Swarm secret mounted as an AWS
+credentials file, never as an environment variable that `docker service inspect` would show.
 """
 
 from __future__ import annotations
@@ -27,7 +28,7 @@ import docker.errors
 from docker.types import (
     CancellableStream,
     ContainerSpec,
-    Mount,
+    DriverConfig,
     Placement,
     Resources,
     RestartPolicy,
@@ -35,12 +36,24 @@ from docker.types import (
     ServiceMode,
     TaskTemplate,
 )
+from docker.types import Mount as DockerMount
 
-from infra.bootstrap import GPU_RESOURCE, ROLE_LABEL, ROLE_LABEL_VALUES, WORKLOAD_LABEL
+from contract.swarm import (
+    CREDENTIALS_PATH,
+    GPU_RESOURCE,
+    JOB_LABEL,
+    ROLE_LABEL,
+    ROLE_LABEL_VALUES,
+    WORKLOAD_LABEL,
+    Mount,
+    SecretMount,
+    ServiceSpec,
+    credentials_secret_name,
+    placement,
+    s3_credentials_file,
+)
+from trackday.errors import TrackdayError
 
-JOB_LABEL = "trackday.job"
-CREDENTIALS_FILE = "s3-credentials"
-CREDENTIALS_PATH = f"/run/secrets/{CREDENTIALS_FILE}"
 # Task states after which nothing more happens (docker's swarm task lifecycle).
 FINAL_STATES = frozenset({"complete", "failed", "rejected", "shutdown", "orphaned", "remove"})
 # States in which the scheduler has not yet found a node for the task.
@@ -52,7 +65,7 @@ _CREDENTIAL_VARIABLES = frozenset(
 )
 
 
-class SwarmJobError(Exception):
+class SwarmJobError(TrackdayError):
     """A job could not be defined, started or followed; the message says what to do."""
 
 
@@ -65,10 +78,7 @@ class S3Credentials:
 
     def credentials_file(self) -> bytes:
         """The AWS shared-credentials file that botocore (and so s3fs) reads."""
-        return (
-            f"[default]\naws_access_key_id = {self.access_key_id}\n"
-            f"aws_secret_access_key = {self.secret_access_key}\n"
-        ).encode()
+        return s3_credentials_file(self.access_key_id, self.secret_access_key).encode()
 
 
 @dataclass(frozen=True)
@@ -106,11 +116,11 @@ class SwarmJob:
 
 def secret_name(job: SwarmJob) -> str:
     """The Swarm secret that holds a job's S3 credentials (one per job, removed with it)."""
-    return f"{job.name}-s3"
+    return credentials_secret_name(job.name)
 
 
-def service_spec(job: SwarmJob, credentials_secret_id: str | None = None) -> dict[str, Any]:
-    """Keyword arguments of `docker.APIClient.create_service` for `job`.
+def job_service(job: SwarmJob, with_credentials: bool = False) -> ServiceSpec:
+    """The service that runs `job` once.
 
     One run of one task: one replica that is never restarted (not a `replicated-job`:
     engines up to at least 20.10 leave a job's running container behind when the service
@@ -120,35 +130,67 @@ def service_spec(job: SwarmJob, credentials_secret_id: str | None = None) -> dic
     tmpfs /tmp, and the workload label the node's idle check looks for.
     """
     env = dict(job.env)
-    secrets = None
-    if credentials_secret_id is not None:
-        secrets = [
-            SecretReference(credentials_secret_id, secret_name(job), filename=CREDENTIALS_FILE)
-        ]
+    if with_credentials:
         env["AWS_SHARED_CREDENTIALS_FILE"] = CREDENTIALS_PATH
-    container = ContainerSpec(
-        job.image,
-        args=list(job.args),
+    return ServiceSpec(
+        name=job.name,
+        image=job.image,
+        args=job.args,
         env=env,
+        constraints=(placement(job.role),),
+        mounts=(Mount(None, "/tmp", type="tmpfs"),),
+        secrets=(SecretMount(secret_name(job)),) if with_credentials else (),
         labels={WORKLOAD_LABEL: job.workload, JOB_LABEL: job.name},
+        service_labels={JOB_LABEL: job.name},
+        networks=("host",),
         read_only=True,
-        mounts=[Mount("/tmp", None, type="tmpfs")],
-        secrets=secrets,
+        gpus=job.gpus,
     )
-    resources = Resources(generic_resources={GPU_RESOURCE: job.gpus}) if job.gpus else None
-    template = TaskTemplate(
+
+
+def task_template(spec: ServiceSpec, secret_ids: Mapping[str, str]) -> TaskTemplate:
+    """The docker SDK's task template for a service (`secret_ids`: secret name to id)."""
+    container = ContainerSpec(
+        spec.image,
+        args=list(spec.args),
+        env=dict(spec.env),
+        workdir=spec.working_dir,
+        labels=dict(spec.labels),
+        mounts=[DockerMount(m.target, m.source, type=m.type, read_only=m.read_only)
+                for m in spec.mounts],
+        secrets=[SecretReference(secret_ids[s.secret], s.secret, filename=s.file)
+                 for s in spec.secrets] or None,
+        init=spec.init or None,
+        read_only=spec.read_only or None,
+    )
+    log_driver = DriverConfig(spec.log_driver, dict(spec.log_options)) if spec.log_driver else None
+    resources = Resources(generic_resources={GPU_RESOURCE: spec.gpus}) if spec.gpus else None
+    return TaskTemplate(
         container,
+        restart_policy=RestartPolicy(condition=spec.restart_condition),
+        placement=Placement(constraints=list(spec.constraints)),
+        networks=list(spec.networks),
+        log_driver=log_driver,
         resources=resources,
-        restart_policy=RestartPolicy(condition="none"),
-        placement=Placement(constraints=[f"node.labels.{ROLE_LABEL}=={job.role}"]),
-        networks=["host"],
     )
+
+
+def create_service_args(spec: ServiceSpec, secret_ids: Mapping[str, str]) -> dict[str, Any]:
+    """Keyword arguments of `docker.APIClient.create_service` for a service."""
     return {
-        "task_template": template,
-        "name": job.name,
-        "labels": {JOB_LABEL: job.name},
-        "mode": ServiceMode("replicated", replicas=1),
+        "task_template": task_template(spec, secret_ids),
+        "name": spec.name,
+        "labels": spec.own_labels,
+        "mode": ServiceMode("replicated", replicas=spec.replicas),
     }
+
+
+def service_spec(job: SwarmJob, credentials_secret_id: str | None = None) -> dict[str, Any]:
+    """Keyword arguments of `docker.APIClient.create_service` for `job` (`job_service`);
+    `credentials_secret_id`: the id of its credentials secret, if it has one."""
+    with_credentials = credentials_secret_id is not None
+    secret_ids = {secret_name(job): credentials_secret_id} if with_credentials else {}
+    return create_service_args(job_service(job, with_credentials), secret_ids)
 
 
 @dataclass(frozen=True)

@@ -26,6 +26,16 @@ import pulumi
 import pulumi_docker as docker
 from pulumi.dynamic import CreateResult, ResourceProvider, UpdateResult
 
+from contract.swarm import (
+    GPU_RESOURCE,
+    JOB_LABEL,
+    RUN_LABEL,
+    TRAINER_ROLE,
+    WORKLOAD_LABEL,
+    ServiceSpec,
+    placement,
+    s3_credentials_file,
+)
 from infra.config import ConfigError, StackConfig
 from infra.workloads.run_target import RunTarget, placement_problem
 from training import storage
@@ -34,19 +44,11 @@ from training.deepracer.layout import CUSTOM_FILE_NAMES
 from training.deepracer.params import Bucket, evaluation_files, training_files
 from training.deepracer.preflight import preflight
 from training.deepracer.services import (
-    GPU_RESOURCE,
-    JOB_LABEL,
     NETWORK,
     NETWORK_LABELS,
-    RUN_LABEL,
-    TRAINER_ROLE,
     WORKLOAD,
-    WORKLOAD_LABEL,
-    ServiceSpec,
     credentials_secret,
-    placement,
     run_services,
-    s3_credentials_file,
 )
 from training.deepracer.settings import DeepRacerSettings
 
@@ -101,13 +103,15 @@ def local_swarm_nodes() -> list[dict] | None:
 
 def service_args(spec: ServiceSpec, secret_ids: Mapping[str, pulumi.Input[str]],
                  network_ids: Mapping[str, pulumi.Input[str]]) -> dict[str, Any]:
-    """docker.Service arguments for one service of the data, field for field."""
+    """docker.Service arguments for one service (contract/swarm.py), field for field: the
+    program's translator, as trackday.swarm_jobs.task_template is the CLI's."""
     container = docker.ServiceTaskSpecContainerSpecArgs(
         image=spec.image,
         args=list(spec.args),
         env=dict(spec.env),
         dir=spec.working_dir,
         init=spec.init or None,
+        read_only=spec.read_only or None,
         labels=[docker.ServiceTaskSpecContainerSpecLabelArgs(label=k, value=v)
                 for k, v in spec.labels.items()],
         mounts=[docker.ServiceTaskSpecContainerSpecMountArgs(
@@ -138,7 +142,8 @@ def service_args(spec: ServiceSpec, secret_ids: Mapping[str, pulumi.Input[str]],
         "task_spec": task,
         "mode": docker.ServiceModeArgs(
             replicated=docker.ServiceModeReplicatedArgs(replicas=spec.replicas)),
-        "labels": [docker.ServiceLabelArgs(label=k, value=v) for k, v in spec.labels.items()],
+        "labels": [docker.ServiceLabelArgs(label=k, value=v)
+                   for k, v in spec.own_labels.items()],
     }
 
 

@@ -11,8 +11,9 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
+from contract.swarm import GPU_RESOURCE
 from training.deepracer.params import Bucket
-from training.deepracer.services import GPU_RESOURCE, Site
+from training.deepracer.services import Site
 
 LOCAL_REGION = "us-east-1"
 # The local S3 server's name on the networks its clients share (`s3EndpointInNetwork`'s host).

@@ -28,20 +28,14 @@ import yaml
 from docker.types import RestartPolicy
 from typer.testing import CliRunner
 
+from contract.swarm import RUN_LABEL, WORKLOAD_LABEL, s3_credentials_file
 from tests.e2e.images import import_busybox
 from tests.training.deepracer.dr_data import write_folder, write_run
 from trackday.cli import app
 from trackday.dr_network import ensure_network
 from trackday.dr_runs import RunError, check_placement
 from training.deepracer.params import Bucket, dump_params, training_params
-from training.deepracer.services import (
-    NETWORK,
-    RUN_LABEL,
-    WORKLOAD_LABEL,
-    Site,
-    run_services,
-    s3_credentials_file,
-)
+from training.deepracer.services import NETWORK, Site, run_services
 from training.deepracer.settings import DeepRacerSettings
 
 pytestmark = pytest.mark.timeout(600)

@@ -18,7 +18,7 @@ import time
 import docker
 import pytest
 
-from infra.bootstrap import GPU_RESOURCE, ROLE_LABEL, WORKLOAD_LABEL
+from contract.swarm import CREDENTIALS_FILE, GPU_RESOURCE, ROLE_LABEL, WORKLOAD_LABEL
 from trackday import swarm_jobs
 from trackday.swarm_jobs import JobResult, S3Credentials, SwarmJob, SwarmJobError
 
@@ -188,7 +188,7 @@ def test_service_spec_is_a_one_shot_job_placed_by_role() -> None:
     with_secret = swarm_jobs.service_spec(job, credentials_secret_id="abc123")
     secret_ref = with_secret["task_template"]["ContainerSpec"]["Secrets"][0]
     assert secret_ref["SecretID"] == "abc123"
-    assert secret_ref["File"]["Name"] == swarm_jobs.CREDENTIALS_FILE
+    assert secret_ref["File"]["Name"] == CREDENTIALS_FILE
     assert (
         f"AWS_SHARED_CREDENTIALS_FILE={swarm_jobs.CREDENTIALS_PATH}"
         in with_secret["task_template"]["ContainerSpec"]["Env"]

@@ -18,8 +18,11 @@ import yaml
 from typer.testing import CliRunner
 
 from tests.infra.stacks import ROOT
+from trackday.build_context import context_digest
 from trackday.cli import app
-from trackday.plan_diff import CONTEXT_DIGEST, context_digest, diff_plans, render_markdown
+from trackday.plan_diff import diff_plans
+from trackday.plan_markdown import render_markdown
+from trackday.plan_sides import CONTEXT_DIGEST
 
 BUCKET = "gcp:storage/bucket:Bucket"
 REPOSITORY = "gcp:artifactregistry/repository:Repository"

@@ -15,7 +15,7 @@ from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 from trackday import manager_ssh
-from trackday.swarm_jobs import SwarmJobError
+from trackday.errors import ManagerError
 
 
 def _openssh_key() -> str:
@@ -72,7 +72,7 @@ def ssh_server(host_key: str) -> Iterator[int]:
 
 @pytest.mark.parametrize("recorded", [None, "", "  "])
 def test_no_recorded_host_key_means_no_connection(recorded):
-    with pytest.raises(SwarmJobError, match=r"records no SSH host key .* run `pulumi up`"):
+    with pytest.raises(ManagerError, match=r"records no SSH host key .* run `pulumi up`"):
         manager_ssh.connect("127.0.0.1", "trackday", _openssh_key(), port=1, host_key=recorded)
 
 
@@ -86,7 +86,7 @@ def test_another_host_key_is_refused_even_if_known_hosts_has_it(tmp_path, monkey
             f"[127.0.0.1]:{port} {_public_line(real).rsplit(' ', 1)[0]}\n"
         )
         monkeypatch.setenv("HOME", str(tmp_path))
-        with pytest.raises(SwarmJobError, match=r"Host key for server .* does not match"):
+        with pytest.raises(ManagerError, match=r"Host key for server .* does not match"):
             manager_ssh.connect(
                 "127.0.0.1", "trackday", _openssh_key(), port=port, host_key=pinned, timeout=20
             )
@@ -95,7 +95,7 @@ def test_another_host_key_is_refused_even_if_known_hosts_has_it(tmp_path, monkey
 def test_the_recorded_host_key_is_accepted_and_only_auth_is_left(tmp_path, monkeypatch):
     real = _openssh_key()
     monkeypatch.setenv("HOME", str(tmp_path))
-    with ssh_server(real) as port, pytest.raises(SwarmJobError) as err:
+    with ssh_server(real) as port, pytest.raises(ManagerError) as err:
         manager_ssh.connect(
             "127.0.0.1",
             "trackday",

@@ -11,21 +11,27 @@ several runs live side by side, as DRfC's `deepracer-<run id>` stacks do.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
+from contract.swarm import (
+    CREDENTIALS_PATH,
+    JOB_LABEL,
+    MODEL_PREFIX_LABEL,
+    ROLE_LABEL,
+    RUN_LABEL,
+    SIMULATION_ROLE,
+    TRAINER_ROLE,
+    WORKLOAD_LABEL,
+    Mount,
+    SecretMount,
+    ServiceSpec,
+    credentials_secret_name,
+    placement,
+)
 from training.deepracer.params import Bucket
 from training.deepracer.settings import DeepRacerSettings
 
-# Must equal infra/bootstrap.py's node labels (a test checks).
-ROLE_LABEL = "trackday.role"
-TRAINER_ROLE = "trainer"
-SIMULATION_ROLE = "simulation"
-WORKLOAD_LABEL = "trackday.workload"  # keeps a node's idle power-off waiting
-WORKLOAD = "deepracer"  # its value on everything a DeepRacer run makes
-RUN_LABEL = "trackday.run"
-JOB_LABEL = "trackday.job"
-MODEL_PREFIX_LABEL = "trackday.model-prefix"
+WORKLOAD = "deepracer"  # the workload label's value on everything a DeepRacer run makes
 JOBS = ("training", "evaluation")
 
 # rl_coach starts the training container on this network; robomaker reaches it there.
@@ -34,57 +40,13 @@ NETWORK = "sagemaker-local"
 # network without these labels (DRfC bin/activate.sh makes it with both; trackday/dr_network.py).
 NETWORK_LABELS = {"com.docker.compose.network": NETWORK, "com.docker.compose.project": NETWORK}
 DOCKER_SOCKET = "/var/run/docker.sock"
-# S3 keys, where the node has no identity the bucket trusts, reach the containers as a Swarm
-# secret holding an AWS shared-credentials file (never as environment variables, which
-# `docker service inspect` shows). botocore in the simulator and the SageMaker SDK read it.
-CREDENTIALS_FILE = "s3-credentials"
 SAGEMAKER_DIR = "/tmp/sagemaker"
-# The Swarm generic resource cloud nodes advertise their GPUs as (infra/bootstrap.py's).
-GPU_RESOURCE = "GPU"
 # DRfC's docker-compose-aws.yml: botocore waits for the instance's metadata service (the
 # node's role) instead of giving up while a busy node answers slowly.
 AWS_METADATA_ENV = {"AWS_METADATA_SERVICE_TIMEOUT": "3", "AWS_METADATA_SERVICE_NUM_ATTEMPTS": "5"}
 TRAINER_COMMAND = (
     "source /root/sagemaker-venv/bin/activate && python3 /opt/ml/code/rl_coach/start.py"
 )
-
-
-@dataclass(frozen=True)
-class Mount:
-    source: str
-    target: str
-    type: str = "bind"
-    read_only: bool = False
-
-
-@dataclass(frozen=True)
-class SecretMount:
-    """A Swarm secret (by name) mounted as `/run/secrets/<file>`."""
-
-    secret: str
-    file: str = CREDENTIALS_FILE
-
-
-@dataclass(frozen=True)
-class ServiceSpec:
-    """One Swarm service; `args` go to the image's `bash -c` entrypoint, as DRfC's do."""
-
-    name: str
-    image: str
-    args: tuple[str, ...]
-    env: Mapping[str, str]
-    constraints: tuple[str, ...]
-    replicas: int = 1
-    mounts: tuple[Mount, ...] = ()
-    secrets: tuple[SecretMount, ...] = ()
-    labels: Mapping[str, str] = field(default_factory=dict)
-    networks: tuple[str, ...] = (NETWORK,)
-    working_dir: str | None = None
-    init: bool = False
-    restart_condition: str = "none"  # a finished or failed run must not start over
-    log_driver: str | None = None
-    log_options: Mapping[str, str] = field(default_factory=dict)
-    gpus: int = 0  # Swarm generic resource GPU reserved per task
 
 
 @dataclass(frozen=True)
@@ -102,26 +64,20 @@ class Site:
     log_group: str | None = None
 
 
+# The middle of a job's service names: DRfC's `-eval` stacks for evaluations.
+_JOB_PREFIXES = {"training": "", "evaluation": "eval-"}
+
+
 def service_prefix(settings: DeepRacerSettings, job: str = "training") -> str:
     """`trackday-dr-<run id>` for training, `trackday-dr-eval-<run id>` for evaluation."""
-    middle = "" if job == "training" else f"{job}-"
-    return f"trackday-dr-{middle}{settings.run_id}"
+    if job not in _JOB_PREFIXES:
+        raise ValueError(f"job {job!r} is not one of {', '.join(JOBS)}")
+    return f"trackday-dr-{_JOB_PREFIXES[job]}{settings.run_id}"
 
 
 def credentials_secret(settings: DeepRacerSettings, job: str = "training") -> str:
     """The name of the Swarm secret holding a run's S3 credentials file (one per run)."""
-    return f"{service_prefix(settings, 'eval' if job == 'evaluation' else 'training')}-s3"
-
-
-def s3_credentials_file(access_key_id: str, secret_access_key: str) -> str:
-    """The AWS shared-credentials file a run's credentials secret holds."""
-    return (f"[default]\naws_access_key_id = {access_key_id}\n"
-            f"aws_secret_access_key = {secret_access_key}\n")
-
-
-def placement(role: str) -> str:
-    """The constraint that puts a service on the nodes of a role."""
-    return f"node.labels.{ROLE_LABEL}=={role}"
+    return credentials_secret_name(service_prefix(settings, job))
 
 
 def _labels(settings: DeepRacerSettings, job: str, role: str) -> dict[str, str]:
@@ -158,7 +114,7 @@ def _cuda(devices: str | None) -> dict[str, str]:
 def _s3_env(bucket: Bucket, secret: str | None) -> dict[str, str]:
     endpoint = {"S3_ENDPOINT_URL": bucket.endpoint_url} if bucket.endpoint_url else {}
     if secret is not None:
-        endpoint["AWS_SHARED_CREDENTIALS_FILE"] = f"/run/secrets/{CREDENTIALS_FILE}"
+        endpoint["AWS_SHARED_CREDENTIALS_FILE"] = CREDENTIALS_PATH
     return endpoint
 
 
@@ -223,6 +179,7 @@ def training_services(settings: DeepRacerSettings, site: Site) -> list[ServiceSp
         args=(TRAINER_COMMAND,),
         env=trainer_env | _common_env(site, secret),
         constraints=(placement(TRAINER_ROLE),),
+        networks=(NETWORK,),
         mounts=(Mount(DOCKER_SOCKET, DOCKER_SOCKET), Mount(SAGEMAKER_DIR, SAGEMAKER_DIR)),
         secrets=_secrets(secret),
         labels=_labels(settings, "training", TRAINER_ROLE),
@@ -242,6 +199,7 @@ def training_services(settings: DeepRacerSettings, site: Site) -> list[ServiceSp
         env=simulation_env,
         constraints=(placement(TRAINER_ROLE if site.single_node else SIMULATION_ROLE),),
         replicas=settings.workers,
+        networks=(NETWORK,),
         secrets=_secrets(secret),
         labels=_labels(settings, "training", SIMULATION_ROLE),
         init=True,
@@ -259,11 +217,12 @@ def evaluation_services(settings: DeepRacerSettings, site: Site) -> list[Service
             "MODEL_S3_PREFIX": settings.model_prefix, "MODEL_S3_BUCKET": site.bucket.name,
             "S3_YAML_NAME": settings.evaluation_params_file, "ROLLOUT_IDX": "0"}
     return [ServiceSpec(
-        name=f"{service_prefix(settings, 'eval')}-simulation",
+        name=f"{service_prefix(settings, 'evaluation')}-simulation",
         image=settings.simulator.reference,
         args=("/opt/ml/code/run.sh run evaluation.launch.py",),
         env=env,
         constraints=(placement(TRAINER_ROLE if site.single_node else SIMULATION_ROLE),),
+        networks=(NETWORK,),
         secrets=_secrets(secret),
         labels=_labels(settings, "evaluation", SIMULATION_ROLE),
         init=True,
@@ -278,34 +237,3 @@ def run_services(settings: DeepRacerSettings, site: Site, job: str) -> list[Serv
         raise ValueError(f"job {job!r} is not one of {', '.join(JOBS)}")
     build = training_services if job == "training" else evaluation_services
     return build(settings, site)
-
-
-def docker_service_create_args(spec: ServiceSpec) -> list[str]:
-    """`docker service create` arguments for a spec (what a test deploys on a real swarm)."""
-    args = ["docker", "service", "create", "--detach", "--name", spec.name,
-            "--replicas", str(spec.replicas), "--restart-condition", spec.restart_condition]
-    for key, value in spec.env.items():
-        args += ["--env", f"{key}={value}"]
-    for constraint in spec.constraints:
-        args += ["--constraint", constraint]
-    for mount in spec.mounts:
-        readonly = ",readonly" if mount.read_only else ""
-        args += ["--mount", f"type={mount.type},source={mount.source},target={mount.target}"
-                 f"{readonly}"]
-    for secret in spec.secrets:
-        args += ["--secret", f"source={secret.secret},target={secret.file}"]
-    for key, value in spec.labels.items():
-        args += ["--label", f"{key}={value}", "--container-label", f"{key}={value}"]
-    for network in spec.networks:
-        args += ["--network", network]
-    if spec.working_dir:
-        args += ["--workdir", spec.working_dir]
-    if spec.init:
-        args.append("--init")
-    if spec.gpus:
-        args += ["--generic-resource", f"{GPU_RESOURCE}={spec.gpus}"]
-    if spec.log_driver:
-        args += ["--log-driver", spec.log_driver]
-        for key, value in spec.log_options.items():
-            args += ["--log-opt", f"{key}={value}"]
-    return [*args, spec.image, *spec.args]

@@ -2,18 +2,14 @@
 
 import pytest
 
-from infra import bootstrap
+from contract.swarm import GPU_RESOURCE, WORKLOAD_LABEL
+from trackday.swarm_jobs import create_service_args
 from training.deepracer.params import Bucket
 from training.deepracer.services import (
-    GPU_RESOURCE,
-    ROLE_LABEL,
-    SIMULATION_ROLE,
-    TRAINER_ROLE,
-    WORKLOAD_LABEL,
     Site,
-    docker_service_create_args,
     evaluation_services,
     run_services,
+    service_prefix,
     training_services,
 )
 from training.deepracer.settings import DeepRacerSettings
@@ -26,9 +22,13 @@ def settings(**values):
     return DeepRacerSettings.model_validate(values)
 
 
-def test_labels_match_the_node_bootstrap():
-    assert ROLE_LABEL == bootstrap.ROLE_LABEL and WORKLOAD_LABEL == bootstrap.WORKLOAD_LABEL
-    assert {TRAINER_ROLE, SIMULATION_ROLE} == set(bootstrap.ROLE_LABEL_VALUES.values())
+def test_service_prefix_names_each_job_as_run_services_calls_it():
+    """JOBS says "evaluation"; the prefix once expected "eval" and named an evaluation's
+    services (and secret) `trackday-dr-evaluation-<id>` when given the job's own name."""
+    assert service_prefix(settings(run_id=5), "evaluation") == "trackday-dr-eval-5"
+    assert service_prefix(settings(run_id=5), "training") == "trackday-dr-5"
+    with pytest.raises(ValueError, match="job 'eval' is not one of training, evaluation"):
+        service_prefix(settings(), "eval")
 
 
 def test_training_trainer_and_workers():
@@ -118,9 +118,9 @@ def test_gpu_nodes_reserve_a_gpu_per_task_and_pass_what_drfc_passes():
     for service in (trainer, workers):
         assert service.env["AWS_METADATA_SERVICE_TIMEOUT"] == "3"
         assert service.env["AWS_METADATA_SERVICE_NUM_ATTEMPTS"] == "5"
-    args = docker_service_create_args(workers)
-    assert args[args.index("--generic-resource") + 1] == f"{GPU_RESOURCE}=1"
-    assert GPU_RESOURCE == bootstrap.GPU_RESOURCE
+    template = create_service_args(workers, {})["task_template"]
+    assert template["Resources"]["Reservations"]["GenericResources"] == [
+        {"DiscreteResourceSpec": {"Kind": GPU_RESOURCE, "Value": 1}}]
     # one node: the workers share the GPU the trainer holds; a CPU image reserves none
     one = training_services(chosen, Site(BUCKET, gpu_nodes=True, single_node=True))
     assert [s.gpus for s in one] == [1, 0]
@@ -132,17 +132,23 @@ def test_gpu_nodes_reserve_a_gpu_per_task_and_pass_what_drfc_passes():
     assert not {"CUDA_VISIBLE_DEVICES", "AWS_METADATA_SERVICE_TIMEOUT"} & set(trainer.env)
 
 
-def test_docker_cli_arguments():
+def test_docker_sdk_arguments():
     trainer, _ = training_services(settings(), SITE)
-    args = docker_service_create_args(trainer)
-    assert args[:4] == ["docker", "service", "create", "--detach"]
-    assert args[-2:] == [trainer.image, trainer.args[0]]
-    assert "type=bind,source=/var/run/docker.sock,target=/var/run/docker.sock" in args
-    assert args[args.index("--constraint") + 1] == "node.labels.trackday.role==trainer"
-    assert args[args.index("--workdir") + 1] == "/opt/ml/code/"
+    args = create_service_args(trainer, {})
+    container = args["task_template"]["ContainerSpec"]
+    assert args["name"] == trainer.name and args["mode"] == {"replicated": {"Replicas": 1}}
+    assert (container["Image"], container["Args"]) == (trainer.image, [trainer.args[0]])
+    assert {"Type": "bind", "Source": "/var/run/docker.sock", "Target": "/var/run/docker.sock",
+            "ReadOnly": False} in container["Mounts"]
+    assert args["task_template"]["Placement"]["Constraints"] == [
+        "node.labels.trackday.role==trainer"]
+    assert container["Dir"] == "/opt/ml/code/"
     trainer, _ = training_services(settings(run_id=4), Site(BUCKET, with_credentials=True))
-    args = docker_service_create_args(trainer)
-    assert args[args.index("--secret") + 1] == "source=trackday-dr-4-s3,target=s3-credentials"
+    container = create_service_args(trainer, {"trackday-dr-4-s3": "id4"})["task_template"][
+        "ContainerSpec"]
+    assert container["Secrets"] == [{"SecretID": "id4", "SecretName": "trackday-dr-4-s3",
+                                     "File": {"Name": "s3-credentials", "UID": "0", "GID": "0",
+                                              "Mode": 292}}]
 
 
 def test_run_services_picks_the_job():
