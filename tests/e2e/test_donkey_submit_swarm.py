@@ -12,10 +12,8 @@ from __future__ import annotations
 
 import json
 import re
-import shutil
 import subprocess
 from collections.abc import Iterator
-from dataclasses import dataclass
 from pathlib import Path
 
 import docker
@@ -23,7 +21,8 @@ import pytest
 from typer.testing import CliRunner
 
 from tests.infra.stacks import run_stack, shipped_values
-from tests.servers import HOST, S3Server, free_port, serve_s3
+from tests.servers import HOST, S3Server, serve_s3
+from tests.sshd import SshServer, serve_sshd
 from trackday.cli import app
 from trackday.swarm_jobs import JOB_LABEL
 from training.donkeycar.archive import create_archive
@@ -32,49 +31,14 @@ from training.donkeycar.sample_tub import write_sample_tub
 pytestmark = [pytest.mark.docker, pytest.mark.timeout(900)]
 
 # The one-node swarm (labelled as the trainer node) and the busybox image of the Swarm job tests.
-SSHD = Path("/usr/sbin/sshd")
 SMALL = {"MAX_EPOCHS": 2, "BATCH_SIZE": 32, "PRINT_MODEL_SUMMARY": False}
-
-
-@dataclass(frozen=True)
-class SshServer:
-    port: int
-    user: str
-    private_key: str
-    host_key: str
 
 
 @pytest.fixture(scope="module")
 def sshd(tmp_path_factory: pytest.TempPathFactory) -> Iterator[SshServer]:
     """An OpenSSH server on 127.0.0.1 that lets in one generated key (the stack's, here)."""
-    if not SSHD.exists():
-        pytest.fail("openssh-server is missing: run scripts/setup test")
-    work = tmp_path_factory.mktemp("sshd")
-    for name in ("host", "client"):
-        subprocess.run(
-            ["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-f", str(work / name)], check=True
-        )
-    shutil.copy(work / "client.pub", work / "authorized_keys")
-    port = free_port()
-    (work / "sshd_config").write_text(
-        f"ListenAddress {HOST}\nPort {port}\nHostKey {work / 'host'}\n"
-        f"AuthorizedKeysFile {work / 'authorized_keys'}\nPasswordAuthentication no\n"
-        "KbdInteractiveAuthentication no\nPermitRootLogin prohibit-password\n"
-        f"StrictModes no\nUsePAM no\nPidFile {work / 'sshd.pid'}\n"
-    )
-    Path("/run/sshd").mkdir(exist_ok=True)  # sshd's privilege separation folder
-    log = open(work / "sshd.log", "wb")  # noqa: SIM115  (open while the server runs)
-    process = subprocess.Popen(
-        [str(SSHD), "-D", "-e", "-f", str(work / "sshd_config")], stdout=log, stderr=log
-    )
-    try:
-        yield SshServer(
-            port, "root", (work / "client").read_text(), (work / "host.pub").read_text()
-        )
-    finally:
-        process.terminate()
-        process.wait(timeout=10)
-        log.close()
+    with serve_sshd(tmp_path_factory.mktemp("sshd")) as server:
+        yield server
 
 
 @pytest.fixture(scope="module")
@@ -103,7 +67,7 @@ def _outputs(tmp_path: Path, s3: S3Server, ssh: SshServer, image: str, bucket: s
         s3SecretAccessKey=s3.secret,
         managerAddress=HOST,
         sshPort=ssh.port,
-        sshUser=ssh.user,
+        sshUser="root",
         sshPrivateKey=ssh.private_key,
         managerHostKey=ssh.host_key,
         image=image,

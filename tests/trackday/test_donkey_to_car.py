@@ -9,8 +9,6 @@ from __future__ import annotations
 import getpass
 import hashlib
 import json
-import shutil
-import subprocess
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -18,56 +16,26 @@ import pytest
 from typer.testing import CliRunner
 
 from tests.servers import free_port
+from tests.sshd import serve_sshd
 from trackday.cli import app
 from trackday.donkey_car import drive_commands
 
-SSHD = Path("/usr/sbin/sshd")
 MODEL = "pilot_26-01-01_0.keras"
 
 
 @pytest.fixture(scope="module")
 def car_ssh(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
     """An sshd on 127.0.0.1 letting in one generated key; returns an ssh config naming it `car`."""
-    if not SSHD.exists():
-        pytest.fail("openssh-server is missing: run scripts/setup test")
-    work = tmp_path_factory.mktemp("sshd")
-    for name in ("host", "client"):
-        subprocess.run(
-            ["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-f", str(work / name)], check=True
+    with serve_sshd(tmp_path_factory.mktemp("sshd")) as server:
+        work = server.work
+        (work / "known_hosts").write_text(f"[127.0.0.1]:{server.port} {server.host_key}")
+        config = work / "ssh_config"
+        config.write_text(
+            f"Host car\n  HostName 127.0.0.1\n  Port {server.port}\n  User {getpass.getuser()}\n"
+            f"  IdentityFile {work / 'client'}\n  IdentitiesOnly yes\n"
+            f"  UserKnownHostsFile {work / 'known_hosts'}\n  StrictHostKeyChecking yes\n"
         )
-    shutil.copy(work / "client.pub", work / "authorized_keys")
-    port = free_port()
-    (work / "sshd_config").write_text(
-        f"ListenAddress 127.0.0.1\nPort {port}\nHostKey {work / 'host'}\n"
-        f"AuthorizedKeysFile {work / 'authorized_keys'}\nPasswordAuthentication no\n"
-        "KbdInteractiveAuthentication no\nPermitRootLogin prohibit-password\n"
-        f"StrictModes no\nUsePAM no\nPidFile {work / 'sshd.pid'}\n"
-        "Subsystem sftp internal-sftp\n"  # as every distribution's sshd_config has (scp uses it)
-    )
-    (work / "known_hosts").write_text(f"[127.0.0.1]:{port} {(work / 'host.pub').read_text()}")
-    config = work / "ssh_config"
-    config.write_text(
-        f"Host car\n  HostName 127.0.0.1\n  Port {port}\n  User {getpass.getuser()}\n"
-        f"  IdentityFile {work / 'client'}\n  IdentitiesOnly yes\n"
-        f"  UserKnownHostsFile {work / 'known_hosts'}\n  StrictHostKeyChecking yes\n"
-    )
-    Path("/run/sshd").mkdir(exist_ok=True)  # sshd's privilege separation folder
-    log = open(work / "sshd.log", "wb")  # noqa: SIM115  (open while the server runs)
-    process = subprocess.Popen(
-        [str(SSHD), "-D", "-e", "-f", str(work / "sshd_config")], stdout=log, stderr=log
-    )
-    try:
-        probe = ["ssh", "-F", str(config), "-o", "BatchMode=yes", "-o", "ConnectTimeout=5"]
-        for _ in range(100):  # until sshd answers (it binds within a second, even when loaded)
-            if subprocess.run([*probe, "car", "true"], capture_output=True).returncode == 0:
-                break
-            if process.poll() is not None:
-                pytest.fail(f"sshd exited: {(work / 'sshd.log').read_text()}")
         yield config
-    finally:
-        process.terminate()
-        process.wait(timeout=10)
-        log.close()
 
 
 @pytest.fixture
