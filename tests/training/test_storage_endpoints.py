@@ -66,6 +66,16 @@ def sha256_stored(server: S3Server, bucket: str, key: str) -> str:
     return digest.hexdigest()
 
 
+def run_side_by_side(work, calls: list[tuple], failures: list[BaseException]) -> None:
+    """`work(*args)` for each of `calls`, each in its own thread, all joined; none failed."""
+    threads = [threading.Thread(target=work, args=args) for args in calls]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(120)
+    assert not failures, failures
+
+
 def test_two_endpoints_at_once_from_two_threads(s3_server, other_s3, no_env, tmp_path: Path):
     """The same bucket name on two servers with different keys, written and read by two
     threads in lock step: each reaches its own server only."""
@@ -98,15 +108,7 @@ def test_two_endpoints_at_once_from_two_threads(s3_server, other_s3, no_env, tmp
             failures.append(error)
             step.abort()
 
-    threads = [
-        threading.Thread(target=work, args=(s3_server, "one")),
-        threading.Thread(target=work, args=(other_s3, "two")),
-    ]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join(120)
-    assert not failures, failures
+    run_side_by_side(work, [(s3_server, "one"), (other_s3, "two")], failures)
     assert stored(s3_server, bucket, "last") == b"one"
     assert stored(other_s3, bucket, "last") == b"two"
     assert stored(s3_server, bucket, "two/0.bin") is None
@@ -130,15 +132,7 @@ def test_environment_blocks_are_per_thread_and_leave_os_environ_alone(s3_server,
             failures.append(error)
             step.abort()
 
-    threads = [
-        threading.Thread(target=work, args=(s3_server, "one")),
-        threading.Thread(target=work, args=(other_s3, "two")),
-    ]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join(60)
-    assert not failures, failures
+    run_side_by_side(work, [(s3_server, "one"), (other_s3, "two")], failures)
     assert seen == [None, None]
     assert stored(s3_server, buckets[id(s3_server)], "who") == b"one"
     assert stored(other_s3, buckets[id(other_s3)], "who") == b"two"
