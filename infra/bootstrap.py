@@ -50,6 +50,7 @@ SYSTEMD_DIR = "/etc/systemd/system"
 READY_TIMEOUT_MINUTES = 45
 GPU_WAIT_MINUTES = 20
 BOOTSTRAP_RETRY_SECONDS = 30
+REPORT_AFTER_FAILURES = 2  # failed bootstrap attempts before a waiting deploy reports them
 # SAGEMAKER_DIR: the DeepRacer trainer bind-mounts it and holds the Docker socket: root's,
 # never writable by other users, made at every boot by systemd-tmpfiles (/tmp is emptied).
 TMPFILES_CONF = "/etc/tmpfiles.d/trackday.conf"
@@ -520,11 +521,15 @@ fi
     )
 
 
-# A failed bootstrap is not retried before the next boot: say so at once, with its log.
+# The bootstrap retries itself (Restart=on-failure, every BOOTSTRAP_RETRY_SECONDS): a deploy
+# waiting on it says so, with its log, once it has failed REPORT_AFTER_FAILURES times in a row,
+# instead of waiting out the whole timeout while a broken node keeps retrying.
 _WAIT_READY = f"""\
 for _ in $(seq {READY_TIMEOUT_MINUTES * 12}); do
   [ -f {READY_FILE} ] && break
-  if systemctl is-failed --quiet trackday-bootstrap.service; then
+  restarts=$(systemctl show --property NRestarts --value trackday-bootstrap.service || echo 0)
+  if systemctl is-failed --quiet trackday-bootstrap.service ||
+    [ "${{restarts:-0}}" -ge {REPORT_AFTER_FAILURES} ]; then
     echo "trackday: node bootstrap failed:" >&2
     journalctl --no-pager --lines 40 --unit trackday-bootstrap >&2 || true
     exit 1

@@ -24,6 +24,8 @@ from tests.infra.stacks import run_stack, with_keys
 
 _INSTANCE_TYPES = {
     "aws:ec2/instance:Instance": lambda inputs: inputs["userData"],
+    # The shipped aws stack's nodes are persistent spot requests (infra/targets/aws.py).
+    "aws:ec2/spotInstanceRequest:SpotInstanceRequest": lambda inputs: inputs["userData"],
     "azure-native:compute:VirtualMachine": lambda inputs: base64.b64decode(
         inputs["osProfile"]["customData"]
     ).decode(),
