@@ -6,11 +6,13 @@ and the unit's own command start a real Xorg that `xdpyinfo` reaches."""
 from __future__ import annotations
 
 import configparser
+import contextlib
 import os
 import shlex
 import shutil
 import subprocess
 import time
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -102,18 +104,20 @@ def _free_display() -> int:
     raise AssertionError("no free X display number from 150 to 249")
 
 
-def test_dummy_server_starts_from_the_unit_and_answers_xdpyinfo(tmp_path: Path) -> None:
+@contextlib.contextmanager
+def dummy_server(tmp_path: Path) -> Iterator[tuple[str, str]]:
+    """A real Xorg from the rendered setup script and the unit's own command line (display
+    number and file paths moved under tmp_path); yields its display and xdpyinfo's output."""
     needs_xorg()
     conf = run_setup("dummy", tmp_path)
     unit = configparser.ConfigParser(interpolation=None, strict=False)
     unit.read_string(xorg.unit("dummy"))
     display = f":{_free_display()}"
-    command = [display if arg == xorg.DISPLAY else arg
-               for arg in shlex.split(unit["Service"]["ExecStart"])]
-    command = [str(conf) if arg == xorg.CONFIG_FILE else
-               str(tmp_path / "xorg.log") if arg == xorg.LOG_FILE else arg for arg in command]
+    moved = {xorg.DISPLAY: display, xorg.CONFIG_FILE: str(conf),
+             xorg.LOG_FILE: str(tmp_path / "xorg.log")}
+    command = [moved.get(arg, arg) for arg in shlex.split(unit["Service"]["ExecStart"])]
     assert command[0] == xorg.XORG and "-nolisten" in command
-    server = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    server = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     try:
         deadline = time.monotonic() + 60
         while True:
@@ -124,8 +128,13 @@ def test_dummy_server_starts_from_the_unit_and_answers_xdpyinfo(tmp_path: Path) 
             time.sleep(0.2)
         log = (tmp_path / "xorg.log").read_text() if (tmp_path / "xorg.log").exists() else ""
         assert probe.returncode == 0, probe.stderr + log[-3000:]
-        assert "dimensions:    1400x900 pixels" in probe.stdout
-        assert "depth of root window:    24 planes" in probe.stdout
+        yield display, probe.stdout
     finally:
         server.terminate()
         server.wait(timeout=30)
+
+
+def test_dummy_server_starts_from_the_unit_and_answers_xdpyinfo(tmp_path: Path) -> None:
+    with dummy_server(tmp_path) as (_, info):
+        assert "dimensions:    1400x900 pixels" in info
+        assert "depth of root window:    24 planes" in info
