@@ -47,9 +47,17 @@ def log_reader(client: docker.DockerClient, service: dr_runs.ServiceStatus,
 
 def service_speeds(client: docker.DockerClient, services: list[dr_runs.ServiceStatus]
                    ) -> dict[str, dict[int, SimSpeed | None]]:
-    """The workers' speeds of every simulation service, by service name."""
-    return {s.name: worker_speeds(s.replicas, log_reader(client, s))
-            for s in services if s.role == SIMULATION_ROLE and s.replicas}
+    """The workers' speeds of every simulation service, by service name; a service removed
+    meanwhile (or not labelled with a run id) has none."""
+    speeds = {}
+    for service in services:
+        if service.role != SIMULATION_ROLE or not service.run_id.isdigit():
+            continue
+        try:
+            speeds[service.name] = worker_speeds(service.replicas, log_reader(client, service))
+        except dr_runs.RunError:
+            continue
+    return speeds
 
 
 def describe(speeds: Mapping[int, SimSpeed | None]) -> str:

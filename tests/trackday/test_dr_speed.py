@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from datetime import UTC, datetime
+from types import SimpleNamespace
 
 from rich.console import Console
 
@@ -52,3 +53,11 @@ def test_summary_shows_them_on_the_run_line():
     assert len(lines) == 1 and lines[0].speeds is not None and lines[0].speeds[3] is None
     shown = text(render(lines))
     assert "1: RTF 0.64, 9.5 steps/s" in shown and "3: -" in shown
+
+
+# An engine on which the run's services are gone by the time their logs are read.
+GONE = SimpleNamespace(api=SimpleNamespace(services=lambda filters: []))
+
+def test_services_gone_or_unlabelled_have_no_speeds():
+    unlabelled = ServiceStatus("?", "?", "x-simulation", 1, 1, (), "", "", SIMULATION_ROLE)
+    assert dr_speed.service_speeds(GONE, [TRAINER, SIMULATION, unlabelled]) == {}
