@@ -39,7 +39,6 @@ PACKAGES: dict[Driver, tuple[str, ...]] = {
 }
 
 
-
 def _check(driver: str) -> None:
     if driver not in get_args(Driver):
         raise ValueError(f"X server driver {driver!r} must be one of "
@@ -102,7 +101,10 @@ EndSection
 # nvidia-smi prints the bus id as hex `domain:bus:device.function` (00000001:3B:00.0);
 # Xorg wants decimal `PCI:bus@domain:device:function` (xorg.conf(5), BusID).
 _NVIDIA_BUS_ID = """\
-pci=$(nvidia-smi --query-gpu=pci.bus_id --format=csv,noheader | head -n 1)
+# The first line by parameter expansion: `| head -n 1` under pipefail fails the script when
+# head closes the pipe before nvidia-smi has written every GPU's line.
+pci=$(nvidia-smi --query-gpu=pci.bus_id --format=csv,noheader || true)
+pci=${pci%%$'\\n'*}
 IFS=':.' read -r domain bus device function <<< "$pci"
 if [ -z "$function" ]; then
   echo "trackday: no GPU bus id from nvidia-smi (got '$pci'); set" \\
@@ -111,9 +113,11 @@ if [ -z "$function" ]; then
 fi
 bus_id=$(printf 'PCI:%d@%d:%d:%d' "0x$bus" "0x$domain" "0x$device" "0x$function")
 # The driver's own X module ships with the driver (or as xserver-xorg-video-nvidia-<major>).
-if ! find /usr/lib/xorg/modules /usr/lib/x86_64-linux-gnu/nvidia -name 'nvidia_drv.so' \\
-    2>/dev/null | grep -q .; then
-  major=$(nvidia-smi --query-gpu=driver_version --format=csv,noheader | head -n 1 | cut -d. -f1)
+module=$(find /usr/lib/xorg/modules /usr/lib/x86_64-linux-gnu/nvidia -name 'nvidia_drv.so' \\
+  -print -quit 2>/dev/null || true)
+if [ -z "$module" ]; then
+  version=$(nvidia-smi --query-gpu=driver_version --format=csv,noheader)
+  major=${version%%.*}
   apt-get -o DPkg::Lock::Timeout=600 install -y -q --no-install-recommends \\
     "xserver-xorg-video-nvidia-$major" || {
     echo "trackday: the NVIDIA driver $major has no X module (nvidia_drv.so) and" \\
@@ -158,11 +162,12 @@ def unit(driver: Driver) -> str:
     as a mount (training/deepracer/services.py X_SOCKET_DIR); `-noreset`: the last client
     leaving does not reset it."""
     _check(driver)
-    after = "nvidia-persistenced.service " if driver == "nvidia" else ""
+    # The network for the setup script's apt-get; the driver's daemon where there is one.
+    after = " nvidia-persistenced.service" if driver == "nvidia" else ""
     return f"""\
 [Unit]
 Description=trackday: headless X server on display {DISPLAY} ({driver}) for GPU rendering
-After=network-online.target {after}
+After=network-online.target{after}
 Wants=network-online.target
 
 [Service]
@@ -179,4 +184,5 @@ WantedBy=multi-user.target
 
 def node_service(driver: Driver = "nvidia") -> NodeService:
     """The X server as a node service (written by cloud-init, enabled by the bootstrap)."""
-    return NodeService(UNIT_NAME, unit(driver), {SETUP_SCRIPT: setup_script(driver)})
+    return NodeService(UNIT_NAME, unit(driver), {SETUP_SCRIPT: setup_script(driver)},
+                       every_node=True)

@@ -17,8 +17,12 @@ from pathlib import Path
 
 import pytest
 
-from infra import xorg
-from tests.infra.test_bootstrap import shellcheck
+from infra import bootstrap, xorg
+from infra.config import parse
+from infra.nodes import PoolSpec
+from tests.infra.stacks import shipped_values
+from tests.infra.test_bootstrap import SSH_KEY, files, shellcheck
+from tests.infra.test_stack_config import _trackday_keys
 
 # Debian/Ubuntu packages the X server tests need (scripts/setup test installs them).
 X_PACKAGES = "xserver-xorg-core xserver-xorg-video-dummy x11-utils"
@@ -64,9 +68,11 @@ def test_nvidia_configuration_on_the_first_gpus_bus_id(tmp_path: Path) -> None:
     needs_xorg()  # the script installs nothing where the X server is there
     stubs = tmp_path / "bin"
     stubs.mkdir()
-    # Azure puts GPUs in PCI domain 1; nvidia-smi prints hex domain:bus:device.function.
+    # Azure puts GPUs in PCI domain 1; nvidia-smi prints hex domain:bus:device.function, a
+    # line per GPU: more than a pipe holds, so a reader that stops at the first line breaks
+    # the pipe (`| head -n 1` under pipefail failed the script).
     stub(stubs, "nvidia-smi", """case "$*" in
-  *pci.bus_id*) printf '00000001:3B:00.0\\n00000002:3C:00.0\\n' ;;
+  *pci.bus_id*) echo 00000001:3B:00.0; for _ in $(seq 20000); do echo 00000002:3C:00.0; done ;;
   *driver_version*) echo 550.127.05 ;;
   *) exit 2 ;;
 esac""")
@@ -138,3 +144,28 @@ def test_dummy_server_starts_from_the_unit_and_answers_xdpyinfo(tmp_path: Path) 
     with dummy_server(tmp_path) as (_, info):
         assert "dimensions:    1400x900 pixels" in info
         assert "depth of root window:    24 planes" in info
+
+
+@pytest.mark.parametrize(("opengl", "runs_x"), [(None, True), (False, False)])
+def test_every_node_of_a_cloud_pool_runs_the_x_server_after_the_gpu_set_up(opengl, runs_x,
+                                                                            tmp_path: Path):
+    keys = _trackday_keys(shipped_values("gcp"))
+    if opengl is not None:
+        keys["deepracer"] = {"opengl": opengl}
+    pool = PoolSpec.from_config(parse(keys), "gcp")
+    for role in ("manager", "worker"):
+        node = pool.bootstrap(role, SSH_KEY)
+        written = files(node)
+        assert (f"{bootstrap.SYSTEMD_DIR}/{xorg.UNIT_NAME}" in written) is runs_x
+        assert (xorg.SETUP_SCRIPT in written) is runs_x
+        script = written[bootstrap.BOOTSTRAP_SCRIPT]
+        enable = f"systemctl enable --now {xorg.UNIT_NAME}"
+        assert (enable in script) is runs_x
+        if runs_x:  # the driver and the NVIDIA runtime are there when the X server starts
+            assert script.index("nvidia-ctk runtime configure") < script.index(enable)
+            path = tmp_path / f"{role}-user-data"
+            path.write_text(bootstrap.user_data(node))
+            assert path.stat().st_size < 16 * 1024  # AWS's user data limit
+            checked = subprocess.run(["cloud-init", "schema", "--config-file", str(path)],
+                                     capture_output=True, text=True)
+            assert checked.returncode == 0, checked.stdout + checked.stderr
