@@ -75,7 +75,8 @@ _ADDRESS_PATTERN = re.compile(r"[A-Za-z0-9.:-]{1,253}")
 
 @dataclass(frozen=True)
 class NodeService:
-    """A systemd service the node runs besides Docker (the S3 gateway), with its files.
+    """A systemd service the node runs besides Docker (the S3 gateway on the manager, the X
+    server of infra/xorg.py on `every_node`), with its files.
 
     Everything in it goes into user data, so it must hold no secret.
     """
@@ -83,6 +84,7 @@ class NodeService:
     unit_name: str
     unit: str
     files: Mapping[str, str] = field(default_factory=dict)
+    every_node: bool = False
 
 
 @dataclass(frozen=True)
@@ -135,7 +137,7 @@ class NodeBootstrap:
                 "azure nodes need azure_identity_client_id: a powered-off Azure VM still bills"
                 " until it is deallocated, which the node's identity does at power-off"
             )
-        if self.services and self.role != "manager":
+        if any(not s.every_node for s in self.services) and self.role != "manager":
             raise ValueError("node services (the S3 gateway) run on the manager only")
 
 

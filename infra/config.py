@@ -277,6 +277,14 @@ class StackConfig(_Section):
     def is_cloud(self) -> bool:
         return self.target in CLOUDS
 
+    @property
+    def deepracer_opengl(self) -> bool:
+        """Whether the nodes run the headless X server the simulator renders on with the GPU
+        (infra/xorg.py): `deepracer.opengl`, unset on where nodes have GPUs (cloud targets;
+        training/deepracer/services.py reads the same key with the same default)."""
+        opengl = self.deepracer.opengl if self.deepracer is not None else None
+        return self.is_cloud and opengl is not False
+
 
 def parse(raw: Mapping[str, Any]) -> StackConfig:
     """Validate the `trackday:` keys of a stack (without the namespace) into a StackConfig."""

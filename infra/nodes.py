@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 import pulumi
 import pulumi_tls as tls
 
-from infra import bootstrap
+from infra import bootstrap, xorg
 from infra.bootstrap import Cloud, NodeBootstrap, NodeService, Role
 from infra.config import StackConfig
 from infra.targets import child
@@ -77,6 +77,8 @@ class PoolSpec:
     idle_minutes: int | None = None
     prepull_images: tuple[str, ...] = ()
     labels: dict[str, str] = field(default_factory=dict)
+    # Services every node runs: the X server the simulator renders on (deepracer.opengl).
+    node_services: tuple[NodeService, ...] = ()
 
     @classmethod
     def from_config(cls, config: StackConfig, cloud: Cloud) -> PoolSpec:
@@ -86,6 +88,7 @@ class PoolSpec:
             ttl_hours=config.budget.ttl_hours,
             idle_minutes=config.budget.idle_minutes,
             prepull_images=tuple(config.nodes.prepull_images),
+            node_services=(xorg.node_service(),) if config.deepracer_opengl else (),
         )
 
     @property
@@ -100,7 +103,8 @@ class PoolSpec:
         azure_identity_client_id: str | None = None,
         services: tuple[NodeService, ...] = (),
     ) -> NodeBootstrap:
-        """A node's bootstrap settings; `services` (the S3 gateway) run on the manager only."""
+        """A node's bootstrap settings; `services` (the S3 gateway) run on the manager only,
+        the pool's `node_services` on every node."""
         return NodeBootstrap(
             role=role,
             cloud=self.cloud,
@@ -112,7 +116,7 @@ class PoolSpec:
             ttl_hours=self.ttl_hours,
             idle_minutes=self.idle_minutes,
             azure_identity_client_id=azure_identity_client_id,
-            services=services if role == "manager" else (),
+            services=(services if role == "manager" else ()) + self.node_services,
         )
 
 

@@ -9,6 +9,7 @@ work is in trackday/dr_runs.py.
 from __future__ import annotations
 
 import time
+from collections.abc import Mapping
 from pathlib import Path
 
 import typer
@@ -16,13 +17,14 @@ from rich.console import Console
 from rich.table import Table
 
 from infra.workloads.run_target import RunTarget, RunTargetError, run_target
-from trackday import dr_runs
+from trackday import dr_runs, dr_speed
 from trackday.failure import fail
 from trackday.stack import StackError, read_outputs
 from training import storage
 from training.deepracer import bucket_io
 from training.deepracer.layout import RunLayout
 from training.deepracer.settings import DeepRacerSettings, describe_error
+from training.deepracer.sim_speed import SimSpeed
 
 console = Console(stderr=True)
 STACK = typer.Option(..., "--stack", "-s", help="The deployed stack (Pulumi.<stack>.yaml "
@@ -285,19 +287,28 @@ def status(stack: str = STACK, directory: Path = DIRECTORY,
     """List the DeepRacer runs on the stack's swarm, their services and tasks."""
     _, target = _context(stack, directory, outputs_file, None)
     try:
-        found = dr_runs.status(dr_runs.client_for(target))
+        client = dr_runs.client_for(target)
+        found = dr_runs.status(client)
+        speeds = dr_speed.service_speeds(client, found)
     except dr_runs.RunError as error:
         raise _fail(str(error)) from None
     if not found:
         typer.echo("no DeepRacer runs")
         return
+    Console(width=160).print(status_table(found, speeds))
+
+
+def status_table(found: list[dr_runs.ServiceStatus],
+                 speeds: Mapping[str, Mapping[int, SimSpeed | None]]) -> Table:
+    """The services and tasks, with each simulation worker's RTF and steps per second."""
     table = Table(title="DeepRacer runs")
-    for column in ("run", "job", "service", "running", "tasks"):
+    for column in ("run", "job", "service", "running", "tasks", "simulation speed"):
         table.add_column(column, overflow="fold")
     for item in found:
         table.add_row(item.run_id, item.job, item.name, f"{item.running}/{item.replicas}",
-                      "\n".join(item.tasks))
-    Console(width=160).print(table)
+                      "\n".join(item.tasks),
+                      dr_speed.describe(speeds[item.name]) if item.name in speeds else "")
+    return table
 
 
 COMMANDS = {

@@ -293,6 +293,7 @@ class ServiceStatus:
     tasks: tuple[str, ...]  # "slot: state on node"
     model_prefix: str = ""
     created: str = ""  # the engine's CreatedAt (RFC 3339, UTC)
+    role: str = ""  # trainer or simulation (its ROLE_LABEL)
 
 
 def status(client: docker.DockerClient) -> list[ServiceStatus]:
@@ -310,7 +311,8 @@ def status(client: docker.DockerClient) -> list[ServiceStatus]:
             spec["Labels"].get(RUN_LABEL, "?"), spec["Labels"].get(JOB_LABEL, "?"), spec["Name"],
             spec["Mode"].get("Replicated", {}).get("Replicas", 0),
             sum(t["Status"]["State"] == "running" for t in tasks), described,
-            spec["Labels"].get(MODEL_PREFIX_LABEL, ""), service.get("CreatedAt", "")))
+            spec["Labels"].get(MODEL_PREFIX_LABEL, ""), service.get("CreatedAt", ""),
+            spec["Labels"].get(ROLE_LABEL, "")))
     return sorted(found, key=lambda s: (s.run_id, s.job, s.name))
 
 

@@ -3,12 +3,13 @@
 
 The summary is one screen: every run on the stack's swarm, how many of its tasks run, how
 long it has run, and from its metrics in the bucket its iteration, best evaluation progress
-and the trend of its training reward. The viewer is in trackday/dr_viewer.py.
+and the trend of its training reward; from its workers' logs their simulation speed.
+The viewer is in trackday/dr_viewer.py.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -17,10 +18,11 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
-from trackday import dr_runs
+from trackday import dr_runs, dr_speed
 from trackday.dr_commands import DIRECTORY, OUTPUTS, STACK, _context, _fail
 from trackday.dr_viewer import viewer
 from training import storage
+from training.deepracer.sim_speed import SimSpeed
 
 SPARKS = "▁▂▃▄▅▆▇█"
 TREND_ITERATIONS = 12
@@ -45,6 +47,7 @@ class RunLine:
     replicas: int
     elapsed_s: float | None
     progress: Progress | None
+    speeds: Mapping[int, SimSpeed | None] | None = None  # the simulation workers'
 
 
 def sparkline(values: tuple[float, ...]) -> str:
@@ -67,8 +70,11 @@ def _created(text: str) -> datetime | None:
 
 
 def run_lines(services: list[dr_runs.ServiceStatus], read: Callable[[str], Progress | None],
-              now: datetime) -> list[RunLine]:
-    """One line per run and job, from its services and `read(model_prefix)`."""
+              now: datetime, speeds: Mapping[str, Mapping[int, SimSpeed | None]] | None = None
+              ) -> list[RunLine]:
+    """One line per run and job, from its services, `read(model_prefix)` and the simulation
+    workers' `speeds` by service name (trackday/dr_speed.py)."""
+    speeds = speeds or {}
     grouped: dict[tuple[str, str], list[dr_runs.ServiceStatus]] = {}
     for service in services:
         grouped.setdefault((service.run_id, service.job), []).append(service)
@@ -80,7 +86,8 @@ def run_lines(services: list[dr_runs.ServiceStatus], read: Callable[[str], Progr
             run_id, job, prefix, sum(s.running for s in members),
             sum(s.replicas for s in members),
             (now - min(started)).total_seconds() if started else None,
-            read(prefix) if prefix and job == "training" else None))
+            read(prefix) if prefix and job == "training" else None,
+            next((speeds[s.name] for s in members if s.name in speeds), None)))
     return lines
 
 
@@ -111,7 +118,7 @@ def _duration(seconds: float | None) -> str:
 def render(lines: list[RunLine]) -> Table:
     table = Table(title="DeepRacer runs")
     for column in ("run", "job", "model prefix", "tasks", "running for", "iteration",
-                   "best progress", "reward trend"):
+                   "best progress", "reward trend", "simulation speed"):
         table.add_column(column, overflow="fold")
     for line in lines:
         progress = line.progress
@@ -121,17 +128,20 @@ def render(lines: list[RunLine]) -> Table:
                  if progress and progress.rewards else "-")
         table.add_row(line.run_id, line.job, line.model_prefix or "-",
                       f"{line.running}/{line.replicas}", _duration(line.elapsed_s),
-                      str(progress.iteration) if progress else "-", best, trend)
+                      str(progress.iteration) if progress else "-", best, trend,
+                      dr_speed.describe(line.speeds) if line.speeds is not None else "-")
     return table
 
 
 def summary(stack: str = STACK, directory: Path = DIRECTORY,
             outputs_file: Path = OUTPUTS) -> None:
     """Every run on the stack: tasks, time running, iteration, best progress, reward trend
-    (dr-summary)."""
+    (dr-summary), and each simulation worker's real-time factor and steps per second."""
     _, target = _context(stack, directory, outputs_file, None)
     try:
-        services = dr_runs.status(dr_runs.client_for(target))
+        client = dr_runs.client_for(target)
+        services = dr_runs.status(client)
+        speeds = dr_speed.service_speeds(client, services)
     except dr_runs.RunError as error:
         raise _fail(str(error)) from None
     if not services:
@@ -139,7 +149,7 @@ def summary(stack: str = STACK, directory: Path = DIRECTORY,
         return
     with storage.environment(target.storage_env):
         lines = run_lines(services, lambda prefix: read_progress(target.bucket_url, prefix),
-                          datetime.now(UTC))
+                          datetime.now(UTC), speeds)
     Console(width=160).print(render(lines))
 
 

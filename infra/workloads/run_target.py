@@ -7,11 +7,13 @@ started from the command line lands where the GitOps one does. Imports no Pulumi
 
 from __future__ import annotations
 
+import os
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
 from contract.swarm import GPU_RESOURCE
+from infra import xorg
 from training.deepracer.params import Bucket
 from training.deepracer.services import Site
 
@@ -53,19 +55,35 @@ class RunTarget:
     s3_container: str | None = None
     cloud: str = "local"
     log_group: str | None = None
+    display: str | None = None  # the local target: the user's $DISPLAY (DRfC desktop mode)
+    xauthority: str | None = None  # and its cookie file
 
     @property
     def site(self) -> Site:
         """What the services are told of it. Cloud nodes advertise their GPUs to Swarm
-        (infra/bootstrap.py), this machine's engine does not."""
+        (infra/bootstrap.py) and run an X server on one (infra/xorg.py) unless
+        `deepracer.opengl` is false; this machine's engine does neither."""
+        cloud = self.manager is not None
         return Site(self.bucket, self.credentials is not None, self.single_node,
-                    gpu_nodes=self.manager is not None, aws=self.cloud == "aws",
-                    log_group=self.log_group)
+                    gpu_nodes=cloud, aws=self.cloud == "aws", log_group=self.log_group,
+                    display=xorg.DISPLAY if cloud else self.display,
+                    xauthority=None if cloud else self.xauthority)
 
 
-def run_target(stack: str, outputs: Mapping[str, Any]) -> RunTarget:
+def local_display(environ: Mapping[str, str]) -> tuple[str | None, str | None]:
+    """This machine's X display and cookie file, as DRfC's desktop mode takes them:
+    $DISPLAY, and $XAUTHORITY or else ~/.Xauthority where it exists."""
+    display = environ.get("DISPLAY") or None
+    cookie = environ.get("XAUTHORITY") or (
+        os.path.join(environ["HOME"], ".Xauthority") if environ.get("HOME") else None)
+    return display, cookie if display and cookie and os.path.isfile(cookie) else None
+
+
+def run_target(stack: str, outputs: Mapping[str, Any],
+               environ: Mapping[str, str] = os.environ) -> RunTarget:
     """The run target that a stack's outputs describe (infra/targets/local.py and
-    infra/targets/swarm_outputs.py name them)."""
+    infra/targets/swarm_outputs.py name them); on the local target `environ` gives the
+    user's X display."""
     target = outputs.get("target")
     # Swarm targets name the bucket as the nodes reach it `nodeBucketUrl` (s3:// on aws and,
     # through the gateway, on azure, whose own `bucketUrl` is az://).
@@ -83,8 +101,9 @@ def run_target(stack: str, outputs: Mapping[str, Any]) -> RunTarget:
                            "AWS_ACCESS_KEY_ID": keys[0], "AWS_SECRET_ACCESS_KEY": keys[1],
                            "AWS_DEFAULT_REGION": LOCAL_REGION}
             bucket = Bucket(name, LOCAL_REGION, outputs["s3EndpointInNetwork"])
+            display, cookie = local_display(environ)
             return RunTarget(None, bucket, s3_url, storage_env, keys, True,
-                             outputs["s3Container"])
+                             outputs["s3Container"], display=display, xauthority=cookie)
         keys = ((outputs["s3AccessKeyId"], outputs["s3SecretAccessKey"])
                 if "s3AccessKeyId" in outputs else None)
         bucket = Bucket(name, outputs.get("region", LOCAL_REGION),

@@ -41,6 +41,14 @@ NETWORK = "sagemaker-local"
 NETWORK_LABELS = {"com.docker.compose.network": NETWORK, "com.docker.compose.project": NETWORK}
 DOCKER_SOCKET = "/var/run/docker.sock"
 SAGEMAKER_DIR = "/tmp/sagemaker"
+# An X server's socket folder, and where simapp's run.sh looks for the X cookie
+# (XAUTHORITY=/root/.Xauthority): DRfC's docker/docker-compose-local-xorg.yml mounts both.
+X_SOCKET_DIR = "/tmp/.X11-unix"
+XAUTHORITY_IN_CONTAINER = "/root/.Xauthority"
+# Beside DISPLAY: simapp's run.sh then starts no Xvfb of its own, Qt does not try shared
+# memory across the container boundary, and the NVIDIA runtime mounts its OpenGL libraries
+# too (its default capabilities are compute and utility only). DRfC's local-xorg compose file.
+X_ENV = {"USE_EXTERNAL_X": "true", "QT_X11_NO_MITSHM": "1", "NVIDIA_DRIVER_CAPABILITIES": "all"}
 # DRfC's docker-compose-aws.yml: botocore waits for the instance's metadata service (the
 # node's role) instead of giving up while a busy node answers slowly.
 AWS_METADATA_ENV = {"AWS_METADATA_SERVICE_TIMEOUT": "3", "AWS_METADATA_SERVICE_NUM_ATTEMPTS": "5"}
@@ -62,6 +70,10 @@ class Site:
     gpu_nodes: bool = False
     aws: bool = False
     log_group: str | None = None
+    # The X server the workers may render on: the nodes' GPU one (infra/xorg.py DISPLAY), or
+    # on the local target the user's $DISPLAY with its cookie file $XAUTHORITY.
+    display: str | None = None
+    xauthority: str | None = None
 
 
 # The middle of a job's service names: DRfC's `-eval` stacks for evaluations.
@@ -139,7 +151,31 @@ def _simulation_env(settings: DeepRacerSettings, site: Site,
     }
     if rtf is not None:
         env["RTF_OVERRIDE"] = str(rtf)
-    return env | _cuda(settings.simulator.robomaker_cuda_devices) | _common_env(site, secret)
+    return (env | _cuda(settings.simulator.robomaker_cuda_devices) | _x_env(settings, site)
+            | _common_env(site, secret))
+
+
+def _uses_x(settings: DeepRacerSettings, site: Site) -> bool:
+    """`deepracer.opengl`; unset: on where the nodes have GPUs (and so an X server on one:
+    infra/config.py's `deepracer_opengl` reads the same key with the same default)."""
+    opengl = settings.opengl if settings.opengl is not None else site.gpu_nodes
+    return opengl and site.display is not None
+
+
+def _x_env(settings: DeepRacerSettings, site: Site) -> dict[str, str]:
+    if not _uses_x(settings, site):
+        return {}
+    cookie = {"XAUTHORITY": XAUTHORITY_IN_CONTAINER} if site.xauthority else {}
+    return {"DISPLAY": str(site.display)} | X_ENV | cookie
+
+
+def _x_mounts(settings: DeepRacerSettings, site: Site) -> tuple[Mount, ...]:
+    """The X socket folder (and the user's cookie file, read-only) for the workers."""
+    if not _uses_x(settings, site):
+        return ()
+    cookie = (Mount(site.xauthority, XAUTHORITY_IN_CONTAINER, read_only=True),
+              ) if site.xauthority else ()
+    return (Mount(X_SOCKET_DIR, X_SOCKET_DIR), *cookie)
 
 
 def _common_env(site: Site, secret: str | None) -> dict[str, str]:
@@ -200,6 +236,7 @@ def training_services(settings: DeepRacerSettings, site: Site) -> list[ServiceSp
         constraints=(placement(TRAINER_ROLE if site.single_node else SIMULATION_ROLE),),
         replicas=settings.workers,
         networks=(NETWORK,),
+        mounts=_x_mounts(settings, site),
         secrets=_secrets(secret),
         labels=_labels(settings, "training", SIMULATION_ROLE),
         init=True,
@@ -223,6 +260,7 @@ def evaluation_services(settings: DeepRacerSettings, site: Site) -> list[Service
         env=env,
         constraints=(placement(TRAINER_ROLE if site.single_node else SIMULATION_ROLE),),
         networks=(NETWORK,),
+        mounts=_x_mounts(settings, site),
         secrets=_secrets(secret),
         labels=_labels(settings, "evaluation", SIMULATION_ROLE),
         init=True,

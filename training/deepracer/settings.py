@@ -304,6 +304,10 @@ class DeepRacerSettings(_Section):
     cameras: Cameras = Field(default_factory=Cameras)
     cloudwatch: CloudWatch = Field(default_factory=CloudWatch)
     upload: Upload = Field(default_factory=Upload)
+    # The workers render on an X server with GPU OpenGL (DRfC's DR_HOST_X): the nodes'
+    # headless one (infra/xorg.py), or on the local target this machine's $DISPLAY.
+    # Unset: on where the nodes have GPUs (cloud targets), off on the local target.
+    opengl: bool | None = None
 
     @field_validator("world")
     @classmethod
