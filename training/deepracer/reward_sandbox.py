@@ -103,17 +103,26 @@ def _timed(budget, function, *args):
 
 
 def _check_value(value):
-    """None when the value is a reward the simulator accepts, else why not."""
-    if isinstance(value, bool) or not isinstance(value, (int, float)):
-        numeric = getattr(value, "dtype", None) is not None and getattr(value, "ndim", 1) == 0
-        if not numeric or value.dtype.kind not in "iuf":
-            return f"returned {type(value).__name__} {value!r:.60}, not a number"
+    """None when the value is a reward the simulator accepts, else why not. The simulator
+    takes whatever `float()` turns into a finite number in [-1e5, 1e5] (simapp v6.0.4,
+    markov/agent_ctrl/rollout_agent_ctrl.py, `_judge_action_at_run_phase`): '1.5', True and
+    a numpy scalar train; DRoA's validator wants a float (a warning, reward_check.py)."""
+    try:
         value = float(value)
+    except Exception:  # the simulator fails the episode on any error here
+        return f"returned {type(value).__name__} {_shown(value)}, not a number"
     if not math.isfinite(value):
         return f"returned {value}, not a finite number"
     if not -1e5 <= value <= 1e5:
         return f"returned {value}, outside the simulator's range [-1e5, 1e5]"
     return None
+
+
+def _shown(value) -> str:
+    try:
+        return f"{value!r:.60}"
+    except Exception:  # a repr of the user's object may raise too
+        return "(no repr)"
 
 
 def _load(request, send):

@@ -97,7 +97,7 @@ def test_head_to_bot_objects_move():
          "without `return`?) in scenario 'centre line' step 1"),
         ("def reward_function(params):\n    return float('nan')\n",
          "returned nan, not a finite number"),
-        ("def reward_function(params):\n    return '1.0'\n", "returned str '1.0', not a number"),
+        ("def reward_function(params):\n    return 'fast'\n", "returned str 'fast', not a number"),
         ("def reward_function(params):\n    return 1e9\n", "outside the simulator's range"),
         ("def reward_function(params):\n    while True:\n        pass\n",
          "reward_function.py:2: reward_function took more than 100 ms in scenario 'centre line'"),
@@ -118,6 +118,17 @@ def test_bad_reward_functions(tmp_path, base_laps, source, expected):
     assert len(check.problems) == 1
     assert expected in str(check.problems[0])
     assert "\n" not in str(check.problems[0])
+
+
+@pytest.mark.parametrize("returned", ["'1.5'", "True", "np.float32(1.5)", "np.int64(2)"])
+def test_rewards_float_turns_into_numbers_train_with_a_warning(tmp_path, base_laps, returned):
+    """The simulator calls float() on the reward: these train; DRoA's validator wants a float."""
+    path = tmp_path / "reward_function.py"
+    path.write_text(f"import numpy as np\n\ndef reward_function(params):\n    return {returned}\n")
+    check = check_reward_function(path, base_laps)
+    assert check.ok, [str(p) for p in check.problems]
+    if returned != "np.float32(1.5)":  # a numpy float32 is no Python float either
+        assert any("not a float" in str(w) for w in check.warnings)
 
 
 def test_prints_do_not_break_the_check(tmp_path, base_laps):
