@@ -10,7 +10,7 @@ in camelCase by the alias generator: this module is the only definition of the k
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any, Self
+from typing import Any, ClassVar, Self
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from pydantic.alias_generators import to_camel
@@ -34,6 +34,9 @@ class Outputs(BaseModel):
         alias_generator=to_camel, populate_by_name=True, extra="ignore", frozen=True
     )
 
+    # Whether an unset (None) value is exported as null rather than left out.
+    exports_none: ClassVar[bool] = False
+
     @classmethod
     def build(cls, **values: Any) -> Self:
         """The record as the program declares it: values may be Pulumi outputs, unchecked."""
@@ -50,11 +53,11 @@ class Outputs(BaseModel):
             raise OutputsError(where, err["msg"]) from None
 
     def to_exports(self) -> dict[str, Any]:
-        """The outputs by key; unset (None) ones are not exported."""
+        """The outputs by key; unset (None) ones are left out unless `exports_none`."""
         exports: dict[str, Any] = {}
         for name, field in type(self).model_fields.items():
             value = getattr(self, name, None)
-            if value is None or field.exclude:
+            if field.exclude or (value is None and not self.exports_none):
                 continue
             exports[field.alias or name] = (
                 value.to_exports() if isinstance(value, Outputs) else value
@@ -82,7 +85,9 @@ class LocalOutputs(Outputs):
 
 
 class DonkeyTraining(Outputs):
-    """The donkeycar settings every training job runs with."""
+    """The donkeycar settings every training job runs with (null: the car config decides)."""
+
+    exports_none: ClassVar[bool] = True
 
     max_run_hours: float | None
     donkeycar_version: str

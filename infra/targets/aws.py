@@ -25,13 +25,13 @@ from typing import Any
 import pulumi
 import pulumi_aws as aws
 
+from contract.outputs import SwarmOutputs
 from infra import nodes
 from infra.config import Aws, ConfigError, StackConfig
 from infra.nodes import Node, NodeAccess, PoolSpec
-from infra.swarm import Swarm, SwarmArgs
 from infra.targets import TargetArgs, child
 from infra.targets.aws_storage import Bucket, BucketArgs
-from infra.targets.swarm_outputs import SwarmStack
+from infra.targets.swarm_outputs import pool_and_swarm
 
 # The Deep Learning Base GPU AMI (Ubuntu 22.04): NVIDIA driver, CUDA, Docker and the NVIDIA
 # container toolkit. Owned by Amazon; the newest matching image is used.
@@ -360,37 +360,39 @@ class AwsTarget(pulumi.ComponentResource):
             ),
             opts=in_region,
         )
-        access = NodeAccess(f"{name}-access", opts=child(self))
-        spec = PoolSpec.from_config(config, "aws")
-        pool = NodePool(
-            f"{name}-nodes",
-            NodePoolArgs(
-                spec=spec,
-                access=access,
-                config=config,
-                subnet_id=network.subnet.id,
-                security_group_id=network.security_group.id,
-                instance_profile=self.identity.profile.name,
-                provider=provider,
-            ),
-            opts=in_region,
-        )
-        swarm = Swarm(f"{name}-swarm", SwarmArgs(spec, access, pool.nodes), opts=child(self))
-        self.stack = SwarmStack(
+        self.nodes = pool_and_swarm(
             name,
             self,
             args,
-            access,
-            swarm,
-            bucket_url=self.storage.url,
-            s3_endpoint=f"https://s3.{aws_config.region}.amazonaws.com",
+            "aws",
+            lambda spec, access: NodePool(
+                f"{name}-nodes",
+                NodePoolArgs(
+                    spec=spec,
+                    access=access,
+                    config=config,
+                    subnet_id=network.subnet.id,
+                    security_group_id=network.security_group.id,
+                    instance_profile=self.identity.profile.name,
+                    provider=provider,
+                ),
+                opts=in_region,
+            ),
         )
+        self.docker_provider = None  # not yet: `trackday dr` runs on the swarm over SSH
+        self.run_network = None
         self.register_outputs(self.stack_outputs())
 
-    def stack_outputs(self) -> dict[str, Any]:
-        outputs = {**self.stack.outputs("aws"), "region": self.region}
-        if self.identity.log_group is not None:
+    def outputs(self) -> SwarmOutputs:
+        return self.nodes.outputs(
+            "aws",
+            bucket_url=self.storage.url,
+            s3_endpoint=f"https://s3.{self.region}.amazonaws.com",
+            region=self.region,
             # Where the DeepRacer services log (awslogs-group): the nodes' role may write
             # there and may not create a group of its own.
-            outputs["logGroup"] = self.identity.log_group.name
-        return outputs
+            log_group=None if self.identity.log_group is None else self.identity.log_group.name,
+        )
+
+    def stack_outputs(self) -> dict[str, Any]:
+        return self.outputs().to_exports()
