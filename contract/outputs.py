@@ -70,18 +70,44 @@ class Outputs(BaseModel):
         return cls.model_fields[field].alias or field
 
 
-class LocalOutputs(Outputs):
-    """Target `local` (infra/targets/local.py): the rclone S3 server and the trainer image."""
+class BucketAccess(Outputs):
+    """How this machine reaches a stack's bucket: what `storage_env` reads, on every target."""
+
+    target: str
+    bucket_url: str
+    s3_endpoint: str | None = None
+    s3_access_key_id: str | None = None
+    s3_secret_access_key: str | None = None
+    # azure: the storage account's name (adlfs needs it on this machine).
+    storage_account: str | None = None
+
+    def require(self, *fields: str) -> None:
+        """Raise OutputsError naming the first of `fields` that is unset."""
+        for field in fields:
+            if getattr(self, field) is None:
+                raise OutputsError(self.key(field), f"the {self.target} target exports it")
+
+
+class LocalOutputs(BucketAccess):
+    """Target `local` (infra/targets/local.py): the rclone S3 server and the trainer image.
+    `s3Endpoint` is the server from this machine, `s3EndpointInNetwork` from containers on
+    `network` and on the DeepRacer runs' network, `s3Container` its container."""
 
     target: str = "local"
-    bucket_url: str
-    s3_endpoint: str  # from this machine
-    s3_endpoint_in_network: str  # from containers on `network` and the DeepRacer runs' network
+    s3_endpoint_in_network: str
     network: str | None = None
     s3_container: str
-    s3_access_key_id: str
-    s3_secret_access_key: str
     image: str | None = None
+
+    @classmethod
+    def parse(cls, data: Any) -> Self:
+        record = super().parse(data)
+        record.require(*LOCAL_KEYS)
+        return record
+
+
+# What the local target always exports and the S3 server's clients need.
+LOCAL_KEYS = ("s3_endpoint", "s3_access_key_id", "s3_secret_access_key")
 
 
 class DonkeyTraining(Outputs):
@@ -111,17 +137,16 @@ class VertexTraining(DonkeyTraining):
     boot_disk_gb: int
 
 
-class SwarmSite(Outputs):
+class SwarmSite(BucketAccess):
     """Where a swarm target's runs go: its bucket, its manager and how containers reach storage.
 
     `bucketUrl` is the bucket as this machine reaches it (s3:// on aws, az:// on azure),
-    `nodeBucketUrl` as containers on the nodes do (through the S3 gateway on azure).
+    `nodeBucketUrl` as containers on the nodes do (through the S3 gateway on azure, whose S3
+    keys are `s3AccessKeyId` and `s3SecretAccessKey`: the nodes there have no identity that S3
+    knows).
     """
 
-    target: str
-    bucket_url: str
     node_bucket_url: str | None = None
-    s3_endpoint: str | None = None
     manager_address: str
     manager_private_address: str | None = None
     manager_host_key: str | None = None
@@ -131,14 +156,9 @@ class SwarmSite(Outputs):
     ssh_port: int = Field(default=22, exclude=True)
     node_count: int = 1
     region: str | None = None
-    # The S3 gateway's keys (azure): the nodes there have no identity that S3 knows.
-    s3_access_key_id: str | None = None
-    s3_secret_access_key: str | None = None
     # aws with logging: the CloudWatch Logs group the DeepRacer services write to.
     log_group: str | None = None
-    # azure: where the storage account lives, and its name (adlfs needs it on this machine).
-    location: str | None = None
-    storage_account: str | None = None
+    location: str | None = None  # azure
 
     @property
     def s3_url(self) -> str:
@@ -152,7 +172,7 @@ class SwarmOutputs(SwarmSite):
     training: SwarmTraining
 
 
-class GcpOutputs(Outputs):
+class GcpOutputs(BucketAccess):
     """Target `gcp` (infra/targets/gcp.py), as a Vertex AI job needs it. With `gcp.nodePool`
     the swarm's outputs are exported too (those whose key is not taken here), its image as
     `swarmImage`."""
@@ -160,7 +180,6 @@ class GcpOutputs(Outputs):
     target: str = "gcp"
     project: str
     region: str
-    bucket_url: str
     image: str
     image_repository: str | None = None
     trainer_service_account: str
@@ -177,21 +196,22 @@ class GcpOutputs(Outputs):
         return exports
 
 
-def storage_env(outputs: Outputs) -> dict[str, str]:
+def storage_env(outputs: BucketAccess) -> dict[str, str]:
     """Environment the storage layer needs to reach the stack's bucket from this machine.
 
     The local target's S3 server takes the generated keys; cloud buckets use this machine's
     own cloud login (gcloud application-default credentials, AWS profile, Azure login), with
     the storage account named on azure.
     """
-    if isinstance(outputs, LocalOutputs):
+    if outputs.target == "local":
+        outputs.require(*LOCAL_KEYS)
         return {
             "AWS_ENDPOINT_URL": outputs.s3_endpoint,
             "AWS_ACCESS_KEY_ID": outputs.s3_access_key_id,
             "AWS_SECRET_ACCESS_KEY": outputs.s3_secret_access_key,
             "AWS_DEFAULT_REGION": LOCAL_REGION,
         }
-    if isinstance(outputs, SwarmSite) and outputs.storage_account:
+    if outputs.storage_account is not None:
         return {"AZURE_STORAGE_ACCOUNT_NAME": outputs.storage_account}
     return {}
 

@@ -14,8 +14,8 @@ from typing import Any, TypeVar
 
 from contract.outputs import PROJECT_ROOT as REPO_ROOT
 from contract.outputs import (
+    BucketAccess,
     GcpOutputs,
-    LocalOutputs,
     Outputs,
     OutputsError,
     SwarmOutputs,
@@ -89,13 +89,17 @@ def _validated(model: type[_OutputsT], stack: str, outputs: dict[str, Any]) -> _
 
 def storage_env(outputs: dict[str, Any]) -> dict[str, str]:
     """Environment the storage layer needs to reach the stack's bucket from this machine
-    (contract/outputs.py says which)."""
-    target = outputs.get("target")
-    if target == "local":
-        return _storage_env(_validated(LocalOutputs, str(target), outputs))
-    if target == "azure":
-        return _storage_env(_validated(SwarmOutputs, str(target), outputs))
-    return {}
+    (contract/outputs.py says which); KeyError names an output it needs and lacks."""
+    # Only the keys it reads, as exported: a folder source has no outputs at all.
+    access = BucketAccess.build(
+        **{name: outputs.get(BucketAccess.key(name)) for name in BucketAccess.model_fields}
+    )
+    try:
+        if access.target == "azure":
+            access.require("storage_account")
+        return _storage_env(access)
+    except OutputsError as missing:
+        raise KeyError(missing.key) from None
 
 
 def _pulumi_outputs(stack: str, cwd: Path) -> Any:

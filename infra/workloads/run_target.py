@@ -102,7 +102,7 @@ def run_target(stack: str, outputs: Mapping[str, Any] | Outputs) -> RunTarget:
 
 def _record(stack: str, outputs: Mapping[str, Any]) -> Outputs:
     """The exported outputs as their target's record; what is missing or wrong is named."""
-    target = outputs.get("target")
+    target = outputs.get(SwarmSite.key("target"))
     bucket_url = outputs.get(SwarmSite.key("node_bucket_url"),
                              outputs.get(SwarmSite.key("bucket_url")))
     if target not in RECORDS or target == "gcp" or not isinstance(bucket_url, str):
