@@ -31,6 +31,7 @@ from infra.config import Aws, ConfigError, StackConfig
 from infra.nodes import Node, NodeAccess, PoolSpec
 from infra.targets import TargetArgs, child
 from infra.targets.aws_storage import Bucket, BucketArgs
+from infra.targets.ingress import ingress_rules
 from infra.targets.swarm_outputs import pool_and_swarm
 
 # The Deep Learning Base GPU AMI (Ubuntu 22.04): NVIDIA driver, CUDA, Docker and the NVIDIA
@@ -154,32 +155,23 @@ class Network(pulumi.ComponentResource):
             route_table_id=routes.id,
             opts=child(self),
         )
-        admin = [
+        ingress = [
             aws.ec2.SecurityGroupIngressArgs(
-                description=f"port {port} from network.allowedCidrs",
-                protocol="tcp",
-                from_port=port,
-                to_port=port,
-                cidr_blocks=list(args.allowed_cidrs),
+                description=rule.description,
+                protocol=rule.protocol,
+                from_port=rule.port,
+                to_port=rule.port,
+                cidr_blocks=list(args.allowed_cidrs) if rule.from_admins else None,
+                self=None if rule.from_admins else True,
             )
-            for port in nodes.ADMIN_PORTS
-        ]
-        swarm = [
-            aws.ec2.SecurityGroupIngressArgs(
-                description=f"swarm {protocol}/{port} between the nodes",
-                protocol=protocol,
-                from_port=port,
-                to_port=port,
-                self=True,
-            )
-            for protocol, port in nodes.SWARM_PORTS
+            for rule in ingress_rules()
         ]
         # The S3 endpoint and images are reached over the internet; nothing else comes in.
         self.security_group = aws.ec2.SecurityGroup(
             f"{name}-nodes",
             vpc_id=vpc.id,
             description="trackday nodes: admin from allowed ranges, swarm between nodes",
-            ingress=admin + swarm,
+            ingress=ingress,
             egress=[
                 aws.ec2.SecurityGroupEgressArgs(
                     protocol="-1", from_port=0, to_port=0, cidr_blocks=["0.0.0.0/0"]

@@ -43,6 +43,7 @@ from infra.nodes import Node, NodeAccess, PoolSpec
 from infra.swarm import Swarm, connection
 from infra.targets import TargetArgs, child
 from infra.targets.azure_storage import Storage, StorageArgs
+from infra.targets.ingress import ingress_rules
 from infra.targets.swarm_outputs import pool_and_swarm
 
 # What a node's own identity may do, on its own VM only: read it and deallocate it.
@@ -69,14 +70,16 @@ class NetworkArgs:
 
 def security_rules(allowed_cidrs: list[str]) -> list[dict[str, Any]]:
     """The NSG rules: admin ports from the allowed ranges; swarm and gateway inside the subnet."""
-    rules: list[dict[str, Any]] = []
-    for port in nodes.ADMIN_PORTS:
-        rules.append(_rule(f"admin-{port}", "Tcp", allowed_cidrs, port, 100 + len(rules)))
-    inside = [nodes.SUBNET_CIDR]
-    for protocol, port in (*nodes.SWARM_PORTS, ("tcp", gateway.PORT)):
-        rules.append(
-            _rule(f"swarm-{protocol}-{port}", protocol.capitalize(), inside, port, 100 + len(rules))
+    rules = [
+        _rule(
+            rule.name,
+            rule.protocol.capitalize(),
+            allowed_cidrs if rule.from_admins else [nodes.SUBNET_CIDR],
+            rule.port,
+            100 + i,
         )
+        for i, rule in enumerate(ingress_rules(between_nodes=(("tcp", gateway.PORT),)))
+    ]
     # Azure lets the whole virtual network in by default: only the rules above may.
     rules.append(
         {
