@@ -3,16 +3,16 @@
 from __future__ import annotations
 
 import importlib
-from pathlib import Path
 from typing import Any
 
 import pulumi
 
+from contract.outputs import PROJECT_ROOT
 from infra.config import TARGETS, ConfigError, StackConfig
 from infra.targets import TargetArgs, TargetFactory
 from infra.workloads import deepracer
 
-REPO_ROOT = Path(__file__).resolve().parent.parent
+REPO_ROOT = PROJECT_ROOT
 
 
 # Target name -> its component class. Imported on use, so a stack loads only its own provider.

@@ -12,76 +12,25 @@ import subprocess
 from pathlib import Path
 from typing import Any, TypeVar
 
-from pydantic import BaseModel, ConfigDict, ValidationError
-from pydantic.alias_generators import to_camel
+from contract.outputs import PROJECT_ROOT as REPO_ROOT
+from contract.outputs import (
+    BucketAccess,
+    GcpOutputs,
+    Outputs,
+    OutputsError,
+    SwarmOutputs,
+)
+from contract.outputs import storage_env as _storage_env
 
-from infra.program import REPO_ROOT
+__all__ = ["GcpOutputs", "StackError", "SwarmOutputs", "gcp_outputs", "read_outputs",
+           "storage_env", "swarm_outputs"]
 
 
 class StackError(Exception):
     """The stack's outputs cannot be read or lack what a command needs; the message says which."""
 
 
-class _Outputs(BaseModel):
-    model_config = ConfigDict(
-        alias_generator=to_camel, populate_by_name=True, extra="ignore", frozen=True
-    )
-
-
-_OutputsT = TypeVar("_OutputsT", bound=_Outputs)
-
-
-class TrainingSettings(_Outputs):
-    machine_type: str
-    accelerator_type: str
-    accelerator_count: int
-    spot: bool
-    boot_disk_gb: int
-    max_run_hours: float | None
-    donkeycar_version: str
-    model_type: str | None = None  # None: the car config's DEFAULT_MODEL_TYPE
-    overrides: dict[str, Any]
-
-
-class GcpOutputs(_Outputs):
-    """What the gcp target exports (infra/targets/gcp.py) and a Vertex AI job needs."""
-
-    target: str
-    project: str
-    region: str
-    bucket_url: str
-    image: str
-    trainer_service_account: str
-    training: TrainingSettings
-
-
-class SwarmTraining(_Outputs):
-    gpus: int
-    max_run_hours: float | None
-    donkeycar_version: str
-    model_type: str | None = None  # None: the car config's DEFAULT_MODEL_TYPE
-    overrides: dict[str, Any]
-
-
-class SwarmOutputs(_Outputs):
-    """What a swarm target exports (infra/targets/swarm_outputs.py) and a Swarm job needs."""
-
-    target: str
-    bucket_url: str
-    node_bucket_url: str
-    s3_endpoint: str | None = None
-    manager_address: str
-    manager_host_key: str | None = None
-    ssh_user: str
-    ssh_private_key: str
-    # Not exported by the stacks: an outputs file may set it for a manager behind a forwarded port.
-    ssh_port: int = 22
-    image: str
-    training: SwarmTraining
-    region: str | None = None
-    # The S3 gateway's keys (azure): the nodes there have no identity that S3 knows.
-    s3_access_key_id: str | None = None
-    s3_secret_access_key: str | None = None
+_OutputsT = TypeVar("_OutputsT", bound=Outputs)
 
 
 def read_outputs(
@@ -133,32 +82,24 @@ def swarm_outputs(stack: str, outputs: dict[str, Any]) -> SwarmOutputs:
 
 def _validated(model: type[_OutputsT], stack: str, outputs: dict[str, Any]) -> _OutputsT:
     try:
-        return model.model_validate(outputs)
-    except ValidationError as exc:
-        err = exc.errors()[0]
-        where = ".".join(str(p) for p in err["loc"])
-        raise StackError(
-            f"stack {stack}: output {where}: {err['msg']} (run `pulumi up` for this stack)"
-        ) from None
+        return model.parse(outputs)
+    except OutputsError as exc:
+        raise StackError(f"stack {stack}: {exc} (run `pulumi up` for this stack)") from None
 
 
 def storage_env(outputs: dict[str, Any]) -> dict[str, str]:
-    """Environment the storage layer needs to reach the stack's bucket from this machine.
-
-    The local target's S3 server takes the generated keys; cloud buckets use this machine's
-    own cloud login (gcloud application-default credentials, AWS profile, Azure login), with
-    the storage account named on azure.
-    """
-    if outputs.get("target") == "azure":
-        return {"AZURE_STORAGE_ACCOUNT_NAME": outputs["storageAccount"]}
-    if outputs.get("target") == "local":
-        return {
-            "AWS_ENDPOINT_URL": outputs["s3Endpoint"],
-            "AWS_ACCESS_KEY_ID": outputs["s3AccessKeyId"],
-            "AWS_SECRET_ACCESS_KEY": outputs["s3SecretAccessKey"],
-            "AWS_DEFAULT_REGION": "us-east-1",
-        }
-    return {}
+    """Environment the storage layer needs to reach the stack's bucket from this machine
+    (contract/outputs.py says which); KeyError names an output it needs and lacks."""
+    # Only the keys it reads, as exported: a folder source has no outputs at all.
+    access = BucketAccess.build(
+        **{name: outputs.get(BucketAccess.key(name)) for name in BucketAccess.model_fields}
+    )
+    try:
+        if access.target == "azure":
+            access.require("storage_account")
+        return _storage_env(access)
+    except OutputsError as missing:
+        raise KeyError(missing.key) from None
 
 
 def _pulumi_outputs(stack: str, cwd: Path) -> Any:

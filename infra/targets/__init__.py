@@ -2,20 +2,24 @@
 
 A target module defines a `pulumi.ComponentResource` subclass taking `TargetArgs`, which
 declares the target's storage, identity, network, GPU nodes (where the target has them) and
-trainer image as child components, and returns the stack outputs from `stack_outputs()`.
-Every target exports at least `target`, `bucketUrl` and `image`; what a target adds (an S3
-endpoint, a service account) is named in its module's docstring.
+trainer image as child components, and returns its outputs record (contract/outputs.py:
+local, swarm or gcp) from `outputs()`. Every target exports at least `target`, `bucketUrl`
+and `image`.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
 import pulumi
 
+from contract.outputs import Outputs
 from infra.config import StackConfig
+
+if TYPE_CHECKING:  # only the local target and the runs load the Docker provider
+    import pulumi_docker as docker
 
 TRAINER_DOCKERFILE = "training/donkeycar/Dockerfile"
 TRAINER_IMAGE = "trackday-donkeycar"
@@ -31,7 +35,20 @@ class TargetArgs:
 
 
 class Target(Protocol):
-    def stack_outputs(self) -> dict[str, Any]: ...
+    """A target component: its outputs record (contract/outputs.py) and what a DeepRacer run
+    declared by the program (infra/workloads/deepracer.py) deploys with."""
+
+    # The Docker provider of the engine the runs' services go to; None: the program's default
+    # provider, this machine's engine (right only on the local target).
+    docker_provider: docker.Provider | None
+    # The runs' network, where the target owns it (local with `deepracerRun`), else None.
+    run_network: docker.Network | None
+
+    def outputs(self) -> Outputs: ...
+
+    def stack_outputs(self) -> dict[str, Any]:
+        """`outputs().to_exports()`: what the stack exports."""
+        ...
 
 
 class TargetFactory(Protocol):

@@ -25,13 +25,14 @@ from typing import Any
 import pulumi
 import pulumi_aws as aws
 
+from contract.outputs import SwarmOutputs
 from infra import nodes
 from infra.config import Aws, ConfigError, StackConfig
 from infra.nodes import Node, NodeAccess, PoolSpec
-from infra.swarm import Swarm, SwarmArgs
 from infra.targets import TargetArgs, child
 from infra.targets.aws_storage import Bucket, BucketArgs
-from infra.targets.swarm_outputs import SwarmStack
+from infra.targets.ingress import ingress_rules
+from infra.targets.swarm_outputs import pool_and_swarm
 
 # The Deep Learning Base GPU AMI (Ubuntu 22.04): NVIDIA driver, CUDA, Docker and the NVIDIA
 # container toolkit. Owned by Amazon; the newest matching image is used.
@@ -154,32 +155,23 @@ class Network(pulumi.ComponentResource):
             route_table_id=routes.id,
             opts=child(self),
         )
-        admin = [
+        ingress = [
             aws.ec2.SecurityGroupIngressArgs(
-                description=f"port {port} from network.allowedCidrs",
-                protocol="tcp",
-                from_port=port,
-                to_port=port,
-                cidr_blocks=list(args.allowed_cidrs),
+                description=rule.description,
+                protocol=rule.protocol,
+                from_port=rule.port,
+                to_port=rule.port,
+                cidr_blocks=list(args.allowed_cidrs) if rule.from_admins else None,
+                self=None if rule.from_admins else True,
             )
-            for port in nodes.ADMIN_PORTS
-        ]
-        swarm = [
-            aws.ec2.SecurityGroupIngressArgs(
-                description=f"swarm {protocol}/{port} between the nodes",
-                protocol=protocol,
-                from_port=port,
-                to_port=port,
-                self=True,
-            )
-            for protocol, port in nodes.SWARM_PORTS
+            for rule in ingress_rules()
         ]
         # The S3 endpoint and images are reached over the internet; nothing else comes in.
         self.security_group = aws.ec2.SecurityGroup(
             f"{name}-nodes",
             vpc_id=vpc.id,
             description="trackday nodes: admin from allowed ranges, swarm between nodes",
-            ingress=admin + swarm,
+            ingress=ingress,
             egress=[
                 aws.ec2.SecurityGroupEgressArgs(
                     protocol="-1", from_port=0, to_port=0, cidr_blocks=["0.0.0.0/0"]
@@ -360,37 +352,39 @@ class AwsTarget(pulumi.ComponentResource):
             ),
             opts=in_region,
         )
-        access = NodeAccess(f"{name}-access", opts=child(self))
-        spec = PoolSpec.from_config(config, "aws")
-        pool = NodePool(
-            f"{name}-nodes",
-            NodePoolArgs(
-                spec=spec,
-                access=access,
-                config=config,
-                subnet_id=network.subnet.id,
-                security_group_id=network.security_group.id,
-                instance_profile=self.identity.profile.name,
-                provider=provider,
-            ),
-            opts=in_region,
-        )
-        swarm = Swarm(f"{name}-swarm", SwarmArgs(spec, access, pool.nodes), opts=child(self))
-        self.stack = SwarmStack(
+        self.nodes = pool_and_swarm(
             name,
             self,
             args,
-            access,
-            swarm,
-            bucket_url=self.storage.url,
-            s3_endpoint=f"https://s3.{aws_config.region}.amazonaws.com",
+            "aws",
+            lambda spec, access: NodePool(
+                f"{name}-nodes",
+                NodePoolArgs(
+                    spec=spec,
+                    access=access,
+                    config=config,
+                    subnet_id=network.subnet.id,
+                    security_group_id=network.security_group.id,
+                    instance_profile=self.identity.profile.name,
+                    provider=provider,
+                ),
+                opts=in_region,
+            ),
         )
+        self.docker_provider = None  # not yet: `trackday dr` runs on the swarm over SSH
+        self.run_network = None
         self.register_outputs(self.stack_outputs())
 
-    def stack_outputs(self) -> dict[str, Any]:
-        outputs = {**self.stack.outputs("aws"), "region": self.region}
-        if self.identity.log_group is not None:
+    def outputs(self) -> SwarmOutputs:
+        return self.nodes.outputs(
+            "aws",
+            bucket_url=self.storage.url,
+            s3_endpoint=f"https://s3.{self.region}.amazonaws.com",
+            region=self.region,
             # Where the DeepRacer services log (awslogs-group): the nodes' role may write
             # there and may not create a group of its own.
-            outputs["logGroup"] = self.identity.log_group.name
-        return outputs
+            log_group=None if self.identity.log_group is None else self.identity.log_group.name,
+        )
+
+    def stack_outputs(self) -> dict[str, Any]:
+        return self.outputs().to_exports()

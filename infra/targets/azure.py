@@ -35,14 +35,16 @@ import pulumi_azure_native as azure
 import pulumi_command as command
 import pulumi_random as random
 
+from contract.outputs import SwarmOutputs
 from infra import bootstrap, cloud_rules, gateway, nodes
 from infra.bootstrap import NodeService
 from infra.config import Azure, StackConfig
 from infra.nodes import Node, NodeAccess, PoolSpec
-from infra.swarm import Swarm, SwarmArgs, connection
+from infra.swarm import Swarm, connection
 from infra.targets import TargetArgs, child
 from infra.targets.azure_storage import Storage, StorageArgs
-from infra.targets.swarm_outputs import SwarmStack
+from infra.targets.ingress import ingress_rules
+from infra.targets.swarm_outputs import pool_and_swarm
 
 # What a node's own identity may do, on its own VM only: read it and deallocate it.
 SELF_DEALLOCATE_ACTIONS = (
@@ -68,14 +70,16 @@ class NetworkArgs:
 
 def security_rules(allowed_cidrs: list[str]) -> list[dict[str, Any]]:
     """The NSG rules: admin ports from the allowed ranges; swarm and gateway inside the subnet."""
-    rules: list[dict[str, Any]] = []
-    for port in nodes.ADMIN_PORTS:
-        rules.append(_rule(f"admin-{port}", "Tcp", allowed_cidrs, port, 100 + len(rules)))
-    inside = [nodes.SUBNET_CIDR]
-    for protocol, port in (*nodes.SWARM_PORTS, ("tcp", gateway.PORT)):
-        rules.append(
-            _rule(f"swarm-{protocol}-{port}", protocol.capitalize(), inside, port, 100 + len(rules))
+    rules = [
+        _rule(
+            rule.name,
+            rule.protocol.capitalize(),
+            allowed_cidrs if rule.from_admins else [nodes.SUBNET_CIDR],
+            rule.port,
+            100 + i,
         )
+        for i, rule in enumerate(ingress_rules(between_nodes=(("tcp", gateway.PORT),)))
+    ]
     # Azure lets the whole virtual network in by default: only the rules above may.
     rules.append(
         {
@@ -397,50 +401,53 @@ class AzureTarget(pulumi.ComponentResource):
             ),
             opts=child(self),
         )
-        access = NodeAccess(f"{name}-access", opts=child(self))
         # The gateway's settings hold no secret; they go into the manager's user data.
         gateway_service = pulumi.Output.all(self.storage.name, identity.client_id).apply(
             lambda values: (gateway.node_service(gateway.GatewaySettings(values[0], values[1])),)
         )
-        spec = PoolSpec.from_config(config, "azure")
-        pool = NodePool(
-            f"{name}-nodes",
-            NodePoolArgs(
-                spec=spec,
-                access=access,
-                config=config,
-                resource_group=group.name,
-                location=self.location,
-                subnet_id=network.subnet.id,
-                identity=identity,
-                self_deallocate_role=self_deallocate.id,
-                manager_services=gateway_service,
-            ),
-            opts=child(self),
-        )
-        swarm = Swarm(
-            f"{name}-swarm",
-            SwarmArgs(spec, access, pool.nodes, azure_identity_client_id=identity.client_id),
-            opts=child(self),
-        )
-        self.keys = GatewayKeys(f"{name}-gateway", GatewayKeysArgs(access, swarm), opts=child(self))
-        self.stack = SwarmStack(
+        self.nodes = pool_and_swarm(
             name,
             self,
             args,
-            access,
-            swarm,
-            bucket_url=f"az://{container}",
-            s3_endpoint=swarm.manager_private_address.apply(gateway.endpoint),
-            node_bucket_url=f"s3://{container}",
+            "azure",
+            lambda spec, access: NodePool(
+                f"{name}-nodes",
+                NodePoolArgs(
+                    spec=spec,
+                    access=access,
+                    config=config,
+                    resource_group=group.name,
+                    location=self.location,
+                    subnet_id=network.subnet.id,
+                    identity=identity,
+                    self_deallocate_role=self_deallocate.id,
+                    manager_services=gateway_service,
+                ),
+                opts=child(self),
+            ),
+            lambda pool: {"azure_identity_client_id": identity.client_id},
         )
+        self.container = container
+        self.keys = GatewayKeys(
+            f"{name}-gateway",
+            GatewayKeysArgs(self.nodes.access, self.nodes.swarm),
+            opts=child(self),
+        )
+        self.docker_provider = None  # not yet: `trackday dr` runs on the swarm over SSH
+        self.run_network = None
         self.register_outputs(self.stack_outputs())
 
+    def outputs(self) -> SwarmOutputs:
+        return self.nodes.outputs(
+            "azure",
+            bucket_url=f"az://{self.container}",
+            s3_endpoint=self.nodes.swarm.manager_private_address.apply(gateway.endpoint),
+            node_bucket_url=f"s3://{self.container}",
+            location=self.location,
+            storage_account=self.storage.name,
+            s3_access_key_id=self.keys.access_key_id,
+            s3_secret_access_key=self.keys.secret_access_key,
+        )
+
     def stack_outputs(self) -> dict[str, Any]:
-        return {
-            **self.stack.outputs("azure"),
-            "location": self.location,
-            "storageAccount": self.storage.name,
-            "s3AccessKeyId": self.keys.access_key_id,
-            "s3SecretAccessKey": self.keys.secret_access_key,
-        }
+        return self.outputs().to_exports()

@@ -33,13 +33,12 @@ import pulumi
 import pulumi_docker_build as docker_build
 import pulumi_gcp as gcp
 
+from contract.outputs import GcpOutputs, VertexTraining
 from infra import catalog, cloud_rules
 from infra.config import StackConfig
-from infra.nodes import NodeAccess, PoolSpec
-from infra.swarm import Swarm, SwarmArgs
 from infra.targets import TRAINER_DOCKERFILE, TRAINER_IMAGE, TargetArgs, child, trainer_build_args
 from infra.targets.gcp_nodes import Network, NetworkArgs, NodePool, NodePoolArgs
-from infra.targets.swarm_outputs import SwarmStack
+from infra.targets.swarm_outputs import SwarmNodes, pool_and_swarm
 
 APIS = (
     "aiplatform.googleapis.com",
@@ -304,14 +303,16 @@ class GcpTarget(pulumi.ComponentResource):
         )
         # Resolved by infra/config.py from the dated zone table (infra/cloud_rules.py).
         self.zone = gcp_config.zone
-        self.swarm_stack = (
+        self.nodes = (
             self._node_pool(name, args, labels, after_apis) if gcp_config.node_pool else None
         )
+        self.docker_provider = None  # not yet: `trackday dr` runs on the swarm over SSH
+        self.run_network = None
         self.register_outputs(self.stack_outputs())
 
     def _node_pool(
         self, name: str, args: TargetArgs, labels: dict[str, str], opts: pulumi.ResourceOptions
-    ) -> SwarmStack:
+    ) -> SwarmNodes:
         config = args.config
         assert config.gcp is not None
         network = Network(
@@ -319,75 +320,65 @@ class GcpTarget(pulumi.ComponentResource):
             NetworkArgs(region=config.gcp.region, allowed_cidrs=config.network.allowed_cidrs),
             opts=opts,
         )
-        access = NodeAccess(f"{name}-access", opts=child(self))
-        spec = PoolSpec.from_config(config, "gcp")
-        pool = NodePool(
-            f"{name}-nodes",
-            NodePoolArgs(
-                spec=spec,
-                access=access,
-                config=config,
-                zone=self.zone,
-                subnet=network.subnet.id,
-                service_account=self.identity.email,
-                labels=labels,
-            ),
-            opts=opts,
-        )
-        swarm = Swarm(
-            f"{name}-swarm",
-            SwarmArgs(spec, access, pool.nodes, manager_host_key=pool.manager_host_key),
-            opts=child(self),
-        )
-        return SwarmStack(
+        return pool_and_swarm(
             name,
             self,
             args,
-            access,
-            swarm,
+            "gcp",
+            lambda spec, access: NodePool(
+                f"{name}-nodes",
+                NodePoolArgs(
+                    spec=spec,
+                    access=access,
+                    config=config,
+                    zone=self.zone,
+                    subnet=network.subnet.id,
+                    service_account=self.identity.email,
+                    labels=labels,
+                ),
+                opts=opts,
+            ),
+            lambda pool: {"manager_host_key": pool.manager_host_key},
+        )
+
+    def outputs(self) -> GcpOutputs:
+        config = self.config
+        assert config.gcp is not None
+        # Vertex AI jobs keep `image` and `training`; the swarm adds how to reach its nodes.
+        swarm = None if self.nodes is None else self.nodes.outputs("gcp", self.storage.url)
+        return GcpOutputs.build(
+            project=config.gcp.project,
+            region=config.gcp.region,
             bucket_url=self.storage.url,
-            s3_endpoint=None,
+            image=self.image.ref,
+            image_repository=self.image.repository_url,
+            trainer_service_account=self.identity.email,
+            trainer_key=self.identity.key,
+            training=vertex_training(config),
+            swarm=swarm,
+            swarm_image=None if swarm is None else swarm.image,
+            zone=None if swarm is None else self.zone,
         )
 
     def stack_outputs(self) -> dict[str, Any]:
-        config = self.config
-        assert config.gcp is not None
-        outputs: dict[str, Any] = {
-            "target": "gcp",
-            "project": config.gcp.project,
-            "region": config.gcp.region,
-            "bucketUrl": self.storage.url,
-            "image": self.image.ref,
-            "imageRepository": self.image.repository_url,
-            "trainerServiceAccount": self.identity.email,
-            "training": training_settings(config),
-        }
-        if self.identity.key is not None:
-            outputs["trainerKey"] = self.identity.key
-        if self.swarm_stack is not None:
-            # Vertex AI jobs keep `image` and `training`; the swarm adds how to reach its nodes.
-            swarm_outputs = self.swarm_stack.outputs("gcp")
-            outputs.update({k: v for k, v in swarm_outputs.items() if k not in outputs})
-            outputs["swarmImage"] = swarm_outputs["image"]
-            outputs["zone"] = self.zone
-        return outputs
+        return self.outputs().to_exports()
 
 
-def training_settings(config: StackConfig) -> dict[str, Any]:
+def vertex_training(config: StackConfig) -> VertexTraining:
     """What `trackday donkey submit` needs besides the resources: machine and donkeycar settings."""
     nodes = config.nodes
     assert nodes.gpu.type is not None, "infra.config resolves the GPU for cloud targets"
-    return {
-        "machineType": nodes.machine_type,
-        "acceleratorType": catalog.VERTEX_ACCELERATOR[nodes.gpu.type],
-        "acceleratorCount": nodes.gpu.count,
-        "spot": nodes.spot,
-        "bootDiskGb": nodes.root_volume_gb,
-        "maxRunHours": config.budget.ttl_hours,
-        "donkeycarVersion": config.donkeycar.version,
-        "modelType": config.donkeycar.model_type,
-        "overrides": dict(config.donkeycar.overrides),
-    }
+    return VertexTraining.build(
+        machine_type=nodes.machine_type,
+        accelerator_type=catalog.VERTEX_ACCELERATOR[nodes.gpu.type],
+        accelerator_count=nodes.gpu.count,
+        spot=nodes.spot,
+        boot_disk_gb=nodes.root_volume_gb,
+        max_run_hours=config.budget.ttl_hours,
+        donkeycar_version=config.donkeycar.version,
+        model_type=config.donkeycar.model_type,
+        overrides=dict(config.donkeycar.overrides),
+    )
 
 
 def _resource_id(name: str, limit: int) -> str:

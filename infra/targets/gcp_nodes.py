@@ -19,6 +19,7 @@ from infra import catalog, cloud_rules, nodes
 from infra.config import StackConfig
 from infra.nodes import Node, NodeAccess, PoolSpec
 from infra.targets import child
+from infra.targets.ingress import ingress_rules
 
 NODE_TAG = "trackday-node"
 
@@ -55,24 +56,20 @@ class Network(pulumi.ComponentResource):
             network=network.id,
             direction="INGRESS",
             allows=[
-                gcp.compute.FirewallAllowArgs(
-                    protocol="tcp", ports=[str(p) for p in nodes.ADMIN_PORTS]
-                )
+                gcp.compute.FirewallAllowArgs(protocol=protocol, ports=ports)
+                for protocol, ports in _by_protocol(from_admins=True).items()
             ],
             source_ranges=list(args.allowed_cidrs),
             target_tags=[NODE_TAG],
             opts=child(self),
         )
-        by_protocol: dict[str, list[str]] = {}
-        for protocol, port in nodes.SWARM_PORTS:
-            by_protocol.setdefault(protocol, []).append(str(port))
         gcp.compute.Firewall(
             f"{name}-swarm",
             network=network.id,
             direction="INGRESS",
             allows=[
                 gcp.compute.FirewallAllowArgs(protocol=protocol, ports=ports)
-                for protocol, ports in by_protocol.items()
+                for protocol, ports in _by_protocol(from_admins=False).items()
             ],
             source_tags=[NODE_TAG],
             target_tags=[NODE_TAG],
@@ -184,6 +181,16 @@ class NodePool(pulumi.ComponentResource):
 
 
 HOST_KEY_TYPE = "ssh-ed25519"
+
+
+def _by_protocol(from_admins: bool) -> dict[str, list[str]]:
+    """The ports of infra/targets/ingress.py's rules, from the admins or between the nodes,
+    by protocol (a firewall's `allows`)."""
+    ports: dict[str, list[str]] = {}
+    for rule in ingress_rules():
+        if rule.from_admins == from_admins:
+            ports.setdefault(rule.protocol, []).append(str(rule.port))
+    return ports
 
 
 def _guest_host_key(

@@ -24,6 +24,7 @@ import pulumi
 import pulumi_docker as docker
 import pulumi_random as random
 
+from contract.outputs import LocalOutputs
 from infra.targets import TRAINER_DOCKERFILE, TRAINER_IMAGE, TargetArgs, child, trainer_build_args
 from infra.workloads.run_target import LOCAL_S3_ALIAS as S3_ALIAS
 from training.deepracer.services import NETWORK as RUN_NETWORK
@@ -183,21 +184,24 @@ class LocalTarget(pulumi.ComponentResource):
             ),
             opts=child(self),
         )
+        self.docker_provider = None  # the program's default provider: this machine's engine
         self.register_outputs(self.stack_outputs())
 
-    def stack_outputs(self) -> dict[str, Any]:
+    def outputs(self) -> LocalOutputs:
         s3 = self.storage
-        return {
-            "target": "local",
-            "bucketUrl": s3.bucket_url,
-            "s3Endpoint": s3.endpoint,
-            "s3EndpointInNetwork": s3.endpoint_in_network,
-            "network": s3.network.name,
-            "s3Container": s3.container.name,
-            "s3AccessKeyId": pulumi.Output.secret(s3.access_key_id),
-            "s3SecretAccessKey": pulumi.Output.secret(s3.secret_access_key),
-            "image": self.image.ref,
-        }
+        return LocalOutputs.build(
+            bucket_url=s3.bucket_url,
+            s3_endpoint=s3.endpoint,
+            s3_endpoint_in_network=s3.endpoint_in_network,
+            network=s3.network.name,
+            s3_container=s3.container.name,
+            s3_access_key_id=pulumi.Output.secret(s3.access_key_id),
+            s3_secret_access_key=pulumi.Output.secret(s3.secret_access_key),
+            image=self.image.ref,
+        )
+
+    def stack_outputs(self) -> dict[str, Any]:
+        return self.outputs().to_exports()
 
 
 def _labels(labels: dict[str, str]) -> list[dict[str, str]]:

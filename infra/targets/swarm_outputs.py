@@ -1,87 +1,110 @@
-"""What every swarm target (aws, azure, and gcp with `gcp.nodePool`) adds after its nodes.
+"""What every swarm target (aws, azure, and gcp with `gcp.nodePool`) declares after its network.
 
-The DonkeyCar trainer image, built on the manager, and the stack outputs that
-`trackday donkey submit --stack aws|azure` reads (trackday/stack.py, SwarmOutputs):
-
-`target`, `bucketUrl` (the bucket as this machine reaches it: s3:// on aws, az:// on azure),
-`nodeBucketUrl` and, where it is S3, `s3Endpoint` (the bucket as containers on the nodes reach
-it: through the S3 gateway on azure, gs:// with the node's service account on gcp),
-`managerAddress` (public), `managerPrivateAddress`, `managerHostKey` (its SSH host key),
-`sshUser`, `sshPrivateKey` (secret),
-`nodeCount`, `image` (the trainer image on the manager) and `training` (donkeycar settings).
+`pool_and_swarm` is the sequence the three share: the nodes' SSH access, the cloud's node pool
+(the target makes it from the pool spec and the access), the swarm over those nodes and the
+DonkeyCar trainer image built on its manager. `SwarmNodes.outputs` is the target's swarm
+record (contract/outputs.py, SwarmOutputs) that `trackday donkey submit` and `trackday dr`
+read: `bucketUrl` as this machine reaches the bucket (s3:// on aws, az:// on azure),
+`nodeBucketUrl` and, where it is S3, `s3Endpoint` as containers on the nodes reach it
+(through the S3 gateway on azure, gs:// with the node's service account on gcp), the manager's
+addresses and host key, the SSH user and key (secret), `nodeCount`, `image` and `training`.
 """
 
 from __future__ import annotations
 
-from typing import Any
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any, Protocol
 
 import pulumi
 
+from contract.outputs import SwarmOutputs, SwarmTraining
 from infra.config import StackConfig
-from infra.nodes import NodeAccess
-from infra.swarm import Swarm
+from infra.nodes import Cloud, Node, NodeAccess, PoolSpec
+from infra.swarm import Swarm, SwarmArgs
 from infra.targets import TargetArgs, child, trainer_build_args
 from infra.workloads.donkeycar import TrainerImage, TrainerImageArgs
 
 
-class SwarmStack:
-    """The trainer image on `swarm`'s manager, and the outputs of a swarm target."""
+class NodePool(Protocol):
+    nodes: list[Node]
 
-    def __init__(
+
+@dataclass(frozen=True)
+class SwarmNodes:
+    """What `pool_and_swarm` declared: the access, the swarm and the trainer image on it."""
+
+    config: StackConfig
+    access: NodeAccess
+    swarm: Swarm
+    image: TrainerImage
+
+    def outputs(
         self,
-        name: str,
-        parent: pulumi.Resource,
-        args: TargetArgs,
-        access: NodeAccess,
-        swarm: Swarm,
+        target: str,
         bucket_url: pulumi.Input[str],
-        s3_endpoint: pulumi.Input[str] | None,
+        s3_endpoint: pulumi.Input[str] | None = None,
         node_bucket_url: pulumi.Input[str] | None = None,
-    ):
-        config = args.config
-        self.config = config
-        self.access = access
-        self.swarm = swarm
-        self.bucket_url = bucket_url
-        self.node_bucket_url = node_bucket_url if node_bucket_url is not None else bucket_url
-        self.s3_endpoint = s3_endpoint
-        self.image = TrainerImage(
-            f"{name}-trainer",
-            TrainerImageArgs(
-                repo_root=args.repo_root,
-                version=config.donkeycar.version,
-                build_args=trainer_build_args(config, gpu=True),
-                access=access,
-                swarm=swarm,
-            ),
-            opts=child(parent),
+        **extra: Any,
+    ) -> SwarmOutputs:
+        """The swarm record; `extra` are the target's own outputs (region, storage account)."""
+        return SwarmOutputs.build(
+            target=target,
+            bucket_url=bucket_url,
+            node_bucket_url=node_bucket_url if node_bucket_url is not None else bucket_url,
+            s3_endpoint=s3_endpoint,
+            manager_address=self.swarm.manager_address,
+            manager_private_address=self.swarm.manager_private_address,
+            manager_host_key=self.swarm.manager_host_key,
+            ssh_user=self.access.user,
+            ssh_private_key=self.access.private_key,
+            node_count=self.config.nodes.count,
+            image=self.image.ref,
+            training=swarm_training(self.config),
+            **extra,
         )
 
-    def outputs(self, target: str) -> dict[str, Any]:
-        outputs = {
-            "target": target,
-            "bucketUrl": self.bucket_url,
-            "nodeBucketUrl": self.node_bucket_url,
-            "managerAddress": self.swarm.manager_address,
-            "managerPrivateAddress": self.swarm.manager_private_address,
-            "managerHostKey": self.swarm.manager_host_key,
-            "sshUser": self.access.user,
-            "sshPrivateKey": self.access.private_key,
-            "nodeCount": self.config.nodes.count,
-            "image": self.image.ref,
-            "training": training_settings(self.config),
-        }
-        if self.s3_endpoint is not None:
-            outputs["s3Endpoint"] = self.s3_endpoint
-        return outputs
+
+def pool_and_swarm(
+    name: str,
+    parent: pulumi.Resource,
+    args: TargetArgs,
+    cloud: Cloud,
+    make_pool: Callable[[PoolSpec, NodeAccess], NodePool],
+    swarm_options: Callable[[Any], dict[str, Any]] = lambda pool: {},
+) -> SwarmNodes:
+    """Node access, the cloud's pool (`make_pool`), the swarm over it and the trainer image.
+
+    `swarm_options` gives the cloud's further SwarmArgs from its pool (the azure identity,
+    gcp's host key reader)."""
+    access = NodeAccess(f"{name}-access", opts=child(parent))
+    spec = PoolSpec.from_config(args.config, cloud)
+    pool = make_pool(spec, access)
+    swarm = Swarm(
+        f"{name}-swarm",
+        SwarmArgs(spec, access, pool.nodes, **swarm_options(pool)),
+        opts=child(parent),
+    )
+    image = TrainerImage(
+        f"{name}-trainer",
+        TrainerImageArgs(
+            repo_root=args.repo_root,
+            version=args.config.donkeycar.version,
+            build_args=trainer_build_args(args.config, gpu=True),
+            access=access,
+            swarm=swarm,
+        ),
+        opts=child(parent),
+    )
+    return SwarmNodes(args.config, access, swarm, image)
 
 
-def training_settings(config: StackConfig) -> dict[str, Any]:
+def swarm_training(config: StackConfig) -> SwarmTraining:
     """The donkeycar settings a Swarm training job runs with."""
-    return {
-        "gpus": config.nodes.gpu.count,
-        "maxRunHours": config.budget.ttl_hours,
-        "donkeycarVersion": config.donkeycar.version,
-        "modelType": config.donkeycar.model_type,
-        "overrides": dict(config.donkeycar.overrides),
-    }
+    return SwarmTraining.build(
+        gpus=config.nodes.gpu.count,
+        max_run_hours=config.budget.ttl_hours,
+        donkeycar_version=config.donkeycar.version,
+        model_type=config.donkeycar.model_type,
+        overrides=dict(config.donkeycar.overrides),
+    )

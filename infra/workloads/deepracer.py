@@ -37,6 +37,7 @@ from contract.swarm import (
     s3_credentials_file,
 )
 from infra.config import ConfigError, StackConfig
+from infra.targets import Target
 from infra.workloads.run_target import RunTarget, placement_problem
 from training import storage
 from training.deepracer import bucket_io
@@ -256,7 +257,7 @@ class DeepRacerRun(pulumi.ComponentResource):
                 "deepracerFiles": self.files.keys}
 
 
-def deploy(name: str, run: tuple[DeepRacerSettings, str, Path], target: Any,
+def deploy(name: str, run: tuple[DeepRacerSettings, str, Path], target: Target,
            stack: str) -> dict[str, Any]:
     """Declare the requested run on a target component; its stack outputs.
 
@@ -266,10 +267,9 @@ def deploy(name: str, run: tuple[DeepRacerSettings, str, Path], target: Any,
     from infra.workloads.run_target import RunTargetError, run_target
 
     settings, job, folder = run
-    outputs = target.stack_outputs()
-    provider = getattr(target, "docker_provider", None)
-    if outputs.get("target") != "local" and provider is None:
-        raise ConfigError("deepracerRun", job, f"the {outputs.get('target')} target gives "
+    outputs = target.outputs()
+    if outputs.target != "local" and target.docker_provider is None:
+        raise ConfigError("deepracerRun", job, f"the {outputs.target} target gives "
                           "Pulumi no Docker provider for its swarm manager yet; leave "
                           f"deepracerRun unset and run `trackday dr start-{job} --stack "
                           f"{stack}`")
@@ -278,6 +278,6 @@ def deploy(name: str, run: tuple[DeepRacerSettings, str, Path], target: Any,
         run_services(settings, placed.site, job)  # what the stack cannot give, said first
     except (RunTargetError, ValueError) as error:
         raise ConfigError("deepracerRun", job, str(error)) from None
-    component = DeepRacerRun(name, DeepRacerRunArgs(settings, job, folder, placed, provider,
-                                                    getattr(target, "run_network", None)))
+    component = DeepRacerRun(name, DeepRacerRunArgs(settings, job, folder, placed,
+                                                    target.docker_provider, target.run_network))
     return component.stack_outputs()

@@ -12,12 +12,20 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
+from contract.outputs import (
+    LOCAL_REGION,
+    RECORDS,
+    LocalOutputs,
+    Outputs,
+    OutputsError,
+    SwarmSite,
+    storage_env,
+)
 from contract.swarm import GPU_RESOURCE
 from infra import xorg
 from training.deepracer.params import Bucket
 from training.deepracer.services import Site
 
-LOCAL_REGION = "us-east-1"
 # The local S3 server's name on the networks its clients share (`s3EndpointInNetwork`'s host).
 LOCAL_S3_ALIAS = "s3"
 
@@ -79,46 +87,53 @@ def local_display(environ: Mapping[str, str]) -> tuple[str | None, str | None]:
     return display, cookie if display and cookie and os.path.isfile(cookie) else None
 
 
-def run_target(stack: str, outputs: Mapping[str, Any],
+def run_target(stack: str, outputs: Mapping[str, Any] | Outputs,
                environ: Mapping[str, str] = os.environ) -> RunTarget:
-    """The run target that a stack's outputs describe (infra/targets/local.py and
-    infra/targets/swarm_outputs.py name them); on the local target `environ` gives the
-    user's X display."""
-    target = outputs.get("target")
+    """The run target that a stack's outputs describe: the program's record of its target,
+    or what `pulumi stack output` printed (contract/outputs.py names the keys); on the local
+    target `environ` gives the user's X display."""
+    if not isinstance(outputs, Outputs):
+        outputs = _record(stack, outputs)
     # Swarm targets name the bucket as the nodes reach it `nodeBucketUrl` (s3:// on aws and,
     # through the gateway, on azure, whose own `bucketUrl` is az://).
-    s3_url = outputs.get("nodeBucketUrl", outputs.get("bucketUrl"))
+    s3_url = outputs.s3_url if isinstance(outputs, SwarmSite) else outputs.bucket_url
     if not isinstance(s3_url, str) or not s3_url.startswith("s3://"):
-        shown = s3_url if isinstance(s3_url, str) else "missing or not known yet"
+        raise RunTargetError(
+            f"stack {stack} ({outputs.target}) has no S3 bucket (bucketUrl {s3_url}): DeepRacer "
+            "runs need the local, aws or azure target, with storage.bucket named")
+    name = s3_url.removeprefix("s3://").strip("/")
+    if isinstance(outputs, LocalOutputs):
+        keys = (outputs.s3_access_key_id, outputs.s3_secret_access_key)
+        bucket = Bucket(name, LOCAL_REGION, outputs.s3_endpoint_in_network)
+        display, cookie = local_display(environ)
+        return RunTarget(None, bucket, s3_url, storage_env(outputs), keys, True,
+                         outputs.s3_container, display=display, xauthority=cookie)
+    assert isinstance(outputs, SwarmSite), "_record gives no other record with an s3:// bucket"
+    keys = ((outputs.s3_access_key_id, outputs.s3_secret_access_key)
+            if outputs.s3_access_key_id is not None else None)
+    bucket = Bucket(name, outputs.region or LOCAL_REGION, outputs.s3_endpoint or None)
+    manager = ManagerAccess(outputs.manager_address, outputs.ssh_user,
+                            outputs.ssh_private_key, outputs.manager_host_key)
+    return RunTarget(manager, bucket, outputs.bucket_url, storage_env(outputs), keys,
+                     int(outputs.node_count) == 1, cloud=str(outputs.target),
+                     log_group=outputs.log_group)
+
+
+def _record(stack: str, outputs: Mapping[str, Any]) -> Outputs:
+    """The exported outputs as their target's record; what is missing or wrong is named."""
+    target = outputs.get(SwarmSite.key("target"))
+    bucket_url = outputs.get(SwarmSite.key("node_bucket_url"),
+                             outputs.get(SwarmSite.key("bucket_url")))
+    if target not in RECORDS or target == "gcp" or not isinstance(bucket_url, str):
+        shown = bucket_url if isinstance(bucket_url, str) else "missing or not known yet"
         raise RunTargetError(
             f"stack {stack} ({target}) has no S3 bucket (bucketUrl {shown}): DeepRacer runs "
             "need the local, aws or azure target, with storage.bucket named")
-    name = s3_url.removeprefix("s3://").strip("/")
     try:
-        if target == "local":
-            keys = (outputs["s3AccessKeyId"], outputs["s3SecretAccessKey"])
-            storage_env = {"AWS_ENDPOINT_URL": outputs["s3Endpoint"],
-                           "AWS_ACCESS_KEY_ID": keys[0], "AWS_SECRET_ACCESS_KEY": keys[1],
-                           "AWS_DEFAULT_REGION": LOCAL_REGION}
-            bucket = Bucket(name, LOCAL_REGION, outputs["s3EndpointInNetwork"])
-            display, cookie = local_display(environ)
-            return RunTarget(None, bucket, s3_url, storage_env, keys, True,
-                             outputs["s3Container"], display=display, xauthority=cookie)
-        keys = ((outputs["s3AccessKeyId"], outputs["s3SecretAccessKey"])
-                if "s3AccessKeyId" in outputs else None)
-        bucket = Bucket(name, outputs.get("region", LOCAL_REGION),
-                        outputs.get("s3Endpoint") or None)
-        # The operator's own cloud login; on azure adlfs needs the storage account's name.
-        storage_env = ({"AZURE_STORAGE_ACCOUNT_NAME": outputs["storageAccount"]}
-                       if "storageAccount" in outputs else {})
-        manager = ManagerAccess(outputs["managerAddress"], outputs["sshUser"],
-                                outputs["sshPrivateKey"], outputs.get("managerHostKey"))
-        return RunTarget(manager, bucket, outputs["bucketUrl"], storage_env, keys,
-                         int(outputs.get("nodeCount", 1)) == 1, cloud=str(target),
-                         log_group=outputs.get("logGroup"))
-    except KeyError as missing:
-        raise RunTargetError(
-            f"stack {stack} has no output {missing}: run `pulumi up` for it") from None
+        return RECORDS[target].parse(outputs)
+    except OutputsError as error:
+        raise RunTargetError(f"stack {stack} has no output {error.key!r}: run `pulumi up` for "
+                             f"it ({error.problem})") from None
 
 
 # What makes this machine's engine a swarm whose node takes the runs' services (README).
