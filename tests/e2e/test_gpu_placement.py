@@ -26,7 +26,7 @@ import pytest
 from infra import bootstrap
 from infra.bootstrap import NodeBootstrap
 from tests.e2e.images import import_busybox
-from trackday.dr_runs import task_template
+from trackday.swarm_jobs import task_template
 from training.deepracer.params import Bucket
 from training.deepracer.services import Site, training_services
 from training.deepracer.settings import DeepRacerSettings

@@ -16,7 +16,7 @@ import docker
 import pytest
 
 from tests.infra.test_xorg import dummy_server
-from trackday.dr_runs import task_template
+from trackday.swarm_jobs import task_template
 from training.deepracer.params import Bucket
 from training.deepracer.services import Site, training_services
 from training.deepracer.settings import DeepRacerSettings
