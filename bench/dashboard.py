@@ -63,12 +63,27 @@ def _trace(rng: random.Random, episodes: range) -> str:
     for number in episodes:
         for step in range(1, STEPS + 1):
             done = step == STEPS
-            values = [number, step, round(rng.uniform(-8, 8), 6), round(rng.uniform(-6, 6), 6),
-                      round(rng.uniform(-180, 180), 4), rng.choice((-30.0, 0.0, 30.0)),
-                      rng.choice((1.0, 2.0, 3.0)), rng.randrange(9), round(rng.random(), 4),
-                      done, True, round(100 * step / STEPS, 4), step, 17.71,
-                      round(step / 15, 3), "off_track" if done else "in_progress", 0.0, 0,
-                      round(1.7e9 + step / 15, 3)]
+            values = [
+                number,
+                step,
+                round(rng.uniform(-8, 8), 6),
+                round(rng.uniform(-6, 6), 6),
+                round(rng.uniform(-180, 180), 4),
+                rng.choice((-30.0, 0.0, 30.0)),
+                rng.choice((1.0, 2.0, 3.0)),
+                rng.randrange(9),
+                round(rng.random(), 4),
+                done,
+                True,
+                round(100 * step / STEPS, 4),
+                step,
+                17.71,
+                round(step / 15, 3),
+                "off_track" if done else "in_progress",
+                0.0,
+                0,
+                round(1.7e9 + step / 15, 3),
+            ]
             lines.append(",".join(str(v) for v in values))
     return "\n".join(lines) + "\n"
 
@@ -84,18 +99,29 @@ def write_run(root: Path) -> Path:
             first = number + 1
             for _ in range(share):
                 number += 1
-                rows.append(episode("training", number, 0, rng.uniform(0, 100),
-                                    rng.uniform(0, 100), 9000))
+                rows.append(
+                    episode("training", number, 0, rng.uniform(0, 100), rng.uniform(0, 100), 9000)
+                )
             if worker == 0:  # only worker 0 evaluates each new checkpoint
-                rows += [episode("evaluation", number, trial, rng.uniform(0, 100),
-                                 rng.uniform(0, 100), 15_000) for trial in range(1, TRIALS + 1)]
+                rows += [
+                    episode(
+                        "evaluation",
+                        number,
+                        trial,
+                        rng.uniform(0, 100),
+                        rng.uniform(0, 100),
+                        15_000,
+                    )
+                    for trial in range(1, TRIALS + 1)
+                ]
             trace = root / layout.training_simtrace(iteration, worker, WORKERS)
             trace.parent.mkdir(parents=True, exist_ok=True)
             trace.write_text(_trace(rng, range(first, number + 1)))
         path = root / layout.training_metrics(worker)
         path.parent.mkdir(parents=True, exist_ok=True)
-        path.write_text(json.dumps({"metrics": rows, "version": 2,
-                                    "best_model_metric": "progress"}))
+        path.write_text(
+            json.dumps({"metrics": rows, "version": 2, "best_model_metric": "progress"})
+        )
     hyper = root / PREFIX / "ip" / "hyperparameters.json"
     hyper.parent.mkdir(parents=True, exist_ok=True)
     hyper.write_text(json.dumps({"num_episodes_between_training": EPISODES}))
@@ -123,7 +149,8 @@ def first_render(url: str, repeat: int) -> list[tuple[float, float, float]]:
             drawn = time.perf_counter() - start
             html, scripts = page.evaluate(
                 "[performance.getEntriesByType('navigation')[0]]"
-                ".map(n => [n.responseEnd, n.domContentLoadedEventEnd])[0]")
+                ".map(n => [n.responseEnd, n.domContentLoadedEventEnd])[0]"
+            )
             times.append((drawn, html / 1000, scripts / 1000))
             page.close()
         browser.close()
@@ -133,8 +160,9 @@ def first_render(url: str, repeat: int) -> list[tuple[float, float, float]]:
 def deepracer_utils(python: str, run: Path) -> tuple[float, float]:
     """(seconds of the whole process: imports and loading, seconds of the loading alone)."""
     start = time.perf_counter()
-    done = subprocess.run([python, "-c", THEIRS, str(run)], check=True, capture_output=True,
-                          text=True)
+    done = subprocess.run(
+        [python, "-c", THEIRS, str(run)], check=True, capture_output=True, text=True
+    )
     return time.perf_counter() - start, float(done.stdout.split()[-1])
 
 
@@ -149,19 +177,48 @@ def main() -> None:
         bucket = server.create_bucket()
         files = [p for p in run.rglob("*") if p.is_file()]
         with ThreadPoolExecutor(max_workers=8) as pool:
-            list(pool.map(lambda p: server.put(bucket, f"{PREFIX}/{p.relative_to(run)}",
-                                               p.read_bytes()), files))
+            list(
+                pool.map(
+                    lambda p: server.put(bucket, f"{PREFIX}/{p.relative_to(run)}", p.read_bytes()),
+                    files,
+                )
+            )
         outputs = work / "outputs.json"
-        outputs.write_text(json.dumps({
-            "target": "local", "bucketUrl": f"s3://{bucket}", "s3Endpoint": server.endpoint,
-            "s3AccessKeyId": server.key, "s3SecretAccessKey": server.secret}))
+        outputs.write_text(
+            json.dumps(
+                {
+                    "target": "local",
+                    "bucketUrl": f"s3://{bucket}",
+                    "s3Endpoint": server.endpoint,
+                    "s3AccessKeyId": server.key,
+                    "s3SecretAccessKey": server.secret,
+                }
+            )
+        )
         (work / "project").mkdir()
         port = free_port()
         process = subprocess.Popen(
-            [sys.executable, "-m", "trackday", "dashboard", "--no-browser", "--port", str(port),
-             "--project", str(work / "project"), "--outputs", f"bench={outputs}",
-             "--models", str(work / "none"), "--refresh", "3600"], cwd=REPO,
-            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+            [
+                sys.executable,
+                "-m",
+                "trackday",
+                "dashboard",
+                "--no-browser",
+                "--port",
+                str(port),
+                "--project",
+                str(work / "project"),
+                "--outputs",
+                f"bench={outputs}",
+                "--models",
+                str(work / "none"),
+                "--refresh",
+                "3600",
+            ],
+            cwd=REPO,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )
         try:
             _wait_until_up(f"http://127.0.0.1:{port}/", process, work / "none.log")
             ours = first_render(f"http://127.0.0.1:{port}/s/bench/dr/{PREFIX}", args.repeat)
@@ -170,15 +227,21 @@ def main() -> None:
             process.wait(timeout=30)
         sizes = _size(run, "metrics/"), _size(run, "simtrace")
         theirs = [deepracer_utils(reference, run) for _ in range(args.repeat)]
-    print(f"run: {ITERATIONS} iterations x {WORKERS} workers, {len(files)} files: "
-          f"{sizes[0]:.1f} MB metrics, {sizes[1]:.1f} MB simtrace")
+    print(
+        f"run: {ITERATIONS} iterations x {WORKERS} workers, {len(files)} files: "
+        f"{sizes[0]:.1f} MB metrics, {sizes[1]:.1f} MB simtrace"
+    )
     warm = min(ours[1:])
-    print(f"dashboard first render  cold {ours[0][0]:6.2f} s   warm best of {args.repeat} "
-          f"{warm[0]:6.2f} s (HTML at {warm[1]:.2f} s, scripts run at {warm[2]:.2f} s)   "
-          "(reads the metrics only)")
-    print(f"deepracer-utils              best of {args.repeat} {min(theirs)[0]:6.2f} s, "
-          f"{min(t[1] for t in theirs):.2f} s of it loading after the imports   "
-          "(reads metrics and all simtrace)")
+    print(
+        f"dashboard first render  cold {ours[0][0]:6.2f} s   warm best of {args.repeat} "
+        f"{warm[0]:6.2f} s (HTML at {warm[1]:.2f} s, scripts run at {warm[2]:.2f} s)   "
+        "(reads the metrics only)"
+    )
+    print(
+        f"deepracer-utils              best of {args.repeat} {min(theirs)[0]:6.2f} s, "
+        f"{min(t[1] for t in theirs):.2f} s of it loading after the imports   "
+        "(reads metrics and all simtrace)"
+    )
 
 
 if __name__ == "__main__":

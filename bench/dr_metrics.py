@@ -55,9 +55,15 @@ print(time.perf_counter() - t1)
 
 def run_bytes(run: Path) -> int:
     """What trackday reads of a run: metrics JSON and training traces."""
-    return sum(p.stat().st_size for p in run.rglob("*") if p.is_file()
-               and ((p.suffix == ".json" and "metrics" in p.parts)
-                    or (p.suffix == ".csv" and any("training" in part for part in p.parts))))
+    return sum(
+        p.stat().st_size
+        for p in run.rglob("*")
+        if p.is_file()
+        and (
+            (p.suffix == ".json" and "metrics" in p.parts)
+            or (p.suffix == ".csv" and any("training" in part for part in p.parts))
+        )
+    )
 
 
 def timed(command: list[str]) -> tuple[float, float]:
@@ -71,14 +77,22 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--repeat", type=int, default=5)
     args = parser.parse_args()
-    runs = [p for p in (dr_samples.logs_dir() / name for name in dr_samples.LOG_RUNS)
-            if p.is_dir()]
+    runs = [p for p in (dr_samples.logs_dir() / name for name in dr_samples.LOG_RUNS) if p.is_dir()]
     run = max(runs, key=run_bytes)
     reference = str(dr_samples.reference_python())
-    ours_cli = [str(REPO / ".venv" / "bin" / "python"), "-m", "trackday", "dr", "metrics",
-                str(run), "--json"]
-    sides = {"trackday": ([sys.executable, "-c", OURS, str(run)], ours_cli),
-             "deepracer-utils": ([reference, "-c", THEIRS, str(run)], None)}
+    ours_cli = [
+        str(REPO / ".venv" / "bin" / "python"),
+        "-m",
+        "trackday",
+        "dr",
+        "metrics",
+        str(run),
+        "--json",
+    ]
+    sides = {
+        "trackday": ([sys.executable, "-c", OURS, str(run)], ours_cli),
+        "deepracer-utils": ([reference, "-c", THEIRS, str(run)], None),
+    }
     best: dict[str, list[float]] = {name: [float("inf"), float("inf")] for name in sides}
     for _ in range(args.repeat):
         for name, (script, cli) in sides.items():
@@ -92,8 +106,10 @@ def main() -> None:
     print(f"run: {run.name} ({run_bytes(run) / 1e6:.1f} MB read), best of {args.repeat}")
     for index, label in enumerate(("command", "loading")):
         ours, theirs = best["trackday"][index], best["deepracer-utils"][index]
-        print(f"{label:8} trackday {ours:6.3f} s   deepracer-utils {theirs:6.3f} s   "
-              f"ratio {ours / theirs:.2f}  (goal <= 1.0)")
+        print(
+            f"{label:8} trackday {ours:6.3f} s   deepracer-utils {theirs:6.3f} s   "
+            f"ratio {ours / theirs:.2f}  (goal <= 1.0)"
+        )
 
 
 if __name__ == "__main__":

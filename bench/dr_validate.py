@@ -22,7 +22,7 @@ from training.deepracer.settings import DeepRacerSettings
 from training.deepracer.track import Track
 
 TRACKS = Path(__file__).resolve().parents[1] / ".." / "shared" / "tracks"
-REWARD = '''
+REWARD = """
 import math
 
 
@@ -36,7 +36,7 @@ def reward_function(params):
     if misalignment > 30 or not params["all_wheels_on_track"]:
         reward *= 0.5
     return float(max(reward, 1e-3))
-'''
+"""
 
 
 def bare_calls(laps) -> float:
@@ -80,6 +80,7 @@ def main() -> None:
     print(f"bare calls:      {best_bare:.3f} s")
     print(f"total validate:  {best_generate + best_check:.2f} s (goal < 5 s)")
     print(f"ratio isolated / bare: {best_check / best_bare:.2f} (goal <= 3)")
+
 
 if __name__ == "__main__":
     main()

@@ -217,5 +217,8 @@ def storage_env(outputs: BucketAccess) -> dict[str, str]:
 
 
 RECORDS: dict[str, type[Outputs]] = {
-    "local": LocalOutputs, "aws": SwarmSite, "azure": SwarmSite, "gcp": GcpOutputs,
+    "local": LocalOutputs,
+    "aws": SwarmSite,
+    "azure": SwarmSite,
+    "gcp": GcpOutputs,
 }

@@ -105,6 +105,7 @@ def azure_deployer_principal_type(client_id: str, configured: str | None = None)
         return configured
     return "User" if client_id.lower() == AZURE_CLI_CLIENT_ID else "ServicePrincipal"
 
+
 # The NVIDIA GPU driver extension installs CUDA unless told not to (`installCUDA`, default
 # true): minutes of apt under the dpkg lock, and a reboot. trackday's containers bring their
 # own CUDA; the node needs the driver only.

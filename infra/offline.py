@@ -220,8 +220,12 @@ class _ProviderMocks(pulumi_mocks.Mocks):
                 # As the Deep Learning Base GPU AMI ships: a 75 GB root snapshot.
                 "rootDeviceName": "/dev/sda1",
                 "blockDeviceMappings": [
-                    {"deviceName": "/dev/sda1", "ebs": {"volume_size": "75"}, "noDevice": "",
-                     "virtualName": ""},
+                    {
+                        "deviceName": "/dev/sda1",
+                        "ebs": {"volume_size": "75"},
+                        "noDevice": "",
+                        "virtualName": "",
+                    },
                 ],
             }
         if args.token == "gcp:compute/getInstanceGuestAttributes:getInstanceGuestAttributes":

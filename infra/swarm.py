@@ -64,9 +64,7 @@ class Swarm(pulumi.ComponentResource):
             # The token is stdout: never in Pulumi's logs, only in state as a secret.
             logging=command.remote.Logging.STDERR,
             triggers=[manager.instance_id],
-            opts=child(
-                self, additional_secret_outputs=["stdout"], depends_on=list(manager.ready)
-            ),
+            opts=child(self, additional_secret_outputs=["stdout"], depends_on=list(manager.ready)),
         )
         join_token = pulumi.Output.secret(token.stdout.apply(str.strip))
         # The manager's SSH host key: `trackday` then refuses any other host at its address.

@@ -41,8 +41,7 @@ PACKAGES: dict[Driver, tuple[str, ...]] = {
 
 def _check(driver: str) -> None:
     if driver not in get_args(Driver):
-        raise ValueError(f"X server driver {driver!r} must be one of "
-                         f"{', '.join(get_args(Driver))}")
+        raise ValueError(f"X server driver {driver!r} must be one of {', '.join(get_args(Driver))}")
 
 
 def xorg_conf(driver: Driver, bus_id: str | None = None) -> str:
@@ -56,8 +55,10 @@ def xorg_conf(driver: Driver, bus_id: str | None = None) -> str:
     if driver == "nvidia":
         if not bus_id:
             raise ValueError("the nvidia X server needs the GPU's PCI bus id")
-        device = (f'    Driver "nvidia"\n    BusID "{bus_id}"\n'
-                  '    Option "AllowEmptyInitialConfiguration" "true"\n')
+        device = (
+            f'    Driver "nvidia"\n    BusID "{bus_id}"\n'
+            '    Option "AllowEmptyInitialConfiguration" "true"\n'
+        )
     else:
         device = '    Driver "dummy"\n    VideoRam 65536\n'
     return f"""\
@@ -151,7 +152,8 @@ fi
 cat > {CONFIG_FILE}.new <<EOF
 {conf}EOF
 mv {CONFIG_FILE}.new {CONFIG_FILE}
-""")
+""",
+    )
 
 
 def unit(driver: Driver) -> str:
@@ -184,5 +186,6 @@ WantedBy=multi-user.target
 
 def node_service(driver: Driver = "nvidia") -> NodeService:
     """The X server as a node service (written by cloud-init, enabled by the bootstrap)."""
-    return NodeService(UNIT_NAME, unit(driver), {SETUP_SCRIPT: setup_script(driver)},
-                       every_node=True)
+    return NodeService(
+        UNIT_NAME, unit(driver), {SETUP_SCRIPT: setup_script(driver)}, every_node=True
+    )

@@ -21,7 +21,6 @@ UNREADABLE = (SECRET, UNKNOWN)
 ADMIN_PORTS = {22: "SSH", 2375: "the Docker API", 2376: "the Docker API (TLS)"}
 
 
-
 @dataclass(frozen=True)
 class Settings:
     """What a stack allows, from its config (and the policy pack's config for opt-outs)."""

@@ -34,18 +34,28 @@ def _tracks_dir(given: Path | None, settings: DeepRacerSettings) -> Path:
             return Path(candidate)
     if given:
         raise _fail(f"no track files (*.npy) in {given}")
-    raise _fail(f"no track files: pass --tracks-dir DIR, set {TRACKS_ENV}, or run "
-                "`trackday dr tracks` to copy them out of the simulator image")
+    raise _fail(
+        f"no track files: pass --tracks-dir DIR, set {TRACKS_ENV}, or run "
+        "`trackday dr tracks` to copy them out of the simulator image"
+    )
 
 
 @app.command("import")
 def import_(
-    drfc_dir: Path = typer.Argument(..., help="The DRfC folder (system.env, run.env, "
-                                    "custom_files/)."),
-    out: Path = typer.Option(Path("deepracer"), "--out", help="Where to write the stack "
-                             "fragment and the custom_files folder."),
-    experiment: str = typer.Option(None, "--experiment", "-e", help="A DRfC experiment "
-                                   "(experiments/<name>/; default: DR_EXPERIMENT_NAME)."),
+    drfc_dir: Path = typer.Argument(
+        ..., help="The DRfC folder (system.env, run.env, custom_files/)."
+    ),
+    out: Path = typer.Option(
+        Path("deepracer"),
+        "--out",
+        help="Where to write the stack fragment and the custom_files folder.",
+    ),
+    experiment: str = typer.Option(
+        None,
+        "--experiment",
+        "-e",
+        help="A DRfC experiment (experiments/<name>/; default: DR_EXPERIMENT_NAME).",
+    ),
 ) -> None:
     """Convert a DRfC configuration into a trackday stack fragment and custom-files folder."""
     from training.deepracer.drfc_import import ImportProblem, import_drfc
@@ -57,8 +67,10 @@ def import_(
     fragment = out / "stack-config.yaml"
     fragment.write_text(result.stack_yaml())
     console = Console()
-    console.print(f"wrote {fragment} (merge it into Pulumi.<stack>.yaml) and "
-                  f"{len(result.copied)} custom files into {out / 'custom_files'}")
+    console.print(
+        f"wrote {fragment} (merge it into Pulumi.<stack>.yaml) and "
+        f"{len(result.copied)} custom files into {out / 'custom_files'}"
+    )
     if result.unmapped:
         table = Table(title=f"{len(result.unmapped)} DRfC settings not mapped")
         for column in ("file", "setting", "value", "why"):
@@ -70,11 +82,15 @@ def import_(
 
 @app.command()
 def validate(
-    custom_files: Path = typer.Argument(None, help="Folder with reward_function.py, "
-                                        "model_metadata.json, hyperparameters.json "
-                                        "(default: the stack's customFilesDir)."),
-    stack: str = typer.Option(None, "--stack", "-s", help="Read run settings from "
-                              "Pulumi.<stack>.yaml."),
+    custom_files: Path = typer.Argument(
+        None,
+        help="Folder with reward_function.py, "
+        "model_metadata.json, hyperparameters.json "
+        "(default: the stack's customFilesDir).",
+    ),
+    stack: str = typer.Option(
+        None, "--stack", "-s", help="Read run settings from Pulumi.<stack>.yaml."
+    ),
     directory: Path = typer.Option(None, "--dir", help="The Pulumi project folder."),
     world: str = typer.Option(None, "--world", help="Track to drive (overrides the stack)."),
     race_type: RaceType = typer.Option(None, "--race-type", help="Overrides the stack."),
@@ -91,17 +107,20 @@ def validate(
     if overrides:
         settings = DeepRacerSettings.model_validate(settings.model_dump() | overrides)
     folder = custom_files or Path(settings.custom_files_dir)
-    result = validate_custom_files(folder, settings, _tracks_dir(tracks_dir, settings),
-                                   budget_ms / 1000)
+    result = validate_custom_files(
+        folder, settings, _tracks_dir(tracks_dir, settings), budget_ms / 1000
+    )
     for problem in result.problems:
         typer.echo(f"{'warning' if problem.warning else 'problem'}: {problem}", err=True)
     if result.reward and result.reward.ok and result.reward.rewards and result.track:
         plot_reward_lap(result.track, result.scenarios, result.reward.rewards, png)
         rewards = [r for lap in result.reward.rewards for r in lap]
-        typer.echo(f"reward_function ok on {settings.world} ({settings.race_type.value}): "
-                   f"{len(rewards)} calls in {len(result.scenarios)} scenarios, rewards "
-                   f"{min(rewards):.4g}..{max(rewards):.4g}, slowest call "
-                   f"{result.reward.slowest_s * 1000:.1f} ms; lap drawn in {png}")
+        typer.echo(
+            f"reward_function ok on {settings.world} ({settings.race_type.value}): "
+            f"{len(rewards)} calls in {len(result.scenarios)} scenarios, rewards "
+            f"{min(rewards):.4g}..{max(rewards):.4g}, slowest call "
+            f"{result.reward.slowest_s * 1000:.1f} ms; lap drawn in {png}"
+        )
     if not result.ok:
         raise typer.Exit(1)
     typer.echo(f"{folder}: all custom files valid")
@@ -111,8 +130,12 @@ def validate(
 def increment_training(
     stack: str = typer.Option(..., "--stack", "-s", help="The stack whose run to continue."),
     directory: Path = typer.Option(None, "--dir", help="The Pulumi project folder."),
-    prefix: str = typer.Option(None, "--prefix", "-p", help="New model prefix (default: "
-                               "bump the number after the delimiter)."),
+    prefix: str = typer.Option(
+        None,
+        "--prefix",
+        "-p",
+        help="New model prefix (default: bump the number after the delimiter).",
+    ),
     delimiter: str = typer.Option("-", "--delimiter", "-d"),
 ) -> None:
     """Continue training from the current model under a new prefix (DRfC's
@@ -125,8 +148,11 @@ def increment_training(
     except ValueError as error:
         raise _fail(describe_error(error)) from None
     typer.echo(f"model {settings.model_prefix} -> {new.model_prefix}; set in Pulumi.{stack}.yaml:")
-    for path, value in (("modelPrefix", new.model_prefix), ("pretrained.enabled", "true"),
-                        ("pretrained.modelPrefix", settings.model_prefix)):
+    for path, value in (
+        ("modelPrefix", new.model_prefix),
+        ("pretrained.enabled", "true"),
+        ("pretrained.modelPrefix", settings.model_prefix),
+    ):
         typer.echo(f"  pulumi config set --stack {stack} --path 'deepracer.{path}' {value}")
 
 

@@ -27,11 +27,19 @@ from training.deepracer.settings import DeepRacerSettings, describe_error
 from training.deepracer.sim_speed import SimSpeed
 
 console = Console(stderr=True)
-STACK = typer.Option(..., "--stack", "-s", help="The deployed stack (Pulumi.<stack>.yaml "
-                     "holds the run settings; its outputs say where the swarm and bucket are).")
+STACK = typer.Option(
+    ...,
+    "--stack",
+    "-s",
+    help="The deployed stack (Pulumi.<stack>.yaml "
+    "holds the run settings; its outputs say where the swarm and bucket are).",
+)
 DIRECTORY = typer.Option(None, "--dir", help="The Pulumi project folder.")
-OUTPUTS = typer.Option(None, "--outputs", help="JSON of `pulumi stack output --json "
-                       "--show-secrets` (instead of the Pulumi CLI).")
+OUTPUTS = typer.Option(
+    None,
+    "--outputs",
+    help="JSON of `pulumi stack output --json --show-secrets` (instead of the Pulumi CLI).",
+)
 RUN_ID = typer.Option(None, "--run-id", help="Run id (default: the stack's deepracer.runId).")
 
 
@@ -65,8 +73,9 @@ def _project(directory: Path | None) -> Path:
     return directory or REPO_ROOT
 
 
-def _context(stack: str, directory: Path | None, outputs_file: Path | None, run_id: int | None
-             ) -> tuple[DeepRacerSettings, RunTarget]:
+def _context(
+    stack: str, directory: Path | None, outputs_file: Path | None, run_id: int | None
+) -> tuple[DeepRacerSettings, RunTarget]:
     settings = load_settings(stack, directory)
     if run_id is not None:
         settings = settings.model_copy(update={"run_id": run_id})
@@ -86,8 +95,10 @@ def _validate(folder: Path, settings: DeepRacerSettings, tracks_dir: Path | None
     from training.deepracer.preflight import preflight, tracks_dir_for
 
     if tracks_dir_for(settings, tracks_dir) is None:
-        _say(f"no track file for {settings.world}: the reward function is checked as source "
-             "only (`trackday dr tracks` gets the track files)")
+        _say(
+            f"no track file for {settings.world}: the reward function is checked as source "
+            "only (`trackday dr tracks` gets the track files)"
+        )
     problems = preflight(folder, settings, tracks_dir)
     for problem in problems:
         _say(f"{'warning' if problem.warning else 'problem'}: {problem}")
@@ -95,8 +106,7 @@ def _validate(folder: Path, settings: DeepRacerSettings, tracks_dir: Path | None
         raise _fail(f"{folder}: fix the custom files before starting (`trackday dr validate`)")
 
 
-def _start(settings: DeepRacerSettings, target: RunTarget, job: str,
-           upload) -> None:
+def _start(settings: DeepRacerSettings, target: RunTarget, job: str, upload) -> None:
     try:
         client = dr_runs.client_for(target)
         dr_runs.check_deploy(client, settings, target, job)
@@ -108,8 +118,9 @@ def _start(settings: DeepRacerSettings, target: RunTarget, job: str,
         raise _fail(str(error)) from None
 
 
-def _follow(target: RunTarget, run_id: int, job: str, role: str,
-            worker: int | None, follow: bool = True) -> None:
+def _follow(
+    target: RunTarget, run_id: int, job: str, role: str, worker: int | None, follow: bool = True
+) -> None:
     try:
         client = dr_runs.client_for(target)
         service = dr_runs.service_of(client, run_id, job, role)
@@ -129,13 +140,22 @@ def start_training(
     directory: Path = DIRECTORY,
     outputs_file: Path = OUTPUTS,
     run_id: int = RUN_ID,
-    wipe: bool = typer.Option(False, "--wipe", "-w", help="Delete the model prefix in the "
-                              "bucket first (DRfC's -w); without it an existing model stops "
-                              "the start."),
-    custom_files: Path = typer.Option(None, "--custom-files", help="Folder of the three "
-                                      "custom files (default: the stack's customFilesDir)."),
-    tracks_dir: Path = typer.Option(None, "--tracks-dir", help="Folder of <world>.npy files "
-                                    "for the reward check."),
+    wipe: bool = typer.Option(
+        False,
+        "--wipe",
+        "-w",
+        help="Delete the model prefix in the "
+        "bucket first (DRfC's -w); without it an existing model stops "
+        "the start.",
+    ),
+    custom_files: Path = typer.Option(
+        None,
+        "--custom-files",
+        help="Folder of the three custom files (default: the stack's customFilesDir).",
+    ),
+    tracks_dir: Path = typer.Option(
+        None, "--tracks-dir", help="Folder of <world>.npy files for the reward check."
+    ),
     quiet: bool = typer.Option(False, "--quiet", "-q", help="Do not follow the trainer's log."),
 ) -> None:
     """Upload the custom files and training_params.yaml, then start the trainer and the
@@ -143,8 +163,12 @@ def start_training(
     settings, target = _context(stack, directory, outputs_file, run_id)
     folder = custom_files or _project(directory) / settings.custom_files_dir
     _validate(folder, settings, tracks_dir)
-    _start(settings, target, "training",
-           lambda: dr_runs.upload_training_files(settings, target, folder, wipe))
+    _start(
+        settings,
+        target,
+        "training",
+        lambda: dr_runs.upload_training_files(settings, target, folder, wipe),
+    )
     if not quiet:
         _follow(target, settings.run_id, "training", "trainer", None)
 
@@ -161,8 +185,10 @@ def start_evaluation(
 
     def upload() -> list[str]:
         stamp, urls = dr_runs.upload_evaluation_files(settings, target)
-        _say(f"evaluation {stamp}: results under "
-             f"{target.bucket_url}/{RunLayout.of(settings).evaluation_prefix(stamp)}")
+        _say(
+            f"evaluation {stamp}: results under "
+            f"{target.bucket_url}/{RunLayout.of(settings).evaluation_prefix(stamp)}"
+        )
         return urls
 
     _start(settings, target, "evaluation", upload)
@@ -170,12 +196,14 @@ def start_evaluation(
         _follow(target, settings.run_id, "evaluation", "simulation", None)
 
 
-def _stop(stack: str, directory: Path | None, outputs_file: Path | None, run_id: int | None,
-          job: str) -> None:
+def _stop(
+    stack: str, directory: Path | None, outputs_file: Path | None, run_id: int | None, job: str
+) -> None:
     settings, target = _context(stack, directory, outputs_file, run_id)
     try:
-        removed = dr_runs.stop(dr_runs.client_for(target), settings.run_id, job,
-                               settings.model_prefix)
+        removed = dr_runs.stop(
+            dr_runs.client_for(target), settings.run_id, job, settings.model_prefix
+        )
     except dr_runs.RunError as error:
         raise _fail(str(error)) from None
     for name in removed:
@@ -184,21 +212,28 @@ def _stop(stack: str, directory: Path | None, outputs_file: Path | None, run_id:
         _say(f"run {settings.run_id} has no {job} services")
 
 
-def stop_training(stack: str = STACK, directory: Path = DIRECTORY,
-                  outputs_file: Path = OUTPUTS, run_id: int = RUN_ID) -> None:
+def stop_training(
+    stack: str = STACK,
+    directory: Path = DIRECTORY,
+    outputs_file: Path = OUTPUTS,
+    run_id: int = RUN_ID,
+) -> None:
     """Stop a training run: its services, its SageMaker container, its secret
     (dr-stop-training). The model in the bucket stays."""
     _stop(stack, directory, outputs_file, run_id, "training")
 
 
-def stop_evaluation(stack: str = STACK, directory: Path = DIRECTORY,
-                    outputs_file: Path = OUTPUTS, run_id: int = RUN_ID) -> None:
+def stop_evaluation(
+    stack: str = STACK,
+    directory: Path = DIRECTORY,
+    outputs_file: Path = OUTPUTS,
+    run_id: int = RUN_ID,
+) -> None:
     """Stop an evaluation (dr-stop-evaluation)."""
     _stop(stack, directory, outputs_file, run_id, "evaluation")
 
 
-def run_objects(settings: DeepRacerSettings, target: RunTarget
-                ) -> tuple[RunLayout, set[str], dict]:
+def run_objects(settings: DeepRacerSettings, target: RunTarget) -> tuple[RunLayout, set[str], dict]:
     """What an export reads of a run: its keys (with the custom files' reward function,
     the fallback) and its checkpoint records."""
     layout = RunLayout.of(settings)
@@ -216,15 +251,20 @@ def upload_model(
     outputs_file: Path = OUTPUTS,
     best: bool = typer.Option(False, "--best", "-b", help="The best checkpoint, not the last."),
     checkpoint: str = typer.Option(None, "--checkpoint", "-c", help="A checkpoint number."),
-    prefix: str = typer.Option(None, "--prefix", "-p", help="Target prefix (default: "
-                               "deepracer.upload.modelPrefix, else <modelPrefix>-1)."),
-    to_bucket: str = typer.Option(None, "--bucket", help="Target bucket (default: "
-                                  "deepracer.upload.bucket)."),
-    local: bool = typer.Option(False, "--local", "-L", help="Upload into the stack's own "
-                               "bucket instead."),
+    prefix: str = typer.Option(
+        None,
+        "--prefix",
+        "-p",
+        help="Target prefix (default: deepracer.upload.modelPrefix, else <modelPrefix>-1).",
+    ),
+    to_bucket: str = typer.Option(
+        None, "--bucket", help="Target bucket (default: deepracer.upload.bucket)."
+    ),
+    local: bool = typer.Option(
+        False, "--local", "-L", help="Upload into the stack's own bucket instead."
+    ),
     wipe: bool = typer.Option(False, "--wipe", "-w", help="Delete the target prefix first."),
-    dry_run: bool = typer.Option(False, "--dry-run", "-d", help="Only list what would be "
-                                 "written."),
+    dry_run: bool = typer.Option(False, "--dry-run", "-d", help="Only list what would be written."),
 ) -> None:
     """Copy one checkpoint of the model, in the layout DeepRacer's model import reads, to the
     upload bucket (dr-upload-model)."""
@@ -238,30 +278,50 @@ def upload_model(
     target_url = target.bucket_url if local else f"s3://{bucket}"
     target_prefix = prefix or settings.upload_model_prefix
     if (target_url, target_prefix) == (target.bucket_url, settings.model_prefix):
-        raise _fail(f"the target {target_url}/{target_prefix} is the run itself: pick another "
-                    "--prefix (DRfC refuses it too)")
+        raise _fail(
+            f"the target {target_url}/{target_prefix} is the run itself: pick another "
+            "--prefix (DRfC refuses it too)"
+        )
     try:
         layout, keys, records = run_objects(settings, target)
-        params = export_params(settings, target_url.removeprefix("s3://").split("/")[0],
-                               target.bucket.region, target_prefix)
-        plan = plan_upload(layout, keys, records, checkpoint or ("best" if best else "last"),
-                           target_prefix, dump_params(params), int(time.time()))
+        params = export_params(
+            settings,
+            target_url.removeprefix("s3://").split("/")[0],
+            target.bucket.region,
+            target_prefix,
+        )
+        plan = plan_upload(
+            layout,
+            keys,
+            records,
+            checkpoint or ("best" if best else "last"),
+            target_prefix,
+            dump_params(params),
+            int(time.time()),
+        )
         destination = storage.join(target_url, target_prefix)
         if dry_run:
             for key in [*plan.copies, *plan.writes]:
                 _say(f"would write {storage.join(target_url, key)}")
             return
-        written = dr_runs.copy_model(target.bucket_url, target_url, target_prefix, plan,
-                                     target.storage_env, target.storage_env if local else {},
-                                     wipe)
+        written = dr_runs.copy_model(
+            target.bucket_url,
+            target_url,
+            target_prefix,
+            plan,
+            target.storage_env,
+            target.storage_env if local else {},
+            wipe,
+        )
     except (ModelUploadError, storage.StorageError) as error:
         raise _fail(str(error)) from None
     _say(f"checkpoint {plan.checkpoint}: {len(written)} objects written to {destination}")
 
 
 def logs(
-    which: str = typer.Argument("trainer", help="`trainer` (the rl_coach and SageMaker log) "
-                                "or `worker`."),
+    which: str = typer.Argument(
+        "trainer", help="`trainer` (the rl_coach and SageMaker log) or `worker`."
+    ),
     stack: str = STACK,
     directory: Path = DIRECTORY,
     outputs_file: Path = OUTPUTS,
@@ -282,8 +342,7 @@ def logs(
     _follow(target, settings.run_id, job, role, None if which == "trainer" else worker, follow)
 
 
-def status(stack: str = STACK, directory: Path = DIRECTORY,
-           outputs_file: Path = OUTPUTS) -> None:
+def status(stack: str = STACK, directory: Path = DIRECTORY, outputs_file: Path = OUTPUTS) -> None:
     """List the DeepRacer runs on the stack's swarm, their services and tasks."""
     _, target = _context(stack, directory, outputs_file, None)
     try:
@@ -298,16 +357,22 @@ def status(stack: str = STACK, directory: Path = DIRECTORY,
     Console(width=160).print(status_table(found, speeds))
 
 
-def status_table(found: list[dr_runs.ServiceStatus],
-                 speeds: Mapping[str, Mapping[int, SimSpeed | None]]) -> Table:
+def status_table(
+    found: list[dr_runs.ServiceStatus], speeds: Mapping[str, Mapping[int, SimSpeed | None]]
+) -> Table:
     """The services and tasks, with each simulation worker's RTF and steps per second."""
     table = Table(title="DeepRacer runs")
     for column in ("run", "job", "service", "running", "tasks", "simulation speed"):
         table.add_column(column, overflow="fold")
     for item in found:
-        table.add_row(item.run_id, item.job, item.name, f"{item.running}/{item.replicas}",
-                      "\n".join(item.tasks),
-                      dr_speed.describe(speeds[item.name]) if item.name in speeds else "")
+        table.add_row(
+            item.run_id,
+            item.job,
+            item.name,
+            f"{item.running}/{item.replicas}",
+            "\n".join(item.tasks),
+            dr_speed.describe(speeds[item.name]) if item.name in speeds else "",
+        )
     return table
 
 

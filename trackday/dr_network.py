@@ -57,41 +57,56 @@ def ensure_network(client: docker.DockerClient, timeout_s: float = NETWORK_TIMEO
                 f"the network {NETWORK} exists without Docker Compose's labels, so the "
                 "trainer's SageMaker container would not start: if a stack declares it, run "
                 f"`pulumi up` with this trackday; otherwise `docker network rm {NETWORK}` and "
-                "start again")
+                "start again"
+            )
         if client.api.services(filters={"label": f"{WORKLOAD_LABEL}={WORKLOAD}"}):
             raise RunError(
                 f"the network {NETWORK} lacks Docker Compose's labels and runs still use it: "
-                "stop them (`trackday dr stop-training`), then start again")
+                "stop them (`trackday dr stop-training`), then start again"
+            )
         remove_network(client, network["Id"], timeout_s)
         network = None
     if network is None:
         try:
             client.api.create_network(
-                NETWORK, driver="overlay", attachable=True, scope="swarm",
-                labels={WORKLOAD_LABEL: WORKLOAD, **NETWORK_LABELS})
+                NETWORK,
+                driver="overlay",
+                attachable=True,
+                scope="swarm",
+                labels={WORKLOAD_LABEL: WORKLOAD, **NETWORK_LABELS},
+            )
         except docker.errors.APIError as error:
             if find_network(client) is None:  # else a concurrent start made it first
-                raise RunError(f"could not create the overlay network {NETWORK} "
-                               f"({error.explanation}): is the engine a swarm manager?") from None
+                raise RunError(
+                    f"could not create the overlay network {NETWORK} "
+                    f"({error.explanation}): is the engine a swarm manager?"
+                ) from None
         network = find_network(client)
         if network is None:
             raise RunError(f"the overlay network {NETWORK} vanished as it was made: start again")
     return network["Id"]
 
 
-def attach_s3_server(client: docker.DockerClient, container, network_id: str,
-                     timeout_s: float = NETWORK_TIMEOUT_S) -> None:
+def attach_s3_server(
+    client: docker.DockerClient, container, network_id: str, timeout_s: float = NETWORK_TIMEOUT_S
+) -> None:
     """Put the S3 server on the runs' network as LOCAL_S3_ALIAS, the host of the endpoint
     the services are told, unless it is there already (a GitOps run puts it there)."""
     attached = container.attrs["NetworkSettings"]["Networks"].get(NETWORK)
     if attached is None:
-        _until_found(lambda: client.api.connect_container_to_network(
-            container.id, network_id, aliases=[LOCAL_S3_ALIAS]), timeout_s,
-            f"could not attach {container.name} to {NETWORK}")
+        _until_found(
+            lambda: client.api.connect_container_to_network(
+                container.id, network_id, aliases=[LOCAL_S3_ALIAS]
+            ),
+            timeout_s,
+            f"could not attach {container.name} to {NETWORK}",
+        )
     elif LOCAL_S3_ALIAS not in (attached.get("Aliases") or []):
-        raise RunError(f"{container.name} is on {NETWORK} but not as {LOCAL_S3_ALIAS}: "
-                       f"`docker network disconnect {NETWORK} {container.name}`, then start "
-                       "again")
+        raise RunError(
+            f"{container.name} is on {NETWORK} but not as {LOCAL_S3_ALIAS}: "
+            f"`docker network disconnect {NETWORK} {container.name}`, then start "
+            "again"
+        )
 
 
 def remove_network_if_unused(client: docker.DockerClient, timeout_s: float) -> list[str]:
@@ -124,9 +139,10 @@ def remove_network(client: docker.DockerClient, network_id: str, timeout_s: floa
             break
         except docker.errors.APIError as error:
             if time.monotonic() > deadline:
-                raise RunError(f"could not remove {NETWORK} ({error.explanation}): check "
-                               f"`docker network inspect {NETWORK}` for what still uses it"
-                               ) from None
+                raise RunError(
+                    f"could not remove {NETWORK} ({error.explanation}): check "
+                    f"`docker network inspect {NETWORK}` for what still uses it"
+                ) from None
             time.sleep(POLL_S)
     while (network := find_network(client)) is not None and network["Id"] == network_id:
         if time.monotonic() > deadline:
@@ -146,7 +162,8 @@ def _detach_s3_servers(client: docker.DockerClient, network_id: str) -> list[str
             continue
         attached = container.attrs["NetworkSettings"]["Networks"].get(NETWORK) or {}
         if LOCAL_S3_ALIAS in (attached.get("Aliases") or []) and (
-                SWARM_TASK_LABEL not in container.labels):
+            SWARM_TASK_LABEL not in container.labels
+        ):
             client.api.disconnect_container_from_network(container.id, network_id)
             detached.append(f"{container.name} from {NETWORK}")
     return detached

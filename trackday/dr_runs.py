@@ -71,14 +71,16 @@ def client_for(target: RunTarget) -> docker.DockerClient:
         except docker.errors.DockerException as error:
             raise RunError(f"cannot reach this machine's Docker engine: {error}") from None
     try:
-        return connect(manager.address, manager.user, manager.private_key,
-                       host_key=manager.host_key)
+        return connect(
+            manager.address, manager.user, manager.private_key, host_key=manager.host_key
+        )
     except ManagerError as error:
         raise RunError(str(error)) from None
 
 
-def upload_training_files(settings: DeepRacerSettings, target: RunTarget, custom_files: Path,
-                          wipe: bool) -> list[str]:
+def upload_training_files(
+    settings: DeepRacerSettings, target: RunTarget, custom_files: Path, wipe: bool
+) -> list[str]:
     """dr-upload-custom-files plus the params half of dr-start-training, with its `-w` rule."""
     with storage.environment(target.storage_env):
         bucket_io.claim_prefix(target.bucket_url, settings.model_prefix, wipe, "pass --wipe")
@@ -92,15 +94,23 @@ def upload_evaluation_files(settings: DeepRacerSettings, target: RunTarget) -> t
     with storage.environment(target.storage_env):
         model = RunLayout.of(settings).model_dir
         if not storage.exists(storage.join(target.bucket_url, model)):
-            raise RunError(f"{target.bucket_url}/{model} does not exist: evaluate a trained "
-                           "model (check modelPrefix)")
+            raise RunError(
+                f"{target.bucket_url}/{model} does not exist: evaluate a trained "
+                "model (check modelPrefix)"
+            )
         files = evaluation_files(settings, target.bucket, stamp)
         return stamp, bucket_io.write_objects(target.bucket_url, files)
 
 
-def copy_model(source_url: str, target_url: str, target_prefix: str, plan: UploadPlan,
-               source_env: Mapping[str, str], target_env: Mapping[str, str],
-               wipe: bool = False) -> list[str]:
+def copy_model(
+    source_url: str,
+    target_url: str,
+    target_prefix: str,
+    plan: UploadPlan,
+    source_env: Mapping[str, str],
+    target_env: Mapping[str, str],
+    wipe: bool = False,
+) -> list[str]:
     """Carry out an upload plan: stream from the run's bucket to the upload bucket
     (`target_url`; each side with its own endpoint and credentials); returns the keys."""
     source, target = storage.Endpoint.from_env(source_env), storage.Endpoint.from_env(target_env)
@@ -112,13 +122,19 @@ def copy_model(source_url: str, target_url: str, target_prefix: str, plan: Uploa
         if wipe:
             bucket_io.delete_prefix(target_url, target_prefix)
         for dest, url in copies.items():
-            storage.copy(url, storage.join(target_url, dest), source_endpoint=source,
-                         target_endpoint=target, sidecar=False)
+            storage.copy(
+                url,
+                storage.join(target_url, dest),
+                source_endpoint=source,
+                target_endpoint=target,
+                sidecar=False,
+            )
         bucket_io.write_objects(target_url, plan.writes)
     return sorted({*copies, *plan.writes})
 
 
 # --- the swarm side ----------------------------------------------------------------------
+
 
 def _run_filters(run_id: int, job: str | None = None) -> dict[str, list[str]]:
     labels = [f"{WORKLOAD_LABEL}={WORKLOAD}", f"{RUN_LABEL}={run_id}"]
@@ -130,18 +146,22 @@ def s3_server(client: docker.DockerClient, name: str):
     try:
         return client.containers.get(name)
     except docker.errors.NotFound:
-        raise RunError(f"the stack's S3 server container {name} does not exist: run "
-                       "`pulumi up` for the stack") from None
+        raise RunError(
+            f"the stack's S3 server container {name} does not exist: run `pulumi up` for the stack"
+        ) from None
 
 
 def ensure_not_running(client: docker.DockerClient, run_id: int, job: str) -> None:
     if client.api.services(filters=_run_filters(run_id, job)):
-        raise RunError(f"run {run_id} already has {job} services: stop it first "
-                       f"(`trackday dr stop-{job}`), or set another runId")
+        raise RunError(
+            f"run {run_id} already has {job} services: stop it first "
+            f"(`trackday dr stop-{job}`), or set another runId"
+        )
 
 
-def check_placement(client: docker.DockerClient, specs: list[ServiceSpec],
-                    local: bool = False) -> None:
+def check_placement(
+    client: docker.DockerClient, specs: list[ServiceSpec], local: bool = False
+) -> None:
     """Fail before creating anything where Swarm would keep a service's tasks pending
     without a word: no swarm, or no ready node with a label a service needs."""
     try:
@@ -152,8 +172,7 @@ def check_placement(client: docker.DockerClient, specs: list[ServiceSpec],
     for spec in specs:
         for constraint in spec.constraints:
             gpus[constraint] = gpus.get(constraint, 0) + spec.gpus * spec.replicas
-    problem = placement_problem(nodes, [c for spec in specs for c in spec.constraints], local,
-                                gpus)
+    problem = placement_problem(nodes, [c for spec in specs for c in spec.constraints], local, gpus)
     if problem:
         raise RunError(problem)
 
@@ -172,12 +191,15 @@ def sagemaker_dir(path: Path = Path(SAGEMAKER_DIR)) -> None:
     if info.st_uid not in (os.getuid(), 0):
         raise RunError(f"{path} belongs to user id {info.st_uid}, not to you or root: {fix}")
     if info.st_mode & (stat.S_IWGRP | stat.S_IWOTH):
-        raise RunError(f"{path} is writable by other users (mode {info.st_mode & 0o777:o}): "
-                       f"`chmod go-w {path}`, or {fix}")
+        raise RunError(
+            f"{path} is writable by other users (mode {info.st_mode & 0o777:o}): "
+            f"`chmod go-w {path}`, or {fix}"
+        )
 
 
-def check_deploy(client: docker.DockerClient, settings: DeepRacerSettings, target: RunTarget,
-                 job: str) -> list[ServiceSpec]:
+def check_deploy(
+    client: docker.DockerClient, settings: DeepRacerSettings, target: RunTarget, job: str
+) -> list[ServiceSpec]:
     """Everything a start needs of the swarm and this machine, checked before the bucket is
     touched (so `--wipe` never deletes a model for a start that cannot happen); the specs."""
     ensure_not_running(client, settings.run_id, job)
@@ -193,8 +215,9 @@ def check_deploy(client: docker.DockerClient, settings: DeepRacerSettings, targe
     return specs
 
 
-def deploy(client: docker.DockerClient, settings: DeepRacerSettings, target: RunTarget,
-           job: str) -> list[str]:
+def deploy(
+    client: docker.DockerClient, settings: DeepRacerSettings, target: RunTarget, job: str
+) -> list[str]:
     """Create the run's services (and its credentials secret); all or nothing."""
     specs = check_deploy(client, settings, target, job)
     s3 = s3_server(client, target.s3_container) if target.s3_container else None
@@ -214,13 +237,19 @@ def deploy(client: docker.DockerClient, settings: DeepRacerSettings, target: Run
             created.append(spec.name)
     except docker.errors.APIError as error:
         stop(client, settings.run_id, job, settings.model_prefix)
-        raise RunError(f"could not start run {settings.run_id} ({job}): "
-                       f"{error.explanation}") from None
+        raise RunError(
+            f"could not start run {settings.run_id} ({job}): {error.explanation}"
+        ) from None
     return created
 
 
-def stop(client: docker.DockerClient, run_id: int, job: str, model_prefix: str | None = None,
-         timeout_s: float = REMOVAL_TIMEOUT_S) -> list[str]:
+def stop(
+    client: docker.DockerClient,
+    run_id: int,
+    job: str,
+    model_prefix: str | None = None,
+    timeout_s: float = REMOVAL_TIMEOUT_S,
+) -> list[str]:
     """Remove what a run made: services, secret, the trainer's SageMaker containers, and the
     overlay network once no DeepRacer service is left. Returns the names removed."""
     removed = []
@@ -242,17 +271,21 @@ def stop(client: docker.DockerClient, run_id: int, job: str, model_prefix: str |
     return removed
 
 
-def _wait_for_tasks_gone(client: docker.DockerClient, service_ids: list[str],
-                         timeout_s: float) -> None:
+def _wait_for_tasks_gone(
+    client: docker.DockerClient, service_ids: list[str], timeout_s: float
+) -> None:
     """Swarm removes a service's containers after the service; wait (for those on the
     manager, where the trainer runs) so that nothing lingers and the network can go."""
     deadline = time.monotonic() + timeout_s
     for service_id in service_ids:
-        while client.containers.list(all=True, filters={
-                "label": f"com.docker.swarm.service.id={service_id}"}):
+        while client.containers.list(
+            all=True, filters={"label": f"com.docker.swarm.service.id={service_id}"}
+        ):
             if time.monotonic() > deadline:
-                raise RunError(f"service {service_id[:12]}'s containers still exist after "
-                               f"{timeout_s:.0f} s; check `docker ps -a` on the nodes")
+                raise RunError(
+                    f"service {service_id[:12]}'s containers still exist after "
+                    f"{timeout_s:.0f} s; check `docker ps -a` on the nodes"
+                )
             time.sleep(0.5)
 
 
@@ -302,17 +335,30 @@ def status(client: docker.DockerClient) -> list[ServiceStatus]:
     found = []
     for service in client.api.services(filters={"label": f"{WORKLOAD_LABEL}={WORKLOAD}"}):
         spec = service["Spec"]
-        tasks = [t for t in client.api.tasks(filters={"service": service["ID"]})
-                 if t.get("DesiredState") != "shutdown"]
-        described = tuple(sorted(
-            f"{t.get('Slot', '-')}: {t['Status']['State']} on {nodes.get(t.get('NodeID'), '-')}"
-            for t in tasks))
-        found.append(ServiceStatus(
-            spec["Labels"].get(RUN_LABEL, "?"), spec["Labels"].get(JOB_LABEL, "?"), spec["Name"],
-            spec["Mode"].get("Replicated", {}).get("Replicas", 0),
-            sum(t["Status"]["State"] == "running" for t in tasks), described,
-            spec["Labels"].get(MODEL_PREFIX_LABEL, ""), service.get("CreatedAt", ""),
-            spec["Labels"].get(ROLE_LABEL, "")))
+        tasks = [
+            t
+            for t in client.api.tasks(filters={"service": service["ID"]})
+            if t.get("DesiredState") != "shutdown"
+        ]
+        described = tuple(
+            sorted(
+                f"{t.get('Slot', '-')}: {t['Status']['State']} on {nodes.get(t.get('NodeID'), '-')}"
+                for t in tasks
+            )
+        )
+        found.append(
+            ServiceStatus(
+                spec["Labels"].get(RUN_LABEL, "?"),
+                spec["Labels"].get(JOB_LABEL, "?"),
+                spec["Name"],
+                spec["Mode"].get("Replicated", {}).get("Replicas", 0),
+                sum(t["Status"]["State"] == "running" for t in tasks),
+                described,
+                spec["Labels"].get(MODEL_PREFIX_LABEL, ""),
+                service.get("CreatedAt", ""),
+                spec["Labels"].get(ROLE_LABEL, ""),
+            )
+        )
     return sorted(found, key=lambda s: (s.run_id, s.job, s.name))
 
 
@@ -321,13 +367,20 @@ def service_of(client: docker.DockerClient, run_id: int, job: str, role: str) ->
     filters["label"].append(f"{ROLE_LABEL}={role}")
     services = client.api.services(filters=filters)
     if not services:
-        raise RunError(f"run {run_id} has no {job} {role} service (`trackday dr status` lists "
-                       "what runs)")
+        raise RunError(
+            f"run {run_id} has no {job} {role} service (`trackday dr status` lists what runs)"
+        )
     return services[0]
 
 
-def logs(client: docker.DockerClient, service: dict, worker: int | None, follow: bool,
-         on_line: Callable[[str], None], tail: int | str = "all") -> None:
+def logs(
+    client: docker.DockerClient,
+    service: dict,
+    worker: int | None,
+    follow: bool,
+    on_line: Callable[[str], None],
+    tail: int | str = "all",
+) -> None:
     """Pass a service's log lines (or one worker's: its task slot `worker`) to `on_line`.
 
     The docker SDK reads service logs but not one task's, so both go through its own
@@ -336,15 +389,19 @@ def logs(client: docker.DockerClient, service: dict, worker: int | None, follow:
     if worker is None:
         url = api._url("/services/{0}/logs", service["ID"])
     else:
-        tasks = [t for t in api.tasks(filters={"service": service["ID"]})
-                 if t.get("Slot") == worker]
+        tasks = [
+            t for t in api.tasks(filters={"service": service["ID"]}) if t.get("Slot") == worker
+        ]
         if not tasks:
-            raise RunError(f"{service['Spec']['Name']} has no worker {worker} (workers are "
-                           f"1..{service['Spec']['Mode']['Replicated']['Replicas']})")
+            raise RunError(
+                f"{service['Spec']['Name']} has no worker {worker} (workers are "
+                f"1..{service['Spec']['Mode']['Replicated']['Replicas']})"
+            )
         task = max(tasks, key=lambda t: t["CreatedAt"])
         url = api._url("/tasks/{0}/logs", task["ID"])
-    response = api._get(url, params={"follow": follow, "stdout": True, "stderr": True,
-                                     "tail": tail}, stream=True)
+    response = api._get(
+        url, params={"follow": follow, "stdout": True, "stderr": True, "tail": tail}, stream=True
+    )
     pending = b""
     for chunk in api._get_result_tty(True, response, False):
         pending += chunk

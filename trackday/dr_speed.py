@@ -18,8 +18,9 @@ from training.deepracer.sim_speed import SimSpeed, speed
 TAIL = 400
 
 
-def worker_speeds(replicas: int, read_lines: Callable[[int], list[str] | None]
-                  ) -> dict[int, SimSpeed | None]:
+def worker_speeds(
+    replicas: int, read_lines: Callable[[int], list[str] | None]
+) -> dict[int, SimSpeed | None]:
     """Workers 1..replicas (their task slots), each from `read_lines(worker)` (None: its log
     cannot be read)."""
     speeds = {}
@@ -29,8 +30,9 @@ def worker_speeds(replicas: int, read_lines: Callable[[int], list[str] | None]
     return speeds
 
 
-def log_reader(client: docker.DockerClient, service: dr_runs.ServiceStatus,
-               tail: int = TAIL) -> Callable[[int], list[str] | None]:
+def log_reader(
+    client: docker.DockerClient, service: dr_runs.ServiceStatus, tail: int = TAIL
+) -> Callable[[int], list[str] | None]:
     """Reads one worker's last `tail` lines from the engine. A log the engine cannot give
     (a log driver that only sends, as awslogs, or a task gone) reads as None."""
     found = dr_runs.service_of(client, int(service.run_id), service.job, SIMULATION_ROLE)
@@ -42,11 +44,13 @@ def log_reader(client: docker.DockerClient, service: dr_runs.ServiceStatus,
         except (dr_runs.RunError, docker.errors.APIError):
             return None
         return lines
+
     return read
 
 
-def service_speeds(client: docker.DockerClient, services: list[dr_runs.ServiceStatus]
-                   ) -> dict[str, dict[int, SimSpeed | None]]:
+def service_speeds(
+    client: docker.DockerClient, services: list[dr_runs.ServiceStatus]
+) -> dict[str, dict[int, SimSpeed | None]]:
     """The workers' speeds of every simulation service, by service name; a service removed
     meanwhile (or not labelled with a run id) has none."""
     speeds = {}
@@ -62,5 +66,10 @@ def service_speeds(client: docker.DockerClient, services: list[dr_runs.ServiceSt
 
 def describe(speeds: Mapping[int, SimSpeed | None]) -> str:
     """One line per worker; `-` for one with no step logged yet."""
-    return "\n".join(f"{worker}: {found.describe() if found else '-'}"
-                     for worker, found in sorted(speeds.items())) or "-"
+    return (
+        "\n".join(
+            f"{worker}: {found.describe() if found else '-'}"
+            for worker, found in sorted(speeds.items())
+        )
+        or "-"
+    )

@@ -35,8 +35,9 @@ def viewer_name(run_id: int) -> str:
     return f"trackday-dr-viewer-{run_id}"
 
 
-def start_proxy(client: docker.DockerClient, service: dict, run_id: int, node_port: int,
-                stream: dict[str, str]):
+def start_proxy(
+    client: docker.DockerClient, service: dict, run_id: int, node_port: int, stream: dict[str, str]
+):
     """The proxy container for one simulation service, on the node's loopback only."""
     spec = service["Spec"]
     image = spec["TaskTemplate"]["ContainerSpec"]["Image"].split("@", 1)[0]
@@ -45,14 +46,21 @@ def start_proxy(client: docker.DockerClient, service: dict, run_id: int, node_po
     environment = {"VIEWER_UPSTREAM": f"tasks.{spec['Name']}", "VIEWER_PORT": str(PROXY_PORT)}
     environment |= {f"VIEWER_{key.upper()}": value for key, value in stream.items()}
     return client.containers.run(
-        image, ["python3", "-c", PROXY.read_text()], entrypoint=[], detach=True,
-        name=viewer_name(run_id), network=NETWORK, environment=environment,
+        image,
+        ["python3", "-c", PROXY.read_text()],
+        entrypoint=[],
+        detach=True,
+        name=viewer_name(run_id),
+        network=NETWORK,
+        environment=environment,
         ports={f"{PROXY_PORT}/tcp": (LOOPBACK, node_port)},
-        labels={WORKLOAD_LABEL: WORKLOAD, RUN_LABEL: str(run_id), VIEWER_LABEL: "proxy"})
+        labels={WORKLOAD_LABEL: WORKLOAD, RUN_LABEL: str(run_id), VIEWER_LABEL: "proxy"},
+    )
 
 
-def forward(listener: socket.socket, open_channel: Callable[[], object],
-            stop: threading.Event) -> None:
+def forward(
+    listener: socket.socket, open_channel: Callable[[], object], stop: threading.Event
+) -> None:
     """Accept connections on `listener` and pump each through a channel `open_channel`
     makes (a paramiko direct-tcpip channel to the manager's loopback), until `stop`."""
     listener.settimeout(0.5)
@@ -89,26 +97,28 @@ def _pump(source, target) -> None:
 
 def _ssh_channel(client: docker.DockerClient, node_port: int) -> Callable[[], object]:
     transport = client.api._custom_adapter.ssh_client.get_transport()
-    return lambda: transport.open_channel("direct-tcpip", (LOOPBACK, node_port),
-                                          (LOOPBACK, 0))
+    return lambda: transport.open_channel("direct-tcpip", (LOOPBACK, node_port), (LOOPBACK, 0))
 
 
-def viewer(stack: str = STACK, directory: Path = DIRECTORY, outputs_file: Path = OUTPUTS,
-           run_id: int = RUN_ID,
-           evaluation: bool = typer.Option(False, "--evaluation", "-e", help="The "
-                                           "evaluation's worker."),
-           port: int = typer.Option(8100, "--port", "-p", help="Port on 127.0.0.1 here (and "
-                                    "on the manager's loopback)."),
-           topic: str = typer.Option("/racecar/deepracer/kvs_stream", "--topic", "-t"),
-           width: int = typer.Option(480, "--width", "-w"),
-           height: int = typer.Option(360, "--height", "-h"),
-           quality: int = typer.Option(75, "--quality", "-q")) -> None:
+def viewer(
+    stack: str = STACK,
+    directory: Path = DIRECTORY,
+    outputs_file: Path = OUTPUTS,
+    run_id: int = RUN_ID,
+    evaluation: bool = typer.Option(False, "--evaluation", "-e", help="The evaluation's worker."),
+    port: int = typer.Option(
+        8100, "--port", "-p", help="Port on 127.0.0.1 here (and on the manager's loopback)."
+    ),
+    topic: str = typer.Option("/racecar/deepracer/kvs_stream", "--topic", "-t"),
+    width: int = typer.Option(480, "--width", "-w"),
+    height: int = typer.Option(360, "--height", "-h"),
+    quality: int = typer.Option(75, "--quality", "-q"),
+) -> None:
     """Show the workers' camera streams on http://127.0.0.1:PORT/ until Ctrl-C
     (dr-start-viewer)."""
     settings, target = _context(stack, directory, outputs_file, run_id)
     job = "evaluation" if evaluation else "training"
-    stream = {"topic": topic, "width": str(width), "height": str(height),
-              "quality": str(quality)}
+    stream = {"topic": topic, "width": str(width), "height": str(height), "quality": str(quality)}
     try:
         client = dr_runs.client_for(target)
         service = dr_runs.service_of(client, settings.run_id, job, SIMULATION_ROLE)
@@ -124,8 +134,10 @@ def viewer(stack: str = STACK, directory: Path = DIRECTORY, outputs_file: Path =
             stop.wait()
         else:
             with socket.create_server((LOOPBACK, port)) as listener:
-                _say(f"viewer of run {settings.run_id}: http://{LOOPBACK}:{port}/ through SSH "
-                     f"to {target.manager.address} (Ctrl-C stops it)")
+                _say(
+                    f"viewer of run {settings.run_id}: http://{LOOPBACK}:{port}/ through SSH "
+                    f"to {target.manager.address} (Ctrl-C stops it)"
+                )
                 forward(listener, _ssh_channel(client, port), stop)
     except KeyboardInterrupt:
         pass
@@ -134,4 +146,3 @@ def viewer(stack: str = STACK, directory: Path = DIRECTORY, outputs_file: Path =
         with contextlib.suppress(docker.errors.APIError):
             container.remove(force=True)
     _say("viewer stopped")
-

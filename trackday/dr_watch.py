@@ -69,9 +69,12 @@ def _created(text: str) -> datetime | None:
         return None
 
 
-def run_lines(services: list[dr_runs.ServiceStatus], read: Callable[[str], Progress | None],
-              now: datetime, speeds: Mapping[str, Mapping[int, SimSpeed | None]] | None = None
-              ) -> list[RunLine]:
+def run_lines(
+    services: list[dr_runs.ServiceStatus],
+    read: Callable[[str], Progress | None],
+    now: datetime,
+    speeds: Mapping[str, Mapping[int, SimSpeed | None]] | None = None,
+) -> list[RunLine]:
     """One line per run and job, from its services, `read(model_prefix)` and the simulation
     workers' `speeds` by service name (trackday/dr_speed.py)."""
     speeds = speeds or {}
@@ -82,12 +85,18 @@ def run_lines(services: list[dr_runs.ServiceStatus], read: Callable[[str], Progr
     for (run_id, job), members in sorted(grouped.items()):
         prefix = next((s.model_prefix for s in members if s.model_prefix), "")
         started = [t for t in (_created(s.created) for s in members) if t]
-        lines.append(RunLine(
-            run_id, job, prefix, sum(s.running for s in members),
-            sum(s.replicas for s in members),
-            (now - min(started)).total_seconds() if started else None,
-            read(prefix) if prefix and job == "training" else None,
-            next((speeds[s.name] for s in members if s.name in speeds), None)))
+        lines.append(
+            RunLine(
+                run_id,
+                job,
+                prefix,
+                sum(s.running for s in members),
+                sum(s.replicas for s in members),
+                (now - min(started)).total_seconds() if started else None,
+                read(prefix) if prefix and job == "training" else None,
+                next((speeds[s.name] for s in members if s.name in speeds), None),
+            )
+        )
     return lines
 
 
@@ -103,8 +112,7 @@ def read_progress(bucket_url: str, model_prefix: str) -> Progress | None:
     if not run.iterations:
         return None
     evaluated = [it.eval_progress for it in run.iterations if it.eval_progress is not None]
-    rewards = tuple(it.reward for it in run.iterations[-TREND_ITERATIONS:]
-                    if it.reward is not None)
+    rewards = tuple(it.reward for it in run.iterations[-TREND_ITERATIONS:] if it.reward is not None)
     return Progress(run.iterations[-1].number, max(evaluated, default=None), rewards)
 
 
@@ -117,24 +125,45 @@ def _duration(seconds: float | None) -> str:
 
 def render(lines: list[RunLine]) -> Table:
     table = Table(title="DeepRacer runs")
-    for column in ("run", "job", "model prefix", "tasks", "running for", "iteration",
-                   "best progress", "reward trend", "simulation speed"):
+    for column in (
+        "run",
+        "job",
+        "model prefix",
+        "tasks",
+        "running for",
+        "iteration",
+        "best progress",
+        "reward trend",
+        "simulation speed",
+    ):
         table.add_column(column, overflow="fold")
     for line in lines:
         progress = line.progress
-        best = (f"{progress.best_progress:.1f}%"
-                if progress and progress.best_progress is not None else "-")
-        trend = (f"{sparkline(progress.rewards)} {progress.rewards[-1]:.1f}"
-                 if progress and progress.rewards else "-")
-        table.add_row(line.run_id, line.job, line.model_prefix or "-",
-                      f"{line.running}/{line.replicas}", _duration(line.elapsed_s),
-                      str(progress.iteration) if progress else "-", best, trend,
-                      dr_speed.describe(line.speeds) if line.speeds is not None else "-")
+        best = (
+            f"{progress.best_progress:.1f}%"
+            if progress and progress.best_progress is not None
+            else "-"
+        )
+        trend = (
+            f"{sparkline(progress.rewards)} {progress.rewards[-1]:.1f}"
+            if progress and progress.rewards
+            else "-"
+        )
+        table.add_row(
+            line.run_id,
+            line.job,
+            line.model_prefix or "-",
+            f"{line.running}/{line.replicas}",
+            _duration(line.elapsed_s),
+            str(progress.iteration) if progress else "-",
+            best,
+            trend,
+            dr_speed.describe(line.speeds) if line.speeds is not None else "-",
+        )
     return table
 
 
-def summary(stack: str = STACK, directory: Path = DIRECTORY,
-            outputs_file: Path = OUTPUTS) -> None:
+def summary(stack: str = STACK, directory: Path = DIRECTORY, outputs_file: Path = OUTPUTS) -> None:
     """Every run on the stack: tasks, time running, iteration, best progress, reward trend
     (dr-summary), and each simulation worker's real-time factor and steps per second."""
     _, target = _context(stack, directory, outputs_file, None)
@@ -148,8 +177,12 @@ def summary(stack: str = STACK, directory: Path = DIRECTORY,
         typer.echo("no DeepRacer runs")
         return
     with storage.environment(target.storage_env):
-        lines = run_lines(services, lambda prefix: read_progress(target.bucket_url, prefix),
-                          datetime.now(UTC), speeds)
+        lines = run_lines(
+            services,
+            lambda prefix: read_progress(target.bucket_url, prefix),
+            datetime.now(UTC),
+            speeds,
+        )
     Console(width=160).print(render(lines))
 
 

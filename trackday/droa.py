@@ -67,8 +67,11 @@ class Credentials:
     @property
     def storage_env(self) -> dict[str, str]:
         """training.storage's environment for the upload bucket, with these credentials."""
-        return {"AWS_ACCESS_KEY_ID": self.access_key, "AWS_SECRET_ACCESS_KEY": self.secret_key,
-                "AWS_SESSION_TOKEN": self.session_token}
+        return {
+            "AWS_ACCESS_KEY_ID": self.access_key,
+            "AWS_SECRET_ACCESS_KEY": self.secret_key,
+            "AWS_SESSION_TOKEN": self.session_token,
+        }
 
 
 def _get(url: str) -> bytes:
@@ -95,15 +98,22 @@ def fetch_config(site_url: str) -> DroaConfig:
     url = site_url.rstrip("/") + "/env.js"
     match = _ENV_JS.search(_get(url).decode(errors="replace"))
     if not match:
-        raise DroaError(f"{url} holds no window.EnvironmentConfig: is {site_url} the address "
-                        "of a DeepRacer on AWS site?")
+        raise DroaError(
+            f"{url} holds no window.EnvironmentConfig: is {site_url} the address "
+            "of a DeepRacer on AWS site?"
+        )
     try:
         env = _js_object(match.group(1))
     except json.JSONDecodeError as error:
         raise DroaError(f"{url}: EnvironmentConfig is not readable ({error})") from None
-    keys = {"region": "region", "user_pool_id": "userPoolId", "client_id": "userPoolClientId",
-            "identity_pool_id": "identityPoolId", "api_endpoint": "apiEndpointUrl",
-            "upload_bucket": "uploadBucketName"}
+    keys = {
+        "region": "region",
+        "user_pool_id": "userPoolId",
+        "client_id": "userPoolClientId",
+        "identity_pool_id": "identityPoolId",
+        "api_endpoint": "apiEndpointUrl",
+        "upload_bucket": "uploadBucketName",
+    }
     missing = [js for js in keys.values() if not isinstance(env.get(js), str) or not env[js]]
     if missing:
         raise DroaError(f"{url} lacks {', '.join(missing)}: not a DeepRacer on AWS site?")
@@ -118,27 +128,39 @@ def login(config: DroaConfig, username: str, password: str) -> Credentials:
     """User pool sign-in, then the identity pool's temporary credentials."""
     try:
         answer = _client("cognito-idp", config.region).initiate_auth(
-            AuthFlow="USER_PASSWORD_AUTH", ClientId=config.client_id,
-            AuthParameters={"USERNAME": username, "PASSWORD": password})
+            AuthFlow="USER_PASSWORD_AUTH",
+            ClientId=config.client_id,
+            AuthParameters={"USERNAME": username, "PASSWORD": password},
+        )
         token = (answer.get("AuthenticationResult") or {}).get("IdToken")
         if not token:
-            raise DroaError(f"signing in as {username} asked for a further step "
-                            f"({answer.get('ChallengeName', 'unknown')}): finish it on the "
-                            "DeepRacer on AWS site once, then try again")
+            raise DroaError(
+                f"signing in as {username} asked for a further step "
+                f"({answer.get('ChallengeName', 'unknown')}): finish it on the "
+                "DeepRacer on AWS site once, then try again"
+            )
         identity = _client("cognito-identity", config.region)
         logins = {f"cognito-idp.{config.region}.amazonaws.com/{config.user_pool_id}": token}
-        identity_id = identity.get_id(IdentityPoolId=config.identity_pool_id,
-                                      Logins=logins)["IdentityId"]
-        found = identity.get_credentials_for_identity(IdentityId=identity_id,
-                                                      Logins=logins)["Credentials"]
+        identity_id = identity.get_id(IdentityPoolId=config.identity_pool_id, Logins=logins)[
+            "IdentityId"
+        ]
+        found = identity.get_credentials_for_identity(IdentityId=identity_id, Logins=logins)[
+            "Credentials"
+        ]
     except ClientError as error:
-        raise DroaError(f"DeepRacer on AWS refused the sign-in as {username}: "
-                        f"{error.response['Error'].get('Message', error)}") from None
+        raise DroaError(
+            f"DeepRacer on AWS refused the sign-in as {username}: "
+            f"{error.response['Error'].get('Message', error)}"
+        ) from None
     except BotoCoreError as error:
         raise DroaError(f"cannot sign in to DeepRacer on AWS: {error}") from None
     expiry = found["Expiration"]
-    return Credentials(found["AccessKeyId"], found["SecretKey"], found["SessionToken"],
-                       expiry if expiry.tzinfo else expiry.replace(tzinfo=UTC))
+    return Credentials(
+        found["AccessKeyId"],
+        found["SecretKey"],
+        found["SessionToken"],
+        expiry if expiry.tzinfo else expiry.replace(tzinfo=UTC),
+    )
 
 
 def cache_file(config: DroaConfig, username: str) -> Path:
@@ -154,8 +176,12 @@ def cached(path: Path) -> Credentials | None:
         if info.st_uid != os.getuid() or info.st_mode & 0o077:
             return None  # someone else could have written or read it: sign in again
         data = json.loads(path.read_text())
-        credentials = Credentials(data["access_key"], data["secret_key"],
-                                  data["session_token"], datetime.fromisoformat(data["expiry"]))
+        credentials = Credentials(
+            data["access_key"],
+            data["secret_key"],
+            data["session_token"],
+            datetime.fromisoformat(data["expiry"]),
+        )
     except (OSError, ValueError, KeyError, TypeError):
         return None
     return credentials if credentials.expiry > datetime.now(UTC) + CACHE_MARGIN else None
@@ -180,26 +206,39 @@ class DroaApi:
     def __init__(self, config: DroaConfig, credentials: Credentials):
         self.config, self.credentials = config, credentials
 
-    def call(self, method: str, path: str, query: dict | None = None,
-             body: dict | None = None) -> dict:
+    def call(
+        self, method: str, path: str, query: dict | None = None, body: dict | None = None
+    ) -> dict:
         url = f"{self.config.api_endpoint.rstrip('/')}/{path.lstrip('/')}"
         if query:
             url += "?" + urllib.parse.urlencode(query)
         data = json.dumps(body).encode() if body is not None else b""
-        request = AWSRequest(method=method, url=url, data=data, headers={
-            "Content-Type": "application/json", "Origin": self.config.site_url})
-        SigV4Auth(SigningCredentials(self.credentials.access_key, self.credentials.secret_key,
-                                     self.credentials.session_token),
-                  "execute-api", self.config.region).add_auth(request)
-        prepared = urllib.request.Request(url, data=data or None, method=method,
-                                          headers=dict(request.headers))
+        request = AWSRequest(
+            method=method,
+            url=url,
+            data=data,
+            headers={"Content-Type": "application/json", "Origin": self.config.site_url},
+        )
+        SigV4Auth(
+            SigningCredentials(
+                self.credentials.access_key,
+                self.credentials.secret_key,
+                self.credentials.session_token,
+            ),
+            "execute-api",
+            self.config.region,
+        ).add_auth(request)
+        prepared = urllib.request.Request(
+            url, data=data or None, method=method, headers=dict(request.headers)
+        )
         try:
             with urllib.request.urlopen(prepared, timeout=TIMEOUT_S) as response:
                 text = response.read()
         except urllib.error.HTTPError as error:
             detail = error.read().decode(errors="replace")[:500]
-            raise DroaError(f"DeepRacer on AWS answered {error.code} to {method} /{path}: "
-                            f"{detail}") from None
+            raise DroaError(
+                f"DeepRacer on AWS answered {error.code} to {method} /{path}: {detail}"
+            ) from None
         except (urllib.error.URLError, OSError) as error:
             raise DroaError(f"cannot reach {url}: {error}") from None
         try:
@@ -225,8 +264,10 @@ class DroaApi:
         model = self.get_model(model_id)
         status = model.get("status", "UNKNOWN")
         if status not in DELETABLE:
-            raise DroaError(f"model {model.get('name', model_id)} is {status}: only "
-                            f"{' or '.join(DELETABLE)} models can be deleted")
+            raise DroaError(
+                f"model {model.get('name', model_id)} is {status}: only "
+                f"{' or '.join(DELETABLE)} models can be deleted"
+            )
         self.call("DELETE", f"models/{_model_id(model_id)}")
         return model
 
@@ -239,22 +280,32 @@ class DroaApi:
             raise DroaError("the import was accepted without a model id")
         return model_id
 
-    def asset_url(self, model_id: str, asset_type: str, evaluation_id: str | None = None,
-                  timeout_s: float = 300) -> str:
+    def asset_url(
+        self,
+        model_id: str,
+        asset_type: str,
+        evaluation_id: str | None = None,
+        timeout_s: float = 300,
+    ) -> str:
         """The download address of an asset, waiting while DRoA packages it (QUEUED)."""
-        query = {"assetType": asset_type} | ({"evaluationId": evaluation_id}
-                                             if evaluation_id else {})
+        query = {"assetType": asset_type} | (
+            {"evaluationId": evaluation_id} if evaluation_id else {}
+        )
         deadline = time.monotonic() + timeout_s
         while True:
             answer = self.call("GET", f"models/{_model_id(model_id)}/getasset", query)
             if answer.get("url"):
                 return answer["url"]
             if answer.get("status") != "QUEUED":
-                raise DroaError(f"{asset_type} of {model_id} is not available "
-                                f"(status {answer.get('status', 'unknown')})")
+                raise DroaError(
+                    f"{asset_type} of {model_id} is not available "
+                    f"(status {answer.get('status', 'unknown')})"
+                )
             if time.monotonic() > deadline:
-                raise DroaError(f"{asset_type} of {model_id} still packaging after "
-                                f"{timeout_s:.0f} s: try again later")
+                raise DroaError(
+                    f"{asset_type} of {model_id} still packaging after "
+                    f"{timeout_s:.0f} s: try again later"
+                )
             time.sleep(POLL_S)
 
 
@@ -270,8 +321,10 @@ def model_name(name: str) -> str:
     with other characters gets '-' for them."""
     cleaned = re.sub(r"[^A-Za-z0-9-]", "-", name)[:64]
     if not cleaned.strip("-"):
-        raise DroaError(f"{name!r} cannot name a DeepRacer on AWS model: pass --name with "
-                        "letters, digits and '-'")
+        raise DroaError(
+            f"{name!r} cannot name a DeepRacer on AWS model: pass --name with "
+            "letters, digits and '-'"
+        )
     return cleaned
 
 

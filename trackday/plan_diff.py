@@ -119,5 +119,3 @@ def _key(resource: dict[str, Any]) -> tuple[str, str]:
 
 def _brief(resource: dict[str, Any]) -> dict[str, Any]:
     return {"type": resource["type"], "name": resource["name"]}
-
-

@@ -113,7 +113,7 @@ def _latest_run(runs: str) -> str:
         raise RunError(f"{where} is truncated or not JSON ({exc}); {hint}") from None
     url = latest.get("url") if isinstance(latest, dict) else None
     if not isinstance(url, str):
-        raise RunError(f"{where} holds no run URL (want {{\"url\": ...}}); {hint}")
+        raise RunError(f'{where} holds no run URL (want {{"url": ...}}); {hint}')
     run_id = url.rstrip("/").removeprefix(runs.rstrip("/") + "/")
     if run_id == url.rstrip("/") or not _RUN_ID.fullmatch(run_id):
         raise RunError(f"{where} points at {url!r}, which is not a run under {runs}; {hint}")
@@ -149,9 +149,7 @@ def _outputs(manifest_path: Path, run_url: str) -> dict[PurePosixPath, str]:
     return checked
 
 
-def fetch_run(
-    run_url: str, dest: Path, progress: storage.Progress | None = None
-) -> list[Path]:
+def fetch_run(run_url: str, dest: Path, progress: storage.Progress | None = None) -> list[Path]:
     """Download a complete run's results into `dest`, each checked against the run manifest.
 
     Everything goes to a temporary folder beside `dest` first and is moved into place only

@@ -22,8 +22,15 @@ from contract.outputs import (
 )
 from contract.outputs import storage_env as _storage_env
 
-__all__ = ["GcpOutputs", "StackError", "SwarmOutputs", "gcp_outputs", "read_outputs",
-           "storage_env", "swarm_outputs"]
+__all__ = [
+    "GcpOutputs",
+    "StackError",
+    "SwarmOutputs",
+    "gcp_outputs",
+    "read_outputs",
+    "storage_env",
+    "swarm_outputs",
+]
 
 
 class StackError(Exception):

@@ -156,10 +156,13 @@ def task_template(spec: ServiceSpec, secret_ids: Mapping[str, str]) -> TaskTempl
         env=dict(spec.env),
         workdir=spec.working_dir,
         labels=dict(spec.labels),
-        mounts=[DockerMount(m.target, m.source, type=m.type, read_only=m.read_only)
-                for m in spec.mounts],
-        secrets=[SecretReference(secret_ids[s.secret], s.secret, filename=s.file)
-                 for s in spec.secrets] or None,
+        mounts=[
+            DockerMount(m.target, m.source, type=m.type, read_only=m.read_only) for m in spec.mounts
+        ],
+        secrets=[
+            SecretReference(secret_ids[s.secret], s.secret, filename=s.file) for s in spec.secrets
+        ]
+        or None,
         init=spec.init or None,
         read_only=spec.read_only or None,
     )

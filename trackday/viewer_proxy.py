@@ -21,7 +21,8 @@ STREAM = "stream?topic={topic}&quality={quality}&width={width}&height={height}".
     topic=os.environ.get("VIEWER_TOPIC", "/racecar/deepracer/kvs_stream"),
     quality=os.environ.get("VIEWER_QUALITY", "75"),
     width=os.environ.get("VIEWER_WIDTH", "480"),
-    height=os.environ.get("VIEWER_HEIGHT", "360"))
+    height=os.environ.get("VIEWER_HEIGHT", "360"),
+)
 
 
 def workers():
@@ -47,11 +48,12 @@ class Viewer(BaseHTTPRequestHandler):
     def page(self):
         found = workers()
         stream = html.escape(STREAM)
-        images = "".join(f'<figure><img src="/w/{address}/{stream}"><figcaption>{address}'
-                         "</figcaption></figure>" for address in found)
+        images = "".join(
+            f'<figure><img src="/w/{address}/{stream}"><figcaption>{address}</figcaption></figure>'
+            for address in found
+        )
         title = f"{len(found)} workers of {html.escape(UPSTREAM)}"
-        body = (f"<!doctype html><title>DeepRacer workers</title><h1>{title}</h1>{images}"
-                ).encode()
+        body = (f"<!doctype html><title>DeepRacer workers</title><h1>{title}</h1>{images}").encode()
         self.send_response(200)
         self.send_header("Content-Type", "text/html; charset=utf-8")
         self.send_header("Content-Length", str(len(body)))

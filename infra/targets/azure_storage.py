@@ -102,9 +102,7 @@ class Storage(pulumi.ComponentResource):
         )
         # Whoever deploys may read and write the data (shared keys are off); a CI deployer is
         # a service principal or managed identity, and ARM refuses a type that does not match.
-        self.grant(
-            f"{name}-deployer", args.deployer_id, args.deployer_type, args.subscription_id
-        )
+        self.grant(f"{name}-deployer", args.deployer_id, args.deployer_type, args.subscription_id)
         self.register_outputs({"account": self.name})
 
     def grant(

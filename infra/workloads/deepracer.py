@@ -64,8 +64,9 @@ class DeepRacerRunArgs:
     network: docker.Network | None = None  # the target's `sagemaker-local`, if it owns one
 
 
-def requested(config: StackConfig, project_root: Path) -> tuple[DeepRacerSettings, str,
-                                                                 Path] | None:
+def requested(
+    config: StackConfig, project_root: Path
+) -> tuple[DeepRacerSettings, str, Path] | None:
     """The run the stack asks for, its custom files checked; None when it asks for none.
 
     Raises ConfigError naming each problem, before the program declares anything."""
@@ -73,16 +74,23 @@ def requested(config: StackConfig, project_root: Path) -> tuple[DeepRacerSetting
     if job == "none":
         return None
     if config.deepracer is None:
-        raise ConfigError("deepracerRun", job, "a run needs the trackday:deepracer section "
-                          "(`trackday dr import` writes one from a DRfC folder)")
+        raise ConfigError(
+            "deepracerRun",
+            job,
+            "a run needs the trackday:deepracer section "
+            "(`trackday dr import` writes one from a DRfC folder)",
+        )
     settings = config.deepracer
     folder = project_root / settings.custom_files_dir
     if job == "training":
         problems = preflight(folder, settings)
         errors = [str(p) for p in problems if not p.warning]
         if errors:
-            raise ConfigError("deepracer.customFilesDir", str(folder),
-                              "fix the custom files first:\n  " + "\n  ".join(errors))
+            raise ConfigError(
+                "deepracer.customFilesDir",
+                str(folder),
+                "fix the custom files first:\n  " + "\n  ".join(errors),
+            )
         for warning in (p for p in problems if p.warning):
             pulumi.log.warn(f"{folder}: {warning}")
     if config.target == "local":
@@ -102,8 +110,11 @@ def local_swarm_nodes() -> list[dict] | None:
         return None
 
 
-def service_args(spec: ServiceSpec, secret_ids: Mapping[str, pulumi.Input[str]],
-                 network_ids: Mapping[str, pulumi.Input[str]]) -> dict[str, Any]:
+def service_args(
+    spec: ServiceSpec,
+    secret_ids: Mapping[str, pulumi.Input[str]],
+    network_ids: Mapping[str, pulumi.Input[str]],
+) -> dict[str, Any]:
     """docker.Service arguments for one service (contract/swarm.py), field for field: the
     program's translator, as trackday.swarm_jobs.task_template is the CLI's."""
     container = docker.ServiceTaskSpecContainerSpecArgs(
@@ -113,38 +124,53 @@ def service_args(spec: ServiceSpec, secret_ids: Mapping[str, pulumi.Input[str]],
         dir=spec.working_dir,
         init=spec.init or None,
         read_only=spec.read_only or None,
-        labels=[docker.ServiceTaskSpecContainerSpecLabelArgs(label=k, value=v)
-                for k, v in spec.labels.items()],
-        mounts=[docker.ServiceTaskSpecContainerSpecMountArgs(
-            target=m.target, source=m.source, type=m.type, read_only=m.read_only)
-            for m in spec.mounts],
-        secrets=[docker.ServiceTaskSpecContainerSpecSecretArgs(
-            file_name=s.file, secret_id=secret_ids[s.secret], secret_name=s.secret)
-            for s in spec.secrets],
+        labels=[
+            docker.ServiceTaskSpecContainerSpecLabelArgs(label=k, value=v)
+            for k, v in spec.labels.items()
+        ],
+        mounts=[
+            docker.ServiceTaskSpecContainerSpecMountArgs(
+                target=m.target, source=m.source, type=m.type, read_only=m.read_only
+            )
+            for m in spec.mounts
+        ],
+        secrets=[
+            docker.ServiceTaskSpecContainerSpecSecretArgs(
+                file_name=s.file, secret_id=secret_ids[s.secret], secret_name=s.secret
+            )
+            for s in spec.secrets
+        ],
     )
-    log_driver = (docker.ServiceTaskSpecLogDriverArgs(name=spec.log_driver,
-                                                      options=dict(spec.log_options))
-                  if spec.log_driver else None)
+    log_driver = (
+        docker.ServiceTaskSpecLogDriverArgs(name=spec.log_driver, options=dict(spec.log_options))
+        if spec.log_driver
+        else None
+    )
     task = docker.ServiceTaskSpecArgs(
         container_spec=container,
         placement=docker.ServiceTaskSpecPlacementArgs(constraints=list(spec.constraints)),
         restart_policy=docker.ServiceTaskSpecRestartPolicyArgs(condition=spec.restart_condition),
-        networks_advanceds=[docker.ServiceTaskSpecNetworksAdvancedArgs(id=network_ids[n])
-                            for n in spec.networks],
+        networks_advanceds=[
+            docker.ServiceTaskSpecNetworksAdvancedArgs(id=network_ids[n]) for n in spec.networks
+        ],
         log_driver=log_driver,
         resources=docker.ServiceTaskSpecResourcesArgs(
             reservation=docker.ServiceTaskSpecResourcesReservationArgs(
                 generic_resources=docker.ServiceTaskSpecResourcesReservationGenericResourcesArgs(
-                    discrete_resources_specs=[f"{GPU_RESOURCE}={spec.gpus}"])))
-        if spec.gpus else None,
+                    discrete_resources_specs=[f"{GPU_RESOURCE}={spec.gpus}"]
+                )
+            )
+        )
+        if spec.gpus
+        else None,
     )
     return {
         "name": spec.name,
         "task_spec": task,
         "mode": docker.ServiceModeArgs(
-            replicated=docker.ServiceModeReplicatedArgs(replicas=spec.replicas)),
-        "labels": [docker.ServiceLabelArgs(label=k, value=v)
-                   for k, v in spec.own_labels.items()],
+            replicated=docker.ServiceModeReplicatedArgs(replicas=spec.replicas)
+        ),
+        "labels": [docker.ServiceLabelArgs(label=k, value=v) for k, v in spec.own_labels.items()],
     }
 
 
@@ -160,9 +186,11 @@ class RunFilesProvider(ResourceProvider):
         return CreateResult(f"{props['bucketUrl']}/{props['settings']['model_prefix']}", outs)
 
     def update(self, _id: str, olds: dict[str, Any], news: dict[str, Any]) -> UpdateResult:
-        moved = (olds.get("job"), olds.get("bucketUrl"),
-                 olds.get("settings", {}).get("model_prefix")) != (
-            "training", news["bucketUrl"], news["settings"]["model_prefix"])
+        moved = (
+            olds.get("job"),
+            olds.get("bucketUrl"),
+            olds.get("settings", {}).get("model_prefix"),
+        ) != ("training", news["bucketUrl"], news["settings"]["model_prefix"])
         return UpdateResult(self._write(news, claim=moved))
 
     def delete(self, _id: str, _props: dict[str, Any]) -> None:
@@ -179,9 +207,12 @@ class RunFilesProvider(ResourceProvider):
         training = props["job"] == "training"
         if training and claim:
             with storage.environment(props["storageEnv"]):
-                bucket_io.claim_prefix(props["bucketUrl"], settings.model_prefix,
-                                       settings.training.wipe,
-                                       "set trackday:deepracer.training.wipe: true")
+                bucket_io.claim_prefix(
+                    props["bucketUrl"],
+                    settings.model_prefix,
+                    settings.training.wipe,
+                    "set trackday:deepracer.training.wipe: true",
+                )
         if training:
             with tempfile.TemporaryDirectory() as folder:
                 for name, text in props["customFiles"].items():
@@ -199,16 +230,18 @@ class RunFiles(pulumi.dynamic.Resource):
     keys: pulumi.Output[list[str]]
     stamp: pulumi.Output[str]
 
-    def __init__(self, name: str, props: dict[str, Any],
-                 opts: pulumi.ResourceOptions | None = None):
+    def __init__(
+        self, name: str, props: dict[str, Any], opts: pulumi.ResourceOptions | None = None
+    ):
         super().__init__(RunFilesProvider(), name, {**props, "keys": None, "stamp": None}, opts)
 
 
 class DeepRacerRun(pulumi.ComponentResource):
     """One DeepRacer run (training or evaluation) on the stack's swarm."""
 
-    def __init__(self, name: str, args: DeepRacerRunArgs,
-                 opts: pulumi.ResourceOptions | None = None):
+    def __init__(
+        self, name: str, args: DeepRacerRunArgs, opts: pulumi.ResourceOptions | None = None
+    ):
         super().__init__("trackday:workloads:DeepRacerRun", name, None, opts)
         settings, target, job = args.settings, args.target, args.job
         labels = {WORKLOAD_LABEL: WORKLOAD, RUN_LABEL: str(settings.run_id), JOB_LABEL: job}
@@ -217,48 +250,74 @@ class DeepRacerRun(pulumi.ComponentResource):
             return pulumi.ResourceOptions(parent=self, provider=args.provider, **kwargs)
 
         self.network = args.network or docker.Network(
-            f"{name}-net", name=NETWORK, driver="overlay", attachable=True,
-            labels=[docker.NetworkLabelArgs(label=k, value=v)
-                    for k, v in {WORKLOAD_LABEL: WORKLOAD, **NETWORK_LABELS}.items()],
-            opts=child())  # NETWORK_LABELS: rl_coach's compose refuses the network without them
+            f"{name}-net",
+            name=NETWORK,
+            driver="overlay",
+            attachable=True,
+            labels=[
+                docker.NetworkLabelArgs(label=k, value=v)
+                for k, v in {WORKLOAD_LABEL: WORKLOAD, **NETWORK_LABELS}.items()
+            ],
+            opts=child(),
+        )  # NETWORK_LABELS: rl_coach's compose refuses the network without them
         secret_ids: dict[str, pulumi.Output[str]] = {}
         if target.credentials is not None:
             secret_name = credentials_secret(settings, job)
             data = pulumi.Output.all(*target.credentials).apply(
-                lambda keys: base64.b64encode(s3_credentials_file(*keys).encode()).decode())
+                lambda keys: base64.b64encode(s3_credentials_file(*keys).encode()).decode()
+            )
             secret = docker.Secret(
-                f"{name}-s3", name=secret_name, data=pulumi.Output.secret(data),
+                f"{name}-s3",
+                name=secret_name,
+                data=pulumi.Output.secret(data),
                 labels=[docker.SecretLabelArgs(label=k, value=v) for k, v in labels.items()],
-                opts=child(delete_before_replace=True))
+                opts=child(delete_before_replace=True),
+            )
             secret_ids[secret_name] = secret.id
-        custom = ({n: (args.custom_files / n).read_text() for n in CUSTOM_FILE_NAMES}
-                  if job == "training" else {})
-        self.files = RunFiles(f"{name}-files", {
-            "job": job,
-            "settings": settings.model_dump(mode="json"),
-            "bucket": {"name": target.bucket.name, "region": target.bucket.region,
-                       "endpoint_url": target.bucket.endpoint_url},
-            "bucketUrl": target.bucket_url,
-            "customFiles": custom,
-            "storageEnv": pulumi.Output.secret(dict(target.storage_env)),
-        }, opts=pulumi.ResourceOptions(parent=self))
+        custom = (
+            {n: (args.custom_files / n).read_text() for n in CUSTOM_FILE_NAMES}
+            if job == "training"
+            else {}
+        )
+        self.files = RunFiles(
+            f"{name}-files",
+            {
+                "job": job,
+                "settings": settings.model_dump(mode="json"),
+                "bucket": {
+                    "name": target.bucket.name,
+                    "region": target.bucket.region,
+                    "endpoint_url": target.bucket.endpoint_url,
+                },
+                "bucketUrl": target.bucket_url,
+                "customFiles": custom,
+                "storageEnv": pulumi.Output.secret(dict(target.storage_env)),
+            },
+            opts=pulumi.ResourceOptions(parent=self),
+        )
         self.specs = run_services(settings, target.site, job)
         self.services = [
-            docker.Service(f"{name}-{spec.name.rsplit('-', 1)[-1]}",
-                           **service_args(spec, secret_ids, {NETWORK: self.network.id}),
-                           opts=child(depends_on=[self.files]))
+            docker.Service(
+                f"{name}-{spec.name.rsplit('-', 1)[-1]}",
+                **service_args(spec, secret_ids, {NETWORK: self.network.id}),
+                opts=child(depends_on=[self.files]),
+            )
             for spec in self.specs
         ]
-        self.register_outputs({"services": [s.name for s in self.services],
-                               "files": self.files.keys})
+        self.register_outputs(
+            {"services": [s.name for s in self.services], "files": self.files.keys}
+        )
 
     def stack_outputs(self) -> dict[str, Any]:
-        return {"deepracerServices": [s.name for s in self.services],
-                "deepracerFiles": self.files.keys}
+        return {
+            "deepracerServices": [s.name for s in self.services],
+            "deepracerFiles": self.files.keys,
+        }
 
 
-def deploy(name: str, run: tuple[DeepRacerSettings, str, Path], target: Target,
-           stack: str) -> dict[str, Any]:
+def deploy(
+    name: str, run: tuple[DeepRacerSettings, str, Path], target: Target, stack: str
+) -> dict[str, Any]:
     """Declare the requested run on a target component; its stack outputs.
 
     On the local target the default Docker provider is this machine's engine; a swarm
@@ -269,15 +328,21 @@ def deploy(name: str, run: tuple[DeepRacerSettings, str, Path], target: Target,
     settings, job, folder = run
     outputs = target.outputs()
     if outputs.target != "local" and target.docker_provider is None:
-        raise ConfigError("deepracerRun", job, f"the {outputs.target} target gives "
-                          "Pulumi no Docker provider for its swarm manager yet; leave "
-                          f"deepracerRun unset and run `trackday dr start-{job} --stack "
-                          f"{stack}`")
+        raise ConfigError(
+            "deepracerRun",
+            job,
+            f"the {outputs.target} target gives "
+            "Pulumi no Docker provider for its swarm manager yet; leave "
+            f"deepracerRun unset and run `trackday dr start-{job} --stack "
+            f"{stack}`",
+        )
     try:
         placed = run_target(stack, outputs)
         run_services(settings, placed.site, job)  # what the stack cannot give, said first
     except (RunTargetError, ValueError) as error:
         raise ConfigError("deepracerRun", job, str(error)) from None
-    component = DeepRacerRun(name, DeepRacerRunArgs(settings, job, folder, placed,
-                                                    target.docker_provider, target.run_network))
+    component = DeepRacerRun(
+        name,
+        DeepRacerRunArgs(settings, job, folder, placed, target.docker_provider, target.run_network),
+    )
     return component.stack_outputs()

@@ -72,10 +72,16 @@ class RunTarget:
         (infra/bootstrap.py) and run an X server on one (infra/xorg.py) unless
         `deepracer.opengl` is false; this machine's engine does neither."""
         cloud = self.manager is not None
-        return Site(self.bucket, self.credentials is not None, self.single_node,
-                    gpu_nodes=cloud, aws=self.cloud == "aws", log_group=self.log_group,
-                    display=xorg.DISPLAY if cloud else self.display,
-                    xauthority=None if cloud else self.xauthority)
+        return Site(
+            self.bucket,
+            self.credentials is not None,
+            self.single_node,
+            gpu_nodes=cloud,
+            aws=self.cloud == "aws",
+            log_group=self.log_group,
+            display=xorg.DISPLAY if cloud else self.display,
+            xauthority=None if cloud else self.xauthority,
+        )
 
 
 def local_display(environ: Mapping[str, str]) -> tuple[str | None, str | None]:
@@ -83,12 +89,14 @@ def local_display(environ: Mapping[str, str]) -> tuple[str | None, str | None]:
     $DISPLAY, and $XAUTHORITY or else ~/.Xauthority where it exists."""
     display = environ.get("DISPLAY") or None
     cookie = environ.get("XAUTHORITY") or (
-        os.path.join(environ["HOME"], ".Xauthority") if environ.get("HOME") else None)
+        os.path.join(environ["HOME"], ".Xauthority") if environ.get("HOME") else None
+    )
     return display, cookie if display and cookie and os.path.isfile(cookie) else None
 
 
-def run_target(stack: str, outputs: Mapping[str, Any] | Outputs,
-               environ: Mapping[str, str] = os.environ) -> RunTarget:
+def run_target(
+    stack: str, outputs: Mapping[str, Any] | Outputs, environ: Mapping[str, str] = os.environ
+) -> RunTarget:
     """The run target that a stack's outputs describe: the program's record of its target,
     or what `pulumi stack output` printed (contract/outputs.py names the keys); on the local
     target `environ` gives the user's X display."""
@@ -100,40 +108,64 @@ def run_target(stack: str, outputs: Mapping[str, Any] | Outputs,
     if not isinstance(s3_url, str) or not s3_url.startswith("s3://"):
         raise RunTargetError(
             f"stack {stack} ({outputs.target}) has no S3 bucket (bucketUrl {s3_url}): DeepRacer "
-            "runs need the local, aws or azure target, with storage.bucket named")
+            "runs need the local, aws or azure target, with storage.bucket named"
+        )
     name = s3_url.removeprefix("s3://").strip("/")
     if isinstance(outputs, LocalOutputs):
         keys = (outputs.s3_access_key_id, outputs.s3_secret_access_key)
         bucket = Bucket(name, LOCAL_REGION, outputs.s3_endpoint_in_network)
         display, cookie = local_display(environ)
-        return RunTarget(None, bucket, s3_url, storage_env(outputs), keys, True,
-                         outputs.s3_container, display=display, xauthority=cookie)
+        return RunTarget(
+            None,
+            bucket,
+            s3_url,
+            storage_env(outputs),
+            keys,
+            True,
+            outputs.s3_container,
+            display=display,
+            xauthority=cookie,
+        )
     assert isinstance(outputs, SwarmSite), "_record gives no other record with an s3:// bucket"
-    keys = ((outputs.s3_access_key_id, outputs.s3_secret_access_key)
-            if outputs.s3_access_key_id is not None else None)
+    keys = (
+        (outputs.s3_access_key_id, outputs.s3_secret_access_key)
+        if outputs.s3_access_key_id is not None
+        else None
+    )
     bucket = Bucket(name, outputs.region or LOCAL_REGION, outputs.s3_endpoint or None)
-    manager = ManagerAccess(outputs.manager_address, outputs.ssh_user,
-                            outputs.ssh_private_key, outputs.manager_host_key)
-    return RunTarget(manager, bucket, outputs.bucket_url, storage_env(outputs), keys,
-                     int(outputs.node_count) == 1, cloud=str(outputs.target),
-                     log_group=outputs.log_group)
+    manager = ManagerAccess(
+        outputs.manager_address, outputs.ssh_user, outputs.ssh_private_key, outputs.manager_host_key
+    )
+    return RunTarget(
+        manager,
+        bucket,
+        outputs.bucket_url,
+        storage_env(outputs),
+        keys,
+        int(outputs.node_count) == 1,
+        cloud=str(outputs.target),
+        log_group=outputs.log_group,
+    )
 
 
 def _record(stack: str, outputs: Mapping[str, Any]) -> Outputs:
     """The exported outputs as their target's record; what is missing or wrong is named."""
     target = outputs.get(SwarmSite.key("target"))
-    bucket_url = outputs.get(SwarmSite.key("node_bucket_url"),
-                             outputs.get(SwarmSite.key("bucket_url")))
+    bucket_url = outputs.get(
+        SwarmSite.key("node_bucket_url"), outputs.get(SwarmSite.key("bucket_url"))
+    )
     if target not in RECORDS or target == "gcp" or not isinstance(bucket_url, str):
         shown = bucket_url if isinstance(bucket_url, str) else "missing or not known yet"
         raise RunTargetError(
             f"stack {stack} ({target}) has no S3 bucket (bucketUrl {shown}): DeepRacer runs "
-            "need the local, aws or azure target, with storage.bucket named")
+            "need the local, aws or azure target, with storage.bucket named"
+        )
     try:
         return RECORDS[target].parse(outputs)
     except OutputsError as error:
-        raise RunTargetError(f"stack {stack} has no output {error.key!r}: run `pulumi up` for "
-                             f"it ({error.problem})") from None
+        raise RunTargetError(
+            f"stack {stack} has no output {error.key!r}: run `pulumi up` for it ({error.problem})"
+        ) from None
 
 
 # What makes this machine's engine a swarm whose node takes the runs' services (README).
@@ -144,8 +176,12 @@ def label_command(key: str, value: str, node: str = "$(docker node ls -q)") -> s
     return f"docker node update --label-add {key}={value} {node}"
 
 
-def placement_problem(nodes: list[dict] | None, constraints: Iterable[str],
-                      local: bool, gpus: Mapping[str, int] | None = None) -> str | None:
+def placement_problem(
+    nodes: list[dict] | None,
+    constraints: Iterable[str],
+    local: bool,
+    gpus: Mapping[str, int] | None = None,
+) -> str | None:
     """Why Swarm would keep a run's tasks pending (it says nothing itself), or None.
 
     `nodes` is the manager's `docker node ls` data, None where the engine is no swarm
@@ -157,24 +193,32 @@ def placement_problem(nodes: list[dict] | None, constraints: Iterable[str],
         if not local:
             return "the engine is not a swarm manager: check the stack's manager node"
         labels = " && ".join(label_command(*_label(c)) for c in wanted)
-        return (f"this machine's Docker engine is not a swarm manager: run `{SWARM_INIT}`"
-                + (f", then `{labels}`" if labels else ""))
-    ready = [n for n in nodes if n["Status"]["State"] == "ready"
-             and n["Spec"].get("Availability") == "active"]
+        return f"this machine's Docker engine is not a swarm manager: run `{SWARM_INIT}`" + (
+            f", then `{labels}`" if labels else ""
+        )
+    ready = [
+        n
+        for n in nodes
+        if n["Status"]["State"] == "ready" and n["Spec"].get("Availability") == "active"
+    ]
     for constraint in wanted:
         key, value = _label(constraint)
         labelled = [n for n in ready if n["Spec"].get("Labels", {}).get(key) == value]
         if not labelled:
             node = "$(docker node ls -q)" if local else "NODE"
-            return (f"no ready node is labelled {key}={value}, which `{constraint}` needs: "
-                    f"`{label_command(key, value, node)}` on the manager"
-                    + ("" if local else " (the node bootstrap labels cloud nodes)"))
+            return (
+                f"no ready node is labelled {key}={value}, which `{constraint}` needs: "
+                f"`{label_command(key, value, node)}` on the manager"
+                + ("" if local else " (the node bootstrap labels cloud nodes)")
+            )
         needed = (gpus or {}).get(constraint, 0)
         have = sum(_gpus_of(n) for n in labelled)
         if needed > have:
-            return (f"the tasks on nodes labelled {key}={value} reserve {needed} GPUs (one "
-                    f"each), the ready ones advertise {have}: add GPU nodes (nodes.count), "
-                    "or fewer workers")
+            return (
+                f"the tasks on nodes labelled {key}={value} reserve {needed} GPUs (one "
+                f"each), the ready ones advertise {have}: add GPU nodes (nodes.count), "
+                "or fewer workers"
+            )
     return None
 
 
@@ -182,8 +226,7 @@ def _gpus_of(node: dict) -> int:
     """The GPUs a node advertises to Swarm (`node-generic-resources`: one named resource
     per GPU, or a count)."""
     found = 0
-    for resource in node.get("Description", {}).get("Resources", {}).get(
-            "GenericResources") or []:
+    for resource in node.get("Description", {}).get("Resources", {}).get("GenericResources") or []:
         named = resource.get("NamedResourceSpec", {})
         discrete = resource.get("DiscreteResourceSpec", {})
         found += named.get("Kind") == GPU_RESOURCE

@@ -28,8 +28,11 @@ DR_PREFIX = "speedy-1"
 SAMPLE_PREFIX = "sample-drfc-3"
 EPOCHS = 7
 COMPLETE_RUN = "20261130-100000-aaaaaa"
-RUNS = {COMPLETE_RUN: "COMPLETE", "20261130-110000-bbbbbb": "FAILED",
-        "20261130-120000-cccccc": "running"}
+RUNS = {
+    COMPLETE_RUN: "COMPLETE",
+    "20261130-110000-bbbbbb": "FAILED",
+    "20261130-120000-cccccc": "running",
+}
 START_TIMEOUT_S = 60.0
 
 
@@ -43,9 +46,17 @@ class Dashboard:
 
 def _outputs(path: Path, server: S3Server, bucket: str, secret: str) -> Path:
     """A local stack's outputs as `pulumi stack output --json --show-secrets` prints them."""
-    path.write_text(json.dumps({
-        "target": "local", "bucketUrl": f"s3://{bucket}", "s3Endpoint": server.endpoint,
-        "s3AccessKeyId": server.key, "s3SecretAccessKey": secret}))
+    path.write_text(
+        json.dumps(
+            {
+                "target": "local",
+                "bucketUrl": f"s3://{bucket}",
+                "s3Endpoint": server.endpoint,
+                "s3AccessKeyId": server.key,
+                "s3SecretAccessKey": secret,
+            }
+        )
+    )
     return path
 
 
@@ -63,8 +74,7 @@ def _wait_until_up(url: str, process: subprocess.Popen, log: Path) -> None:
 
 
 @pytest.fixture(scope="module")
-def dashboard(s3_server: S3Server, tmp_path_factory: pytest.TempPathFactory
-              ) -> Iterator[Dashboard]:
+def dashboard(s3_server: S3Server, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Dashboard]:
     work = tmp_path_factory.mktemp("dashboard")
     bucket = s3_server.create_bucket()
     with storage.environment(s3_server.env()):
@@ -81,10 +91,27 @@ def dashboard(s3_server: S3Server, tmp_path_factory: pytest.TempPathFactory
     url = f"http://127.0.0.1:{port}"
     good = _outputs(work / "good.json", s3_server, bucket, s3_server.secret)
     broken = _outputs(work / "broken.json", s3_server, bucket, "wrong")
-    argv = [sys.executable, "-m", "trackday", "dashboard", "--no-browser", "--port", str(port),
-            "--project", str(project), "--models", str(work / "no-models"),
-            "--tracks-dir", str(dr_data.TRACKS.resolve()), "--refresh", "0.5",
-            "--outputs", f"good={good}", "--outputs", f"broken={broken}"]
+    argv = [
+        sys.executable,
+        "-m",
+        "trackday",
+        "dashboard",
+        "--no-browser",
+        "--port",
+        str(port),
+        "--project",
+        str(project),
+        "--models",
+        str(work / "no-models"),
+        "--tracks-dir",
+        str(dr_data.TRACKS.resolve()),
+        "--refresh",
+        "0.5",
+        "--outputs",
+        f"good={good}",
+        "--outputs",
+        f"broken={broken}",
+    ]
     log = work / "dashboard.log"
     env = {k: v for k, v in os.environ.items() if not k.startswith("AWS_")}
     with open(log, "wb") as out:

@@ -24,28 +24,41 @@ WORLD = "2022_april_open_ccw"  # a track in ../shared/tracks
 
 def _manifest(run_id: str, epochs: int, history: dict) -> dict:
     return {
-        "run_id": run_id, "data": "s3://bucket/tubs/abc-data.tar.zst",
-        "started": "2026-11-30T10:00:00+00:00", "model_type": "linear", "overrides": {},
-        "versions": {"donkeycar": "5.3.0", "tensorflow": "2.15.1", "python": "3.11.2",
-                     "gpus": "1"},
-        "archive": {"tubs": {"tub_1": 180, "tub_2": 120}, "payload_sha256": "0" * 64,
-                    "created": "2026-11-30T09:00:00+00:00"},
-        "records": {"tubs": {"tub_1": 180, "tub_2": 120}, "skipped": 0, "training": 240,
-                    "validation": 60},
-        "best_val_loss": min(history["val_loss"]), "constant_predictor_loss": 0.5,
+        "run_id": run_id,
+        "data": "s3://bucket/tubs/abc-data.tar.zst",
+        "started": "2026-11-30T10:00:00+00:00",
+        "model_type": "linear",
+        "overrides": {},
+        "versions": {"donkeycar": "5.3.0", "tensorflow": "2.15.1", "python": "3.11.2", "gpus": "1"},
+        "archive": {
+            "tubs": {"tub_1": 180, "tub_2": 120},
+            "payload_sha256": "0" * 64,
+            "created": "2026-11-30T09:00:00+00:00",
+        },
+        "records": {
+            "tubs": {"tub_1": 180, "tub_2": 120},
+            "skipped": 0,
+            "training": 240,
+            "validation": 60,
+        },
+        "best_val_loss": min(history["val_loss"]),
+        "constant_predictor_loss": 0.5,
     }
 
 
-def donkey_run(runs_url: str, run_id: str, epochs: int, work: Path, *,
-               outcome: str = "complete") -> None:
+def donkey_run(
+    runs_url: str, run_id: str, epochs: int, work: Path, *, outcome: str = "complete"
+) -> None:
     """A run of `epochs` epochs: "complete", "failed", or "running": the trainer is uploading
     (its first output, history.json, is there; the model and COMPLETE are not yet)."""
     run_url = storage.join(runs_url, run_id)
     if outcome == "failed":
         train._record_failure(run_url, RuntimeError("donkeycar's training wrote no model"))
         return
-    history = {"loss": [1.0 / (e + 1) for e in range(epochs)],
-               "val_loss": [1.2 / (e + 1) for e in range(epochs)]}
+    history = {
+        "loss": [1.0 / (e + 1) for e in range(epochs)],
+        "val_loss": [1.2 / (e + 1) for e in range(epochs)],
+    }
     results = work / run_id / outcome
     results.mkdir(parents=True)
     (results / "history.json").write_text(json.dumps(history, indent=2))
@@ -57,11 +70,19 @@ def donkey_run(runs_url: str, run_id: str, epochs: int, work: Path, *,
     train.plot_loss(history, results / "loss.png")
     manifest = _manifest(run_id, epochs, history)
     manifest["outputs"] = train.upload_outputs(results, run_url)
-    manifest["seconds"] = {"fetch_extract": 1.5, "check": 0.2, "configure": 0.1,
-                           "train": 42.0, "report": 0.4, "upload": 0.8, "fit": 40.0}
+    manifest["seconds"] = {
+        "fetch_extract": 1.5,
+        "check": 0.2,
+        "configure": 0.1,
+        "train": 42.0,
+        "report": 0.4,
+        "upload": 0.8,
+        "fit": 40.0,
+    }
     train.mark_complete(run_url, manifest, work / run_id)
-    storage.write_text(storage.join(runs_url, train.LATEST),
-                       json.dumps({"run_id": run_id, "url": run_url}))
+    storage.write_text(
+        storage.join(runs_url, train.LATEST), json.dumps({"run_id": run_id, "url": run_url})
+    )
 
 
 def tiny_mp4(path: Path) -> Path | None:
@@ -69,9 +90,28 @@ def tiny_mp4(path: Path) -> Path | None:
     ffmpeg = shutil.which("ffmpeg")
     if ffmpeg is None:
         return None
-    subprocess.run([ffmpeg, "-loglevel", "error", "-y", "-f", "lavfi", "-i",
-                    "testsrc=size=160x120:rate=10", "-t", "1", "-pix_fmt", "yuv420p",
-                    "-c:v", "libx264", "-movflags", "+faststart", str(path)], check=True)
+    subprocess.run(
+        [
+            ffmpeg,
+            "-loglevel",
+            "error",
+            "-y",
+            "-f",
+            "lavfi",
+            "-i",
+            "testsrc=size=160x120:rate=10",
+            "-t",
+            "1",
+            "-pix_fmt",
+            "yuv420p",
+            "-c:v",
+            "libx264",
+            "-movflags",
+            "+faststart",
+            str(path),
+        ],
+        check=True,
+    )
     return path
 
 

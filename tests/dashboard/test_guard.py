@@ -13,8 +13,9 @@ from trackday.dashboard.app import Settings, create_app
 
 
 def _status(url: str, method: str = "GET", headers: dict | None = None) -> int:
-    request = urllib.request.Request(url, method=method, headers=headers or {},
-                                     data=b"x" if method in ("POST", "PUT") else None)
+    request = urllib.request.Request(
+        url, method=method, headers=headers or {}, data=b"x" if method in ("POST", "PUT") else None
+    )
     try:
         with urllib.request.urlopen(request, timeout=30) as response:
             return response.status
@@ -64,10 +65,20 @@ def _asgi_status(app, peer: str, method: str = "GET", path: str = "/") -> int:
     async def send(message: dict) -> None:
         sent.append(message)
 
-    scope = {"type": "http", "asgi": {"version": "3.0"}, "http_version": "1.1",
-             "method": method, "scheme": "http", "path": path, "raw_path": path.encode(),
-             "query_string": b"", "root_path": "", "headers": [(b"host", b"127.0.0.1")],
-             "client": (peer, 50000), "server": ("127.0.0.1", 8765)}
+    scope = {
+        "type": "http",
+        "asgi": {"version": "3.0"},
+        "http_version": "1.1",
+        "method": method,
+        "scheme": "http",
+        "path": path,
+        "raw_path": path.encode(),
+        "query_string": b"",
+        "root_path": "",
+        "headers": [(b"host", b"127.0.0.1")],
+        "client": (peer, 50000),
+        "server": ("127.0.0.1", 8765),
+    }
     asyncio.run(app(scope, receive, send))
     return sent[0]["status"]
 

@@ -22,8 +22,9 @@ def _fits(view) -> bool:
 
 
 def _wait_drawn(page, chart: str) -> None:
-    page.wait_for_function(f"document.getElementById('{chart}')?.dataset.drawn > 0",
-                           timeout=WAIT_MS)
+    page.wait_for_function(
+        f"document.getElementById('{chart}')?.dataset.drawn > 0", timeout=WAIT_MS
+    )
 
 
 def test_home_lists_the_stacks(dashboard, laptop, phone):
@@ -85,7 +86,8 @@ def test_deepracer_chart_gains_an_appended_iteration(dashboard, laptop, phone):
     dashboard_data.append_iteration(dashboard.server, dashboard.bucket, DR_PREFIX)
     page.wait_for_function(
         f"document.getElementById('reward-chart').data[0].x.length == {dr_data.ITERATIONS + 1}",
-        timeout=WAIT_MS)
+        timeout=WAIT_MS,
+    )
     laptop.screenshot("dr-run-laptop")
     phone.page.goto(f"{dashboard.url}/s/good/dr/{DR_PREFIX}")
     _wait_drawn(phone.page, "map-chart")
@@ -116,8 +118,9 @@ def test_simtrace_map_draws_the_track_and_the_steps(dashboard, laptop):
     assert len(traces) == 4 and min(traces[:3]) > 10
     assert traces[3] == 2 * 5 * 30
     page.select_option("#map-controls select[name=colour]", "speed")
-    page.wait_for_function("document.getElementById('map-chart').dataset.drawn > 1",
-                           timeout=WAIT_MS)
+    page.wait_for_function(
+        "document.getElementById('map-chart').dataset.drawn > 1", timeout=WAIT_MS
+    )
     assert "speed" in page.evaluate("document.getElementById('map-chart').data[3].name")
     assert laptop.errors == []
 
@@ -129,8 +132,11 @@ def test_evaluation_video_plays(dashboard, laptop):
     page.goto(f"{dashboard.url}/s/good/dr/{DR_PREFIX}")
     video = page.locator("video").first
     video.evaluate("v => v.play()")
-    page.wait_for_function("document.querySelector('video').readyState >= 3 && "
-                           "document.querySelector('video').currentTime > 0", timeout=WAIT_MS)
+    page.wait_for_function(
+        "document.querySelector('video').readyState >= 3 && "
+        "document.querySelector('video').currentTime > 0",
+        timeout=WAIT_MS,
+    )
     assert laptop.errors == []
 
 
@@ -153,7 +159,8 @@ def test_running_run_page_updates_when_the_run_completes(dashboard, laptop, tmp_
     with storage.environment(dashboard.server.env()):
         dashboard_data.donkey_run(runs, run_id, 4, tmp_path)
     laptop.page.wait_for_function(
-        "document.getElementById('run-status').textContent == 'COMPLETE'", timeout=WAIT_MS)
+        "document.getElementById('run-status').textContent == 'COMPLETE'", timeout=WAIT_MS
+    )
     _wait_drawn(laptop.page, "loss-chart")
     assert _points(laptop.page, "loss-chart") == 4
     assert laptop.errors == []

@@ -22,9 +22,15 @@ HERE = Path(__file__).resolve().parent
 CACHE = HERE.parents[1] / ".cache" / "deepracer-utils"
 REFERENCE = HERE / "reference.py"
 REQUIREMENTS = HERE / "reference-requirements.txt"
-LOG_RUNS = ("sample-drfc-1-logs", "sample-drfc-3-logs", "sample-console-logs",
-            "sample-droa-solution-logs", "sample-droa-eval-only",
-            "sample-continous-action-logs.tar.gz", "sample-droa-solution-logs.tar.gz")
+LOG_RUNS = (
+    "sample-drfc-1-logs",
+    "sample-drfc-3-logs",
+    "sample-console-logs",
+    "sample-droa-solution-logs",
+    "sample-droa-eval-only",
+    "sample-continous-action-logs.tar.gz",
+    "sample-droa-solution-logs.tar.gz",
+)
 
 
 def _run(command: list[str], what: str) -> None:
@@ -41,9 +47,22 @@ def sdist_root() -> Path:
     CACHE.mkdir(parents=True, exist_ok=True)
     archive = CACHE / f"deepracer_utils-{VERSION}.tar.gz"
     if not archive.is_file():
-        _run([sys.executable, "-m", "pip", "download", "--quiet", "--no-binary", ":all:",
-              "--no-deps", f"deepracer-utils=={VERSION}", "-d", str(CACHE)],
-             "downloading the deepracer-utils sdist")
+        _run(
+            [
+                sys.executable,
+                "-m",
+                "pip",
+                "download",
+                "--quiet",
+                "--no-binary",
+                ":all:",
+                "--no-deps",
+                f"deepracer-utils=={VERSION}",
+                "-d",
+                str(CACHE),
+            ],
+            "downloading the deepracer-utils sdist",
+        )
     with tempfile.TemporaryDirectory(dir=CACHE) as scratch, tarfile.open(archive) as sdist:
         sdist.extractall(scratch, filter="data")
         try:
@@ -71,8 +90,10 @@ def reference_python() -> Path:
         return python
     CACHE.mkdir(parents=True, exist_ok=True)
     _run([sys.executable, "-m", "venv", "--clear", str(venv)], "making the reference venv")
-    _run([str(python), "-m", "pip", "install", "--quiet", "-r", str(REQUIREMENTS)],
-         "installing deepracer-utils into the reference venv")
+    _run(
+        [str(python), "-m", "pip", "install", "--quiet", "-r", str(REQUIREMENTS)],
+        "installing deepracer-utils into the reference venv",
+    )
     (venv / "complete").write_text(VERSION)
     return python
 
@@ -81,8 +102,12 @@ def reference(runs: list[Path]) -> dict:
     """deepracer-utils' own figures for each run (see reference.py), keyed by str(run)."""
     import json
 
-    done = subprocess.run([str(reference_python()), str(REFERENCE), *map(str, runs)],
-                          capture_output=True, text=True, check=False)
+    done = subprocess.run(
+        [str(reference_python()), str(REFERENCE), *map(str, runs)],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
     if done.returncode:
         raise RuntimeError(f"reference.py failed: {done.stderr[-3000:]}")
     return json.loads(done.stdout)

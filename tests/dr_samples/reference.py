@@ -32,10 +32,13 @@ def simtrace(folder):
         df = log.dataframe()
         out["training"] = {
             "iterations": sorted(int(i) for i in df["iteration"].unique()),
-            "episodes": {str(w): _counts(g.groupby("iteration")["episode"].nunique())
-                         for w, g in df.groupby("worker")},
-            "best_progress": {str(i): float(p)
-                              for i, p in df.groupby("iteration")["progress"].max().items()},
+            "episodes": {
+                str(w): _counts(g.groupby("iteration")["episode"].nunique())
+                for w, g in df.groupby("worker")
+            },
+            "best_progress": {
+                str(i): float(p) for i, p in df.groupby("iteration")["progress"].max().items()
+            },
         }
     log = DeepRacerLog(folder)
     try:
@@ -44,9 +47,13 @@ def simtrace(folder):
         out["evaluation"] = None
     else:
         df = log.dataframe()
-        out["evaluation"] = {str(s): {"episodes": int(g["episode"].nunique()),
-                                      "best_progress": float(g["progress"].max())}
-                             for s, g in df.groupby("stream")}
+        out["evaluation"] = {
+            str(s): {
+                "episodes": int(g["episode"].nunique()),
+                "best_progress": float(g["progress"].max()),
+            }
+            for s, g in df.groupby("stream")
+        }
     return out
 
 
@@ -64,12 +71,17 @@ def metrics(folder):
     summary = tm.getSummary(method="mean")
     return {
         "iterations": sorted(int(i) for i in df["iteration"].unique()),
-        "episodes": {str(w): _counts(g.groupby("iteration").size())
-                     for w, g in training.groupby("worker")},
-        "train_progress": {str(i): float(r["train_completion"])
-                           for (_, i), r in summary.iterrows()},
-        "eval_progress": {str(i): float(r["eval_completion"])
-                          for (_, i), r in summary.iterrows() if r["eval_episodes"] > 0},
+        "episodes": {
+            str(w): _counts(g.groupby("iteration").size()) for w, g in training.groupby("worker")
+        },
+        "train_progress": {
+            str(i): float(r["train_completion"]) for (_, i), r in summary.iterrows()
+        },
+        "eval_progress": {
+            str(i): float(r["eval_completion"])
+            for (_, i), r in summary.iterrows()
+            if r["eval_episodes"] > 0
+        },
     }
 
 

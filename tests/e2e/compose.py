@@ -16,8 +16,10 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[2]
 CACHE = ROOT / ".cache" / "compose"
 BINARY = CACHE / "docker-compose"
-SUITE = ("deb [signed-by=/usr/share/keyrings/debian-archive-keyring.gpg] "
-         "http://deb.debian.org/debian trixie main")
+SUITE = (
+    "deb [signed-by=/usr/share/keyrings/debian-archive-keyring.gpg] "
+    "http://deb.debian.org/debian trixie main"
+)
 PLUGIN_PATH = "usr/libexec/docker/cli-plugins/docker-compose"
 
 
@@ -32,19 +34,29 @@ def compose_v2() -> Path:
         (apt / "cache" / "archives" / "partial").mkdir(parents=True)
         (apt / "sources.list").write_text(SUITE + "\n")
         options = [
-            "-o", f"Dir::Etc::SourceList={apt / 'sources.list'}",
-            "-o", "Dir::Etc::SourceParts=/dev/null",
-            "-o", f"Dir::State::Lists={apt / 'lists'}",
-            "-o", f"Dir::Cache={apt / 'cache'}",
-            "-o", "APT::Sandbox::User=root",
+            "-o",
+            f"Dir::Etc::SourceList={apt / 'sources.list'}",
+            "-o",
+            "Dir::Etc::SourceParts=/dev/null",
+            "-o",
+            f"Dir::State::Lists={apt / 'lists'}",
+            "-o",
+            f"Dir::Cache={apt / 'cache'}",
+            "-o",
+            "APT::Sandbox::User=root",
         ]
         subprocess.run(["apt-get", *options, "update", "-qq"], check=True, timeout=600)
-        subprocess.run(["apt-get", *options, "download", "-qq", "docker-compose"], check=True,
-                       cwd=apt, timeout=600)
+        subprocess.run(
+            ["apt-get", *options, "download", "-qq", "docker-compose"],
+            check=True,
+            cwd=apt,
+            timeout=600,
+        )
         (deb,) = apt.glob("docker-compose_2.*.deb")
         subprocess.run(["dpkg-deb", "-x", str(deb), str(apt / "root")], check=True)
         shutil.move(apt / "root" / PLUGIN_PATH, BINARY)
-    version = subprocess.run([str(BINARY), "version", "--short"], capture_output=True,
-                             text=True, check=True).stdout.strip()
+    version = subprocess.run(
+        [str(BINARY), "version", "--short"], capture_output=True, text=True, check=True
+    ).stdout.strip()
     assert version.startswith("2."), f"{BINARY} is Compose {version}, not v2"
     return BINARY

@@ -64,8 +64,9 @@ runner = CliRunner()
 def simulator_image(swarm: docker.DockerClient):
     """The stand-in, under the simulator's own name and tag; removed afterwards."""
     reference = DeepRacerSettings(simulator={"tag": SIMULATOR_TAG}).simulator.reference
-    import_busybox(swarm, reference, APPLETS, {"entry.sh": ENTRY.encode()},
-                   '["/bin/sh", "/entry.sh"]')
+    import_busybox(
+        swarm, reference, APPLETS, {"entry.sh": ENTRY.encode()}, '["/bin/sh", "/entry.sh"]'
+    )
     yield reference
     swarm.api.remove_image(reference, force=True)
 
@@ -75,17 +76,28 @@ def s3_container(swarm: docker.DockerClient):
     """The stack's S3 server as the local target makes it (a container on a private bridge
     network as `s3`, published on loopback only), with httpd serving /www on port 9000 in
     its stead; the image has wget too, for probes from the runs' network."""
-    import_busybox(swarm, S3_IMAGE, ("sh", "httpd", "wget"), {"www/probe.txt": PROBE},
-                   '["/bin/httpd", "-f", "-p", "9000", "-h", "/www"]')
+    import_busybox(
+        swarm,
+        S3_IMAGE,
+        ("sh", "httpd", "wget"),
+        {"www/probe.txt": PROBE},
+        '["/bin/httpd", "-f", "-p", "9000", "-h", "/www"]',
+    )
     network = swarm.networks.create(
-        f"{S3_CONTAINER}-net", driver="bridge",
-        options={"com.docker.network.bridge.host_binding_ipv4": "127.0.0.1"})
+        f"{S3_CONTAINER}-net",
+        driver="bridge",
+        options={"com.docker.network.bridge.host_binding_ipv4": "127.0.0.1"},
+    )
     try:
         swarm.api.create_container(
-            S3_IMAGE, name=S3_CONTAINER, ports=[9000],
+            S3_IMAGE,
+            name=S3_CONTAINER,
+            ports=[9000],
             host_config=swarm.api.create_host_config(port_bindings={9000: ("127.0.0.1",)}),
             networking_config=swarm.api.create_networking_config(
-                {network.name: swarm.api.create_endpoint_config(aliases=["s3"])}))
+                {network.name: swarm.api.create_endpoint_config(aliases=["s3"])}
+            ),
+        )
         container = swarm.containers.get(S3_CONTAINER)
         container.start()
         yield container
@@ -102,22 +114,45 @@ class Project:
     def __init__(self, root: Path, s3_server, bucket: str):
         self.root, self.server, self.bucket = root, s3_server, bucket
         self.outputs = root / "outputs.json"
-        self.outputs.write_text(json.dumps({
-            "target": "local", "bucketUrl": f"s3://{bucket}", "s3Endpoint": s3_server.endpoint,
-            "s3EndpointInNetwork": IN_NETWORK_ENDPOINT, "network": "trackday-dev-s3-net",
-            "s3AccessKeyId": s3_server.key, "s3SecretAccessKey": s3_server.secret,
-            "s3Container": S3_CONTAINER, "image": "trackday-donkeycar:5.3.0"}))
+        self.outputs.write_text(
+            json.dumps(
+                {
+                    "target": "local",
+                    "bucketUrl": f"s3://{bucket}",
+                    "s3Endpoint": s3_server.endpoint,
+                    "s3EndpointInNetwork": IN_NETWORK_ENDPOINT,
+                    "network": "trackday-dev-s3-net",
+                    "s3AccessKeyId": s3_server.key,
+                    "s3SecretAccessKey": s3_server.secret,
+                    "s3Container": S3_CONTAINER,
+                    "image": "trackday-donkeycar:5.3.0",
+                }
+            )
+        )
         write_folder(root / "custom_files")
 
     def stack(self, name: str, **deepracer) -> DeepRacerSettings:
         values = {"simulator": {"tag": SIMULATOR_TAG}, **deepracer}
-        (self.root / f"Pulumi.{name}.yaml").write_text(yaml.safe_dump(
-            {"config": {"trackday:target": "local", "trackday:deepracer": values}}))
+        (self.root / f"Pulumi.{name}.yaml").write_text(
+            yaml.safe_dump({"config": {"trackday:target": "local", "trackday:deepracer": values}})
+        )
         return DeepRacerSettings.model_validate(values)
 
     def dr(self, command: str, stack: str, *args: str):
-        return runner.invoke(app, ["dr", command, "--stack", stack, "--dir", str(self.root),
-                                   "--outputs", str(self.outputs), *args])
+        return runner.invoke(
+            app,
+            [
+                "dr",
+                command,
+                "--stack",
+                stack,
+                "--dir",
+                str(self.root),
+                "--outputs",
+                str(self.outputs),
+                *args,
+            ],
+        )
 
     @property
     def local_site(self) -> Site:
@@ -144,8 +179,9 @@ def project(tmp_path, s3_server, monkeypatch) -> Project:
 
 
 def services_of(client, run_id: int) -> dict[str, dict]:
-    found = client.api.services(filters={"label": [f"{WORKLOAD_LABEL}=deepracer",
-                                                   f"{RUN_LABEL}={run_id}"]})
+    found = client.api.services(
+        filters={"label": [f"{WORKLOAD_LABEL}=deepracer", f"{RUN_LABEL}={run_id}"]}
+    )
     return {s["Spec"]["Name"]: s for s in found}
 
 
@@ -153,8 +189,11 @@ def wait_running(client, service: dict, timeout_s: float = 90) -> list[dict]:
     want = service["Spec"]["Mode"]["Replicated"]["Replicas"]
     deadline = time.monotonic() + timeout_s
     while True:
-        tasks = [t for t in client.api.tasks(filters={"service": service["ID"]})
-                 if t["Status"]["State"] == "running"]
+        tasks = [
+            t
+            for t in client.api.tasks(filters={"service": service["ID"]})
+            if t["Status"]["State"] == "running"
+        ]
         if len(tasks) == want:
             return tasks
         if time.monotonic() > deadline:
@@ -177,17 +216,22 @@ def left_behind(client, run_ids: tuple[int, ...], image: str) -> list[str]:
 def write_metrics(folder: Path, prefix: str) -> dict[str, bytes]:
     """A run's metrics as the simulator writes them (tests/training/deepracer/dr_data.py)."""
     run = write_run(folder, prefix)
-    return {p.relative_to(run.parent).as_posix(): p.read_bytes()
-            for p in (run / "metrics").rglob("*") if p.is_file()}
+    return {
+        p.relative_to(run.parent).as_posix(): p.read_bytes()
+        for p in (run / "metrics").rglob("*")
+        if p.is_file()
+    }
 
 
 def fake_sagemaker(client, image: str, model_prefix: str):
     """What SageMaker local mode starts for a trainer: a compose service `algo-1-*` on the
     shared network, its hyperparameters (JSON-encoded values) in /opt/ml/input/config."""
     container = client.containers.create(
-        image, name=f"tmp{hashlib.sha256(model_prefix.encode()).hexdigest()[:8]}-algo-1-x",
+        image,
+        name=f"tmp{hashlib.sha256(model_prefix.encode()).hexdigest()[:8]}-algo-1-x",
         labels={"com.docker.compose.service": "algo-1-x", "com.docker.compose.project": "tmp"},
-        network=NETWORK)
+        network=NETWORK,
+    )
     hyper = json.dumps({"s3_prefix": json.dumps(model_prefix), "s3_bucket": '"b"'}).encode()
     archive = io.BytesIO()
     with tarfile.open(fileobj=archive, mode="w") as tar:
@@ -211,13 +255,21 @@ def probe_s3(client: docker.DockerClient, timeout_s: float = 90) -> tuple[str, b
     """A one-shot service on the runs' network fetching a file from the in-network endpoint,
     as the simulator would; its task's final state and its output. Removed afterwards."""
     service = client.services.create(
-        S3_IMAGE, ["/bin/wget", "-q", "-O", "-", f"{IN_NETWORK_ENDPOINT}/probe.txt"],
-        name=f"{S3_CONTAINER}-probe", networks=[NETWORK],
-        restart_policy=RestartPolicy(condition="none"))
+        S3_IMAGE,
+        ["/bin/wget", "-q", "-O", "-", f"{IN_NETWORK_ENDPOINT}/probe.txt"],
+        name=f"{S3_CONTAINER}-probe",
+        networks=[NETWORK],
+        restart_policy=RestartPolicy(condition="none"),
+    )
     try:
         deadline = time.monotonic() + timeout_s
-        while not (done := [t["Status"]["State"] for t in service.tasks()
-                            if t["Status"]["State"] in ("complete", "failed", "rejected")]):
+        while not (
+            done := [
+                t["Status"]["State"]
+                for t in service.tasks()
+                if t["Status"]["State"] in ("complete", "failed", "rejected")
+            ]
+        ):
             assert time.monotonic() < deadline, service.tasks()
             time.sleep(0.5)
         return done[0], b"".join(service.logs(stdout=True, stderr=True))
@@ -228,8 +280,9 @@ def probe_s3(client: docker.DockerClient, timeout_s: float = 90) -> tuple[str, b
 
 def _wait_gone(client: docker.DockerClient, service_id: str, timeout_s: float = 60) -> None:
     deadline = time.monotonic() + timeout_s
-    while client.containers.list(all=True, filters={
-            "label": f"com.docker.swarm.service.id={service_id}"}):
+    while client.containers.list(
+        all=True, filters={"label": f"com.docker.swarm.service.id={service_id}"}
+    ):
         assert time.monotonic() < deadline, f"service {service_id}'s containers stay"
         time.sleep(0.5)
 
@@ -238,8 +291,7 @@ def network_present(client: docker.DockerClient, timeout_s: float = 10) -> bool:
     """Whether the runs' network exists, once a removal has reached the engine's listing
     (the swarm removes a network a moment after it answers)."""
     deadline = time.monotonic() + timeout_s
-    while (present := bool(client.api.networks(names=[NETWORK]))) and (
-            time.monotonic() < deadline):
+    while (present := bool(client.api.networks(names=[NETWORK]))) and (time.monotonic() < deadline):
         time.sleep(0.5)
     return present
 
@@ -251,8 +303,7 @@ def s3_aliases(client: docker.DockerClient) -> list[str] | None:
 
 
 @docker_test
-def test_two_training_runs_side_by_side_then_stopped(swarm, simulator_image, s3_container,
-                                                     project):
+def test_two_training_runs_side_by_side_then_stopped(swarm, simulator_image, s3_container, project):
     network_existed = bool(swarm.api.networks(names=[NETWORK]))
     a = project.stack("a", runId=97, workers=2, modelPrefix="e2e-a")
     b = project.stack("b", runId=98, modelPrefix="e2e-b")
@@ -266,14 +317,22 @@ def test_two_training_runs_side_by_side_then_stopped(swarm, simulator_image, s3_
 
         # The bucket holds what DRfC's start writes, at DRfC's keys.
         keys = project.objects()
-        for key in ("custom_files/reward_function.py", "custom_files/model_metadata.json",
-                    "custom_files/hyperparameters.json", "e2e-a/reward_function.py",
-                    "e2e-a/training_params.yaml", "e2e-b/training_params.yaml"):
+        for key in (
+            "custom_files/reward_function.py",
+            "custom_files/model_metadata.json",
+            "custom_files/hyperparameters.json",
+            "e2e-a/reward_function.py",
+            "e2e-a/training_params.yaml",
+            "e2e-b/training_params.yaml",
+        ):
             assert key in keys
         assert project.read("e2e-a/training_params.yaml").decode() == dump_params(
-            training_params(a, project.containers_bucket))
-        assert project.read("e2e-a/reward_function.py") == (
-            project.root / "custom_files" / "reward_function.py").read_bytes()
+            training_params(a, project.containers_bucket)
+        )
+        assert (
+            project.read("e2e-a/reward_function.py")
+            == (project.root / "custom_files" / "reward_function.py").read_bytes()
+        )
 
         # The services are the data, field by field.
         network_id = swarm.api.networks(names=[NETWORK])[0]["Id"]
@@ -289,12 +348,13 @@ def test_two_training_runs_side_by_side_then_stopped(swarm, simulator_image, s3_
                 assert container["Image"] == spec.image == simulator_image
                 assert container["Args"] == list(spec.args)
                 assert sorted(container["Env"]) == sorted(f"{k}={v}" for k, v in spec.env.items())
-                assert [(m["Source"], m["Target"], m["Type"]) for m in
-                        container.get("Mounts", [])] == [(m.source, m.target, m.type)
-                                                         for m in spec.mounts]
-                assert [(s["SecretName"], s["File"]["Name"], s["SecretID"])
-                        for s in container["Secrets"]] == [
-                    (s.secret, s.file, secret_names[s.secret]) for s in spec.secrets]
+                assert [
+                    (m["Source"], m["Target"], m["Type"]) for m in container.get("Mounts", [])
+                ] == [(m.source, m.target, m.type) for m in spec.mounts]
+                assert [
+                    (s["SecretName"], s["File"]["Name"], s["SecretID"])
+                    for s in container["Secrets"]
+                ] == [(s.secret, s.file, secret_names[s.secret]) for s in spec.secrets]
                 assert template["Placement"]["Constraints"] == list(spec.constraints)
                 assert template["RestartPolicy"]["Condition"] == "none"
                 assert [n["Target"] for n in template["Networks"]] == [network_id]
@@ -311,8 +371,9 @@ def test_two_training_runs_side_by_side_then_stopped(swarm, simulator_image, s3_
         assert sorted(t["Slot"] for t in wait_running(swarm, workers)) == [1, 2]
 
         # What the containers see, through `trackday dr logs`.
-        expected_credentials = hashlib.sha256(s3_credentials_file(
-            project.server.key, project.server.secret).encode()).hexdigest()
+        expected_credentials = hashlib.sha256(
+            s3_credentials_file(project.server.key, project.server.secret).encode()
+        ).hexdigest()
         deadline = time.monotonic() + 30
         while "ready" not in (log := project.dr("logs", "a", "trainer", "--no-follow")).output:
             assert time.monotonic() < deadline, log.output
@@ -322,8 +383,10 @@ def test_two_training_runs_side_by_side_then_stopped(swarm, simulator_image, s3_
         assert f"credentials: {expected_credentials}" in log.output
         assert project.server.secret not in json.dumps(trainer)  # keys never in the spec
         deadline = time.monotonic() + 30
-        while "ready" not in (log := project.dr("logs", "a", "worker", "-n", "2",
-                                                "--no-follow")).output:
+        while (
+            "ready"
+            not in (log := project.dr("logs", "a", "worker", "-n", "2", "--no-follow")).output
+        ):
             assert time.monotonic() < deadline, log.output
             time.sleep(0.5)
         assert "slot: 2" in log.output and "slot: 1" not in log.output
@@ -333,15 +396,22 @@ def test_two_training_runs_side_by_side_then_stopped(swarm, simulator_image, s3_
 
         listed = project.dr("status", "a")
         assert listed.exit_code == 0, listed.output
-        for name in ("trackday-dr-97-trainer", "trackday-dr-97-simulation",
-                     "trackday-dr-98-trainer", "2/2"):
+        for name in (
+            "trackday-dr-97-trainer",
+            "trackday-dr-97-simulation",
+            "trackday-dr-98-trainer",
+            "2/2",
+        ):
             assert name in listed.output
         for key, body in write_metrics(project.root / "metrics", "e2e-a").items():
             project.server.put(project.bucket, key, body)
         summary = project.dr("summary", "a")
         assert summary.exit_code == 0, summary.output
-        rows = {line.split("│")[1].strip(): line for line in summary.output.splitlines()
-                if line.startswith("│")}
+        rows = {
+            line.split("│")[1].strip(): line
+            for line in summary.output.splitlines()
+            if line.startswith("│")
+        }
         assert "e2e-a" in rows["97"] and "3/3" in rows["97"] and "100.0%" in rows["97"]
         assert "e2e-b" in rows["98"] and "2/2" in rows["98"]
 
@@ -350,12 +420,18 @@ def test_two_training_runs_side_by_side_then_stopped(swarm, simulator_image, s3_
         sagemaker_b = fake_sagemaker(swarm, simulator_image, "e2e-b")
         stopped = project.dr("stop-training", "a")
         assert stopped.exit_code == 0, stopped.output
-        for name in ("trackday-dr-97-trainer", "trackday-dr-97-simulation", "trackday-dr-97-s3",
-                     sagemaker_a.name):
+        for name in (
+            "trackday-dr-97-trainer",
+            "trackday-dr-97-simulation",
+            "trackday-dr-97-s3",
+            sagemaker_a.name,
+        ):
             assert f"removed {name}" in stopped.output
         assert left_behind(swarm, (97,), "none") == []
-        assert sorted(services_of(swarm, 98)) == ["trackday-dr-98-simulation",
-                                                  "trackday-dr-98-trainer"]
+        assert sorted(services_of(swarm, 98)) == [
+            "trackday-dr-98-simulation",
+            "trackday-dr-98-trainer",
+        ]
         assert swarm.containers.get(sagemaker_b.id).status == "running"
         assert swarm.api.networks(names=[NETWORK])  # run b still uses it
         assert project.dr("stop-training", "b").exit_code == 0
@@ -370,8 +446,9 @@ def test_two_training_runs_side_by_side_then_stopped(swarm, simulator_image, s3_
 
 
 @docker_test
-def test_the_s3_server_is_reachable_as_s3_from_the_runs_network(swarm, simulator_image,
-                                                                s3_container, project):
+def test_the_s3_server_is_reachable_as_s3_from_the_runs_network(
+    swarm, simulator_image, s3_container, project
+):
     """start-training puts the stack's S3 server on sagemaker-local as s3 (once for all
     runs); stop-training takes it off only with the last run, with the network it made."""
     network_existed = bool(swarm.api.networks(names=[NETWORK]))
@@ -414,15 +491,18 @@ def test_a_missing_s3_server_stops_the_start(swarm, simulator_image, project):
     project.outputs.write_text(json.dumps({**outputs, "s3Container": "trackday-e2e-none"}))
     result = project.dr("start-training", "a", "-q")
     assert result.exit_code == 1
-    assert ("the stack's S3 server container trackday-e2e-none does not exist: run "
-            "`pulumi up` for the stack") in " ".join(result.output.split())
+    assert (
+        "the stack's S3 server container trackday-e2e-none does not exist: run "
+        "`pulumi up` for the stack"
+    ) in " ".join(result.output.split())
     assert left_behind(swarm, (90,), simulator_image) == []
     assert network_present(swarm) == network_existed
 
 
 @docker_test
-def test_an_s3_server_on_the_network_under_another_name_is_named(swarm, simulator_image,
-                                                                  s3_container, project):
+def test_an_s3_server_on_the_network_under_another_name_is_named(
+    swarm, simulator_image, s3_container, project
+):
     network_existed = bool(swarm.api.networks(names=[NETWORK]))
     project.stack("a", runId=89, modelPrefix="e2e-s3-alias")
     ensure_network(swarm)
@@ -430,8 +510,10 @@ def test_an_s3_server_on_the_network_under_another_name_is_named(swarm, simulato
     try:
         result = project.dr("start-training", "a", "-q")
         assert result.exit_code == 1
-        assert (f"{S3_CONTAINER} is on {NETWORK} but not as s3: `docker network disconnect "
-                f"{NETWORK} {S3_CONTAINER}`, then start again") in " ".join(result.output.split())
+        assert (
+            f"{S3_CONTAINER} is on {NETWORK} but not as s3: `docker network disconnect "
+            f"{NETWORK} {S3_CONTAINER}`, then start again"
+        ) in " ".join(result.output.split())
         assert left_behind(swarm, (89,), simulator_image) == []
     finally:
         swarm.api.disconnect_container_from_network(S3_CONTAINER, NETWORK)
@@ -441,8 +523,9 @@ def test_an_s3_server_on_the_network_under_another_name_is_named(swarm, simulato
 
 
 @docker_test
-def test_an_existing_model_stops_the_start_unless_wiped(swarm, simulator_image, s3_container,
-                                                        project):
+def test_an_existing_model_stops_the_start_unless_wiped(
+    swarm, simulator_image, s3_container, project
+):
     project.stack("a", runId=96, modelPrefix="e2e-old")
     project.server.put(project.bucket, "e2e-old/model/old.index", b"old")
     try:
@@ -487,10 +570,12 @@ def test_a_bad_reward_function_stops_the_start_before_anything(swarm, simulator_
 @docker_test
 def test_services_no_node_can_take_are_refused_before_anything(swarm, project):
     """This node is the trainer; workers meant for simulation nodes have nowhere to go."""
-    specs = run_services(DeepRacerSettings(run_id=93), Site(project.containers_bucket),
-                         "training")
-    with pytest.raises(RunError, match=r"no ready node is labelled trackday.role=simulation, "
-                       r"which `node.labels.trackday.role==simulation` needs"):
+    specs = run_services(DeepRacerSettings(run_id=93), Site(project.containers_bucket), "training")
+    with pytest.raises(
+        RunError,
+        match=r"no ready node is labelled trackday.role=simulation, "
+        r"which `node.labels.trackday.role==simulation` needs",
+    ):
         check_placement(swarm, specs)
     check_placement(swarm, specs[:1])  # the trainer has its node
 
@@ -515,8 +600,11 @@ def test_evaluation_runs_as_its_own_deployment(swarm, simulator_image, s3_contai
         assert sorted(container["Env"]) == sorted(f"{k}={v}" for k, v in spec.env.items())
         assert container["Secrets"][0]["SecretName"] == "trackday-dr-eval-94-s3"
         wait_running(swarm, service)
-        assert project.dr("stop-training", "e").output.strip().endswith(
-            "run 94 has no training services")
+        assert (
+            project.dr("stop-training", "e")
+            .output.strip()
+            .endswith("run 94 has no training services")
+        )
         assert services_of(swarm, 94)
         stopped = project.dr("stop-evaluation", "e")
         assert "removed trackday-dr-eval-94-simulation" in stopped.output
@@ -529,17 +617,22 @@ def test_upload_model_copies_one_checkpoint_in_the_import_layout(project, tmp_pa
     """A run's objects as the simulator writes them, then `upload-model` into the bucket."""
     settings = project.stack("m", modelPrefix="e2e-run", upload={"modelPrefix": "e2e-up"})
     source = write_run(tmp_path / "run", "e2e-run")
-    files = {p.relative_to(source.parent).as_posix(): p.read_bytes()
-             for p in source.rglob("*") if p.is_file()}
+    files = {
+        p.relative_to(source.parent).as_posix(): p.read_bytes()
+        for p in source.rglob("*")
+        if p.is_file()
+    }
     for number, steps in ((5, 6000), (6, 7200)):
         for suffix in ("index", "meta", "data-00000-of-00001"):
             key = f"e2e-run/model/{number}_Step-{steps}.ckpt.{suffix}"
             files[key] = f"{number}{suffix}".encode()
         files[f"e2e-run/model/model_{number}.pb"] = f"graph {number}".encode()
-    files |= {"e2e-run/model/model_metadata.json": b'{"version": "5"}',
-              "e2e-run/reward_function.py": b"def reward_function(params):\n    return 1.0\n",
-              "e2e-run/training_params.yaml": b"---\nJOB_TYPE: 'TRAINING'\n",
-              "e2e-run/ip/hyperparameters.json": b'{"batch_size": 64}'}
+    files |= {
+        "e2e-run/model/model_metadata.json": b'{"version": "5"}',
+        "e2e-run/reward_function.py": b"def reward_function(params):\n    return 1.0\n",
+        "e2e-run/training_params.yaml": b"---\nJOB_TYPE: 'TRAINING'\n",
+        "e2e-run/ip/hyperparameters.json": b'{"batch_size": 64}',
+    }
     for key, content in files.items():
         project.server.put(project.bucket, key, content)
     assert settings.upload_model_prefix == "e2e-up"
@@ -555,20 +648,32 @@ def test_upload_model_copies_one_checkpoint_in_the_import_layout(project, tmp_pa
     uploaded = {k for k in project.objects() if k.startswith("e2e-up/")}
     metrics = {k.replace("e2e-run/", "e2e-up/", 1) for k in files if "/metrics/" in k}
     assert len(metrics) >= 2 and uploaded == metrics | {
-        "e2e-up/model/5_Step-6000.ckpt.index", "e2e-up/model/5_Step-6000.ckpt.meta",
-        "e2e-up/model/5_Step-6000.ckpt.data-00000-of-00001", "e2e-up/model/model_5.pb",
-        "e2e-up/model/model_metadata.json", "e2e-up/model/deepracer_checkpoints.json",
-        "e2e-up/model/.coach_checkpoint", "e2e-up/model_metadata.json",
-        "e2e-up/reward_function.py", "e2e-up/training_params.yaml",
-        "e2e-up/ip/hyperparameters.json"}
-    written = {"e2e-up/model/deepracer_checkpoints.json", "e2e-up/model/.coach_checkpoint",
-               "e2e-up/training_params.yaml", "e2e-up/model_metadata.json"}
+        "e2e-up/model/5_Step-6000.ckpt.index",
+        "e2e-up/model/5_Step-6000.ckpt.meta",
+        "e2e-up/model/5_Step-6000.ckpt.data-00000-of-00001",
+        "e2e-up/model/model_5.pb",
+        "e2e-up/model/model_metadata.json",
+        "e2e-up/model/deepracer_checkpoints.json",
+        "e2e-up/model/.coach_checkpoint",
+        "e2e-up/model_metadata.json",
+        "e2e-up/reward_function.py",
+        "e2e-up/training_params.yaml",
+        "e2e-up/ip/hyperparameters.json",
+    }
+    written = {
+        "e2e-up/model/deepracer_checkpoints.json",
+        "e2e-up/model/.coach_checkpoint",
+        "e2e-up/training_params.yaml",
+        "e2e-up/model_metadata.json",
+    }
     for key in uploaded - written:
         assert project.read(key) == files[key.replace("e2e-up/", "e2e-run/", 1)], key
     assert project.read("e2e-up/model_metadata.json") == b'{"version": "5"}'
     params = yaml.safe_load(project.read("e2e-up/training_params.yaml"))
     assert (params["SAGEMAKER_SHARED_S3_BUCKET"], params["SAGEMAKER_SHARED_S3_PREFIX"]) == (
-        project.bucket, "e2e-up")
+        project.bucket,
+        "e2e-up",
+    )
     records = json.loads(project.read("e2e-up/model/deepracer_checkpoints.json"))
     assert records["best_checkpoint"] == records["last_checkpoint"]
     assert records["last_checkpoint"]["name"] == "5_Step-6000.ckpt"
@@ -593,7 +698,8 @@ def test_a_stack_without_s3_is_refused(project, tmp_path):
     project.stack("g")
     outputs = tmp_path / "gcp.json"
     outputs.write_text(json.dumps({"target": "gcp", "bucketUrl": "gs://b"}))
-    result = runner.invoke(app, ["dr", "status", "-s", "g", "--dir", str(project.root),
-                                 "--outputs", str(outputs)])
+    result = runner.invoke(
+        app, ["dr", "status", "-s", "g", "--dir", str(project.root), "--outputs", str(outputs)]
+    )
     assert result.exit_code == 1
     assert "stack g (gcp) has no S3 bucket (bucketUrl gs://b)" in result.output

@@ -26,24 +26,46 @@ pytestmark = pytest.mark.docker
 PROJECT = f"tmp{os.getpid()}"  # SageMaker local mode names the project after its temp folder
 
 
-def compose_up(swarm: docker.DockerClient, image: str, network: str, folder: Path
-               ) -> subprocess.CompletedProcess[str]:
+def compose_up(
+    swarm: docker.DockerClient, image: str, network: str, folder: Path
+) -> subprocess.CompletedProcess[str]:
     """`docker compose up` of a project that declares `network` as its own, the way the
     SageMaker SDK's local mode writes its compose file, with one service on it."""
     compose_file = folder / "docker-compose.yaml"
-    compose_file.write_text(yaml.safe_dump({
-        "networks": {"sagemaker-local": {"name": network}},
-        "services": {"algo-1-abcde": {
-            "image": image, "pull_policy": "never", "command": ["echo", "algo up"],
-            "networks": {"sagemaker-local": {"aliases": ["algo-1-abcde"]}}}},
-    }))
+    compose_file.write_text(
+        yaml.safe_dump(
+            {
+                "networks": {"sagemaker-local": {"name": network}},
+                "services": {
+                    "algo-1-abcde": {
+                        "image": image,
+                        "pull_policy": "never",
+                        "command": ["echo", "algo up"],
+                        "networks": {"sagemaker-local": {"aliases": ["algo-1-abcde"]}},
+                    }
+                },
+            }
+        )
+    )
     try:
         return subprocess.run(
-            [str(compose_v2()), "-p", PROJECT, "-f", str(compose_file), "up",
-             "--abort-on-container-exit"], capture_output=True, text=True, timeout=300)
+            [
+                str(compose_v2()),
+                "-p",
+                PROJECT,
+                "-f",
+                str(compose_file),
+                "up",
+                "--abort-on-container-exit",
+            ],
+            capture_output=True,
+            text=True,
+            timeout=300,
+        )
     finally:
         for container in swarm.containers.list(
-                all=True, filters={"label": f"com.docker.compose.project={PROJECT}"}):
+            all=True, filters={"label": f"com.docker.compose.project={PROJECT}"}
+        ):
             container.remove(force=True)
 
 
@@ -58,7 +80,8 @@ def own_network(swarm: docker.DockerClient):
 
 
 def test_compose_v2_runs_a_project_on_the_network_trackday_makes(
-        swarm, busybox_image, own_network, tmp_path):
+    swarm, busybox_image, own_network, tmp_path
+):
     result = compose_up(swarm, busybox_image, NETWORK, tmp_path)
     assert result.returncode == 0, result.stdout + result.stderr
     assert "incorrect label" not in result.stderr
@@ -79,8 +102,9 @@ def test_compose_v2_refuses_a_network_made_without_its_labels(swarm, busybox_ima
 def test_a_trackday_network_without_compose_labels_is_recreated_while_unused(swarm):
     if find_network(swarm) is not None:
         pytest.skip(f"{NETWORK} exists on this engine; the test would replace it")
-    swarm.api.create_network(NETWORK, driver="overlay", attachable=True,
-                             labels={WORKLOAD_LABEL: WORKLOAD})  # as trackday made it before
+    swarm.api.create_network(
+        NETWORK, driver="overlay", attachable=True, labels={WORKLOAD_LABEL: WORKLOAD}
+    )  # as trackday made it before
     try:
         network_id = ensure_network(swarm)
         labels = swarm.api.inspect_network(network_id)["Labels"]
@@ -107,8 +131,9 @@ def test_start_right_after_stop_attaches_every_time(swarm, busybox_image):
     its way out ("Could not attach to network sagemaker-local: not found")."""
     if find_network(swarm) is not None:
         pytest.skip(f"{NETWORK} exists on this engine; the cycle needs it to be trackday's")
-    container = swarm.containers.create(busybox_image, ["sleep", "600"],
-                                        name=f"trackday-e2e-attach-{os.getpid()}")
+    container = swarm.containers.create(
+        busybox_image, ["sleep", "600"], name=f"trackday-e2e-attach-{os.getpid()}"
+    )
     try:
         container.start()
         for _ in range(5):

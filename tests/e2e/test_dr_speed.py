@@ -24,19 +24,29 @@ RUN_ID = "915"
 
 def _script() -> str:
     """Worker 1 logs steps at RTF 0.5, worker 2 at RTF 1.0, then both keep running."""
-    echoes = {slot: "; ".join(f"echo {shlex.quote(line)}" for line in worker_log(rtf, 10.0, 12))
-              for slot, rtf in ((1, 0.5), (2, 1.0))}
-    return (f'if test "$SLOT" = 1; then {echoes[1]}; else {echoes[2]}; fi; '
-            "sleep 600")
+    echoes = {
+        slot: "; ".join(f"echo {shlex.quote(line)}" for line in worker_log(rtf, 10.0, 12))
+        for slot, rtf in ((1, 0.5), (2, 1.0))
+    }
+    return f'if test "$SLOT" = 1; then {echoes[1]}; else {echoes[2]}; fi; sleep 600'
 
 
 def test_speeds_of_two_workers_from_their_task_logs(swarm: docker.DockerClient, busybox_image):
     service = swarm.services.create(
-        busybox_image, ["sh", "-c", _script()], name=f"trackday-dr-{RUN_ID}-simulation",
-        env=["SLOT={{.Task.Slot}}"], mode=ServiceMode("replicated", replicas=2),
-        labels={WORKLOAD_LABEL: WORKLOAD, RUN_LABEL: RUN_ID, JOB_LABEL: "training",
-                ROLE_LABEL: SIMULATION_ROLE},
-        restart_policy=RestartPolicy(condition="none"), endpoint_spec=EndpointSpec())
+        busybox_image,
+        ["sh", "-c", _script()],
+        name=f"trackday-dr-{RUN_ID}-simulation",
+        env=["SLOT={{.Task.Slot}}"],
+        mode=ServiceMode("replicated", replicas=2),
+        labels={
+            WORKLOAD_LABEL: WORKLOAD,
+            RUN_LABEL: RUN_ID,
+            JOB_LABEL: "training",
+            ROLE_LABEL: SIMULATION_ROLE,
+        },
+        restart_policy=RestartPolicy(condition="none"),
+        endpoint_spec=EndpointSpec(),
+    )
     try:
         deadline = time.monotonic() + 120
         while True:

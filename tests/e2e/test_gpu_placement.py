@@ -45,13 +45,16 @@ def rendered_daemon_json(tmp_path: Path) -> Path:
     end = next(i for i, line in enumerate(lines) if line == 'mv "$daemon.new" "$daemon"')
     daemon = tmp_path / "daemon.json"
     daemon.write_text("{}\n")
-    fragment = "\n".join(lines[start:end + 1]).replace("/etc/docker/daemon.json", str(daemon))
+    fragment = "\n".join(lines[start : end + 1]).replace("/etc/docker/daemon.json", str(daemon))
     stubs = tmp_path / "bin"
     stubs.mkdir()
     (stubs / "nvidia-smi").write_text("#!/bin/sh\nprintf '%s\\n' " + " ".join(GPUS) + "\n")
     (stubs / "nvidia-smi").chmod(0o755)
-    subprocess.run(["bash", "-euo", "pipefail", "-c", fragment], check=True,
-                   env={**os.environ, "PATH": f"{stubs}:{os.environ['PATH']}"})
+    subprocess.run(
+        ["bash", "-euo", "pipefail", "-c", fragment],
+        check=True,
+        env={**os.environ, "PATH": f"{stubs}:{os.environ['PATH']}"},
+    )
     return daemon
 
 
@@ -70,10 +73,26 @@ def gpu_node(tmp_path_factory) -> Iterator[docker.DockerClient]:
     daemon = rendered_daemon_json(root)
     sock = root / "docker.sock"
     process = subprocess.Popen(
-        ["dockerd", "--config-file", str(daemon), "--data-root", str(root / "data"),
-         "--exec-root", str(root / "exec"), "--pidfile", str(root / "docker.pid"),
-         "-H", f"unix://{sock}", "--bridge", "none", "--iptables=false", "--ip6tables=false"],
-        stdout=(root / "dockerd.log").open("w"), stderr=subprocess.STDOUT)
+        [
+            "dockerd",
+            "--config-file",
+            str(daemon),
+            "--data-root",
+            str(root / "data"),
+            "--exec-root",
+            str(root / "exec"),
+            "--pidfile",
+            str(root / "docker.pid"),
+            "-H",
+            f"unix://{sock}",
+            "--bridge",
+            "none",
+            "--iptables=false",
+            "--ip6tables=false",
+        ],
+        stdout=(root / "dockerd.log").open("w"),
+        stderr=subprocess.STDOUT,
+    )
     client = None
     try:
         deadline = time.monotonic() + 120
@@ -83,8 +102,10 @@ def gpu_node(tmp_path_factory) -> Iterator[docker.DockerClient]:
                 break
             except docker.errors.DockerException:
                 if process.poll() is not None or time.monotonic() > deadline:
-                    pytest.fail("private dockerd did not start: "
-                                + (root / "dockerd.log").read_text()[-2000:])
+                    pytest.fail(
+                        "private dockerd did not start: "
+                        + (root / "dockerd.log").read_text()[-2000:]
+                    )
                 time.sleep(0.3)
         client.swarm.init(advertise_addr="127.0.0.1", listen_addr=f"127.0.0.1:{_free_port()}")
         yield client
@@ -102,13 +123,17 @@ def _assigned(client: docker.DockerClient, service) -> list[str]:
     for task in service.tasks():
         if task["Status"]["State"] == "running":
             logs = client.api.logs(task["Status"]["ContainerStatus"]["ContainerID"])
-            found += [line.removeprefix("gpu=") for line in logs.decode().split()
-                      if line.startswith("gpu=")]
+            found += [
+                line.removeprefix("gpu=")
+                for line in logs.decode().split()
+                if line.startswith("gpu=")
+            ]
     return found
 
 
-def test_two_fake_gpus_go_to_two_tasks_and_a_third_waits(gpu_node: docker.DockerClient,
-                                                         tmp_path: Path):
+def test_two_fake_gpus_go_to_two_tasks_and_a_third_waits(
+    gpu_node: docker.DockerClient, tmp_path: Path
+):
     node = gpu_node.nodes.list()[0]
     advertised = node.attrs["Description"]["Resources"]["GenericResources"]
     assert sorted(r["NamedResourceSpec"]["Value"] for r in advertised) == sorted(GPUS)
@@ -116,21 +141,34 @@ def test_two_fake_gpus_go_to_two_tasks_and_a_third_waits(gpu_node: docker.Docker
     import_busybox(gpu_node, IMAGE, ("sh", "echo", "sleep"))
     # A cloud run's trainer and two workers, each reserving one GPU (services.py `_gpu`),
     # with the image and command of this test and no run network or role label.
-    specs = training_services(DeepRacerSettings(workers=2),
-                              Site(Bucket("runs", "eu-west-1"), gpu_nodes=True))
+    specs = training_services(
+        DeepRacerSettings(workers=2), Site(Bucket("runs", "eu-west-1"), gpu_nodes=True)
+    )
     assert [spec.gpus for spec in specs] == [1, 1]
     services = []
     for spec in specs:
-        spec = dataclasses.replace(spec, image=IMAGE, networks=(), mounts=(), constraints=(),
-                                   args=("sh", "-c", 'echo "gpu=$DOCKER_RESOURCE_GPU"; sleep 600'))
+        spec = dataclasses.replace(
+            spec,
+            image=IMAGE,
+            networks=(),
+            mounts=(),
+            constraints=(),
+            args=("sh", "-c", 'echo "gpu=$DOCKER_RESOURCE_GPU"; sleep 600'),
+        )
         template = task_template(spec, {})
-        services.append(gpu_node.services.create(
-            IMAGE, name=spec.name, command=list(spec.args[:2]), args=[spec.args[2]],
-            env=[f"{k}={v}" for k, v in spec.env.items()],
-            resources=template["Resources"], mode=docker.types.ServiceMode(
-                "replicated", replicas=spec.replicas),
-            restart_policy=docker.types.RestartPolicy(condition="none"),
-            stop_grace_period=10**9))  # 1 s: sleep as PID 1 ignores SIGTERM
+        services.append(
+            gpu_node.services.create(
+                IMAGE,
+                name=spec.name,
+                command=list(spec.args[:2]),
+                args=[spec.args[2]],
+                env=[f"{k}={v}" for k, v in spec.env.items()],
+                resources=template["Resources"],
+                mode=docker.types.ServiceMode("replicated", replicas=spec.replicas),
+                restart_policy=docker.types.RestartPolicy(condition="none"),
+                stop_grace_period=10**9,
+            )
+        )  # 1 s: sleep as PID 1 ignores SIGTERM
     deadline = time.monotonic() + 120
     while True:
         tasks = [t for s in services for t in s.tasks()]

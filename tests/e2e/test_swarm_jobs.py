@@ -24,6 +24,7 @@ from trackday.swarm_jobs import JobResult, S3Credentials, SwarmJob, SwarmJobErro
 
 pytestmark = [pytest.mark.docker, pytest.mark.timeout(300)]
 
+
 def new_job(image: str, script: str, **fields) -> SwarmJob:
     return SwarmJob(
         name=f"td-test-{secrets.token_hex(4)}", image=image, args=("sh", "-c", script), **fields

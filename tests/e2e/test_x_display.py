@@ -28,8 +28,9 @@ XDPYINFO = "/usr/bin/xdpyinfo"
 def xdpyinfo_image(client: docker.DockerClient) -> str:
     """This machine's xdpyinfo and the shared libraries `ldd` lists for it, as an image."""
     listed = subprocess.run(["ldd", XDPYINFO], capture_output=True, text=True, check=True)
-    paths = [XDPYINFO] + [word for line in listed.stdout.splitlines()
-                          for word in line.split() if word.startswith("/")]
+    paths = [XDPYINFO] + [
+        word for line in listed.stdout.splitlines() for word in line.split() if word.startswith("/")
+    ]
     rootfs = io.BytesIO()
     with tarfile.open(fileobj=rootfs, mode="w") as tar:
         for path in paths:
@@ -38,8 +39,9 @@ def xdpyinfo_image(client: docker.DockerClient) -> str:
         folder.type, folder.mode = tarfile.DIRTYPE, 0o1777
         tar.addfile(folder)
     repository, tag = IMAGE.split(":")
-    client.api.import_image_from_data(rootfs.getvalue(), repository=repository, tag=tag,
-                                      changes=[f'ENTRYPOINT ["{XDPYINFO}"]'])
+    client.api.import_image_from_data(
+        rootfs.getvalue(), repository=repository, tag=tag, changes=[f'ENTRYPOINT ["{XDPYINFO}"]']
+    )
     return IMAGE
 
 
@@ -52,16 +54,19 @@ def test_a_worker_service_draws_on_the_nodes_x_server(swarm: docker.DockerClient
         worker = training_services(DeepRacerSettings(run_id=97), site)[1]
         assert worker.env["DISPLAY"] == display and worker.mounts
         # The image and command of this test; no run network, role label or GPU here.
-        spec = dataclasses.replace(worker, image=image, args=(), networks=(), constraints=(),
-                                   gpus=0, init=False)
+        spec = dataclasses.replace(
+            worker, image=image, args=(), networks=(), constraints=(), gpus=0, init=False
+        )
         created = swarm.api.create_service(task_template(spec, {}), name=f"{spec.name}-x")
         try:
             deadline = time.monotonic() + 120
             while True:
                 tasks = swarm.api.tasks(filters={"service": created["ID"]})
                 states = [t["Status"]["State"] for t in tasks]
-                if any(s in ("complete", "failed", "rejected") for s in states) \
-                        or time.monotonic() > deadline:
+                if (
+                    any(s in ("complete", "failed", "rejected") for s in states)
+                    or time.monotonic() > deadline
+                ):
                     break
                 time.sleep(0.5)
             logs = b"".join(swarm.api.service_logs(created["ID"], stdout=True, stderr=True))

@@ -15,8 +15,10 @@ import os
 from hypothesis import HealthCheck, settings
 
 _SLOW_OK = [HealthCheck.too_slow, HealthCheck.data_too_large]
-settings.register_profile("ci", max_examples=60, deadline=None, database=None,
-                          suppress_health_check=_SLOW_OK)
-settings.register_profile("long", max_examples=20_000, deadline=None,
-                          suppress_health_check=_SLOW_OK)
+settings.register_profile(
+    "ci", max_examples=60, deadline=None, database=None, suppress_health_check=_SLOW_OK
+)
+settings.register_profile(
+    "long", max_examples=20_000, deadline=None, suppress_health_check=_SLOW_OK
+)
 settings.load_profile(os.environ.get("TRACKDAY_FUZZ", "ci"))

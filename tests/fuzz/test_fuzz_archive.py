@@ -18,18 +18,31 @@ from training.donkeycar.archive import ArchiveError, extract_archive
 from training.donkeycar.archive_manifest import ARCHIVE_MANIFEST, parse_manifest
 from training.donkeycar.untar import member_parts
 
-TYPES = [tarfile.REGTYPE, tarfile.DIRTYPE, tarfile.SYMTYPE, tarfile.LNKTYPE, tarfile.FIFOTYPE,
-         tarfile.CHRTYPE, tarfile.GNUTYPE_SPARSE, b"7", b"x"]
+TYPES = [
+    tarfile.REGTYPE,
+    tarfile.DIRTYPE,
+    tarfile.SYMTYPE,
+    tarfile.LNKTYPE,
+    tarfile.FIFOTYPE,
+    tarfile.CHRTYPE,
+    tarfile.GNUTYPE_SPARSE,
+    b"7",
+    b"x",
+]
 
-members = st.lists(st.tuples(hostile_names, st.sampled_from(TYPES), st.binary(max_size=64),
-                             hostile_names), max_size=6)
+members = st.lists(
+    st.tuples(hostile_names, st.sampled_from(TYPES), st.binary(max_size=64), hostile_names),
+    max_size=6,
+)
 manifests = json_values | st.fixed_dictionaries(
-    {"format": st.just("trackday-tub-archive/1"),
-     "tubs": st.dictionaries(hostile_names, st.integers(-2, 5), max_size=3),
-     "payload_sha256": st.text("0123456789abcdef", min_size=64, max_size=64),
-     "created": st.text(max_size=5)},
-    optional={"skipped": json_values, "config_files": json_values,
-              "skipped_catalogs": json_values})
+    {
+        "format": st.just("trackday-tub-archive/1"),
+        "tubs": st.dictionaries(hostile_names, st.integers(-2, 5), max_size=3),
+        "payload_sha256": st.text("0123456789abcdef", min_size=64, max_size=64),
+        "created": st.text(max_size=5),
+    },
+    optional={"skipped": json_values, "config_files": json_values, "skipped_catalogs": json_values},
+)
 
 
 def _tar(entries, manifest, tar_format) -> bytes | None:
@@ -60,8 +73,11 @@ def _extract_inside(data: bytes) -> None:
             extracted = extract_archive(io.BytesIO(data), dest)
         except ArchiveError:
             extracted = None
-        outside = [p for p in root.rglob("*") if not p.is_relative_to(dest)
-                   and p not in (root / "work", dest)]
+        outside = [
+            p
+            for p in root.rglob("*")
+            if not p.is_relative_to(dest) and p not in (root / "work", dest)
+        ]
         assert outside == [], outside
         assert not any(p.is_symlink() for p in root.rglob("*"))
         if extracted is not None:
@@ -69,10 +85,16 @@ def _extract_inside(data: bytes) -> None:
                 assert tub.resolve().is_relative_to(dest.resolve())
 
 
-@given(members, st.none() | manifests, st.sampled_from([tarfile.GNU_FORMAT, tarfile.PAX_FORMAT]),
-       st.sampled_from(["tar", "gz", "zst"]), st.integers(0, 2000))
-def test_crafted_archives_are_refused_or_extracted_inside(entries, manifest, tar_format,
-                                                          compression, cut):
+@given(
+    members,
+    st.none() | manifests,
+    st.sampled_from([tarfile.GNU_FORMAT, tarfile.PAX_FORMAT]),
+    st.sampled_from(["tar", "gz", "zst"]),
+    st.integers(0, 2000),
+)
+def test_crafted_archives_are_refused_or_extracted_inside(
+    entries, manifest, tar_format, compression, cut
+):
     data = _tar(entries, manifest, tar_format)
     assume(data is not None)
     if compression == "gz":

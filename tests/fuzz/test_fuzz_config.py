@@ -8,8 +8,24 @@ from hypothesis import strategies as st
 from infra.config import ConfigError, StackConfig, parse
 from tests.fuzz.strategies import json_values
 
-keys = st.sampled_from(["target", "storage", "nodes", "network", "budget", "gpu", "donkeycar",
-                        "gcp", "aws", "azure", "local", "tags", "deepracer", "x"])
+keys = st.sampled_from(
+    [
+        "target",
+        "storage",
+        "nodes",
+        "network",
+        "budget",
+        "gpu",
+        "donkeycar",
+        "gcp",
+        "aws",
+        "azure",
+        "local",
+        "tags",
+        "deepracer",
+        "x",
+    ]
+)
 
 
 @given(st.dictionaries(keys, json_values, max_size=5))

@@ -21,15 +21,32 @@ from training.deepracer.drfc_import import ImportProblem, import_drfc, parse_env
 from training.deepracer.problems import Problem
 from training.deepracer.reward_rules import droa_warnings, not_run_reason
 
-env_lines = st.lists(st.sampled_from(["DR_WORLD_NAME", "DR_RACE_TYPE", "DR_CAR_NAME",
-                                      "DR_LOCAL_S3_MODEL_PREFIX", "DR_UPLOAD_S3_PREFIX",
-                                      "DR_TRAIN_REVERSE_DIRECTION", "X"]).flatmap(
-    lambda key: st.text(max_size=15).map(lambda v: f"{key}={v}")) | st.text(max_size=30),
-    max_size=8).map("\n".join)
+env_lines = st.lists(
+    st.sampled_from(
+        [
+            "DR_WORLD_NAME",
+            "DR_RACE_TYPE",
+            "DR_CAR_NAME",
+            "DR_LOCAL_S3_MODEL_PREFIX",
+            "DR_UPLOAD_S3_PREFIX",
+            "DR_TRAIN_REVERSE_DIRECTION",
+            "X",
+        ]
+    ).flatmap(lambda key: st.text(max_size=15).map(lambda v: f"{key}={v}"))
+    | st.text(max_size=30),
+    max_size=8,
+).map("\n".join)
 metadata_like = json_values | st.fixed_dictionaries(
-    {}, optional={"action_space": json_values, "sensor": json_values,
-                  "neural_network": json_values, "training_algorithm": json_values,
-                  "action_space_type": json_values, "version": json_values})
+    {},
+    optional={
+        "action_space": json_values,
+        "sensor": json_values,
+        "neural_network": json_values,
+        "training_algorithm": json_values,
+        "action_space_type": json_values,
+        "version": json_values,
+    },
+)
 
 
 @given(metadata_like)
@@ -38,8 +55,13 @@ def test_model_metadata_gives_problems_not_tracebacks(data):
     assert all(isinstance(p, Problem) for p in problems) and isinstance(actions, list)
 
 
-@given(json_values | st.dictionaries(st.sampled_from(
-    ["batch_size", "lr", "num_epochs", "loss_type", "discount_factor", "x"]), json_values))
+@given(
+    json_values
+    | st.dictionaries(
+        st.sampled_from(["batch_size", "lr", "num_epochs", "loss_type", "discount_factor", "x"]),
+        json_values,
+    )
+)
 def test_hyperparameters_give_problems_not_tracebacks(data):
     assert all(isinstance(p, Problem) for p in check_hyperparameters(data))
 

@@ -25,9 +25,12 @@ def test_output_names_are_refused_or_stay_inside(name):
     assert joined.startswith("/dest/") and "\x00" not in joined
 
 
-@given(st.text(max_size=200) | json_values.map(json.dumps)
-       | hostile_names.map(lambda u: json.dumps({"url": u}))
-       | hostile_names.map(lambda u: json.dumps({"url": "RUNS/" + u})))
+@given(
+    st.text(max_size=200)
+    | json_values.map(json.dumps)
+    | hostile_names.map(lambda u: json.dumps({"url": u}))
+    | hostile_names.map(lambda u: json.dumps({"url": "RUNS/" + u}))
+)
 def test_latest_json_names_a_run_of_this_bucket_or_is_refused(text):
     with tempfile.TemporaryDirectory() as tmp:
         bucket = f"file://{tmp}/b"
@@ -41,9 +44,18 @@ def test_latest_json_names_a_run_of_this_bucket_or_is_refused(text):
         assert url.startswith(prefix + "/") and "/" not in run_id and run_id not in (".", "..")
 
 
-@given(json_values | st.fixed_dictionaries({"outputs": st.dictionaries(
-    hostile_names, st.text("0123456789abcdef", min_size=64, max_size=64) | json_values,
-    max_size=4)}))
+@given(
+    json_values
+    | st.fixed_dictionaries(
+        {
+            "outputs": st.dictionaries(
+                hostile_names,
+                st.text("0123456789abcdef", min_size=64, max_size=64) | json_values,
+                max_size=4,
+            )
+        }
+    )
+)
 def test_run_manifests_are_refused_or_every_output_is_safe(manifest):
     with tempfile.TemporaryDirectory() as tmp:
         path = Path(tmp) / "run-manifest.json"

@@ -17,22 +17,38 @@ from training.donkeycar.tub import scan_tub
 SECRET = b"aws_secret_access_key=planted"
 JPEG = b"\xff\xd8" + b"\x00" * 20 + b"\xff\xd9"
 
-records = st.fixed_dictionaries(
-    {"cam/image_array": st.sampled_from(["0.jpg", "1.jpg", "../secret.jpg", "", ".x"])
-     | st.text(max_size=8),
-     "user/angle": st.floats() | json_values, "user/throttle": st.floats(-1, 1)},
-) | json_values
+records = (
+    st.fixed_dictionaries(
+        {
+            "cam/image_array": st.sampled_from(["0.jpg", "1.jpg", "../secret.jpg", "", ".x"])
+            | st.text(max_size=8),
+            "user/angle": st.floats() | json_values,
+            "user/throttle": st.floats(-1, 1),
+        },
+    )
+    | json_values
+)
 catalog_lines = st.lists(records.map(json.dumps) | st.text(max_size=30), max_size=8)
-meta = st.fixed_dictionaries(
-    {"paths": st.lists(st.sampled_from(["catalog_0.catalog", "../secret.catalog",
-                                        "/etc/passwd"]) | hostile_names, max_size=3),
-     "deleted_indexes": st.lists(st.integers(-2, 10), max_size=3) | json_values,
-     "current_index": st.integers(0, 10)}) | json_values
+meta = (
+    st.fixed_dictionaries(
+        {
+            "paths": st.lists(
+                st.sampled_from(["catalog_0.catalog", "../secret.catalog", "/etc/passwd"])
+                | hostile_names,
+                max_size=3,
+            ),
+            "deleted_indexes": st.lists(st.integers(-2, 10), max_size=3) | json_values,
+            "current_index": st.integers(0, 10),
+        }
+    )
+    | json_values
+)
 
 
 @given(catalog_lines, meta, st.booleans(), st.booleans(), st.lists(json_values, max_size=6))
-def test_fuzzed_tubs_scan_and_pack_without_leaking(lines, catalog_meta, empty_catalog,
-                                                   skip_bad, head):
+def test_fuzzed_tubs_scan_and_pack_without_leaking(
+    lines, catalog_meta, empty_catalog, skip_bad, head
+):
     with tempfile.TemporaryDirectory() as tmp:
         root = Path(tmp)
         (root / "secret.catalog").write_bytes(SECRET)

@@ -116,9 +116,7 @@ def test_node_pool_vms_go_to_the_resolved_zone():
 def test_gcp_network_carries_docker_overlay_packets():
     """A new VPC's MTU is 1460; VXLAN adds 50 bytes to the overlay's 1450: the network must
     take 1500 (and stay within what GCP allows)."""
-    run = run_stack(
-        "gcp", with_keys("gcp", gcp={"nodePool": True}, network=CIDRS)
-    )
+    run = run_stack("gcp", with_keys("gcp", gcp={"nodePool": True}, network=CIDRS))
     mtu = run.one("gcp:compute/network:Network").inputs.get("mtu", cloud_rules.GCP_DEFAULT_MTU)
     low, high = cloud_rules.GCP_MTU_RANGE
     assert low <= mtu <= high
@@ -135,7 +133,9 @@ def test_a_newer_ami_with_a_larger_snapshot_is_caught_before_ec2_refuses_it():
         root = SimpleNamespace(device_name="/dev/sda1", ebs={"volume_size": size})
         other = SimpleNamespace(device_name="/dev/sdb", ebs={"volume_size": "500"})
         return SimpleNamespace(
-            id="ami-0abc", name="Deep Learning Base 2027", root_device_name="/dev/sda1",
+            id="ami-0abc",
+            name="Deep Learning Base 2027",
+            root_device_name="/dev/sda1",
             block_device_mappings=[other, root],
         )
 

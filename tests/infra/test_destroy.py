@@ -87,9 +87,10 @@ def test_azure_deletes_old_versions_after_keep_deleted_days():
     run = run_stack("azure", with_keys("azure", storage={"keepDeletedDays": 12}))
     policy = run.one("azure-native:storage:ManagementPolicy").inputs
     assert policy["managementPolicyName"] == "default"
-    assert policy["accountName"] == run.one("azure-native:storage:StorageAccount").inputs[
-        "accountName"
-    ]
+    assert (
+        policy["accountName"]
+        == run.one("azure-native:storage:StorageAccount").inputs["accountName"]
+    )
     (rule,) = policy["policy"]["rules"]
     assert rule["enabled"] is True and rule["type"] == "Lifecycle"
     assert rule["definition"]["actions"] == {

@@ -74,7 +74,7 @@ def test_sagemaker_folder_is_roots_and_made_at_every_boot(tmp_path):
 
 def test_bootstrap_refuses_a_sagemaker_folder_someone_else_made(tmp_path):
     script = _files(NODE)[bootstrap.BOOTSTRAP_SCRIPT]
-    check = _between(script, "if [ \"$(stat", "fi")
+    check = _between(script, 'if [ "$(stat', "fi")
     planted = tmp_path / "sagemaker"
     planted.mkdir()
     planted.chmod(0o777)

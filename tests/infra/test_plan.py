@@ -146,11 +146,17 @@ def test_what_bills_while_the_nodes_are_stopped_is_priced(stack, values):
 
 def test_root_disk_prices_follow_each_clouds_rule():
     config = parse({})
-    gp3 = _resource("aws:ec2/instance:Instance", instanceType="g4dn.xlarge",
-                    rootBlockDevice={"volumeSize": 100}, tags={"trackday-role": "manager"})
-    azure = _resource("azure-native:compute:VirtualMachine",
-                      hardwareProfile={"vmSize": "Standard_NC4as_T4_v3"},
-                      storageProfile={"osDisk": {"diskSizeGB": 150}})
+    gp3 = _resource(
+        "aws:ec2/instance:Instance",
+        instanceType="g4dn.xlarge",
+        rootBlockDevice={"volumeSize": 100},
+        tags={"trackday-role": "manager"},
+    )
+    azure = _resource(
+        "azure-native:compute:VirtualMachine",
+        hardwareProfile={"vmSize": "Standard_NC4as_T4_v3"},
+        storageProfile={"osDisk": {"diskSizeGB": 150}},
+    )
     est = prices.estimate(OfflineRun(stack="x", resources=[gp3, azure]), config)
     disks = {x.detail: x for x in est.lines if x.item == "root disk"}
     gp3_month = disks["n: 100 GB gp3"].stopped_hourly * prices.HOURS_PER_MONTH

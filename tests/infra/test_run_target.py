@@ -9,12 +9,27 @@ from infra.workloads.run_target import (
     run_target,
 )
 
-LOCAL = {"target": "local", "bucketUrl": "s3://trackday", "s3Endpoint": "http://127.0.0.1:9000",
-         "s3EndpointInNetwork": "http://s3:9000", "s3AccessKeyId": "K",
-         "s3SecretAccessKey": "S", "s3Container": "trackday-dev-s3-server-1a2b"}
-SWARM = {"target": "aws", "bucketUrl": "s3://runs", "nodeBucketUrl": "s3://runs",
-         "s3Endpoint": "", "region": "eu-west-1", "managerAddress": "203.0.113.7",
-         "sshUser": "ubuntu", "sshPrivateKey": "KEY", "managerHostKey": "HOST", "nodeCount": 3}
+LOCAL = {
+    "target": "local",
+    "bucketUrl": "s3://trackday",
+    "s3Endpoint": "http://127.0.0.1:9000",
+    "s3EndpointInNetwork": "http://s3:9000",
+    "s3AccessKeyId": "K",
+    "s3SecretAccessKey": "S",
+    "s3Container": "trackday-dev-s3-server-1a2b",
+}
+SWARM = {
+    "target": "aws",
+    "bucketUrl": "s3://runs",
+    "nodeBucketUrl": "s3://runs",
+    "s3Endpoint": "",
+    "region": "eu-west-1",
+    "managerAddress": "203.0.113.7",
+    "sshUser": "ubuntu",
+    "sshPrivateKey": "KEY",
+    "managerHostKey": "HOST",
+    "nodeCount": 3,
+}
 
 
 def test_local_target_runs_on_this_engine_with_the_keys():
@@ -33,23 +48,42 @@ def test_swarm_targets_reach_the_manager_over_ssh():
     assert (placed.bucket.region, placed.bucket.endpoint_url) == ("eu-west-1", None)
     assert placed.credentials is None and placed.storage_env == {}
     assert placed.s3_container is None
-    azure = run_target("azure", {**SWARM, "target": "azure", "bucketUrl": "az://runs",
-                                 "nodeBucketUrl": "s3://runs", "s3Endpoint": "http://10.0.1.4:9000",
-                                 "s3AccessKeyId": "K", "s3SecretAccessKey": "S", "nodeCount": 1,
-                                 "storageAccount": "trackdayab12"})
+    azure = run_target(
+        "azure",
+        {
+            **SWARM,
+            "target": "azure",
+            "bucketUrl": "az://runs",
+            "nodeBucketUrl": "s3://runs",
+            "s3Endpoint": "http://10.0.1.4:9000",
+            "s3AccessKeyId": "K",
+            "s3SecretAccessKey": "S",
+            "nodeCount": 1,
+            "storageAccount": "trackdayab12",
+        },
+    )
     assert azure.bucket_url == "az://runs" and azure.bucket.name == "runs"
     assert azure.bucket.endpoint_url == "http://10.0.1.4:9000" and azure.single_node
     assert azure.credentials == ("K", "S")
     assert azure.storage_env == {"AZURE_STORAGE_ACCOUNT_NAME": "trackdayab12"}
 
 
-@pytest.mark.parametrize(("outputs", "message"), [
-    ({"target": "gcp", "bucketUrl": "gs://b"}, "stack s (gcp) has no S3 bucket (bucketUrl gs://b)"),
-    ({**LOCAL, "s3EndpointInNetwork": None} | {"bucketUrl": 3}, "missing or not known yet"),
-    ({k: v for k, v in LOCAL.items() if k != "s3AccessKeyId"}, "no output 's3AccessKeyId'"),
-    ({k: v for k, v in LOCAL.items() if k != "s3Container"}, "no output 's3Container'"),
-    ({k: v for k, v in SWARM.items() if k != "sshUser"}, "no output 'sshUser': run `pulumi up`"),
-])
+@pytest.mark.parametrize(
+    ("outputs", "message"),
+    [
+        (
+            {"target": "gcp", "bucketUrl": "gs://b"},
+            "stack s (gcp) has no S3 bucket (bucketUrl gs://b)",
+        ),
+        ({**LOCAL, "s3EndpointInNetwork": None} | {"bucketUrl": 3}, "missing or not known yet"),
+        ({k: v for k, v in LOCAL.items() if k != "s3AccessKeyId"}, "no output 's3AccessKeyId'"),
+        ({k: v for k, v in LOCAL.items() if k != "s3Container"}, "no output 's3Container'"),
+        (
+            {k: v for k, v in SWARM.items() if k != "sshUser"},
+            "no output 'sshUser': run `pulumi up`",
+        ),
+    ],
+)
 def test_what_is_missing_is_named(outputs, message):
     with pytest.raises(RunTargetError, match=message.replace("(", r"\(").replace(")", r"\)")):
         run_target("s", outputs)
@@ -67,9 +101,11 @@ def test_the_services_learn_the_site_from_the_stack():
 
 
 def node(labels: dict, *resources: dict, state: str = "ready") -> dict:
-    return {"Status": {"State": state},
-            "Spec": {"Availability": "active", "Labels": labels},
-            "Description": {"Resources": {"GenericResources": list(resources)}}}
+    return {
+        "Status": {"State": state},
+        "Spec": {"Availability": "active", "Labels": labels},
+        "Description": {"Resources": {"GenericResources": list(resources)}},
+    }
 
 
 def gpu(uuid: str) -> dict:
@@ -80,15 +116,17 @@ SIMULATION = "node.labels.trackday.role==simulation"
 
 
 def test_reserved_gpus_must_exist_on_the_nodes_before_anything_starts():
-    nodes = [node({"trackday.role": "simulation"}, gpu("GPU-a")),
-             node({"trackday.role": "simulation"}, gpu("GPU-b"), gpu("GPU-c")),
-             node({"trackday.role": "simulation"}, gpu("GPU-d"), state="down"),
-             node({"trackday.role": "trainer"},
-                  {"DiscreteResourceSpec": {"Kind": "GPU", "Value": 2}})]
+    nodes = [
+        node({"trackday.role": "simulation"}, gpu("GPU-a")),
+        node({"trackday.role": "simulation"}, gpu("GPU-b"), gpu("GPU-c")),
+        node({"trackday.role": "simulation"}, gpu("GPU-d"), state="down"),
+        node({"trackday.role": "trainer"}, {"DiscreteResourceSpec": {"Kind": "GPU", "Value": 2}}),
+    ]
     assert placement_problem(nodes, [SIMULATION], False, {SIMULATION: 3}) is None
     assert placement_problem(nodes, [SIMULATION], False, {SIMULATION: 4}) == (
         "the tasks on nodes labelled trackday.role=simulation reserve 4 GPUs (one each), the "
-        "ready ones advertise 3: add GPU nodes (nodes.count), or fewer workers")
+        "ready ones advertise 3: add GPU nodes (nodes.count), or fewer workers"
+    )
     trainer = "node.labels.trackday.role==trainer"
     assert placement_problem(nodes, [trainer], False, {trainer: 2}) is None
     assert placement_problem(nodes, [trainer], False, {trainer: 3}) is not None

@@ -115,9 +115,7 @@ def test_manager_host_key_is_recorded_for_submit_to_check(swarm):
     if cloud == "gcp":
         # Through the Compute API: what the VM published in its guest attributes.
         assert _commands(run, "-manager-host-key") == []
-        manager = next(
-            vm for vm in run.of_type(VMS[cloud]) if vm.name.endswith("-manager")
-        )
+        manager = next(vm for vm in run.of_type(VMS[cloud]) if vm.name.endswith("-manager"))
         assert manager.inputs["metadata"]["enable-guest-attributes"] == "TRUE"
         return
     (read,) = _commands(run, "-manager-host-key")

@@ -44,8 +44,13 @@ def run_setup(driver: xorg.Driver, tmp_path: Path, stubs: Path | None = None) ->
     conf = tmp_path / "xorg.conf"
     script = xorg.setup_script(driver).replace(xorg.CONFIG_FILE, str(conf))
     path = f"{stubs}:{os.environ['PATH']}" if stubs else os.environ["PATH"]
-    result = subprocess.run(["bash", "-c", script], capture_output=True, text=True,
-                            env={**os.environ, "PATH": path}, timeout=60)
+    result = subprocess.run(
+        ["bash", "-c", script],
+        capture_output=True,
+        text=True,
+        env={**os.environ, "PATH": path},
+        timeout=60,
+    )
     assert result.returncode == 0, result.stdout + result.stderr
     return conf
 
@@ -54,11 +59,18 @@ def run_setup(driver: xorg.Driver, tmp_path: Path, stubs: Path | None = None) ->
 def test_scripts_pass_shellcheck_and_the_unit_verifies(driver, tmp_path: Path) -> None:
     shellcheck(xorg.setup_script(driver))
     (tmp_path / xorg.UNIT_NAME).write_text(xorg.unit(driver))
-    result = subprocess.run(["systemd-analyze", "verify", "--man=no", xorg.UNIT_NAME],
-                            cwd=tmp_path, capture_output=True, text=True)
+    result = subprocess.run(
+        ["systemd-analyze", "verify", "--man=no", xorg.UNIT_NAME],
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+    )
     # Only the X server binary may be missing here (a machine without the X packages).
-    problems = [line for line in result.stderr.splitlines()
-                if f"Command {xorg.XORG} is not executable" not in line]
+    problems = [
+        line
+        for line in result.stderr.splitlines()
+        if f"Command {xorg.XORG} is not executable" not in line
+    ]
     assert problems == [], result.stderr
     service = xorg.node_service(driver)
     assert service.unit_name == xorg.UNIT_NAME and set(service.files) == {xorg.SETUP_SCRIPT}
@@ -71,11 +83,15 @@ def test_nvidia_configuration_on_the_first_gpus_bus_id(tmp_path: Path) -> None:
     # Azure puts GPUs in PCI domain 1; nvidia-smi prints hex domain:bus:device.function, a
     # line per GPU: more than a pipe holds, so a reader that stops at the first line breaks
     # the pipe (`| head -n 1` under pipefail failed the script).
-    stub(stubs, "nvidia-smi", """case "$*" in
+    stub(
+        stubs,
+        "nvidia-smi",
+        """case "$*" in
   *pci.bus_id*) echo 00000001:3B:00.0; for _ in $(seq 20000); do echo 00000002:3C:00.0; done ;;
   *driver_version*) echo 550.127.05 ;;
   *) exit 2 ;;
-esac""")
+esac""",
+    )
     stub(stubs, "apt-get", f'echo "$*" >> {tmp_path}/apt.log')
     conf = run_setup("nvidia", tmp_path, stubs).read_text()
     assert 'Driver "nvidia"' in conf and 'BusID "PCI:59@1:0:0"' in conf
@@ -90,8 +106,12 @@ def test_nvidia_without_a_bus_id_stops_with_the_way_out(tmp_path: Path) -> None:
     stubs.mkdir()
     stub(stubs, "nvidia-smi", "exit 0")
     script = xorg.setup_script("nvidia").replace(xorg.CONFIG_FILE, str(tmp_path / "c"))
-    result = subprocess.run(["bash", "-c", script], capture_output=True, text=True,
-                            env={**os.environ, "PATH": f"{stubs}:{os.environ['PATH']}"})
+    result = subprocess.run(
+        ["bash", "-c", script],
+        capture_output=True,
+        text=True,
+        env={**os.environ, "PATH": f"{stubs}:{os.environ['PATH']}"},
+    )
     assert result.returncode == 1 and "trackday:deepracer.opengl false" in result.stderr
 
 
@@ -104,8 +124,9 @@ def test_configuration_refuses_what_it_cannot_render() -> None:
 
 def _free_display() -> int:
     for number in range(150, 250):
-        if not (Path(f"/tmp/.X{number}-lock").exists()
-                or Path(f"/tmp/.X11-unix/X{number}").exists()):
+        if not (
+            Path(f"/tmp/.X{number}-lock").exists() or Path(f"/tmp/.X11-unix/X{number}").exists()
+        ):
             return number
     raise AssertionError("no free X display number from 150 to 249")
 
@@ -119,16 +140,20 @@ def dummy_server(tmp_path: Path) -> Iterator[tuple[str, str]]:
     unit = configparser.ConfigParser(interpolation=None, strict=False)
     unit.read_string(xorg.unit("dummy"))
     display = f":{_free_display()}"
-    moved = {xorg.DISPLAY: display, xorg.CONFIG_FILE: str(conf),
-             xorg.LOG_FILE: str(tmp_path / "xorg.log")}
+    moved = {
+        xorg.DISPLAY: display,
+        xorg.CONFIG_FILE: str(conf),
+        xorg.LOG_FILE: str(tmp_path / "xorg.log"),
+    }
     command = [moved.get(arg, arg) for arg in shlex.split(unit["Service"]["ExecStart"])]
     assert command[0] == xorg.XORG and "-nolisten" in command
     server = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     try:
         deadline = time.monotonic() + 60
         while True:
-            probe = subprocess.run(["xdpyinfo", "-display", display], capture_output=True,
-                                   text=True)
+            probe = subprocess.run(
+                ["xdpyinfo", "-display", display], capture_output=True, text=True
+            )
             if probe.returncode == 0 or server.poll() is not None or time.monotonic() > deadline:
                 break
             time.sleep(0.2)
@@ -147,8 +172,9 @@ def test_dummy_server_starts_from_the_unit_and_answers_xdpyinfo(tmp_path: Path) 
 
 
 @pytest.mark.parametrize(("opengl", "runs_x"), [(None, True), (False, False)])
-def test_every_node_of_a_cloud_pool_runs_the_x_server_after_the_gpu_set_up(opengl, runs_x,
-                                                                            tmp_path: Path):
+def test_every_node_of_a_cloud_pool_runs_the_x_server_after_the_gpu_set_up(
+    opengl, runs_x, tmp_path: Path
+):
     keys = _trackday_keys(shipped_values("gcp"))
     if opengl is not None:
         keys["deepracer"] = {"opengl": opengl}
@@ -166,6 +192,7 @@ def test_every_node_of_a_cloud_pool_runs_the_x_server_after_the_gpu_set_up(openg
             path = tmp_path / f"{role}-user-data"
             path.write_text(bootstrap.user_data(node))
             assert path.stat().st_size < 16 * 1024  # AWS's user data limit
-            checked = subprocess.run(["cloud-init", "schema", "--config-file", str(path)],
-                                     capture_output=True, text=True)
+            checked = subprocess.run(
+                ["cloud-init", "schema", "--config-file", str(path)], capture_output=True, text=True
+            )
             assert checked.returncode == 0, checked.stdout + checked.stderr

@@ -51,8 +51,10 @@ def test_a_failed_manager_bootstrap_is_reported_by_the_join_token_command(
         files={"/opt/trackday-archive/Packages": empty},
     )  # fmt: skip
     # It retries itself (Restart=on-failure): wait until it has failed once and is retrying.
-    restarts = ("systemctl show --property NRestarts --value trackday-bootstrap.service"
-                " 2>/dev/null || echo 0")  # 0 until systemd answers
+    restarts = (
+        "systemctl show --property NRestarts --value trackday-bootstrap.service"
+        " 2>/dev/null || echo 0"
+    )  # 0 until systemd answers
     wait_for("bootstrap failed", lambda: int(node.root(restarts).strip() or 0) >= 1, 300, node.log)
     token = next(c for c in aws_stack.swarm_commands if c.step == "join-token")
     try:

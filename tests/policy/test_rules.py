@@ -265,10 +265,26 @@ CASES = [
     (
         rules.no_open_admin_ingress,
         "aws:ec2/securityGroup:SecurityGroup",
-        {"ingress": [{"protocol": "tcp", "fromPort": 22, "toPort": 22,
-                      "cidrBlocks": ["198.51.100.0/24", "203.0.113.0/24"]}]},
-        {"ingress": [{"protocol": "tcp", "fromPort": 22, "toPort": 22,
-                      "cidrBlocks": ["0.0.0.0/1", "128.0.0.0/1"]}]},
+        {
+            "ingress": [
+                {
+                    "protocol": "tcp",
+                    "fromPort": 22,
+                    "toPort": 22,
+                    "cidrBlocks": ["198.51.100.0/24", "203.0.113.0/24"],
+                }
+            ]
+        },
+        {
+            "ingress": [
+                {
+                    "protocol": "tcp",
+                    "fromPort": 22,
+                    "toPort": 22,
+                    "cidrBlocks": ["0.0.0.0/1", "128.0.0.0/1"],
+                }
+            ]
+        },
         "0.0.0.0/1, 128.0.0.0/1 (4,294,967,296 addresses together)",
     ),
     (
@@ -296,8 +312,14 @@ CASES = [
         rules.no_open_admin_ingress,
         "docker:index/service:Service",
         {"endpointSpec": {"ports": [{"targetPort": 8080, "publishedPort": 8080}]}},
-        {"endpointSpec": {"ports": [{"targetPort": 22, "publishedPort": 2222},
-                                    {"targetPort": 2375, "publishedPort": 2375}]}},
+        {
+            "endpointSpec": {
+                "ports": [
+                    {"targetPort": 22, "publishedPort": 2222},
+                    {"targetPort": 2375, "publishedPort": 2375},
+                ]
+            }
+        },
         "the service opens the Docker API (port 2375)",
     ),
     (
@@ -353,8 +375,11 @@ CASES = [
         rules.no_plaintext_secrets_in_user_data,
         "azure-native:compute:VirtualMachineScaleSet",
         {"virtualMachineProfile": {"osProfile": {"customData": _b64("#cloud-config\n")}}},
-        {"virtualMachineProfile": {"osProfile": {"customData": _b64(
-            "-----BEGIN OPENSSH PRIVATE KEY-----\nb3Bl\n")}}},
+        {
+            "virtualMachineProfile": {
+                "osProfile": {"customData": _b64("-----BEGIN OPENSSH PRIVATE KEY-----\nb3Bl\n")}
+            }
+        },
         "a private key",
     ),
     (
@@ -684,8 +709,10 @@ def test_old_versions_expire_on_gcs_and_azure():
     account = Resource(
         "azure-native:storage:StorageAccount", "acct", AZURE_ACCOUNT_OK, frozenset({"data1"})
     )
-    rule = {"enabled": True, "definition": {"actions": {"version": {"delete": {
-        "daysAfterCreationGreaterThan": 30}}}}}
+    rule = {
+        "enabled": True,
+        "definition": {"actions": {"version": {"delete": {"daysAfterCreationGreaterThan": 30}}}},
+    }
     policy = Resource(
         "azure-native:storage:ManagementPolicy",
         "lc",

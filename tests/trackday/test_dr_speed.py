@@ -14,10 +14,12 @@ from trackday.dr_runs import ServiceStatus
 from trackday.dr_watch import render, run_lines
 from training.deepracer.services import SIMULATION_ROLE, TRAINER_ROLE
 
-TRAINER = ServiceStatus("3", "training", "trackday-dr-3-trainer", 1, 1, ("1: running on n",),
-                        "run-a", "", TRAINER_ROLE)
-SIMULATION = ServiceStatus("3", "training", "trackday-dr-3-simulation", 3, 3, (), "run-a", "",
-                           SIMULATION_ROLE)
+TRAINER = ServiceStatus(
+    "3", "training", "trackday-dr-3-trainer", 1, 1, ("1: running on n",), "run-a", "", TRAINER_ROLE
+)
+SIMULATION = ServiceStatus(
+    "3", "training", "trackday-dr-3-simulation", 3, 3, (), "run-a", "", SIMULATION_ROLE
+)
 LOGS = {1: worker_log(0.64, 9.5, 30), 2: worker_log(1.0, 15.0, 30), 3: ["Starting gzserver"]}
 
 
@@ -36,7 +38,10 @@ def test_each_worker_read_on_its_own():
     found = dr_speed.worker_speeds(3, lambda worker: read.append(worker) or LOGS[worker])
     assert read == [1, 2, 3] and found[3] is None
     assert dr_speed.describe(found).splitlines() == [
-        "1: RTF 0.64, 9.5 steps/s", "2: RTF 1.00, 15.0 steps/s", "3: -"]
+        "1: RTF 0.64, 9.5 steps/s",
+        "2: RTF 1.00, 15.0 steps/s",
+        "3: -",
+    ]
     assert dr_speed.worker_speeds(1, lambda _: None) == {1: None}  # a log the engine withholds
     assert dr_speed.describe({}) == "-"
 
@@ -48,8 +53,9 @@ def test_status_shows_the_simulation_workers_speeds():
 
 
 def test_summary_shows_them_on_the_run_line():
-    lines = run_lines([TRAINER, SIMULATION], lambda _: None,
-                      datetime(2026, 11, 30, tzinfo=UTC), speeds())
+    lines = run_lines(
+        [TRAINER, SIMULATION], lambda _: None, datetime(2026, 11, 30, tzinfo=UTC), speeds()
+    )
     assert len(lines) == 1 and lines[0].speeds is not None and lines[0].speeds[3] is None
     shown = text(render(lines))
     assert "1: RTF 0.64, 9.5 steps/s" in shown and "3: -" in shown
@@ -57,6 +63,7 @@ def test_summary_shows_them_on_the_run_line():
 
 # An engine on which the run's services are gone by the time their logs are read.
 GONE = SimpleNamespace(api=SimpleNamespace(services=lambda filters: []))
+
 
 def test_services_gone_or_unlabelled_have_no_speeds():
     unlabelled = ServiceStatus("?", "?", "x-simulation", 1, 1, (), "", "", SIMULATION_ROLE)

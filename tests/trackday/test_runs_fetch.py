@@ -14,15 +14,23 @@ from training import storage
 RUN_ID = "20260101-000000-abc123"
 
 
-def _write_run(bucket: str, outputs: dict[str, bytes], listed: dict[str, bytes] | None = None,
-               run_id: str = RUN_ID) -> str:
+def _write_run(
+    bucket: str,
+    outputs: dict[str, bytes],
+    listed: dict[str, bytes] | None = None,
+    run_id: str = RUN_ID,
+) -> str:
     """A finished run as the trainer leaves it; `listed` overrides what the manifest claims."""
     run_url = storage.join(runs.runs_url(bucket), run_id)
     for name, data in outputs.items():
         storage.write_text(storage.join(run_url, name), data.decode())
     claimed = outputs if listed is None else listed
-    manifest = json.dumps({"run_id": run_id, "outputs": {
-        name: hashlib.sha256(data).hexdigest() for name, data in claimed.items()}})
+    manifest = json.dumps(
+        {
+            "run_id": run_id,
+            "outputs": {name: hashlib.sha256(data).hexdigest() for name, data in claimed.items()},
+        }
+    )
     storage.write_text(storage.join(run_url, "run-manifest.json"), manifest)
     digest = hashlib.sha256(manifest.encode()).hexdigest()
     storage.write_text(storage.join(run_url, "COMPLETE"), digest + "\n")
@@ -49,8 +57,19 @@ def test_a_finished_run_is_fetched_with_nested_outputs(bucket, tmp_path):
     assert [p.name for p in dest.parent.iterdir()] == [RUN_ID]  # no staging folder left
 
 
-@pytest.mark.parametrize("name", ["../../escape.txt", "/tmp/abs-escape.txt", "a/../../escape.txt",
-                                  "./x", "a//b", "run-manifest.json", "a\\..\\b", ""])
+@pytest.mark.parametrize(
+    "name",
+    [
+        "../../escape.txt",
+        "/tmp/abs-escape.txt",
+        "a/../../escape.txt",
+        "./x",
+        "a//b",
+        "run-manifest.json",
+        "a\\..\\b",
+        "",
+    ],
+)
 def test_unsafe_output_names_are_refused_before_anything_is_written(bucket, tmp_path, name):
     data = b"export EVIL=1\n"
     run_url = _write_run(bucket, {"pilot.tflite": b"tfl"}, {"pilot.tflite": b"tfl", name: data})
@@ -77,8 +96,11 @@ def test_a_symlinked_folder_in_the_destination_is_not_followed(bucket, tmp_path)
 
 
 def test_a_failed_check_leaves_the_previous_fetch_as_it_was(bucket, tmp_path):
-    run_url = _write_run(bucket, {"pilot.tflite": b"tampered", "loss.png": b"png"},
-                         {"pilot.tflite": b"what the trainer wrote", "loss.png": b"png"})
+    run_url = _write_run(
+        bucket,
+        {"pilot.tflite": b"tampered", "loss.png": b"png"},
+        {"pilot.tflite": b"what the trainer wrote", "loss.png": b"png"},
+    )
     dest = tmp_path / "dest"
     dest.mkdir()
     before = {"pilot.tflite": b"old model", "run-manifest.json": b"{}"}
@@ -105,8 +127,9 @@ def test_a_failed_check_leaves_the_previous_fetch_as_it_was(bucket, tmp_path):
 )
 def test_latest_must_name_a_run_of_this_bucket(bucket, latest, expected):
     runs_prefix = runs.runs_url(bucket)
-    storage.write_text(storage.join(runs_prefix, "latest.json"),
-                       latest.replace("RUNS", runs_prefix))
+    storage.write_text(
+        storage.join(runs_prefix, "latest.json"), latest.replace("RUNS", runs_prefix)
+    )
     with pytest.raises(runs.RunError, match=expected):
         runs.resolve_run(bucket, "latest")
 

@@ -36,9 +36,14 @@ def package(tmp_path_factory: pytest.TempPathFactory) -> Path:
     model.mkdir(parents=True)
     for source in dr_samples.model_dir().iterdir():
         os.symlink(source, model / source.name)
-    (model / "deepracer_checkpoints.json").write_text(json.dumps({
-        "best_checkpoint": {"name": "48_Step-28800.ckpt"},
-        "last_checkpoint": {"name": "48_Step-28800.ckpt"}}))
+    (model / "deepracer_checkpoints.json").write_text(
+        json.dumps(
+            {
+                "best_checkpoint": {"name": "48_Step-28800.ckpt"},
+                "last_checkpoint": {"name": "48_Step-28800.ckpt"},
+            }
+        )
+    )
     built = build_car_model(str(root / "run"))
     with tarfile.open(fileobj=io.BytesIO(built.archive), mode="r:gz") as opened:
         opened.extractall(root / "car", filter="data")
@@ -65,8 +70,9 @@ def test_packaged_model_infers_on_the_sample_pictures(package: Path) -> None:
     pictures = sorted(dr_samples.model_dir().parent.glob("pictures/*.png"))
     assert len(pictures) == 3
     with tf.compat.v1.Session(graph=graph) as session:
-        outputs = [session.run(POLICY, {INPUT.format(sensor): camera_frame(p)})[0]
-                   for p in pictures]
+        outputs = [
+            session.run(POLICY, {INPUT.format(sensor): camera_frame(p)})[0] for p in pictures
+        ]
     for probabilities in outputs:
         assert probabilities.shape == (len(metadata["action_space"]),)
         assert np.all(probabilities >= 0) and probabilities.sum() == pytest.approx(1, abs=1e-4)

@@ -32,8 +32,12 @@ def test_donkeycar_crashes_on_an_empty_catalog_and_reads_the_skip_bad_archive(tm
         extracted = extract_archive(f, tmp_path / "out")
     got = records(extracted.tubs[0])
     assert [r["_index"] for r in got] == list(range(20))
-    assert json.loads((extracted.tubs[0] / "manifest.json").read_text().splitlines()[4])[
-        "current_index"] == 20
+    assert (
+        json.loads((extracted.tubs[0] / "manifest.json").read_text().splitlines()[4])[
+            "current_index"
+        ]
+        == 20
+    )
 
 
 def test_an_archive_of_the_old_scripts_extracts_to_a_tub_donkeycar_reads(tmp_path):

@@ -58,9 +58,12 @@ def _settings(request: Request) -> Settings:
 
 def _page(request: Request, name: str, status: int = 200, **context) -> Response:
     settings = _settings(request)
-    return templates.TemplateResponse(request, name, {"stacks": settings.stacks,
-                                                      "refresh_s": settings.refresh_s,
-                                                      **context}, status_code=status)
+    return templates.TemplateResponse(
+        request,
+        name,
+        {"stacks": settings.stacks, "refresh_s": settings.refresh_s, **context},
+        status_code=status,
+    )
 
 
 def home(request: Request) -> Response:
@@ -80,8 +83,9 @@ def _donkey_run(request: Request) -> tuple[Stack, donkey_runs.DonkeyRun]:
     with reading(stack):
         run = donkey_runs.read_run(stack.donkey_runs_url, request.path_params["run"])
     if run is None:
-        raise HTTPException(404, f"no DonkeyCar run {request.path_params['run']!r} in stack "
-                                 f"{stack.name}")
+        raise HTTPException(
+            404, f"no DonkeyCar run {request.path_params['run']!r} in stack {stack.name}"
+        )
     return stack, run
 
 
@@ -131,13 +135,23 @@ def dr_run(request: Request) -> Response:
         run = deepracer_runs.metrics(bucket, prefix)
         info = pending.result()
     # The first figures come with the page: the reward chart draws without a second request.
-    return _page(request, "dr_run.html", stack=stack, info=info, run=run,
-                 worlds=_settings(request).worlds, figures=_dr_figures(run))
+    return _page(
+        request,
+        "dr_run.html",
+        stack=stack,
+        info=info,
+        run=run,
+        worlds=_settings(request).worlds,
+        figures=_dr_figures(run),
+    )
 
 
 def _dr_figures(run: dict) -> dict:
-    return {"iterations": len(run["iterations"]), "reward": charts.reward(run),
-            "progress": charts.progress(run)}
+    return {
+        "iterations": len(run["iterations"]),
+        "reward": charts.reward(run),
+        "progress": charts.progress(run),
+    }
 
 
 def dr_charts(request: Request) -> Response:
@@ -160,8 +174,9 @@ def dr_map(request: Request) -> Response:
     with reading(stack) as bucket:
         points = deepracer_runs.simtrace_points(bucket, prefix, iteration, colour)
     track = deepracer_runs.track_lines(_settings(request).tracks_dir, world)
-    return JSONResponse({"figure": charts.track_map(track, points, colour, iteration),
-                         "track": track is not None})
+    return JSONResponse(
+        {"figure": charts.track_map(track, points, colour, iteration), "track": track is not None}
+    )
 
 
 def dr_video(request: Request) -> Response:
@@ -177,8 +192,9 @@ def dr_video(request: Request) -> Response:
 
 def plotly_js(request: Request) -> Response:
     # The package's own file: it changes only with the installed plotly.
-    return FileResponse(PLOTLY_JS, media_type="text/javascript",
-                        headers={"Cache-Control": "public, max-age=86400"})
+    return FileResponse(
+        PLOTLY_JS, media_type="text/javascript", headers={"Cache-Control": "public, max-age=86400"}
+    )
 
 
 def _is_api(request: Request) -> bool:
@@ -189,24 +205,32 @@ async def bucket_error(request: Request, error: Exception) -> Response:
     assert isinstance(error, BucketError)
     if _is_api(request):
         return JSONResponse({"error": str(error)}, status_code=502)
-    return _page(request, "error.html", 502, title="bucket unreadable", stack=error.stack,
-                 detail=error.detail)
+    return _page(
+        request,
+        "error.html",
+        502,
+        title="bucket unreadable",
+        stack=error.stack,
+        detail=error.detail,
+    )
 
 
 async def data_error(request: Request, error: Exception) -> Response:
     """Files that are there but not in the format their writer uses."""
     if _is_api(request):
         return JSONResponse({"error": str(error)}, status_code=422)
-    return _page(request, "error.html", 422, title="files not readable", stack=None,
-                 detail=str(error))
+    return _page(
+        request, "error.html", 422, title="files not readable", stack=None, detail=str(error)
+    )
 
 
 async def not_found(request: Request, error: Exception) -> Response:
     assert isinstance(error, HTTPException)
     if _is_api(request):
         return JSONResponse({"error": error.detail}, status_code=error.status_code)
-    return _page(request, "error.html", error.status_code, title="not found", stack=None,
-                 detail=error.detail)
+    return _page(
+        request, "error.html", error.status_code, title="not found", stack=None, detail=error.detail
+    )
 
 
 def create_app(settings: Settings) -> Starlette:
@@ -225,10 +249,17 @@ def create_app(settings: Settings) -> Starlette:
         Route("/static/plotly.min.js", plotly_js),
         Mount("/static", StaticFiles(directory=HERE / "static"), name="static"),
     ]
-    middleware = [Middleware(LocalReadOnly),  # the outermost: peers and methods first
-                  Middleware(TrustedHostMiddleware, allowed_hosts=LOCAL_HOSTS)]
-    handlers = {BucketError: bucket_error, HTTPException: not_found, MetricsError: data_error,
-                SimtraceError: data_error, RunFilesError: data_error}
+    middleware = [
+        Middleware(LocalReadOnly),  # the outermost: peers and methods first
+        Middleware(TrustedHostMiddleware, allowed_hosts=LOCAL_HOSTS),
+    ]
+    handlers = {
+        BucketError: bucket_error,
+        HTTPException: not_found,
+        MetricsError: data_error,
+        SimtraceError: data_error,
+        RunFilesError: data_error,
+    }
     app = Starlette(routes=routes, middleware=middleware, exception_handlers=handlers)
     app.state.settings = settings
     return app

@@ -21,8 +21,9 @@ def _outputs_files(pairs: list[str]) -> dict[str, Path]:
     for pair in pairs:
         name, sep, path = pair.partition("=")
         if not sep or not name or not path:
-            raise typer.BadParameter(f"{pair!r}: write --outputs STACK=FILE",
-                                     param_hint="--outputs")
+            raise typer.BadParameter(
+                f"{pair!r}: write --outputs STACK=FILE", param_hint="--outputs"
+            )
         found[name] = Path(path)
     return found
 
@@ -43,20 +44,34 @@ def _open_when_up(server, url: str) -> None:
 
 
 def dashboard(
-    stack: list[str] = typer.Option(None, "--stack", "-s", help="Stack to show (repeat; "
-                                    "default: every Pulumi.<stack>.yaml of the project)."),
+    stack: list[str] = typer.Option(
+        None,
+        "--stack",
+        "-s",
+        help="Stack to show (repeat; default: every Pulumi.<stack>.yaml of the project).",
+    ),
     port: int = typer.Option(8765, "--port", min=1, max=65535, help="Port on 127.0.0.1."),
     no_browser: bool = typer.Option(False, "--no-browser", help="Do not open the browser."),
-    outputs: list[str] = typer.Option(None, "--outputs", metavar="STACK=FILE", help="A stack's "
-                                      "outputs from a file (`pulumi stack output --json "
-                                      "--show-secrets`) instead of the pulumi CLI."),
-    models: Path = typer.Option(Path("models"), "--models", help="Local runs folder "
-                                "(`trackday donkey train --local` writes there)."),
-    tracks_dir: Path = typer.Option(None, "--tracks-dir", help="Folder of <world>.npy track "
-                                    "files for the DeepRacer maps."),
+    outputs: list[str] = typer.Option(
+        None,
+        "--outputs",
+        metavar="STACK=FILE",
+        help="A stack's "
+        "outputs from a file (`pulumi stack output --json "
+        "--show-secrets`) instead of the pulumi CLI.",
+    ),
+    models: Path = typer.Option(
+        Path("models"),
+        "--models",
+        help="Local runs folder (`trackday donkey train --local` writes there).",
+    ),
+    tracks_dir: Path = typer.Option(
+        None, "--tracks-dir", help="Folder of <world>.npy track files for the DeepRacer maps."
+    ),
     project: Path = typer.Option(REPO_ROOT, "--project", help="The Pulumi project folder."),
-    refresh: float = typer.Option(5.0, "--refresh", min=0.5, help="Seconds between updates "
-                                  "of a live run's charts."),
+    refresh: float = typer.Option(
+        5.0, "--refresh", min=0.5, help="Seconds between updates of a live run's charts."
+    ),
 ) -> None:
     """Serve one local, read-only page for every DonkeyCar and DeepRacer run."""
     import uvicorn  # the web stack loads for this command only
@@ -68,8 +83,9 @@ def dashboard(
     tracks = _tracks_dir(tracks_dir)
     worlds = sorted(p.stem for p in tracks.glob("*.npy")) if tracks else []
     app = create_app(Settings(stacks, tracks, refresh, worlds))
-    server = uvicorn.Server(uvicorn.Config(app, host=HOST, port=port, log_level="warning",
-                                           server_header=False))
+    server = uvicorn.Server(
+        uvicorn.Config(app, host=HOST, port=port, log_level="warning", server_header=False)
+    )
     url = f"http://{HOST}:{port}/"
     typer.echo(f"trackday dashboard on {url} ({len(stacks)} source(s)); Ctrl-C to stop")
     if not no_browser:

@@ -16,7 +16,7 @@ def hourly_cost(project: Path, name: str) -> str | None:
     """One line for the home page, None for a stack without a file or on this machine."""
     try:
         raw = read_stack_file(stack_file(project, name))
-        config = parse({k[len(NAMESPACE):]: v for k, v in raw.items() if k.startswith(NAMESPACE)})
+        config = parse({k[len(NAMESPACE) :]: v for k, v in raw.items() if k.startswith(NAMESPACE)})
     except (OSError, ConfigError, ValueError) as error:
         return f"not priced: {error}"
     as_of = f"list prices of {prices.PRICES_AS_OF}"
@@ -25,8 +25,9 @@ def hourly_cost(project: Path, name: str) -> str | None:
         price = _NODE_HOURLY[config.target].get(nodes.machine_type or "")
         if price is None:
             return f"not priced: {nodes.machine_type} is not in the price table"
-        return (f"${price * nodes.count:.2f}/h while {nodes.count} x {nodes.machine_type} "
-                f"run ({as_of})")
+        return (
+            f"${price * nodes.count:.2f}/h while {nodes.count} x {nodes.machine_type} run ({as_of})"
+        )
     if config.target == "gcp":
         if has_node_pool(config):
             return "not priced: the GCE node pool (see `trackday plan`)"

@@ -32,8 +32,11 @@ COLOURS = {"reward": "reward", "speed": "throttle"}  # the simtrace column behin
 def model_prefixes(bucket_url: str) -> list[str]:
     """Top-level folders of the bucket that hold a run's metrics, sorted."""
     fs, root = storage.filesystem(bucket_url)
-    folders = [entry["name"].rstrip("/").rsplit("/", 1)[-1] for entry in fs.ls(root, detail=True)
-               if entry["type"] == "directory"]
+    folders = [
+        entry["name"].rstrip("/").rsplit("/", 1)[-1]
+        for entry in fs.ls(root, detail=True)
+        if entry["type"] == "directory"
+    ]
 
     def has_metrics(folder: str) -> bool:
         try:
@@ -69,14 +72,17 @@ def run_info(bucket_url: str, prefix: str) -> RunInfo:
         world = (yaml.safe_load(params) or {}).get("WORLD_NAME")
     except (yaml.YAMLError, AttributeError):
         world = None
-    reward = (_text(storage.join(bucket_url, layout.run_reward_function))
-              or _text(storage.join(bucket_url, layout.custom_file(REWARD_FUNCTION))))
+    reward = _text(storage.join(bucket_url, layout.run_reward_function)) or _text(
+        storage.join(bucket_url, layout.custom_file(REWARD_FUNCTION))
+    )
     files = open_run(storage.join(bucket_url, prefix))
     fs, root = storage.filesystem(bucket_url)
-    videos = sorted(p.removeprefix(f"{root}/{prefix}/")
-                    for p in fs.find(f"{root}/{layout.mp4_prefix}") if p.lower().endswith(".mp4"))
-    return RunInfo(prefix, world, reward, videos,
-                   sorted({i for _, i in files.training_simtrace}))
+    videos = sorted(
+        p.removeprefix(f"{root}/{prefix}/")
+        for p in fs.find(f"{root}/{layout.mp4_prefix}")
+        if p.lower().endswith(".mp4")
+    )
+    return RunInfo(prefix, world, reward, videos, sorted({i for _, i in files.training_simtrace}))
 
 
 def metrics(bucket_url: str, prefix: str) -> dict:
@@ -112,7 +118,9 @@ def simtrace_points(bucket_url: str, prefix: str, iteration: int, colour: str) -
             merged[name] += values
     step = max(1, len(merged["x"]) // MAX_POINTS)
     return {name: values[::step] for name, values in merged.items()} | {
-        "steps": len(merged["x"]), "files": len(keys)}
+        "steps": len(merged["x"]),
+        "files": len(keys),
+    }
 
 
 def track_lines(tracks_dir: Path | None, world: str | None) -> dict | None:
@@ -123,6 +131,7 @@ def track_lines(tracks_dir: Path | None, world: str | None) -> dict | None:
         track = Track.load(tracks_dir, world)
     except TrackError:
         return None
-    return {name: {"x": line[:, 0].tolist(), "y": line[:, 1].tolist()}
-            for name, line in (("center", track.center), ("inner", track.inner),
-                               ("outer", track.outer))}
+    return {
+        name: {"x": line[:, 0].tolist(), "y": line[:, 1].tolist()}
+        for name, line in (("center", track.center), ("inner", track.inner), ("outer", track.outer))
+    }

@@ -65,7 +65,8 @@ class DonkeyRun:
     def downloads(self) -> list[str]:
         """The model files a user takes to the car (the manifest's verified outputs)."""
         return sorted(self.manifest.get("outputs", {})) or [
-            f for f in self.files if f.startswith("pilot")]
+            f for f in self.files if f.startswith("pilot")
+        ]
 
 
 def _read(url: str) -> bytes | None:
@@ -89,7 +90,7 @@ def _group(runs_url: str) -> dict[str, list[str]]:
         return {}
     runs: dict[str, list[str]] = {}
     for url in storage.list_files(runs_url):
-        relative = url[len(runs_url.rstrip("/")) + 1:]
+        relative = url[len(runs_url.rstrip("/")) + 1 :]
         run_id, sep, rest = relative.partition("/")
         if sep and not rest.endswith(storage.SIDECAR_SUFFIX):
             runs.setdefault(run_id, []).append(rest)
@@ -102,8 +103,15 @@ def list_runs(runs_url: str) -> list[DonkeyRun]:
     runs = [DonkeyRun(run_id, sorted(files)) for run_id, files in grouped.items()]
     with ThreadPoolExecutor(max_workers=8) as pool:
         manifests = pool.map(
-            storage.in_this_block(lambda r: _json(storage.join(runs_url, r.run_id, RUN_MANIFEST))
-                                  if RUN_MANIFEST in r.files else {}), runs)
+            storage.in_this_block(
+                lambda r: (
+                    _json(storage.join(runs_url, r.run_id, RUN_MANIFEST))
+                    if RUN_MANIFEST in r.files
+                    else {}
+                )
+            ),
+            runs,
+        )
         for run, manifest in zip(runs, manifests, strict=True):
             run.manifest = manifest
     return sorted(runs, key=lambda r: r.run_id, reverse=True)

@@ -57,5 +57,6 @@ def send(request: Request, fs, path: str, size: int, download: str | None = None
     headers["Content-Length"] = str(end - start)
     if request.method == "HEAD":
         return Response(status_code=status, headers=headers, media_type=kind)
-    return StreamingResponse(_pieces(fs, path, start, end), status_code=status, headers=headers,
-                             media_type=kind)
+    return StreamingResponse(
+        _pieces(fs, path, start, end), status_code=status, headers=headers, media_type=kind
+    )

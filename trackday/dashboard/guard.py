@@ -42,11 +42,14 @@ class LocalReadOnly:
             return
         if not is_loopback(scope.get("client")):
             response = PlainTextResponse(
-                "trackday dashboard answers this machine only (127.0.0.1)", status_code=403)
+                "trackday dashboard answers this machine only (127.0.0.1)", status_code=403
+            )
         elif scope["method"] not in ALLOWED_METHODS:
             response = PlainTextResponse(
-                "the dashboard is read-only: GET and HEAD only", status_code=405,
-                headers={"Allow": ", ".join(ALLOWED_METHODS)})
+                "the dashboard is read-only: GET and HEAD only",
+                status_code=405,
+                headers={"Allow": ", ".join(ALLOWED_METHODS)},
+            )
         else:
             await self.app(scope, receive, send)
             return

@@ -70,8 +70,9 @@ class Stack:
         try:
             return {k: str(v) for k, v in storage_env(self.outputs).items()}
         except KeyError as missing:
-            raise BucketError(self, f"output {missing} is missing: run `pulumi up --stack "
-                                    f"{self.name}`") from None
+            raise BucketError(
+                self, f"output {missing} is missing: run `pulumi up --stack {self.name}`"
+            ) from None
 
     def training(self) -> dict[str, Any]:
         """The training settings the stack exported (GPUs, TTL), {} when none."""
@@ -80,7 +81,7 @@ class Stack:
 
 
 def stack_names(project: Path) -> list[str]:
-    return sorted(p.name[len("Pulumi."):-len(".yaml")] for p in project.glob("Pulumi.*.yaml"))
+    return sorted(p.name[len("Pulumi.") : -len(".yaml")] for p in project.glob("Pulumi.*.yaml"))
 
 
 def _declared(project: Path, name: str) -> tuple[str | None, str | None]:
@@ -104,13 +105,19 @@ def load_stack(project: Path, name: str, outputs_file: Path | None = None) -> St
     if not outputs:
         return Stack(name, target, None, None, f"not deployed: `pulumi up --stack {name}`", cost)
     url = outputs.get("bucketUrl")
-    return Stack(name, outputs.get("target", target), url if isinstance(url, str) else None,
-                 outputs, None if isinstance(url, str) else f"no bucketUrl output ({bucket})",
-                 cost)
+    return Stack(
+        name,
+        outputs.get("target", target),
+        url if isinstance(url, str) else None,
+        outputs,
+        None if isinstance(url, str) else f"no bucketUrl output ({bucket})",
+        cost,
+    )
 
 
-def discover(project: Path, names: list[str], outputs_files: dict[str, Path],
-             models: Path | None) -> list[Stack]:
+def discover(
+    project: Path, names: list[str], outputs_files: dict[str, Path], models: Path | None
+) -> list[Stack]:
     """The stacks to show: those named (all of the project's when none), then models/."""
     chosen = names or sorted(set(stack_names(project)) | set(outputs_files))
     stacks = [load_stack(project, name, outputs_files.get(name)) for name in chosen]

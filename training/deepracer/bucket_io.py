@@ -77,7 +77,9 @@ def claim_prefix(bucket_url: str, prefix: str, wipe: bool, how_to_wipe: str) -> 
     unless wiping was asked for, in which case it is emptied."""
     existing = list_keys(bucket_url, prefix)
     if existing and not wipe:
-        raise PrefixTaken(f"{bucket_url}/{prefix} exists ({len(existing)} objects): pick a "
-                          f"new modelPrefix, or {how_to_wipe} to delete it first")
+        raise PrefixTaken(
+            f"{bucket_url}/{prefix} exists ({len(existing)} objects): pick a "
+            f"new modelPrefix, or {how_to_wipe} to delete it first"
+        )
     if existing:
         delete_prefix(bucket_url, prefix)

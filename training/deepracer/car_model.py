@@ -32,8 +32,14 @@ CAR_ARCHIVE = "carfile.tar.gz"  # the name DRfC uploads under DR_UPLOAD_S3_PREFI
 GRAPH_MEMBER = "agent/model.pb"
 METADATA_MEMBER = "model_metadata.json"
 # What the car's model loader accepts (aws-deepracer-systems-pkg constants.py).
-CAR_SENSORS = {"observation", "FRONT_FACING_CAMERA", "LEFT_CAMERA", "STEREO_CAMERAS", "LIDAR",
-               "SECTOR_LIDAR"}
+CAR_SENSORS = {
+    "observation",
+    "FRONT_FACING_CAMERA",
+    "LEFT_CAMERA",
+    "STEREO_CAMERAS",
+    "LIDAR",
+    "SECTOR_LIDAR",
+}
 CAR_ALGORITHMS = {"clipped_ppo", "sac"}
 _GRAPH = re.compile(r"model_(\d+)\.pb$")
 _CHECKPOINT = re.compile(r"^(\d+)_Step-\d+\.ckpt")
@@ -55,9 +61,11 @@ def _checkpoint_number(run_url: str, which: str) -> int:
     entry = record.get(f"{which}_checkpoint") or {}
     match = _CHECKPOINT.match(str(entry.get("name", "")))
     if not match:
-        raise CarModelError(f"{run_url}/model/deepracer_checkpoints.json names no {which} "
-                            "checkpoint (the trainer writes it after the first evaluation); "
-                            "pass --checkpoint N")
+        raise CarModelError(
+            f"{run_url}/model/deepracer_checkpoints.json names no {which} "
+            "checkpoint (the trainer writes it after the first evaluation); "
+            "pass --checkpoint N"
+        )
     return int(match.group(1))
 
 
@@ -66,22 +74,28 @@ def check_metadata(metadata: dict, where: str) -> None:
     sensors = metadata.get("sensor", ["observation"])
     unknown = sorted(set(sensors) - CAR_SENSORS) if isinstance(sensors, list) else [sensors]
     if unknown:
-        raise CarModelError(f"{where}: sensor {unknown} is not one the car knows "
-                            f"({', '.join(sorted(CAR_SENSORS))})")
+        raise CarModelError(
+            f"{where}: sensor {unknown} is not one the car knows ({', '.join(sorted(CAR_SENSORS))})"
+        )
     algorithm = metadata.get("training_algorithm", "clipped_ppo")
     if algorithm not in CAR_ALGORITHMS:
-        raise CarModelError(f"{where}: training_algorithm {algorithm!r}: the car loads "
-                            f"{' or '.join(sorted(CAR_ALGORITHMS))} models")
+        raise CarModelError(
+            f"{where}: training_algorithm {algorithm!r}: the car loads "
+            f"{' or '.join(sorted(CAR_ALGORITHMS))} models"
+        )
     if not metadata.get("action_space"):
-        raise CarModelError(f"{where}: no action_space; the car maps the network's outputs "
-                            "to actions with it")
+        raise CarModelError(
+            f"{where}: no action_space; the car maps the network's outputs to actions with it"
+        )
 
 
 def _archive(graph: bytes, metadata: bytes) -> bytes:
     """tar.gz of model_metadata.json and agent/model.pb, byte-for-byte reproducible."""
     buffer = io.BytesIO()
-    with (gzip.GzipFile(fileobj=buffer, mode="wb", mtime=0) as packed,
-          tarfile.open(fileobj=packed, mode="w", format=tarfile.PAX_FORMAT) as archive):
+    with (
+        gzip.GzipFile(fileobj=buffer, mode="wb", mtime=0) as packed,
+        tarfile.open(fileobj=packed, mode="w", format=tarfile.PAX_FORMAT) as archive,
+    ):
         for name, content in ((METADATA_MEMBER, metadata), (GRAPH_MEMBER, graph)):
             info = tarfile.TarInfo(name)
             info.size, info.mode, info.mtime = len(content), 0o644, 0
@@ -92,18 +106,24 @@ def _archive(graph: bytes, metadata: bytes) -> bytes:
 def build_car_model(run_url: str, checkpoint: int | str = "best") -> CarModel:
     """The package for `checkpoint` (a number, "best" or "last") of the run at `run_url`."""
     run_url = run_url.rstrip("/")
-    number = checkpoint if isinstance(checkpoint, int) else _checkpoint_number(run_url,
-                                                                               checkpoint)
+    number = checkpoint if isinstance(checkpoint, int) else _checkpoint_number(run_url, checkpoint)
     graph = bucket_io.read_object(storage.join(run_url, f"model/model_{number}.pb"))
     if graph is None:
-        kept = sorted(int(m.group(1)) for key in bucket_io.list_keys(run_url, "model")
-                      if (m := _GRAPH.search(key)))
-        raise CarModelError(f"{run_url}/model/model_{number}.pb: no frozen graph for checkpoint "
-                            f"{number}; the run keeps {kept or 'none'}")
+        kept = sorted(
+            int(m.group(1))
+            for key in bucket_io.list_keys(run_url, "model")
+            if (m := _GRAPH.search(key))
+        )
+        raise CarModelError(
+            f"{run_url}/model/model_{number}.pb: no frozen graph for checkpoint "
+            f"{number}; the run keeps {kept or 'none'}"
+        )
     raw = bucket_io.read_object(storage.join(run_url, "model", METADATA_MEMBER))
     if raw is None:
-        raise CarModelError(f"{run_url}/model/{METADATA_MEMBER}: missing; the trainer copies "
-                            "it there when training starts")
+        raise CarModelError(
+            f"{run_url}/model/{METADATA_MEMBER}: missing; the trainer copies "
+            "it there when training starts"
+        )
     try:
         metadata = json.loads(raw)
     except ValueError as error:
@@ -124,8 +144,7 @@ def write_car_model(model: CarModel, out: str) -> str:
     target = destination(out)
     if "://" in target and not target.startswith("file://"):
         bucket, _, key = target.partition("://")[2].partition("/")
-        bucket_io.write_objects(f"{target.partition('://')[0]}://{bucket}",
-                                {key: model.archive})
+        bucket_io.write_objects(f"{target.partition('://')[0]}://{bucket}", {key: model.archive})
     else:
         path = Path(target.removeprefix("file://")).expanduser()
         path.parent.mkdir(parents=True, exist_ok=True)

@@ -21,11 +21,23 @@ from pathlib import Path
 
 from training.deepracer.problems import Problem
 
-SENSORS = frozenset({"FRONT_FACING_CAMERA", "LEFT_CAMERA", "STEREO_CAMERAS", "observation",
-                     "LIDAR", "SECTOR_LIDAR", "DISCRETIZED_SECTOR_LIDAR"})
+SENSORS = frozenset(
+    {
+        "FRONT_FACING_CAMERA",
+        "LEFT_CAMERA",
+        "STEREO_CAMERAS",
+        "observation",
+        "LIDAR",
+        "SECTOR_LIDAR",
+        "DISCRETIZED_SECTOR_LIDAR",
+    }
+)
 CAMERAS = frozenset({"FRONT_FACING_CAMERA", "LEFT_CAMERA", "STEREO_CAMERAS", "observation"})
-NETWORKS = ("DEEP_CONVOLUTIONAL_NETWORK_SHALLOW", "DEEP_CONVOLUTIONAL_NETWORK",
-            "DEEP_CONVOLUTIONAL_NETWORK_DEEP")
+NETWORKS = (
+    "DEEP_CONVOLUTIONAL_NETWORK_SHALLOW",
+    "DEEP_CONVOLUTIONAL_NETWORK",
+    "DEEP_CONVOLUTIONAL_NETWORK_DEEP",
+)
 ALGORITHMS = ("clipped_ppo", "sac")
 SPACE_TYPES = ("discrete", "continuous")
 SPEED_RANGE = (0.1, 4.0)
@@ -63,16 +75,26 @@ def load_json(path: Path) -> tuple[object | None, list[Problem]]:
     """The parsed file, or a problem naming the line of the JSON error."""
     name = path.name
     if not path.is_file():
-        return None, [Problem(name, f"missing from {path.parent}",
-                              "add it (DRfC's defaults/ folder has a starting point)")]
+        return None, [
+            Problem(
+                name,
+                f"missing from {path.parent}",
+                "add it (DRfC's defaults/ folder has a starting point)",
+            )
+        ]
     try:
         return json.loads(path.read_text(encoding="utf-8")), []
     except UnicodeDecodeError as error:
         return None, [Problem(name, f"not UTF-8 text: {error}", "save the file as UTF-8")]
     except json.JSONDecodeError as error:
-        return None, [Problem(name, f"malformed JSON: {error.msg} (column {error.colno})",
-                              "fix the JSON syntax (quotes, commas, brackets) there",
-                              error.lineno)]
+        return None, [
+            Problem(
+                name,
+                f"malformed JSON: {error.msg} (column {error.colno})",
+                "fix the JSON syntax (quotes, commas, brackets) there",
+                error.lineno,
+            )
+        ]
 
 
 def _cast(kind: type, value: object) -> float | int | None:
@@ -86,26 +108,41 @@ def _cast(kind: type, value: object) -> float | int | None:
 
 def _name(value: object, choices: tuple[str, ...]) -> str | None:
     """The simulator's `value.lower().strip()` when it is one of `choices`."""
-    return value.lower().strip() if isinstance(value, str) and (
-        value.lower().strip() in choices) else None
+    return (
+        value.lower().strip()
+        if isinstance(value, str) and (value.lower().strip() in choices)
+        else None
+    )
 
 
-def _clamped(name: str, what: str, value: float, bounds: tuple[float, float],
-             unit: str) -> list[Problem]:
+def _clamped(
+    name: str, what: str, value: float, bounds: tuple[float, float], unit: str
+) -> list[Problem]:
     low, high = bounds
     if low <= value <= high:
         return []
-    return [Problem(name, f"{what} {value:g} is outside {low:g}..{high:g} {unit}: the "
-                    f"simulator drives it as {min(max(value, low), high):g}",
-                    f"keep it between {low:g} and {high:g}", warning=True)]
+    return [
+        Problem(
+            name,
+            f"{what} {value:g} is outside {low:g}..{high:g} {unit}: the "
+            f"simulator drives it as {min(max(value, low), high):g}",
+            f"keep it between {low:g} and {high:g}",
+            warning=True,
+        )
+    ]
 
 
 def _action(name: str, what: str, action: dict) -> tuple[list[Problem], tuple | None]:
     steering = _cast(float, action["steering_angle"])
     speed = _cast(float, action["speed"])
     if steering is None or speed is None:
-        return [Problem(name, f"{what} is {action!r}: steering_angle and speed must be "
-                        "numbers", "write plain numbers")], None
+        return [
+            Problem(
+                name,
+                f"{what} is {action!r}: steering_angle and speed must be numbers",
+                "write plain numbers",
+            )
+        ], None
     found = _clamped(name, f"{what} steering_angle", steering, STEERING_RANGE, "degrees")
     found += _clamped(name, f"{what} speed", speed, SPEED_RANGE, "m/s")
     return found, (steering, speed)
@@ -114,13 +151,21 @@ def _action(name: str, what: str, action: dict) -> tuple[list[Problem], tuple | 
 def _discrete(name: str, space: object) -> tuple[list[Problem], list[tuple[float, float]]]:
     if not isinstance(space, list) or not space:
         fix = 'list actions as {"steering_angle": .., "speed": ..}'
-        return [Problem(name, "action_space_type is discrete but action_space is not a "
-                        "non-empty list", fix)], []
+        return [
+            Problem(
+                name, "action_space_type is discrete but action_space is not a non-empty list", fix
+            )
+        ], []
     problems, actions = [], []
     for index, action in enumerate(space):
         if not isinstance(action, dict) or not {"steering_angle", "speed"} <= action.keys():
-            problems.append(Problem(name, f"action {index} lacks steering_angle or speed",
-                                    'write {"steering_angle": 0, "speed": 1.0}'))
+            problems.append(
+                Problem(
+                    name,
+                    f"action {index} lacks steering_angle or speed",
+                    'write {"steering_angle": 0, "speed": 1.0}',
+                )
+            )
             continue
         found, values = _action(name, f"action {index}", action)
         problems += found
@@ -132,17 +177,24 @@ def _discrete(name: str, space: object) -> tuple[list[Problem], list[tuple[float
 def _continuous(name: str, space: object) -> tuple[list[Problem], list[tuple[float, float]]]:
     fix = 'write {"steering_angle": {"low": -30, "high": 30}, "speed": {"low": 0.5, "high": 2}}'
     if not isinstance(space, dict):
-        return [Problem(name, "action_space_type is continuous but action_space is not an "
-                        "object of ranges", fix)], []
+        return [
+            Problem(
+                name,
+                "action_space_type is continuous but action_space is not an object of ranges",
+                fix,
+            )
+        ], []
     entries = {key: space.get(key) for key in ("steering_angle", "speed")}
-    missing = [k for k, e in entries.items() if not isinstance(e, dict)
-               or not {"low", "high"} <= e.keys()]
+    missing = [
+        k for k, e in entries.items() if not isinstance(e, dict) or not {"low", "high"} <= e.keys()
+    ]
     if missing:
         return [Problem(name, f"action_space.{k} needs low and high", fix) for k in missing], []
     problems, corners = [], []
     for bound in ("low", "high"):
-        found, values = _action(name, f"action_space {bound}",
-                                {k: e[bound] for k, e in entries.items()})
+        found, values = _action(
+            name, f"action_space {bound}", {k: e[bound] for k, e in entries.items()}
+        )
         problems += found
         corners.append(values)
     if None in corners:
@@ -150,10 +202,17 @@ def _continuous(name: str, space: object) -> tuple[list[Problem], list[tuple[flo
     (s_low, v_low), (s_high, v_high) = corners
     if s_low >= s_high or v_low >= v_high:
         bounds = f"steering {s_low:g}..{s_high:g}, speed {v_low:g}..{v_high:g}"
-        return [*problems, Problem(name, f"action_space low is not below high ({bounds})",
-                                   "swap or widen the range")], []
-    actions = [(s, v) for s in (s_low, (s_low + s_high) / 2, s_high)
-               for v in (v_low, (v_low + v_high) / 2, v_high)]
+        return [
+            *problems,
+            Problem(
+                name, f"action_space low is not below high ({bounds})", "swap or widen the range"
+            ),
+        ], []
+    actions = [
+        (s, v)
+        for s in (s_low, (s_low + s_high) / 2, s_high)
+        for v in (v_low, (v_low + v_high) / 2, v_high)
+    ]
     return problems, actions
 
 
@@ -161,68 +220,129 @@ def _sensors(name: str, data: dict) -> list[Problem]:
     """parse_model_metadata: version >= 2 needs `sensor`; below 2 it is ignored."""
     version = _cast(float, data.get("version", 2.0 if "sensor" in data else 1.0))
     if version is None:
-        return [Problem(name, f"version {data['version']!r} is not a number",
-                        'write "version": "5" as DRfC does')]
+        return [
+            Problem(
+                name,
+                f"version {data['version']!r} is not a number",
+                'write "version": "5" as DRfC does',
+            )
+        ]
     if version < 2:
         if "sensor" in data and data["sensor"] != ["observation"]:
-            return [Problem(name, f"version {data['version']!r} (below 2) makes the simulator "
-                            f"ignore sensor {data['sensor']!r} and use one camera",
-                            'write "version": "5"', warning=True)]
+            return [
+                Problem(
+                    name,
+                    f"version {data['version']!r} (below 2) makes the simulator "
+                    f"ignore sensor {data['sensor']!r} and use one camera",
+                    'write "version": "5"',
+                    warning=True,
+                )
+            ]
         return []
     if "sensor" not in data:
-        return [Problem(name, f"version {data.get('version')!r} needs a sensor list (the "
-                        "simulator stops without one)", 'add "sensor": ["FRONT_FACING_CAMERA"]')]
+        return [
+            Problem(
+                name,
+                f"version {data.get('version')!r} needs a sensor list (the "
+                "simulator stops without one)",
+                'add "sensor": ["FRONT_FACING_CAMERA"]',
+            )
+        ]
     sensors = data["sensor"]
     if not isinstance(sensors, list) or not all(isinstance(s, str) for s in sensors):
-        return [Problem(name, "sensor must be a list of names",
-                        'write "sensor": ["FRONT_FACING_CAMERA"]')]
+        return [
+            Problem(
+                name, "sensor must be a list of names", 'write "sensor": ["FRONT_FACING_CAMERA"]'
+            )
+        ]
     problems = []
     for sensor in sensors:
         if sensor not in SENSORS:
             near = difflib.get_close_matches(sensor, sorted(SENSORS), n=1)
             hint = f" (did you mean {near[0]}?)" if near else ""
-            problems.append(Problem(name, f"unknown sensor {sensor!r}{hint}",
-                                    f"use one of {', '.join(sorted(SENSORS))}"))
+            problems.append(
+                Problem(
+                    name,
+                    f"unknown sensor {sensor!r}{hint}",
+                    f"use one of {', '.join(sorted(SENSORS))}",
+                )
+            )
     if sum(s in CAMERAS for s in sensors) != 1:
-        problems.append(Problem(name, f"sensor {sensors} must name exactly one camera",
-                                "keep one of FRONT_FACING_CAMERA, LEFT_CAMERA, STEREO_CAMERAS"))
+        problems.append(
+            Problem(
+                name,
+                f"sensor {sensors} must name exactly one camera",
+                "keep one of FRONT_FACING_CAMERA, LEFT_CAMERA, STEREO_CAMERAS",
+            )
+        )
     if sum(s in SENSORS - CAMERAS for s in sensors) > 1:
-        problems.append(Problem(name, f"sensor {sensors} names more than one lidar",
-                                "keep at most one of LIDAR, SECTOR_LIDAR, "
-                                "DISCRETIZED_SECTOR_LIDAR"))
+        problems.append(
+            Problem(
+                name,
+                f"sensor {sensors} names more than one lidar",
+                "keep at most one of LIDAR, SECTOR_LIDAR, DISCRETIZED_SECTOR_LIDAR",
+            )
+        )
     return problems
 
 
 def _lidar_config(name: str, config: object) -> list[Problem]:
     if not isinstance(config, dict):
-        return [Problem(name, f"lidar_config {config!r} is not an object: the simulator "
-                        "uses its defaults", 'write {"num_sectors": 8, ...} or remove it',
-                        warning=True)]
+        return [
+            Problem(
+                name,
+                f"lidar_config {config!r} is not an object: the simulator uses its defaults",
+                'write {"num_sectors": 8, ...} or remove it',
+                warning=True,
+            )
+        ]
     problems = []
     if "num_sectors" in config:
         sectors = _cast(int, config["num_sectors"])
         if sectors is None or sectors <= 0 or LIDAR_SAMPLES % sectors:
-            problems.append(Problem(name, f"lidar_config.num_sectors {config['num_sectors']!r} "
-                                    f"must divide {LIDAR_SAMPLES}", "use 1, 2, 4, 8, 16, 32 or 64"))
+            problems.append(
+                Problem(
+                    name,
+                    f"lidar_config.num_sectors {config['num_sectors']!r} "
+                    f"must divide {LIDAR_SAMPLES}",
+                    "use 1, 2, 4, 8, 16, 32 or 64",
+                )
+            )
     if "num_values_per_sector" in config:
         values = _cast(int, config["num_values_per_sector"])
         if values is None or values < 1:
-            problems.append(Problem(name, "lidar_config.num_values_per_sector "
-                                    f"{config['num_values_per_sector']!r} must be 1 or more",
-                                    "write a whole number, e.g. 8"))
+            problems.append(
+                Problem(
+                    name,
+                    "lidar_config.num_values_per_sector "
+                    f"{config['num_values_per_sector']!r} must be 1 or more",
+                    "write a whole number, e.g. 8",
+                )
+            )
     if "clipping_dist" in config:
         distance = config["clipping_dist"]
         if isinstance(distance, bool) or not isinstance(distance, (int, float)):
-            problems.append(Problem(name, f"lidar_config.clipping_dist {distance!r} is not a "
-                                    "number", "write metres, e.g. 2.0"))
+            problems.append(
+                Problem(
+                    name,
+                    f"lidar_config.clipping_dist {distance!r} is not a number",
+                    "write metres, e.g. 2.0",
+                )
+            )
         else:
-            problems += _clamped(name, "lidar_config.clipping_dist", distance, CLIPPING_RANGE,
-                                 "m (what the lidar measures)")
+            problems += _clamped(
+                name,
+                "lidar_config.clipping_dist",
+                distance,
+                CLIPPING_RANGE,
+                "m (what the lidar measures)",
+            )
     return problems
 
 
-def check_model_metadata(data: object, name: str = "model_metadata.json"
-                         ) -> tuple[list[Problem], list[tuple[float, float]]]:
+def check_model_metadata(
+    data: object, name: str = "model_metadata.json"
+) -> tuple[list[Problem], list[tuple[float, float]]]:
     """Problems, and the (steering, speed) actions to drive the reward check with."""
     if not isinstance(data, dict):
         return [Problem(name, "must be a JSON object", "start from DRfC's defaults")], []
@@ -235,23 +355,40 @@ def check_model_metadata(data: object, name: str = "model_metadata.json"
     algorithm = _name(data.get("training_algorithm", "clipped_ppo"), ALGORITHMS)
     actions: list[tuple[float, float]] = []
     if space_type is None:
-        problems.append(Problem(name, f"unknown action_space_type "
-                                f"{data['action_space_type']!r}", "use 'discrete' or "
-                                "'continuous'"))
+        problems.append(
+            Problem(
+                name,
+                f"unknown action_space_type {data['action_space_type']!r}",
+                "use 'discrete' or 'continuous'",
+            )
+        )
     else:
         build = _discrete if space_type == "discrete" else _continuous
         found, actions = build(name, data["action_space"])
         problems += found
     if algorithm is None:
-        problems.append(Problem(name, f"unknown training_algorithm "
-                                f"{data['training_algorithm']!r}", "use 'clipped_ppo' or 'sac'"))
+        problems.append(
+            Problem(
+                name,
+                f"unknown training_algorithm {data['training_algorithm']!r}",
+                "use 'clipped_ppo' or 'sac'",
+            )
+        )
     elif algorithm == "sac" and space_type == "discrete":
-        problems.append(Problem(name, "training_algorithm sac needs a continuous action space",
-                                "set action_space_type to continuous or use clipped_ppo"))
+        problems.append(
+            Problem(
+                name,
+                "training_algorithm sac needs a continuous action space",
+                "set action_space_type to continuous or use clipped_ppo",
+            )
+        )
     network = data.get("neural_network", NETWORKS[0])
     if network not in NETWORKS:
-        problems.append(Problem(name, f"unknown neural_network {network!r}",
-                                f"use one of {', '.join(NETWORKS)}"))
+        problems.append(
+            Problem(
+                name, f"unknown neural_network {network!r}", f"use one of {', '.join(NETWORKS)}"
+            )
+        )
     return problems, actions
 
 
@@ -263,9 +400,15 @@ def check_droa_import(metadata: object, hyperparameters: object) -> list[Problem
     sac = _name(metadata.get("training_algorithm", "clipped_ppo"), ALGORITHMS) == "sac"
     episodes = hyperparameters.get("num_episodes_between_training")
     if sac and episodes != 1:
-        return [Problem(HYPERPARAMETERS_FILE, f"num_episodes_between_training is {episodes!r} "
-                        "with sac: DeepRacer on AWS will not import the model",
-                        "set it to 1 for sac", warning=True)]
+        return [
+            Problem(
+                HYPERPARAMETERS_FILE,
+                f"num_episodes_between_training is {episodes!r} "
+                "with sac: DeepRacer on AWS will not import the model",
+                "set it to 1 for sac",
+                warning=True,
+            )
+        ]
     return []
 
 
@@ -277,13 +420,19 @@ def check_hyperparameters(data: object, name: str = "hyperparameters.json") -> l
         if key not in HYPERPARAMETERS:
             near = difflib.get_close_matches(key, list(HYPERPARAMETERS), n=1)
             hint = f"rename it to {near[0]!r}" if near else "remove it"
-            problems.append(Problem(name, f"unknown hyperparameter {key!r}: the simulator "
-                                    "ignores it", f"{hint}; known: {', '.join(HYPERPARAMETERS)}",
-                                    warning=True))
+            problems.append(
+                Problem(
+                    name,
+                    f"unknown hyperparameter {key!r}: the simulator ignores it",
+                    f"{hint}; known: {', '.join(HYPERPARAMETERS)}",
+                    warning=True,
+                )
+            )
             continue
         kind, low, high = HYPERPARAMETERS[key]
-        problems += (_name_value if kind is str else _number_value)(name, key, value, kind,
-                                                                    low, high)
+        problems += (_name_value if kind is str else _number_value)(
+            name, key, value, kind, low, high
+        )
     return problems
 
 
@@ -292,31 +441,58 @@ def _name_value(name: str, key: str, value: object, *_: object) -> list[Problem]
         return [Problem(name, f"{key} is {value!r}, not a name", f'write "{key}": "..."')]
     if key == "exploration_type":
         if value.lower().strip() not in EXPLORATION_TYPES:
-            return [Problem(name, f"{key} is {value!r}",
-                            f"use one of {', '.join(map(repr, EXPLORATION_TYPES))}")]
+            return [
+                Problem(
+                    name,
+                    f"{key} is {value!r}",
+                    f"use one of {', '.join(map(repr, EXPLORATION_TYPES))}",
+                )
+            ]
     elif value.lower() not in LOSS_TYPES:  # lower-cased, not stripped
-        return [Problem(name, f"loss_type {value!r} is not 'huber': the simulator uses mean "
-                        "squared error", "write 'huber' or 'mean squared error'", warning=True)]
+        return [
+            Problem(
+                name,
+                f"loss_type {value!r} is not 'huber': the simulator uses mean squared error",
+                "write 'huber' or 'mean squared error'",
+                warning=True,
+            )
+        ]
     return []
 
 
-def _number_value(name: str, key: str, value: object, kind: type, low: float | None,
-                  high: float | None) -> list[Problem]:
+def _number_value(
+    name: str, key: str, value: object, kind: type, low: float | None, high: float | None
+) -> list[Problem]:
     number = _cast(kind, value)
     if number is None or isinstance(value, bool):
         wanted = "a whole number" if kind is int else "a number"
-        return [Problem(name, f"{key} is {value!r}, not {wanted} the simulator can read",
-                        "write a plain JSON number")]
+        return [
+            Problem(
+                name,
+                f"{key} is {value!r}, not {wanted} the simulator can read",
+                "write a plain JSON number",
+            )
+        ]
     problems = []
     if kind is int and isinstance(value, float) and not value.is_integer():
-        problems.append(Problem(name, f"{key} {value} is cut to {number} by the simulator",
-                                "write a whole number", warning=True))
+        problems.append(
+            Problem(
+                name,
+                f"{key} {value} is cut to {number} by the simulator",
+                "write a whole number",
+                warning=True,
+            )
+        )
     if key == "sampling_frequency" and number < 1:
-        return [Problem(name, f"sampling_frequency {value!r} must be 1 or more",
-                        "write 1 or more")]
+        return [Problem(name, f"sampling_frequency {value!r} must be 1 or more", "write 1 or more")]
     if (low is not None and number < low) or (high is not None and number > high):
         allowed = f"between {low:g} and {high:g}" if high is not None else f">= {low:g}"
-        problems.append(Problem(name, f"{key} {value} is outside what DeepRacer on AWS's "
-                                f"model form accepts ({allowed})",
-                                f"keep it {allowed} unless you mean it", warning=True))
+        problems.append(
+            Problem(
+                name,
+                f"{key} {value} is outside what DeepRacer on AWS's model form accepts ({allowed})",
+                f"keep it {allowed} unless you mean it",
+                warning=True,
+            )
+        )
     return problems

@@ -107,8 +107,10 @@ DERIVED: dict[str, str] = {
     "DR_LOCAL_S3_REWARD_KEY": "{DR_LOCAL_S3_CUSTOM_FILES_PREFIX}/reward_function.py",
     "DR_LOCAL_S3_METRICS_PREFIX": "{DR_LOCAL_S3_MODEL_PREFIX}/metrics",
 }
-DERIVED_DEFAULTS = {"DR_LOCAL_S3_CUSTOM_FILES_PREFIX": "custom_files",
-                    "DR_LOCAL_S3_MODEL_PREFIX": "rl-deepracer-sagemaker"}
+DERIVED_DEFAULTS = {
+    "DR_LOCAL_S3_CUSTOM_FILES_PREFIX": "custom_files",
+    "DR_LOCAL_S3_MODEL_PREFIX": "rl-deepracer-sagemaker",
+}
 
 # Keys that are only mapped when they hold the one value trackday supports.
 SUPPORTED_ONLY = {"DR_TRAIN_MULTI_CONFIG": "False"}
@@ -223,28 +225,34 @@ def _run_folder(drfc_dir: Path, system: dict[str, str], experiment: str | None) 
     if not name:
         return drfc_dir
     if not _EXPERIMENT.match(name) or ".." in name:
-        raise ImportProblem(f"experiment {name!r} is not a folder name: use letters, digits, "
-                            "'-', '_', '.'")
+        raise ImportProblem(
+            f"experiment {name!r} is not a folder name: use letters, digits, '-', '_', '.'"
+        )
     folder = drfc_dir / "experiments" / name
     if not folder.is_dir():
-        raise ImportProblem(f"{folder} not found: experiment {name} has no folder (DRfC keeps "
-                            "its run.env and custom_files/ there)")
+        raise ImportProblem(
+            f"{folder} not found: experiment {name} has no folder (DRfC keeps "
+            "its run.env and custom_files/ there)"
+        )
     return folder
 
 
-def import_drfc(drfc_dir: Path, out_dir: Path | None = None,
-                experiment: str | None = None) -> ImportResult:
+def import_drfc(
+    drfc_dir: Path, out_dir: Path | None = None, experiment: str | None = None
+) -> ImportResult:
     """Read DRfC's env files (and copy its custom files into `out_dir/custom_files`)."""
     system_path = drfc_dir / "system.env"
     if not system_path.is_file():
-        raise ImportProblem(f"{system_path} not found: point at a DRfC folder (the one with "
-                            "system.env and run.env)")
+        raise ImportProblem(
+            f"{system_path} not found: point at a DRfC folder (the one with system.env and run.env)"
+        )
     system = parse_env(system_path.read_text(encoding="utf-8"))
     run_folder = _run_folder(drfc_dir, system, experiment)
     run_path = run_folder / "run.env"
     if not run_path.is_file():
-        raise ImportProblem(f"{run_path} not found: point at a DRfC folder (the one with "
-                            "system.env and run.env)")
+        raise ImportProblem(
+            f"{run_path} not found: point at a DRfC folder (the one with system.env and run.env)"
+        )
     scope: dict[str, str] = dict(system)
     origin: dict[str, str] = dict.fromkeys(system, "system.env")
     parsed = parse_env(run_path.read_text(encoding="utf-8"), scope)
@@ -267,13 +275,13 @@ def import_drfc(drfc_dir: Path, out_dir: Path | None = None,
         elif key in DERIVED:
             expected = DERIVED[key].format(**(DERIVED_DEFAULTS | scope))
             if value != expected:
-                unmapped.append(Unmapped(file, key, value,
-                                         f"trackday always uses {expected}"))
+                unmapped.append(Unmapped(file, key, value, f"trackday always uses {expected}"))
         elif key in SUPPORTED_ONLY and value.lower() == SUPPORTED_ONLY[key].lower():
             continue
         else:
-            unmapped.append(Unmapped(file, key, value,
-                                     REASONS.get(key, "no trackday setting for it")))
+            unmapped.append(
+                Unmapped(file, key, value, REASONS.get(key, "no trackday setting for it"))
+            )
     copied: list[Path] = []
     if out_dir is not None:
         target = out_dir / "custom_files"
@@ -285,22 +293,32 @@ def import_drfc(drfc_dir: Path, out_dir: Path | None = None,
     except ValidationError as error:
         first = error.errors()[0]
         key = _lookup_key(first["loc"])
-        raise ImportProblem(f"{origin.get(key, 'run.env')}: {key}={scope.get(key, '')!s}: "
-                            f"{first['msg'].removeprefix('Value error, ')}") from error
+        raise ImportProblem(
+            f"{origin.get(key, 'run.env')}: {key}={scope.get(key, '')!s}: "
+            f"{first['msg'].removeprefix('Value error, ')}"
+        ) from error
     typed = settings.model_dump(by_alias=True, mode="json", exclude_unset=True)
     return ImportResult(settings, typed, unmapped, copied)
 
 
 def _copy_custom_files(source: Path, target: Path) -> tuple[list[Path], list[Unmapped]]:
     if not source.is_dir():
-        raise ImportProblem(f"{source} not found: DRfC keeps reward_function.py, "
-                            "model_metadata.json and hyperparameters.json there")
+        raise ImportProblem(
+            f"{source} not found: DRfC keeps reward_function.py, "
+            "model_metadata.json and hyperparameters.json there"
+        )
     target.mkdir(parents=True, exist_ok=True)
     copied, extra = [], []
     for path in sorted(source.iterdir()):
         if path.name in CUSTOM_FILE_NAMES:
             copied.append(Path(shutil.copy2(path, target / path.name)))
         else:
-            extra.append(Unmapped("custom_files", path.name, "",
-                                  "not one of the three files a run uses; not copied"))
+            extra.append(
+                Unmapped(
+                    "custom_files",
+                    path.name,
+                    "",
+                    "not one of the three files a run uses; not copied",
+                )
+            )
     return copied, extra

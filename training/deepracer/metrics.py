@@ -133,14 +133,16 @@ def episodes_per_iteration(total: int, workers: int, worker: int) -> int:
 
 
 def _not_metrics(name: str, error: Exception) -> MetricsError:
-    return MetricsError(f"{name}: not a simulator metrics file ({error!r}); expected "
-                        '{"metrics": [{"episode": .., "phase": .., "reward_score": .., '
-                        '"completion_percentage": .., ...}]}')
+    return MetricsError(
+        f"{name}: not a simulator metrics file ({error!r}); expected "
+        '{"metrics": [{"episode": .., "phase": .., "reward_score": .., '
+        '"completion_percentage": .., ...}]}'
+    )
 
 
-def parse_training_metrics(text: str, worker: int = 0, name: str = "TrainingMetrics.json",
-                           per_iteration: int | None = None
-                           ) -> tuple[list[Episode], BestModelMetric]:
+def parse_training_metrics(
+    text: str, worker: int = 0, name: str = "TrainingMetrics.json", per_iteration: int | None = None
+) -> tuple[list[Episode], BestModelMetric]:
     """Episodes of one worker's metrics file, each with the iteration it belongs to.
 
     With the worker's share of episodes per iteration known, a row's iteration follows from
@@ -158,24 +160,39 @@ def parse_training_metrics(text: str, worker: int = 0, name: str = "TrainingMetr
             elif phase == "training" and last_phase == "evaluation":
                 iteration += 1
             last_phase = phase
-            episodes.append(Episode(worker, iteration, phase, float(row["reward_score"]),
-                                    float(row["completion_percentage"]),
-                                    int(row["elapsed_time_in_milliseconds"]),
-                                    str(row["episode_status"])))
+            episodes.append(
+                Episode(
+                    worker,
+                    iteration,
+                    phase,
+                    float(row["reward_score"]),
+                    float(row["completion_percentage"]),
+                    int(row["elapsed_time_in_milliseconds"]),
+                    str(row["episode_status"]),
+                )
+            )
     except (ValueError, KeyError, TypeError) as error:
         raise _not_metrics(name, error) from error
     return episodes, metric
 
 
-def parse_evaluation_metrics(text: str, id: str, name: str = "EvaluationMetrics.json"
-                             ) -> Evaluation:
+def parse_evaluation_metrics(
+    text: str, id: str, name: str = "EvaluationMetrics.json"
+) -> Evaluation:
     try:
         rows = json.loads(text)["metrics"]
-        trials = [Trial(int(row.get("trial", n)), float(row["completion_percentage"]),
-                        int(row["elapsed_time_in_milliseconds"]), str(row["episode_status"]),
-                        int(row.get("off_track_count", 0)), int(row.get("crash_count", 0)),
-                        int(row.get("reset_count", 0)))
-                   for n, row in enumerate(rows, start=1)]
+        trials = [
+            Trial(
+                int(row.get("trial", n)),
+                float(row["completion_percentage"]),
+                int(row["elapsed_time_in_milliseconds"]),
+                str(row["episode_status"]),
+                int(row.get("off_track_count", 0)),
+                int(row.get("crash_count", 0)),
+                int(row.get("reset_count", 0)),
+            )
+            for n, row in enumerate(rows, start=1)
+        ]
     except (ValueError, KeyError, TypeError) as error:
         raise _not_metrics(name, error) from error
     return Evaluation(id, trials)
@@ -189,8 +206,9 @@ def iterations(episodes: list[Episode]) -> list[Iteration]:
     return [by_number[n] for n in sorted(by_number)]
 
 
-def best_iterations(found: list[Iteration], metric: BestModelMetric,
-                    top: int = 5) -> list[Iteration]:
+def best_iterations(
+    found: list[Iteration], metric: BestModelMetric, top: int = 5
+) -> list[Iteration]:
     """The iterations whose checkpoints evaluated best, by the run's best-model metric."""
     evaluated = [i for i in found if i.evaluation]
     if metric == BestModelMetric.LAPTIME:
@@ -198,15 +216,18 @@ def best_iterations(found: list[Iteration], metric: BestModelMetric,
         def key(i: Iteration):
             times = [e.elapsed_ms if e.progress >= 100 else 999_999 for e in i.evaluation]
             return statistics.fmean(times)
+
         return sorted(evaluated, key=key)[:top]
     if metric == BestModelMetric.REWARD:
         return sorted(evaluated, key=lambda i: -(i.eval_reward or 0.0))[:top]
-    return sorted(evaluated, key=lambda i: (-(i.eval_progress or 0.0),
-                                            i.eval_lap_ms or float("inf")))[:top]
+    return sorted(
+        evaluated, key=lambda i: (-(i.eval_progress or 0.0), i.eval_lap_ms or float("inf"))
+    )[:top]
 
 
-def plot_metrics(found: list[Iteration], simtrace: list[SimtraceIteration], path: Path,
-                 title: str) -> Path:
+def plot_metrics(
+    found: list[Iteration], simtrace: list[SimtraceIteration], path: Path, title: str
+) -> Path:
     """Reward and progress per iteration: training mean, evaluation mean, simtrace sums."""
     from matplotlib.figure import Figure  # slow to import; `--json` never draws
 
@@ -215,16 +236,28 @@ def plot_metrics(found: list[Iteration], simtrace: list[SimtraceIteration], path
     numbers = [i.number for i in found]
     reward_axes.plot(numbers, [i.reward for i in found], "o-", label="training (metrics)")
     evaluated = [i for i in found if i.evaluation]
-    reward_axes.plot([i.number for i in evaluated], [i.eval_reward for i in evaluated], "s--",
-                     label="evaluation (metrics)")
+    reward_axes.plot(
+        [i.number for i in evaluated],
+        [i.eval_reward for i in evaluated],
+        "s--",
+        label="evaluation (metrics)",
+    )
     if simtrace:
-        reward_axes.plot([s.iteration for s in simtrace], [s.reward for s in simtrace], "x:",
-                         label="training (simtrace)")
+        reward_axes.plot(
+            [s.iteration for s in simtrace],
+            [s.reward for s in simtrace],
+            "x:",
+            label="training (simtrace)",
+        )
     reward_axes.set_ylabel("mean episode reward")
     reward_axes.set_title(title)
     progress_axes.plot(numbers, [i.progress for i in found], "o-", label="training")
-    progress_axes.plot([i.number for i in evaluated], [i.eval_progress for i in evaluated], "s--",
-                       label="evaluation")
+    progress_axes.plot(
+        [i.number for i in evaluated],
+        [i.eval_progress for i in evaluated],
+        "s--",
+        label="evaluation",
+    )
     progress_axes.set_ylabel("mean progress (%)")
     progress_axes.set_xlabel("iteration")
     progress_axes.set_ylim(0, 105)
@@ -252,12 +285,15 @@ class RunMetrics:
 
 def worker_count(files: RunFiles) -> int:
     """Workers that played: a worker whose metrics file is missing still left its traces."""
-    return max([w + 1 for w in files.training_metrics]
-               + [w + 1 for w, _ in files.training_simtrace], default=1)
+    return max(
+        [w + 1 for w in files.training_metrics] + [w + 1 for w, _ in files.training_simtrace],
+        default=1,
+    )
 
 
-def _shares(files: RunFiles, texts: dict[str, str], total: int | None
-            ) -> tuple[dict[int, int | None], list[str]]:
+def _shares(
+    files: RunFiles, texts: dict[str, str], total: int | None
+) -> tuple[dict[int, int | None], list[str]]:
     """Each worker's episodes per iteration: from the run's hyperparameters, else (one worker)
     from the evaluation phases, else worker 0's count for every worker (said in a note)."""
     workers, count = sorted(files.training_metrics), worker_count(files)
@@ -271,7 +307,8 @@ def _shares(files: RunFiles, texts: dict[str, str], total: int | None
     return dict.fromkeys(workers, share), [
         f"no {HYPERPARAMETERS}: assumed every worker plays worker {workers[0]}'s {share} "
         "episodes per iteration; if num_episodes_between_training does not divide by the "
-        f"{count} workers, some episodes land one iteration off"]
+        f"{count} workers, some episodes land one iteration off"
+    ]
 
 
 def load_run(source: str, simtrace: bool = True) -> RunMetrics:
@@ -283,30 +320,48 @@ def load_run(source: str, simtrace: bool = True) -> RunMetrics:
     files = open_run(source)
     metric_keys = list(files.training_metrics.values()) + list(files.evaluation_metrics.values())
     extras = sorted(files.extras)
-    texts = dict(zip(metric_keys + extras, (b.decode("utf-8") for b in
-                                            files.read_many(metric_keys + extras)), strict=True))
+    texts = dict(
+        zip(
+            metric_keys + extras,
+            (b.decode("utf-8") for b in files.read_many(metric_keys + extras)),
+            strict=True,
+        )
+    )
     try:
         hyper = json.loads(texts.get(HYPERPARAMETERS, "{}"))
         total = int(hyper.get("num_episodes_between_training") or 0) or None
         checkpoints = json.loads(texts.get(CHECKPOINTS, "{}"))
     except (ValueError, TypeError, AttributeError) as error:
-        raise MetricsError(f"{source}: {HYPERPARAMETERS} or {CHECKPOINTS} does not parse "
-                           f"({error})") from error
+        raise MetricsError(
+            f"{source}: {HYPERPARAMETERS} or {CHECKPOINTS} does not parse ({error})"
+        ) from error
     shares, notes = _shares(files, texts, total)
     episodes: list[Episode] = []
     metric = BestModelMetric.PROGRESS
     for worker, key in sorted(files.training_metrics.items()):
         found, metric = parse_training_metrics(texts[key], worker, key, shares[worker])
         episodes += found
-    evaluations = [parse_evaluation_metrics(texts[key], id, key)
-                   for id, key in sorted(files.evaluation_metrics.items())]
+    evaluations = [
+        parse_evaluation_metrics(texts[key], id, key)
+        for id, key in sorted(files.evaluation_metrics.items())
+    ]
     trace_keys = sorted(files.training_simtrace.items()) if simtrace else []
     traces = files.read_many([key for _, key in trace_keys])
-    parts = [parse_simtrace(content.decode("utf-8"), iteration, key, worker)
-             for ((worker, iteration), key), content in zip(trace_keys, traces, strict=True)]
-    return RunMetrics(iterations(episodes), merge_simtrace(parts), metric, checkpoints,
-                      evaluations, files.layout, worker_count(files), total,
-                      notes)
+    parts = [
+        parse_simtrace(content.decode("utf-8"), iteration, key, worker)
+        for ((worker, iteration), key), content in zip(trace_keys, traces, strict=True)
+    ]
+    return RunMetrics(
+        iterations(episodes),
+        merge_simtrace(parts),
+        metric,
+        checkpoints,
+        evaluations,
+        files.layout,
+        worker_count(files),
+        total,
+        notes,
+    )
 
 
 def _rounded(value: float | None) -> float | None:
@@ -316,28 +371,62 @@ def _rounded(value: float | None) -> float | None:
 def run_json(run: RunMetrics, top: int = 5) -> dict:
     """The run as plain data, for `trackday dr metrics --json`, scripts and the dashboard."""
     return {
-        "layout": run.layout, "workers": run.workers,
+        "layout": run.layout,
+        "workers": run.workers,
         "episodes_between_training": run.episodes_between_training,
-        "best_model_metric": run.metric.value, "notes": run.notes,
-        "iterations": [{
-            "iteration": i.number, "episodes": len(i.training),
-            "episodes_by_worker": {str(w): n for w, n in i.episodes_by_worker().items()},
-            "reward": _rounded(i.reward), "progress": _rounded(i.progress), "laps": i.laps,
-            "eval_episodes": len(i.evaluation), "eval_reward": _rounded(i.eval_reward),
-            "eval_progress": _rounded(i.eval_progress), "eval_laps": i.eval_laps,
-            "eval_lap_ms": _rounded(i.eval_lap_ms)} for i in run.iterations],
-        "simtrace": [{
-            "iteration": s.iteration, "episodes": s.episodes,
-            "episodes_by_worker": {str(w): n for w, n in sorted(s.episodes_by_worker.items())},
-            "steps": s.steps, "reward": _rounded(s.reward), "progress": _rounded(s.progress),
-            "best_progress": _rounded(s.best_progress), "laps": s.laps} for s in run.simtrace],
+        "best_model_metric": run.metric.value,
+        "notes": run.notes,
+        "iterations": [
+            {
+                "iteration": i.number,
+                "episodes": len(i.training),
+                "episodes_by_worker": {str(w): n for w, n in i.episodes_by_worker().items()},
+                "reward": _rounded(i.reward),
+                "progress": _rounded(i.progress),
+                "laps": i.laps,
+                "eval_episodes": len(i.evaluation),
+                "eval_reward": _rounded(i.eval_reward),
+                "eval_progress": _rounded(i.eval_progress),
+                "eval_laps": i.eval_laps,
+                "eval_lap_ms": _rounded(i.eval_lap_ms),
+            }
+            for i in run.iterations
+        ],
+        "simtrace": [
+            {
+                "iteration": s.iteration,
+                "episodes": s.episodes,
+                "episodes_by_worker": {str(w): n for w, n in sorted(s.episodes_by_worker.items())},
+                "steps": s.steps,
+                "reward": _rounded(s.reward),
+                "progress": _rounded(s.progress),
+                "best_progress": _rounded(s.best_progress),
+                "laps": s.laps,
+            }
+            for s in run.simtrace
+        ],
         "best_iterations": [i.number for i in best_iterations(run.iterations, run.metric, top)],
         "checkpoints": run.checkpoints,
-        "evaluations": [{
-            "id": e.id, "laps": e.laps, "best_lap_ms": e.best_lap_ms,
-            "progress": _rounded(e.progress),
-            "trials": [{"trial": t.number, "progress": t.progress, "elapsed_ms": t.elapsed_ms,
-                        "lap_ms": t.lap_ms, "status": t.status, "off_track": t.off_track,
-                        "crashes": t.crashes, "resets": t.resets} for t in e.trials]}
-            for e in run.evaluations],
+        "evaluations": [
+            {
+                "id": e.id,
+                "laps": e.laps,
+                "best_lap_ms": e.best_lap_ms,
+                "progress": _rounded(e.progress),
+                "trials": [
+                    {
+                        "trial": t.number,
+                        "progress": t.progress,
+                        "elapsed_ms": t.elapsed_ms,
+                        "lap_ms": t.lap_ms,
+                        "status": t.status,
+                        "off_track": t.off_track,
+                        "crashes": t.crashes,
+                        "resets": t.resets,
+                    }
+                    for t in e.trials
+                ],
+            }
+            for e in run.evaluations
+        ],
     }

@@ -39,35 +39,38 @@ class UploadPlan:
     writes: dict[str, bytes] = field(default_factory=dict)  # target key -> content
 
 
-def export_params(settings: DeepRacerSettings, bucket: str, region: str, prefix: str,
-                  droa: bool = False) -> Params:
+def export_params(
+    settings: DeepRacerSettings, bucket: str, region: str, prefix: str, droa: bool = False
+) -> Params:
     """`training_params.yaml` of an exported model: the run's settings, the target's bucket
     and keys (DRfC's upload/prepare-config.py). For DRoA the world carries no direction
     suffix and TRACK_DIRECTION_CLOCKWISE says the sense, as DRfC's import_model.py makes it."""
-    params = training_params(settings.model_copy(update={"model_prefix": prefix}),
-                             Bucket(bucket, region))
-    params |= {"METRICS_S3_OBJECT_KEY": f"{prefix}/TrainingMetrics.json",
-               "MODEL_METADATA_FILE_S3_KEY": f"{prefix}/model/{MODEL_METADATA}",
-               "REWARD_FILE_S3_KEY": f"{prefix}/reward_function.py"}
+    params = training_params(
+        settings.model_copy(update={"model_prefix": prefix}), Bucket(bucket, region)
+    )
+    params |= {
+        "METRICS_S3_OBJECT_KEY": f"{prefix}/TrainingMetrics.json",
+        "MODEL_METADATA_FILE_S3_KEY": f"{prefix}/model/{MODEL_METADATA}",
+        "REWARD_FILE_S3_KEY": f"{prefix}/reward_function.py",
+    }
     if droa:
         world = settings.world
         match = _DIRECTION.search(world)
         params["WORLD_NAME"] = _DIRECTION.sub("", world)
-        clockwise = (match.group(1) == "cw" if match
-                     else not settings.training.reverse_direction)
+        clockwise = match.group(1) == "cw" if match else not settings.training.reverse_direction
         params["TRACK_DIRECTION_CLOCKWISE"] = clockwise  # a YAML boolean, as DRfC writes it
     return params
 
 
-def _pick(keys: set[str], model_dir: str, records: dict, choice: str, now: int
-          ) -> tuple[str, dict]:
+def _pick(keys: set[str], model_dir: str, records: dict, choice: str, now: int) -> tuple[str, dict]:
     """The checkpoint name and its record: `last`, `best`, or a checkpoint number."""
     if choice in ("last", "best"):
         record = records.get(f"{choice}_checkpoint") or {}
         if not record.get("name"):
             raise ModelUploadError(
                 f"{model_dir}/deepracer_checkpoints.json names no {choice} checkpoint yet; "
-                "wait for the first evaluated iteration, or pass a checkpoint number")
+                "wait for the first evaluated iteration, or pass a checkpoint number"
+            )
         return record["name"], record
     if not choice.isdigit():
         raise ModelUploadError(f"checkpoint {choice!r} must be 'last', 'best' or a number")
@@ -76,12 +79,20 @@ def _pick(keys: set[str], model_dir: str, records: dict, choice: str, now: int
         match = _CHECKPOINT_NAME.match(name)
         if key.endswith(".index") and match and match.group(1) == choice:
             return name, {"name": name, "time_stamp": now, "avg_comp_pct": NUMBERED_COMPLETION}
-    raise ModelUploadError(f"no checkpoint {choice} in {model_dir}/ (looked for "
-                           f"{choice}_Step-*.ckpt.index)")
+    raise ModelUploadError(
+        f"no checkpoint {choice} in {model_dir}/ (looked for {choice}_Step-*.ckpt.index)"
+    )
 
 
-def plan_upload(layout: RunLayout, keys: set[str], checkpoints: dict, choice: str,
-                target_prefix: str, params_yaml: str, now: int) -> UploadPlan:
+def plan_upload(
+    layout: RunLayout,
+    keys: set[str],
+    checkpoints: dict,
+    choice: str,
+    target_prefix: str,
+    params_yaml: str,
+    now: int,
+) -> UploadPlan:
     """What to copy from the run (`keys`: every object key under its model prefix and its
     custom files) and what to write under `target_prefix`: the chosen checkpoint only, with
     `params_yaml` as its training_params.yaml; `now` stamps a checkpoint picked by number."""
@@ -93,17 +104,26 @@ def plan_upload(layout: RunLayout, keys: set[str], checkpoints: dict, choice: st
     files = sorted(k for k in keys if k.startswith(f"{model_dir}/{name}."))
     if not any(k.endswith(".index") for k in files):
         raise ModelUploadError(f"checkpoint {name} has no files in {model_dir}/")
-    reward = (layout.run_reward_function if layout.run_reward_function in keys
-              else layout.reward_function)
+    reward = (
+        layout.run_reward_function if layout.run_reward_function in keys else layout.reward_function
+    )
     metrics = sorted(k for k in keys if k.startswith(f"{layout.metrics_prefix}/"))
     hyperparameters = f"{layout.ip_dir}/{HYPERPARAMETERS}"
-    required = [*files, f"{model_dir}/model_{number.group(1)}.pb",
-                f"{model_dir}/{MODEL_METADATA}", reward, hyperparameters]
+    required = [
+        *files,
+        f"{model_dir}/model_{number.group(1)}.pb",
+        f"{model_dir}/{MODEL_METADATA}",
+        reward,
+        hyperparameters,
+    ]
     missing = [key for key in required if key not in keys] + (
-        [] if metrics else [f"{layout.metrics_prefix}/ (the training metrics)"])
+        [] if metrics else [f"{layout.metrics_prefix}/ (the training metrics)"]
+    )
     if missing:
-        raise ModelUploadError(f"the run lacks {', '.join(missing)}: an importable model "
-                               "needs them (was the run started by trackday or DRfC?)")
+        raise ModelUploadError(
+            f"the run lacks {', '.join(missing)}: an importable model "
+            "needs them (was the run started by trackday or DRfC?)"
+        )
     target = RunLayout(model_prefix=target_prefix)
     copies = {f"{target.model_dir}/{key.rsplit('/', 1)[1]}": key for key in required[:-2]}
     copies[f"{target_prefix}/{MODEL_METADATA}"] = f"{model_dir}/{MODEL_METADATA}"

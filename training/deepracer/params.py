@@ -167,14 +167,16 @@ def evaluation_params(settings: DeepRacerSettings, bucket: Bucket, stamp: str) -
             "SIMTRACE_S3_PREFIX": opponent.model_prefix,
             "METRICS_S3_BUCKET": bucket.name,
             "METRICS_S3_OBJECT_KEY": f"{opponent_layout.metrics_prefix}/EvaluationMetrics-"
-                                     f"{_epoch(stamp)}.json",
+            f"{_epoch(stamp)}.json",
             "DISPLAY_NAME": opponent.display_name or opponent.car_name,
             "RACER_NAME": opponent.racer_name or opponent.car_name,
             "BODY_SHELL_TYPE": opponent.shell,
         }
         if evaluation.save_mp4:
-            appended |= {"MP4_S3_BUCKET": bucket.name, "MP4_S3_OBJECT_PREFIX":
-                         opponent_layout.mp4_prefix}
+            appended |= {
+                "MP4_S3_BUCKET": bucket.name,
+                "MP4_S3_OBJECT_PREFIX": opponent_layout.mp4_prefix,
+            }
         for key, value in appended.items():
             params[key] = [*params[key], value]
         params["VIDEO_JOB_TYPE"] = "EVALUATION"
@@ -193,23 +195,25 @@ def dump_params(params: Params) -> str:
     return yaml.dump(params, default_flow_style=False, default_style="'", explicit_start=True)
 
 
-def training_files(settings: DeepRacerSettings, bucket: Bucket, custom_files: Path
-                   ) -> dict[str, bytes]:
+def training_files(
+    settings: DeepRacerSettings, bucket: Bucket, custom_files: Path
+) -> dict[str, bytes]:
     """Every object a training run needs in the bucket before its services start, by key:
     the custom files, the reward function's copy next to the model (exports and DeepRacer on
     AWS's import read it there) and `training_params.yaml` (as DRfC's dr-upload-custom-files and
     dr-start-training write them)."""
     layout = RunLayout.of(settings)
-    files = {layout.custom_file(name): (custom_files / name).read_bytes()
-             for name in CUSTOM_FILE_NAMES}
+    files = {
+        layout.custom_file(name): (custom_files / name).read_bytes() for name in CUSTOM_FILE_NAMES
+    }
     files[layout.run_reward_function] = files[layout.reward_function]
     files[layout.training_params] = dump_params(training_params(settings, bucket)).encode()
     return files
 
 
-def evaluation_files(settings: DeepRacerSettings, bucket: Bucket, stamp: str
-                     ) -> dict[str, bytes]:
+def evaluation_files(settings: DeepRacerSettings, bucket: Bucket, stamp: str) -> dict[str, bytes]:
     """`evaluation_params.yaml` for one evaluation, named by `stamp` (YYYYmmddHHMMSS)."""
     layout = RunLayout.of(settings)
-    return {layout.evaluation_params:
-            dump_params(evaluation_params(settings, bucket, stamp)).encode()}
+    return {
+        layout.evaluation_params: dump_params(evaluation_params(settings, bucket, stamp)).encode()
+    }

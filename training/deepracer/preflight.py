@@ -25,8 +25,9 @@ def tracks_dir_for(settings: DeepRacerSettings, given: Path | None = None) -> Pa
     return None
 
 
-def preflight(folder: Path, settings: DeepRacerSettings, tracks_dir: Path | None = None
-              ) -> list[Problem]:
+def preflight(
+    folder: Path, settings: DeepRacerSettings, tracks_dir: Path | None = None
+) -> list[Problem]:
     """The problems of the custom files in `folder`; the run may start when none is more
     than a warning."""
     from training.deepracer.validate import validate_custom_files  # numpy: only when checking

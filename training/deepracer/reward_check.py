@@ -42,8 +42,18 @@ DEFAULT_BUDGET_S = 0.1  # the simulator steps 15 times a second; a slow reward s
 LOAD_BUDGET_S = 20.0  # importing numpy or scipy on a busy machine
 MAX_ANSWER_BYTES = 32 << 20
 _SANDBOX = Path(__file__).with_name("reward_sandbox.py")
-_KINDS = {"syntax", "missing", "import", "unavailable", "slow_load", "slow", "load", "raised",
-          "value", "died"}
+_KINDS = {
+    "syntax",
+    "missing",
+    "import",
+    "unavailable",
+    "slow_load",
+    "slow",
+    "load",
+    "raised",
+    "value",
+    "died",
+}
 
 
 @dataclass
@@ -65,55 +75,95 @@ def _definition_line(source: str) -> int | None:
         tree = ast.parse(source)
     except SyntaxError:
         return None
-    return next((node.lineno for node in tree.body if isinstance(node, ast.FunctionDef)
-                 and node.name == "reward_function"), None)
+    return next(
+        (
+            node.lineno
+            for node in tree.body
+            if isinstance(node, ast.FunctionDef) and node.name == "reward_function"
+        ),
+        None,
+    )
 
 
 def _describe_step(scenario: Scenario, step: int) -> str:
     params = scenario.steps[step]
-    shown = ", ".join(f"{key}={params[key]:.3g}" if isinstance(params[key], float)
-                      else f"{key}={params[key]}" for key in
-                      ("progress", "distance_from_center", "all_wheels_on_track", "is_reversed"))
+    shown = ", ".join(
+        f"{key}={params[key]:.3g}" if isinstance(params[key], float) else f"{key}={params[key]}"
+        for key in ("progress", "distance_from_center", "all_wheels_on_track", "is_reversed")
+    )
     return f"in scenario '{scenario.name}' step {step + 1} ({shown})"
 
 
-def _problem(answer: dict, name: str, source: str, scenarios: list[Scenario],
-             budget_s: float) -> Problem:
+def _problem(
+    answer: dict, name: str, source: str, scenarios: list[Scenario], budget_s: float
+) -> Problem:
     kind, error, line = answer["kind"], answer["error"], answer.get("line")
     where = ""
     if "scenario" in answer:
         where = " " + _describe_step(scenarios[answer["scenario"]], answer["step"])
     if kind == "syntax":
-        return Problem(name, f"syntax error: {error.removeprefix('SyntaxError: ')}",
-                       "correct the Python syntax there", line)
+        return Problem(
+            name,
+            f"syntax error: {error.removeprefix('SyntaxError: ')}",
+            "correct the Python syntax there",
+            line,
+        )
     if kind == "missing":
-        return Problem(name, "no reward_function defined",
-                       "define `def reward_function(params):` returning a float")
+        return Problem(
+            name,
+            "no reward_function defined",
+            "define `def reward_function(params):` returning a float",
+        )
     if kind == "import":
-        return Problem(name, f"{error}{where}",
-                       "import modules with an import statement at the top of the file, and "
-                       f"only computing ones ({', '.join(sorted(DROA_IMPORTS))}, json, ...)",
-                       line)
+        return Problem(
+            name,
+            f"{error}{where}",
+            "import modules with an import statement at the top of the file, and "
+            f"only computing ones ({', '.join(sorted(DROA_IMPORTS))}, json, ...)",
+            line,
+        )
     if kind == "slow_load":
-        return Problem(name, f"loading the file took more than {LOAD_BUDGET_S:.0f} s",
-                       "move heavy work out of module level", line)
+        return Problem(
+            name,
+            f"loading the file took more than {LOAD_BUDGET_S:.0f} s",
+            "move heavy work out of module level",
+            line,
+        )
     if kind == "slow":
         return Problem(
-            name, f"reward_function took more than {budget_s * 1000:.0f} ms{where}",
+            name,
+            f"reward_function took more than {budget_s * 1000:.0f} ms{where}",
             "make it faster (precompute at module level, avoid loops over all waypoints per "
-            "call): the simulator calls it 15 times a second", line)
+            "call): the simulator calls it 15 times a second",
+            line,
+        )
     if kind == "load":
-        return Problem(name, f"the module raised at import: {error}",
-                       "make module-level code run without errors", line)
+        return Problem(
+            name,
+            f"the module raised at import: {error}",
+            "make module-level code run without errors",
+            line,
+        )
     if kind == "raised":
-        return Problem(name, f"reward_function raised {error}{where}",
-                       "handle these params (guard divisions, indexes and missing keys)", line)
+        return Problem(
+            name,
+            f"reward_function raised {error}{where}",
+            "handle these params (guard divisions, indexes and missing keys)",
+            line,
+        )
     if kind == "died":
-        return Problem(name, f"the check process died: {error}{where}",
-                       "do not exit, fork or crash the interpreter from the file")
+        return Problem(
+            name,
+            f"the check process died: {error}{where}",
+            "do not exit, fork or crash the interpreter from the file",
+        )
     none_hint = " (a path without `return`?)" if "NoneType" in error else ""
-    return Problem(name, f"reward_function {error}{none_hint}{where}",
-                   "return float(reward) on every path", _definition_line(source))
+    return Problem(
+        name,
+        f"reward_function {error}{none_hint}{where}",
+        "return float(reward) on every path",
+        _definition_line(source),
+    )
 
 
 def _parse(path: Path) -> tuple[str, ast.Module | None, list[Problem]]:
@@ -126,8 +176,18 @@ def _parse(path: Path) -> tuple[str, ast.Module | None, list[Problem]]:
     try:
         return source, ast.parse(source, filename=name), []
     except SyntaxError as error:
-        return source, None, [Problem(name, f"syntax error: {error.msg}",
-                                      "correct the Python syntax there", error.lineno)]
+        return (
+            source,
+            None,
+            [
+                Problem(
+                    name,
+                    f"syntax error: {error.msg}",
+                    "correct the Python syntax there",
+                    error.lineno,
+                )
+            ],
+        )
 
 
 def check_reward_source(path: Path) -> list[Problem]:
@@ -135,11 +195,22 @@ def check_reward_source(path: Path) -> list[Problem]:
 
     For when no track files are at hand (e.g. `pulumi preview` on a CI runner)."""
     source, tree, problems = _parse(path)
-    if tree is not None and _definition_line(source) is None and not any(
-            isinstance(node, ast.Assign) and any(getattr(t, "id", None) == "reward_function"
-                                                 for t in node.targets) for node in tree.body):
-        problems.append(Problem(path.name, "no reward_function defined",
-                                "define `def reward_function(params):` returning a float"))
+    if (
+        tree is not None
+        and _definition_line(source) is None
+        and not any(
+            isinstance(node, ast.Assign)
+            and any(getattr(t, "id", None) == "reward_function" for t in node.targets)
+            for node in tree.body
+        )
+    ):
+        problems.append(
+            Problem(
+                path.name,
+                "no reward_function defined",
+                "define `def reward_function(params):` returning a float",
+            )
+        )
     return problems
 
 
@@ -149,8 +220,9 @@ def reward_warnings(path: Path) -> list[Problem]:
     return droa_warnings(source, tree, path.name) if tree is not None else []
 
 
-def check_reward_function(path: Path, scenarios: list[Scenario],
-                          budget_s: float = DEFAULT_BUDGET_S) -> RewardCheck:
+def check_reward_function(
+    path: Path, scenarios: list[Scenario], budget_s: float = DEFAULT_BUDGET_S
+) -> RewardCheck:
     """Run the reward function in a child process on every scenario's params."""
     name = path.name
     source, tree, problems = _parse(path)
@@ -159,13 +231,17 @@ def check_reward_function(path: Path, scenarios: list[Scenario],
     warnings = droa_warnings(source, tree, name) if tree is not None else []
     reason = not_run_reason(tree) if tree is not None else None
     if reason is not None:
-        return RewardCheck(check_reward_source(path), warnings=[*warnings,
-                                                                not_run_warning(reason, name)])
+        return RewardCheck(
+            check_reward_source(path), warnings=[*warnings, not_run_warning(reason, name)]
+        )
     calls = sum(len(s.steps) for s in scenarios)
     deadline = LOAD_BUDGET_S + calls * budget_s * 2 + 30
     request = {
-        "file": str(path.resolve()), "budget_s": budget_s, "load_budget_s": LOAD_BUDGET_S,
-        "cpu_s": int(deadline) + 1, "allowed_imports": sorted(CHECK_RUNS),
+        "file": str(path.resolve()),
+        "budget_s": budget_s,
+        "load_budget_s": LOAD_BUDGET_S,
+        "cpu_s": int(deadline) + 1,
+        "allowed_imports": sorted(CHECK_RUNS),
         "simulator_modules": sorted(DROA_IMPORTS),
         "scenarios": [{"waypoints": s.waypoints, "steps": s.steps} for s in scenarios],
     }
@@ -173,29 +249,54 @@ def check_reward_function(path: Path, scenarios: list[Scenario],
     answer = _parse_answer(raw, scenarios)
     if answer is None:
         why = last_line or f"no answer within {deadline:.0f} s"
-        return RewardCheck([Problem(name, f"the check process gave no answer: {why}",
-                                    "do not exit, fork or crash the interpreter from the file")],
-                           warnings=warnings)
+        return RewardCheck(
+            [
+                Problem(
+                    name,
+                    f"the check process gave no answer: {why}",
+                    "do not exit, fork or crash the interpreter from the file",
+                )
+            ],
+            warnings=warnings,
+        )
     if answer["ok"]:
         if answer["not_float"]:
-            warnings.append(Problem(name, f"reward_function returned a number that is not a "
-                                    f"float on {answer['not_float']} call(s)",
-                                    "return float(reward): DRoA's validator requires a float",
-                                    _definition_line(source)))
+            warnings.append(
+                Problem(
+                    name,
+                    f"reward_function returned a number that is not a "
+                    f"float on {answer['not_float']} call(s)",
+                    "return float(reward): DRoA's validator requires a float",
+                    _definition_line(source),
+                )
+            )
         return RewardCheck([], answer["rewards"], answer["slowest_s"], warnings)
     if answer["kind"] == "unavailable":
         module = str(answer.get("module"))
-        warnings.append(Problem(name, f"not run by the check: {module} is not installed here "
-                                "(the simulator has it), so only its source was checked",
-                                f"pip install {module} where trackday runs", answer.get("line")))
+        warnings.append(
+            Problem(
+                name,
+                f"not run by the check: {module} is not installed here "
+                "(the simulator has it), so only its source was checked",
+                f"pip install {module} where trackday runs",
+                answer.get("line"),
+            )
+        )
         return RewardCheck(check_reward_source(path), warnings=warnings)
     return RewardCheck([_problem(answer, name, source, scenarios, budget_s)], warnings=warnings)
 
 
 def _minimal_env(home: str) -> dict[str, str]:
     """No credentials or cloud settings reach the checked code: only what Python needs."""
-    return {"PATH": os.defpath, "HOME": home, "TMPDIR": home, "LANG": "C.UTF-8",
-            "OPENBLAS_NUM_THREADS": "1", "OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1"}
+    return {
+        "PATH": os.defpath,
+        "HOME": home,
+        "TMPDIR": home,
+        "LANG": "C.UTF-8",
+        "OPENBLAS_NUM_THREADS": "1",
+        "OMP_NUM_THREADS": "1",
+        "MKL_NUM_THREADS": "1",
+    }
 
 
 def _run_sandbox(request: dict, deadline_s: float) -> tuple[bytes | None, str]:
@@ -209,9 +310,15 @@ def _run_sandbox(request: dict, deadline_s: float) -> tuple[bytes | None, str]:
         try:
             with log_path.open("wb") as log:
                 child = subprocess.Popen(
-                    [sys.executable, "-I", str(_SANDBOX), str(write_end)], stdin=subprocess.PIPE,
-                    stdout=log, stderr=log, pass_fds=(write_end,), env=_minimal_env(home),
-                    cwd=home, start_new_session=True)
+                    [sys.executable, "-I", str(_SANDBOX), str(write_end)],
+                    stdin=subprocess.PIPE,
+                    stdout=log,
+                    stderr=log,
+                    pass_fds=(write_end,),
+                    env=_minimal_env(home),
+                    cwd=home,
+                    start_new_session=True,
+                )
         finally:
             os.close(write_end)
         try:
@@ -261,17 +368,29 @@ def _parse_answer(raw: bytes | None, scenarios: list[Scenario]) -> dict | None:
         return None
     if answer["ok"]:
         rewards = answer.get("rewards")
-        shaped = isinstance(rewards, list) and len(rewards) == len(scenarios) and all(
-            isinstance(lap, list) and len(lap) == len(s.steps)
-            and all(isinstance(v, float) and math.isfinite(v) for v in lap)
-            for lap, s in zip(rewards, scenarios, strict=False))
+        shaped = (
+            isinstance(rewards, list)
+            and len(rewards) == len(scenarios)
+            and all(
+                isinstance(lap, list)
+                and len(lap) == len(s.steps)
+                and all(isinstance(v, float) and math.isfinite(v) for v in lap)
+                for lap, s in zip(rewards, scenarios, strict=False)
+            )
+        )
         counts = isinstance(answer.get("slowest_s"), float) and isinstance(
-            answer.get("not_float"), int)
+            answer.get("not_float"), int
+        )
         return answer if shaped and counts else None
     where = answer.get("scenario"), answer.get("step")
     in_range = where == (None, None) or (
-        all(isinstance(i, int) for i in where) and 0 <= where[0] < len(scenarios)
-        and 0 <= where[1] < len(scenarios[where[0]].steps))
-    fields = (answer.get("kind") in _KINDS and isinstance(answer.get("error"), str)
-              and isinstance(answer.get("line"), int | None))
+        all(isinstance(i, int) for i in where)
+        and 0 <= where[0] < len(scenarios)
+        and 0 <= where[1] < len(scenarios[where[0]].steps)
+    )
+    fields = (
+        answer.get("kind") in _KINDS
+        and isinstance(answer.get("error"), str)
+        and isinstance(answer.get("line"), int | None)
+    )
     return answer if in_range and fields else None

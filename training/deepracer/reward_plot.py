@@ -10,24 +10,39 @@ from training.deepracer.scenarios import Scenario
 from training.deepracer.track import Track
 
 
-def plot_reward_lap(track: Track, scenarios: list[Scenario], rewards: list[list[float]],
-                    path: Path) -> Path:
+def plot_reward_lap(
+    track: Track, scenarios: list[Scenario], rewards: list[list[float]], path: Path
+) -> Path:
     """Left: the track, each centre-line step coloured by its reward. Right: reward against
     progress for every scenario, so a cliff or a spike is easy to see."""
     figure = Figure(figsize=(14, 6))
     track_axes, lap_axes = figure.subplots(1, 2)
     for border in (track.inner, track.outer):
         track_axes.plot(border[:, 0], border[:, 1], color="0.3", linewidth=1)
-    track_axes.plot(track.center[:, 0], track.center[:, 1], color="0.7", linestyle="--",
-                    linewidth=0.8)
+    track_axes.plot(
+        track.center[:, 0], track.center[:, 1], color="0.7", linestyle="--", linewidth=0.8
+    )
     first = scenarios[0]
-    points = track_axes.scatter([p["x"] for p in first.steps], [p["y"] for p in first.steps],
-                                c=rewards[0], cmap="viridis", s=18, zorder=3)
+    points = track_axes.scatter(
+        [p["x"] for p in first.steps],
+        [p["y"] for p in first.steps],
+        c=rewards[0],
+        cmap="viridis",
+        s=18,
+        zorder=3,
+    )
     figure.colorbar(points, ax=track_axes, label=f"reward ({first.name})")
     objects = first.steps[0]["objects_location"]
     if objects:
-        track_axes.scatter([o[0] for o in objects], [o[1] for o in objects], marker="s",
-                           color="tab:red", s=40, label="objects", zorder=4)
+        track_axes.scatter(
+            [o[0] for o in objects],
+            [o[1] for o in objects],
+            marker="s",
+            color="tab:red",
+            s=40,
+            label="objects",
+            zorder=4,
+        )
         track_axes.legend(loc="upper right")
     track_axes.set_title(f"{track.name}: reward along the centre line")
     track_axes.set_aspect("equal")

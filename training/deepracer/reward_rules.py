@@ -26,13 +26,44 @@ from training.deepracer.problems import Problem
 
 DROA_IMPORTS = frozenset({"math", "random", "numpy", "scipy", "shapely"})
 DROA_BUILTINS = frozenset({"open", "exec", "eval", "compile", "input"})
-DROA_STRINGS = ("__import__", "load", "fromfile", "genfromtxt", "loadtxt", "tofile", "savez",
-                "save", "savetxt", "memmap")
-CHECK_RUNS = DROA_IMPORTS | frozenset({
-    "time", "json", "cmath", "statistics", "decimal", "fractions", "collections", "itertools",
-    "functools", "operator", "bisect", "heapq", "copy", "dataclasses", "enum", "typing", "abc",
-    "re", "string", "datetime", "numbers", "array",
-})
+DROA_STRINGS = (
+    "__import__",
+    "load",
+    "fromfile",
+    "genfromtxt",
+    "loadtxt",
+    "tofile",
+    "savez",
+    "save",
+    "savetxt",
+    "memmap",
+)
+CHECK_RUNS = DROA_IMPORTS | frozenset(
+    {
+        "time",
+        "json",
+        "cmath",
+        "statistics",
+        "decimal",
+        "fractions",
+        "collections",
+        "itertools",
+        "functools",
+        "operator",
+        "bisect",
+        "heapq",
+        "copy",
+        "dataclasses",
+        "enum",
+        "typing",
+        "abc",
+        "re",
+        "string",
+        "datetime",
+        "numbers",
+        "array",
+    }
+)
 _DROA_HINT = "DRoA import allows reward functions only " + ", ".join(sorted(DROA_IMPORTS))
 
 
@@ -61,9 +92,13 @@ def not_run_reason(tree: ast.AST) -> tuple[str, int] | None:
 
 def _calls_at_call_time(tree: ast.AST) -> list[int]:
     """Lines of imports inside `reward_function`: DRoA runs the function with imports off."""
-    return [inner.lineno for node in ast.walk(tree)
-            if isinstance(node, ast.FunctionDef) and node.name == "reward_function"
-            for inner in ast.walk(node) if isinstance(inner, ast.Import | ast.ImportFrom)]
+    return [
+        inner.lineno
+        for node in ast.walk(tree)
+        if isinstance(node, ast.FunctionDef) and node.name == "reward_function"
+        for inner in ast.walk(node)
+        if isinstance(inner, ast.Import | ast.ImportFrom)
+    ]
 
 
 def droa_warnings(source: str, tree: ast.AST, name: str) -> list[Problem]:
@@ -71,29 +106,57 @@ def droa_warnings(source: str, tree: ast.AST, name: str) -> list[Problem]:
     warnings = []
     for module, line in _imports(tree):
         if module.split(".")[0] not in DROA_IMPORTS and module != "__import__":
-            warnings.append(Problem(name, f"DRoA import refuses import {module!r}",
-                                    f"{_DROA_HINT}; training itself runs it", line))
+            warnings.append(
+                Problem(
+                    name,
+                    f"DRoA import refuses import {module!r}",
+                    f"{_DROA_HINT}; training itself runs it",
+                    line,
+                )
+            )
     for node in ast.walk(tree):
         called = getattr(node.func, "id", None) if isinstance(node, ast.Call) else None
         if called in DROA_BUILTINS:
-            warnings.append(Problem(name, f"DRoA import refuses calls to {called}()",
-                                    "remove it if the model is to go to DRoA", node.lineno))
+            warnings.append(
+                Problem(
+                    name,
+                    f"DRoA import refuses calls to {called}()",
+                    "remove it if the model is to go to DRoA",
+                    node.lineno,
+                )
+            )
     for text in DROA_STRINGS:
         index = source.find(text)
         if index >= 0:
             line = source.count("\n", 0, index) + 1
-            warnings.append(Problem(name, f"DRoA import refuses any source containing {text!r}",
-                                    "rename or remove it if the model is to go to DRoA", line))
+            warnings.append(
+                Problem(
+                    name,
+                    f"DRoA import refuses any source containing {text!r}",
+                    "rename or remove it if the model is to go to DRoA",
+                    line,
+                )
+            )
     for line in _calls_at_call_time(tree):
-        warnings.append(Problem(name, "DRoA import refuses imports inside reward_function",
-                                "move the import to the top of the file", line))
+        warnings.append(
+            Problem(
+                name,
+                "DRoA import refuses imports inside reward_function",
+                "move the import to the top of the file",
+                line,
+            )
+        )
     return warnings
 
 
 def not_run_warning(reason: tuple[str, int], name: str) -> Problem:
     """The warning for code the check does not run (see not_run_reason)."""
     module, line = reason
-    return Problem(name, f"not run by the check: it imports {module!r}, which reaches beyond "
-                   "computation, so only its source was checked",
-                   "import only computing modules (math, numpy, json, ...) to have it run "
-                   "here; otherwise training is its first run", line)
+    return Problem(
+        name,
+        f"not run by the check: it imports {module!r}, which reaches beyond "
+        "computation, so only its source was checked",
+        "import only computing modules (math, numpy, json, ...) to have it run "
+        "here; otherwise training is its first run",
+        line,
+    )

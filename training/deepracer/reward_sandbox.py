@@ -278,8 +278,14 @@ def _supervise(request, lines, pid):
             where = (s_index, step_index)
             message = lines.next(budget + max(GRACE_S, budget))
             if message == "timeout":
-                return {"ok": False, "kind": "slow", "error": "", "line": None,
-                        "scenario": s_index, "step": step_index}
+                return {
+                    "ok": False,
+                    "kind": "slow",
+                    "error": "",
+                    "line": None,
+                    "scenario": s_index,
+                    "step": step_index,
+                }
             value = message.get("v") if isinstance(message, dict) else None
             if not isinstance(value, float) or not math.isfinite(value):
                 return _failed(message, *where, pid)

@@ -36,13 +36,21 @@ from training import storage
 from training.deepracer import bucket_io
 
 ARCHIVE_SUFFIXES = (".tar.gz", ".tgz")
-_TRAINING_METRICS = (re.compile(r"^metrics/TrainingMetrics(?:_(\d+))?\.json$"),
-                     re.compile(r"^metrics/training/()[^/]+\.json$"))
-_EVALUATION_METRICS = (re.compile(r"^metrics/EvaluationMetrics-([^/]+)\.json$"),
-                       re.compile(r"^metrics/evaluation/(?:evaluation-)?([^/]+)\.json$"))
-_TRAINING_SIMTRACE = (re.compile(r"^(?:(\d+)/)?training-simtrace/(\d+)-iteration\.csv$"),
-                      re.compile(r"^sim-trace/training/()(?:[^/]+/)?training-simtrace/"
-                                 r"(\d+)-iteration\.csv$"))
+_TRAINING_METRICS = (
+    re.compile(r"^metrics/TrainingMetrics(?:_(\d+))?\.json$"),
+    re.compile(r"^metrics/training/()[^/]+\.json$"),
+)
+_EVALUATION_METRICS = (
+    re.compile(r"^metrics/EvaluationMetrics-([^/]+)\.json$"),
+    re.compile(r"^metrics/evaluation/(?:evaluation-)?([^/]+)\.json$"),
+)
+_TRAINING_SIMTRACE = (
+    re.compile(r"^(?:(\d+)/)?training-simtrace/(\d+)-iteration\.csv$"),
+    re.compile(
+        r"^sim-trace/training/()(?:[^/]+/)?training-simtrace/"
+        r"(\d+)-iteration\.csv$"
+    ),
+)
 HYPERPARAMETERS = "ip/hyperparameters.json"
 CHECKPOINTS = "model/deepracer_checkpoints.json"
 
@@ -89,7 +97,8 @@ def _classify(keys: list[str], found: RunFiles) -> RunFiles:
             f"{found.source}: no DeepRacer metrics found; give a run's model prefix "
             "(s3://BUCKET/MODEL-PREFIX holding metrics/TrainingMetrics.json), or a log "
             "download from DeepRacer on AWS or the console (a .tar.gz, or its folder holding "
-            "metrics/training/ and sim-trace/)")
+            "metrics/training/ and sim-trace/)"
+        )
     if any(key.startswith("metrics/TrainingMetrics") for key in keys):
         found.layout = "drfc"
     elif any(key.startswith("sim-trace/training/training-simtrace/") for key in keys):
@@ -102,13 +111,19 @@ def _classify(keys: list[str], found: RunFiles) -> RunFiles:
 def _archive(source: str) -> RunFiles:
     """A log download kept as an archive; the one top-level folder it wraps is stripped."""
     try:
-        data = (bucket_io.read_object(source) if "://" in source
-                else Path(source).expanduser().read_bytes())
+        data = (
+            bucket_io.read_object(source)
+            if "://" in source
+            else Path(source).expanduser().read_bytes()
+        )
         if data is None:
             raise FileNotFoundError("no such object")
         with tarfile.open(fileobj=io.BytesIO(data), mode="r:*") as opened:
-            members = {m.name.removeprefix("./"): opened.extractfile(m).read()
-                       for m in opened.getmembers() if m.isfile()}
+            members = {
+                m.name.removeprefix("./"): opened.extractfile(m).read()
+                for m in opened.getmembers()
+                if m.isfile()
+            }
     except (OSError, tarfile.TarError) as error:
         raise RunFilesError(f"{source}: not a readable .tar.gz archive ({error})") from None
     tops = {name.split("/", 1)[0] for name in members if "/" in name}
@@ -124,8 +139,9 @@ def open_run(source: str) -> RunFiles:
         source = os.path.abspath(os.path.expanduser(source))
     if source.endswith(ARCHIVE_SUFFIXES):
         return _archive(source)
-    keys = [url[len(source) + 1:] for url in storage.list_files(source)
-            if url.startswith(source + "/")]
+    keys = [
+        url[len(source) + 1 :] for url in storage.list_files(source) if url.startswith(source + "/")
+    ]
 
     def read(key: str) -> bytes:
         content = bucket_io.read_object(storage.join(source, key))

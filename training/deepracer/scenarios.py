@@ -64,8 +64,10 @@ def place_objects(track: Track, settings: DeepRacerSettings) -> list[TrackObject
     """Obstacles or bot cars where the race type's settings put them (evenly if random)."""
     if settings.race_type == RaceType.OBJECT_AVOIDANCE:
         oa = settings.object_avoidance
-        spots = [(float(p), int(lane) == 1) for p, lane in
-                 (position.split(",") for position in oa.object_positions)]
+        spots = [
+            (float(p), int(lane) == 1)
+            for p, lane in (position.split(",") for position in oa.object_positions)
+        ]
         if not spots:
             count = oa.number_of_obstacles
             spots = [((i + 1) / (count + 1), i % 2 == 0) for i in range(count)]
@@ -102,13 +104,18 @@ def _measure(track: Track, objects: list[TrackObject]) -> _Measured | None:
         return None
     locations = np.array([[o.x, o.y] for o in objects])
     projections = track.project_many(locations)
-    return _Measured(objects, locations, [p.along for p in projections],
-                     [p.distance for p in projections],
-                     [track.is_left_of_center(p) for p in locations])
+    return _Measured(
+        objects,
+        locations,
+        [p.along for p in projections],
+        [p.distance for p in projections],
+        [track.is_left_of_center(p) for p in locations],
+    )
 
 
-def _object_params(measured: _Measured | None, point: np.ndarray, car_along: float,
-                   heading: float) -> dict:
+def _object_params(
+    measured: _Measured | None, point: np.ndarray, car_along: float, heading: float
+) -> dict:
     if measured is None:
         return {}
     distances = measured.along
@@ -133,9 +140,19 @@ def _object_params(measured: _Measured | None, point: np.ndarray, car_along: flo
     }
 
 
-def _car_params(track: Track, objects: _Measured | None, *, along: float, lateral: float,
-               heading_offset: float, action: tuple[float, float], step: int,
-               lap_fraction: float, clock: float, crashed: bool = False) -> dict:
+def _car_params(
+    track: Track,
+    objects: _Measured | None,
+    *,
+    along: float,
+    lateral: float,
+    heading_offset: float,
+    action: tuple[float, float],
+    step: int,
+    lap_fraction: float,
+    clock: float,
+    crashed: bool = False,
+) -> dict:
     """Params of one step: the car `lateral` metres left of the centre line at `along`."""
     center, direction, _ = track.point_at(along)
     point = center + _left(direction) * lateral
@@ -180,9 +197,17 @@ def _car_params(track: Track, objects: _Measured | None, *, along: float, latera
     return params
 
 
-def _lap(track: Track, objects: list[TrackObject], actions: list[tuple[float, float]],
-         name: str, clock: float, lateral_share: float = 0.0, extra: float = 0.0,
-         heading_offset: float = 0.0, alternate: bool = False) -> Scenario:
+def _lap(
+    track: Track,
+    objects: list[TrackObject],
+    actions: list[tuple[float, float]],
+    name: str,
+    clock: float,
+    lateral_share: float = 0.0,
+    extra: float = 0.0,
+    heading_offset: float = 0.0,
+    alternate: bool = False,
+) -> Scenario:
     """One lap at a fixed share of the half width from the centre (+ left), `extra` beyond it."""
     scenario = Scenario(name, track.waypoints(), track=track)
     measured = _measure(track, objects)
@@ -192,15 +217,25 @@ def _lap(track: Track, objects: list[TrackObject], actions: list[tuple[float, fl
         center, _, _ = track.point_at(along)
         half_width = track.project(center).track_width / 2
         sign = -1.0 if alternate and i % 2 else 1.0
-        scenario.steps.append(_car_params(
-            track, measured, along=along, lateral=sign * (lateral_share * half_width + extra),
-            heading_offset=sign * heading_offset, action=actions[i % len(actions)],
-            step=i + 1, lap_fraction=(i + 1) / count, clock=clock))
+        scenario.steps.append(
+            _car_params(
+                track,
+                measured,
+                along=along,
+                lateral=sign * (lateral_share * half_width + extra),
+                heading_offset=sign * heading_offset,
+                action=actions[i % len(actions)],
+                step=i + 1,
+                lap_fraction=(i + 1) / count,
+                clock=clock,
+            )
+        )
     return scenario
 
 
-def _crashes(track: Track, objects: list[TrackObject],
-             actions: list[tuple[float, float]], clock: float) -> Scenario:
+def _crashes(
+    track: Track, objects: list[TrackObject], actions: list[tuple[float, float]], clock: float
+) -> Scenario:
     scenario = Scenario("crashed into an object", track.waypoints(), track=track)
     measured = _measure(track, objects)
     for i, obj in enumerate(objects):
@@ -208,10 +243,20 @@ def _crashes(track: Track, objects: list[TrackObject],
         along = max(track.project(location).along - 0.15, 0.0)
         center, direction, _ = track.point_at(along)
         lateral = float(np.dot(location - center, _left(direction)))
-        scenario.steps.append(_car_params(
-            track, measured, along=along, lateral=lateral, heading_offset=0.0,
-            action=actions[i % len(actions)], step=10 * (i + 1),
-            lap_fraction=along / track.length, clock=clock, crashed=True))
+        scenario.steps.append(
+            _car_params(
+                track,
+                measured,
+                along=along,
+                lateral=lateral,
+                heading_offset=0.0,
+                action=actions[i % len(actions)],
+                step=10 * (i + 1),
+                lap_fraction=along / track.length,
+                clock=clock,
+                crashed=True,
+            )
+        )
     return scenario
 
 
@@ -236,8 +281,9 @@ def driven_senses(settings: DeepRacerSettings) -> tuple[bool, ...]:
     return (first, not first) if training.alternate_driving_direction else (first,)
 
 
-def scenarios(track: Track, settings: DeepRacerSettings,
-              actions: list[tuple[float, float]]) -> list[Scenario]:
+def scenarios(
+    track: Track, settings: DeepRacerSettings, actions: list[tuple[float, float]]
+) -> list[Scenario]:
     """Every lap the reward function must survive, for this track, race type and the
     senses training drives; `sim_time` runs on from lap to lap, as Gazebo's clock does."""
     laps: list[Scenario] = []
@@ -247,8 +293,11 @@ def scenarios(track: Track, settings: DeepRacerSettings,
         objects = place_objects(driven, settings)
         suffix = " (reversed)" if reverse else ""
         for name, share, extra, heading, alternate in _LAPS:
-            laps.append(_lap(driven, objects, actions, name + suffix, clock, share, extra,
-                             heading, alternate))
+            laps.append(
+                _lap(
+                    driven, objects, actions, name + suffix, clock, share, extra, heading, alternate
+                )
+            )
             clock = laps[-1].steps[-1]["sim_time"] + RESET_S
         if objects:
             laps.append(_crashes(driven, objects, actions, clock))

@@ -93,8 +93,13 @@ def credentials_secret(settings: DeepRacerSettings, job: str = "training") -> st
 
 
 def _labels(settings: DeepRacerSettings, job: str, role: str) -> dict[str, str]:
-    return {WORKLOAD_LABEL: WORKLOAD, RUN_LABEL: str(settings.run_id), JOB_LABEL: job,
-            ROLE_LABEL: role, MODEL_PREFIX_LABEL: settings.model_prefix}
+    return {
+        WORKLOAD_LABEL: WORKLOAD,
+        RUN_LABEL: str(settings.run_id),
+        JOB_LABEL: job,
+        ROLE_LABEL: role,
+        MODEL_PREFIX_LABEL: settings.model_prefix,
+    }
 
 
 def _logging(settings: DeepRacerSettings, site: Site) -> dict:
@@ -104,12 +109,19 @@ def _logging(settings: DeepRacerSettings, site: Site) -> dict:
     if not settings.cloudwatch.enabled:
         return {}
     if site.log_group is None:
-        raise ValueError("cloudwatch.enabled needs the stack's CloudWatch Logs group: an aws "
-                         "stack with trackday:aws.logging: true (or set cloudwatch.enabled: "
-                         "false)")
-    return {"log_driver": "awslogs", "log_options": {
-        "awslogs-group": site.log_group, "awslogs-region": site.bucket.region,
-        "tag": f"{settings.cloudwatch.log_stream_prefix}{{{{.Name}}}}"}}
+        raise ValueError(
+            "cloudwatch.enabled needs the stack's CloudWatch Logs group: an aws "
+            "stack with trackday:aws.logging: true (or set cloudwatch.enabled: "
+            "false)"
+        )
+    return {
+        "log_driver": "awslogs",
+        "log_options": {
+            "awslogs-group": site.log_group,
+            "awslogs-region": site.bucket.region,
+            "tag": f"{settings.cloudwatch.log_stream_prefix}{{{{.Name}}}}",
+        },
+    }
 
 
 def _gpu(settings: DeepRacerSettings, site: Site, shares_trainer_node: bool = False) -> int:
@@ -134,8 +146,9 @@ def _secrets(secret: str | None) -> tuple[SecretMount, ...]:
     return (SecretMount(secret),) if secret is not None else ()
 
 
-def _simulation_env(settings: DeepRacerSettings, site: Site,
-                    secret: str | None, rtf: float | None) -> dict[str, str]:
+def _simulation_env(
+    settings: DeepRacerSettings, site: Site, secret: str | None, rtf: float | None
+) -> dict[str, str]:
     cameras = settings.cameras
     env = {
         "WORLD_NAME": settings.world,
@@ -151,8 +164,12 @@ def _simulation_env(settings: DeepRacerSettings, site: Site,
     }
     if rtf is not None:
         env["RTF_OVERRIDE"] = str(rtf)
-    return (env | _cuda(settings.simulator.robomaker_cuda_devices) | _x_env(settings, site)
-            | _common_env(site, secret))
+    return (
+        env
+        | _cuda(settings.simulator.robomaker_cuda_devices)
+        | _x_env(settings, site)
+        | _common_env(site, secret)
+    )
 
 
 def _uses_x(settings: DeepRacerSettings, site: Site) -> bool:
@@ -173,8 +190,11 @@ def _x_mounts(settings: DeepRacerSettings, site: Site) -> tuple[Mount, ...]:
     """The X socket folder (and the user's cookie file, read-only) for the workers."""
     if not _uses_x(settings, site):
         return ()
-    cookie = (Mount(site.xauthority, XAUTHORITY_IN_CONTAINER, read_only=True),
-              ) if site.xauthority else ()
+    cookie = (
+        (Mount(site.xauthority, XAUTHORITY_IN_CONTAINER, read_only=True),)
+        if site.xauthority
+        else ()
+    )
     return (Mount(X_SOCKET_DIR, X_SOCKET_DIR), *cookie)
 
 
@@ -225,9 +245,11 @@ def training_services(settings: DeepRacerSettings, site: Site) -> list[ServiceSp
     )
     mode = "multi" if settings.workers > 1 else "run"
     simulation_env = _simulation_env(settings, site, secret, settings.training.real_time_factor)
-    simulation_env |= {"SAGEMAKER_SHARED_S3_PREFIX": settings.model_prefix,
-                       "SAGEMAKER_SHARED_S3_BUCKET": bucket.name,
-                       "S3_YAML_NAME": settings.training_params_file}
+    simulation_env |= {
+        "SAGEMAKER_SHARED_S3_PREFIX": settings.model_prefix,
+        "SAGEMAKER_SHARED_S3_BUCKET": bucket.name,
+        "S3_YAML_NAME": settings.training_params_file,
+    }
     simulation = ServiceSpec(
         name=f"{prefix}-simulation",
         image=settings.simulator.reference,
@@ -250,23 +272,29 @@ def evaluation_services(settings: DeepRacerSettings, site: Site) -> list[Service
     """One simulation worker that evaluates `settings.model_prefix` (no trainer needed)."""
     secret = credentials_secret(settings, "evaluation") if site.with_credentials else None
     env = _simulation_env(settings, site, secret, settings.evaluation.real_time_factor)
-    env |= {"DEBUG_REWARD": str(settings.evaluation.debug_reward),
-            "MODEL_S3_PREFIX": settings.model_prefix, "MODEL_S3_BUCKET": site.bucket.name,
-            "S3_YAML_NAME": settings.evaluation_params_file, "ROLLOUT_IDX": "0"}
-    return [ServiceSpec(
-        name=f"{service_prefix(settings, 'evaluation')}-simulation",
-        image=settings.simulator.reference,
-        args=("/opt/ml/code/run.sh run evaluation.launch.py",),
-        env=env,
-        constraints=(placement(TRAINER_ROLE if site.single_node else SIMULATION_ROLE),),
-        networks=(NETWORK,),
-        mounts=_x_mounts(settings, site),
-        secrets=_secrets(secret),
-        labels=_labels(settings, "evaluation", SIMULATION_ROLE),
-        init=True,
-        gpus=_gpu(settings, site, site.single_node),
-        **_logging(settings, site),
-    )]
+    env |= {
+        "DEBUG_REWARD": str(settings.evaluation.debug_reward),
+        "MODEL_S3_PREFIX": settings.model_prefix,
+        "MODEL_S3_BUCKET": site.bucket.name,
+        "S3_YAML_NAME": settings.evaluation_params_file,
+        "ROLLOUT_IDX": "0",
+    }
+    return [
+        ServiceSpec(
+            name=f"{service_prefix(settings, 'evaluation')}-simulation",
+            image=settings.simulator.reference,
+            args=("/opt/ml/code/run.sh run evaluation.launch.py",),
+            env=env,
+            constraints=(placement(TRAINER_ROLE if site.single_node else SIMULATION_ROLE),),
+            networks=(NETWORK,),
+            mounts=_x_mounts(settings, site),
+            secrets=_secrets(secret),
+            labels=_labels(settings, "evaluation", SIMULATION_ROLE),
+            init=True,
+            gpus=_gpu(settings, site, site.single_node),
+            **_logging(settings, site),
+        )
+    ]
 
 
 def run_services(settings: DeepRacerSettings, site: Site, job: str) -> list[ServiceSpec]:

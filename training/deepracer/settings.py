@@ -181,10 +181,12 @@ class Pretrained(_Section):
         silently from the last one, so only the two it understands are accepted."""
         text = str(value).lower()  # lower-cased, not stripped: " best" would mean last
         if text not in ("last", "best"):
-            raise ValueError(f"checkpoint {value!r} must be 'last' or 'best': the trainer "
-                             "starts from one of those two (a number is taken as 'last'); "
-                             "to start from another, `trackday dr upload-model --checkpoint "
-                             "N --local` it to a prefix of its own and start from that")
+            raise ValueError(
+                f"checkpoint {value!r} must be 'last' or 'best': the trainer "
+                "starts from one of those two (a number is taken as 'last'); "
+                "to start from another, `trackday dr upload-model --checkpoint "
+                "N --local` it to a prefix of its own and start from that"
+            )
         return text
 
 
@@ -351,8 +353,8 @@ def increment_model(
     current = settings.model_prefix
     if new_prefix is None:
         head, sep, tail = current.rpartition(delimiter)
-        new_prefix = f"{head}{sep}{int(tail) + 1}" if sep and tail.isdigit() else (
-            f"{current}{delimiter}1"
+        new_prefix = (
+            f"{head}{sep}{int(tail) + 1}" if sep and tail.isdigit() else (f"{current}{delimiter}1")
         )
     data = settings.model_dump()
     data["model_prefix"] = new_prefix

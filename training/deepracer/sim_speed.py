@@ -66,7 +66,7 @@ def parse_step(line: str) -> Step | None:
     at = line.find(MARKER)
     if at < 0:
         return None
-    fields = line[at + len(MARKER):].strip().split(",")
+    fields = line[at + len(MARKER) :].strip().split(",")
     if len(fields) < STEP_FIELDS:
         return None
     try:

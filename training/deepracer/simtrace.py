@@ -15,9 +15,24 @@ from collections import defaultdict
 from dataclasses import dataclass, field
 
 # What every simulator version wrote; the optional ones came later.
-REQUIRED_COLUMNS = ("episode", "steps", "X", "Y", "yaw", "steer", "throttle", "action", "reward",
-                    "done", "all_wheels_on_track", "progress", "closest_waypoint", "track_len",
-                    "tstamp", "episode_status")
+REQUIRED_COLUMNS = (
+    "episode",
+    "steps",
+    "X",
+    "Y",
+    "yaw",
+    "steer",
+    "throttle",
+    "action",
+    "reward",
+    "done",
+    "all_wheels_on_track",
+    "progress",
+    "closest_waypoint",
+    "track_len",
+    "tstamp",
+    "episode_status",
+)
 OPTIONAL_COLUMNS = ("pause_duration", "obstacle_crash_counter", "wall_clock")
 SIMTRACE_COLUMNS = REQUIRED_COLUMNS + OPTIONAL_COLUMNS  # the current simulator's header
 
@@ -40,18 +55,23 @@ class SimtraceIteration:
     episodes_by_worker: dict[int, int] = field(default_factory=dict)
 
 
-def parse_simtrace(text: str, iteration: int, name: str = "simtrace",
-                   worker: int = 0) -> SimtraceIteration:
+def parse_simtrace(
+    text: str, iteration: int, name: str = "simtrace", worker: int = 0
+) -> SimtraceIteration:
     """One worker's trace of one iteration."""
     rows = csv.reader(io.StringIO(text))
     header = next(rows, [])
     missing = [c for c in REQUIRED_COLUMNS if c not in header]
     if missing:
-        raise SimtraceError(f"{name}: header {header[:20]} is not a simulator simtrace header; "
-                            f"missing {', '.join(missing)} (expected {','.join(REQUIRED_COLUMNS)}"
-                            f"[,{','.join(OPTIONAL_COLUMNS)}])")
-    at = {column: header.index(column) for column in ("episode", "reward", "progress",
-                                                      "episode_status")}
+        raise SimtraceError(
+            f"{name}: header {header[:20]} is not a simulator simtrace header; "
+            f"missing {', '.join(missing)} (expected {','.join(REQUIRED_COLUMNS)}"
+            f"[,{','.join(OPTIONAL_COLUMNS)}])"
+        )
+    at = {
+        column: header.index(column)
+        for column in ("episode", "reward", "progress", "episode_status")
+    }
     rewards: dict[int, float] = defaultdict(float)
     progress: dict[int, float] = defaultdict(float)
     lapped: set[int] = set()
@@ -71,9 +91,16 @@ def parse_simtrace(text: str, iteration: int, name: str = "simtrace",
     except (ValueError, IndexError) as error:
         raise SimtraceError(f"{name}: line {rows.line_num}: {error}") from error
     count = len(rewards)
-    return SimtraceIteration(iteration, count, steps, sum(rewards.values()) / (count or 1),
-                             sum(progress.values()) / (count or 1), len(lapped),
-                             max(progress.values(), default=0.0), {worker: count})
+    return SimtraceIteration(
+        iteration,
+        count,
+        steps,
+        sum(rewards.values()) / (count or 1),
+        sum(progress.values()) / (count or 1),
+        len(lapped),
+        max(progress.values(), default=0.0),
+        {worker: count},
+    )
 
 
 def merge_simtrace(parts: list[SimtraceIteration]) -> list[SimtraceIteration]:
@@ -86,10 +113,16 @@ def merge_simtrace(parts: list[SimtraceIteration]) -> list[SimtraceIteration]:
         group = grouped[number]
         episodes = sum(p.episodes for p in group)
         weight = episodes or 1
-        merged.append(SimtraceIteration(
-            number, episodes, sum(p.steps for p in group),
-            sum(p.reward * p.episodes for p in group) / weight,
-            sum(p.progress * p.episodes for p in group) / weight, sum(p.laps for p in group),
-            max(p.best_progress for p in group),
-            {w: n for p in group for w, n in p.episodes_by_worker.items()}))
+        merged.append(
+            SimtraceIteration(
+                number,
+                episodes,
+                sum(p.steps for p in group),
+                sum(p.reward * p.episodes for p in group) / weight,
+                sum(p.progress * p.episodes for p in group) / weight,
+                sum(p.laps for p in group),
+                max(p.best_progress for p in group),
+                {w: n for p in group for w, n in p.episodes_by_worker.items()},
+            )
+        )
     return merged

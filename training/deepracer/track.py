@@ -68,8 +68,14 @@ class Track:
 
     def reverse(self) -> Track:
         """The same track driven the other way round, as REVERSE_DIR makes the simulator do."""
-        return Track(self.name, self.center[::-1].copy(), self.inner[::-1].copy(),
-                     self.outer[::-1].copy(), not self.reversed, self.forward_is_ccw)
+        return Track(
+            self.name,
+            self.center[::-1].copy(),
+            self.inner[::-1].copy(),
+            self.outer[::-1].copy(),
+            not self.reversed,
+            self.forward_is_ccw,
+        )
 
     @property
     def is_loop(self) -> bool:
@@ -103,8 +109,9 @@ class Track:
         """Centre point, unit direction of travel and segment index at `along` metres."""
         cumulative = self.cumulative
         along = along % self.length if self.is_loop else min(max(along, 0.0), self.length)
-        segment = int(np.clip(np.searchsorted(cumulative, along, side="right") - 1,
-                              0, len(self.center) - 2))
+        segment = int(
+            np.clip(np.searchsorted(cumulative, along, side="right") - 1, 0, len(self.center) - 2)
+        )
         starts, deltas, _ = self._segments
         seg_len = np.linalg.norm(deltas[segment])
         t = (along - cumulative[segment]) / seg_len
@@ -124,7 +131,8 @@ class Track:
             width = (1 - share) * self.widths[segment] + share * self.widths[segment + 1]
             along = self.cumulative[segment] + share * np.sqrt(seg_len2[segment])
             projections.append(
-                Projection(float(along), int(segment), float(distances[k, segment]), float(width)))
+                Projection(float(along), int(segment), float(distances[k, segment]), float(width))
+            )
         return projections
 
     def project(self, point: np.ndarray) -> Projection:
@@ -141,7 +149,8 @@ class Track:
         inner border, flipped where the car drives clockwise, so that on reversed laps too it
         is left of the centre line as seen in the direction of travel."""
         nearer_inner = _distance_to_polyline(self.inner, point) < _distance_to_polyline(
-            self.outer, point)
+            self.outer, point
+        )
         return bool(nearer_inner ^ (not self.is_ccw))
 
     def on_track(self, points: np.ndarray) -> list[bool]:
@@ -178,8 +187,10 @@ def _distance_to_polyline(line: np.ndarray, point: np.ndarray) -> float:
 
 
 # Where the simulator image keeps its route files (colcon install of its environment package).
-IMAGE_ROUTES = ("/opt/amazon/install/deepracer_simulation_environment/share/"
-                "deepracer_simulation_environment/routes")
+IMAGE_ROUTES = (
+    "/opt/amazon/install/deepracer_simulation_environment/share/"
+    "deepracer_simulation_environment/routes"
+)
 
 
 def extract_from_image(image: str, dest: Path) -> list[Path]:
@@ -189,8 +200,10 @@ def extract_from_image(image: str, dest: Path) -> list[Path]:
     def docker(*args: str) -> str:
         done = subprocess.run(["docker", *args], capture_output=True, text=True, check=False)
         if done.returncode:
-            raise TrackError(f"docker {args[0]} failed: {done.stderr.strip()}; is the image "
-                             f"{image} present (docker pull {image}) and Docker running?")
+            raise TrackError(
+                f"docker {args[0]} failed: {done.stderr.strip()}; is the image "
+                f"{image} present (docker pull {image}) and Docker running?"
+            )
         return done.stdout.strip()
 
     container = docker("create", image, "true")

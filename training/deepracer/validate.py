@@ -53,8 +53,12 @@ def as_warnings(problems: list[Problem]) -> list[Problem]:
     return [replace(p, warning=True) for p in problems]
 
 
-def validate_custom_files(folder: Path, settings: DeepRacerSettings, tracks_dir: Path | None,
-                          budget_s: float = DEFAULT_BUDGET_S) -> Validation:
+def validate_custom_files(
+    folder: Path,
+    settings: DeepRacerSettings,
+    tracks_dir: Path | None,
+    budget_s: float = DEFAULT_BUDGET_S,
+) -> Validation:
     """Check the three files in `folder` for a run on `settings.world`.
 
     Without `tracks_dir` the reward function is only checked as source (syntax, imports,
@@ -73,8 +77,13 @@ def validate_custom_files(folder: Path, settings: DeepRacerSettings, tracks_dir:
     result.problems += problems
     reward_file = folder / REWARD_FUNCTION
     if not reward_file.is_file():
-        result.problems.append(Problem(REWARD_FUNCTION, f"missing from {folder}",
-                                       "add it (DRfC's defaults/ folder has a starting point)"))
+        result.problems.append(
+            Problem(
+                REWARD_FUNCTION,
+                f"missing from {folder}",
+                "add it (DRfC's defaults/ folder has a starting point)",
+            )
+        )
         return result
     if tracks_dir is None:
         result.problems += check_reward_source(reward_file)

@@ -68,7 +68,9 @@ _SCHEMA: dict[str, tuple[Callable[[object], bool], str, bool]] = {
     "format": (lambda v: v == FORMAT, f"the string {FORMAT!r}", True),
     "tubs": (_tub_table, "a table of plain folder names to record counts", True),
     "payload_sha256": (
-        lambda v: isinstance(v, str) and bool(_SHA256.fullmatch(v)), "64 hex digits", True
+        lambda v: isinstance(v, str) and bool(_SHA256.fullmatch(v)),
+        "64 hex digits",
+        True,
     ),
     "created": (_short_text, "a time stamp", True),
     "trackday_version": (_short_text, "a version string", False),
@@ -78,14 +80,17 @@ _SCHEMA: dict[str, tuple[Callable[[object], bool], str, bool]] = {
         False,
     ),
     "skipped_catalogs": (
-        lambda v: isinstance(v, dict)
-        and all(isinstance(n, list) and all(isinstance(c, str) for c in n) for n in v.values()),
+        lambda v: (
+            isinstance(v, dict)
+            and all(isinstance(n, list) and all(isinstance(c, str) for c in n) for n in v.values())
+        ),
         "a table of tub names to catalog names",
         False,
     ),
     "config_files": (
-        lambda v: isinstance(v, list) and all(n in CONFIG_FILES for n in v)
-        and len(set(v)) == len(v),
+        lambda v: (
+            isinstance(v, list) and all(n in CONFIG_FILES for n in v) and len(set(v)) == len(v)
+        ),
         f"a list of {' and '.join(CONFIG_FILES)}",
         False,
     ),

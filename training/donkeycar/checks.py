@@ -27,8 +27,9 @@ def check_tubs(extracted: ExtractedArchive, skip_bad: bool) -> list[TubScan]:
             (scan.path / MANIFEST).write_bytes(scan.manifest_with_deleted(scan.bad_indexes))
             log.warning("%s: skipping %d bad record(s)", scan.path.name, len(scan.bad_indexes))
         for catalog in scan.empty_catalogs:
-            log.warning("%s: leaving out %s (empty: donkeycar cannot read it)", scan.path.name,
-                        catalog)
+            log.warning(
+                "%s: leaving out %s (empty: donkeycar cannot read it)", scan.path.name, catalog
+            )
     return scans
 
 

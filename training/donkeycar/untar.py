@@ -54,8 +54,13 @@ class _GuardedTarInfo(tarfile.TarInfo):
     """Refuses what `tarfile` would otherwise read whole, or expand, before we see it."""
 
     limits = Limits()
-    _EXTENDED = (tarfile.GNUTYPE_LONGNAME, tarfile.GNUTYPE_LONGLINK, tarfile.XHDTYPE,
-                 tarfile.XGLTYPE, tarfile.SOLARIS_XHDTYPE)
+    _EXTENDED = (
+        tarfile.GNUTYPE_LONGNAME,
+        tarfile.GNUTYPE_LONGLINK,
+        tarfile.XHDTYPE,
+        tarfile.XGLTYPE,
+        tarfile.SOLARIS_XHDTYPE,
+    )
 
     def _proc_member(self, tar: tarfile.TarFile) -> tarfile.TarInfo:  # type: ignore[override]
         if self.type == tarfile.GNUTYPE_SPARSE:

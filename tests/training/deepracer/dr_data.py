@@ -75,10 +75,17 @@ ITERATIONS, WORKERS, EPISODES, TRIALS = 6, 2, 10, 3
 
 def episode(phase, number, trial, reward, progress, elapsed_ms):
     status = "Lap complete" if progress >= 100 else "Off track"
-    return {"reward_score": round(reward), "metric_time": 1_000_000 + number,
-            "start_time": 1_000_000, "elapsed_time_in_milliseconds": elapsed_ms,
-            "episode": number, "trial": trial, "phase": phase,
-            "completion_percentage": int(progress), "episode_status": status}
+    return {
+        "reward_score": round(reward),
+        "metric_time": 1_000_000 + number,
+        "start_time": 1_000_000,
+        "elapsed_time_in_milliseconds": elapsed_ms,
+        "episode": number,
+        "trial": trial,
+        "phase": phase,
+        "completion_percentage": int(progress),
+        "episode_status": status,
+    }
 
 
 def simtrace_rows(rng, iteration, episodes):
@@ -91,9 +98,27 @@ def simtrace_rows(rng, iteration, episodes):
             progress = final * step / steps
             done = step == steps
             status = ("lap_complete" if final >= 100 else "off_track") if done else "in_progress"
-            values = [number, step, 1.5 + step * 0.01, 0.3, 12.5, 15.0, 1.0, 2, 1.0,
-                      done, True, round(progress, 4), step, 17.71, 100.0 + step / 15,
-                      status, 0.0, 0, 1_700_000_000.0 + step]
+            values = [
+                number,
+                step,
+                1.5 + step * 0.01,
+                0.3,
+                12.5,
+                15.0,
+                1.0,
+                2,
+                1.0,
+                done,
+                True,
+                round(progress, 4),
+                step,
+                17.71,
+                100.0 + step / 15,
+                status,
+                0.0,
+                0,
+                1_700_000_000.0 + step,
+            ]
             lines.append(",".join(str(v) for v in values))
     return "\n".join(lines) + "\n"
 
@@ -106,26 +131,54 @@ def write_run(root, prefix="rl-deepracer-sagemaker", metric="progress"):
         for iteration in range(ITERATIONS):
             for _ in range(EPISODES):
                 number += 1
-                rows.append(episode("training", number, 0, 10 * iteration + rng.uniform(0, 5),
-                                    min(100, 15 * iteration + rng.uniform(0, 10)), 9000))
+                rows.append(
+                    episode(
+                        "training",
+                        number,
+                        0,
+                        10 * iteration + rng.uniform(0, 5),
+                        min(100, 15 * iteration + rng.uniform(0, 10)),
+                        9000,
+                    )
+                )
             for trial in range(1, TRIALS + 1):
                 progress = 100 if iteration >= 4 else 20 * (iteration + 1)
-                rows.append(episode("evaluation", number, trial, 50 + iteration, progress,
-                                    15_000 - 500 * iteration - trial))
+                rows.append(
+                    episode(
+                        "evaluation",
+                        number,
+                        trial,
+                        50 + iteration,
+                        progress,
+                        15_000 - 500 * iteration - trial,
+                    )
+                )
             trace = root / layout.training_simtrace(iteration, worker, WORKERS)
             trace.parent.mkdir(parents=True, exist_ok=True)
-            trace.write_text(simtrace_rows(rng, iteration,
-                                           range(iteration * 5 + 1, iteration * 5 + 6)))
+            trace.write_text(
+                simtrace_rows(rng, iteration, range(iteration * 5 + 1, iteration * 5 + 6))
+            )
         path = root / layout.training_metrics(worker)
         path.parent.mkdir(parents=True, exist_ok=True)
         path.write_text(json.dumps({"metrics": rows, "version": 2, "best_model_metric": metric}))
     checkpoints = root / layout.checkpoints_json
     checkpoints.parent.mkdir(parents=True, exist_ok=True)
-    checkpoints.write_text(json.dumps({
-        "best_checkpoint": {"name": "5_Step-6000.ckpt", "avg_eval_metric": 100.0,
-                            "time_stamp": 812.3},
-        "last_checkpoint": {"name": "6_Step-7200.ckpt", "avg_eval_metric": 100.0,
-                            "time_stamp": 901.7}}))
+    checkpoints.write_text(
+        json.dumps(
+            {
+                "best_checkpoint": {
+                    "name": "5_Step-6000.ckpt",
+                    "avg_eval_metric": 100.0,
+                    "time_stamp": 812.3,
+                },
+                "last_checkpoint": {
+                    "name": "6_Step-7200.ckpt",
+                    "avg_eval_metric": 100.0,
+                    "time_stamp": 901.7,
+                },
+            }
+        )
+    )
     return root / prefix
 
 
@@ -152,19 +205,28 @@ def reward_function(params):
 '''
 METADATA = {
     "action_space": [{"steering_angle": a, "speed": 1.0} for a in (-30, 0, 30)],
-    "sensor": ["FRONT_FACING_CAMERA"], "neural_network": "DEEP_CONVOLUTIONAL_NETWORK_SHALLOW",
-    "training_algorithm": "clipped_ppo", "action_space_type": "discrete", "version": "5",
+    "sensor": ["FRONT_FACING_CAMERA"],
+    "neural_network": "DEEP_CONVOLUTIONAL_NETWORK_SHALLOW",
+    "training_algorithm": "clipped_ppo",
+    "action_space_type": "discrete",
+    "version": "5",
 }
-HYPERPARAMETERS = {"batch_size": 64, "lr": 0.0003, "num_epochs": 5, "loss_type": "huber",
-                   "exploration_type": "categorical", "discount_factor": 0.99}
+HYPERPARAMETERS = {
+    "batch_size": 64,
+    "lr": 0.0003,
+    "num_epochs": 5,
+    "loss_type": "huber",
+    "exploration_type": "categorical",
+    "discount_factor": 0.99,
+}
 
 
 def write_folder(folder: Path, reward=CAREFUL_REWARD, metadata=None, hyper=None) -> Path:
     folder.mkdir(parents=True, exist_ok=True)
     (folder / "reward_function.py").write_text(reward)
-    for name, data in (("model_metadata.json", metadata or METADATA),
-                       ("hyperparameters.json", hyper or HYPERPARAMETERS)):
+    for name, data in (
+        ("model_metadata.json", metadata or METADATA),
+        ("hyperparameters.json", hyper or HYPERPARAMETERS),
+    ):
         (folder / name).write_text(data if isinstance(data, str) else json.dumps(data))
     return folder
-
-

@@ -99,7 +99,7 @@ def _handler(droa: Droa):
                     return self._json(200, self._cognito(json.loads(body)))
                 if path.startswith("/api/"):
                     self._verify(method, body)
-                    return self._json(200, self._api(method, path[len("/api/"):], body))
+                    return self._json(200, self._api(method, path[len("/api/") :], body))
                 raise Refused(404, "NotFound", f"no {path}")
             except Refused as refused:
                 self._json(refused.status, {"__type": refused.kind, "message": refused.message})
@@ -114,30 +114,40 @@ def _handler(droa: Droa):
             self._route("DELETE")
 
         def _env_js(self) -> bytes:
-            return (f"window.EnvironmentConfig = {{apiEndpointUrl: '{droa.url}/api/', "
-                    f"userPoolId: '{USER_POOL}', userPoolClientId: '{CLIENT_ID}', "
-                    f"identityPoolId: '{IDENTITY_POOL}', region: '{REGION}', "
-                    f"uploadBucketName: '{droa.upload_bucket}', solutionVersion: 'v1.2.5',}};"
-                    ).encode()
+            return (
+                f"window.EnvironmentConfig = {{apiEndpointUrl: '{droa.url}/api/', "
+                f"userPoolId: '{USER_POOL}', userPoolClientId: '{CLIENT_ID}', "
+                f"identityPoolId: '{IDENTITY_POOL}', region: '{REGION}', "
+                f"uploadBucketName: '{droa.upload_bucket}', solutionVersion: 'v1.2.5',}};"
+            ).encode()
 
         def _cognito(self, request: dict) -> dict:
             target = self.headers.get("X-Amz-Target", "")
             logins = {f"cognito-idp.{REGION}.amazonaws.com/{USER_POOL}": None}
             if target == "AWSCognitoIdentityProviderService.InitiateAuth":
                 parameters = request.get("AuthParameters", {})
-                if (request.get("ClientId") != CLIENT_ID
-                        or request.get("AuthFlow") != "USER_PASSWORD_AUTH"):
+                if (
+                    request.get("ClientId") != CLIENT_ID
+                    or request.get("AuthFlow") != "USER_PASSWORD_AUTH"
+                ):
                     raise Refused(400, "InvalidParameterException", "bad client or flow")
                 if droa.users.get(parameters.get("USERNAME")) != parameters.get("PASSWORD"):
-                    raise Refused(400, "NotAuthorizedException",
-                                  "Incorrect username or password.")
+                    raise Refused(400, "NotAuthorizedException", "Incorrect username or password.")
                 droa.logins += 1
                 token = secrets.token_hex(16)
                 droa.id_tokens.add(token)
-                return {"AuthenticationResult": {"IdToken": token, "AccessToken": "a",
-                                                 "ExpiresIn": 3600, "TokenType": "Bearer"}}
-            if target in ("AWSCognitoIdentityService.GetId",
-                          "AWSCognitoIdentityService.GetCredentialsForIdentity"):
+                return {
+                    "AuthenticationResult": {
+                        "IdToken": token,
+                        "AccessToken": "a",
+                        "ExpiresIn": 3600,
+                        "TokenType": "Bearer",
+                    }
+                }
+            if target in (
+                "AWSCognitoIdentityService.GetId",
+                "AWSCognitoIdentityService.GetCredentialsForIdentity",
+            ):
                 given = request.get("Logins", {})
                 if set(given) != set(logins) or not set(given.values()) <= droa.id_tokens:
                     raise Refused(400, "NotAuthorizedException", "Invalid login token.")
@@ -145,18 +155,26 @@ def _handler(droa: Droa):
                     if request.get("IdentityPoolId") != IDENTITY_POOL:
                         raise Refused(400, "ResourceNotFoundException", "no such pool")
                     return {"IdentityId": f"{REGION}:identity-1"}
-                return {"IdentityId": request["IdentityId"], "Credentials": {
-                    "AccessKeyId": droa.s3.key, "SecretKey": droa.s3.secret,
-                    "SessionToken": droa.session_token, "Expiration": time.time() + 3600}}
+                return {
+                    "IdentityId": request["IdentityId"],
+                    "Credentials": {
+                        "AccessKeyId": droa.s3.key,
+                        "SecretKey": droa.s3.secret,
+                        "SessionToken": droa.session_token,
+                        "Expiration": time.time() + 3600,
+                    },
+                }
             raise Refused(400, "UnknownOperationException", target)
 
         def _verify(self, method: str, body: bytes) -> None:
             """API Gateway's IAM authorisation: the SigV4 signature must be the one the
             issued credentials make for exactly this request."""
             header = self.headers.get("Authorization", "")
-            match = re.fullmatch(r"AWS4-HMAC-SHA256 Credential=([^/]+)/(\d{8})/([^/]+)/([^/]+)/"
-                                 r"aws4_request, SignedHeaders=([^,]+), Signature=([0-9a-f]+)",
-                                 header)
+            match = re.fullmatch(
+                r"AWS4-HMAC-SHA256 Credential=([^/]+)/(\d{8})/([^/]+)/([^/]+)/"
+                r"aws4_request, SignedHeaders=([^,]+), Signature=([0-9a-f]+)",
+                header,
+            )
             if not match:
                 raise Refused(403, "MissingAuthenticationTokenException", "not signed")
             key, _, region, service, signed, signature = match.groups()
@@ -164,14 +182,19 @@ def _handler(droa: Droa):
                 raise Refused(403, "InvalidSignatureException", "wrong scope")
             if self.headers.get("X-Amz-Security-Token") != droa.session_token:
                 raise Refused(403, "UnrecognizedClientException", "bad session token")
-            request = AWSRequest(method=method, url=f"http://{self.headers['Host']}{self.path}",
-                                 data=body, headers={h: self.headers[h]
-                                                     for h in signed.split(";")})
+            request = AWSRequest(
+                method=method,
+                url=f"http://{self.headers['Host']}{self.path}",
+                data=body,
+                headers={h: self.headers[h] for h in signed.split(";")},
+            )
             request.context["timestamp"] = self.headers["X-Amz-Date"]
-            signer = SigV4Auth(Credentials(droa.s3.key, droa.s3.secret, droa.session_token),
-                               "execute-api", REGION)
+            signer = SigV4Auth(
+                Credentials(droa.s3.key, droa.s3.secret, droa.session_token), "execute-api", REGION
+            )
             expected = signer.signature(
-                signer.string_to_sign(request, signer.canonical_request(request)), request)
+                signer.string_to_sign(request, signer.canonical_request(request)), request
+            )
             if expected != signature:
                 raise Refused(403, "InvalidSignatureException", "signature mismatch")
 
@@ -181,10 +204,11 @@ def _handler(droa: Droa):
             if method == "GET" and parts == ["models"]:
                 ordered = sorted(droa.models)
                 start = int(query.get("token", ["0"])[0])
-                page = ordered[start:start + PAGE]
+                page = ordered[start : start + PAGE]
                 more = start + PAGE < len(ordered)
                 return {"models": [droa.models[m] for m in page]} | (
-                    {"token": str(start + PAGE)} if more else {})
+                    {"token": str(start + PAGE)} if more else {}
+                )
             if method == "POST" and parts == ["importmodel"]:
                 return _import(droa, json.loads(body))
             if len(parts) >= 2 and parts[0] == "models":
@@ -219,11 +243,13 @@ def _import(droa: Droa, request: dict) -> dict:
 
     def read(key: str) -> bytes:
         try:
-            return client.get_object(Bucket=droa.upload_bucket,
-                                     Key=f"{prefix}/{key}")["Body"].read()
+            return client.get_object(Bucket=droa.upload_bucket, Key=f"{prefix}/{key}")[
+                "Body"
+            ].read()
         except client.exceptions.NoSuchKey:
-            raise Refused(400, "BadRequestError",
-                          f"{key} not found at s3://{droa.upload_bucket}/{prefix}") from None
+            raise Refused(
+                400, "BadRequestError", f"{key} not found at s3://{droa.upload_bucket}/{prefix}"
+            ) from None
 
     params = yaml.safe_load(read("training_params.yaml"))
     metadata = json.loads(read("model_metadata.json"))
@@ -235,11 +261,18 @@ def _import(droa: Droa, request: dict) -> dict:
     clockwise = params.get("TRACK_DIRECTION_CLOCKWISE") is True
     if metadata.get("training_algorithm") == "sac":
         if metadata.get("action_space_type") == "discrete":
-            raise Refused(400, "BadRequestError",
-                          "Agent algorithm SAC does not work with discrete action space.")
+            raise Refused(
+                400,
+                "BadRequestError",
+                "Agent algorithm SAC does not work with discrete action space.",
+            )
         if hyperparameters.get("num_episodes_between_training") != 1:
-            raise Refused(400, "BadRequestError", "Invalid hyperparameter number of episodes "
-                          "between training for SAC agent algorithm.")
+            raise Refused(
+                400,
+                "BadRequestError",
+                "Invalid hyperparameter number of episodes "
+                "between training for SAC agent algorithm.",
+            )
     status, error = "IMPORTING", None
     coach = read("model/.coach_checkpoint").decode().strip()
     number = coach.split("_", 1)[0]
@@ -250,11 +283,19 @@ def _import(droa: Droa, request: dict) -> dict:
             status, error = "ERROR", refused.message
     model_id = droa.new_id()
     droa.models[model_id] = {
-        "modelId": model_id, "name": name, "description": request.get("modelDescription"),
-        "status": status, "importErrorMessage": error, "createdAt": "2026-11-30T12:00:00Z",
-        "trainingConfig": {"trackConfig": {
-            "trackId": world,
-            "trackDirection": "CLOCKWISE" if clockwise else "COUNTER_CLOCKWISE"}}}
+        "modelId": model_id,
+        "name": name,
+        "description": request.get("modelDescription"),
+        "status": status,
+        "importErrorMessage": error,
+        "createdAt": "2026-11-30T12:00:00Z",
+        "trainingConfig": {
+            "trackConfig": {
+                "trackId": world,
+                "trackDirection": "CLOCKWISE" if clockwise else "COUNTER_CLOCKWISE",
+            }
+        },
+    }
     return {"modelId": model_id}
 
 

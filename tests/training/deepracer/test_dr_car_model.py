@@ -32,11 +32,22 @@ def sample_run(root: Path, best: int | None = 30, last: int | None = 48) -> Path
     for source in dr_samples.model_dir().iterdir():
         os.symlink(source, model / source.name)
     if best is not None:
-        (model / "deepracer_checkpoints.json").write_text(json.dumps({
-            "best_checkpoint": {"name": f"{best}_Step-{best * 600}.ckpt", "time_stamp": 1.0,
-                                "avg_comp_pct": 100.0},
-            "last_checkpoint": {"name": f"{last}_Step-{last * 600}.ckpt", "time_stamp": 2.0,
-                                "avg_comp_pct": 80.0}}))
+        (model / "deepracer_checkpoints.json").write_text(
+            json.dumps(
+                {
+                    "best_checkpoint": {
+                        "name": f"{best}_Step-{best * 600}.ckpt",
+                        "time_stamp": 1.0,
+                        "avg_comp_pct": 100.0,
+                    },
+                    "last_checkpoint": {
+                        "name": f"{last}_Step-{last * 600}.ckpt",
+                        "time_stamp": 2.0,
+                        "avg_comp_pct": 80.0,
+                    },
+                }
+            )
+        )
     return model.parent
 
 
@@ -97,8 +108,17 @@ def test_cli_writes_to_a_bucket(tmp_path, s3_server, monkeypatch):
         s3_server.put(bucket, f"racer-1/model/{path.name}", path.read_bytes())
     for key, value in s3_server.env().items():
         monkeypatch.setenv(key, value)
-    result = runner.invoke(app, ["dr", "car-model", f"s3://{bucket}/racer-1", "--last",
-                                 "--out", f"s3://{bucket}/upload/racer-1"])
+    result = runner.invoke(
+        app,
+        [
+            "dr",
+            "car-model",
+            f"s3://{bucket}/racer-1",
+            "--last",
+            "--out",
+            f"s3://{bucket}/upload/racer-1",
+        ],
+    )
     assert result.exit_code == 0, result.output
     assert f"wrote s3://{bucket}/upload/racer-1/carfile.tar.gz: checkpoint 48" in result.output
     stored = s3_server.client().get_object(Bucket=bucket, Key="upload/racer-1/carfile.tar.gz")

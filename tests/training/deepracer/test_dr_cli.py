@@ -55,19 +55,40 @@ def test_validate_writes_png_and_reports_problems(tmp_path):
 
 def test_validate_reads_the_stack_file(tmp_path):
     folder = write_folder(tmp_path / "cf")
-    (tmp_path / "Pulumi.dr.yaml").write_text(yaml.safe_dump({"config": {
-        "trackday:deepracer": {"world": "Spain_track", "raceType": "HEAD_TO_BOT",
-                               "customFilesDir": str(folder)}}}))
-    result = run("validate", "--stack", "dr", "--dir", tmp_path, "--tracks-dir", TRACKS,
-                 "--png", tmp_path / "x.png")
+    (tmp_path / "Pulumi.dr.yaml").write_text(
+        yaml.safe_dump(
+            {
+                "config": {
+                    "trackday:deepracer": {
+                        "world": "Spain_track",
+                        "raceType": "HEAD_TO_BOT",
+                        "customFilesDir": str(folder),
+                    }
+                }
+            }
+        )
+    )
+    result = run(
+        "validate",
+        "--stack",
+        "dr",
+        "--dir",
+        tmp_path,
+        "--tracks-dir",
+        TRACKS,
+        "--png",
+        tmp_path / "x.png",
+    )
     assert result.exit_code == 0, result.output
     assert "ok on Spain_track (HEAD_TO_BOT)" in result.output
-    (tmp_path / "Pulumi.dr.yaml").write_text(yaml.safe_dump({"config": {
-        "trackday:deepracer": {"workers": 0}}}))
+    (tmp_path / "Pulumi.dr.yaml").write_text(
+        yaml.safe_dump({"config": {"trackday:deepracer": {"workers": 0}}})
+    )
     bad = run("validate", "--stack", "dr", "--dir", tmp_path, "--tracks-dir", TRACKS)
     assert bad.exit_code == 2
     assert "error: trackday:deepracer.workers: Input should be greater than or equal to 1" in (
-        bad.output)
+        bad.output
+    )
 
 
 def test_validate_without_tracks_says_how_to_get_them(tmp_path, monkeypatch):
@@ -90,8 +111,9 @@ def test_metrics_table_and_plot(tmp_path):
 
 
 def test_increment_training_prints_the_changes(tmp_path):
-    (tmp_path / "Pulumi.dr.yaml").write_text(yaml.safe_dump({"config": {
-        "trackday:deepracer": {"modelPrefix": "racer-4"}}}))
+    (tmp_path / "Pulumi.dr.yaml").write_text(
+        yaml.safe_dump({"config": {"trackday:deepracer": {"modelPrefix": "racer-4"}}})
+    )
     result = run("increment-training", "--stack", "dr", "--dir", tmp_path)
     assert result.exit_code == 0, result.output
     assert "model racer-4 -> racer-5" in result.output
@@ -108,19 +130,27 @@ def test_tracks_are_copied_out_of_an_image(tmp_path):
         for world in ("reinvent_base", "Austin"):
             tar.add(TRACKS / f"{world}.npy", arcname=f"{IMAGE_ROUTES}/{world}.npy".lstrip("/"))
     image = f"trackday-test-routes:{uuid.uuid4().hex[:8]}"
-    subprocess.run(["docker", "import", "-", image], input=archive.getvalue(), check=True,
-                   capture_output=True)
+    subprocess.run(
+        ["docker", "import", "-", image], input=archive.getvalue(), check=True, capture_output=True
+    )
     try:
         result = run("tracks", "--image", image, "--out", tmp_path / "tracks")
         assert result.exit_code == 0, result.output
         assert sorted(p.name for p in Path(tmp_path / "tracks").iterdir()) == [
-            "Austin.npy", "reinvent_base.npy"]
+            "Austin.npy",
+            "reinvent_base.npy",
+        ]
         assert (tmp_path / "tracks" / "Austin.npy").read_bytes() == (
-            TRACKS / "Austin.npy").read_bytes()
+            TRACKS / "Austin.npy"
+        ).read_bytes()
         missing = run("tracks", "--image", "trackday-test-routes:absent", "--out", tmp_path)
         assert missing.exit_code == 2 and "docker create failed" in missing.output
     finally:
         subprocess.run(["docker", "rmi", image], capture_output=True, check=False)
-    leftovers = subprocess.run(["docker", "ps", "-a", "--filter", f"ancestor={image}", "-q"],
-                               capture_output=True, text=True, check=False).stdout
+    leftovers = subprocess.run(
+        ["docker", "ps", "-a", "--filter", f"ancestor={image}", "-q"],
+        capture_output=True,
+        text=True,
+        check=False,
+    ).stdout
     assert leftovers.strip() == ""

@@ -17,27 +17,47 @@ def test_import_maps_settings_and_lists_the_rest(tmp_path):
     result = import_drfc(make_drfc(tmp_path / "drfc"), tmp_path / "out")
     s = result.settings
     assert (s.run_id, s.world, s.race_type.value, s.workers) == (
-        2, "2022_april_open_ccw", "OBJECT_AVOIDANCE", 4)
+        2,
+        "2022_april_open_ccw",
+        "OBJECT_AVOIDANCE",
+        4,
+    )
     assert (s.car.name, s.car.color.value, s.car.display_name, s.car.racer_name) == (
-        "Speedy", "Blue", "Speedy", "Speedy-racer")
+        "Speedy",
+        "Blue",
+        "Speedy",
+        "Speedy-racer",
+    )
     assert (s.evaluation.number_of_trials, s.evaluation.save_mp4) == (5, True)
     assert s.training.best_model_metric.value == "laptime"
     assert s.training.real_time_factor == 1.5
     assert (s.model_prefix, s.pretrained.enabled, s.pretrained.model_prefix) == (
-        "speedy-3", True, "speedy-2")
+        "speedy-3",
+        True,
+        "speedy-2",
+    )
     assert s.object_avoidance.object_positions == ["0.2,1", "0.5,-1"]
     assert s.object_avoidance.obstacle_type == "deepracer_box_obstacle"
     assert s.simulator.reference == "awsdeepracercommunity/deepracer-simapp:6.0.1-cpu"
     assert (s.cameras.sub, s.cloudwatch.enabled, s.upload.bucket) == (True, True, None)
     unmapped = {u.key: u for u in result.unmapped}
     assert set(unmapped) == {
-        "DR_CLOUD", "DR_AWS_APP_REGION", "DR_UPLOAD_S3_PROFILE", "DR_LOCAL_S3_BUCKET",
-        "DR_LOCAL_S3_PROFILE", "DR_DOCKER_STYLE", "DR_LOCAL_S3_REWARD_KEY", "DR_SOMETHING_NEW",
-        "notes.txt"}
+        "DR_CLOUD",
+        "DR_AWS_APP_REGION",
+        "DR_UPLOAD_S3_PROFILE",
+        "DR_LOCAL_S3_BUCKET",
+        "DR_LOCAL_S3_PROFILE",
+        "DR_DOCKER_STYLE",
+        "DR_LOCAL_S3_REWARD_KEY",
+        "DR_SOMETHING_NEW",
+        "notes.txt",
+    }
     assert "trackday always uses custom_files/reward_function.py" in str(
-        unmapped["DR_LOCAL_S3_REWARD_KEY"])
+        unmapped["DR_LOCAL_S3_REWARD_KEY"]
+    )
     assert str(unmapped["DR_LOCAL_S3_BUCKET"]) == (
-        "system.env: DR_LOCAL_S3_BUCKET=my-models (the stack creates the bucket)")
+        "system.env: DR_LOCAL_S3_BUCKET=my-models (the stack creates the bucket)"
+    )
     assert unmapped["DR_SOMETHING_NEW"].file == "run.env"
     copied = sorted(p.name for p in result.copied)
     assert copied == ["hyperparameters.json", "model_metadata.json", "reward_function.py"]
@@ -56,8 +76,9 @@ def test_stack_yaml_round_trips(tmp_path):
 def test_multi_config_training_is_listed(tmp_path):
     run = RUN_ENV.replace("DR_TRAIN_MULTI_CONFIG=False", "DR_TRAIN_MULTI_CONFIG=True")
     result = import_drfc(make_drfc(tmp_path / "drfc", run=run))
-    assert any(u.key == "DR_TRAIN_MULTI_CONFIG" and "not supported" in u.reason
-               for u in result.unmapped)
+    assert any(
+        u.key == "DR_TRAIN_MULTI_CONFIG" and "not supported" in u.reason for u in result.unmapped
+    )
 
 
 def test_bad_value_names_the_drfc_key(tmp_path):
@@ -90,16 +111,20 @@ def test_an_experiment_brings_its_own_run_env_and_custom_files(tmp_path):
     result = import_drfc(root, tmp_path / "out")
     assert (result.settings.world, result.settings.model_prefix) == ("Spain_track", "v2")
     assert (tmp_path / "out" / "custom_files" / "reward_function.py").read_text() == (
-        "sprint-v2 reward_function.py")
+        "sprint-v2 reward_function.py"
+    )
     assert not any(u.key == "DR_EXPERIMENT_NAME" for u in result.unmapped)
     chosen = import_drfc(root, experiment=None)
     assert chosen.settings.world == "Spain_track"
 
 
-@pytest.mark.parametrize(("name", "message"), [
-    ("../../etc", "is not a folder name"),
-    ("missing", "experiment missing has no folder"),
-])
+@pytest.mark.parametrize(
+    ("name", "message"),
+    [
+        ("../../etc", "is not a folder name"),
+        ("missing", "experiment missing has no folder"),
+    ],
+)
 def test_a_bad_experiment_is_named(tmp_path, name, message):
     root = make_drfc(tmp_path / "drfc")
     (root / "experiments").mkdir()

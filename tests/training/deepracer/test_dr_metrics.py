@@ -90,8 +90,13 @@ def test_run_without_metrics(tmp_path):
 
 def _trace(columns, extra=()):
     """Two steps of one episode with the given header, values by column name."""
-    values = {"episode": 4, "steps": 1, "reward": 1.5, "progress": 12.5,
-              "episode_status": "in_progress"}
+    values = {
+        "episode": 4,
+        "steps": 1,
+        "reward": 1.5,
+        "progress": 12.5,
+        "episode_status": "in_progress",
+    }
     header = [*columns, *extra]
     lines = [",".join(header)]
     for step, progress in ((1, 12.5), (2, 40.0)):
@@ -119,12 +124,26 @@ def _worker_metrics(worker, total, workers, iterations):
     for _ in range(iterations):
         for trial in range(1, share + 1):
             episode += 1
-            rows.append({"episode": episode, "trial": trial if worker == 0 else episode,
-                         "phase": "training", "reward_score": 5, "completion_percentage": 20,
-                         "elapsed_time_in_milliseconds": 900, "episode_status": "Off track"})
+            rows.append(
+                {
+                    "episode": episode,
+                    "trial": trial if worker == 0 else episode,
+                    "phase": "training",
+                    "reward_score": 5,
+                    "completion_percentage": 20,
+                    "elapsed_time_in_milliseconds": 900,
+                    "episode_status": "Off track",
+                }
+            )
         if worker == 0:
-            rows += [rows[-1] | {"phase": "evaluation", "completion_percentage": 100,
-                                 "episode_status": "Lap complete"}] * 2
+            rows += [
+                rows[-1]
+                | {
+                    "phase": "evaluation",
+                    "completion_percentage": 100,
+                    "episode_status": "Lap complete",
+                }
+            ] * 2
     return {"metrics": rows, "version": 2.0, "best_model_metric": "progress"}
 
 

@@ -18,7 +18,7 @@ from training.deepracer.settings import DeepRacerSettings
 from training.deepracer.track import Track
 from training.deepracer.validate import validate_custom_files
 
-HOLD_OUT = '''
+HOLD_OUT = """
 def _side(waypoints, prev, nxt, x, y):
     (ax, ay), (bx, by) = waypoints[prev], waypoints[nxt]
     return (bx - ax) * (y - ay) - (by - ay) * (x - ax)
@@ -57,7 +57,7 @@ def reward_function(params):
         assert left == params["is_left_of_center"], ("is_left_of_center", params["x"],
                                                      params["y"], params["is_reversed"])
     return 1.0
-'''
+"""
 CCW = ("reinvent_base", "2022_april_open_ccw", "Singapore")
 CW = ("2022_april_pro_cw", "Monaco", "Spain_track")
 
@@ -80,9 +80,13 @@ def test_the_hold_out_passes_on_every_lap_of_both_senses(tmp_path, world):
 @pytest.mark.parametrize("world", ["reInvent2019_track_ccw", "reInvent2019_track_cw"])
 def test_the_hold_out_passes_among_obstacles_on_reversed_laps(tmp_path, world):
     settings = DeepRacerSettings.model_validate(
-        {"world": world, "raceType": "OBJECT_AVOIDANCE",
-         "objectAvoidance": {"objectPositions": ["0.2,1", "0.5,-1", "0.8,1"]},
-         "training": {"reverseDirection": True}})
+        {
+            "world": world,
+            "raceType": "OBJECT_AVOIDANCE",
+            "objectAvoidance": {"objectPositions": ["0.2,1", "0.5,-1", "0.8,1"]},
+            "training": {"reverseDirection": True},
+        }
+    )
     result = validate_custom_files(hold_out_folder(tmp_path), settings, TRACKS, budget_s=1.0)
     assert result.ok, [str(p) for p in result.problems]
     assert all(s.name.endswith("(reversed)") for s in result.scenarios)

@@ -38,8 +38,11 @@ def test_a_sagemaker_link_is_refused(tmp_path):
     (tmp_path / "elsewhere").mkdir(mode=0o700)
     link = tmp_path / "sagemaker"
     link.symlink_to(tmp_path / "elsewhere")
-    with pytest.raises(RunError, match=r"is not a folder \(a link or a file someone made\): "
-                       r"remove it \(`sudo rm -rf .*sagemaker`\)"):
+    with pytest.raises(
+        RunError,
+        match=r"is not a folder \(a link or a file someone made\): "
+        r"remove it \(`sudo rm -rf .*sagemaker`\)",
+    ):
         sagemaker_dir(link)
 
 

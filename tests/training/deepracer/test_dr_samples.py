@@ -53,12 +53,19 @@ def test_training_metrics_agree_with_deepracer_utils(name, runs, reference, ours
         return
     assert [row["iteration"] for row in mine["iterations"]] == theirs["iterations"]
     for worker, counts in theirs["episodes"].items():
-        assert {i: n for i, n in ((str(row["iteration"]), row["episodes_by_worker"].get(worker))
-                                  for row in mine["iterations"]) if n} == counts, worker
+        assert {
+            i: n
+            for i, n in (
+                (str(row["iteration"]), row["episodes_by_worker"].get(worker))
+                for row in mine["iterations"]
+            )
+            if n
+        } == counts, worker
     progress = _by_iteration(mine["iterations"], "progress")
     assert progress == pytest.approx(theirs["train_progress"], abs=1e-3)
-    evaluated = {i: p for i, p in _by_iteration(mine["iterations"], "eval_progress").items()
-                 if p is not None}
+    evaluated = {
+        i: p for i, p in _by_iteration(mine["iterations"], "eval_progress").items() if p is not None
+    }
     assert evaluated == pytest.approx(theirs["eval_progress"], abs=1e-3)
 
 
@@ -71,16 +78,19 @@ def test_simtrace_and_evaluations_agree_with_deepracer_utils(name, runs, referen
     else:
         assert [row["iteration"] for row in mine["simtrace"]] == theirs["training"]["iterations"]
         for worker, counts in theirs["training"]["episodes"].items():
-            assert {str(row["iteration"]): row["episodes_by_worker"][worker]
-                    for row in mine["simtrace"]} == counts, worker
+            assert {
+                str(row["iteration"]): row["episodes_by_worker"][worker] for row in mine["simtrace"]
+            } == counts, worker
         assert _by_iteration(mine["simtrace"], "best_progress") == pytest.approx(
-            theirs["training"]["best_progress"], abs=1e-3)
+            theirs["training"]["best_progress"], abs=1e-3
+        )
     # Their evaluations come from the evaluation traces, ours from the evaluation metrics: the
     # same runs in the same order, the same trials, the same furthest progress.
     expected = [theirs["evaluation"][stream] for stream in sorted(theirs["evaluation"] or {})]
     assert [len(e["trials"]) for e in mine["evaluations"]] == [e["episodes"] for e in expected]
-    assert [max(t["progress"] for t in e["trials"]) for e in mine["evaluations"]] == \
-        pytest.approx([e["best_progress"] for e in expected], abs=1)
+    assert [max(t["progress"] for t in e["trials"]) for e in mine["evaluations"]] == pytest.approx(
+        [e["best_progress"] for e in expected], abs=1
+    )
 
 
 def test_three_workers_episodes_land_in_their_iterations(runs, ours):
@@ -90,17 +100,22 @@ def test_three_workers_episodes_land_in_their_iterations(runs, ours):
     full = run["iterations"][:-1]  # the last one stopped part way
     assert all(row["episodes_by_worker"] == {"0": 10, "1": 10, "2": 10} for row in full)
     assert all(row["eval_episodes"] >= 1 for row in full)
-    assert [row["episodes_by_worker"] for row in run["simtrace"]] == \
-        [{"0": 10, "1": 10, "2": 10}] * len(run["simtrace"])
+    assert [row["episodes_by_worker"] for row in run["simtrace"]] == [
+        {"0": 10, "1": 10, "2": 10}
+    ] * len(run["simtrace"])
 
 
 def test_every_layout_and_simtrace_version_is_recognised(runs, ours):
     layouts = {r.name: ours[str(r)]["layout"] for r in runs}
     assert layouts == {
-        "sample-drfc-1-logs": "drfc", "sample-drfc-3-logs": "drfc",
-        "sample-console-logs": "console", "sample-droa-solution-logs": "droa",
-        "sample-droa-eval-only": "droa", "sample-continous-action-logs.tar.gz": "droa",
-        "sample-droa-solution-logs.tar.gz": "droa"}
+        "sample-drfc-1-logs": "drfc",
+        "sample-drfc-3-logs": "drfc",
+        "sample-console-logs": "console",
+        "sample-droa-solution-logs": "droa",
+        "sample-droa-eval-only": "droa",
+        "sample-continous-action-logs.tar.gz": "droa",
+        "sample-droa-solution-logs.tar.gz": "droa",
+    }
     headers = {(r / "training-simtrace" / "0-iteration.csv") for r in runs if r.is_dir()}
     columns = {len(p.read_text().split("\n", 1)[0].split(",")) for p in headers if p.exists()}
     assert columns == {17}  # DRfC's runs; the DRoA ones carry 19 and read above too
@@ -113,8 +128,9 @@ def test_droa_download_read_from_a_bucket(runs, s3_server, monkeypatch):
     s3_server.put(bucket, "downloads/droa-logs.tar.gz", archive.read_bytes())
     for key, value in s3_server.env().items():
         monkeypatch.setenv(key, value)
-    result = runner.invoke(app, ["dr", "metrics", f"s3://{bucket}/downloads/droa-logs.tar.gz",
-                                 "--json"])
+    result = runner.invoke(
+        app, ["dr", "metrics", f"s3://{bucket}/downloads/droa-logs.tar.gz", "--json"]
+    )
     assert result.exit_code == 0, result.output
     run = json.loads(result.stdout)
     assert len(run["iterations"]) == 29 and run["evaluations"][0]["laps"] == 3
@@ -138,7 +154,8 @@ def test_a_foreign_file_is_refused_in_one_line(runs, tmp_path):
     (run / "metrics").mkdir(parents=True)
     source = next(r for r in runs if r.name == "sample-drfc-1-logs")
     (run / "metrics" / "TrainingMetrics.json").write_bytes(
-        (source / "metrics" / "TrainingMetrics.json").read_bytes())
+        (source / "metrics" / "TrainingMetrics.json").read_bytes()
+    )
     (run / "training-simtrace").mkdir()
     (run / "training-simtrace" / "0-iteration.csv").write_text("time,value\n1,2\n")
     result = runner.invoke(app, ["dr", "metrics", str(run), "--json"])

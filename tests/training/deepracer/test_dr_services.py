@@ -33,9 +33,15 @@ def test_service_prefix_names_each_job_as_run_services_calls_it():
 
 def test_training_trainer_and_workers():
     trainer, workers = training_services(
-        settings(run_id=3, workers=4, model_prefix="m-2", pretrained={"enabled": True,
-                                                                      "model_prefix": "m-1"},
-                 simulator={"tag": "6.0.4-cpu"}), Site(BUCKET, with_credentials=True))
+        settings(
+            run_id=3,
+            workers=4,
+            model_prefix="m-2",
+            pretrained={"enabled": True, "model_prefix": "m-1"},
+            simulator={"tag": "6.0.4-cpu"},
+        ),
+        Site(BUCKET, with_credentials=True),
+    )
     assert (trainer.name, workers.name) == ("trackday-dr-3-trainer", "trackday-dr-3-simulation")
     assert trainer.image == workers.image == "awsdeepracercommunity/deepracer-simapp:6.0.4-cpu"
     assert trainer.constraints == ("node.labels.trackday.role==trainer",)
@@ -50,8 +56,9 @@ def test_training_trainer_and_workers():
     for service in (trainer, workers):
         assert service.env["S3_ENDPOINT_URL"] == "http://10.0.0.2:9000"
         assert service.env["AWS_SHARED_CREDENTIALS_FILE"] == "/run/secrets/s3-credentials"
-        assert [(s.secret, s.file) for s in service.secrets] == [("trackday-dr-3-s3",
-                                                                   "s3-credentials")]
+        assert [(s.secret, s.file) for s in service.secrets] == [
+            ("trackday-dr-3-s3", "s3-credentials")
+        ]
         assert not {"AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY"} & set(service.env)
         assert service.restart_condition == "none" and service.networks == ("sagemaker-local",)
         assert service.labels["trackday.run"] == "3"
@@ -65,7 +72,8 @@ def test_training_trainer_and_workers():
 
 def test_one_worker_runs_single_mode_and_identity_needs_no_keys():
     trainer, workers = training_services(
-        settings(training={"real_time_factor": 2.0}), Site(Bucket(name="runs")))
+        settings(training={"real_time_factor": 2.0}), Site(Bucket(name="runs"))
+    )
     assert workers.args == ("/opt/ml/code/run.sh run distributed_training.launch.py",)
     assert workers.env["RTF_OVERRIDE"] == "2.0"
     for service in (trainer, workers):
@@ -82,7 +90,8 @@ def test_runs_side_by_side_have_distinct_names():
 def test_evaluation_service():
     (service,) = evaluation_services(
         settings(run_id=1, evaluation={"debug_reward": True}),
-        Site(BUCKET, with_credentials=True, single_node=True))
+        Site(BUCKET, with_credentials=True, single_node=True),
+    )
     assert service.name == "trackday-dr-eval-1-simulation"
     assert [s.secret for s in service.secrets] == ["trackday-dr-eval-1-s3"]
     assert service.args == ("/opt/ml/code/run.sh run evaluation.launch.py",)
@@ -97,10 +106,16 @@ def test_cloudwatch_logs_go_to_the_stacks_group():
     chosen = settings(cloudwatch={"enabled": True, "log_stream_prefix": "me-"})
     trainer, _ = training_services(chosen, Site(BUCKET, log_group="trackday-aws-logs-1"))
     assert trainer.log_driver == "awslogs"
-    assert trainer.log_options == {"awslogs-group": "trackday-aws-logs-1",
-                                   "awslogs-region": "eu-west-1", "tag": "me-{{.Name}}"}
-    with pytest.raises(ValueError, match=r"cloudwatch\.enabled needs the stack's CloudWatch "
-                       r"Logs group: an aws stack with trackday:aws\.logging: true"):
+    assert trainer.log_options == {
+        "awslogs-group": "trackday-aws-logs-1",
+        "awslogs-region": "eu-west-1",
+        "tag": "me-{{.Name}}",
+    }
+    with pytest.raises(
+        ValueError,
+        match=r"cloudwatch\.enabled needs the stack's CloudWatch "
+        r"Logs group: an aws stack with trackday:aws\.logging: true",
+    ):
         training_services(chosen, SITE)
     assert training_services(settings(), SITE)[0].log_driver is None
 
@@ -108,9 +123,14 @@ def test_cloudwatch_logs_go_to_the_stacks_group():
 def test_gpu_nodes_reserve_a_gpu_per_task_and_pass_what_drfc_passes():
     """Swarm keeps a DonkeyCar job off a GPU a run holds; DRfC's environment (its
     docker-compose-training.yml and docker-compose-aws.yml) reaches the containers."""
-    chosen = settings(workers=3, simulator={"gazeboArgs": "--verbose",
-                                            "sagemakerCudaDevices": "0",
-                                            "robomakerCudaDevices": "1"})
+    chosen = settings(
+        workers=3,
+        simulator={
+            "gazeboArgs": "--verbose",
+            "sagemakerCudaDevices": "0",
+            "robomakerCudaDevices": "1",
+        },
+    )
     trainer, workers = training_services(chosen, Site(BUCKET, gpu_nodes=True, aws=True))
     assert (trainer.gpus, workers.gpus, workers.replicas) == (1, 1, 3)
     assert trainer.env["CUDA_VISIBLE_DEVICES"] == "0" and workers.env["CUDA_VISIBLE_DEVICES"] == "1"
@@ -120,7 +140,8 @@ def test_gpu_nodes_reserve_a_gpu_per_task_and_pass_what_drfc_passes():
         assert service.env["AWS_METADATA_SERVICE_NUM_ATTEMPTS"] == "5"
     template = create_service_args(workers, {})["task_template"]
     assert template["Resources"]["Reservations"]["GenericResources"] == [
-        {"DiscreteResourceSpec": {"Kind": GPU_RESOURCE, "Value": 1}}]
+        {"DiscreteResourceSpec": {"Kind": GPU_RESOURCE, "Value": 1}}
+    ]
     # one node: the workers share the GPU the trainer holds; a CPU image reserves none
     one = training_services(chosen, Site(BUCKET, gpu_nodes=True, single_node=True))
     assert [s.gpus for s in one] == [1, 0]
@@ -138,22 +159,33 @@ def test_docker_sdk_arguments():
     container = args["task_template"]["ContainerSpec"]
     assert args["name"] == trainer.name and args["mode"] == {"replicated": {"Replicas": 1}}
     assert (container["Image"], container["Args"]) == (trainer.image, [trainer.args[0]])
-    assert {"Type": "bind", "Source": "/var/run/docker.sock", "Target": "/var/run/docker.sock",
-            "ReadOnly": False} in container["Mounts"]
+    assert {
+        "Type": "bind",
+        "Source": "/var/run/docker.sock",
+        "Target": "/var/run/docker.sock",
+        "ReadOnly": False,
+    } in container["Mounts"]
     assert args["task_template"]["Placement"]["Constraints"] == [
-        "node.labels.trackday.role==trainer"]
+        "node.labels.trackday.role==trainer"
+    ]
     assert container["Dir"] == "/opt/ml/code/"
     trainer, _ = training_services(settings(run_id=4), Site(BUCKET, with_credentials=True))
     container = create_service_args(trainer, {"trackday-dr-4-s3": "id4"})["task_template"][
-        "ContainerSpec"]
-    assert container["Secrets"] == [{"SecretID": "id4", "SecretName": "trackday-dr-4-s3",
-                                     "File": {"Name": "s3-credentials", "UID": "0", "GID": "0",
-                                              "Mode": 292}}]
+        "ContainerSpec"
+    ]
+    assert container["Secrets"] == [
+        {
+            "SecretID": "id4",
+            "SecretName": "trackday-dr-4-s3",
+            "File": {"Name": "s3-credentials", "UID": "0", "GID": "0", "Mode": 292},
+        }
+    ]
 
 
 def test_run_services_picks_the_job():
     assert [s.name for s in run_services(settings(), SITE, "evaluation")] == [
-        "trackday-dr-eval-0-simulation"]
+        "trackday-dr-eval-0-simulation"
+    ]
     assert len(run_services(settings(), SITE, "training")) == 2
     with pytest.raises(ValueError, match="job 'race' is not one of training, evaluation"):
         run_services(settings(), SITE, "race")

@@ -20,15 +20,25 @@ def service(run_id, job, name, replicas, running, prefix, created):
 def test_one_line_per_run_with_its_progress(tmp_path):
     write_run(tmp_path, "run-a")
     services = [
-        service("3", "training", "trackday-dr-3-trainer", 1, 1, "run-a",
-                "2026-11-30T15:30:00.123456789Z"),
-        service("3", "training", "trackday-dr-3-simulation", 2, 2, "run-a",
-                "2026-11-30T15:30:01.5Z"),
+        service(
+            "3",
+            "training",
+            "trackday-dr-3-trainer",
+            1,
+            1,
+            "run-a",
+            "2026-11-30T15:30:00.123456789Z",
+        ),
+        service(
+            "3", "training", "trackday-dr-3-simulation", 2, 2, "run-a", "2026-11-30T15:30:01.5Z"
+        ),
         service("4", "evaluation", "trackday-dr-eval-4-simulation", 1, 0, "run-b", ""),
     ]
     lines = run_lines(services, lambda prefix: read_progress(str(tmp_path), prefix), NOW)
     assert [(line.run_id, line.job, line.running, line.replicas) for line in lines] == [
-        ("3", "training", 3, 3), ("4", "evaluation", 0, 1)]
+        ("3", "training", 3, 3),
+        ("4", "evaluation", 0, 1),
+    ]
     first = lines[0]
     assert round(first.elapsed_s) == 2.5 * 3600 and lines[1].elapsed_s is None
     progress = first.progress

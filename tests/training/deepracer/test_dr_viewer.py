@@ -70,15 +70,23 @@ def get(url: str) -> tuple[int, bytes]:
 
 def test_the_proxy_shows_and_relays_only_the_workers(worker):
     port = free_port()
-    env = {**os.environ, "VIEWER_UPSTREAM": "localhost", "VIEWER_UPSTREAM_PORT": str(worker),
-           "VIEWER_PORT": str(port), "VIEWER_BIND": "127.0.0.1", "VIEWER_WIDTH": "640"}
+    env = {
+        **os.environ,
+        "VIEWER_UPSTREAM": "localhost",
+        "VIEWER_UPSTREAM_PORT": str(worker),
+        "VIEWER_PORT": str(port),
+        "VIEWER_BIND": "127.0.0.1",
+        "VIEWER_WIDTH": "640",
+    }
     proxy = subprocess.Popen([sys.executable, "-c", PROXY.read_text()], env=env)
     try:
         wait_listening(port)
         status, page = get(f"http://127.0.0.1:{port}/")
         assert status == 200
-        assert (b'<img src="/w/127.0.0.1/stream?topic=/racecar/deepracer/kvs_stream&amp;'
-                b'quality=75&amp;width=640&amp;height=360">') in page
+        assert (
+            b'<img src="/w/127.0.0.1/stream?topic=/racecar/deepracer/kvs_stream&amp;'
+            b'quality=75&amp;width=640&amp;height=360">'
+        ) in page
         status, stream = get(f"http://127.0.0.1:{port}/w/127.0.0.1/stream?topic=/cam")
         assert status == 200 and stream == FRAME * 3
         assert VideoServer.asked[-1] == "/stream?topic=/cam"
@@ -95,8 +103,10 @@ def test_the_forwarder_carries_connections_to_the_channel(worker):
     stop = threading.Event()
     with socket.create_server(("127.0.0.1", 0)) as listener:
         port = listener.getsockname()[1]
-        thread = threading.Thread(target=forward, args=(
-            listener, lambda: socket.create_connection(("127.0.0.1", worker)), stop))
+        thread = threading.Thread(
+            target=forward,
+            args=(listener, lambda: socket.create_connection(("127.0.0.1", worker)), stop),
+        )
         thread.start()
         try:
             for _ in range(2):

@@ -25,8 +25,13 @@ WORLD = "2022_april_pro_cw"
 def site(s3_server, monkeypatch, tmp_path):
     deployment = Droa(s3_server, s3_server.create_bucket(), users={USER: PASSWORD})
     server, thread = serve(deployment)
-    for variable in ("AWS_PROFILE", "AWS_ENDPOINT_URL", "AWS_ACCESS_KEY_ID",
-                     "AWS_SECRET_ACCESS_KEY", "AWS_SESSION_TOKEN"):
+    for variable in (
+        "AWS_PROFILE",
+        "AWS_ENDPOINT_URL",
+        "AWS_ACCESS_KEY_ID",
+        "AWS_SECRET_ACCESS_KEY",
+        "AWS_SESSION_TOKEN",
+    ):
         monkeypatch.delenv(variable, raising=False)
     monkeypatch.setenv("AWS_ENDPOINT_URL_COGNITO_IDENTITY_PROVIDER", deployment.url)
     monkeypatch.setenv("AWS_ENDPOINT_URL_COGNITO_IDENTITY", deployment.url)
@@ -42,24 +47,49 @@ def site(s3_server, monkeypatch, tmp_path):
 def project(tmp_path, s3_server, site, **deepracer) -> list[str]:
     """A stack whose run `run-7` trained on WORLD, its objects in the local S3 server."""
     bucket = s3_server.create_bucket()
-    values = {"modelPrefix": "run-7", "world": WORLD,
-              "upload": {"droaUrl": site.url, "droaUsername": USER}, **deepracer}
-    (tmp_path / "Pulumi.dr.yaml").write_text(yaml.safe_dump(
-        {"config": {"trackday:target": "local", "trackday:deepracer": values}}))
-    (tmp_path / "outputs.json").write_text(json.dumps({
-        "target": "local", "bucketUrl": f"s3://{bucket}", "s3Endpoint": s3_server.endpoint,
-        "s3EndpointInNetwork": "http://s3:9000", "s3AccessKeyId": s3_server.key,
-        "s3SecretAccessKey": s3_server.secret, "s3Container": "unused"}))
+    values = {
+        "modelPrefix": "run-7",
+        "world": WORLD,
+        "upload": {"droaUrl": site.url, "droaUsername": USER},
+        **deepracer,
+    }
+    (tmp_path / "Pulumi.dr.yaml").write_text(
+        yaml.safe_dump({"config": {"trackday:target": "local", "trackday:deepracer": values}})
+    )
+    (tmp_path / "outputs.json").write_text(
+        json.dumps(
+            {
+                "target": "local",
+                "bucketUrl": f"s3://{bucket}",
+                "s3Endpoint": s3_server.endpoint,
+                "s3EndpointInNetwork": "http://s3:9000",
+                "s3AccessKeyId": s3_server.key,
+                "s3SecretAccessKey": s3_server.secret,
+                "s3Container": "unused",
+            }
+        )
+    )
     client = s3_server.client()
-    objects = {"run-7/model/model_metadata.json": b'{"action_space": [], "version": "5"}',
-               "run-7/ip/hyperparameters.json": b'{"batch_size": 64}',
-               "run-7/metrics/TrainingMetrics.json": b'{"metrics": []}',
-               "custom_files/reward_function.py": b"def reward_function(p):\n    return 1.0\n",
-               "run-7/model/deepracer_checkpoints.json": json.dumps({
-                   "best_checkpoint": {"name": "3_Step-90.ckpt", "time_stamp": 1.5,
-                                       "avg_comp_pct": 80.0},
-                   "last_checkpoint": {"name": "4_Step-120.ckpt", "time_stamp": 2.5,
-                                       "avg_comp_pct": 60.0}}).encode()}
+    objects = {
+        "run-7/model/model_metadata.json": b'{"action_space": [], "version": "5"}',
+        "run-7/ip/hyperparameters.json": b'{"batch_size": 64}',
+        "run-7/metrics/TrainingMetrics.json": b'{"metrics": []}',
+        "custom_files/reward_function.py": b"def reward_function(p):\n    return 1.0\n",
+        "run-7/model/deepracer_checkpoints.json": json.dumps(
+            {
+                "best_checkpoint": {
+                    "name": "3_Step-90.ckpt",
+                    "time_stamp": 1.5,
+                    "avg_comp_pct": 80.0,
+                },
+                "last_checkpoint": {
+                    "name": "4_Step-120.ckpt",
+                    "time_stamp": 2.5,
+                    "avg_comp_pct": 60.0,
+                },
+            }
+        ).encode(),
+    }
     for number, steps in ((3, 90), (4, 120)):
         for suffix in ("index", "meta", "data-00000-of-00001"):
             objects[f"run-7/model/{number}_Step-{steps}.ckpt.{suffix}"] = b"ckpt"
@@ -75,8 +105,7 @@ def droa_cli(*args: str):
 
 def test_import_model_end_to_end(tmp_path, s3_server, site):
     stack = project(tmp_path, s3_server, site)
-    result = droa_cli("import-model", *stack, "--outputs", str(tmp_path / "outputs.json"),
-                      "--best")
+    result = droa_cli("import-model", *stack, "--outputs", str(tmp_path / "outputs.json"), "--best")
     assert result.exit_code == 0, result.output
     (model_id,) = site.models
     assert site.models[model_id]["name"] == "run-7"
@@ -85,17 +114,27 @@ def test_import_model_end_to_end(tmp_path, s3_server, site):
     (prefix,) = {k.split("/model/")[0] for k in keys if "/model/" in k}
     assert prefix.startswith("uploads/models/")
     assert {k.removeprefix(prefix + "/") for k in keys} == {
-        "model_metadata.json", "reward_function.py", "training_params.yaml",
-        "ip/hyperparameters.json", "metrics/TrainingMetrics.json",
-        "model/model_metadata.json", "model/.coach_checkpoint",
-        "model/deepracer_checkpoints.json", "model/model_3.pb", "model/3_Step-90.ckpt.index",
-        "model/3_Step-90.ckpt.meta", "model/3_Step-90.ckpt.data-00000-of-00001"}
+        "model_metadata.json",
+        "reward_function.py",
+        "training_params.yaml",
+        "ip/hyperparameters.json",
+        "metrics/TrainingMetrics.json",
+        "model/model_metadata.json",
+        "model/.coach_checkpoint",
+        "model/deepracer_checkpoints.json",
+        "model/model_3.pb",
+        "model/3_Step-90.ckpt.index",
+        "model/3_Step-90.ckpt.meta",
+        "model/3_Step-90.ckpt.data-00000-of-00001",
+    }
     got = droa_cli("get-model", model_id, *stack, "--json")
     assert got.exit_code == 0, got.output
     model = json.loads(got.output)
     assert model["status"] == "READY" and model["importErrorMessage"] is None
-    assert model["trainingConfig"]["trackConfig"] == {"trackId": "2022_april_pro",
-                                                      "trackDirection": "CLOCKWISE"}
+    assert model["trainingConfig"]["trackConfig"] == {
+        "trackId": "2022_april_pro",
+        "trackDirection": "CLOCKWISE",
+    }
     # one sign-in: the second command used the cached credentials, readable by the user only
     (cache,) = (tmp_path / "cache" / "trackday" / "droa").iterdir()
     assert site.logins == 1 and stat.S_IMODE(cache.stat().st_mode) == 0o600
@@ -105,15 +144,22 @@ def test_import_model_end_to_end(tmp_path, s3_server, site):
 def test_list_get_and_delete(tmp_path, s3_server, site):
     for number, status in enumerate(("READY", "TRAINING", "ERROR")):
         model_id = f"MODEL{number:010d}"
-        site.models[model_id] = {"modelId": model_id, "name": f"m-{number}", "status": status,
-                                 "createdAt": f"2026-11-0{number + 1}T10:00:00Z"}
+        site.models[model_id] = {
+            "modelId": model_id,
+            "name": f"m-{number}",
+            "status": status,
+            "createdAt": f"2026-11-0{number + 1}T10:00:00Z",
+        }
     listed = droa_cli("list-models", "--url", site.url, "--username", USER, "--json")
     assert listed.exit_code == 0, listed.output
     assert [m["name"] for m in json.loads(listed.output)] == ["m-2", "m-1", "m-0"]  # 2 pages
     busy = droa_cli("delete-model", "MODEL0000000001", "--url", site.url, "-u", USER, "--yes")
     assert busy.exit_code == 1 and "is TRAINING: only READY or ERROR" in busy.output
-    typed = runner.invoke(app, ["dr", "droa", "delete-model", "MODEL0000000000", "--url",
-                                site.url, "-u", USER], input="m-0\n")
+    typed = runner.invoke(
+        app,
+        ["dr", "droa", "delete-model", "MODEL0000000000", "--url", site.url, "-u", USER],
+        input="m-0\n",
+    )
     assert typed.exit_code == 0, typed.output
     assert sorted(site.models) == ["MODEL0000000001", "MODEL0000000002"]
     bad = droa_cli("get-model", "../../etc", "--url", site.url, "-u", USER)
@@ -123,8 +169,9 @@ def test_list_get_and_delete(tmp_path, s3_server, site):
 def test_download_logs_waits_for_packaging(tmp_path, site, monkeypatch):
     site.models["MODEL0000000009"] = {"modelId": "MODEL0000000009", "status": "READY"}
     out = tmp_path / "logs.tar.gz"
-    result = droa_cli("download-logs", "MODEL0000000009", "--url", site.url, "-u", USER,
-                      "-o", str(out))
+    result = droa_cli(
+        "download-logs", "MODEL0000000009", "--url", site.url, "-u", USER, "-o", str(out)
+    )
     assert result.exit_code == 0, result.output
     assert site.asset_polls == 2  # QUEUED first
     with tarfile.open(fileobj=io.BytesIO(out.read_bytes())) as tar:
@@ -136,7 +183,8 @@ def test_a_wrong_password_says_so_and_caches_nothing(tmp_path, site, monkeypatch
     result = droa_cli("list-models", "--url", site.url, "-u", USER)
     assert result.exit_code == 1
     assert "refused the sign-in as racer@example.com: Incorrect username or password" in (
-        " ".join(result.output.split()))
+        " ".join(result.output.split())
+    )
     assert not (tmp_path / "cache" / "trackday").exists()
 
 
@@ -154,7 +202,8 @@ def test_droa_refusals_reach_the_user(tmp_path, s3_server, site):
     s3_server.client().put_object(
         Bucket=json.loads((tmp_path / "outputs.json").read_text())["bucketUrl"][5:],
         Key="run-7/model/model_metadata.json",
-        Body=b'{"training_algorithm": "sac", "action_space_type": "discrete"}')
+        Body=b'{"training_algorithm": "sac", "action_space_type": "discrete"}',
+    )
     result = droa_cli("import-model", *stack, "--outputs", str(tmp_path / "outputs.json"))
     assert result.exit_code == 1
     assert "SAC does not work with discrete action space" in " ".join(result.output.split())

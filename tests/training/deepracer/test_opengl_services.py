@@ -55,15 +55,23 @@ def test_local_target_uses_the_users_display_only_when_asked(tmp_path):
     assert "DISPLAY" not in workers(local).env  # unset: off on the local target
     asked = workers(local, opengl=True)
     assert asked.env["DISPLAY"] == ":1" and asked.env["XAUTHORITY"] == XAUTHORITY_IN_CONTAINER
-    assert asked.mounts == (Mount(X_SOCKET_DIR, X_SOCKET_DIR),
-                            Mount(str(cookie), XAUTHORITY_IN_CONTAINER, read_only=True))
+    assert asked.mounts == (
+        Mount(X_SOCKET_DIR, X_SOCKET_DIR),
+        Mount(str(cookie), XAUTHORITY_IN_CONTAINER, read_only=True),
+    )
     # Asked for, but no display to use: the workers start their own Xvfb, as before.
     assert "DISPLAY" not in workers(Site(BUCKET, single_node=True), opengl=True).env
 
 
-@pytest.mark.parametrize(("stack", "deepracer", "nodes_run_x"), [
-    ("dev", None, False), ("gcp", None, True), ("gcp", {"opengl": False}, False),
-    ("dev", {"opengl": True}, False)])
+@pytest.mark.parametrize(
+    ("stack", "deepracer", "nodes_run_x"),
+    [
+        ("dev", None, False),
+        ("gcp", None, True),
+        ("gcp", {"opengl": False}, False),
+        ("dev", {"opengl": True}, False),
+    ],
+)
 def test_nodes_run_the_x_server_where_the_services_expect_it(stack, deepracer, nodes_run_x):
     keys = _trackday_keys(shipped_values(stack))
     if deepracer is not None:

@@ -63,8 +63,9 @@ def test_archives_of_the_old_scripts_extract(tmp_path: Path) -> None:
     (car / "config.py").write_text("MAX_EPOCHS = 2\n")
     (car / "myconfig.py").write_text("BATCH_SIZE = 4\n")
     archive = seed_script_archive(tub, car, tmp_path)
-    names = subprocess.run(["tar", "-tzf", str(archive)], capture_output=True, text=True,
-                           check=True).stdout.split()
+    names = subprocess.run(
+        ["tar", "-tzf", str(archive)], capture_output=True, text=True, check=True
+    ).stdout.split()
     assert names[0] == "./" and "./manifest.json" in names  # what GNU tar writes
     extracted = extract(archive, tmp_path / "out")
     assert extracted.manifest is None
@@ -121,8 +122,14 @@ def test_a_3_gib_member_is_refused_from_its_header(tmp_path: Path) -> None:
     assert bomb.stat().st_size < 1 << 20
     out = tmp_path / "out"
     root = Path(__file__).resolve().parents[3]
-    done = subprocess.run([sys.executable, "-c", _MEASURE, str(bomb), str(out)], cwd=root,
-                          capture_output=True, text=True, check=True, timeout=300)
+    done = subprocess.run(
+        [sys.executable, "-c", _MEASURE, str(bomb), str(out)],
+        cwd=root,
+        capture_output=True,
+        text=True,
+        check=True,
+        timeout=300,
+    )
     verdict, peak_kib = done.stdout.strip().splitlines()
     assert verdict.startswith("refused: archive member tubs/data/images/0_cam.jpg is 3221225472")
     assert int(peak_kib) < 200 * 1024, f"peak RSS {peak_kib} KiB"
@@ -161,8 +168,10 @@ def test_sparse_files_are_refused(tmp_path: Path, tar_format: str) -> None:
     with (src / "hole.jpg").open("wb") as f:
         f.truncate(GIB)
     archive = tmp_path / "sparse.tar.gz"
-    subprocess.run(["tar", f"--format={tar_format}", "-S", "-czf", str(archive), "-C", str(src),
-                    "hole.jpg"], check=True)
+    subprocess.run(
+        ["tar", f"--format={tar_format}", "-S", "-czf", str(archive), "-C", str(src), "hole.jpg"],
+        check=True,
+    )
     assert archive.stat().st_size < 1 << 20
     with pytest.raises(ArchiveError, match="sparse"):
         extract(archive, tmp_path / "out")
@@ -187,14 +196,21 @@ def _with_manifest(path: Path, manifest: object, tubs: tuple[str, ...] = ("data"
         name, data = f"tubs/{tub}/manifest.json", b"{}\n"
         members.append((tarfile.TarInfo(name), data))
         digest.update(f"{name}\0{len(data)}\0".encode() + data)
-    text = json.dumps(manifest).replace("DIGEST", digest.hexdigest()) if not isinstance(
-        manifest, bytes) else manifest.decode()
+    text = (
+        json.dumps(manifest).replace("DIGEST", digest.hexdigest())
+        if not isinstance(manifest, bytes)
+        else manifest.decode()
+    )
     members.append((tarfile.TarInfo("trackday-archive.json"), text.encode()))
     return zst(members, path)
 
 
-GOOD = {"format": "trackday-tub-archive/1", "tubs": {"data": 1}, "payload_sha256": "DIGEST",
-        "created": "2026-01-01T00:00:00+00:00"}
+GOOD = {
+    "format": "trackday-tub-archive/1",
+    "tubs": {"data": 1},
+    "payload_sha256": "DIGEST",
+    "created": "2026-01-01T00:00:00+00:00",
+}
 
 
 def test_a_hand_made_manifest_that_follows_the_schema_is_read(tmp_path: Path) -> None:
@@ -225,8 +241,9 @@ def test_a_hand_made_manifest_that_follows_the_schema_is_read(tmp_path: Path) ->
         ({**GOOD, "format": "other/2"}, "unsupported archive format 'other/2'"),
     ],
 )
-def test_a_manifest_off_its_schema_is_refused(tmp_path: Path, manifest: object,
-                                               expected: str) -> None:
+def test_a_manifest_off_its_schema_is_refused(
+    tmp_path: Path, manifest: object, expected: str
+) -> None:
     archive = _with_manifest(tmp_path / "m.tar.zst", manifest)
     with pytest.raises(ArchiveError) as error:
         extract(archive, tmp_path / "work" / "out")
@@ -236,8 +253,10 @@ def test_a_manifest_off_its_schema_is_refused(tmp_path: Path, manifest: object,
 def test_a_tub_that_is_a_file_is_not_a_tub(tmp_path: Path) -> None:
     digest = hashlib.sha256(b"tubs/data\x002\x00hi").hexdigest()
     manifest = {**GOOD, "payload_sha256": digest}
-    members = [(tarfile.TarInfo("tubs/data"), b"hi"),
-               (tarfile.TarInfo("trackday-archive.json"), json.dumps(manifest).encode())]
+    members = [
+        (tarfile.TarInfo("tubs/data"), b"hi"),
+        (tarfile.TarInfo("trackday-archive.json"), json.dumps(manifest).encode()),
+    ]
     with pytest.raises(ArchiveError, match="names tubs the archive lacks"):
         extract(zst(members, tmp_path / "f.tar.zst"), tmp_path / "out")
 

@@ -58,8 +58,16 @@ def test_a_catalog_manifest_linked_out_is_refused(tub, tmp_path, secret):
     refused(tub, tmp_path, r"catalog_0\.catalog_manifest is a link out of the tub")
 
 
-@pytest.mark.parametrize("path", ["../home/.aws/credentials.catalog", "/etc/passwd",
-                                  "sub/catalog_0.catalog", "catalog_0.txt", ".catalog"])
+@pytest.mark.parametrize(
+    "path",
+    [
+        "../home/.aws/credentials.catalog",
+        "/etc/passwd",
+        "sub/catalog_0.catalog",
+        "catalog_0.txt",
+        ".catalog",
+    ],
+)
 def test_catalog_paths_outside_the_tub_are_refused(tub, tmp_path, secret, path):
     (secret.parent / "credentials.catalog").write_bytes(SECRET)
     set_paths(tub, [path])
@@ -86,8 +94,9 @@ def test_an_image_linked_out_is_a_bad_record_and_never_packed(tub, tmp_path, sec
     outside.write_bytes(image.read_bytes() + SECRET)  # a JPEG with the secret after its end
     image.unlink()
     image.symlink_to(outside)
-    refused(tub, tmp_path, "record 3: image unreadable .a symbolic link out of the tub.",
-            skip_bad=False)
+    refused(
+        tub, tmp_path, "record 3: image unreadable .a symbolic link out of the tub.", skip_bad=False
+    )
     archive = tmp_path / "a.tar.zst"
     manifest = create_archive([tub], archive, skip_bad=True)
     assert manifest.skipped == {"data": 1}
@@ -104,16 +113,28 @@ def test_links_inside_the_tub_are_followed(tub, tmp_path):
 def _with_empty_catalog(tub: Path) -> None:
     """What a car that lost power just after opening a new catalog leaves (donkeycar #815)."""
     (tub / "catalog_1.catalog").write_bytes(b"")
-    (tub / "catalog_1.catalog_manifest").write_text(json.dumps(
-        {"created_at": 0, "line_lengths": [], "path": "catalog_1.catalog_manifest",
-         "start_index": 20}) + "\n")
+    (tub / "catalog_1.catalog_manifest").write_text(
+        json.dumps(
+            {
+                "created_at": 0,
+                "line_lengths": [],
+                "path": "catalog_1.catalog_manifest",
+                "start_index": 20,
+            }
+        )
+        + "\n"
+    )
     set_paths(tub, ["catalog_0.catalog", "catalog_1.catalog"])
 
 
 def test_an_empty_catalog_is_refused_naming_it(tub, tmp_path):
     _with_empty_catalog(tub)
-    refused(tub, tmp_path, r"data: tub: catalog_1\.catalog is empty: donkeycar cannot read it",
-            skip_bad=False)
+    refused(
+        tub,
+        tmp_path,
+        r"data: tub: catalog_1\.catalog is empty: donkeycar cannot read it",
+        skip_bad=False,
+    )
 
 
 def test_skip_bad_leaves_an_empty_catalog_out_and_says_so(tub, tmp_path):
@@ -136,8 +157,10 @@ def test_the_archive_command_says_which_catalog_it_left_out(tub, tmp_path):
     from trackday.cli import app
 
     _with_empty_catalog(tub)
-    result = CliRunner().invoke(app, ["donkey", "archive", str(tub), "--skip-bad", "-o",
-                                      str(tmp_path / "a.tar.zst")])
+    result = CliRunner().invoke(
+        app, ["donkey", "archive", str(tub), "--skip-bad", "-o", str(tmp_path / "a.tar.zst")]
+    )
     assert result.exit_code == 0, result.output
     assert "data: left out catalog_1.catalog (empty: donkeycar cannot read it)" in " ".join(
-        result.output.split())
+        result.output.split()
+    )
