@@ -72,6 +72,10 @@ def gpu_node(tmp_path_factory) -> Iterator[docker.DockerClient]:
     root = Path(tmp_path_factory.mktemp("gpu-node"))
     daemon = rendered_daemon_json(root)
     sock = root / "docker.sock"
+    # A bridge of its own: with `--bridge none` dockerd deletes the host's docker0 at start
+    # (moby's removeDefaultBridgeInterface), and the machine's own engine loses its bridge.
+    bridge = f"tdgpu{os.getpid() % 100000}"
+    subprocess.run(["ip", "link", "add", bridge, "type", "bridge"], check=True)
     process = subprocess.Popen(
         [
             "dockerd",
@@ -86,7 +90,7 @@ def gpu_node(tmp_path_factory) -> Iterator[docker.DockerClient]:
             "-H",
             f"unix://{sock}",
             "--bridge",
-            "none",
+            bridge,
             "--iptables=false",
             "--ip6tables=false",
         ],
@@ -114,6 +118,7 @@ def gpu_node(tmp_path_factory) -> Iterator[docker.DockerClient]:
             client.close()
         process.send_signal(signal.SIGTERM)
         process.wait(timeout=120)
+        subprocess.run(["ip", "link", "del", bridge], check=False)
         shutil.rmtree(root, ignore_errors=True)
 
 

@@ -70,7 +70,7 @@ def test_a_worker_service_draws_on_the_nodes_x_server(swarm: docker.DockerClient
                     break
                 time.sleep(0.5)
             logs = b"".join(swarm.api.service_logs(created["ID"], stdout=True, stderr=True))
-            assert states == ["complete"], (tasks, logs)
+            assert states == ["complete"], ([t["Status"] for t in tasks], logs)
             assert f"name of display:    {display}".encode() in logs
             assert b"dimensions:    1400x900 pixels" in logs
         finally:
