@@ -342,15 +342,20 @@ def logs(
     _follow(target, settings.run_id, job, role, None if which == "trainer" else worker, follow)
 
 
-def status(stack: str = STACK, directory: Path = DIRECTORY, outputs_file: Path = OUTPUTS) -> None:
-    """List the DeepRacer runs on the stack's swarm, their services and tasks."""
-    _, target = _context(stack, directory, outputs_file, None)
+def running_services(target: RunTarget) -> tuple[list, dict]:
+    """The stack's DeepRacer services and each simulation worker's speed (status, summary)."""
     try:
         client = dr_runs.client_for(target)
         found = dr_runs.status(client)
-        speeds = dr_speed.service_speeds(client, found)
+        return found, dr_speed.service_speeds(client, found)
     except dr_runs.RunError as error:
         raise _fail(str(error)) from None
+
+
+def status(stack: str = STACK, directory: Path = DIRECTORY, outputs_file: Path = OUTPUTS) -> None:
+    """List the DeepRacer runs on the stack's swarm, their services and tasks."""
+    _, target = _context(stack, directory, outputs_file, None)
+    found, speeds = running_services(target)
     if not found:
         typer.echo("no DeepRacer runs")
         return

@@ -19,7 +19,7 @@ from rich.console import Console
 from rich.table import Table
 
 from trackday import dr_runs, dr_speed
-from trackday.dr_commands import DIRECTORY, OUTPUTS, STACK, _context, _fail
+from trackday.dr_commands import DIRECTORY, OUTPUTS, STACK, _context, running_services
 from trackday.dr_viewer import viewer
 from training import storage
 from training.deepracer.sim_speed import SimSpeed
@@ -167,12 +167,7 @@ def summary(stack: str = STACK, directory: Path = DIRECTORY, outputs_file: Path 
     """Every run on the stack: tasks, time running, iteration, best progress, reward trend
     (dr-summary), and each simulation worker's real-time factor and steps per second."""
     _, target = _context(stack, directory, outputs_file, None)
-    try:
-        client = dr_runs.client_for(target)
-        services = dr_runs.status(client)
-        speeds = dr_speed.service_speeds(client, services)
-    except dr_runs.RunError as error:
-        raise _fail(str(error)) from None
+    services, speeds = running_services(target)
     if not services:
         typer.echo("no DeepRacer runs")
         return
