@@ -1,6 +1,6 @@
 """The Swarm contract: what the node bootstrap, the CLI and the Pulumi program agree on.
 
-The node labels the bootstrap sets and services are placed by (infra/bootstrap.py), the
+The node labels the bootstrap sets and services are placed by (infra/bootstrap/), the
 label that keeps a node's idle power-off waiting, the generic resource GPUs are advertised
 as, the labels a run's or job's services carry, the credentials secret's name and file
 text, and `ServiceSpec`: one Swarm service as plain data, for DonkeyCar jobs

@@ -1,7 +1,7 @@
 """Docker Swarm over a target's GPU nodes: the manager's join token passed to the workers by Pulumi.
 
 Each node's user data installs Docker and, on the manager, initialises the swarm and labels the
-manager `trackday.role=trainer` (infra/bootstrap.py). This component does what needs more than
+manager `trackday.role=trainer` (infra/bootstrap/). This component does what needs more than
 one node, with pulumi-command over SSH (the pool's generated key, a secret): it reads the
 worker join token on the manager (a secret output, never logged), joins each worker by handing
 the token to it on standard input, and labels each joined worker `trackday.role=simulation`
@@ -30,7 +30,7 @@ class SwarmArgs:
     spec: PoolSpec
     access: NodeAccess
     nodes: list[Node]
-    # Azure: the nodes' identity (their bootstrap needs it; see infra/bootstrap.py).
+    # Azure: the nodes' identity (their bootstrap needs it; see infra/bootstrap/).
     azure_identity_client_id: pulumi.Input[str] | None = None
     # Reads the manager's SSH host key through the cloud's own API once the manager's
     # bootstrap is done (it is given a value that resolves then); None: over SSH.

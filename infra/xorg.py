@@ -11,7 +11,7 @@ simapp's run.sh then uses that display instead of starting Xvfb in the container
 server comes back after a crash or a reboot, and a setup script that runs before each start
 (the bus id is read from `nvidia-smi`, as the node's driver may be replaced under it).
 
-Pure functions of plain values, as infra/bootstrap.py's. The `dummy` driver (Debian's
+Pure functions of plain values, as infra/bootstrap/'s. The `dummy` driver (Debian's
 xserver-xorg-video-dummy) is a test-only choice: the same unit and configuration path on a
 machine without a GPU.
 """

@@ -3,7 +3,7 @@
 Every resource type that starts a VM is checked, not only the ones trackday declares: EC2
 instances, spot requests, launch templates and auto-scaling groups; Compute Engine instances
 and instance templates; Azure VMs and scale sets. A GPU machine is bounded when it is spot
-or stopped by a time-to-live: a `maxRunDuration`, or the power-off timer infra/bootstrap.py
+or stopped by a time-to-live: a `maxRunDuration`, or the power-off timer infra/bootstrap/
 renders, found in the user data's structure (a `write_files` timer with `OnBootSec=` and a
 `runcmd` that enables it), never by a string anywhere in it (a comment would do).
 """
@@ -69,7 +69,7 @@ _USER_DATA_PATHS = {
     ),
 }
 
-TTL_UNIT = "trackday-ttl"  # the power-off timer infra/bootstrap.py renders
+TTL_UNIT = "trackday-ttl"  # the power-off timer infra/bootstrap/ renders
 
 
 def machine(resource: Resource) -> tuple[str, str] | None:

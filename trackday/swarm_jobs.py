@@ -2,7 +2,7 @@
 
 `trackday donkey submit --stack aws|azure` runs the trainer this way on the swarm's manager,
 reached with the docker SDK over SSH (trackday/manager_ssh.py). A job is a one-replica service with
-restart condition none, placed by the node labels the bootstrap set (infra/bootstrap.py);
+restart condition none, placed by the node labels the bootstrap set (infra/bootstrap/);
 its logs are followed until the task ends, and the service is removed afterwards whatever
 happens (success, failure, Ctrl-C), so no job is left behind to restart or to bill.
 

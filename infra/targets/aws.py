@@ -8,7 +8,7 @@ reach it with their instance profile (a role allowed this bucket only, and Cloud
 when `aws.logging` is on): no access key exists. The nodes sit in a VPC of their own; SSH and
 the Docker API are open only to `network.allowedCidrs`, Swarm's ports only between the nodes.
 Nodes run the AWS Deep Learning Base GPU AMI (NVIDIA driver included), found by lookup,
-require IMDSv2, and power themselves off after `budget.ttlHours` (infra/bootstrap.py). Spot
+require IMDSv2, and power themselves off after `budget.ttlHours` (infra/bootstrap/). Spot
 nodes are persistent spot requests (so that `pulumi destroy` cancels them); the manager keeps
 one Elastic IP across stops and starts.
 

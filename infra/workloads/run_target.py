@@ -69,7 +69,7 @@ class RunTarget:
     @property
     def site(self) -> Site:
         """What the services are told of it. Cloud nodes advertise their GPUs to Swarm
-        (infra/bootstrap.py) and run an X server on one (infra/xorg.py) unless
+        (infra/bootstrap/) and run an X server on one (infra/xorg.py) unless
         `deepracer.opengl` is false; this machine's engine does neither."""
         cloud = self.manager is not None
         return Site(

@@ -22,7 +22,7 @@ from pathlib import Path
 import docker
 import pytest
 
-from infra.bootstrap import ROLE_LABEL
+from contract.swarm import ROLE_LABEL
 from tests.e2e.images import import_busybox
 
 ROOT = Path(__file__).resolve().parents[2]

@@ -6,7 +6,7 @@ The node is a private dockerd of this test (its own data root, socket, container
 so the shared engine's configuration is never touched. Swarm hands each task its GPUs as
 DOCKER_RESOURCE_GPU (swarmkit api/genericresource/helpers.go `EnvFormat`: the upper-cased
 `DOCKER_RESOURCE_<kind>`, comma-joined values), which the NVIDIA runtime's `swarm-resource`
-setting reads in place of NVIDIA_VISIBLE_DEVICES (infra/bootstrap.py sets both)."""
+setting reads in place of NVIDIA_VISIBLE_DEVICES (infra/bootstrap/ sets both)."""
 
 from __future__ import annotations
 
@@ -23,6 +23,7 @@ from pathlib import Path
 import docker
 import pytest
 
+from contract.swarm import GPU_RESOURCE
 from infra import bootstrap
 from infra.bootstrap import NodeBootstrap
 from tests.e2e.images import import_busybox
@@ -142,7 +143,7 @@ def test_two_fake_gpus_go_to_two_tasks_and_a_third_waits(
     node = gpu_node.nodes.list()[0]
     advertised = node.attrs["Description"]["Resources"]["GenericResources"]
     assert sorted(r["NamedResourceSpec"]["Value"] for r in advertised) == sorted(GPUS)
-    assert {r["NamedResourceSpec"]["Kind"] for r in advertised} == {bootstrap.GPU_RESOURCE}
+    assert {r["NamedResourceSpec"]["Kind"] for r in advertised} == {GPU_RESOURCE}
     import_busybox(gpu_node, IMAGE, ("sh", "echo", "sleep"))
     # A cloud run's trainer and two workers, each reserving one GPU (services.py `_gpu`),
     # with the image and command of this test and no run network or role label.

@@ -13,6 +13,7 @@ from pathlib import Path
 import pytest
 import yaml
 
+from contract.swarm import WORKLOAD_LABEL
 from infra import bootstrap, gateway
 from infra.bootstrap import NodeBootstrap
 
@@ -196,7 +197,7 @@ def test_ttl_timer_powers_off_after_ttl_hours() -> None:
 def test_idle_check_uses_the_configured_minutes_and_gpu_threshold() -> None:
     rendered = files(NODES["azure-manager-gateway"])
     script = rendered[bootstrap.IDLE_SCRIPT]
-    assert f"--filter label={bootstrap.WORKLOAD_LABEL}" in script
+    assert f"--filter label={WORKLOAD_LABEL}" in script
     assert '[ "${utilisation:-0}" -ge 5 ]' in script
     assert "-ge 30 ]; then" in script
     assert "OnUnitActiveSec=1min" in rendered["/etc/systemd/system/trackday-idle.timer"]

@@ -8,6 +8,7 @@ import base64
 import pytest
 import yaml
 
+from contract.swarm import ROLE_LABEL
 from infra import bootstrap
 from infra.config import ConfigError
 from tests.infra.stacks import plain_secret_leaks, run_stack, shipped_values, with_keys
@@ -68,7 +69,7 @@ def test_one_manager_and_the_rest_workers(swarm):
         for f in documents["manager"]["write_files"]
         if f["path"] == bootstrap.BOOTSTRAP_SCRIPT
     )
-    assert f"--label-add {bootstrap.ROLE_LABEL}={services.TRAINER_ROLE}" in manager_script
+    assert f"--label-add {ROLE_LABEL}={services.TRAINER_ROLE}" in manager_script
     assert run.outputs["nodeCount"].value == count
 
 
@@ -89,7 +90,7 @@ def test_workers_join_with_the_token_on_stdin_and_are_labelled_from_the_manager(
         assert f"{manager_private}:{bootstrap.SWARM_PORT}" in join.inputs["create"]
         assert raw["connection"]["host"] != manager_public  # run on the worker itself
         assert run.raw_inputs[label.urn]["connection"]["host"] == manager_public
-        assert f"{bootstrap.ROLE_LABEL}={services.SIMULATION_ROLE}" in label.inputs["create"]
+        assert f"{ROLE_LABEL}={services.SIMULATION_ROLE}" in label.inputs["create"]
     if token_value is not None:
         # The token (the join-token command's stdout) is a secret wherever it goes.
         assert all(token_value.strip() not in repr(r.inputs) for r in run.resources)
@@ -143,14 +144,6 @@ def test_trainer_image_is_built_on_the_manager_after_its_bootstrap(swarm):
     assert run.raw_inputs[build.urn]["connection"]["host"] == run.outputs["managerAddress"].value
     copy = run.one("command:remote:CopyToRemote")
     assert copy.inputs["source"]["fileArchive"].endswith("/training")
-
-
-def test_labels_agree_with_the_deepracer_services():
-    assert bootstrap.ROLE_LABEL == services.ROLE_LABEL
-    assert bootstrap.ROLE_LABEL_VALUES == {
-        "manager": services.TRAINER_ROLE,
-        "worker": services.SIMULATION_ROLE,
-    }
 
 
 def test_a_swarm_needs_a_node():

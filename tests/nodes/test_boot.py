@@ -10,7 +10,8 @@ import json
 
 import pytest
 
-from infra.bootstrap import NODE_ENV_FILE, READY_FILE, ROLE_LABEL
+from contract.swarm import ROLE_LABEL
+from infra.bootstrap import NODE_ENV_FILE, READY_FILE
 from tests.nodes.harness import Cluster, Swarm
 from training.deepracer.services import SAGEMAKER_DIR
 

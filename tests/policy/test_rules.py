@@ -37,7 +37,7 @@ ALL_BLOCKED = dict.fromkeys(
     ("blockPublicAcls", "blockPublicPolicy", "ignorePublicAcls", "restrictPublicBuckets"), True
 )
 SSE = "aws:s3/bucketServerSideEncryptionConfigurationV2:BucketServerSideEncryptionConfigurationV2"
-# trackday's power-off timer as infra/bootstrap.py writes it: the timer, its service, enabled.
+# trackday's power-off timer as infra/bootstrap/ writes it: the timer, its service, enabled.
 CLOUD_INIT_TTL = """#cloud-config
 write_files:
 - path: /etc/systemd/system/trackday-ttl.timer
@@ -631,7 +631,7 @@ IDENTITY = "12345678-1234-1234-1234-123456789abc"
 
 @pytest.mark.parametrize("cloud", ["aws", "azure", "gcp"])
 def test_the_user_data_trackday_renders_passes_and_shows_its_ttl(cloud):
-    """infra/bootstrap.py's documents (with the Azure gateway unit) hold no secret, and the
+    """infra/bootstrap/'s documents (with the Azure gateway unit) hold no secret, and the
     rule finds their power-off timer, so an on-demand GPU node with them is bounded."""
     from infra import gateway
 
