@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import pytest
 
-from infra import prices
+from infra import price_table, prices
 from tests.infra.stacks import SHIPPED, run_stack, shipped_values, with_keys
 
 # What may outlive the stack: the data and what holds it.
@@ -43,7 +43,7 @@ def test_only_the_data_is_kept_and_nothing_kept_bills_by_the_hour(run):
     kept = [r for r in run.resources if r.retain_on_delete]
     assert kept, "the data is kept by default (storage.protect)"
     assert {r.type for r in kept} <= DATA_TYPES
-    hourly = {t for t in prices._PRICERS if t not in prices.STORAGE_GB_MONTH}
+    hourly = {t for t in prices._PRICERS if t not in price_table.STORAGE_GB_MONTH}
     assert not {r.type for r in kept} & hourly
 
 

@@ -7,7 +7,7 @@ import json
 import pytest
 from typer.testing import CliRunner
 
-from infra import prices
+from infra import price_table, prices
 from infra.config import parse
 from infra.offline import DeclaredResource, OfflineRun
 from infra.plan import plan_stack
@@ -23,7 +23,7 @@ def test_every_shipped_stack_plans_offline(stack):
     assert data["resources"], "a stack declares resources"
     assert all(r["type"] and r["name"] for r in data["resources"])
     assert data["costs"]["complete"], data["costs"]["unpriced"]
-    assert data["costs"]["asOf"] == prices.PRICES_AS_OF
+    assert data["costs"]["asOf"] == price_table.PRICES_AS_OF
     assert data["costs"]["source"]
     json.dumps(data)  # the --json form is plain JSON
 
@@ -41,8 +41,8 @@ def test_gcp_costs_follow_the_price_table():
     costs = plan_stack(ROOT, "gcp").costs
     job = next(line for line in costs.lines if line.item == "Vertex AI custom job")
     per_hour = (
-        prices.VERTEX_MACHINE_HOURLY["n1-standard-8"]
-        + prices.VERTEX_ACCELERATOR_HOURLY["NVIDIA_TESLA_T4"]
+        price_table.VERTEX_MACHINE_HOURLY["n1-standard-8"]
+        + price_table.VERTEX_ACCELERATOR_HOURLY["NVIDIA_TESLA_T4"]
     )
     assert job.per_run == pytest.approx(per_hour * 1.0)
     bucket = next(line for line in costs.lines if line.item == "gcp:storage/bucket:Bucket")
@@ -86,7 +86,7 @@ def test_unknown_types_and_machines_are_reported_not_priced_as_zero():
         "aws:ec2/instance:Instance n (p5.48xlarge)",
     ]
     # The machine and its auto-assigned public IPv4 (which bills since 2024).
-    assert est.hourly == prices.AWS_HOURLY["g4dn.2xlarge"] + prices.AWS_PUBLIC_IPV4_HOURLY
+    assert est.hourly == price_table.AWS_HOURLY["g4dn.2xlarge"] + price_table.AWS_PUBLIC_IPV4_HOURLY
 
 
 def test_gpu_nodes_are_priced_by_their_machine_and_gpus():
@@ -106,8 +106,12 @@ def test_gpu_nodes_are_priced_by_their_machine_and_gpus():
         ],
     )
     est = prices.estimate(run, config)
-    gce = prices.GCE_HOURLY["n1-standard-8"] + 2 * prices.GCE_GPU_HOURLY["nvidia-tesla-t4"]
-    assert est.hourly == pytest.approx(gce + prices.AZURE_HOURLY["Standard_NC4as_T4_v3"], abs=1e-4)
+    gce = (
+        price_table.GCE_HOURLY["n1-standard-8"] + 2 * price_table.GCE_GPU_HOURLY["nvidia-tesla-t4"]
+    )
+    assert est.hourly == pytest.approx(
+        gce + price_table.AZURE_HOURLY["Standard_NC4as_T4_v3"], abs=1e-4
+    )
     assert est.per_run == pytest.approx(2 * est.hourly, abs=1e-3)
     assert est.stopped_monthly == 0, "no disk or address declared: nothing bills while stopped"
 
@@ -139,9 +143,9 @@ def test_what_bills_while_the_nodes_are_stopped_is_priced(stack, values):
     assert len(static) == (2 if stack == "azure" else 1), "the manager's stable address"
     machines = [x for x in est.lines if x.per_run]
     assert machines and all(x.stopped_hourly == 0 for x in machines)
-    stopped = sum(x.stopped_hourly for x in est.lines) * prices.HOURS_PER_MONTH
+    stopped = sum(x.stopped_hourly for x in est.lines) * price_table.HOURS_PER_MONTH
     assert est.stopped_monthly == pytest.approx(stopped, abs=0.01)
-    assert 0 < est.stopped_monthly < est.hourly * prices.HOURS_PER_MONTH
+    assert 0 < est.stopped_monthly < est.hourly * price_table.HOURS_PER_MONTH
 
 
 def test_root_disk_prices_follow_each_clouds_rule():
@@ -159,24 +163,24 @@ def test_root_disk_prices_follow_each_clouds_rule():
     )
     est = prices.estimate(OfflineRun(stack="x", resources=[gp3, azure]), config)
     disks = {x.detail: x for x in est.lines if x.item == "root disk"}
-    gp3_month = disks["n: 100 GB gp3"].stopped_hourly * prices.HOURS_PER_MONTH
+    gp3_month = disks["n: 100 GB gp3"].stopped_hourly * price_table.HOURS_PER_MONTH
     assert gp3_month == pytest.approx(8.0, abs=0.01)
     # Azure bills Standard SSD by tier: 150 GB is billed as the 256 GiB E15.
     e15 = disks["n: 150 GB Standard SSD (billed as 256 GiB)"]
-    assert e15.stopped_hourly * prices.HOURS_PER_MONTH == pytest.approx(19.20, abs=0.01)
+    assert e15.stopped_hourly * price_table.HOURS_PER_MONTH == pytest.approx(19.20, abs=0.01)
 
 
 def test_every_machine_the_config_allows_has_a_price():
     from infra import catalog
 
     for cloud, table in (
-        ("aws", prices.AWS_HOURLY),
-        ("azure", prices.AZURE_HOURLY),
-        ("gcp", prices.GCE_HOURLY),
+        ("aws", price_table.AWS_HOURLY),
+        ("azure", price_table.AZURE_HOURLY),
+        ("gcp", price_table.GCE_HOURLY),
     ):
         assert set(catalog.MACHINES[cloud]) <= set(table), cloud
-    assert set(catalog.MACHINES["gcp"]) <= set(prices.VERTEX_MACHINE_HOURLY)
-    assert set(catalog.VERTEX_ACCELERATOR.values()) <= set(prices.VERTEX_ACCELERATOR_HOURLY)
+    assert set(catalog.MACHINES["gcp"]) <= set(price_table.VERTEX_MACHINE_HOURLY)
+    assert set(catalog.VERTEX_ACCELERATOR.values()) <= set(price_table.VERTEX_ACCELERATOR_HOURLY)
 
 
 def test_cli_plan_json_and_table():

@@ -576,14 +576,14 @@ def test_every_azure_account_turns_blob_versioning_on():
 
 
 def test_hourly_cost_within_budget_uses_the_price_table():
-    from infra import prices
+    from infra import price_table
 
     nodes = [
         _res("aws:ec2/instance:Instance", instanceType="g4dn.2xlarge"),
         _res("aws:ec2/instance:Instance", instanceType="g4dn.2xlarge"),
     ]
     # Two machines, each with its auto-assigned public IPv4.
-    two = 2 * (prices.AWS_HOURLY["g4dn.2xlarge"] + prices.AWS_PUBLIC_IPV4_HOURLY)
+    two = 2 * (price_table.AWS_HOURLY["g4dn.2xlarge"] + price_table.AWS_PUBLIC_IPV4_HOURLY)
     under = settings_for(parse({"budget": {"hourly": two + 0.5}}))
     over = settings_for(parse({"budget": {"hourly": two - 0.5}}))
     assert rules.hourly_budget(nodes, under) == []
@@ -594,12 +594,12 @@ def test_hourly_cost_within_budget_uses_the_price_table():
 
 
 def test_a_vertex_job_counts_towards_the_hourly_rate_while_training():
-    from infra import prices
+    from infra import price_table
 
     gcp = {"target": "gcp", "gcp": {"project": "my-project-1"}}
     job = (
-        prices.VERTEX_MACHINE_HOURLY["n1-standard-8"]
-        + prices.VERTEX_ACCELERATOR_HOURLY["NVIDIA_TESLA_T4"]
+        price_table.VERTEX_MACHINE_HOURLY["n1-standard-8"]
+        + price_table.VERTEX_ACCELERATOR_HOURLY["NVIDIA_TESLA_T4"]
     )
     # No bucket is declared here: the job alone is what a training hour costs.
     ok = settings_for(parse({**gcp, "budget": {"hourly": job + 0.01}}))

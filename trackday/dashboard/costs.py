@@ -5,11 +5,11 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from infra import prices
+from infra import price_table, prices
 from infra.config import ConfigError, has_node_pool, parse, read_stack_file, stack_file
 
 NAMESPACE = "trackday:"
-_NODE_HOURLY = {"aws": prices.AWS_HOURLY, "azure": prices.AZURE_HOURLY}
+_NODE_HOURLY = {"aws": price_table.AWS_HOURLY, "azure": price_table.AZURE_HOURLY}
 
 
 def hourly_cost(project: Path, name: str) -> str | None:
@@ -19,7 +19,7 @@ def hourly_cost(project: Path, name: str) -> str | None:
         config = parse({k[len(NAMESPACE) :]: v for k, v in raw.items() if k.startswith(NAMESPACE)})
     except (OSError, ConfigError, ValueError) as error:
         return f"not priced: {error}"
-    as_of = f"list prices of {prices.PRICES_AS_OF}"
+    as_of = f"list prices of {price_table.PRICES_AS_OF}"
     nodes = config.nodes
     if config.target in _NODE_HOURLY:
         price = _NODE_HOURLY[config.target].get(nodes.machine_type or "")
