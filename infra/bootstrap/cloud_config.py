@@ -225,7 +225,9 @@ if [ -n "$(ls -A /var/lib/dpkg/updates)" ]; then
   dpkg --configure -a
 fi
 if ! command -v docker >/dev/null 2>&1; then
-  apt_get install -y -q docker.io
+  # cloud-init's package_update may have failed (a mirror down at first boot): without
+  # package lists apt cannot locate docker.io, so refresh them once and try again.
+  apt_get install -y -q docker.io || {{ apt_get update -q && apt_get install -y -q docker.io; }}
 fi
 systemctl enable --now docker
 usermod -aG docker {user}

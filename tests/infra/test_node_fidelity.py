@@ -125,6 +125,33 @@ def test_gpu_assignment_is_checked_with_a_container(tmp_path, honoured):
         assert "ignores Swarm's GPU assignment" in result.stderr
 
 
+@pytest.mark.parametrize("lists", [True, False])
+def test_docker_installs_when_cloud_inits_package_update_failed(tmp_path, lists):
+    """An apt stand-in that, like apt, cannot locate a package until `update` has fetched the
+    package lists: the bootstrap installs Docker whether cloud-init's update worked or not."""
+    script = _files(NODE)[bootstrap.BOOTSTRAP_SCRIPT]
+    docker = _between(script, "if ! command -v docker", "fi")
+    tools = tmp_path / "bin"  # no docker on this PATH, as on a fresh node
+    tools.mkdir()
+    for tool in ("bash", "touch"):
+        (tools / tool).symlink_to(f"/usr/bin/{tool}")
+    lists_file = tmp_path / "lists"
+    if lists:
+        lists_file.touch()
+    _stub(
+        tools,
+        "apt-get",
+        f'case " $* " in\n  *" update "*) touch {lists_file} ;;\n'
+        f'  *" install "*) [ -f {lists_file} ] || {{\n'
+        '      echo "E: Unable to locate package docker.io" >&2; exit 100; }\n'
+        f"    touch {tmp_path}/installed ;;\nesac",
+    )
+    apt_get = 'apt_get() { apt-get -o DPkg::Lock::Timeout=600 "$@"; }\n'
+    result = _run(apt_get + docker, tools, env={"PATH": str(tools)})
+    assert result.returncode == 0, result.stderr
+    assert (tmp_path / "installed").exists(), "docker.io was not installed"
+
+
 def test_bootstrap_is_retried_until_done():
     unit = configparser.ConfigParser(strict=False, interpolation=None)
     unit.optionxform = str
