@@ -109,6 +109,18 @@ def test_deepracer_list_and_a_sample_run_of_the_simulator(dashboard, laptop):
     assert laptop.errors == []
 
 
+def test_entropy_chart_has_a_point_per_round_of_policy_training(dashboard, laptop):
+    page = laptop.page
+    page.goto(f"{dashboard.url}/s/good/dr/{DR_PREFIX}")
+    _wait_drawn(page, "entropy-chart")
+    log = dashboard_data.console_trainer_log().read_text()
+    assert _points(page, "entropy-chart") == log.count("training epoch=0,") == 28
+    page.goto(f"{dashboard.url}/s/good/dr/{SAMPLE_PREFIX}")  # DRfC's files: no trainer log
+    assert "no trainer log" in page.locator("#no-entropy").inner_text()
+    assert page.locator("#entropy-chart").count() == 0
+    assert laptop.errors == []
+
+
 def test_simtrace_map_draws_the_track_and_the_steps(dashboard, laptop):
     page = laptop.page
     page.goto(f"{dashboard.url}/s/good/dr/{DR_PREFIX}")

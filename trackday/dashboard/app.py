@@ -29,6 +29,7 @@ from trackday.dashboard.guard import LOCAL_HOSTS, LocalReadOnly
 from trackday.dashboard.stacks import BucketError, Stack, reading
 from training import storage
 from training.deepracer.metrics import MetricsError
+from training.deepracer.policy_log import PolicyLogError
 from training.deepracer.run_files import RunFilesError
 from training.deepracer.simtrace import SimtraceError
 
@@ -133,6 +134,7 @@ def dr_run(request: Request) -> Response:
         # Both list the prefix and read small objects: side by side, the page comes sooner.
         pending = pool.submit(storage.in_this_block(deepracer_runs.run_info), bucket, prefix)
         run = deepracer_runs.metrics(bucket, prefix)
+        rounds = deepracer_runs.policy(bucket, prefix)
         info = pending.result()
     # The first figures come with the page: the reward chart draws without a second request.
     return _page(
@@ -142,15 +144,16 @@ def dr_run(request: Request) -> Response:
         info=info,
         run=run,
         worlds=_settings(request).worlds,
-        figures=_dr_figures(run),
+        figures=_dr_figures(run, rounds),
     )
 
 
-def _dr_figures(run: dict) -> dict:
+def _dr_figures(run: dict, rounds: list | None) -> dict:
     return {
         "iterations": len(run["iterations"]),
         "reward": charts.reward(run),
         "progress": charts.progress(run),
+        "entropy": charts.entropy(rounds) if rounds is not None else None,
     }
 
 
@@ -158,7 +161,8 @@ def dr_charts(request: Request) -> Response:
     stack, prefix = _prefix(request)
     with reading(stack) as bucket:
         run = deepracer_runs.metrics(bucket, prefix)
-    return JSONResponse(_dr_figures(run))
+        rounds = deepracer_runs.policy(bucket, prefix)
+    return JSONResponse(_dr_figures(run, rounds))
 
 
 def dr_map(request: Request) -> Response:
@@ -259,6 +263,7 @@ def create_app(settings: Settings) -> Starlette:
         MetricsError: data_error,
         SimtraceError: data_error,
         RunFilesError: data_error,
+        PolicyLogError: data_error,
     }
     app = Starlette(routes=routes, middleware=middleware, exception_handlers=handlers)
     app.state.settings = settings
