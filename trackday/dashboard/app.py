@@ -24,9 +24,10 @@ from starlette.routing import Mount, Route
 from starlette.staticfiles import StaticFiles
 from starlette.templating import Jinja2Templates
 
-from trackday.dashboard import charts, deepracer_runs, donkey_runs, files
+from trackday.dashboard import charts, deepracer_runs, donkey_runs, files, nodes, spend
 from trackday.dashboard.guard import LOCAL_HOSTS, LocalReadOnly
 from trackday.dashboard.stacks import BucketError, Stack, reading
+from trackday.errors import ManagerError
 from training import storage
 from training.deepracer.metrics import MetricsError
 from training.deepracer.policy_log import PolicyLogError
@@ -45,6 +46,7 @@ class Settings:
     tracks_dir: Path | None = None
     refresh_s: float = 5.0
     worlds: list[str] = field(default_factory=list)
+    manager_timeout_s: float = nodes.TIMEOUT_S
 
     def stack(self, name: str) -> Stack:
         for stack in self.stacks:
@@ -67,8 +69,43 @@ def _page(request: Request, name: str, status: int = 200, **context) -> Response
     )
 
 
+def _spend(stack: Stack) -> spend.Spend | str | None:
+    """The stack's known runs and their cost, or why its bucket could not say."""
+    if stack.bucket_url is None:
+        return None
+    try:
+        with reading(stack) as bucket:
+            return spend.stack_spend(
+                bucket, stack.donkey_runs_url, stack.price, not stack.is_folder
+            )
+    except (BucketError, MetricsError, RunFilesError) as error:
+        return str(error)
+
+
+def _manager(stack: Stack, timeout_s: float) -> tuple[nodes.ManagerView, dict] | str:
+    try:
+        view = nodes.read_manager(stack.outputs or {}, timeout_s)
+    except ManagerError as error:
+        return str(error)
+    price = stack.price
+    ttl, idle = (price.ttl_hours, price.idle_minutes) if price else (None, None)
+    return view, nodes.power_off_left(view, ttl, idle)
+
+
 def home(request: Request) -> Response:
-    return _page(request, "home.html")
+    """Every stack; per stack the runs' cost so far and, where it has a swarm, its nodes and
+    power-off timers, read from the manager (in parallel: an unreachable one waits out its
+    timeout, not the others)."""
+    settings = _settings(request)
+    with ThreadPoolExecutor(max_workers=4) as pool:
+        pending = {
+            s.name: pool.submit(_manager, s, settings.manager_timeout_s)
+            for s in settings.stacks
+            if nodes.has_manager(s.outputs)
+        }
+        spends = {s.name: _spend(s) for s in settings.stacks}
+        managers = {name: found.result() for name, found in pending.items()}
+    return _page(request, "home.html", spends=spends, managers=managers)
 
 
 def donkey_list(request: Request) -> Response:
