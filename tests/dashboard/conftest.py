@@ -44,6 +44,7 @@ class Dashboard:
     server: S3Server
     bucket: str
     video: Path | None
+    viewer_port: int  # where the page looks for `trackday dr viewer`
 
 
 def _ssh_key(work: Path) -> tuple[str, str]:
@@ -107,7 +108,7 @@ def dashboard(s3_server: S3Server, tmp_path_factory: pytest.TempPathFactory) -> 
     project = work / "project"  # the stacks given by --outputs; "good" priced as the aws stack
     project.mkdir()
     shutil.copy(ROOT / "Pulumi.aws.yaml", project / f"Pulumi.{GOOD}.yaml")
-    port = free_port()
+    port, viewer_port = free_port(), free_port()
     url = f"http://127.0.0.1:{port}"
     good = _outputs(work / "good.json", s3_server, bucket, s3_server.secret)
     broken = _outputs(work / "broken.json", s3_server, bucket, "wrong", manager=free_port())
@@ -127,6 +128,8 @@ def dashboard(s3_server: S3Server, tmp_path_factory: pytest.TempPathFactory) -> 
         str(dr_data.TRACKS.resolve()),
         "--refresh",
         "0.5",
+        "--viewer-port",
+        str(viewer_port),
         "--outputs",
         f"{GOOD}={good}",
         "--outputs",
@@ -138,7 +141,7 @@ def dashboard(s3_server: S3Server, tmp_path_factory: pytest.TempPathFactory) -> 
         process = subprocess.Popen(argv, stdout=out, stderr=subprocess.STDOUT, cwd=ROOT, env=env)
     try:
         _wait_until_up(url, process, log)
-        yield Dashboard(url, s3_server, bucket, video)
+        yield Dashboard(url, s3_server, bucket, video, viewer_port)
     finally:
         process.terminate()
         process.wait(timeout=30)

@@ -24,7 +24,15 @@ from starlette.routing import Mount, Route
 from starlette.staticfiles import StaticFiles
 from starlette.templating import Jinja2Templates
 
-from trackday.dashboard import charts, deepracer_runs, donkey_runs, files, nodes, spend
+from trackday.dashboard import (
+    camera,
+    charts,
+    deepracer_runs,
+    donkey_runs,
+    files,
+    nodes,
+    spend,
+)
 from trackday.dashboard.guard import LOCAL_HOSTS, LocalReadOnly
 from trackday.dashboard.stacks import BucketError, Stack, reading
 from trackday.errors import ManagerError
@@ -47,6 +55,7 @@ class Settings:
     refresh_s: float = 5.0
     worlds: list[str] = field(default_factory=list)
     manager_timeout_s: float = nodes.TIMEOUT_S
+    viewer_port: int = camera.DEFAULT_PORT
 
     def stack(self, name: str) -> Stack:
         for stack in self.stacks:
@@ -167,9 +176,10 @@ def dr_list(request: Request) -> Response:
 
 def dr_run(request: Request) -> Response:
     stack, prefix = _prefix(request)
-    with reading(stack) as bucket, ThreadPoolExecutor(max_workers=2) as pool:
+    with reading(stack) as bucket, ThreadPoolExecutor(max_workers=3) as pool:
         # Both list the prefix and read small objects: side by side, the page comes sooner.
         pending = pool.submit(storage.in_this_block(deepracer_runs.run_info), bucket, prefix)
+        live = pool.submit(camera.live_view, _settings(request).viewer_port, prefix)
         run = deepracer_runs.metrics(bucket, prefix)
         rounds = deepracer_runs.policy(bucket, prefix)
         info = pending.result()
@@ -182,6 +192,8 @@ def dr_run(request: Request) -> Response:
         run=run,
         worlds=_settings(request).worlds,
         figures=_dr_figures(run, rounds),
+        live=live.result(),
+        viewer_port=_settings(request).viewer_port,
     )
 
 
