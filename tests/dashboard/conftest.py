@@ -19,6 +19,7 @@ import pytest
 
 from tests import dr_samples
 from tests.dashboard import dashboard_data
+from tests.dashboard.web_video import serve_viewer
 from tests.servers import ROOT, S3Server, free_port
 from tests.training.deepracer import dr_data
 from training import storage
@@ -185,3 +186,10 @@ def phone(browser) -> Iterator[Page]:
     page = Page(browser, 390, 844)
     yield page
     page.page.close()
+
+
+@pytest.fixture
+def viewer(dashboard: Dashboard) -> Iterator[int]:
+    """`trackday dr viewer` of DR_PREFIX's run, on the port the dashboard looks at."""
+    with serve_viewer(dashboard.viewer_port, DR_PREFIX) as worker:
+        yield worker

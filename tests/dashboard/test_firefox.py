@@ -68,6 +68,18 @@ def test_every_page_works_in_firefox(dashboard, firefox: Firefox, screen: str):
     assert firefox.errors == []
 
 
+def test_a_live_runs_camera_plays_in_firefox(dashboard, viewer, firefox: Firefox):
+    firefox.viewport(*WIDTHS["laptop"])
+    firefox.errors.clear()
+    firefox.goto(f"{dashboard.url}/s/good/dr/{DR_PREFIX}")
+    firefox.wait_for(
+        "(() => { const i = document.querySelector('#live-camera img'); "
+        "return i.complete && i.naturalWidth == 480 && i.naturalHeight == 360; })()",
+        WAIT_MS,
+    )
+    assert firefox.errors == []
+
+
 def test_firefox_reports_page_errors(dashboard, firefox: Firefox):
     """The check above can fail: an uncaught exception in a page is reported."""
     firefox.goto(dashboard.url + "/")

@@ -87,7 +87,7 @@ def _spend(stack: Stack) -> spend.Spend | str | None:
             return spend.stack_spend(
                 bucket, stack.donkey_runs_url, stack.price, not stack.is_folder
             )
-    except (BucketError, MetricsError, RunFilesError) as error:
+    except BucketError as error:
         return str(error)
 
 

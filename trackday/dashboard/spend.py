@@ -93,5 +93,5 @@ def stack_spend(bucket_url: str, runs_url: str, price: Price | None, deepracer: 
             found = deepracer_time(bucket_url, prefix)
             if found is not None:
                 runs.append(found)
-    hours = sum(r.hours for r in runs)
+    hours = Spend(runs, None).hours
     return Spend(runs, price.spent(hours) if price is not None else None)
