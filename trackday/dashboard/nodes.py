@@ -107,7 +107,7 @@ def read_manager(
         ) from None
     try:
         client = _connect(site, timeout)
-    except (TimeoutError, paramiko.SSHException, OSError) as error:
+    except (paramiko.SSHException, OSError) as error:  # refused, timed out, host key
         raise ManagerError(
             f"cannot reach the manager {site.ssh_user}@{site.manager_address}:{site.ssh_port} "
             f"over SSH: {error or type(error).__name__}"
