@@ -17,7 +17,7 @@ from rich.console import Console
 from rich.table import Table
 
 from infra.workloads.run_target import RunTarget, RunTargetError, run_target
-from trackday import dr_runs, dr_speed
+from trackday import dr_runs, dr_speed, dr_trainer_log
 from trackday.failure import fail
 from trackday.stack import StackError, read_outputs
 from training import storage
@@ -201,9 +201,10 @@ def _stop(
 ) -> None:
     settings, target = _context(stack, directory, outputs_file, run_id)
     try:
-        removed = dr_runs.stop(
-            dr_runs.client_for(target), settings.run_id, job, settings.model_prefix
-        )
+        client = dr_runs.client_for(target)
+        if job == "training":  # its log goes with its containers: keep it in the bucket first
+            _say(dr_trainer_log.keep(client, settings, target))
+        removed = dr_runs.stop(client, settings.run_id, job, settings.model_prefix)
     except dr_runs.RunError as error:
         raise _fail(str(error)) from None
     for name in removed:

@@ -20,7 +20,7 @@ import docker
 import docker.errors
 import typer
 
-from contract.swarm import RUN_LABEL, SIMULATION_ROLE, WORKLOAD_LABEL
+from contract.swarm import MODEL_PREFIX_LABEL, RUN_LABEL, SIMULATION_ROLE, WORKLOAD_LABEL
 from trackday import dr_runs
 from trackday.dr_commands import DIRECTORY, OUTPUTS, RUN_ID, STACK, _context, _fail, _say
 from training.deepracer.services import NETWORK, WORKLOAD
@@ -43,7 +43,11 @@ def start_proxy(
     image = spec["TaskTemplate"]["ContainerSpec"]["Image"].split("@", 1)[0]
     with contextlib.suppress(docker.errors.NotFound):
         client.containers.get(viewer_name(run_id)).remove(force=True)  # a stale one
-    environment = {"VIEWER_UPSTREAM": f"tasks.{spec['Name']}", "VIEWER_PORT": str(PROXY_PORT)}
+    environment = {
+        "VIEWER_UPSTREAM": f"tasks.{spec['Name']}",
+        "VIEWER_PORT": str(PROXY_PORT),
+        "VIEWER_MODEL_PREFIX": (spec.get("Labels") or {}).get(MODEL_PREFIX_LABEL, ""),
+    }
     environment |= {f"VIEWER_{key.upper()}": value for key, value in stream.items()}
     return client.containers.run(
         image,

@@ -212,7 +212,7 @@ def placement_problem(
                 + ("" if local else " (the node bootstrap labels cloud nodes)")
             )
         needed = (gpus or {}).get(constraint, 0)
-        have = sum(_gpus_of(n) for n in labelled)
+        have = sum(node_gpus(n) for n in labelled)
         if needed > have:
             return (
                 f"the tasks on nodes labelled {key}={value} reserve {needed} GPUs (one "
@@ -222,7 +222,7 @@ def placement_problem(
     return None
 
 
-def _gpus_of(node: dict) -> int:
+def node_gpus(node: dict) -> int:
     """The GPUs a node advertises to Swarm (`node-generic-resources`: one named resource
     per GPU, or a count)."""
     found = 0

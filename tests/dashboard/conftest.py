@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import subprocess
 import sys
 import time
@@ -18,6 +19,7 @@ import pytest
 
 from tests import dr_samples
 from tests.dashboard import dashboard_data
+from tests.dashboard.web_video import serve_viewer
 from tests.servers import ROOT, S3Server, free_port
 from tests.training.deepracer import dr_data
 from training import storage
@@ -34,6 +36,7 @@ RUNS = {
     "20261130-120000-cccccc": "running",
 }
 START_TIMEOUT_S = 60.0
+GOOD = "good"  # the stack with a readable bucket
 
 
 @dataclass(frozen=True)
@@ -42,21 +45,39 @@ class Dashboard:
     server: S3Server
     bucket: str
     video: Path | None
+    viewer_port: int  # where the page looks for `trackday dr viewer`
 
 
-def _outputs(path: Path, server: S3Server, bucket: str, secret: str) -> Path:
-    """A local stack's outputs as `pulumi stack output --json --show-secrets` prints them."""
-    path.write_text(
-        json.dumps(
-            {
-                "target": "local",
-                "bucketUrl": f"s3://{bucket}",
-                "s3Endpoint": server.endpoint,
-                "s3AccessKeyId": server.key,
-                "s3SecretAccessKey": secret,
-            }
-        )
-    )
+def _ssh_key(work: Path) -> tuple[str, str]:
+    """A generated key pair (private, public): the stack's key, and a host key to expect."""
+    key = work / "key"
+    if not key.exists():
+        subprocess.run(["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-f", str(key)], check=True)
+    return key.read_text(), (work / "key.pub").read_text()
+
+
+def _outputs(
+    path: Path, server: S3Server, bucket: str, secret: str, manager: int | None = None
+) -> Path:
+    """A local stack's outputs as `pulumi stack output --json --show-secrets` prints them;
+    with `manager`, a swarm manager's too, at a loopback port where nothing listens."""
+    outputs = {
+        "target": "local",
+        "bucketUrl": f"s3://{bucket}",
+        "s3Endpoint": server.endpoint,
+        "s3AccessKeyId": server.key,
+        "s3SecretAccessKey": secret,
+    }
+    if manager is not None:
+        private, public = _ssh_key(path.parent)
+        outputs |= {
+            "managerAddress": "127.0.0.1",
+            "sshPort": manager,
+            "sshUser": "root",
+            "sshPrivateKey": private,
+            "managerHostKey": public,
+        }
+    path.write_text(json.dumps(outputs))
     return path
 
 
@@ -85,12 +106,13 @@ def dashboard(s3_server: S3Server, tmp_path_factory: pytest.TempPathFactory) -> 
     video = dashboard_data.deepracer_run(s3_server, bucket, DR_PREFIX, work)
     sample = dr_samples.logs_dir() / "sample-drfc-3-logs"  # real simulator files, 3 workers
     dashboard_data.upload_folder(s3_server, bucket, sample, SAMPLE_PREFIX)
-    project = work / "project"  # no Pulumi.<stack>.yaml: only the stacks given by --outputs
+    project = work / "project"  # the stacks given by --outputs; "good" priced as the aws stack
     project.mkdir()
-    port = free_port()
+    shutil.copy(ROOT / "Pulumi.aws.yaml", project / f"Pulumi.{GOOD}.yaml")
+    port, viewer_port = free_port(), free_port()
     url = f"http://127.0.0.1:{port}"
     good = _outputs(work / "good.json", s3_server, bucket, s3_server.secret)
-    broken = _outputs(work / "broken.json", s3_server, bucket, "wrong")
+    broken = _outputs(work / "broken.json", s3_server, bucket, "wrong", manager=free_port())
     argv = [
         sys.executable,
         "-m",
@@ -107,8 +129,10 @@ def dashboard(s3_server: S3Server, tmp_path_factory: pytest.TempPathFactory) -> 
         str(dr_data.TRACKS.resolve()),
         "--refresh",
         "0.5",
+        "--viewer-port",
+        str(viewer_port),
         "--outputs",
-        f"good={good}",
+        f"{GOOD}={good}",
         "--outputs",
         f"broken={broken}",
     ]
@@ -118,7 +142,7 @@ def dashboard(s3_server: S3Server, tmp_path_factory: pytest.TempPathFactory) -> 
         process = subprocess.Popen(argv, stdout=out, stderr=subprocess.STDOUT, cwd=ROOT, env=env)
     try:
         _wait_until_up(url, process, log)
-        yield Dashboard(url, s3_server, bucket, video)
+        yield Dashboard(url, s3_server, bucket, video, viewer_port)
     finally:
         process.terminate()
         process.wait(timeout=30)
@@ -162,3 +186,10 @@ def phone(browser) -> Iterator[Page]:
     page = Page(browser, 390, 844)
     yield page
     page.page.close()
+
+
+@pytest.fixture
+def viewer(dashboard: Dashboard) -> Iterator[int]:
+    """`trackday dr viewer` of DR_PREFIX's run, on the port the dashboard looks at."""
+    with serve_viewer(dashboard.viewer_port, DR_PREFIX) as worker:
+        yield worker

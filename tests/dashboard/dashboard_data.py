@@ -14,6 +14,7 @@ import shutil
 import subprocess
 from pathlib import Path
 
+from tests import dr_samples
 from tests.servers import S3Server
 from tests.training.deepracer import dr_data
 from training import storage
@@ -115,6 +116,12 @@ def tiny_mp4(path: Path) -> Path | None:
     return path
 
 
+def console_trainer_log() -> Path:
+    """The DeepRacer console's SageMaker log of deepracer-utils' sample (28 iterations)."""
+    folder = dr_samples.logs_dir() / "sample-console-logs" / "logs" / "training"
+    return next(folder.glob("*-sagemaker.log"))
+
+
 def upload_folder(server: S3Server, bucket: str, folder: Path, prefix: str = "") -> None:
     for path in sorted(p for p in folder.rglob("*") if p.is_file()):
         key = path.relative_to(folder).as_posix()
@@ -122,12 +129,16 @@ def upload_folder(server: S3Server, bucket: str, folder: Path, prefix: str = "")
 
 
 def deepracer_run(server: S3Server, bucket: str, prefix: str, work: Path) -> Path | None:
-    """dr_data's run (2 workers, 6 iterations) with its params, reward function and an MP4;
+    """dr_data's run (2 workers, 6 iterations) with its params, reward function, a trainer log
+    where `trackday dr stop-training` saves it (the console's real one) and an MP4;
     returns the MP4 when ffmpeg could make one."""
     folder = work / "dr"
     dr_data.write_run(folder, prefix)
     (folder / prefix / "training_params.yaml").write_text(f'WORLD_NAME: "{WORLD}"\n')
     (folder / prefix / "reward_function.py").write_text(dr_data.CAREFUL_REWARD)
+    logs = folder / prefix / "logs" / "training"
+    logs.mkdir(parents=True)
+    shutil.copy(console_trainer_log(), logs / "trackday-run-1-sagemaker.log")
     video = tiny_mp4(work / "0-video.mp4")
     if video:
         (folder / prefix / "mp4").mkdir()

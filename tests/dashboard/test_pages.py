@@ -5,8 +5,11 @@ from __future__ import annotations
 import pytest
 
 from tests.dashboard import dashboard_data
-from tests.dashboard.conftest import COMPLETE_RUN, DR_PREFIX, EPOCHS, RUNS, SAMPLE_PREFIX
+from tests.dashboard.conftest import COMPLETE_RUN, DR_PREFIX, EPOCHS, GOOD, RUNS, SAMPLE_PREFIX
+from tests.servers import ROOT
 from tests.training.deepracer import dr_data
+from trackday.dashboard import spend
+from trackday.dashboard.costs import stack_price
 from training import storage
 
 WAIT_MS = 60_000  # deadline for a condition; the page polls every 0.5 s
@@ -35,6 +38,32 @@ def test_home_lists_the_stacks(dashboard, laptop, phone):
         assert "s3://" + dashboard.bucket in rows.nth(1).inner_text()
         view.screenshot(name)
         assert view.errors == [] and _fits(view)
+
+
+def test_home_shows_the_cost_so_far_and_an_unreachable_manager(dashboard, laptop):
+    page = laptop.page
+    page.goto(dashboard.url + "/")
+    spent = page.locator(f"#cost-{GOOD} .spent").text_content()
+    assert spent.strip().startswith("$")  # priced as the aws stack's nodes
+    assert f"DonkeyCar {COMPLETE_RUN}: 0.01 h" in spent and f"DeepRacer {DR_PREFIX}:" in spent
+    for uncounted in ("20261130-110000-bbbbbb", "20261130-120000-cccccc"):  # failed, running
+        assert uncounted not in spent
+    note = page.locator("#manager-error-broken").inner_text()
+    assert "cannot reach the manager root@127.0.0.1" in note and "pulumi up" in note
+    assert page.locator(f"#manager-{GOOD}").count() == 0  # no swarm: no nodes section
+    assert laptop.errors == [] and _fits(laptop)
+
+
+def test_cost_so_far_is_the_runs_hours_at_the_stacks_price(dashboard):
+    price = stack_price(ROOT, "aws")
+    bucket = f"s3://{dashboard.bucket}"
+    with storage.environment(dashboard.server.env()):
+        found = spend.stack_spend(bucket, f"{bucket}/runs/donkeycar", price, deepracer=False)
+    counted = {r.name: r.hours for r in found.runs}
+    # the manifest's phases, `fit` (inside `train`) not added again
+    assert counted[COMPLETE_RUN] == pytest.approx((1.5 + 0.2 + 0.1 + 42.0 + 0.4 + 0.8) / 3600)
+    assert "20261130-110000-bbbbbb" not in counted and "20261130-120000-cccccc" not in counted
+    assert found.cost == round(price.per_hour * found.hours, 2) and price.per_hour > 0
 
 
 def test_donkeycar_table_lists_every_run(dashboard, laptop, phone):
@@ -106,6 +135,18 @@ def test_deepracer_list_and_a_sample_run_of_the_simulator(dashboard, laptop):
     assert "3 worker(s)" in page.locator("main").inner_text()
     assert page.locator("#evaluations tbody tr").count() > 0
     laptop.screenshot("dr-sample-laptop")
+    assert laptop.errors == []
+
+
+def test_entropy_chart_has_a_point_per_round_of_policy_training(dashboard, laptop):
+    page = laptop.page
+    page.goto(f"{dashboard.url}/s/good/dr/{DR_PREFIX}")
+    _wait_drawn(page, "entropy-chart")
+    log = dashboard_data.console_trainer_log().read_text()
+    assert _points(page, "entropy-chart") == log.count("training epoch=0,") == 28
+    page.goto(f"{dashboard.url}/s/good/dr/{SAMPLE_PREFIX}")  # DRfC's files: no trainer log
+    assert "no trainer log" in page.locator("#no-entropy").inner_text()
+    assert page.locator("#entropy-chart").count() == 0
     assert laptop.errors == []
 
 

@@ -11,7 +11,7 @@ from tests.dashboard import dashboard_data
 from tests.servers import ROOT as REPO
 from tests.training.deepracer import dr_data
 from trackday.dashboard import deepracer_runs, donkey_runs
-from trackday.dashboard.costs import hourly_cost
+from trackday.dashboard.costs import stack_price
 from trackday.dashboard.stacks import MODELS, BucketError, Stack, discover, reading
 from training.deepracer import bucket_io
 from training.deepracer.simtrace import SimtraceError
@@ -105,11 +105,13 @@ def test_discovery_reads_the_stack_files(tmp_path):
 
 @pytest.mark.parametrize("name", ["aws", "azure", "gcp", "dev"])
 def test_the_projects_stacks_are_priced_per_hour(name):
-    cost = hourly_cost(REPO, name)
+    price = stack_price(REPO, name)
     if name == "dev":  # the local target: this machine
-        assert cost is None
+        assert (price.per_hour, price.spent(10)) == (0.0, 0.0)
     else:
-        assert re.fullmatch(r"\$\d+\.\d\d/h while .* \(list prices of .*\)", cost), cost
+        assert re.fullmatch(r"\$\d+\.\d\d/h while .* \(list prices of .*\)", price.text)
+        assert f"${price.per_hour:.2f}/h" in price.text
+        assert price.spent(2.5) == round(price.per_hour * 2.5, 2)
 
 
 def test_outputs_option_needs_a_stack_name():

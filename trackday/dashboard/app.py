@@ -24,11 +24,21 @@ from starlette.routing import Mount, Route
 from starlette.staticfiles import StaticFiles
 from starlette.templating import Jinja2Templates
 
-from trackday.dashboard import charts, deepracer_runs, donkey_runs, files
+from trackday.dashboard import (
+    camera,
+    charts,
+    deepracer_runs,
+    donkey_runs,
+    files,
+    nodes,
+    spend,
+)
 from trackday.dashboard.guard import LOCAL_HOSTS, LocalReadOnly
 from trackday.dashboard.stacks import BucketError, Stack, reading
+from trackday.errors import ManagerError
 from training import storage
 from training.deepracer.metrics import MetricsError
+from training.deepracer.policy_log import PolicyLogError
 from training.deepracer.run_files import RunFilesError
 from training.deepracer.simtrace import SimtraceError
 
@@ -44,6 +54,8 @@ class Settings:
     tracks_dir: Path | None = None
     refresh_s: float = 5.0
     worlds: list[str] = field(default_factory=list)
+    manager_timeout_s: float = nodes.TIMEOUT_S
+    viewer_port: int = camera.DEFAULT_PORT
 
     def stack(self, name: str) -> Stack:
         for stack in self.stacks:
@@ -66,8 +78,43 @@ def _page(request: Request, name: str, status: int = 200, **context) -> Response
     )
 
 
+def _spend(stack: Stack) -> spend.Spend | str | None:
+    """The stack's known runs and their cost, or why its bucket could not say."""
+    if stack.bucket_url is None:
+        return None
+    try:
+        with reading(stack) as bucket:
+            return spend.stack_spend(
+                bucket, stack.donkey_runs_url, stack.price, not stack.is_folder
+            )
+    except BucketError as error:
+        return str(error)
+
+
+def _manager(stack: Stack, timeout_s: float) -> tuple[nodes.ManagerView, dict] | str:
+    try:
+        view = nodes.read_manager(stack.outputs or {}, timeout_s)
+    except ManagerError as error:
+        return str(error)
+    price = stack.price
+    ttl, idle = (price.ttl_hours, price.idle_minutes) if price else (None, None)
+    return view, nodes.power_off_left(view, ttl, idle)
+
+
 def home(request: Request) -> Response:
-    return _page(request, "home.html")
+    """Every stack; per stack the runs' cost so far and, where it has a swarm, its nodes and
+    power-off timers, read from the manager (in parallel: an unreachable one waits out its
+    timeout, not the others)."""
+    settings = _settings(request)
+    with ThreadPoolExecutor(max_workers=4) as pool:
+        pending = {
+            s.name: pool.submit(_manager, s, settings.manager_timeout_s)
+            for s in settings.stacks
+            if nodes.has_manager(s.outputs)
+        }
+        spends = {s.name: _spend(s) for s in settings.stacks}
+        managers = {name: found.result() for name, found in pending.items()}
+    return _page(request, "home.html", spends=spends, managers=managers)
 
 
 def donkey_list(request: Request) -> Response:
@@ -129,10 +176,12 @@ def dr_list(request: Request) -> Response:
 
 def dr_run(request: Request) -> Response:
     stack, prefix = _prefix(request)
-    with reading(stack) as bucket, ThreadPoolExecutor(max_workers=2) as pool:
+    with reading(stack) as bucket, ThreadPoolExecutor(max_workers=3) as pool:
         # Both list the prefix and read small objects: side by side, the page comes sooner.
         pending = pool.submit(storage.in_this_block(deepracer_runs.run_info), bucket, prefix)
+        live = pool.submit(camera.live_view, _settings(request).viewer_port, prefix)
         run = deepracer_runs.metrics(bucket, prefix)
+        rounds = deepracer_runs.policy(bucket, prefix)
         info = pending.result()
     # The first figures come with the page: the reward chart draws without a second request.
     return _page(
@@ -142,15 +191,18 @@ def dr_run(request: Request) -> Response:
         info=info,
         run=run,
         worlds=_settings(request).worlds,
-        figures=_dr_figures(run),
+        figures=_dr_figures(run, rounds),
+        live=live.result(),
+        viewer_port=_settings(request).viewer_port,
     )
 
 
-def _dr_figures(run: dict) -> dict:
+def _dr_figures(run: dict, rounds: list | None) -> dict:
     return {
         "iterations": len(run["iterations"]),
         "reward": charts.reward(run),
         "progress": charts.progress(run),
+        "entropy": charts.entropy(rounds) if rounds is not None else None,
     }
 
 
@@ -158,7 +210,8 @@ def dr_charts(request: Request) -> Response:
     stack, prefix = _prefix(request)
     with reading(stack) as bucket:
         run = deepracer_runs.metrics(bucket, prefix)
-    return JSONResponse(_dr_figures(run))
+        rounds = deepracer_runs.policy(bucket, prefix)
+    return JSONResponse(_dr_figures(run, rounds))
 
 
 def dr_map(request: Request) -> Response:
@@ -259,6 +312,7 @@ def create_app(settings: Settings) -> Starlette:
         MetricsError: data_error,
         SimtraceError: data_error,
         RunFilesError: data_error,
+        PolicyLogError: data_error,
     }
     app = Starlette(routes=routes, middleware=middleware, exception_handlers=handlers)
     app.state.settings = settings

@@ -74,6 +74,23 @@ def progress(run: dict) -> dict:
     }
 
 
+def entropy(rounds: list) -> dict:
+    """The policy's entropy per iteration (mean over the epochs of each round of training):
+    falling entropy is the policy growing sure of its actions."""
+    return {
+        "data": [
+            {
+                "type": "scatter",
+                "mode": "lines+markers",
+                "name": "entropy",
+                "x": [r.iteration for r in rounds],
+                "y": [r.entropy for r in rounds],
+            }
+        ],
+        "layout": _layout("policy entropy per iteration", "iteration", "entropy", showlegend=False),
+    }
+
+
 def track_map(track: dict | None, points: dict, colour: str, iteration: int) -> dict:
     """The track's borders and centre line, and every step of the iteration coloured."""
     data = [

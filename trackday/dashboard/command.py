@@ -72,6 +72,13 @@ def dashboard(
     refresh: float = typer.Option(
         5.0, "--refresh", min=0.5, help="Seconds between updates of a live run's charts."
     ),
+    viewer_port: int = typer.Option(
+        8100,
+        "--viewer-port",
+        min=1,
+        max=65535,
+        help="Where `trackday dr viewer` serves the camera streams (its --port).",
+    ),
 ) -> None:
     """Serve one local, read-only page for every DonkeyCar and DeepRacer run."""
     import uvicorn  # the web stack loads for this command only
@@ -82,7 +89,7 @@ def dashboard(
     stacks = discover(project, stack or [], _outputs_files(outputs or []), models)
     tracks = _tracks_dir(tracks_dir)
     worlds = sorted(p.stem for p in tracks.glob("*.npy")) if tracks else []
-    app = create_app(Settings(stacks, tracks, refresh, worlds))
+    app = create_app(Settings(stacks, tracks, refresh, worlds, viewer_port=viewer_port))
     server = uvicorn.Server(
         uvicorn.Config(app, host=HOST, port=port, log_level="warning", server_header=False)
     )

@@ -20,6 +20,7 @@ from training import storage
 from training.deepracer import bucket_io
 from training.deepracer.layout import REWARD_FUNCTION, RunLayout
 from training.deepracer.metrics import load_run, run_json
+from training.deepracer.policy_log import TRAINER_LOGS, PolicyRound, policy_rounds
 from training.deepracer.run_files import open_run
 from training.deepracer.simtrace import REQUIRED_COLUMNS, SimtraceError
 from training.deepracer.track import Track, TrackError
@@ -88,6 +89,23 @@ def run_info(bucket_url: str, prefix: str) -> RunInfo:
 def metrics(bucket_url: str, prefix: str) -> dict:
     """Per-iteration figures, evaluations and checkpoints, without reading any simtrace."""
     return run_json(load_run(storage.join(bucket_url, prefix), simtrace=False))
+
+
+def policy(bucket_url: str, prefix: str) -> list[PolicyRound] | None:
+    """Entropy and the other policy-training figures per iteration, from the trainer's logs
+    under `<prefix>/logs/` (the console's folder; `trackday dr stop-training` saves one);
+    None when the run has none. Several logs (a run continued) are read in name order."""
+    fs, root = storage.filesystem(bucket_url)
+    try:
+        found = sorted(p for p in fs.find(f"{root}/{prefix}/logs") if p.endswith(TRAINER_LOGS))
+    except FileNotFoundError:
+        return None
+    if not found:
+        return None
+    lines: list[str] = []
+    for path in found:
+        lines += fs.cat_file(path).decode("utf-8", "replace").splitlines()
+    return policy_rounds(lines)
 
 
 def _points(text: str, name: str, column: str) -> dict[str, list]:

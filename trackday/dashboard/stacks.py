@@ -22,7 +22,7 @@ from typing import Any
 
 import yaml
 
-from trackday.dashboard.costs import hourly_cost
+from trackday.dashboard.costs import Price, stack_price
 from trackday.runs import runs_url
 from trackday.stack import StackError, read_outputs, storage_env
 from training import storage
@@ -47,7 +47,7 @@ class Stack:
     bucket_url: str | None  # as this machine reaches it; a folder for the local models
     outputs: dict[str, Any] | None  # None: not deployed, or its outputs unreadable
     problem: str | None = None  # why there are no outputs
-    cost: str | None = None  # per hour while its machines run (costs.py)
+    price: Price | None = None  # per hour while its machines run (costs.py)
 
     @property
     def deployed(self) -> bool:
@@ -97,7 +97,7 @@ def _declared(project: Path, name: str) -> tuple[str | None, str | None]:
 
 def load_stack(project: Path, name: str, outputs_file: Path | None = None) -> Stack:
     target, bucket = _declared(project, name)
-    cost = hourly_cost(project, name) if target else None
+    cost = stack_price(project, name) if target else None
     try:
         outputs = read_outputs(name, outputs_file, cwd=project)
     except StackError as error:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import socket
 import subprocess
@@ -77,6 +78,7 @@ def test_the_proxy_shows_and_relays_only_the_workers(worker):
         "VIEWER_PORT": str(port),
         "VIEWER_BIND": "127.0.0.1",
         "VIEWER_WIDTH": "640",
+        "VIEWER_MODEL_PREFIX": "speedy-1",
     }
     proxy = subprocess.Popen([sys.executable, "-c", PROXY.read_text()], env=env)
     try:
@@ -92,6 +94,13 @@ def test_the_proxy_shows_and_relays_only_the_workers(worker):
         assert VideoServer.asked[-1] == "/stream?topic=/cam"
         assert get(f"http://127.0.0.1:{port}/w/192.0.2.7/stream?topic=/cam")[0] == 404
         assert get(f"http://127.0.0.1:{port}/elsewhere")[0] == 404
+        status, listing = get(f"http://127.0.0.1:{port}/workers.json")
+        assert status == 200 and json.loads(listing) == {
+            "service": "localhost",
+            "model_prefix": "speedy-1",
+            "workers": ["127.0.0.1"],
+            "stream": "stream?topic=/racecar/deepracer/kvs_stream&quality=75&width=640&height=360",
+        }
     finally:
         proxy.terminate()
         proxy.wait(timeout=30)
