@@ -52,6 +52,13 @@ X_ENV = {"USE_EXTERNAL_X": "true", "QT_X11_NO_MITSHM": "1", "NVIDIA_DRIVER_CAPAB
 # DRfC's docker-compose-aws.yml: botocore waits for the instance's metadata service (the
 # node's role) instead of giving up while a busy node answers slowly.
 AWS_METADATA_ENV = {"AWS_METADATA_SERVICE_TIMEOUT": "3", "AWS_METADATA_SERVICE_NUM_ATTEMPTS": "5"}
+# The worker's VNC server with the GUI on (DR_GUI_ENABLE): simapp's run.sh starts x11vnc on
+# this port itself, but only beside the Xvfb it starts when there is no external X server
+# (docker/files/robomaker/run.sh, v6.0.4); with one (`deepracer.opengl`) the worker starts it
+# on that display as run.sh does (`_gui_command`: its flags, and `&`, since with `WAIT:`
+# x11vnc waits for the first viewer before it goes to the background). Never published on
+# a node: the port is reached on the runs' network only (trackday/dr_gui.py says why).
+VNC_PORT = 5900
 TRAINER_COMMAND = (
     "source /root/sagemaker-venv/bin/activate && python3 /opt/ml/code/rl_coach/start.py"
 )
@@ -198,6 +205,16 @@ def _x_mounts(settings: DeepRacerSettings, site: Site) -> tuple[Mount, ...]:
     return (Mount(X_SOCKET_DIR, X_SOCKET_DIR), *cookie)
 
 
+def _gui_command(settings: DeepRacerSettings, site: Site, command: str) -> str:
+    """The worker's command, after x11vnc on the nodes' headless X server when the GUI is
+    on. Not on the local target's X server: that is the user's own desktop, where the GUI's
+    windows show anyway (DRfC's desktop mode), and which no VNC server should share."""
+    if not (settings.cameras.gui and site.gpu_nodes and _uses_x(settings, site)):
+        return command
+    vnc = f"x11vnc -bg -forever -nopw -rfbport {VNC_PORT} -display WAIT$DISPLAY"
+    return f"{vnc} & {command}"
+
+
 def _common_env(site: Site, secret: str | None) -> dict[str, str]:
     return _s3_env(site.bucket, secret) | (AWS_METADATA_ENV if site.aws else {})
 
@@ -253,7 +270,11 @@ def training_services(settings: DeepRacerSettings, site: Site) -> list[ServiceSp
     simulation = ServiceSpec(
         name=f"{prefix}-simulation",
         image=settings.simulator.reference,
-        args=(f"/opt/ml/code/run.sh {mode} distributed_training.launch.py",),
+        args=(
+            _gui_command(
+                settings, site, f"/opt/ml/code/run.sh {mode} distributed_training.launch.py"
+            ),
+        ),
         env=simulation_env,
         constraints=(placement(TRAINER_ROLE if site.single_node else SIMULATION_ROLE),),
         replicas=settings.workers,
@@ -283,7 +304,7 @@ def evaluation_services(settings: DeepRacerSettings, site: Site) -> list[Service
         ServiceSpec(
             name=f"{service_prefix(settings, 'evaluation')}-simulation",
             image=settings.simulator.reference,
-            args=("/opt/ml/code/run.sh run evaluation.launch.py",),
+            args=(_gui_command(settings, site, "/opt/ml/code/run.sh run evaluation.launch.py"),),
             env=env,
             constraints=(placement(TRAINER_ROLE if site.single_node else SIMULATION_ROLE),),
             networks=(NETWORK,),
