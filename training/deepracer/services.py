@@ -62,6 +62,19 @@ VNC_PORT = 5900
 TRAINER_COMMAND = (
     "source /root/sagemaker-venv/bin/activate && python3 /opt/ml/code/rl_coach/start.py"
 )
+# The trainer's SageMaker container, which rl_coach starts through Docker Compose outside
+# Swarm, sees every GPU (the image sets NVIDIA_VISIBLE_DEVICES=all, docker/Dockerfile.combined)
+# and is handed the trainer's CUDA_VISIBLE_DEVICES (docker/files/rl-coach/start.py, v6.0.4).
+# So it trains on the GPU Swarm reserved for the trainer (its UUID, which CUDA takes there)
+# unless `simulator.sagemakerCudaDevices` names one: never on a worker's.
+TRAINER_ON_ITS_GPU = 'export CUDA_VISIBLE_DEVICES="${CUDA_VISIBLE_DEVICES:-$DOCKER_RESOURCE_GPU}"'
+# A task that reserves no Swarm GPU gets no DOCKER_RESOURCE_GPU, and the NVIDIA runtime then
+# reads NVIDIA_VISIBLE_DEVICES (nvidia-container-toolkit, nvidia-container-runtime-hook
+# `getDevicesFromEnvvar`): `all` in simapp's image, so such a worker would see, and its
+# TensorFlow fill, every GPU of the node (DRfC's docs/multi_gpu.md, "greedily"). Workers
+# sharing a GPU get the node's first one only: the one its X server renders on
+# (infra/xorg.py), where DRfC's one-GPU set-up runs everything.
+SHARED_GPU_ENV = {"NVIDIA_VISIBLE_DEVICES": "0"}
 
 
 @dataclass(frozen=True)
@@ -131,11 +144,24 @@ def _logging(settings: DeepRacerSettings, site: Site) -> dict:
     }
 
 
-def _gpu(settings: DeepRacerSettings, site: Site, shares_trainer_node: bool = False) -> int:
-    """One GPU per task on nodes that advertise theirs, so Swarm puts no other GPU job (a
-    DonkeyCar training) on the same GPU. Workers on the trainer's own node (a one-node
-    stack) share the GPU the trainer reserved, as DRfC runs them on one GPU."""
-    return 1 if site.gpu_nodes and settings.simulator.uses_gpu and not shares_trainer_node else 0
+def _gpu(settings: DeepRacerSettings, site: Site) -> int:
+    """One GPU for the trainer on nodes that advertise theirs, so Swarm puts no other GPU job
+    (a DonkeyCar training, a worker) on it."""
+    return 1 if site.gpu_nodes and settings.simulator.uses_gpu else 0
+
+
+def _worker_gpu(settings: DeepRacerSettings, site: Site) -> tuple[int, dict[str, str]]:
+    """The GPUs a worker reserves, and its environment for them (`deepracer.gpuPerWorker`:
+    unset, an own GPU each where the workers have nodes of their own; on a one-node stack
+    they share one, as DRfC runs them)."""
+    if not site.gpu_nodes:
+        return 0, {}
+    own = settings.gpu_per_worker
+    if own is None:
+        own = not site.single_node
+    if own and settings.simulator.uses_gpu:
+        return 1, {}
+    return 0, SHARED_GPU_ENV
 
 
 def _cuda(devices: str | None) -> dict[str, str]:
@@ -174,6 +200,7 @@ def _simulation_env(
     return (
         env
         | _cuda(settings.simulator.robomaker_cuda_devices)
+        | _worker_gpu(settings, site)[1]
         | _x_env(settings, site)
         | _common_env(site, secret)
     )
@@ -249,7 +276,11 @@ def training_services(settings: DeepRacerSettings, site: Site) -> list[ServiceSp
     trainer = ServiceSpec(
         name=f"{prefix}-trainer",
         image=settings.simulator.reference,
-        args=(TRAINER_COMMAND,),
+        args=(
+            f"{TRAINER_ON_ITS_GPU} && {TRAINER_COMMAND}"
+            if _gpu(settings, site)
+            else TRAINER_COMMAND,
+        ),
         env=trainer_env | _common_env(site, secret),
         constraints=(placement(TRAINER_ROLE),),
         networks=(NETWORK,),
@@ -283,7 +314,7 @@ def training_services(settings: DeepRacerSettings, site: Site) -> list[ServiceSp
         secrets=_secrets(secret),
         labels=_labels(settings, "training", SIMULATION_ROLE),
         init=True,
-        gpus=_gpu(settings, site, site.single_node),
+        gpus=_worker_gpu(settings, site)[0],
         **_logging(settings, site),
     )
     return [trainer, simulation]
@@ -312,7 +343,7 @@ def evaluation_services(settings: DeepRacerSettings, site: Site) -> list[Service
             secrets=_secrets(secret),
             labels=_labels(settings, "evaluation", SIMULATION_ROLE),
             init=True,
-            gpus=_gpu(settings, site, site.single_node),
+            gpus=_worker_gpu(settings, site)[0],
             **_logging(settings, site),
         )
     ]
