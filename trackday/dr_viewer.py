@@ -3,10 +3,10 @@ machine, as DRfC's dr-start-viewer shows them; `trackday dr gui`: one worker's V
 (DR_GUI_ENABLE) there, the same way (trackday/dr_gui.py says why not a published port).
 
 A container on the swarm manager (the simulator image, already there for the trainer) joins
-the runs' network and runs trackday/viewer_proxy.py (or trackday/gui_relay.py), published on the manager's loopback
-only. On the local target that is this machine; on a cloud swarm trackday forwards a port
-of this machine's loopback through the SSH connection it already has to the manager. The
-container goes when the command ends.
+the runs' network and runs trackday/viewer_proxy.py (or trackday/gui_relay.py), published on
+the manager's loopback only. On the local target that is this machine; on a cloud swarm
+trackday forwards a port of this machine's loopback through the SSH connection it already
+has to the manager. The container goes when the command ends.
 """
 
 from __future__ import annotations
@@ -225,17 +225,30 @@ def gui(
     """Reach a worker's Gazebo GUI with a VNC viewer on 127.0.0.1:PORT until Ctrl-C (a run
     started with `cameras.gui: true`, DRfC's DR_GUI_ENABLE)."""
     settings, target = _context(stack, directory, outputs_file, run_id)
-    port = port or VNC_PORT + settings.run_id  # DRfC's DR_ROBOMAKER_GUI_PORT (swarm style)
     job = "evaluation" if evaluation else "training"
     try:
         client = dr_runs.client_for(target)
-        service = dr_runs.service_of(client, settings.run_id, job, SIMULATION_ROLE)
-        node_port = port if target.manager is None else None
-        container = start_gui_relay(client, service, settings.run_id, worker, node_port)
+        gui_session(client, _manager(target), settings.run_id, job, worker, port)
     except dr_runs.RunError as error:
         raise _fail(str(error)) from None
     except docker.errors.APIError as error:
         raise _fail(f"could not start the GUI relay: {error.explanation}") from None
-    banner = f"GUI of run {settings.run_id}, worker {worker}: vnc://{LOOPBACK}:{port}"
-    serve(client, _manager(target), port, container, banner)
     _say("GUI relay stopped")
+
+
+def gui_session(
+    client: docker.DockerClient,
+    manager: str | None,
+    run_id: int,
+    job: str,
+    worker: int,
+    port: int | None,
+    stop: threading.Event | None = None,
+) -> None:
+    """`trackday dr gui` once connected: the relay to the worker, served until Ctrl-C
+    (or `stop`); on a cloud swarm the engine picks the relay's port on the manager."""
+    port = port or VNC_PORT + run_id  # DRfC's DR_ROBOMAKER_GUI_PORT (swarm style)
+    service = dr_runs.service_of(client, run_id, job, SIMULATION_ROLE)
+    container = start_gui_relay(client, service, run_id, worker, port if manager is None else None)
+    banner = f"GUI of run {run_id}, worker {worker}: vnc://{LOOPBACK}:{port}"
+    serve(client, manager, port, container, banner, stop)

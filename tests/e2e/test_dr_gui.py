@@ -24,8 +24,9 @@ import pytest
 from tests.rfb import rfb_handshake
 from tests.servers import HOST, free_port
 from tests.sshd import serve_sshd
+from trackday.dr_gui import worker_address
 from trackday.dr_network import ensure_network
-from trackday.dr_viewer import gui_name, serve, start_gui_relay
+from trackday.dr_viewer import gui_name, gui_session
 from trackday.errors import RunError
 from trackday.manager_ssh import connect
 from trackday.swarm_jobs import create_service_args
@@ -92,22 +93,17 @@ def test_the_gui_reaches_the_worker_asked_for_on_loopback_only(swarm, base_image
             deadline = time.monotonic() + 180
             while True:  # until worker 2 runs on the runs' network
                 try:
-                    container = start_gui_relay(client, service, RUN_ID, 2, None)
+                    worker_address(client, service, 2)
                     break
-                except RunError as error:  # not running yet
+                except RunError as error:
                     assert time.monotonic() < deadline, str(error)
                     time.sleep(1)
-            container.reload()
-            bound = container.attrs["HostConfig"]["PortBindings"][f"{VNC_PORT}/tcp"]
-            assert [b["HostIp"] for b in bound] == ["127.0.0.1"]
-            node_port = int(
-                container.attrs["NetworkSettings"]["Ports"][f"{VNC_PORT}/tcp"][0]["HostPort"]
-            )
             local_port = free_port()
-            forwarding = threading.Thread(
-                target=serve, args=(client, HOST, local_port, container, "gui", stop)
+            session = threading.Thread(
+                target=gui_session,
+                args=(client, HOST, RUN_ID, "training", 2, local_port, stop),
             )
-            forwarding.start()
+            session.start()
             deadline = time.monotonic() + 120
             while True:  # the relay's python starting, the worker's server listening
                 try:
@@ -116,13 +112,18 @@ def test_the_gui_reaches_the_worker_asked_for_on_loopback_only(swarm, base_image
                         break
                 except (OSError, AssertionError, IndexError):
                     pass
-                assert time.monotonic() < deadline, container.logs()[-2000:]
+                assert session.is_alive() and time.monotonic() < deadline
                 time.sleep(1)
             assert (greeting, name) == (b"RFB 003.008\n", b"worker 2")
+            container = swarm.containers.get(gui_name(RUN_ID, 2))
+            bound = container.attrs["HostConfig"]["PortBindings"][f"{VNC_PORT}/tcp"]
+            assert [b["HostIp"] for b in bound] == ["127.0.0.1"]
+            published = container.attrs["NetworkSettings"]["Ports"][f"{VNC_PORT}/tcp"]
+            node_port = int(published[0]["HostPort"])
             other = _other_address()
             assert _refused(other, node_port) and _refused(other, VNC_PORT)
             stop.set()
-            forwarding.join(timeout=60)
+            session.join(timeout=60)
             with pytest.raises(docker.errors.NotFound):
                 swarm.containers.get(gui_name(RUN_ID, 2))
             client.close()
