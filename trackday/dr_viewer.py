@@ -22,7 +22,6 @@ import docker.errors
 import typer
 
 from contract.swarm import RUN_LABEL, SIMULATION_ROLE, WORKLOAD_LABEL
-from infra.workloads.run_target import RunTarget
 from trackday import dr_runs
 from trackday.dr_commands import DIRECTORY, OUTPUTS, RUN_ID, STACK, _context, _fail, _say
 from trackday.dr_gui import gui_enabled, worker_address
@@ -48,11 +47,14 @@ def start_proxy(
     client: docker.DockerClient, service: dict, run_id: int, node_port: int, stream: dict[str, str]
 ):
     """The proxy container for one simulation service, on the node's loopback only."""
-    environment = {"VIEWER_UPSTREAM": f"tasks.{service['Spec']['Name']}"}
+    spec = service["Spec"]
+    image = spec["TaskTemplate"]["ContainerSpec"]["Image"].split("@", 1)[0]
+    with contextlib.suppress(docker.errors.NotFound):
+        client.containers.get(viewer_name(run_id)).remove(force=True)  # a stale one
+    environment = {"VIEWER_UPSTREAM": f"tasks.{spec['Name']}", "VIEWER_PORT": str(PROXY_PORT)}
     environment |= {f"VIEWER_{key.upper()}": value for key, value in stream.items()}
-    environment["VIEWER_PORT"] = str(PROXY_PORT)
     return _run_on_manager(
-        client, service, viewer_name(run_id), run_id, PROXY, environment, (PROXY_PORT, node_port)
+        client, image, viewer_name(run_id), run_id, PROXY, environment, (PROXY_PORT, node_port)
     )
 
 
@@ -66,25 +68,23 @@ def start_gui_relay(
             f"{service['Spec']['Name']} runs without the GUI: set trackday:deepracer.cameras.gui "
             "true and start the run again"
         )
+    name = gui_name(run_id, worker)
+    with contextlib.suppress(docker.errors.NotFound):
+        client.containers.get(name).remove(force=True)  # a stale one
     environment = {
         "GUI_UPSTREAM": worker_address(client, service, worker),
         "GUI_UPSTREAM_PORT": str(VNC_PORT),
         "GUI_PORT": str(VNC_PORT),
     }
+    image = service["Spec"]["TaskTemplate"]["ContainerSpec"]["Image"].split("@", 1)[0]
     return _run_on_manager(
-        client,
-        service,
-        gui_name(run_id, worker),
-        run_id,
-        GUI_RELAY,
-        environment,
-        (VNC_PORT, node_port),
+        client, image, name, run_id, GUI_RELAY, environment, (VNC_PORT, node_port)
     )
 
 
 def _run_on_manager(
     client: docker.DockerClient,
-    service: dict,
+    image: str,
     name: str,
     run_id: int,
     script: Path,
@@ -93,12 +93,8 @@ def _run_on_manager(
 ):
     """`python3 -c <script>` in the service's image, on the runs' network, published on the
     manager's loopback only (a plain container may bind an address; a Swarm service may not).
-    `ports`: the container's, and the manager's. A stale container of the same name goes
-    first."""
-    image = service["Spec"]["TaskTemplate"]["ContainerSpec"]["Image"].split("@", 1)[0]
+    `ports`: the container's, and the manager's."""
     container_port, node_port = ports
-    with contextlib.suppress(docker.errors.NotFound):
-        client.containers.get(name).remove(force=True)
     return client.containers.run(
         image,
         ["python3", "-c", script.read_text()],
@@ -169,16 +165,12 @@ def viewer(
         raise _fail(f"could not start the viewer: {error.explanation}") from None
     serve(
         client,
-        _manager(target),
+        target.manager.address if target.manager else None,
         port,
         container,
         f"viewer of run {settings.run_id}: http://{LOOPBACK}:{port}/",
     )
     _say("viewer stopped")
-
-
-def _manager(target: RunTarget) -> str | None:
-    return target.manager.address if target.manager else None
 
 
 def serve(
@@ -228,7 +220,8 @@ def gui(
     job = "evaluation" if evaluation else "training"
     try:
         client = dr_runs.client_for(target)
-        gui_session(client, _manager(target), settings.run_id, job, worker, port)
+        manager = target.manager.address if target.manager else None
+        gui_session(client, manager, settings.run_id, job, worker, port)
     except dr_runs.RunError as error:
         raise _fail(str(error)) from None
     except docker.errors.APIError as error:
