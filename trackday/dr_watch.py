@@ -1,10 +1,10 @@
-"""Watching a stack's DeepRacer runs: `trackday dr summary` (DRfC's dr-summary) and
-`trackday dr viewer` (DRfC's dr-start-viewer).
+"""Watching a stack's DeepRacer runs: `trackday dr summary` (DRfC's dr-summary),
+`trackday dr viewer` (DRfC's dr-start-viewer) and `trackday dr gui` (DR_GUI_ENABLE's VNC).
 
 The summary is one screen: every run on the stack's swarm, how many of its tasks run, how
 long it has run, and from its metrics in the bucket its iteration, best evaluation progress
 and the trend of its training reward; from its workers' logs their simulation speed.
-The viewer is in trackday/dr_viewer.py.
+The viewer and the GUI are in trackday/dr_viewer.py.
 """
 
 from __future__ import annotations
@@ -20,7 +20,7 @@ from rich.table import Table
 
 from trackday import dr_runs, dr_speed
 from trackday.dr_commands import DIRECTORY, OUTPUTS, STACK, _context, running_services
-from trackday.dr_viewer import viewer
+from trackday.dr_viewer import gui, viewer
 from training import storage
 from training.deepracer.sim_speed import SimSpeed
 
@@ -181,4 +181,4 @@ def summary(stack: str = STACK, directory: Path = DIRECTORY, outputs_file: Path 
     Console(width=160).print(render(lines))
 
 
-COMMANDS = {"summary": summary, "viewer": viewer}
+COMMANDS = {"summary": summary, "viewer": viewer, "gui": gui}

@@ -217,7 +217,7 @@ def placement_problem(
             return (
                 f"the tasks on nodes labelled {key}={value} reserve {needed} GPUs (one "
                 f"each), the ready ones advertise {have}: add GPU nodes (nodes.count), "
-                "or fewer workers"
+                "fewer workers, or let them share a GPU (deepracer.gpuPerWorker: false)"
             )
     return None
 

@@ -29,7 +29,7 @@ from infra.bootstrap import NodeBootstrap
 from tests.e2e.images import import_busybox
 from trackday.swarm_jobs import task_template
 from training.deepracer.params import Bucket
-from training.deepracer.services import Site, training_services
+from training.deepracer.services import TRAINER_COMMAND, Site, training_services
 from training.deepracer.settings import DeepRacerSettings
 
 GPUS = ("GPU-0b7a1c8e-2f3d-4e5a-9b6c-7d8e9f0a1b2c", "GPU-5d1e2f3a-4b5c-4d6e-8f70-8192a3b4c5d6")
@@ -65,7 +65,7 @@ def _free_port() -> int:
         return probe.getsockname()[1]
 
 
-@pytest.fixture
+@pytest.fixture(scope="module")
 def gpu_node(tmp_path_factory) -> Iterator[docker.DockerClient]:
     """A private one-node swarm whose dockerd runs with the rendered daemon.json."""
     if os.geteuid() != 0 or not shutil.which("dockerd"):
@@ -123,18 +123,66 @@ def gpu_node(tmp_path_factory) -> Iterator[docker.DockerClient]:
         shutil.rmtree(root, ignore_errors=True)
 
 
-def _assigned(client: docker.DockerClient, service) -> list[str]:
-    """The GPU each running task of the service reports, by its container's log."""
+# What each task reports: the GPU Swarm assigned it, the GPU the trainer's SageMaker
+# container is told to use, and what the NVIDIA runtime reads without a Swarm GPU.
+REPORT = (
+    'echo "report|gpu=$DOCKER_RESOURCE_GPU|cuda=$CUDA_VISIBLE_DEVICES'
+    '|visible=$NVIDIA_VISIBLE_DEVICES"'
+)
+
+
+def _reports(client: docker.DockerClient, services: list) -> list[dict[str, str]]:
+    """Each running task's report, from its container's log."""
     found = []
-    for task in service.tasks():
-        if task["Status"]["State"] == "running":
-            logs = client.api.logs(task["Status"]["ContainerStatus"]["ContainerID"])
-            found += [
-                line.removeprefix("gpu=")
-                for line in logs.decode().split()
-                if line.startswith("gpu=")
-            ]
+    for service in services:
+        for task in service.tasks():
+            if task["Status"]["State"] == "running":
+                logs = client.api.logs(task["Status"]["ContainerStatus"]["ContainerID"]).decode()
+                for line in logs.splitlines():
+                    if line.startswith("report|"):
+                        found.append(dict(part.split("=", 1) for part in line.split("|")[1:]))
     return found
+
+
+def _deploy(client: docker.DockerClient, specs: list) -> list:
+    """The services with this test's image, no run network or role label; each reports
+    and sleeps. The trainer's command is production's, up to start.py."""
+    services = []
+    for spec in specs:
+        if TRAINER_COMMAND in spec.args[0]:
+            command = spec.args[0].replace(TRAINER_COMMAND, f"{REPORT}; sleep 600")
+        else:
+            command = f"{REPORT}; sleep 600"
+        spec = dataclasses.replace(
+            spec, image=IMAGE, networks=(), mounts=(), constraints=(), args=("sh", "-c", command)
+        )
+        template = task_template(spec, {})
+        services.append(
+            client.services.create(
+                IMAGE,
+                name=spec.name,
+                command=list(spec.args[:2]),
+                args=[spec.args[2]],
+                env=[f"{k}={v}" for k, v in spec.env.items()],
+                resources=template.get("Resources"),
+                mode=docker.types.ServiceMode("replicated", replicas=spec.replicas),
+                restart_policy=docker.types.RestartPolicy(condition="none"),
+                stop_grace_period=10**9,
+            )
+        )  # 1 s: sleep as PID 1 ignores SIGTERM
+    return services
+
+
+def _settle(client: docker.DockerClient, services: list, reports: int, pending: int):
+    """Until `reports` tasks have reported and `pending` wait, or the deadline passes."""
+    deadline = time.monotonic() + 120
+    while True:
+        tasks = [t for s in services for t in s.tasks()]
+        waiting = [t for t in tasks if t["Status"]["State"] == "pending"]
+        seen = _reports(client, services)
+        if (len(seen) == reports and len(waiting) == pending) or time.monotonic() > deadline:
+            return tasks, waiting, seen
+        time.sleep(0.5)
 
 
 def test_two_fake_gpus_go_to_two_tasks_and_a_third_waits(
@@ -145,44 +193,42 @@ def test_two_fake_gpus_go_to_two_tasks_and_a_third_waits(
     assert sorted(r["NamedResourceSpec"]["Value"] for r in advertised) == sorted(GPUS)
     assert {r["NamedResourceSpec"]["Kind"] for r in advertised} == {GPU_RESOURCE}
     import_busybox(gpu_node, IMAGE, ("sh", "echo", "sleep"))
-    # A cloud run's trainer and two workers, each reserving one GPU (services.py `_gpu`),
-    # with the image and command of this test and no run network or role label.
+    # A cloud run's trainer and two workers, each reserving one GPU (services.py `_gpu`).
     specs = training_services(
         DeepRacerSettings(workers=2), Site(Bucket("runs", "eu-west-1"), gpu_nodes=True)
     )
     assert [spec.gpus for spec in specs] == [1, 1]
-    services = []
-    for spec in specs:
-        spec = dataclasses.replace(
-            spec,
-            image=IMAGE,
-            networks=(),
-            mounts=(),
-            constraints=(),
-            args=("sh", "-c", 'echo "gpu=$DOCKER_RESOURCE_GPU"; sleep 600'),
-        )
-        template = task_template(spec, {})
-        services.append(
-            gpu_node.services.create(
-                IMAGE,
-                name=spec.name,
-                command=list(spec.args[:2]),
-                args=[spec.args[2]],
-                env=[f"{k}={v}" for k, v in spec.env.items()],
-                resources=template["Resources"],
-                mode=docker.types.ServiceMode("replicated", replicas=spec.replicas),
-                restart_policy=docker.types.RestartPolicy(condition="none"),
-                stop_grace_period=10**9,
-            )
-        )  # 1 s: sleep as PID 1 ignores SIGTERM
-    deadline = time.monotonic() + 120
-    while True:
-        tasks = [t for s in services for t in s.tasks()]
-        running = [t for t in tasks if t["Status"]["State"] == "running"]
-        pending = [t for t in tasks if t["Status"]["State"] == "pending"]
-        seen = [gpu for s in services for gpu in _assigned(gpu_node, s)]
-        if (len(seen) == 2 and pending) or time.monotonic() > deadline:
-            break
-        time.sleep(0.5)
-    assert len(running) == 2 and sorted(seen) == sorted(GPUS), (tasks, seen)
-    assert len(pending) == 1 and "insufficient resources" in pending[0]["Status"]["Err"]
+    services = _deploy(gpu_node, specs)
+    try:
+        tasks, pending, seen = _settle(gpu_node, services, 2, 1)
+        assert sorted(r["gpu"] for r in seen) == sorted(GPUS), (tasks, seen)
+        assert len(pending) == 1 and "insufficient resources" in pending[0]["Status"]["Err"]
+    finally:
+        for service in services:
+            service.remove()
+
+
+def test_one_node_pins_the_trainer_to_its_gpu_and_spreads_workers_or_shares_the_first(
+    gpu_node: docker.DockerClient, tmp_path: Path
+):
+    import_busybox(gpu_node, IMAGE, ("sh", "echo", "sleep"))
+    site = Site(Bucket("runs", "eu-west-1"), gpu_nodes=True, single_node=True)
+    # gpuPerWorker: the worker reserves the GPU the trainer does not hold; the trainer's
+    # SageMaker container is told its own (CUDA_VISIBLE_DEVICES, by UUID).
+    spread = training_services(DeepRacerSettings(run_id=1, gpu_per_worker=True), site)
+    services = _deploy(gpu_node, spread)
+    try:
+        tasks, _, (trainer, worker) = _settle(gpu_node, services, 2, 0)
+        assert sorted((trainer["gpu"], worker["gpu"])) == sorted(GPUS), tasks
+        assert trainer["cuda"] == trainer["gpu"]
+    finally:
+        for service in services:
+            service.remove()
+    # Unset on one node: the workers share; no Swarm GPU, so the runtime reads
+    # NVIDIA_VISIBLE_DEVICES, which names the first GPU only instead of the image's `all`.
+    shared = training_services(DeepRacerSettings(run_id=2, workers=2), site)
+    tasks, _, seen = _settle(gpu_node, _deploy(gpu_node, shared), 3, 0)
+    trainer = next(r for r in seen if r["cuda"])
+    assert trainer["gpu"] in GPUS and trainer["cuda"] == trainer["gpu"], tasks
+    workers = [r for r in seen if r is not trainer]
+    assert workers == [{"gpu": "", "cuda": "", "visible": "0"}] * 2, seen

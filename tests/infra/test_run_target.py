@@ -125,7 +125,8 @@ def test_reserved_gpus_must_exist_on_the_nodes_before_anything_starts():
     assert placement_problem(nodes, [SIMULATION], False, {SIMULATION: 3}) is None
     assert placement_problem(nodes, [SIMULATION], False, {SIMULATION: 4}) == (
         "the tasks on nodes labelled trackday.role=simulation reserve 4 GPUs (one each), the "
-        "ready ones advertise 3: add GPU nodes (nodes.count), or fewer workers"
+        "ready ones advertise 3: add GPU nodes (nodes.count), fewer workers, or let them share a "
+        "GPU (deepracer.gpuPerWorker: false)"
     )
     trainer = "node.labels.trackday.role==trainer"
     assert placement_problem(nodes, [trainer], False, {trainer: 2}) is None

@@ -52,9 +52,29 @@ X_ENV = {"USE_EXTERNAL_X": "true", "QT_X11_NO_MITSHM": "1", "NVIDIA_DRIVER_CAPAB
 # DRfC's docker-compose-aws.yml: botocore waits for the instance's metadata service (the
 # node's role) instead of giving up while a busy node answers slowly.
 AWS_METADATA_ENV = {"AWS_METADATA_SERVICE_TIMEOUT": "3", "AWS_METADATA_SERVICE_NUM_ATTEMPTS": "5"}
+# The worker's VNC server with the GUI on (DR_GUI_ENABLE): simapp's run.sh starts x11vnc on
+# this port itself, but only beside the Xvfb it starts when there is no external X server
+# (docker/files/robomaker/run.sh, v6.0.4); with one (`deepracer.opengl`) the worker starts it
+# on that display as run.sh does (`_gui_command`: its flags, and `&`, since with `WAIT:`
+# x11vnc waits for the first viewer before it goes to the background). Never published on
+# a node: the port is reached on the runs' network only (trackday/dr_gui.py says why).
+VNC_PORT = 5900
 TRAINER_COMMAND = (
     "source /root/sagemaker-venv/bin/activate && python3 /opt/ml/code/rl_coach/start.py"
 )
+# The trainer's SageMaker container, which rl_coach starts through Docker Compose outside
+# Swarm, sees every GPU (the image sets NVIDIA_VISIBLE_DEVICES=all, docker/Dockerfile.combined)
+# and is handed the trainer's CUDA_VISIBLE_DEVICES (docker/files/rl-coach/start.py, v6.0.4).
+# So it trains on the GPU Swarm reserved for the trainer (its UUID, which CUDA takes there)
+# unless `simulator.sagemakerCudaDevices` names one: never on a worker's.
+TRAINER_ON_ITS_GPU = 'export CUDA_VISIBLE_DEVICES="${CUDA_VISIBLE_DEVICES:-$DOCKER_RESOURCE_GPU}"'
+# A task that reserves no Swarm GPU gets no DOCKER_RESOURCE_GPU, and the NVIDIA runtime then
+# reads NVIDIA_VISIBLE_DEVICES (nvidia-container-toolkit, nvidia-container-runtime-hook
+# `getDevicesFromEnvvar`): `all` in simapp's image, so such a worker would see, and its
+# TensorFlow fill, every GPU of the node (DRfC's docs/multi_gpu.md, "greedily"). Workers
+# sharing a GPU get the node's first one only: the one its X server renders on
+# (infra/xorg.py), where DRfC's one-GPU set-up runs everything.
+SHARED_GPU_ENV = {"NVIDIA_VISIBLE_DEVICES": "0"}
 
 
 @dataclass(frozen=True)
@@ -124,11 +144,24 @@ def _logging(settings: DeepRacerSettings, site: Site) -> dict:
     }
 
 
-def _gpu(settings: DeepRacerSettings, site: Site, shares_trainer_node: bool = False) -> int:
-    """One GPU per task on nodes that advertise theirs, so Swarm puts no other GPU job (a
-    DonkeyCar training) on the same GPU. Workers on the trainer's own node (a one-node
-    stack) share the GPU the trainer reserved, as DRfC runs them on one GPU."""
-    return 1 if site.gpu_nodes and settings.simulator.uses_gpu and not shares_trainer_node else 0
+def _gpu(settings: DeepRacerSettings, site: Site) -> int:
+    """One GPU for the trainer on nodes that advertise theirs, so Swarm puts no other GPU job
+    (a DonkeyCar training, a worker) on it."""
+    return 1 if site.gpu_nodes and settings.simulator.uses_gpu else 0
+
+
+def _worker_gpu(settings: DeepRacerSettings, site: Site) -> tuple[int, dict[str, str]]:
+    """The GPUs a worker reserves, and its environment for them (`deepracer.gpuPerWorker`:
+    unset, an own GPU each where the workers have nodes of their own; on a one-node stack
+    they share one, as DRfC runs them)."""
+    if not site.gpu_nodes:
+        return 0, {}
+    own = settings.gpu_per_worker
+    if own is None:
+        own = not site.single_node
+    if own and settings.simulator.uses_gpu:
+        return 1, {}
+    return 0, SHARED_GPU_ENV
 
 
 def _cuda(devices: str | None) -> dict[str, str]:
@@ -167,6 +200,7 @@ def _simulation_env(
     return (
         env
         | _cuda(settings.simulator.robomaker_cuda_devices)
+        | _worker_gpu(settings, site)[1]
         | _x_env(settings, site)
         | _common_env(site, secret)
     )
@@ -196,6 +230,16 @@ def _x_mounts(settings: DeepRacerSettings, site: Site) -> tuple[Mount, ...]:
         else ()
     )
     return (Mount(X_SOCKET_DIR, X_SOCKET_DIR), *cookie)
+
+
+def _gui_command(settings: DeepRacerSettings, site: Site, command: str) -> str:
+    """The worker's command, after x11vnc on the nodes' headless X server when the GUI is
+    on. Not on the local target's X server: that is the user's own desktop, where the GUI's
+    windows show anyway (DRfC's desktop mode), and which no VNC server should share."""
+    if not (settings.cameras.gui and site.gpu_nodes and _uses_x(settings, site)):
+        return command
+    vnc = f"x11vnc -bg -forever -nopw -rfbport {VNC_PORT} -display WAIT$DISPLAY"
+    return f"{vnc} & {command}"
 
 
 def _common_env(site: Site, secret: str | None) -> dict[str, str]:
@@ -232,7 +276,11 @@ def training_services(settings: DeepRacerSettings, site: Site) -> list[ServiceSp
     trainer = ServiceSpec(
         name=f"{prefix}-trainer",
         image=settings.simulator.reference,
-        args=(TRAINER_COMMAND,),
+        args=(
+            f"{TRAINER_ON_ITS_GPU} && {TRAINER_COMMAND}"
+            if _gpu(settings, site)
+            else TRAINER_COMMAND,
+        ),
         env=trainer_env | _common_env(site, secret),
         constraints=(placement(TRAINER_ROLE),),
         networks=(NETWORK,),
@@ -253,7 +301,11 @@ def training_services(settings: DeepRacerSettings, site: Site) -> list[ServiceSp
     simulation = ServiceSpec(
         name=f"{prefix}-simulation",
         image=settings.simulator.reference,
-        args=(f"/opt/ml/code/run.sh {mode} distributed_training.launch.py",),
+        args=(
+            _gui_command(
+                settings, site, f"/opt/ml/code/run.sh {mode} distributed_training.launch.py"
+            ),
+        ),
         env=simulation_env,
         constraints=(placement(TRAINER_ROLE if site.single_node else SIMULATION_ROLE),),
         replicas=settings.workers,
@@ -262,7 +314,7 @@ def training_services(settings: DeepRacerSettings, site: Site) -> list[ServiceSp
         secrets=_secrets(secret),
         labels=_labels(settings, "training", SIMULATION_ROLE),
         init=True,
-        gpus=_gpu(settings, site, site.single_node),
+        gpus=_worker_gpu(settings, site)[0],
         **_logging(settings, site),
     )
     return [trainer, simulation]
@@ -283,7 +335,7 @@ def evaluation_services(settings: DeepRacerSettings, site: Site) -> list[Service
         ServiceSpec(
             name=f"{service_prefix(settings, 'evaluation')}-simulation",
             image=settings.simulator.reference,
-            args=("/opt/ml/code/run.sh run evaluation.launch.py",),
+            args=(_gui_command(settings, site, "/opt/ml/code/run.sh run evaluation.launch.py"),),
             env=env,
             constraints=(placement(TRAINER_ROLE if site.single_node else SIMULATION_ROLE),),
             networks=(NETWORK,),
@@ -291,7 +343,7 @@ def evaluation_services(settings: DeepRacerSettings, site: Site) -> list[Service
             secrets=_secrets(secret),
             labels=_labels(settings, "evaluation", SIMULATION_ROLE),
             init=True,
-            gpus=_gpu(settings, site, site.single_node),
+            gpus=_worker_gpu(settings, site)[0],
             **_logging(settings, site),
         )
     ]

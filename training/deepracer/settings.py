@@ -310,6 +310,11 @@ class DeepRacerSettings(_Section):
     # headless one (infra/xorg.py), or on the local target this machine's $DISPLAY.
     # Unset: on where the nodes have GPUs (cloud targets), off on the local target.
     opengl: bool | None = None
+    # Each worker reserves a GPU of its own on nodes that advertise theirs (Swarm gives it one
+    # the trainer and other workers do not hold); false: the workers share the node's first
+    # GPU, as DRfC runs them (several workers on a one-GPU node). Unset: own GPUs where the
+    # workers have nodes of their own, shared on a one-node stack.
+    gpu_per_worker: bool | None = None
 
     @field_validator("world")
     @classmethod

@@ -6,6 +6,8 @@ from contract.swarm import GPU_RESOURCE, WORKLOAD_LABEL
 from trackday.swarm_jobs import create_service_args
 from training.deepracer.params import Bucket
 from training.deepracer.services import (
+    TRAINER_COMMAND,
+    TRAINER_ON_ITS_GPU,
     Site,
     evaluation_services,
     run_services,
@@ -142,7 +144,7 @@ def test_gpu_nodes_reserve_a_gpu_per_task_and_pass_what_drfc_passes():
     assert template["Resources"]["Reservations"]["GenericResources"] == [
         {"DiscreteResourceSpec": {"Kind": GPU_RESOURCE, "Value": 1}}
     ]
-    # one node: the workers share the GPU the trainer holds; a CPU image reserves none
+    # one node: the workers share the node's first GPU; a CPU image reserves none
     one = training_services(chosen, Site(BUCKET, gpu_nodes=True, single_node=True))
     assert [s.gpus for s in one] == [1, 0]
     cpu = settings(simulator={"tag": "6.0.4-cpu"})
@@ -151,6 +153,35 @@ def test_gpu_nodes_reserve_a_gpu_per_task_and_pass_what_drfc_passes():
     trainer, workers = training_services(settings(), SITE)
     assert (trainer.gpus, workers.gpus, workers.env["GAZEBO_ARGS"]) == (0, 0, "")
     assert not {"CUDA_VISIBLE_DEVICES", "AWS_METADATA_SERVICE_TIMEOUT"} & set(trainer.env)
+
+
+@pytest.mark.parametrize(
+    ("single_node", "gpu_per_worker", "reserved"),
+    [(False, None, 1), (True, None, 0), (True, True, 1), (False, False, 0)],
+)
+def test_workers_reserve_a_gpu_of_their_own_or_share_the_first_only(
+    single_node, gpu_per_worker, reserved
+):
+    """`deepracer.gpuPerWorker` (unset: own GPUs on multi-node stacks). A worker without a
+    Swarm GPU names the first GPU in NVIDIA_VISIBLE_DEVICES: the NVIDIA runtime would read
+    the image's `all` otherwise, every GPU of the node (DRfC's "greedy" workers)."""
+    site = Site(BUCKET, gpu_nodes=True, single_node=single_node)
+    chosen = settings(workers=2, gpu_per_worker=gpu_per_worker)
+    trainer, workers = training_services(chosen, site)
+    (evaluation,) = evaluation_services(chosen, site)
+    for simulation in (workers, evaluation):
+        assert simulation.gpus == reserved
+        assert simulation.env.get("NVIDIA_VISIBLE_DEVICES") == (None if reserved else "0")
+    # the trainer's SageMaker container trains on the GPU Swarm reserved for the trainer
+    assert trainer.gpus == 1
+    assert trainer.args == (f"{TRAINER_ON_ITS_GPU} && {TRAINER_COMMAND}",)
+    assert "NVIDIA_VISIBLE_DEVICES" not in trainer.env
+
+
+def test_this_machines_engine_has_no_gpu_placement():
+    trainer, workers = training_services(settings(gpu_per_worker=True), SITE)
+    assert trainer.args == (TRAINER_COMMAND,) and workers.gpus == 0
+    assert "NVIDIA_VISIBLE_DEVICES" not in workers.env
 
 
 def test_docker_sdk_arguments():

@@ -6,7 +6,7 @@ from __future__ import annotations
 import pytest
 
 from infra import xorg
-from infra.config import parse
+from infra.config import ConfigError, parse
 from infra.workloads.run_target import RunTarget, local_display
 from tests.infra.stacks import shipped_values
 from tests.infra.test_stack_config import _trackday_keys
@@ -77,3 +77,12 @@ def test_nodes_run_the_x_server_where_the_services_expect_it(stack, deepracer, n
     if deepracer is not None:
         keys["deepracer"] = deepracer
     assert parse(keys).deepracer_opengl is nodes_run_x
+
+
+def test_gpu_per_worker_is_a_stack_config_key_checked_as_a_boolean():
+    keys = _trackday_keys(shipped_values("gcp"))
+    keys["deepracer"] = {"gpuPerWorker": True}
+    assert parse(keys).deepracer.gpu_per_worker is True
+    keys["deepracer"] = {"gpuPerWorker": "sometimes"}
+    with pytest.raises(ConfigError, match=r"trackday:deepracer\.gpuPerWorker: 'sometimes'"):
+        parse(keys)
