@@ -8,11 +8,12 @@ JSON request on stdin, then forks:
   user's module and calls `reward_function` on every step, sending one line per call to
   the supervisor over a pipe; prints are dropped, raw writes to fds 1 and 2 go to the
   log file trackday gave (size-limited);
-- the supervisor never runs user code. It times every call from outside and kills the
-  worker when one overruns (so a loop that catches the worker's own timer cannot run on),
-  takes the worker's lines as data (checked, bounded), kills every process the worker left
-  behind (it is their subreaper on Linux, so a double fork with setsid cannot slip away),
-  and writes the one answer on ANSWER_FD, a pipe the worker closed before loading any code.
+- the worker times each call by its own CPU time; the supervisor never runs user code. It
+  watches every call from outside and kills the worker when one overruns (so a loop that
+  catches the worker's own timer cannot run on), takes the worker's lines as data (checked,
+  bounded), kills every process the worker left behind (it is their subreaper on Linux, so
+  a double fork with setsid cannot slip away), and writes the one answer on ANSWER_FD, a
+  pipe the worker closed before loading any code.
 
 A guard for trackday and the operator against mistakes and the common tricks, not a sandbox
 for hostile code: the worker runs as the operator's user (docs/security.md).
@@ -35,7 +36,10 @@ import traceback
 import types
 
 USER_MODULE = "reward_function"
-GRACE_S = 0.5  # beyond a call's budget before the supervisor kills the worker
+# The worker's budgets count its own CPU time (ITIMER_PROF): a loaded machine that leaves it
+# waiting for a core must not fail a good function. The supervisor's wall-clock watch, this
+# long beyond a budget, catches a worker that blocks without using CPU or catches its timer.
+WALL_GRACE_S = 10.0
 MAX_LINE = 64 * 1024
 LIMITS = {  # the worker's resource limits
     "RLIMIT_AS": 2 << 30,
@@ -93,13 +97,13 @@ def _failure(kind, error, path):
 
 
 def _timed(budget, function, *args):
-    """Call `function` under a time budget; returns (result, seconds)."""
-    signal.setitimer(signal.ITIMER_REAL, budget)
-    started = time.perf_counter()
+    """Call `function` under a budget of this process's CPU time; returns (result, CPU seconds)."""
+    signal.setitimer(signal.ITIMER_PROF, budget)
+    started = time.process_time()
     try:
-        return function(*args), time.perf_counter() - started
+        return function(*args), time.process_time() - started
     finally:
-        signal.setitimer(signal.ITIMER_REAL, 0)
+        signal.setitimer(signal.ITIMER_PROF, 0)
 
 
 def _check_value(value):
@@ -195,7 +199,7 @@ def _limit_self(cpu_seconds):
 
 def _worker(request, channel):
     """The child: limits, then the user's code; every line goes to `channel`."""
-    signal.signal(signal.SIGALRM, _on_alarm)
+    signal.signal(signal.SIGPROF, _on_alarm)
     _limit_self(int(request["cpu_s"]))
     out = os.fdopen(channel, "w", buffering=1)
 
@@ -266,7 +270,7 @@ def _describe_end(pid):
 def _supervise(request, lines, pid):
     """The answer, from the worker's lines; the worker is left to the reaper."""
     budget = float(request["budget_s"])
-    first = lines.next(float(request["load_budget_s"]) + GRACE_S)
+    first = lines.next(float(request["load_budget_s"]) + WALL_GRACE_S)
     if first == "timeout":
         return {"ok": False, "kind": "slow_load", "error": "", "line": None}
     if first is None or "loaded" not in first:
@@ -276,7 +280,7 @@ def _supervise(request, lines, pid):
         values = []
         for step_index in range(len(scenario["steps"])):
             where = (s_index, step_index)
-            message = lines.next(budget + max(GRACE_S, budget))
+            message = lines.next(budget + WALL_GRACE_S)
             if message == "timeout":
                 return {
                     "ok": False,

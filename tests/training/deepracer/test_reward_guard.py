@@ -143,6 +143,24 @@ def test_the_checked_code_cannot_forge_an_answer(tmp_path, laps, forged):
     )
 
 
+def test_a_call_kept_off_the_cpu_is_not_too_slow(tmp_path, laps):
+    """A loaded machine leaves the worker waiting for a core; the budget counts the function's
+    own CPU time, so a first call held up longer than the budget without using CPU passes."""
+    result = check(
+        tmp_path,
+        laps,
+        (
+            "import time\n"
+            "held = []\n"
+            "def reward_function(params):\n"
+            "    if not held:\n"
+            "        held.append(time.sleep(0.5))\n"
+            "    return 1.0\n"
+        ),
+    )
+    assert result.ok, [str(p) for p in result.problems]
+
+
 def test_a_loop_that_catches_the_timeout_is_stopped_from_outside(tmp_path, laps):
     started = time.monotonic()
     result = check(
