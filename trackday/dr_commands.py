@@ -19,7 +19,7 @@ from rich.table import Table
 from infra.workloads.run_target import RunTarget, RunTargetError, run_target
 from trackday import dr_runs, dr_speed
 from trackday.failure import fail
-from trackday.stack import StackError, read_outputs
+from trackday.stack import read_outputs
 from training import storage
 from training.deepracer import bucket_io
 from training.deepracer.layout import RunLayout
@@ -79,10 +79,10 @@ def _context(
     settings = load_settings(stack, directory)
     if run_id is not None:
         settings = settings.model_copy(update={"run_id": run_id})
+    outputs = read_outputs(stack, outputs_file, cwd=_project(directory))  # StackError: cli.py
     try:
-        outputs = read_outputs(stack, outputs_file, cwd=_project(directory))
         return settings, run_target(stack, outputs)
-    except (StackError, RunTargetError) as error:
+    except RunTargetError as error:
         raise _fail(str(error)) from None
 
 
@@ -125,8 +125,6 @@ def _follow(
         client = dr_runs.client_for(target)
         service = dr_runs.service_of(client, run_id, job, role)
         dr_runs.logs(client, service, worker, follow, _say_plain)
-    except dr_runs.RunError as error:
-        raise _fail(str(error)) from None
     except KeyboardInterrupt:
         _say("stopped following; the run goes on")
 
@@ -200,12 +198,7 @@ def _stop(
     stack: str, directory: Path | None, outputs_file: Path | None, run_id: int | None, job: str
 ) -> None:
     settings, target = _context(stack, directory, outputs_file, run_id)
-    try:
-        removed = dr_runs.stop(
-            dr_runs.client_for(target), settings.run_id, job, settings.model_prefix
-        )
-    except dr_runs.RunError as error:
-        raise _fail(str(error)) from None
+    removed = dr_runs.stop(dr_runs.client_for(target), settings.run_id, job, settings.model_prefix)
     for name in removed:
         _say(f"removed {name}")
     if not removed:
@@ -344,12 +337,9 @@ def logs(
 
 def running_services(target: RunTarget) -> tuple[list, dict]:
     """The stack's DeepRacer services and each simulation worker's speed (status, summary)."""
-    try:
-        client = dr_runs.client_for(target)
-        found = dr_runs.status(client)
-        return found, dr_speed.service_speeds(client, found)
-    except dr_runs.RunError as error:
-        raise _fail(str(error)) from None
+    client = dr_runs.client_for(target)
+    found = dr_runs.status(client)
+    return found, dr_speed.service_speeds(client, found)
 
 
 def status(stack: str = STACK, directory: Path = DIRECTORY, outputs_file: Path = OUTPUTS) -> None:

@@ -21,6 +21,7 @@ from contract.outputs import (
     SwarmOutputs,
 )
 from contract.outputs import storage_env as _storage_env
+from trackday.errors import TrackdayError
 
 __all__ = [
     "GcpOutputs",
@@ -33,7 +34,7 @@ __all__ = [
 ]
 
 
-class StackError(Exception):
+class StackError(TrackdayError):
     """The stack's outputs cannot be read or lack what a command needs; the message says which."""
 
 

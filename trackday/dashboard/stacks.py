@@ -23,6 +23,7 @@ from typing import Any
 import yaml
 
 from trackday.dashboard.costs import hourly_cost
+from trackday.errors import TrackdayError
 from trackday.runs import runs_url
 from trackday.stack import StackError, read_outputs, storage_env
 from training import storage
@@ -31,7 +32,7 @@ MODELS = "models"  # the name of the local folder's pseudo-stack
 _LOCK = threading.RLock()
 
 
-class BucketError(Exception):
+class BucketError(TrackdayError):
     """A stack's bucket cannot be read; carries the stack for the error page."""
 
     def __init__(self, stack: Stack, detail: str) -> None:
