@@ -16,6 +16,7 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
+from contract.swarm import SIMULATION_ROLE, TRAINER_ROLE
 from infra.workloads.run_target import RunTarget, RunTargetError, run_target
 from trackday import dr_runs, dr_speed
 from trackday.failure import fail
@@ -168,7 +169,7 @@ def start_training(
         lambda: dr_runs.upload_training_files(settings, target, folder, wipe),
     )
     if not quiet:
-        _follow(target, settings.run_id, "training", "trainer", None)
+        _follow(target, settings.run_id, "training", TRAINER_ROLE, None)
 
 
 def start_evaluation(
@@ -191,7 +192,7 @@ def start_evaluation(
 
     _start(settings, target, "evaluation", upload)
     if not quiet:
-        _follow(target, settings.run_id, "evaluation", "simulation", None)
+        _follow(target, settings.run_id, "evaluation", SIMULATION_ROLE, None)
 
 
 def _stop(
@@ -331,7 +332,7 @@ def logs(
         raise _fail("an evaluation has no trainer: `trackday dr logs worker -e`")
     settings, target = _context(stack, directory, outputs_file, run_id)
     job = "evaluation" if evaluation else "training"
-    role = "trainer" if which == "trainer" else "simulation"
+    role = TRAINER_ROLE if which == "trainer" else SIMULATION_ROLE
     _follow(target, settings.run_id, job, role, None if which == "trainer" else worker, follow)
 
 
