@@ -3,7 +3,7 @@ upload-model | logs | status`: DRfC's `dr-*` run commands on a deployed stack.
 
 Registered on the `dr` command group (trackday/dr.py). Settings come from the stack file
 (`trackday:deepracer`), where things are from the stack's outputs (trackday/stack.py); the
-work is in trackday/dr_runs.py.
+work is in trackday/dr_runs.py, dr_run_files.py and dr_status.py.
 """
 
 from __future__ import annotations
@@ -18,7 +18,7 @@ from rich.table import Table
 
 from contract.swarm import SIMULATION_ROLE, TRAINER_ROLE
 from infra.workloads.run_target import RunTarget, RunTargetError, run_target
-from trackday import dr_runs, dr_speed
+from trackday import dr_run_files, dr_runs, dr_speed, dr_status
 from trackday.failure import fail
 from trackday.stack import read_outputs
 from training import storage
@@ -124,8 +124,8 @@ def _follow(
 ) -> None:
     try:
         client = dr_runs.client_for(target)
-        service = dr_runs.service_of(client, run_id, job, role)
-        dr_runs.logs(client, service, worker, follow, _say_plain)
+        service = dr_status.service_of(client, run_id, job, role)
+        dr_status.logs(client, service, worker, follow, _say_plain)
     except KeyboardInterrupt:
         _say("stopped following; the run goes on")
 
@@ -166,7 +166,7 @@ def start_training(
         settings,
         target,
         "training",
-        lambda: dr_runs.upload_training_files(settings, target, folder, wipe),
+        lambda: dr_run_files.upload_training_files(settings, target, folder, wipe),
     )
     if not quiet:
         _follow(target, settings.run_id, "training", TRAINER_ROLE, None)
@@ -183,7 +183,7 @@ def start_evaluation(
     settings, target = _context(stack, directory, outputs_file, run_id)
 
     def upload() -> list[str]:
-        stamp, urls = dr_runs.upload_evaluation_files(settings, target)
+        stamp, urls = dr_run_files.upload_evaluation_files(settings, target)
         _say(
             f"evaluation {stamp}: results under "
             f"{target.bucket_url}/{RunLayout.of(settings).evaluation_prefix(stamp)}"
@@ -298,7 +298,7 @@ def upload_model(
             for key in [*plan.copies, *plan.writes]:
                 _say(f"would write {storage.join(target_url, key)}")
             return
-        written = dr_runs.copy_model(
+        written = dr_run_files.copy_model(
             target.bucket_url,
             target_url,
             target_prefix,
@@ -339,7 +339,7 @@ def logs(
 def running_services(target: RunTarget) -> tuple[list, dict]:
     """The stack's DeepRacer services and each simulation worker's speed (status, summary)."""
     client = dr_runs.client_for(target)
-    found = dr_runs.status(client)
+    found = dr_status.status(client)
     return found, dr_speed.service_speeds(client, found)
 
 
@@ -354,7 +354,7 @@ def status(stack: str = STACK, directory: Path = DIRECTORY, outputs_file: Path =
 
 
 def status_table(
-    found: list[dr_runs.ServiceStatus], speeds: Mapping[str, Mapping[int, SimSpeed | None]]
+    found: list[dr_status.ServiceStatus], speeds: Mapping[str, Mapping[int, SimSpeed | None]]
 ) -> Table:
     """The services and tasks, with each simulation worker's RTF and steps per second."""
     table = Table(title="DeepRacer runs")

@@ -21,7 +21,7 @@ import docker.errors
 import typer
 
 from contract.swarm import RUN_LABEL, SIMULATION_ROLE, WORKLOAD_LABEL
-from trackday import dr_runs
+from trackday import dr_runs, dr_status
 from trackday.dr_commands import DIRECTORY, OUTPUTS, RUN_ID, STACK, _context, _fail, _say
 from training.deepracer.services import NETWORK, WORKLOAD
 
@@ -121,7 +121,7 @@ def viewer(
     stream = {"topic": topic, "width": str(width), "height": str(height), "quality": str(quality)}
     try:
         client = dr_runs.client_for(target)
-        service = dr_runs.service_of(client, settings.run_id, job, SIMULATION_ROLE)
+        service = dr_status.service_of(client, settings.run_id, job, SIMULATION_ROLE)
         container = start_proxy(client, service, settings.run_id, port, stream)
     except dr_runs.RunError as error:
         raise _fail(str(error)) from None
