@@ -3,8 +3,8 @@
 Every exception class in trackday/ is a subclass of `TrackdayError`
 (tests/trackday/test_error_family.py), defined here where several modules share one and
 next to their module otherwise (`StackError`, `SwarmJobError`, `VertexError`, ...). A
-command catches one where it adds to the message or exits otherwise than 1; any other
-reaches the root handler in trackday/cli.py. Both print with `trackday.failure.fail`."""
+command may catch one (to add to the message, or to exit with another code than 1); any
+other reaches the root handler in trackday/cli.py. Both print with `trackday.failure.fail`."""
 
 
 class TrackdayError(Exception):
