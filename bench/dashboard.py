@@ -31,6 +31,7 @@ import time
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
+from contract.outputs import BucketAccess
 from tests import dr_samples
 from tests.dashboard.conftest import CHROMIUM, _wait_until_up
 from tests.servers import free_port, serve_s3
@@ -186,13 +187,13 @@ def main() -> None:
         outputs = work / "outputs.json"
         outputs.write_text(
             json.dumps(
-                {
-                    "target": "local",
-                    "bucketUrl": f"s3://{bucket}",
-                    "s3Endpoint": server.endpoint,
-                    "s3AccessKeyId": server.key,
-                    "s3SecretAccessKey": server.secret,
-                }
+                BucketAccess.build(
+                    target="local",
+                    bucket_url=f"s3://{bucket}",
+                    s3_endpoint=server.endpoint,
+                    s3_access_key_id=server.key,
+                    s3_secret_access_key=server.secret,
+                ).to_exports()
             )
         )
         (work / "project").mkdir()

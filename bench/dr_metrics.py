@@ -30,7 +30,8 @@ REPO = Path(__file__).resolve().parents[1]
 OURS = """
 import json, sys, time
 t0 = time.perf_counter()
-from training.deepracer.metrics import load_run, run_json
+from training.deepracer.metrics import load_run
+from training.deepracer.metrics_json import run_json
 t1 = time.perf_counter()
 text = json.dumps(run_json(load_run(sys.argv[1])))
 print(time.perf_counter() - t1)

@@ -9,6 +9,7 @@ in camelCase by the alias generator: this module is the only definition of the k
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any, ClassVar, Self
 
@@ -68,6 +69,12 @@ class Outputs(BaseModel):
     def key(cls, field: str) -> str:
         """The exported key of a field (for messages that name it)."""
         return cls.model_fields[field].alias or field
+
+    @classmethod
+    def value(cls, exports: Mapping[str, Any], field: str, default: Any = None) -> Any:
+        """One output, by its field here, from exports not checked as a whole (the dashboard
+        shows a stack whatever it lacks; the CLI picks the record by `target`)."""
+        return exports.get(cls.key(field), default)
 
 
 class BucketAccess(Outputs):

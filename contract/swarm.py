@@ -48,9 +48,18 @@ def s3_credentials_file(access_key_id: str, secret_access_key: str) -> str:
     )
 
 
+_NODE_LABELS = "node.labels."
+
+
 def placement(role: str) -> str:
     """The constraint that puts a service on the nodes of a role."""
-    return f"node.labels.{ROLE_LABEL}=={role}"
+    return f"{_NODE_LABELS}{ROLE_LABEL}=={role}"
+
+
+def constraint_label(constraint: str) -> tuple[str, str]:
+    """The node label (key, value) a `node.labels.KEY==VALUE` constraint asks for."""
+    key, _, value = constraint.removeprefix(_NODE_LABELS).partition("==")
+    return key, value
 
 
 @dataclass(frozen=True)

@@ -16,6 +16,7 @@ from dataclasses import dataclass
 import pulumi
 import pulumi_command as command
 
+from contract.outputs import SwarmSite
 from infra import bootstrap
 from infra.nodes import Node, NodeAccess, PoolSpec
 from infra.targets import child
@@ -112,4 +113,6 @@ class Swarm(pulumi.ComponentResource):
             self.ready.append(labelled)
         self.manager_address = manager.public_address
         self.manager_private_address = manager.private_address
-        self.register_outputs({"managerAddress": self.manager_address, "workers": len(workers)})
+        self.register_outputs(
+            {SwarmSite.key("manager_address"): self.manager_address, "workers": len(workers)}
+        )

@@ -18,6 +18,7 @@ import typer
 from rich.console import Console
 
 from trackday.drive import drive_commands
+from trackday.errors import TrackdayError
 from trackday.failure import fail
 from training.donkeycar.train import RUN_MANIFEST
 
@@ -26,7 +27,7 @@ console = Console(stderr=True)
 MODEL_SUFFIXES = (".keras", ".h5", ".savedmodel", ".tflite", ".trt")
 
 
-class CarError(Exception):
+class CarError(TrackdayError):
     """Copying to the car failed; the message says what to check."""
 
 

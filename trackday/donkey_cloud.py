@@ -21,10 +21,12 @@ from trackday.run_options import RunOptions
 from trackday.stack import (
     SWARM_TARGETS,
     StackError,
+    bucket_access,
     gcp_outputs,
     read_outputs,
     storage_env,
     swarm_outputs,
+    target_of,
 )
 from trackday.transfer_bar import transfer_bar
 from training import storage
@@ -59,9 +61,9 @@ def submit(
     try:
         options = RunOptions(model_type, parse_overrides(settings), allow_cpu)
         outputs = read_outputs(stack, outputs_file)
-        if outputs.get("target") == "local":
+        if target_of(outputs) == "local":
             raise StackError(f"stack {stack} is local: train with `trackday donkey train --local`")
-        if outputs.get("target") in SWARM_TARGETS:
+        if target_of(outputs) in SWARM_TARGETS:
             if not follow_job:
                 raise StackError(
                     "--no-follow: a Swarm job is followed to its end and then removed; "
@@ -140,8 +142,9 @@ def fetch_run(
     """Download a finished run (`fetch`, `to-car`): its URL, the folder, the files."""
     try:
         outputs = read_outputs(stack, outputs_file)
+        bucket_url = bucket_access(stack, outputs).bucket_url
         with storage.environment(storage_env(outputs)), transfer_bar(console) as progress:
-            run_url = runs.resolve_run(outputs["bucketUrl"], run)
+            run_url = runs.resolve_run(bucket_url, run)
             dest = to or Path("models") / run_url.rstrip("/").rsplit("/", 1)[-1]
             return run_url, dest, runs.fetch_run(run_url, dest, progress)
     except (StackError, runs.RunError, storage.StorageError) as exc:

@@ -3,7 +3,7 @@ upload-model | logs | status`: DRfC's `dr-*` run commands on a deployed stack.
 
 Registered on the `dr` command group (trackday/dr.py). Settings come from the stack file
 (`trackday:deepracer`), where things are from the stack's outputs (trackday/stack.py); the
-work is in trackday/dr_runs.py.
+work is in trackday/dr_runs.py, dr_run_files.py and dr_status.py.
 """
 
 from __future__ import annotations
@@ -16,10 +16,11 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
+from contract.swarm import SIMULATION_ROLE, TRAINER_ROLE
 from infra.workloads.run_target import RunTarget, RunTargetError, run_target
-from trackday import dr_runs, dr_speed, dr_trainer_log
+from trackday import dr_run_files, dr_runs, dr_speed, dr_status, dr_trainer_log
 from trackday.failure import fail
-from trackday.stack import StackError, read_outputs
+from trackday.stack import read_outputs
 from training import storage
 from training.deepracer import bucket_io
 from training.deepracer.layout import RunLayout
@@ -79,10 +80,10 @@ def _context(
     settings = load_settings(stack, directory)
     if run_id is not None:
         settings = settings.model_copy(update={"run_id": run_id})
+    outputs = read_outputs(stack, outputs_file, cwd=_project(directory))  # StackError: cli.py
     try:
-        outputs = read_outputs(stack, outputs_file, cwd=_project(directory))
         return settings, run_target(stack, outputs)
-    except (StackError, RunTargetError) as error:
+    except RunTargetError as error:
         raise _fail(str(error)) from None
 
 
@@ -123,10 +124,8 @@ def _follow(
 ) -> None:
     try:
         client = dr_runs.client_for(target)
-        service = dr_runs.service_of(client, run_id, job, role)
-        dr_runs.logs(client, service, worker, follow, _say_plain)
-    except dr_runs.RunError as error:
-        raise _fail(str(error)) from None
+        service = dr_status.service_of(client, run_id, job, role)
+        dr_status.logs(client, service, worker, follow, _say_plain)
     except KeyboardInterrupt:
         _say("stopped following; the run goes on")
 
@@ -167,10 +166,10 @@ def start_training(
         settings,
         target,
         "training",
-        lambda: dr_runs.upload_training_files(settings, target, folder, wipe),
+        lambda: dr_run_files.upload_training_files(settings, target, folder, wipe),
     )
     if not quiet:
-        _follow(target, settings.run_id, "training", "trainer", None)
+        _follow(target, settings.run_id, "training", TRAINER_ROLE, None)
 
 
 def start_evaluation(
@@ -184,7 +183,7 @@ def start_evaluation(
     settings, target = _context(stack, directory, outputs_file, run_id)
 
     def upload() -> list[str]:
-        stamp, urls = dr_runs.upload_evaluation_files(settings, target)
+        stamp, urls = dr_run_files.upload_evaluation_files(settings, target)
         _say(
             f"evaluation {stamp}: results under "
             f"{target.bucket_url}/{RunLayout.of(settings).evaluation_prefix(stamp)}"
@@ -193,20 +192,17 @@ def start_evaluation(
 
     _start(settings, target, "evaluation", upload)
     if not quiet:
-        _follow(target, settings.run_id, "evaluation", "simulation", None)
+        _follow(target, settings.run_id, "evaluation", SIMULATION_ROLE, None)
 
 
 def _stop(
     stack: str, directory: Path | None, outputs_file: Path | None, run_id: int | None, job: str
 ) -> None:
     settings, target = _context(stack, directory, outputs_file, run_id)
-    try:
-        client = dr_runs.client_for(target)
-        if job == "training":  # its log goes with its containers: keep it in the bucket first
-            _say(dr_trainer_log.keep(client, settings, target))
-        removed = dr_runs.stop(client, settings.run_id, job, settings.model_prefix)
-    except dr_runs.RunError as error:
-        raise _fail(str(error)) from None
+    client = dr_runs.client_for(target)
+    if job == "training":  # its log goes with its containers: keep it in the bucket first
+        _say(dr_trainer_log.keep(client, settings, target))
+    removed = dr_runs.stop(client, settings.run_id, job, settings.model_prefix)
     for name in removed:
         _say(f"removed {name}")
     if not removed:
@@ -305,7 +301,7 @@ def upload_model(
             for key in [*plan.copies, *plan.writes]:
                 _say(f"would write {storage.join(target_url, key)}")
             return
-        written = dr_runs.copy_model(
+        written = dr_run_files.copy_model(
             target.bucket_url,
             target_url,
             target_prefix,
@@ -339,18 +335,15 @@ def logs(
         raise _fail("an evaluation has no trainer: `trackday dr logs worker -e`")
     settings, target = _context(stack, directory, outputs_file, run_id)
     job = "evaluation" if evaluation else "training"
-    role = "trainer" if which == "trainer" else "simulation"
+    role = TRAINER_ROLE if which == "trainer" else SIMULATION_ROLE
     _follow(target, settings.run_id, job, role, None if which == "trainer" else worker, follow)
 
 
 def running_services(target: RunTarget) -> tuple[list, dict]:
     """The stack's DeepRacer services and each simulation worker's speed (status, summary)."""
-    try:
-        client = dr_runs.client_for(target)
-        found = dr_runs.status(client)
-        return found, dr_speed.service_speeds(client, found)
-    except dr_runs.RunError as error:
-        raise _fail(str(error)) from None
+    client = dr_runs.client_for(target)
+    found = dr_status.status(client)
+    return found, dr_speed.service_speeds(client, found)
 
 
 def status(stack: str = STACK, directory: Path = DIRECTORY, outputs_file: Path = OUTPUTS) -> None:
@@ -364,7 +357,7 @@ def status(stack: str = STACK, directory: Path = DIRECTORY, outputs_file: Path =
 
 
 def status_table(
-    found: list[dr_runs.ServiceStatus], speeds: Mapping[str, Mapping[int, SimSpeed | None]]
+    found: list[dr_status.ServiceStatus], speeds: Mapping[str, Mapping[int, SimSpeed | None]]
 ) -> Table:
     """The services and tasks, with each simulation worker's RTF and steps per second."""
     table = Table(title="DeepRacer runs")

@@ -94,7 +94,9 @@ def metrics(
 ) -> None:
     """Reward, progress and laps per iteration over every worker, the best checkpoints and the
     evaluations with their lap times, from any simulator version's files."""
-    from training.deepracer.metrics import MetricsError, load_run, plot_metrics, run_json
+    from training.deepracer.metrics import MetricsError, load_run
+    from training.deepracer.metrics_json import run_json
+    from training.deepracer.metrics_plot import plot_metrics
     from training.deepracer.run_files import RunFilesError
     from training.deepracer.simtrace import SimtraceError
     from training.storage import StorageError

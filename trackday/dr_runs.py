@@ -11,6 +11,9 @@ joins `sagemaker-local` as `s3`, the endpoint the services are told. Runs live s
 by run id; `stop-*` removes a run's services, its credentials secret, the SageMaker container
 its trainer started, and, once no run needs it, the `sagemaker-local` network it made (the
 S3 server leaves it first).
+
+This module is the swarm side (engine, checks, create, remove); trackday/dr_run_files.py
+writes and copies a run's objects in the bucket, trackday/dr_status.py reads what runs.
 """
 
 from __future__ import annotations
@@ -22,9 +25,6 @@ import os
 import stat
 import tarfile
 import time
-from collections.abc import Callable, Mapping
-from dataclasses import dataclass
-from datetime import UTC, datetime
 from pathlib import Path
 
 import docker
@@ -32,8 +32,6 @@ import docker.errors
 
 from contract.swarm import (
     JOB_LABEL,
-    MODEL_PREFIX_LABEL,
-    ROLE_LABEL,
     RUN_LABEL,
     WORKLOAD_LABEL,
     ServiceSpec,
@@ -41,14 +39,10 @@ from contract.swarm import (
 )
 from infra.workloads.run_target import RunTarget, placement_problem
 from trackday.dr_network import attach_s3_server, ensure_network, remove_network_if_unused
+from trackday.dr_status import run_filters
 from trackday.errors import ManagerError, RunError
 from trackday.manager_ssh import connect
 from trackday.swarm_jobs import create_service_args
-from training import storage
-from training.deepracer import bucket_io
-from training.deepracer.layout import RunLayout
-from training.deepracer.model_upload import UploadPlan
-from training.deepracer.params import evaluation_files, training_files
 from training.deepracer.services import (
     SAGEMAKER_DIR,
     WORKLOAD,
@@ -78,69 +72,6 @@ def client_for(target: RunTarget) -> docker.DockerClient:
         raise RunError(str(error)) from None
 
 
-def upload_training_files(
-    settings: DeepRacerSettings, target: RunTarget, custom_files: Path, wipe: bool
-) -> list[str]:
-    """dr-upload-custom-files plus the params half of dr-start-training, with its `-w` rule."""
-    with storage.environment(target.storage_env):
-        bucket_io.claim_prefix(target.bucket_url, settings.model_prefix, wipe, "pass --wipe")
-        files = training_files(settings, target.bucket, custom_files)
-        return bucket_io.write_objects(target.bucket_url, files)
-
-
-def upload_evaluation_files(settings: DeepRacerSettings, target: RunTarget) -> tuple[str, list]:
-    """`evaluation_params.yaml` for an evaluation starting now; returns its stamp and URLs."""
-    stamp = datetime.now(UTC).strftime("%Y%m%d%H%M%S")
-    with storage.environment(target.storage_env):
-        model = RunLayout.of(settings).model_dir
-        if not storage.exists(storage.join(target.bucket_url, model)):
-            raise RunError(
-                f"{target.bucket_url}/{model} does not exist: evaluate a trained "
-                "model (check modelPrefix)"
-            )
-        files = evaluation_files(settings, target.bucket, stamp)
-        return stamp, bucket_io.write_objects(target.bucket_url, files)
-
-
-def copy_model(
-    source_url: str,
-    target_url: str,
-    target_prefix: str,
-    plan: UploadPlan,
-    source_env: Mapping[str, str],
-    target_env: Mapping[str, str],
-    wipe: bool = False,
-) -> list[str]:
-    """Carry out an upload plan: stream from the run's bucket to the upload bucket
-    (`target_url`; each side with its own endpoint and credentials); returns the keys."""
-    source, target = storage.Endpoint.from_env(source_env), storage.Endpoint.from_env(target_env)
-    copies = {dest: storage.join(source_url, key) for dest, key in plan.copies.items()}
-    for url in copies.values():  # all there before the target is touched
-        if not storage.exists(url, endpoint=source):
-            raise storage.StorageError(f"{url}: no such object")
-    with storage.environment(target_env):
-        if wipe:
-            bucket_io.delete_prefix(target_url, target_prefix)
-        for dest, url in copies.items():
-            storage.copy(
-                url,
-                storage.join(target_url, dest),
-                source_endpoint=source,
-                target_endpoint=target,
-                sidecar=False,
-            )
-        bucket_io.write_objects(target_url, plan.writes)
-    return sorted({*copies, *plan.writes})
-
-
-# --- the swarm side ----------------------------------------------------------------------
-
-
-def _run_filters(run_id: int, job: str | None = None) -> dict[str, list[str]]:
-    labels = [f"{WORKLOAD_LABEL}={WORKLOAD}", f"{RUN_LABEL}={run_id}"]
-    return {"label": labels + ([f"{JOB_LABEL}={job}"] if job else [])}
-
-
 def s3_server(client: docker.DockerClient, name: str):
     """The local target's S3 server container (the stack output `s3Container`)."""
     try:
@@ -152,7 +83,7 @@ def s3_server(client: docker.DockerClient, name: str):
 
 
 def ensure_not_running(client: docker.DockerClient, run_id: int, job: str) -> None:
-    if client.api.services(filters=_run_filters(run_id, job)):
+    if client.api.services(filters=run_filters(run_id, job)):
         raise RunError(
             f"run {run_id} already has {job} services: stop it first "
             f"(`trackday dr stop-{job}`), or set another runId"
@@ -253,13 +184,13 @@ def stop(
     """Remove what a run made: services, secret, the trainer's SageMaker containers, and the
     overlay network once no DeepRacer service is left. Returns the names removed."""
     removed = []
-    services = client.api.services(filters=_run_filters(run_id, job))
+    services = client.api.services(filters=run_filters(run_id, job))
     for service in services:
         with contextlib.suppress(docker.errors.NotFound):
             client.api.remove_service(service["ID"])
             removed.append(service["Spec"]["Name"])
     _wait_for_tasks_gone(client, [s["ID"] for s in services], timeout_s)
-    for secret in client.api.secrets(filters=_run_filters(run_id, job)):
+    for secret in client.api.secrets(filters=run_filters(run_id, job)):
         with contextlib.suppress(docker.errors.NotFound):
             client.api.remove_secret(secret["ID"])
             removed.append(secret["Spec"]["Name"])
@@ -314,99 +245,3 @@ def _hyperparameter(container, name: str) -> str | None:
     with contextlib.suppress(TypeError, ValueError):
         value = json.loads(value)
     return value if isinstance(value, str) else None
-
-
-@dataclass(frozen=True)
-class ServiceStatus:
-    run_id: str
-    job: str
-    name: str
-    replicas: int
-    running: int
-    tasks: tuple[str, ...]  # "slot: state on node"
-    model_prefix: str = ""
-    created: str = ""  # the engine's CreatedAt (RFC 3339, UTC)
-    role: str = ""  # trainer or simulation (its ROLE_LABEL)
-
-
-def status(client: docker.DockerClient) -> list[ServiceStatus]:
-    """Every DeepRacer service on the swarm, with its tasks' states and nodes."""
-    nodes = {n["ID"]: n["Description"]["Hostname"] for n in client.api.nodes()}
-    found = []
-    for service in client.api.services(filters={"label": f"{WORKLOAD_LABEL}={WORKLOAD}"}):
-        spec = service["Spec"]
-        tasks = [
-            t
-            for t in client.api.tasks(filters={"service": service["ID"]})
-            if t.get("DesiredState") != "shutdown"
-        ]
-        described = tuple(
-            sorted(
-                f"{t.get('Slot', '-')}: {t['Status']['State']} on {nodes.get(t.get('NodeID'), '-')}"
-                for t in tasks
-            )
-        )
-        found.append(
-            ServiceStatus(
-                spec["Labels"].get(RUN_LABEL, "?"),
-                spec["Labels"].get(JOB_LABEL, "?"),
-                spec["Name"],
-                spec["Mode"].get("Replicated", {}).get("Replicas", 0),
-                sum(t["Status"]["State"] == "running" for t in tasks),
-                described,
-                spec["Labels"].get(MODEL_PREFIX_LABEL, ""),
-                service.get("CreatedAt", ""),
-                spec["Labels"].get(ROLE_LABEL, ""),
-            )
-        )
-    return sorted(found, key=lambda s: (s.run_id, s.job, s.name))
-
-
-def service_of(client: docker.DockerClient, run_id: int, job: str, role: str) -> dict:
-    filters = _run_filters(run_id, job)
-    filters["label"].append(f"{ROLE_LABEL}={role}")
-    services = client.api.services(filters=filters)
-    if not services:
-        raise RunError(
-            f"run {run_id} has no {job} {role} service (`trackday dr status` lists what runs)"
-        )
-    return services[0]
-
-
-def logs(
-    client: docker.DockerClient,
-    service: dict,
-    worker: int | None,
-    follow: bool,
-    on_line: Callable[[str], None],
-    tail: int | str = "all",
-) -> None:
-    """Pass a service's log lines (or one worker's: its task slot `worker`) to `on_line`.
-
-    The docker SDK reads service logs but not one task's, so both go through its own
-    request and stream helpers, with the Engine's `/services|tasks/{id}/logs` endpoints."""
-    api = client.api
-    if worker is None:
-        url = api._url("/services/{0}/logs", service["ID"])
-    else:
-        tasks = [
-            t for t in api.tasks(filters={"service": service["ID"]}) if t.get("Slot") == worker
-        ]
-        if not tasks:
-            raise RunError(
-                f"{service['Spec']['Name']} has no worker {worker} (workers are "
-                f"1..{service['Spec']['Mode']['Replicated']['Replicas']})"
-            )
-        task = max(tasks, key=lambda t: t["CreatedAt"])
-        url = api._url("/tasks/{0}/logs", task["ID"])
-    response = api._get(
-        url, params={"follow": follow, "stdout": True, "stderr": True, "tail": tail}, stream=True
-    )
-    pending = b""
-    for chunk in api._get_result_tty(True, response, False):
-        pending += chunk
-        *lines, pending = pending.split(b"\n")
-        for line in lines:
-            on_line(line.decode(errors="replace"))
-    if pending:
-        on_line(pending.decode(errors="replace"))

@@ -9,7 +9,8 @@ from collections.abc import Callable, Mapping
 import docker
 import docker.errors
 
-from trackday import dr_runs
+from trackday import dr_status
+from trackday.errors import RunError
 from training.deepracer.services import SIMULATION_ROLE
 from training.deepracer.sim_speed import SimSpeed, speed
 
@@ -31,17 +32,17 @@ def worker_speeds(
 
 
 def log_reader(
-    client: docker.DockerClient, service: dr_runs.ServiceStatus, tail: int = TAIL
+    client: docker.DockerClient, service: dr_status.ServiceStatus, tail: int = TAIL
 ) -> Callable[[int], list[str] | None]:
     """Reads one worker's last `tail` lines from the engine. A log the engine cannot give
     (a log driver that only sends, as awslogs, or a task gone) reads as None."""
-    found = dr_runs.service_of(client, int(service.run_id), service.job, SIMULATION_ROLE)
+    found = dr_status.service_of(client, int(service.run_id), service.job, SIMULATION_ROLE)
 
     def read(worker: int) -> list[str] | None:
         lines: list[str] = []
         try:
-            dr_runs.logs(client, found, worker, False, lines.append, tail=tail)
-        except (dr_runs.RunError, docker.errors.APIError):
+            dr_status.logs(client, found, worker, False, lines.append, tail=tail)
+        except (RunError, docker.errors.APIError):
             return None
         return lines
 
@@ -49,7 +50,7 @@ def log_reader(
 
 
 def service_speeds(
-    client: docker.DockerClient, services: list[dr_runs.ServiceStatus]
+    client: docker.DockerClient, services: list[dr_status.ServiceStatus]
 ) -> dict[str, dict[int, SimSpeed | None]]:
     """The workers' speeds of every simulation service, by service name; a service removed
     meanwhile (or not labelled with a run id) has none."""
@@ -59,7 +60,7 @@ def service_speeds(
             continue
         try:
             speeds[service.name] = worker_speeds(service.replicas, log_reader(client, service))
-        except dr_runs.RunError:
+        except RunError:
             continue
     return speeds
 

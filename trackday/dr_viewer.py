@@ -22,7 +22,7 @@ import docker.errors
 import typer
 
 from contract.swarm import MODEL_PREFIX_LABEL, RUN_LABEL, SIMULATION_ROLE, WORKLOAD_LABEL
-from trackday import dr_runs
+from trackday import dr_runs, dr_status
 from trackday.dr_commands import DIRECTORY, OUTPUTS, RUN_ID, STACK, _context, _fail, _say
 from trackday.dr_gui import gui_enabled, worker_address
 from trackday.gui_relay import pump
@@ -161,7 +161,7 @@ def viewer(
     stream = {"topic": topic, "width": str(width), "height": str(height), "quality": str(quality)}
     try:
         client = dr_runs.client_for(target)
-        service = dr_runs.service_of(client, settings.run_id, job, SIMULATION_ROLE)
+        service = dr_status.service_of(client, settings.run_id, job, SIMULATION_ROLE)
         container = start_proxy(client, service, settings.run_id, port, stream)
     except dr_runs.RunError as error:
         raise _fail(str(error)) from None
@@ -245,7 +245,7 @@ def gui_session(
     """`trackday dr gui` once connected: the relay to the worker, served until Ctrl-C
     (or `stop`); on a cloud swarm the engine picks the relay's port on the manager."""
     port = port or VNC_PORT + run_id  # DRfC's DR_ROBOMAKER_GUI_PORT (swarm style)
-    service = dr_runs.service_of(client, run_id, job, SIMULATION_ROLE)
+    service = dr_status.service_of(client, run_id, job, SIMULATION_ROLE)
     container = start_gui_relay(client, service, run_id, worker, port if manager is None else None)
     banner = f"GUI of run {run_id}, worker {worker}: vnc://{LOOPBACK}:{port}"
     serve(client, manager, port, container, banner, stop)

@@ -18,7 +18,7 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
-from trackday import dr_runs, dr_speed
+from trackday import dr_speed, dr_status
 from trackday.dr_commands import DIRECTORY, OUTPUTS, STACK, _context, running_services
 from trackday.dr_viewer import gui, viewer
 from training import storage
@@ -70,7 +70,7 @@ def _created(text: str) -> datetime | None:
 
 
 def run_lines(
-    services: list[dr_runs.ServiceStatus],
+    services: list[dr_status.ServiceStatus],
     read: Callable[[str], Progress | None],
     now: datetime,
     speeds: Mapping[str, Mapping[int, SimSpeed | None]] | None = None,
@@ -78,7 +78,7 @@ def run_lines(
     """One line per run and job, from its services, `read(model_prefix)` and the simulation
     workers' `speeds` by service name (trackday/dr_speed.py)."""
     speeds = speeds or {}
-    grouped: dict[tuple[str, str], list[dr_runs.ServiceStatus]] = {}
+    grouped: dict[tuple[str, str], list[dr_status.ServiceStatus]] = {}
     for service in services:
         grouped.setdefault((service.run_id, service.job), []).append(service)
     lines = []

@@ -31,7 +31,7 @@ from trackday.dr_commands import (
     load_settings,
     run_objects,
 )
-from trackday.dr_runs import copy_model
+from trackday.dr_run_files import copy_model
 from training import storage
 
 app = typer.Typer(

@@ -1,8 +1,10 @@
 """The family of errors trackday reports as one line, with the fix in the message.
 
-Library modules raise subclasses of `TrackdayError`, defined here where several modules
-share one and next to their module otherwise (`SwarmJobError`, `DiffError`, `DroaError`);
-command modules print them with `trackday.failure.fail`."""
+Every exception class in trackday/ is a subclass of `TrackdayError`
+(tests/trackday/test_error_family.py), defined here where several modules share one and
+next to their module otherwise (`StackError`, `SwarmJobError`, `VertexError`, ...). A
+command may catch one (to add to the message, or to exit with another code than 1); any
+other reaches the root handler in trackday/cli.py. Both print with `trackday.failure.fail`."""
 
 
 class TrackdayError(Exception):

@@ -21,6 +21,7 @@ import docker.errors
 import paramiko
 from docker.transport import SSHHTTPAdapter
 
+from contract.outputs import SwarmSite
 from trackday.errors import ManagerError
 
 # Asked for before the engine's own version is known: old enough for every engine in use.
@@ -36,8 +37,8 @@ def load_key(text: str) -> paramiko.PKey:
         except (paramiko.SSHException, ValueError):
             continue
     raise ManagerError(
-        "sshPrivateKey: not an Ed25519, ECDSA or RSA private key; pass the stack's outputs "
-        "with --show-secrets"
+        f"{SwarmSite.key('ssh_private_key')}: not an Ed25519, ECDSA or RSA private key; "
+        "pass the stack's outputs with --show-secrets"
     )
 
 
@@ -45,7 +46,9 @@ def load_host_key(text: str) -> paramiko.PKey:
     """A host's public key from its `.pub` line ("ssh-ed25519 AAAA... comment")."""
     entry = paramiko.hostkeys.HostKeyEntry.from_line(f"host {text.strip()}")
     if entry is None:
-        raise ManagerError(f"managerHostKey: {text[:40]!r} is not an SSH public key")
+        raise ManagerError(
+            f"{SwarmSite.key('manager_host_key')}: {text[:40]!r} is not an SSH public key"
+        )
     return entry.key
 
 
@@ -97,7 +100,7 @@ def connect(
         raise ManagerError(
             f"the stack records no SSH host key for its manager ({address}): refusing to "
             "connect to a host that cannot be told from another; run `pulumi up` for the "
-            "stack (it records managerHostKey), or pass outputs that have it"
+            f"stack (it records {SwarmSite.key('manager_host_key')}), or pass outputs that have it"
         )
     url = f"ssh://{user}@{address}"
     key = load_key(private_key)

@@ -18,6 +18,7 @@ from datetime import UTC, datetime
 from pathlib import Path, PurePosixPath
 from typing import Any
 
+from trackday.errors import TrackdayError
 from training import storage
 from training.donkeycar.train import COMPLETE, FAILED, LATEST, RUN_MANIFEST
 
@@ -25,7 +26,7 @@ TUBS = "tubs"
 DONKEYCAR_RUNS = "runs/donkeycar"
 
 
-class RunError(Exception):
+class RunError(TrackdayError):
     """A run that cannot be fetched; the message says why."""
 
 

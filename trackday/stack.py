@@ -21,19 +21,22 @@ from contract.outputs import (
     SwarmOutputs,
 )
 from contract.outputs import storage_env as _storage_env
+from trackday.errors import TrackdayError
 
 __all__ = [
     "GcpOutputs",
     "StackError",
     "SwarmOutputs",
+    "bucket_access",
     "gcp_outputs",
     "read_outputs",
     "storage_env",
     "swarm_outputs",
+    "target_of",
 ]
 
 
-class StackError(Exception):
+class StackError(TrackdayError):
     """The stack's outputs cannot be read or lack what a command needs; the message says which."""
 
 
@@ -64,11 +67,21 @@ def read_outputs(
     return data
 
 
+def target_of(outputs: dict[str, Any]) -> Any:
+    """The stack's target as exported (None when the outputs lack it)."""
+    return BucketAccess.value(outputs, "target")
+
+
+def bucket_access(stack: str, outputs: dict[str, Any]) -> BucketAccess:
+    """The bucket part every target exports, checked; names the missing or wrong output."""
+    return _validated(BucketAccess, stack, outputs)
+
+
 def gcp_outputs(stack: str, outputs: dict[str, Any]) -> GcpOutputs:
     """The outputs of a gcp stack, checked; names the missing or wrong output."""
-    if outputs.get("target") != "gcp":
+    if target_of(outputs) != "gcp":
         raise StackError(
-            f"stack {stack} is not a gcp stack (target {outputs.get('target')!r}); "
+            f"stack {stack} is not a gcp stack (target {target_of(outputs)!r}); "
             "Vertex AI jobs need `trackday:target: gcp`"
         )
     return _validated(GcpOutputs, stack, outputs)
@@ -79,9 +92,9 @@ SWARM_TARGETS = ("aws", "azure")
 
 def swarm_outputs(stack: str, outputs: dict[str, Any]) -> SwarmOutputs:
     """The outputs of an aws or azure stack (a GPU swarm), checked; names what is wrong."""
-    if outputs.get("target") not in SWARM_TARGETS:
+    if target_of(outputs) not in SWARM_TARGETS:
         raise StackError(
-            f"stack {stack} is not a swarm stack (target {outputs.get('target')!r}); "
+            f"stack {stack} is not a swarm stack (target {target_of(outputs)!r}); "
             "Swarm jobs need `trackday:target: aws` or `azure`"
         )
     return _validated(SwarmOutputs, stack, outputs)
@@ -99,7 +112,7 @@ def storage_env(outputs: dict[str, Any]) -> dict[str, str]:
     (contract/outputs.py says which); KeyError names an output it needs and lacks."""
     # Only the keys it reads, as exported: a folder source has no outputs at all.
     access = BucketAccess.build(
-        **{name: outputs.get(BucketAccess.key(name)) for name in BucketAccess.model_fields}
+        **{name: BucketAccess.value(outputs, name) for name in BucketAccess.model_fields}
     )
     try:
         if access.target == "azure":

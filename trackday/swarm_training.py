@@ -42,8 +42,8 @@ def training_job(
     if outputs.target == "azure":
         if not (outputs.s3_endpoint and outputs.s3_access_key_id and outputs.s3_secret_access_key):
             raise StackError(
-                "the azure stack's outputs lack s3Endpoint or the gateway keys: pass them "
-                "with --show-secrets, or run `pulumi up` for the stack"
+                f"the azure stack's outputs lack {outputs.key('s3_endpoint')} or the gateway "
+                "keys: pass them with --show-secrets, or run `pulumi up` for the stack"
             )
         env = {"AWS_ENDPOINT_URL": outputs.s3_endpoint, "AWS_DEFAULT_REGION": GATEWAY_REGION}
         credentials = S3Credentials(outputs.s3_access_key_id, outputs.s3_secret_access_key)

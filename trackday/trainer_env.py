@@ -15,13 +15,14 @@ import subprocess
 from pathlib import Path
 
 from infra.config import DONKEYCAR_VERSIONS, read_stack_file, stack_file
+from trackday.errors import TrackdayError
 
 ROOT = Path(__file__).resolve().parents[1]
 TRAINER_PYTHON_ENV = "TRACKDAY_TRAINER_PYTHON"
 DEFAULT_VERSION = "5.3.0"
 
 
-class TrainerEnvError(Exception):
+class TrainerEnvError(TrackdayError):
     """The trainer's environment cannot be used; the message says what to do."""
 
 

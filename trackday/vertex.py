@@ -12,6 +12,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
+from trackday.errors import TrackdayError
 from trackday.run_options import RunOptions
 from trackday.stack import GcpOutputs
 
@@ -30,7 +31,7 @@ QUIET_POLLS = 2
 LOG_PAGE_SIZE = 1000
 
 
-class VertexError(Exception):
+class VertexError(TrackdayError):
     """A Google API refused a call; the message is one line naming the fix."""
 
 

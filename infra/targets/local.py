@@ -108,7 +108,11 @@ class S3Server(pulumi.ComponentResource):
         self.endpoint_in_network = f"http://{S3_ALIAS}:{S3_PORT_IN_NETWORK}"
         self.bucket_url = f"s3://{args.bucket}"
         self.register_outputs(
-            {"endpoint": self.endpoint, "bucketUrl": self.bucket_url, "network": self.network.name}
+            {
+                "endpoint": self.endpoint,
+                LocalOutputs.key("bucket_url"): self.bucket_url,
+                LocalOutputs.key("network"): self.network.name,
+            }
         )
 
 

@@ -21,13 +21,14 @@ from contract.outputs import (
     SwarmSite,
     storage_env,
 )
-from contract.swarm import GPU_RESOURCE
+from contract.swarm import GPU_RESOURCE, constraint_label
 from infra import xorg
 from training.deepracer.params import Bucket
 from training.deepracer.services import Site
 
 # The local S3 server's name on the networks its clients share (`s3EndpointInNetwork`'s host).
 LOCAL_S3_ALIAS = "s3"
+BUCKET_URL = SwarmSite.key("bucket_url")  # the output messages name
 
 
 class RunTargetError(ValueError):
@@ -107,7 +108,7 @@ def run_target(
     s3_url = outputs.s3_url if isinstance(outputs, SwarmSite) else outputs.bucket_url
     if not isinstance(s3_url, str) or not s3_url.startswith("s3://"):
         raise RunTargetError(
-            f"stack {stack} ({outputs.target}) has no S3 bucket (bucketUrl {s3_url}): DeepRacer "
+            f"stack {stack} ({outputs.target}) has no S3 bucket ({BUCKET_URL} {s3_url}): DeepRacer "
             "runs need the local, aws or azure target, with storage.bucket named"
         )
     name = s3_url.removeprefix("s3://").strip("/")
@@ -157,7 +158,7 @@ def _record(stack: str, outputs: Mapping[str, Any]) -> Outputs:
     if target not in RECORDS or target == "gcp" or not isinstance(bucket_url, str):
         shown = bucket_url if isinstance(bucket_url, str) else "missing or not known yet"
         raise RunTargetError(
-            f"stack {stack} ({target}) has no S3 bucket (bucketUrl {shown}): DeepRacer runs "
+            f"stack {stack} ({target}) has no S3 bucket ({BUCKET_URL} {shown}): DeepRacer runs "
             "need the local, aws or azure target, with storage.bucket named"
         )
     try:
@@ -192,7 +193,7 @@ def placement_problem(
     if nodes is None:
         if not local:
             return "the engine is not a swarm manager: check the stack's manager node"
-        labels = " && ".join(label_command(*_label(c)) for c in wanted)
+        labels = " && ".join(label_command(*constraint_label(c)) for c in wanted)
         return f"this machine's Docker engine is not a swarm manager: run `{SWARM_INIT}`" + (
             f", then `{labels}`" if labels else ""
         )
@@ -202,7 +203,7 @@ def placement_problem(
         if n["Status"]["State"] == "ready" and n["Spec"].get("Availability") == "active"
     ]
     for constraint in wanted:
-        key, value = _label(constraint)
+        key, value = constraint_label(constraint)
         labelled = [n for n in ready if n["Spec"].get("Labels", {}).get(key) == value]
         if not labelled:
             node = "$(docker node ls -q)" if local else "NODE"
@@ -232,8 +233,3 @@ def node_gpus(node: dict) -> int:
         found += named.get("Kind") == GPU_RESOURCE
         found += int(discrete.get("Value", 0)) if discrete.get("Kind") == GPU_RESOURCE else 0
     return found
-
-
-def _label(constraint: str) -> tuple[str, str]:
-    key, _, value = constraint.removeprefix("node.labels.").partition("==")
-    return key, value

@@ -9,7 +9,7 @@ import docker
 from docker.types import EndpointSpec, RestartPolicy, ServiceMode
 
 from tests.training.deepracer.test_sim_speed import worker_log
-from trackday import dr_runs, dr_speed
+from trackday import dr_speed, dr_status
 from training.deepracer.services import (
     JOB_LABEL,
     ROLE_LABEL,
@@ -50,7 +50,7 @@ def test_speeds_of_two_workers_from_their_task_logs(swarm: docker.DockerClient, 
     try:
         deadline = time.monotonic() + 120
         while True:
-            ours = [s for s in dr_runs.status(swarm) if s.run_id == RUN_ID]
+            ours = [s for s in dr_status.status(swarm) if s.run_id == RUN_ID]
             speeds = dr_speed.service_speeds(swarm, ours)[service.name]
             if all(speeds.values()) or time.monotonic() > deadline:
                 break

@@ -12,12 +12,10 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from tests.fuzz.strategies import json_values
-from training.deepracer.custom_files import (
-    check_hyperparameters,
-    check_model_metadata,
-    load_json,
-)
+from training.deepracer.custom_files import load_json
 from training.deepracer.drfc_import import ImportProblem, import_drfc, parse_env
+from training.deepracer.hyperparameters_check import check_hyperparameters
+from training.deepracer.metadata_check import check_model_metadata
 from training.deepracer.problems import Problem
 from training.deepracer.reward_rules import droa_warnings, not_run_reason
 

@@ -43,3 +43,17 @@ def test_dr_errors_carry_no_markup_and_no_wrapping(tmp_path: Path) -> None:
     code, said = _error(["dr", "stop-training", "--stack", "dev", "--outputs", str(outputs)])
     assert code == 1 and "\n" not in said
     assert said.startswith("error: stack dev (None) has no S3 bucket")
+
+
+def test_a_trackday_error_no_command_catches_is_printed_by_the_one_handler(
+    tmp_path: Path,
+) -> None:
+    """`dr stop-training` leaves the StackError of a missing outputs file to the root
+    handler (trackday/cli.py): one verbatim line and exit code 1, not a traceback."""
+    outputs = tmp_path / "[secret]" / "outputs.json"
+    result = CliRunner().invoke(
+        app, ["dr", "stop-training", "--stack", "dev", "--outputs", str(outputs)]
+    )
+    assert result.exit_code == 1
+    assert result.stderr == f"error: --outputs {outputs}: No such file or directory\n"
+    assert isinstance(result.exception, SystemExit)  # not the StackError itself

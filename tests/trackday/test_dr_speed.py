@@ -10,7 +10,7 @@ from rich.console import Console
 from tests.training.deepracer.test_sim_speed import worker_log
 from trackday import dr_speed
 from trackday.dr_commands import status_table
-from trackday.dr_runs import ServiceStatus
+from trackday.dr_status import ServiceStatus
 from trackday.dr_watch import render, run_lines
 from training.deepracer.services import SIMULATION_ROLE, TRAINER_ROLE
 

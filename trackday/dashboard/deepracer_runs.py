@@ -19,7 +19,8 @@ import yaml
 from training import storage
 from training.deepracer import bucket_io
 from training.deepracer.layout import REWARD_FUNCTION, RunLayout
-from training.deepracer.metrics import load_run, run_json
+from training.deepracer.metrics import load_run
+from training.deepracer.metrics_json import run_json
 from training.deepracer.policy_log import TRAINER_LOGS, PolicyRound, policy_rounds
 from training.deepracer.run_files import open_run
 from training.deepracer.simtrace import REQUIRED_COLUMNS, SimtraceError

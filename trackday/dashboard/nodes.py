@@ -19,6 +19,7 @@ from typing import Any
 import paramiko
 
 from contract.outputs import OutputsError, SwarmSite
+from contract.swarm import ROLE_LABEL
 from infra.bootstrap import IDLE_SINCE_FILE
 from infra.workloads.run_target import node_gpus
 from trackday.errors import ManagerError
@@ -39,6 +40,10 @@ class Node:
     gpus: int
     labels: dict[str, str]
 
+    @property
+    def trackday_role(self) -> str:
+        return self.labels.get(ROLE_LABEL, "—")
+
 
 @dataclass(frozen=True)
 class ManagerView:
@@ -49,7 +54,7 @@ class ManagerView:
 
 
 def has_manager(outputs: dict[str, Any] | None) -> bool:
-    return bool(outputs and outputs.get("managerAddress"))
+    return bool(outputs and SwarmSite.value(outputs, "manager_address"))
 
 
 def _node(found: dict) -> Node:
@@ -74,7 +79,9 @@ def _run(client: paramiko.SSHClient, command: str, timeout: float) -> str:
 
 def _connect(site: SwarmSite, timeout: float) -> paramiko.SSHClient:
     if not site.manager_host_key:
-        raise ManagerError("the stack records no managerHostKey: run `pulumi up` for it")
+        raise ManagerError(
+            f"the stack records no {SwarmSite.key('manager_host_key')}: run `pulumi up` for it"
+        )
     client = paramiko.SSHClient()
     client.set_missing_host_key_policy(paramiko.RejectPolicy())
     host = load_host_key(site.manager_host_key)

@@ -22,7 +22,16 @@ from typing import Any
 
 import yaml
 
+from contract.outputs import (
+    BucketAccess,
+    DonkeyTraining,
+    SwarmOutputs,
+    SwarmSite,
+    SwarmTraining,
+    VertexTraining,
+)
 from trackday.dashboard.costs import Price, stack_price
+from trackday.errors import TrackdayError
 from trackday.runs import runs_url
 from trackday.stack import StackError, read_outputs, storage_env
 from training import storage
@@ -31,7 +40,7 @@ MODELS = "models"  # the name of the local folder's pseudo-stack
 _LOCK = threading.RLock()
 
 
-class BucketError(Exception):
+class BucketError(TrackdayError):
     """A stack's bucket cannot be read; carries the stack for the error page."""
 
     def __init__(self, stack: Stack, detail: str) -> None:
@@ -74,10 +83,26 @@ class Stack:
                 self, f"output {missing} is missing: run `pulumi up --stack {self.name}`"
             ) from None
 
-    def training(self) -> dict[str, Any]:
-        """The training settings the stack exported (GPUs, TTL), {} when none."""
-        value = (self.outputs or {}).get("training")
+    def _training(self) -> dict[str, Any]:
+        """The training settings the stack exported, {} when none."""
+        value = SwarmOutputs.value(self.outputs or {}, "training")
         return value if isinstance(value, dict) else {}
+
+    @property
+    def node_count(self) -> Any:
+        return SwarmSite.value(self.outputs or {}, "node_count", "—")
+
+    @property
+    def gpus_per_job(self) -> Any:
+        """A Swarm job's GPUs, or a Vertex AI job's accelerators."""
+        training = self._training()
+        return SwarmTraining.value(
+            training, "gpus", VertexTraining.value(training, "accelerator_count", "—")
+        )
+
+    @property
+    def max_run_hours(self) -> Any:
+        return DonkeyTraining.value(self._training(), "max_run_hours")
 
 
 def stack_names(project: Path) -> list[str]:
@@ -104,13 +129,13 @@ def load_stack(project: Path, name: str, outputs_file: Path | None = None) -> St
         return Stack(name, target, None, None, str(error), cost)
     if not outputs:
         return Stack(name, target, None, None, f"not deployed: `pulumi up --stack {name}`", cost)
-    url = outputs.get("bucketUrl")
+    url = BucketAccess.value(outputs, "bucket_url")
     return Stack(
         name,
-        outputs.get("target", target),
+        BucketAccess.value(outputs, "target", target),
         url if isinstance(url, str) else None,
         outputs,
-        None if isinstance(url, str) else f"no bucketUrl output ({bucket})",
+        None if isinstance(url, str) else f"no {BucketAccess.key('bucket_url')} output ({bucket})",
         cost,
     )
 

@@ -13,6 +13,8 @@ deepracer-utils (the field's analysis library) computes iterations as (episode -
 largest `trial` in worker 0's file, which misplaces the episodes of the workers that play one
 fewer when the total does not divide evenly; its loaders also print to stdout and need pandas.
 It is the reference the tests compare against on its own sample runs.
+
+This module reads; `metrics_json.py` gives a run as plain data and `metrics_plot.py` draws it.
 """
 
 from __future__ import annotations
@@ -20,7 +22,6 @@ from __future__ import annotations
 import json
 import statistics
 from dataclasses import dataclass, field
-from pathlib import Path
 
 from training.deepracer.run_files import CHECKPOINTS, HYPERPARAMETERS, RunFiles, open_run
 from training.deepracer.settings import BestModelMetric
@@ -225,51 +226,6 @@ def best_iterations(
     )[:top]
 
 
-def plot_metrics(
-    found: list[Iteration], simtrace: list[SimtraceIteration], path: Path, title: str
-) -> Path:
-    """Reward and progress per iteration: training mean, evaluation mean, simtrace sums."""
-    from matplotlib.figure import Figure  # slow to import; `--json` never draws
-
-    figure = Figure(figsize=(12, 8))
-    reward_axes, progress_axes = figure.subplots(2, 1, sharex=True)
-    numbers = [i.number for i in found]
-    reward_axes.plot(numbers, [i.reward for i in found], "o-", label="training (metrics)")
-    evaluated = [i for i in found if i.evaluation]
-    reward_axes.plot(
-        [i.number for i in evaluated],
-        [i.eval_reward for i in evaluated],
-        "s--",
-        label="evaluation (metrics)",
-    )
-    if simtrace:
-        reward_axes.plot(
-            [s.iteration for s in simtrace],
-            [s.reward for s in simtrace],
-            "x:",
-            label="training (simtrace)",
-        )
-    reward_axes.set_ylabel("mean episode reward")
-    reward_axes.set_title(title)
-    progress_axes.plot(numbers, [i.progress for i in found], "o-", label="training")
-    progress_axes.plot(
-        [i.number for i in evaluated],
-        [i.eval_progress for i in evaluated],
-        "s--",
-        label="evaluation",
-    )
-    progress_axes.set_ylabel("mean progress (%)")
-    progress_axes.set_xlabel("iteration")
-    progress_axes.set_ylim(0, 105)
-    for axes in (reward_axes, progress_axes):
-        axes.grid(alpha=0.3)
-        axes.legend()
-    figure.tight_layout()
-    path.parent.mkdir(parents=True, exist_ok=True)
-    figure.savefig(path, dpi=100)
-    return path
-
-
 @dataclass
 class RunMetrics:
     iterations: list[Iteration]
@@ -362,71 +318,3 @@ def load_run(source: str, simtrace: bool = True) -> RunMetrics:
         total,
         notes,
     )
-
-
-def _rounded(value: float | None) -> float | None:
-    return None if value is None else round(value, 4)
-
-
-def run_json(run: RunMetrics, top: int = 5) -> dict:
-    """The run as plain data, for `trackday dr metrics --json`, scripts and the dashboard."""
-    return {
-        "layout": run.layout,
-        "workers": run.workers,
-        "episodes_between_training": run.episodes_between_training,
-        "best_model_metric": run.metric.value,
-        "notes": run.notes,
-        "iterations": [
-            {
-                "iteration": i.number,
-                "episodes": len(i.training),
-                "episodes_by_worker": {str(w): n for w, n in i.episodes_by_worker().items()},
-                "reward": _rounded(i.reward),
-                "progress": _rounded(i.progress),
-                "laps": i.laps,
-                "eval_episodes": len(i.evaluation),
-                "eval_reward": _rounded(i.eval_reward),
-                "eval_progress": _rounded(i.eval_progress),
-                "eval_laps": i.eval_laps,
-                "eval_lap_ms": _rounded(i.eval_lap_ms),
-            }
-            for i in run.iterations
-        ],
-        "simtrace": [
-            {
-                "iteration": s.iteration,
-                "episodes": s.episodes,
-                "episodes_by_worker": {str(w): n for w, n in sorted(s.episodes_by_worker.items())},
-                "steps": s.steps,
-                "reward": _rounded(s.reward),
-                "progress": _rounded(s.progress),
-                "best_progress": _rounded(s.best_progress),
-                "laps": s.laps,
-            }
-            for s in run.simtrace
-        ],
-        "best_iterations": [i.number for i in best_iterations(run.iterations, run.metric, top)],
-        "checkpoints": run.checkpoints,
-        "evaluations": [
-            {
-                "id": e.id,
-                "laps": e.laps,
-                "best_lap_ms": e.best_lap_ms,
-                "progress": _rounded(e.progress),
-                "trials": [
-                    {
-                        "trial": t.number,
-                        "progress": t.progress,
-                        "elapsed_ms": t.elapsed_ms,
-                        "lap_ms": t.lap_ms,
-                        "status": t.status,
-                        "off_track": t.off_track,
-                        "crashes": t.crashes,
-                        "resets": t.resets,
-                    }
-                    for t in e.trials
-                ],
-            }
-            for e in run.evaluations
-        ],
-    }

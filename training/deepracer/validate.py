@@ -6,14 +6,10 @@ from __future__ import annotations
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 
-from training.deepracer.custom_files import (
-    DEFAULT_ACTIONS,
-    check_droa_import,
-    check_hyperparameters,
-    check_model_metadata,
-    load_json,
-)
+from training.deepracer.custom_files import load_json
+from training.deepracer.hyperparameters_check import check_droa_import, check_hyperparameters
 from training.deepracer.layout import HYPERPARAMETERS, MODEL_METADATA, REWARD_FUNCTION
+from training.deepracer.metadata_check import DEFAULT_ACTIONS, check_model_metadata
 from training.deepracer.problems import Problem
 from training.deepracer.reward_check import (
     DEFAULT_BUDGET_S,

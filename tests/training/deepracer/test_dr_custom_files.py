@@ -8,11 +8,8 @@ from __future__ import annotations
 import pytest
 
 from tests.training.deepracer.dr_data import HYPERPARAMETERS, METADATA
-from training.deepracer.custom_files import (
-    check_droa_import,
-    check_hyperparameters,
-    check_model_metadata,
-)
+from training.deepracer.hyperparameters_check import check_droa_import, check_hyperparameters
+from training.deepracer.metadata_check import check_model_metadata
 from training.deepracer.settings import DeepRacerSettings
 
 

@@ -14,8 +14,8 @@ from training.deepracer.metrics import (
     best_iterations,
     load_run,
     parse_training_metrics,
-    plot_metrics,
 )
+from training.deepracer.metrics_plot import plot_metrics
 from training.deepracer.run_files import RunFilesError
 from training.deepracer.settings import BestModelMetric
 from training.deepracer.simtrace import (

@@ -7,7 +7,7 @@ from datetime import UTC, datetime
 from rich.console import Console
 
 from tests.training.deepracer.dr_data import write_run
-from trackday.dr_runs import ServiceStatus
+from trackday.dr_status import ServiceStatus
 from trackday.dr_watch import Progress, read_progress, render, run_lines, sparkline
 
 NOW = datetime(2026, 11, 30, 18, 0, tzinfo=UTC)

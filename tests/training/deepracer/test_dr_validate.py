@@ -5,7 +5,8 @@ import math
 import pytest
 
 from tests.training.deepracer.dr_data import HYPERPARAMETERS, METADATA, TRACKS, write_folder
-from training.deepracer.custom_files import check_hyperparameters, check_model_metadata
+from training.deepracer.hyperparameters_check import check_hyperparameters
+from training.deepracer.metadata_check import check_model_metadata
 from training.deepracer.reward_check import check_reward_function
 from training.deepracer.reward_plot import plot_reward_lap
 from training.deepracer.scenarios import scenarios
