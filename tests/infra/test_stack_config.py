@@ -159,7 +159,7 @@ INVALID = [
         "runId, world, raceType, car, domainRandomization, workers, modelPrefix, "
         "customFilesPrefix, customFilesDir, trainingParamsFile, evaluationParamsFile, "
         "pretrained, training, evaluation, objectAvoidance, headToBot, simulator, cameras, "
-        "cloudwatch, upload, opengl",
+        "cloudwatch, upload, opengl, gpuPerWorker",
     ),
     (
         {"target": "aws"},
