@@ -8,12 +8,13 @@ trackday/swarm_jobs.py (a one-shot Swarm job on the manager, aws and azure).
 
 from __future__ import annotations
 
+from dataclasses import replace
 from pathlib import Path
 
 import typer
 from rich.console import Console
 
-from trackday import manager_ssh, runs, swarm_jobs, swarm_training, vertex
+from trackday import donkey_transfer, manager_ssh, runs, swarm_jobs, swarm_training, vertex
 from trackday.drive import drive_commands
 from trackday.errors import ManagerError
 from trackday.failure import fail
@@ -36,6 +37,10 @@ console = Console(stderr=True)
 
 STACK_HELP = "The deployed stack (its outputs say where the bucket and image are)."
 OUTPUTS_HELP = "JSON of `pulumi stack output --json --show-secrets` (instead of the Pulumi CLI)."
+TRANSFER_HELP = (
+    "Start from this model: a .h5/.keras file or .savedmodel folder here (uploaded into the "
+    "run's folder), or `latest`, a run id or runs/donkeycar/<run id>[/<model>] in the bucket."
+)
 
 
 def submit(
@@ -54,6 +59,7 @@ def submit(
     allow_cpu: bool = typer.Option(
         False, "--allow-cpu", help="Let the job train on the CPU if it finds no GPU."
     ),
+    transfer: str = typer.Option(None, "--transfer", help=TRANSFER_HELP),
 ) -> None:
     """Train in the cloud: upload the archive (unless there) and run the trainer as a job."""
     try:
@@ -69,7 +75,7 @@ def submit(
                 )
             swarm = swarm_outputs(stack, outputs)
             _check_archive(archive, options.model_type_over(swarm.training.model_type))
-            _submit_swarm(stack, outputs, archive, options)
+            _submit_swarm(stack, outputs, archive, options, transfer)
             return
         gcp = gcp_outputs(stack, outputs)
         _check_archive(archive, options.model_type_over(gcp.training.model_type))
@@ -77,6 +83,7 @@ def submit(
             data_url, uploaded = runs.ensure_uploaded(archive, gcp.bucket_url, progress)
         console.print(("uploaded " if uploaded else "already in the bucket: ") + data_url)
         run_id = runs.new_run_id()
+        options = _with_transfer(options, transfer, gcp.bucket_url, run_id)
         output_url = runs.runs_url(gcp.bucket_url)
         spec = vertex.custom_job_spec(gcp, data_url, output_url, run_id, stack, options)
         jobs = vertex.VertexJobs(gcp.project, gcp.region)
@@ -88,6 +95,7 @@ def submit(
         swarm_jobs.SwarmJobError,
         ManagerError,
         vertex.VertexError,
+        runs.RunError,
     ) as exc:
         raise _fail(str(exc)) from None
     console.print(f"run {run_id}: Vertex AI job {name}")
@@ -157,13 +165,17 @@ def _check_archive(archive: Path, model_type: str | None) -> None:
         raise StackError(f"{archive}: {problem}")
 
 
-def _submit_swarm(stack: str, outputs: dict, archive: Path, options: RunOptions) -> None:
+def _submit_swarm(
+    stack: str, outputs: dict, archive: Path, options: RunOptions, transfer: str | None
+) -> None:
     """Upload the archive, run the trainer as a one-shot job on the swarm, follow it to its end."""
     swarm = swarm_outputs(stack, outputs)
-    with storage.environment(storage_env(outputs)), transfer_bar(console) as progress:
-        data_url, uploaded = runs.ensure_uploaded(archive, swarm.bucket_url, progress)
-    console.print(("uploaded " if uploaded else "already in the bucket: ") + data_url)
-    run_id = runs.new_run_id()
+    with storage.environment(storage_env(outputs)):
+        with transfer_bar(console) as progress:
+            data_url, uploaded = runs.ensure_uploaded(archive, swarm.bucket_url, progress)
+        console.print(("uploaded " if uploaded else "already in the bucket: ") + data_url)
+        run_id = runs.new_run_id()
+        options = _with_transfer(options, transfer, swarm.bucket_url, run_id)
     job, credentials = swarm_training.training_job(swarm, data_url, run_id, options)
     client = manager_ssh.connect(
         swarm.manager_address,
@@ -191,6 +203,18 @@ def _submit_swarm(stack: str, outputs: dict, archive: Path, options: RunOptions)
             f"job {result.state} (exit code {result.exit_code}): {result.message or 'no message'}"
         )
     console.print(f"done: {fetch_hint}")
+
+
+def _with_transfer(
+    options: RunOptions, transfer: str | None, bucket_url: str, run_id: str
+) -> RunOptions:
+    """The run's options with its starting model in the bucket (uploaded from here if local)."""
+    if not transfer:
+        return options
+    with transfer_bar(console) as progress:
+        url = donkey_transfer.transfer_url(transfer, bucket_url, run_id, progress)
+    console.print(f"starting from {url}")
+    return replace(options, transfer=url)
 
 
 def _fail(message: str) -> typer.Exit:

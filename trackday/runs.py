@@ -130,15 +130,30 @@ def output_path(name: object) -> PurePosixPath:
     return PurePosixPath(*parts)
 
 
-def _outputs(manifest_path: Path, run_url: str) -> dict[PurePosixPath, str]:
-    """The manifest's outputs, every name and checksum checked before anything is fetched."""
+def complete_manifest(run_url: str, manifest_path: Path) -> dict[str, Any]:
+    """A complete run's manifest, downloaded to `manifest_path` and checked against the digest
+    in `COMPLETE`: it is the one the finished run wrote. Refuses a run that is not complete."""
+    if not storage.exists(storage.join(run_url, COMPLETE)):
+        failed = storage.join(run_url, FAILED)
+        reason = storage.read_text(failed).strip() if storage.exists(failed) else "no result yet"
+        raise RunError(f"{run_url} is not a complete run ({reason})")
+    digest = storage.download(storage.join(run_url, RUN_MANIFEST), manifest_path, progress=False)
+    if digest != storage.read_text(storage.join(run_url, COMPLETE)).strip():
+        raise RunError(f"{run_url}: {RUN_MANIFEST} does not match the checksum in {COMPLETE}")
     if manifest_path.stat().st_size > MAX_MANIFEST_BYTES:
         raise RunError(f"{run_url}/{RUN_MANIFEST} is over {MAX_MANIFEST_BYTES} bytes; not a run")
     try:
         manifest = json.loads(manifest_path.read_text())
     except (json.JSONDecodeError, UnicodeDecodeError, RecursionError) as exc:
         raise RunError(f"{run_url}/{RUN_MANIFEST} is not JSON ({exc})") from None
-    outputs = manifest.get("outputs") if isinstance(manifest, dict) else None
+    if not isinstance(manifest, dict):
+        raise RunError(f"{run_url}/{RUN_MANIFEST} is not a run manifest (not a JSON object)")
+    return manifest
+
+
+def run_outputs(manifest: dict[str, Any], run_url: str) -> dict[PurePosixPath, str]:
+    """The manifest's outputs, every name and checksum checked before anything is fetched."""
+    outputs = manifest.get("outputs")
     if not isinstance(outputs, dict):
         raise RunError(f"{run_url}/{RUN_MANIFEST} has no outputs table")
     checked = {}
@@ -156,21 +171,11 @@ def fetch_run(run_url: str, dest: Path, progress: storage.Progress | None = None
     when every file matches: a failed fetch leaves `dest` as it was. Every file is verified,
     sidecar or not: the manifest by the digest in `COMPLETE`, the outputs by the manifest.
     """
-    if not storage.exists(storage.join(run_url, COMPLETE)):
-        failed = storage.join(run_url, FAILED)
-        reason = storage.read_text(failed).strip() if storage.exists(failed) else "no result yet"
-        raise RunError(f"{run_url} is not a complete run ({reason})")
     dest.parent.mkdir(parents=True, exist_ok=True)
     with tempfile.TemporaryDirectory(prefix=f".{dest.name}.", dir=dest.parent) as tmp:
         staging = Path(tmp)
-        manifest_path = staging / RUN_MANIFEST
-        digest = storage.download(
-            storage.join(run_url, RUN_MANIFEST), manifest_path, progress=False
-        )
-        # COMPLETE holds the manifest's digest: the manifest is the one the finished run wrote.
-        if digest != storage.read_text(storage.join(run_url, COMPLETE)).strip():
-            raise RunError(f"{run_url}: {RUN_MANIFEST} does not match the checksum in {COMPLETE}")
-        outputs = _outputs(manifest_path, run_url)
+        manifest = complete_manifest(run_url, staging / RUN_MANIFEST)
+        outputs = run_outputs(manifest, run_url)
         for rel, expected in sorted(outputs.items()):
             got = storage.download(
                 storage.join(run_url, str(rel)), staging / rel, progress=progress
