@@ -3,7 +3,8 @@
 Layout under the bucket: `tubs/<sha256 prefix>-<archive name>` (content-addressed, so an
 archive already there is not sent again) and `runs/donkeycar/<run id>/` (what the trainer
 writes: model, `pilot.tflite`, `loss.png`, `history.json`, `run-manifest.json`, and
-`COMPLETE` last). `runs/` is the prefix the bucket's lifecycle rule moves to a colder class.
+`COMPLETE` last; `transfer/`, the model a `submit --transfer` run starts from, is put there
+before the job). `runs/` is the prefix the bucket's lifecycle rule moves to a colder class.
 """
 
 from __future__ import annotations
