@@ -41,6 +41,7 @@ TRANSFER_HELP = (
     "Start from this model: a .h5/.keras file or .savedmodel folder here (uploaded into the "
     "run's folder), or `latest`, a run id or runs/donkeycar/<run id>[/<model>] in the bucket."
 )
+RunFiles = tuple[str | None, Path | None]  # --transfer, --myconfig
 
 
 def submit(
@@ -60,10 +61,14 @@ def submit(
         False, "--allow-cpu", help="Let the job train on the CPU if it finds no GPU."
     ),
     transfer: str = typer.Option(None, "--transfer", help=TRANSFER_HELP),
+    myconfig: Path = typer.Option(
+        None, "--myconfig", exists=True, dir_okay=False, help="Use this file as myconfig.py."
+    ),
+    comment: str = typer.Option(None, "--comment", help="Comment for donkeycar's database.json."),
 ) -> None:
     """Train in the cloud: upload the archive (unless there) and run the trainer as a job."""
     try:
-        options = RunOptions(model_type, parse_overrides(settings), allow_cpu)
+        options = RunOptions(model_type, parse_overrides(settings), allow_cpu, comment=comment)
         outputs = read_outputs(stack, outputs_file)
         if outputs.get("target") == "local":
             raise StackError(f"stack {stack} is local: train with `trackday donkey train --local`")
@@ -74,16 +79,16 @@ def submit(
                     f"on stack {stack} it cannot be left running"
                 )
             swarm = swarm_outputs(stack, outputs)
-            _check_archive(archive, options.model_type_over(swarm.training.model_type))
-            _submit_swarm(stack, outputs, archive, options, transfer)
+            _check_archive(archive, options.model_type_over(swarm.training.model_type), myconfig)
+            _submit_swarm(stack, outputs, archive, options, (transfer, myconfig))
             return
         gcp = gcp_outputs(stack, outputs)
-        _check_archive(archive, options.model_type_over(gcp.training.model_type))
+        _check_archive(archive, options.model_type_over(gcp.training.model_type), myconfig)
         with transfer_bar(console) as progress:
             data_url, uploaded = runs.ensure_uploaded(archive, gcp.bucket_url, progress)
         console.print(("uploaded " if uploaded else "already in the bucket: ") + data_url)
         run_id = runs.new_run_id()
-        options = _with_transfer(options, transfer, gcp.bucket_url, run_id)
+        options = _with_run_files(options, (transfer, myconfig), gcp.bucket_url, run_id)
         output_url = runs.runs_url(gcp.bucket_url)
         spec = vertex.custom_job_spec(gcp, data_url, output_url, run_id, stack, options)
         jobs = vertex.VertexJobs(gcp.project, gcp.region)
@@ -158,15 +163,18 @@ def fetch_run(
         raise _fail(f"stack {stack} has no output {exc}: run `pulumi up` for it") from None
 
 
-def _check_archive(archive: Path, model_type: str | None) -> None:
+def _check_archive(archive: Path, model_type: str | None, myconfig: Path | None) -> None:
     """Refuse, before any upload, an archive whose tubs lack what the run's model reads."""
-    problem = archive_facts(archive).problem_for(model_type)
+    facts = archive_facts(archive)
+    if myconfig:
+        facts.configs["myconfig.py"] = myconfig.read_text(errors="replace")
+    problem = facts.problem_for(model_type)
     if problem:
         raise StackError(f"{archive}: {problem}")
 
 
 def _submit_swarm(
-    stack: str, outputs: dict, archive: Path, options: RunOptions, transfer: str | None
+    stack: str, outputs: dict, archive: Path, options: RunOptions, files: RunFiles
 ) -> None:
     """Upload the archive, run the trainer as a one-shot job on the swarm, follow it to its end."""
     swarm = swarm_outputs(stack, outputs)
@@ -175,7 +183,7 @@ def _submit_swarm(
             data_url, uploaded = runs.ensure_uploaded(archive, swarm.bucket_url, progress)
         console.print(("uploaded " if uploaded else "already in the bucket: ") + data_url)
         run_id = runs.new_run_id()
-        options = _with_transfer(options, transfer, swarm.bucket_url, run_id)
+        options = _with_run_files(options, files, swarm.bucket_url, run_id)
     job, credentials = swarm_training.training_job(swarm, data_url, run_id, options)
     client = manager_ssh.connect(
         swarm.manager_address,
@@ -205,16 +213,22 @@ def _submit_swarm(
     console.print(f"done: {fetch_hint}")
 
 
-def _with_transfer(
-    options: RunOptions, transfer: str | None, bucket_url: str, run_id: str
+def _with_run_files(
+    options: RunOptions, files: RunFiles, bucket_url: str, run_id: str
 ) -> RunOptions:
-    """The run's options with its starting model in the bucket (uploaded from here if local)."""
-    if not transfer:
-        return options
+    """The run's options with its starting model and myconfig.py in the bucket (uploaded from
+    here where local)."""
+    transfer, myconfig = files
     with transfer_bar(console) as progress:
-        url = donkey_transfer.transfer_url(transfer, bucket_url, run_id, progress)
-    console.print(f"starting from {url}")
-    return replace(options, transfer=url)
+        if transfer:
+            url = donkey_transfer.transfer_url(transfer, bucket_url, run_id, progress)
+            options = replace(options, transfer=url)
+        if myconfig:
+            url = donkey_transfer.upload_myconfig(myconfig, bucket_url, run_id, progress)
+            options = replace(options, myconfig=url)
+    if options.transfer:
+        console.print(f"starting from {options.transfer}")
+    return options
 
 
 def _fail(message: str) -> typer.Exit:

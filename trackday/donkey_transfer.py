@@ -10,7 +10,8 @@ own (its manifest's `model`). The run must be complete and its manifest must lis
 among its verified outputs: names read from the bucket are checked like `fetch` checks them.
 
 The job gets the model's URL (`--transfer`); the trainer downloads and verifies it and hands
-it to donkeycar's `train()` (training/donkeycar/transfer.py).
+it to donkeycar's `train()` (training/donkeycar/transfer.py). `submit --myconfig FILE` goes
+the same way, into `runs/donkeycar/<run id>/myconfig.py`.
 """
 
 from __future__ import annotations
@@ -25,6 +26,7 @@ from training.donkeycar.train import RUN_MANIFEST
 from training.donkeycar.transfer import MODEL_SUFFIXES, check_model_name
 
 TRANSFER = "transfer"
+MYCONFIG = "myconfig.py"
 IN_BUCKET = "`latest`, a run id or runs/donkeycar/<run id>[/<model>] in the stack's bucket"
 
 
@@ -42,6 +44,15 @@ def transfer_url(
         f"--transfer {given}: no such file or folder here, and not a model in the bucket; give "
         f"a model here ({', '.join(MODEL_SUFFIXES)}) or {IN_BUCKET}"
     )
+
+
+def upload_myconfig(
+    myconfig: Path, bucket_url: str, run_id: str, progress: storage.Progress | None = None
+) -> str:
+    """`submit --myconfig FILE`: the file in the run's folder, verified; its URL there."""
+    url = storage.join(runs.runs_url(bucket_url), run_id, MYCONFIG)
+    storage.upload(myconfig, url, progress=progress)
+    return url
 
 
 def upload_model(model: Path, run_url: str, progress: storage.Progress | None = None) -> str:

@@ -34,6 +34,8 @@ def training_job(
     options = options or RunOptions()
     if options.transfer:
         options = replace(options, transfer=node_url(outputs, options.transfer))
+    if options.myconfig:
+        options = replace(options, myconfig=node_url(outputs, options.myconfig))
     args = options.trainer_args(
         node_url(outputs, data_url),
         runs.runs_url(outputs.node_bucket_url),

@@ -1,4 +1,5 @@
-"""`trackday donkey submit --transfer MODEL`: the starting model reaches the bucket and the job.
+"""`trackday donkey submit --transfer MODEL` (and `--myconfig FILE`, `--comment`): the starting
+model reaches the bucket and the job.
 
 The whole command runs against stand-ins on 127.0.0.1: Google Cloud Storage is
 gcp-storage-emulator, Vertex AI the strict stand-in of tests/infra/vertex_server.py (jobs
@@ -181,3 +182,29 @@ def test_unusable_transfer_models_are_refused_before_any_job(
     said = " ".join(result.output.split())
     assert "error: " in said and expected in said, said
     assert vertex_ai.created == []
+
+
+def test_myconfig_and_comment_reach_the_job(archive, stack, vertex_ai, tmp_path) -> None:
+    """`donkey train --myconfig FILE --comment TEXT`, per run on the cloud."""
+    outputs, bucket_url = stack
+    myconfig = tmp_path / "race.py"
+    myconfig.write_text("MAX_EPOCHS = 3\n")
+    argv = ["donkey", "submit", str(archive), "--outputs", str(outputs), "--no-follow"]
+    argv += ["--myconfig", str(myconfig), "--comment", "week 3"]
+    result = CliRunner().invoke(app, argv)
+    assert result.exit_code == 0, result.output
+    args = _job_args(vertex_ai)
+    url = f"{bucket_url}/runs/donkeycar/{_arg(args, '--run-id')}/myconfig.py"
+    assert _arg(args, "--myconfig") == url and _arg(args, "--comment") == "week 3"
+    assert storage.checksum(url) == hashlib.sha256(myconfig.read_bytes()).hexdigest()
+
+
+def test_myconfig_model_type_is_checked_against_the_archive(archive, stack, vertex_ai, tmp_path):
+    outputs, _ = stack
+    myconfig = tmp_path / "myconfig.py"
+    myconfig.write_text("DEFAULT_MODEL_TYPE = 'imu'\n")
+    argv = ["donkey", "submit", str(archive), "--outputs", str(outputs), "--no-follow"]
+    result = CliRunner().invoke(app, [*argv, "--myconfig", str(myconfig)])
+    said = " ".join(result.output.split())
+    assert result.exit_code == 1 and "tub data lacks imu/acl_x" in said
+    assert "uploaded" not in said and vertex_ai.created == []

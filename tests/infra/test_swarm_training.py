@@ -83,12 +83,12 @@ def test_azure_outputs_without_the_gateway_keys_are_refused(azure):
 
 
 def test_transfer_model_is_passed_as_the_node_names_it(azure):
-    """`submit --transfer`: the model's URL in the bucket, as the job reaches it (the gateway)."""
+    """`submit --transfer/--myconfig`: their URLs in the bucket, as the job reaches them."""
     outputs = swarm_outputs("azure", azure)
-    model = f"az://trackday/runs/donkeycar/{RUN}/transfer/pilot.keras"
-    job, _ = training_job(outputs, "az://trackday/tubs/x.tar.zst", RUN, RunOptions(transfer=model))
-    assert job.args[job.args.index("--transfer") + 1] == (
-        f"s3://trackday/runs/donkeycar/{RUN}/transfer/pilot.keras"
-    )
+    run = f"trackday/runs/donkeycar/{RUN}"
+    options = RunOptions(transfer=f"az://{run}/transfer/pilot.keras", myconfig=f"az://{run}/m.py")
+    job, _ = training_job(outputs, "az://trackday/tubs/x.tar.zst", RUN, options)
+    assert job.args[job.args.index("--transfer") + 1] == f"s3://{run}/transfer/pilot.keras"
+    assert job.args[job.args.index("--myconfig") + 1] == f"s3://{run}/m.py"
     with pytest.raises(StackError, match=r"az://other/pilot.h5 is not in the stack's bucket"):
         training_job(outputs, "az://trackday/x", RUN, RunOptions(transfer="az://other/pilot.h5"))

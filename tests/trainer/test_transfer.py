@@ -1,4 +1,5 @@
-"""`--transfer URL`: a cloud job starts from a model in the bucket, as `donkey train --transfer`.
+"""`--transfer URL`: a cloud job starts from a model in the bucket, as `donkey train --transfer`
+(and reads its `--myconfig` from there too).
 
 The bucket is a real S3 API on loopback (`rclone serve s3`, tests/servers.py); the model in
 it is the shared run's (conftest.py), uploaded as a finished run's outputs are. The result is
@@ -73,8 +74,11 @@ def test_job_trains_from_a_transfer_model_in_the_bucket(trained, bucket, tmp_pat
     _upload_model(source_run / source, model_url)
     tub = write_sample_tub(tmp_path / "data", records=120, seed=9)
     data = old_format_archive(tub, tmp_path / "data.tar.gz")
-    fast = ["--set", "MAX_EPOCHS=1", "--set", "BATCH_SIZE=16", "--set", "FREEZE_LAYERS=True"]
-    args = ["--data", str(data), "--output", str(tmp_path / "out"), "--run-id", "t", *fast]
+    myconfig = tmp_path / "myconfig.py"  # `submit --myconfig` puts it into the run's folder
+    myconfig.write_text("MAX_EPOCHS = 1\nBATCH_SIZE = 16\nFREEZE_LAYERS = True\n")
+    storage.upload(myconfig, f"{bucket}/runs/donkeycar/t/myconfig.py", progress=False)
+    args = ["--data", str(data), "--output", str(tmp_path / "out"), "--run-id", "t"]
+    args += ["--myconfig", f"{bucket}/runs/donkeycar/t/myconfig.py"]
     assert main([*args, "--transfer", model_url]) == 0
 
     run = tmp_path / "out" / "t"
@@ -87,6 +91,7 @@ def test_job_trains_from_a_transfer_model_in_the_bucket(trained, bucket, tmp_pat
         for name, digest in outputs.items()
         if name == source or name.startswith(source + "/")
     }
+    assert len(json.loads((run / "history.json").read_text())["loss"]) == 1  # its myconfig.py
     [entry] = json.loads((run / "database.json").read_text())
     assert entry["Transfer"] == source  # donkeycar's own record of the starting model
     start, result = _layers(source_run / source), _layers(run / manifest["model"])

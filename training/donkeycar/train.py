@@ -4,8 +4,8 @@ The same entrypoint runs on a laptop (`trackday donkey train --local`), in the G
 container on every cloud, and in tests:
 
     python -m training.donkeycar.train --data URL --output URL [--model-type linear]
-        [--set KEY=VALUE ...] [--run-id ID] [--skip-bad] [--transfer MODEL]
-        [--comment TEXT] [--myconfig FILE] [--require-gpu]
+        [--set KEY=VALUE ...] [--run-id ID] [--skip-bad] [--transfer MODEL|URL]
+        [--comment TEXT] [--myconfig FILE|URL] [--require-gpu]
 
 It calls `donkeycar.pipeline.training.train`, the code `donkey train` runs (its
 `donkeycar/management/base.py` `Train.run`), so a model behaves the same however it was
@@ -50,7 +50,7 @@ from training.donkeycar.checks import (
 from training.donkeycar.fit import DonkeycarEvents, train_model
 from training.donkeycar.movie import write_movie
 from training.donkeycar.report import plot_loss, read_history
-from training.donkeycar.transfer import starting_model
+from training.donkeycar.transfer import run_input, starting_model
 
 log = logging.getLogger("trackday.train")
 
@@ -134,11 +134,12 @@ def run(args: argparse.Namespace) -> str:
         try:
             with phases("fetch_extract"):
                 transfer = starting_model(args.transfer, work / "transfer")
+                myconfig = run_input(args.myconfig, work / "myconfig.py", "--myconfig")
                 extracted = fetch(args.data, work / "data")
             with phases("check"):
                 scans = check_tubs(extracted, args.skip_bad)
             with phases("configure"):
-                cfg = load_car_config(extracted.config_dir, work, overrides, args.myconfig)
+                cfg = load_car_config(extracted.config_dir, work, overrides, myconfig)
                 model_type = args.model_type or getattr(cfg, "DEFAULT_MODEL_TYPE", None)
                 if not model_type:
                     raise TrainerError(
@@ -252,7 +253,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         help="start from this model: a path, or a URL in the bucket (a file or a folder)",
     )
     parser.add_argument("--comment", default=None, help="comment for donkeycar's database.json")
-    parser.add_argument("--myconfig", type=Path, default=None, help="use this file as myconfig.py")
+    parser.add_argument(
+        "--myconfig", default=None, help="use this file as myconfig.py (a path or a URL)"
+    )
     parser.add_argument(
         "--require-gpu",
         action="store_true",

@@ -1,5 +1,5 @@
 """The model a run starts from (`--transfer`, as `donkey train --transfer`): a local one, or
-one in the bucket.
+one in the bucket; and, the same way, the run's `--myconfig` file.
 
 donkeycar's `train()` loads it with `kl.load(path)` before fitting (5.4.0 then freezes the
 layers up to `flattened` when FREEZE_LAYERS is set: `donkeycar/pipeline/training.py`). The
@@ -64,9 +64,7 @@ def _download(url: str, dest: Path) -> dict[str, str]:
     are listed (`pilot.keras`, `pilot.savedmodel/saved_model.pb`)."""
     listed = storage.list_files(url)
     if listed == [url]:  # one object: a .h5 or .keras file
-        if storage.checksum(url) is None:
-            raise TrainerError(f"--transfer {url}: {_NO_SIDECAR}")
-        return {dest.name: storage.download(url, dest, progress=False)}
+        return {dest.name: download_verified(url, dest, "--transfer")}
     prefix = url + "/"
     found = set(listed)
     sidecars = {u + storage.SIDECAR_SUFFIX for u in listed}
@@ -86,9 +84,27 @@ def _download(url: str, dest: Path) -> dict[str, str]:
 
 
 _NO_SIDECAR = (
-    "no checksum sidecar (.sha256) beside it, so it cannot be verified; upload the model "
-    "with `trackday donkey submit --transfer FILE` or use a finished run's model"
+    "no checksum sidecar (.sha256) beside it, so it cannot be verified; let "
+    "`trackday donkey submit` upload it, or use a finished run's model"
 )
+
+
+def run_input(given: str | None, dest: Path, option: str) -> Path | None:
+    """A file the run reads beside its data (`--myconfig`): a path, or a URL in the bucket,
+    downloaded to `dest` and verified."""
+    if not given or "://" not in given:
+        return Path(given) if given else None
+    download_verified(given, dest, option)
+    return dest
+
+
+def download_verified(url: str, dest: Path, option: str) -> str:
+    """One object from the bucket, refused unless its checksum sidecar vouches for it."""
+    if not storage.exists(url):
+        raise TrainerError(f"{option} {url}: no such object in the bucket")
+    if storage.checksum(url) is None:
+        raise TrainerError(f"{option} {url}: {_NO_SIDECAR}")
+    return storage.download(url, dest, progress=False)
 
 
 def _relative(file_url: str, prefix: str) -> PurePosixPath:
