@@ -22,6 +22,7 @@ from trackday.run_options import RunOptions
 from trackday.stack import (
     SWARM_TARGETS,
     StackError,
+    SwarmOutputs,
     gcp_outputs,
     read_outputs,
     storage_env,
@@ -92,7 +93,8 @@ def submit(
         output_url = runs.runs_url(gcp.bucket_url)
         spec = vertex.custom_job_spec(gcp, data_url, output_url, run_id, stack, options)
         jobs = vertex.VertexJobs(gcp.project, gcp.region)
-        name = jobs.create(spec)
+        with runs.failure_recorded(storage.join(output_url, run_id)):
+            name = jobs.create(spec)
     except (
         StackError,
         TrainerError,
@@ -184,6 +186,16 @@ def _submit_swarm(
         console.print(("uploaded " if uploaded else "already in the bucket: ") + data_url)
         run_id = runs.new_run_id()
         options = _with_run_files(options, files, swarm.bucket_url, run_id)
+        try:
+            with runs.failure_recorded(storage.join(runs.runs_url(swarm.bucket_url), run_id)):
+                _run_swarm_job(swarm, data_url, run_id, options)
+        except KeyboardInterrupt:
+            raise typer.Exit(130) from None
+    console.print(f"done: trackday donkey fetch {run_id} --stack {stack}")
+
+
+def _run_swarm_job(swarm: SwarmOutputs, data_url: str, run_id: str, options: RunOptions) -> None:
+    """Run the trainer as a one-shot job on the swarm and follow it to its end."""
     job, credentials = swarm_training.training_job(swarm, data_url, run_id, options)
     client = manager_ssh.connect(
         swarm.manager_address,
@@ -193,7 +205,6 @@ def _submit_swarm(
         swarm.manager_host_key,
     )
     console.print(f"run {run_id}: Swarm job {job.name} on {swarm.manager_address}")
-    fetch_hint = f"trackday donkey fetch {run_id} --stack {stack}"
     try:
         result = swarm_jobs.run_job(
             client,
@@ -203,14 +214,13 @@ def _submit_swarm(
         )
     except KeyboardInterrupt:
         console.print(f"stopped: job {job.name} was removed from the swarm")
-        raise typer.Exit(130) from None
+        raise
     finally:
         client.close()
     if not result.succeeded:
         raise swarm_jobs.SwarmJobError(
             f"job {result.state} (exit code {result.exit_code}): {result.message or 'no message'}"
         )
-    console.print(f"done: {fetch_hint}")
 
 
 def _with_run_files(

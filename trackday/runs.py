@@ -15,6 +15,8 @@ import os
 import re
 import secrets
 import tempfile
+from collections.abc import Iterator
+from contextlib import contextmanager, suppress
 from datetime import UTC, datetime
 from pathlib import Path, PurePosixPath
 from typing import Any
@@ -55,6 +57,23 @@ def trainer_args(
     for key, value in sorted(overrides.items()):
         args += ["--set", f"{key}={value!r}"]
     return args
+
+
+@contextmanager
+def failure_recorded(run_url: str) -> Iterator[None]:
+    """Starting a job whose inputs are in its run folder already (`submit --transfer`): if it
+    fails before the trainer has finished or failed, `FAILED.txt` says why, as the trainer's
+    own would, so the folder does not pass for a running run. A run folder that holds
+    nothing yet is left absent."""
+    try:
+        yield
+    except BaseException as exc:
+        done = [storage.join(run_url, name) for name in (COMPLETE, FAILED)]
+        with suppress(storage.StorageError):  # the original error matters more
+            if storage.list_files(run_url) and not any(map(storage.exists, done)):
+                reason = str(exc) or "interrupted"
+                storage.write_text(done[1], f"{type(exc).__name__}: {reason}\n")
+        raise
 
 
 def sha256_of(path: Path) -> str:

@@ -208,3 +208,25 @@ def test_myconfig_model_type_is_checked_against_the_archive(archive, stack, vert
     said = " ".join(result.output.split())
     assert result.exit_code == 1 and "tub data lacks imu/acl_x" in said
     assert "uploaded" not in said and vertex_ai.created == []
+
+
+def test_a_job_refused_after_the_upload_leaves_its_reason_in_the_run(
+    archive, stack, vertex_ai, tmp_path
+) -> None:
+    """The run folder holds the uploaded model: it says why no job came, not "running"."""
+    outputs, bucket_url = stack
+    vertex_ai.errors["create"] = (403, "aiplatform.customJobs.create denied")
+    model = tmp_path / "pilot.h5"
+    model.write_bytes(b"keras")
+    assert _submit(archive, outputs, str(model)).exit_code == 1
+    [failed] = [
+        url for url in storage.list_files(f"{bucket_url}/runs/donkeycar") if "FAILED" in url
+    ]
+    reason = storage.read_text(failed)
+    assert reason.startswith("VertexError: permission denied") and reason.endswith("denied)\n")
+    argv = ["donkey", "submit", str(archive), "--outputs", str(outputs), "--no-follow"]
+    assert CliRunner().invoke(app, argv).exit_code == 1  # no upload into the run: no folder
+    listed = storage.list_files(f"{bucket_url}/runs/donkeycar")
+    assert {url.split("/runs/donkeycar/")[1].split("/")[0] for url in listed} == {
+        failed.split("/")[-2]
+    }
