@@ -62,8 +62,9 @@ def upload_model(model: Path, run_url: str, progress: storage.Progress | None = 
     if model.is_file():
         storage.upload(model, url, progress=progress)
         return url
-    files = sorted(p for p in model.rglob("*") if not p.is_dir())
-    links = [p for p in files if p.is_symlink() or not p.is_file()]
+    entries = sorted(model.rglob("*"))
+    links = [p for p in entries if p.is_symlink() or not (p.is_file() or p.is_dir())]
+    files = [p for p in entries if p.is_file()]
     if links:
         raise RunError(
             f"--transfer {model}: {links[0]} is a link or special file; copy the model "

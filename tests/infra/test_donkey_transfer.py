@@ -163,6 +163,7 @@ def test_a_previous_runs_model_is_passed_as_it_is_in_the_bucket(
     [
         ("nope.h5", "--transfer nope.h5: no such file or folder here, and not a model in"),
         ("{tmp}/pilot.tflite", "pilot.tflite: .tflite file extension; give a .h5 or .keras"),
+        ("{tmp}/linked.savedmodel", "linked.savedmodel/variables is a link or special file"),
         ("{bucket}/tubs/pilot.h5", "/tubs/pilot.h5 is outside the stack's runs (gs://"),
         ("gs://elsewhere/runs/donkeycar/r1/pilot.h5", "is outside the stack's runs"),
         ("runs/donkeycar/../tubs/x.h5", "'..' is not a run id"),
@@ -177,6 +178,8 @@ def test_unusable_transfer_models_are_refused_before_any_job(
     outputs, bucket_url = stack
     _finished_run(bucket_url, tmp_path)
     (tmp_path / "pilot.tflite").write_bytes(b"tflite")
+    (tmp_path / "linked.savedmodel").mkdir()
+    (tmp_path / "linked.savedmodel" / "variables").symlink_to(tmp_path)  # a folder out of it
     result = _submit(archive, outputs, given.format(tmp=tmp_path, bucket=bucket_url))
     assert result.exit_code == 1
     said = " ".join(result.output.split())
