@@ -160,6 +160,11 @@ def complete_manifest(run_url: str, manifest_path: Path) -> dict[str, Any]:
     digest = storage.download(storage.join(run_url, RUN_MANIFEST), manifest_path, progress=False)
     if digest != storage.read_text(storage.join(run_url, COMPLETE)).strip():
         raise RunError(f"{run_url}: {RUN_MANIFEST} does not match the checksum in {COMPLETE}")
+    return read_manifest(manifest_path, run_url)
+
+
+def read_manifest(manifest_path: Path, run_url: str) -> dict[str, Any]:
+    """A run manifest read from a file, refused unless it is a bounded JSON object."""
     if manifest_path.stat().st_size > MAX_MANIFEST_BYTES:
         raise RunError(f"{run_url}/{RUN_MANIFEST} is over {MAX_MANIFEST_BYTES} bytes; not a run")
     try:
