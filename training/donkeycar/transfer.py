@@ -76,7 +76,7 @@ def _download(url: str, dest: Path) -> dict[str, str]:
         )
     digests = {}
     for file_url in files:
-        rel = _relative(file_url, prefix)
+        rel = relative_name(file_url, prefix)
         if file_url + storage.SIDECAR_SUFFIX not in found:
             raise TrainerError(f"--transfer {file_url}: {_NO_SIDECAR}")
         digests[f"{dest.name}/{rel}"] = storage.download(file_url, dest.joinpath(*rel.parts))
@@ -107,7 +107,7 @@ def download_verified(url: str, dest: Path, option: str) -> str:
     return storage.download(url, dest, progress=False)
 
 
-def _relative(file_url: str, prefix: str) -> PurePosixPath:
+def relative_name(file_url: str, prefix: str) -> PurePosixPath:
     """A listed object's name inside the model folder, refused if it could leave it."""
     rel = file_url.removeprefix(prefix)
     parts = rel.split("/")
