@@ -8,12 +8,13 @@ trackday/swarm_jobs.py (a one-shot Swarm job on the manager, aws and azure).
 
 from __future__ import annotations
 
+from dataclasses import replace
 from pathlib import Path
 
 import typer
 from rich.console import Console
 
-from trackday import manager_ssh, runs, swarm_jobs, swarm_training, vertex
+from trackday import donkey_transfer, manager_ssh, runs, swarm_jobs, swarm_training, vertex
 from trackday.drive import drive_commands
 from trackday.errors import ManagerError
 from trackday.failure import fail
@@ -21,6 +22,7 @@ from trackday.run_options import RunOptions
 from trackday.stack import (
     SWARM_TARGETS,
     StackError,
+    SwarmOutputs,
     bucket_access,
     gcp_outputs,
     read_outputs,
@@ -38,6 +40,11 @@ console = Console(stderr=True)
 
 STACK_HELP = "The deployed stack (its outputs say where the bucket and image are)."
 OUTPUTS_HELP = "JSON of `pulumi stack output --json --show-secrets` (instead of the Pulumi CLI)."
+TRANSFER_HELP = (
+    "Start from this model: a .h5/.keras file or .savedmodel folder here (uploaded into the "
+    "run's folder), or `latest`, a run id or runs/donkeycar/<run id>[/<model>] in the bucket."
+)
+RunFiles = tuple[str | None, Path | None]  # --transfer, --myconfig
 
 
 def submit(
@@ -56,10 +63,15 @@ def submit(
     allow_cpu: bool = typer.Option(
         False, "--allow-cpu", help="Let the job train on the CPU if it finds no GPU."
     ),
+    transfer: str = typer.Option(None, "--transfer", help=TRANSFER_HELP),
+    myconfig: Path = typer.Option(
+        None, "--myconfig", exists=True, dir_okay=False, help="Use this file as myconfig.py."
+    ),
+    comment: str = typer.Option(None, "--comment", help="Comment for donkeycar's database.json."),
 ) -> None:
     """Train in the cloud: upload the archive (unless there) and run the trainer as a job."""
     try:
-        options = RunOptions(model_type, parse_overrides(settings), allow_cpu)
+        options = RunOptions(model_type, parse_overrides(settings), allow_cpu, comment=comment)
         outputs = read_outputs(stack, outputs_file)
         if target_of(outputs) == "local":
             raise StackError(f"stack {stack} is local: train with `trackday donkey train --local`")
@@ -70,19 +82,21 @@ def submit(
                     f"on stack {stack} it cannot be left running"
                 )
             swarm = swarm_outputs(stack, outputs)
-            _check_archive(archive, options.model_type_over(swarm.training.model_type))
-            _submit_swarm(stack, outputs, archive, options)
+            _check_archive(archive, options.model_type_over(swarm.training.model_type), myconfig)
+            _submit_swarm(stack, outputs, archive, options, (transfer, myconfig))
             return
         gcp = gcp_outputs(stack, outputs)
-        _check_archive(archive, options.model_type_over(gcp.training.model_type))
+        _check_archive(archive, options.model_type_over(gcp.training.model_type), myconfig)
         with transfer_bar(console) as progress:
             data_url, uploaded = runs.ensure_uploaded(archive, gcp.bucket_url, progress)
         console.print(("uploaded " if uploaded else "already in the bucket: ") + data_url)
         run_id = runs.new_run_id()
+        options = _with_run_files(options, (transfer, myconfig), gcp.bucket_url, run_id)
         output_url = runs.runs_url(gcp.bucket_url)
         spec = vertex.custom_job_spec(gcp, data_url, output_url, run_id, stack, options)
         jobs = vertex.VertexJobs(gcp.project, gcp.region)
-        name = jobs.create(spec)
+        with runs.failure_recorded(storage.join(output_url, run_id)):
+            name = jobs.create(spec)
     except (
         StackError,
         TrainerError,
@@ -90,6 +104,7 @@ def submit(
         swarm_jobs.SwarmJobError,
         ManagerError,
         vertex.VertexError,
+        runs.RunError,
     ) as exc:
         raise _fail(str(exc)) from None
     console.print(f"run {run_id}: Vertex AI job {name}")
@@ -153,20 +168,37 @@ def fetch_run(
         raise _fail(f"stack {stack} has no output {exc}: run `pulumi up` for it") from None
 
 
-def _check_archive(archive: Path, model_type: str | None) -> None:
+def _check_archive(archive: Path, model_type: str | None, myconfig: Path | None) -> None:
     """Refuse, before any upload, an archive whose tubs lack what the run's model reads."""
-    problem = archive_facts(archive).problem_for(model_type)
+    facts = archive_facts(archive)
+    if myconfig:
+        facts.configs["myconfig.py"] = myconfig.read_text(errors="replace")
+    problem = facts.problem_for(model_type)
     if problem:
         raise StackError(f"{archive}: {problem}")
 
 
-def _submit_swarm(stack: str, outputs: dict, archive: Path, options: RunOptions) -> None:
+def _submit_swarm(
+    stack: str, outputs: dict, archive: Path, options: RunOptions, files: RunFiles
+) -> None:
     """Upload the archive, run the trainer as a one-shot job on the swarm, follow it to its end."""
     swarm = swarm_outputs(stack, outputs)
-    with storage.environment(storage_env(outputs)), transfer_bar(console) as progress:
-        data_url, uploaded = runs.ensure_uploaded(archive, swarm.bucket_url, progress)
-    console.print(("uploaded " if uploaded else "already in the bucket: ") + data_url)
-    run_id = runs.new_run_id()
+    with storage.environment(storage_env(outputs)):
+        with transfer_bar(console) as progress:
+            data_url, uploaded = runs.ensure_uploaded(archive, swarm.bucket_url, progress)
+        console.print(("uploaded " if uploaded else "already in the bucket: ") + data_url)
+        run_id = runs.new_run_id()
+        options = _with_run_files(options, files, swarm.bucket_url, run_id)
+        try:
+            with runs.failure_recorded(storage.join(runs.runs_url(swarm.bucket_url), run_id)):
+                _run_swarm_job(swarm, data_url, run_id, options)
+        except KeyboardInterrupt:
+            raise typer.Exit(130) from None
+    console.print(f"done: trackday donkey fetch {run_id} --stack {stack}")
+
+
+def _run_swarm_job(swarm: SwarmOutputs, data_url: str, run_id: str, options: RunOptions) -> None:
+    """Run the trainer as a one-shot job on the swarm and follow it to its end."""
     job, credentials = swarm_training.training_job(swarm, data_url, run_id, options)
     client = manager_ssh.connect(
         swarm.manager_address,
@@ -176,7 +208,6 @@ def _submit_swarm(stack: str, outputs: dict, archive: Path, options: RunOptions)
         swarm.manager_host_key,
     )
     console.print(f"run {run_id}: Swarm job {job.name} on {swarm.manager_address}")
-    fetch_hint = f"trackday donkey fetch {run_id} --stack {stack}"
     try:
         result = swarm_jobs.run_job(
             client,
@@ -186,14 +217,31 @@ def _submit_swarm(stack: str, outputs: dict, archive: Path, options: RunOptions)
         )
     except KeyboardInterrupt:
         console.print(f"stopped: job {job.name} was removed from the swarm")
-        raise typer.Exit(130) from None
+        raise
     finally:
         client.close()
     if not result.succeeded:
         raise swarm_jobs.SwarmJobError(
             f"job {result.state} (exit code {result.exit_code}): {result.message or 'no message'}"
         )
-    console.print(f"done: {fetch_hint}")
+
+
+def _with_run_files(
+    options: RunOptions, files: RunFiles, bucket_url: str, run_id: str
+) -> RunOptions:
+    """The run's options with its starting model and myconfig.py in the bucket (uploaded from
+    here where local)."""
+    transfer, myconfig = files
+    with transfer_bar(console) as progress:
+        if transfer:
+            url = donkey_transfer.transfer_url(transfer, bucket_url, run_id, progress)
+            options = replace(options, transfer=url)
+        if myconfig:
+            url = donkey_transfer.upload_myconfig(myconfig, bucket_url, run_id, progress)
+            options = replace(options, myconfig=url)
+    if options.transfer:
+        console.print(f"starting from {options.transfer}")
+    return options
 
 
 def _fail(message: str) -> typer.Exit:

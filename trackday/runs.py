@@ -3,7 +3,8 @@
 Layout under the bucket: `tubs/<sha256 prefix>-<archive name>` (content-addressed, so an
 archive already there is not sent again) and `runs/donkeycar/<run id>/` (what the trainer
 writes: model, `pilot.tflite`, `loss.png`, `history.json`, `run-manifest.json`, and
-`COMPLETE` last). `runs/` is the prefix the bucket's lifecycle rule moves to a colder class.
+`COMPLETE` last; `transfer/`, the model a `submit --transfer` run starts from, is put there
+before the job). `runs/` is the prefix the bucket's lifecycle rule moves to a colder class.
 """
 
 from __future__ import annotations
@@ -14,6 +15,8 @@ import os
 import re
 import secrets
 import tempfile
+from collections.abc import Iterator
+from contextlib import contextmanager, suppress
 from datetime import UTC, datetime
 from pathlib import Path, PurePosixPath
 from typing import Any
@@ -55,6 +58,23 @@ def trainer_args(
     for key, value in sorted(overrides.items()):
         args += ["--set", f"{key}={value!r}"]
     return args
+
+
+@contextmanager
+def failure_recorded(run_url: str) -> Iterator[None]:
+    """Starting a job whose inputs are in its run folder already (`submit --transfer`): if it
+    fails before the trainer has finished or failed, `FAILED.txt` says why, as the trainer's
+    own would, so the folder does not pass for a running run. A run folder that holds
+    nothing yet is left absent."""
+    try:
+        yield
+    except BaseException as exc:
+        done = [storage.join(run_url, name) for name in (COMPLETE, FAILED)]
+        with suppress(storage.StorageError):  # the original error matters more
+            if storage.list_files(run_url) and not any(map(storage.exists, done)):
+                reason = str(exc) or "interrupted"
+                storage.write_text(done[1], f"{type(exc).__name__}: {reason}\n")
+        raise
 
 
 def sha256_of(path: Path) -> str:
@@ -131,15 +151,35 @@ def output_path(name: object) -> PurePosixPath:
     return PurePosixPath(*parts)
 
 
-def _outputs(manifest_path: Path, run_url: str) -> dict[PurePosixPath, str]:
-    """The manifest's outputs, every name and checksum checked before anything is fetched."""
+def complete_manifest(run_url: str, manifest_path: Path) -> dict[str, Any]:
+    """A complete run's manifest, downloaded to `manifest_path` and checked against the digest
+    in `COMPLETE`: it is the one the finished run wrote. Refuses a run that is not complete."""
+    if not storage.exists(storage.join(run_url, COMPLETE)):
+        failed = storage.join(run_url, FAILED)
+        reason = storage.read_text(failed).strip() if storage.exists(failed) else "no result yet"
+        raise RunError(f"{run_url} is not a complete run ({reason})")
+    digest = storage.download(storage.join(run_url, RUN_MANIFEST), manifest_path, progress=False)
+    if digest != storage.read_text(storage.join(run_url, COMPLETE)).strip():
+        raise RunError(f"{run_url}: {RUN_MANIFEST} does not match the checksum in {COMPLETE}")
+    return read_manifest(manifest_path, run_url)
+
+
+def read_manifest(manifest_path: Path, run_url: str) -> dict[str, Any]:
+    """A run manifest read from a file, refused unless it is a bounded JSON object."""
     if manifest_path.stat().st_size > MAX_MANIFEST_BYTES:
         raise RunError(f"{run_url}/{RUN_MANIFEST} is over {MAX_MANIFEST_BYTES} bytes; not a run")
     try:
         manifest = json.loads(manifest_path.read_text())
     except (json.JSONDecodeError, UnicodeDecodeError, RecursionError) as exc:
         raise RunError(f"{run_url}/{RUN_MANIFEST} is not JSON ({exc})") from None
-    outputs = manifest.get("outputs") if isinstance(manifest, dict) else None
+    if not isinstance(manifest, dict):
+        raise RunError(f"{run_url}/{RUN_MANIFEST} is not a run manifest (not a JSON object)")
+    return manifest
+
+
+def run_outputs(manifest: dict[str, Any], run_url: str) -> dict[PurePosixPath, str]:
+    """The manifest's outputs, every name and checksum checked before anything is fetched."""
+    outputs = manifest.get("outputs")
     if not isinstance(outputs, dict):
         raise RunError(f"{run_url}/{RUN_MANIFEST} has no outputs table")
     checked = {}
@@ -157,21 +197,11 @@ def fetch_run(run_url: str, dest: Path, progress: storage.Progress | None = None
     when every file matches: a failed fetch leaves `dest` as it was. Every file is verified,
     sidecar or not: the manifest by the digest in `COMPLETE`, the outputs by the manifest.
     """
-    if not storage.exists(storage.join(run_url, COMPLETE)):
-        failed = storage.join(run_url, FAILED)
-        reason = storage.read_text(failed).strip() if storage.exists(failed) else "no result yet"
-        raise RunError(f"{run_url} is not a complete run ({reason})")
     dest.parent.mkdir(parents=True, exist_ok=True)
     with tempfile.TemporaryDirectory(prefix=f".{dest.name}.", dir=dest.parent) as tmp:
         staging = Path(tmp)
-        manifest_path = staging / RUN_MANIFEST
-        digest = storage.download(
-            storage.join(run_url, RUN_MANIFEST), manifest_path, progress=False
-        )
-        # COMPLETE holds the manifest's digest: the manifest is the one the finished run wrote.
-        if digest != storage.read_text(storage.join(run_url, COMPLETE)).strip():
-            raise RunError(f"{run_url}: {RUN_MANIFEST} does not match the checksum in {COMPLETE}")
-        outputs = _outputs(manifest_path, run_url)
+        manifest = complete_manifest(run_url, staging / RUN_MANIFEST)
+        outputs = run_outputs(manifest, run_url)
         for rel, expected in sorted(outputs.items()):
             got = storage.download(
                 storage.join(run_url, str(rel)), staging / rel, progress=progress

@@ -8,6 +8,8 @@ on the manager's private address, with the gateway's keys as a Swarm secret file
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 from trackday import runs
 from trackday.run_options import RunOptions
 from trackday.stack import StackError, SwarmOutputs
@@ -29,7 +31,12 @@ def training_job(
 ) -> tuple[SwarmJob, S3Credentials | None]:
     """The Swarm job for one run of the archive at `data_url` (this machine's URL of it)."""
     training = outputs.training
-    args = (options or RunOptions()).trainer_args(
+    options = options or RunOptions()
+    if options.transfer:
+        options = replace(options, transfer=node_url(outputs, options.transfer))
+    if options.myconfig:
+        options = replace(options, myconfig=node_url(outputs, options.myconfig))
+    args = options.trainer_args(
         node_url(outputs, data_url),
         runs.runs_url(outputs.node_bucket_url),
         run_id,

@@ -85,7 +85,7 @@ def _left_behind(client: docker.DockerClient, output: str) -> list:
     return services + client.secrets.list(filters={"label": f"{JOB_LABEL}={name}"})
 
 
-def test_submit_trains_on_the_swarm_and_fetch_gets_the_model(
+def test_submit_trains_on_the_swarm_fetch_gets_the_model_and_the_next_run_starts_from_it(
     swarm, trainer_image, sshd, s3_server, archive, tmp_path
 ):
     bucket = s3_server.create_bucket()
@@ -111,6 +111,26 @@ def test_submit_trains_on_the_swarm_and_fetch_gets_the_model(
     assert fetched.exit_code == 0, fetched.output
     manifest = json.loads((tmp_path / "model" / "run-manifest.json").read_text())
     assert (tmp_path / "model" / manifest["tflite"]).stat().st_size > 0  # donkeycar's name
+    # Chaining runs: the next one starts from this one's model, named as the node names it.
+    chained = runner.invoke(
+        app,
+        ["donkey", "submit", str(archive), "--stack", "azure", "--outputs", str(outputs),
+         "--transfer", "latest"],
+        env=env,
+    )  # fmt: skip
+    assert chained.exit_code == 0, chained.output
+    fetched = runner.invoke(
+        app,
+        ["donkey", "fetch", "latest", "--stack", "azure", "--outputs", str(outputs),
+         "--to", str(tmp_path / "chained")],
+        env=env,
+    )  # fmt: skip
+    assert fetched.exit_code == 0, fetched.output
+    second = json.loads((tmp_path / "chained" / "run-manifest.json").read_text())
+    source = f"s3://{bucket}/runs/donkeycar/{manifest['run_id']}/{manifest['model']}"
+    assert second["transfer"]["source"] == source
+    [entry] = json.loads((tmp_path / "chained" / "database.json").read_text())
+    assert entry["Transfer"] == manifest["model"]  # donkeycar's train() started from it
 
 
 def test_failed_job_fails_submit_and_leaves_no_service(

@@ -124,6 +124,12 @@ def test_image_runs_the_trainer_as_a_non_root_user(docker_engine: str, trainer_i
     )
     config = json.loads(inspected.stdout)
     assert config["Entrypoint"] == ["python", "-m", "training.donkeycar.train"]
+    # What nvidia/cuda's images set, so that the NVIDIA runtime mounts the driver into the
+    # plain-Python 5.4.0 image too (issue 9 item 5; Vertex AI mounts it at /usr/local/nvidia).
+    env = dict(entry.split("=", 1) for entry in config["Env"])
+    assert env["NVIDIA_VISIBLE_DEVICES"] == "all"
+    assert set(env["NVIDIA_DRIVER_CAPABILITIES"].split(",")) >= {"compute", "utility"}
+    assert "/usr/local/nvidia/lib64" in env["LD_LIBRARY_PATH"].split(":")
     assert config["User"] not in ("", "root", "0")
     uid = docker_run(docker_engine, trainer_image, ["-u"], entrypoint="id", network="none")
     assert uid.returncode == 0, uid.stderr

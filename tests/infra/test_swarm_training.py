@@ -6,6 +6,7 @@ import pytest
 
 from tests.infra.stacks import run_stack, shipped_values
 from trackday import swarm_jobs
+from trackday.run_options import RunOptions
 from trackday.stack import StackError, swarm_outputs
 from trackday.swarm_training import training_job
 
@@ -79,3 +80,15 @@ def test_azure_outputs_without_the_gateway_keys_are_refused(azure):
     no_keys = {k: v for k, v in azure.items() if k != "s3SecretAccessKey"}
     with pytest.raises(StackError, match=r"lack s3Endpoint or the gateway keys"):
         training_job(swarm_outputs("azure", no_keys), "az://trackday/x", RUN)
+
+
+def test_transfer_model_is_passed_as_the_node_names_it(azure):
+    """`submit --transfer/--myconfig`: their URLs in the bucket, as the job reaches them."""
+    outputs = swarm_outputs("azure", azure)
+    run = f"trackday/runs/donkeycar/{RUN}"
+    options = RunOptions(transfer=f"az://{run}/transfer/pilot.keras", myconfig=f"az://{run}/m.py")
+    job, _ = training_job(outputs, "az://trackday/tubs/x.tar.zst", RUN, options)
+    assert job.args[job.args.index("--transfer") + 1] == f"s3://{run}/transfer/pilot.keras"
+    assert job.args[job.args.index("--myconfig") + 1] == f"s3://{run}/m.py"
+    with pytest.raises(StackError, match=r"az://other/pilot.h5 is not in the stack's bucket"):
+        training_job(outputs, "az://trackday/x", RUN, RunOptions(transfer="az://other/pilot.h5"))

@@ -1,7 +1,7 @@
 """The trainer end to end on this machine: real donkeycar training on generated tubs.
 
 Runs in the trainer's environment (.venv-trainer): TensorFlow and donkeycar are imported.
-One small training run is shared by the tests that only read its results.
+One small training run (conftest.py) is shared by the tests that only read its results.
 """
 
 from __future__ import annotations
@@ -12,44 +12,15 @@ import time
 from pathlib import Path
 
 import numpy as np
-import pytest
 from PIL import Image
 
 from tests.old_archives import old_format_archive
-from training.donkeycar.archive import create_archive
 from training.donkeycar.sample_tub import write_sample_tub
 from training.donkeycar.train import COMPLETE, LATEST, RUN_MANIFEST, main
 
-FAST = ["--set", "MAX_EPOCHS=6", "--set", "BATCH_SIZE=32", "--set", "PRINT_MODEL_SUMMARY=False"]
 # donkeycar's PilotDatabase.generate_model_name: pilot_<yy-mm-dd>_<n>.<ext>, the extension
 # per version (5.3.0 .savedmodel, 5.4.0 .keras).
 MODEL_NAME = re.compile(r"^pilot_\d\d-\d\d-\d\d_0\.(savedmodel|keras)$")
-
-
-@pytest.fixture(scope="module")
-def trained(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
-    """A lane-line tub, archived, trained into a file:// output; (tub, run folder)."""
-    root = tmp_path_factory.mktemp("train")
-    tub = write_sample_tub(root / "data", records=600, seed=3)
-    create_archive([tub], root / "data.tar.zst")
-    output = root / "models"
-    code = main(
-        [
-            "--data",
-            str(root / "data.tar.zst"),
-            "--output",
-            f"file://{output}",
-            "--run-id",
-            "r1",
-            *FAST,
-            "--set",
-            "CACHE_IMAGES=False",  # read by donkeycar with a default, not in its template
-            "--comment",
-            "first lap",
-        ]
-    )
-    assert code == 0
-    return tub, output / "r1"
 
 
 def test_run_folder_holds_every_output_and_is_complete(trained) -> None:

@@ -54,3 +54,25 @@ def test_an_archive_of_the_old_scripts_extracts_to_a_tub_donkeycar_reads(tmp_pat
         extracted = extract_archive(f, tmp_path / "out")
     assert [r["_index"] for r in records(extracted.tubs[0])] == list(range(15))
     assert (extracted.config_dir / "config.py").read_text() == "MAX_EPOCHS = 1\n"
+
+
+def test_an_archive_of_the_old_scripts_trains(tmp_path):
+    """Issue 9: the seed's archive of a car made by `donkey createcar` trains as it is."""
+    import donkeycar
+
+    from tests.training.donkeycar.test_archive_hostile import seed_script_archive
+    from training.donkeycar.train import RUN_MANIFEST, main
+
+    tub = write_sample_tub(tmp_path / "data", records=60, seed=12)
+    car = tmp_path / "car"
+    car.mkdir()
+    template = Path(donkeycar.__file__).parent / "templates" / "cfg_complete.py"
+    (car / "config.py").write_text(template.read_text())  # what `donkey createcar` writes
+    (car / "myconfig.py").write_text("MAX_EPOCHS = 1\nBATCH_SIZE = 16\n")
+    archive = seed_script_archive(tub, car, tmp_path)
+    args = ["--data", str(archive), "--output", str(tmp_path / "out"), "--run-id", "seed"]
+    assert main([*args, "--set", "PRINT_MODEL_SUMMARY=False"]) == 0
+    run = tmp_path / "out" / "seed"
+    manifest = json.loads((run / RUN_MANIFEST).read_text())
+    assert manifest["archive"] == "old format" and manifest["records"]["tubs"] == {"data": 60}
+    assert len(json.loads((run / "history.json").read_text())["loss"]) == 1  # its myconfig.py

@@ -8,7 +8,8 @@ from __future__ import annotations
 import logging
 
 from training.donkeycar import model_types
-from training.donkeycar.archive import ExtractedArchive, refuse_problems
+from training.donkeycar.archive import refuse_problems
+from training.donkeycar.extract import ExtractedArchive
 from training.donkeycar.tub import MANIFEST, TubScan, scan_tub
 
 log = logging.getLogger("trackday.train")

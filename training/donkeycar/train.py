@@ -4,8 +4,8 @@ The same entrypoint runs on a laptop (`trackday donkey train --local`), in the G
 container on every cloud, and in tests:
 
     python -m training.donkeycar.train --data URL --output URL [--model-type linear]
-        [--set KEY=VALUE ...] [--run-id ID] [--skip-bad] [--transfer MODEL]
-        [--comment TEXT] [--myconfig FILE] [--require-gpu]
+        [--set KEY=VALUE ...] [--run-id ID] [--skip-bad] [--transfer MODEL|URL]
+        [--comment TEXT] [--myconfig FILE|URL] [--require-gpu]
 
 It calls `donkeycar.pipeline.training.train`, the code `donkey train` runs (its
 `donkeycar/management/base.py` `Train.run`), so a model behaves the same however it was
@@ -21,13 +21,11 @@ never replaces a good model.
 from __future__ import annotations
 
 import argparse
-import ast
 import json
 import logging
 import os
 import platform
 import secrets
-import shutil
 import sys
 import tempfile
 import time
@@ -40,6 +38,7 @@ from pathlib import Path
 from training import storage
 from training.donkeycar import latest
 from training.donkeycar.archive import ArchiveError, ExtractedArchive, extract_archive
+from training.donkeycar.car_config import load_car_config, parse_overrides
 from training.donkeycar.checks import (
     TrainerError,
     check_framework,
@@ -48,9 +47,10 @@ from training.donkeycar.checks import (
     constant_predictor_loss,
     require_gpu,
 )
-from training.donkeycar.config_keys import donkeycar_keys, unknown_keys
+from training.donkeycar.fit import DonkeycarEvents, train_model
 from training.donkeycar.movie import write_movie
 from training.donkeycar.report import plot_loss, read_history
+from training.donkeycar.transfer import run_input, starting_model
 
 log = logging.getLogger("trackday.train")
 
@@ -77,83 +77,6 @@ class Phases:
             log.info("phase %s took %.1f s", name, self.seconds[name])
 
 
-class _DonkeycarEvents(logging.Handler):
-    """Reads donkeycar's own log lines for what `train()` does not return.
-
-    `train()` returns nothing; it logs the record split and the start and end of
-    `model.fit`, which lets the run manifest separate fitting from everything else.
-    """
-
-    def __init__(self) -> None:
-        super().__init__(logging.INFO)
-        self.fit_started: float | None = None
-        self.fit_seconds: float | None = None
-        self.records: dict[str, int] = {}
-
-    def emit(self, record: logging.LogRecord) -> None:
-        message = record.getMessage()
-        if "Starting training" in message:
-            self.fit_started = time.perf_counter()
-        elif "Finished training" in message and self.fit_started is not None:
-            self.fit_seconds = round(time.perf_counter() - self.fit_started, 3)
-        elif message.startswith("Records # Training"):
-            self.records["training"] = int(message.split()[-1])
-        elif message.startswith("Records # Validation"):
-            self.records["validation"] = int(message.split()[-1])
-
-
-def parse_overrides(pairs: list[str]) -> dict[str, object]:
-    """`KEY=VALUE` strings to config values: Python literals where they parse, else strings."""
-    overrides: dict[str, object] = {}
-    for pair in pairs:
-        key, sep, raw = pair.partition("=")
-        if not sep or not key.isidentifier() or key != key.upper():
-            raise TrainerError(
-                f"--set {pair!r}: expected KEY=VALUE with an upper-case donkeycar key"
-            )
-        try:
-            overrides[key] = ast.literal_eval(raw)
-        except (ValueError, SyntaxError):
-            overrides[key] = raw
-    return overrides
-
-
-def load_car_config(
-    config_dir: Path, work: Path, overrides: dict[str, object], myconfig: Path | None = None
-):
-    """The car's donkeycar config from the archive, donkeycar's template where it has none.
-
-    `myconfig` replaces the archive's myconfig.py, as `donkey train --myconfig` does.
-    """
-    import donkeycar
-    from donkeycar.config import load_config
-
-    config = config_dir / "config.py"
-    config_dir.mkdir(parents=True, exist_ok=True)
-    if not config.is_file():
-        template = Path(donkeycar.__file__).parent / "templates" / "cfg_complete.py"
-        shutil.copyfile(template, config)
-        log.info("no config.py in the archive: using donkeycar's template cfg_complete.py")
-    if myconfig is not None:
-        if not myconfig.is_file():
-            raise TrainerError(f"--myconfig {myconfig}: no such file")
-        shutil.copyfile(myconfig, config_dir / "myconfig.py")
-    cfg = load_config(str(config), "myconfig.py")
-    template_keys = {k for k in vars(cfg) if k.isupper()}
-    problem = unknown_keys(list(overrides), template_keys | donkeycar_keys())
-    if problem:
-        raise TrainerError(problem)
-    for key, value in overrides.items():
-        setattr(cfg, key, value)
-    cfg.CAR_PATH = str(work)
-    cfg.DATA_PATH = str(work / "data")
-    cfg.MODELS_PATH = str(work / "models")
-    cfg.CREATE_TF_LITE = True  # the car needs the .tflite whatever the config says
-    cfg.SHOW_PLOT = False  # the trainer draws its own loss curve from the history
-    Path(cfg.MODELS_PATH).mkdir(parents=True, exist_ok=True)
-    return cfg
-
-
 def fetch(data_url: str, dest: Path) -> ExtractedArchive:
     """Stream the archive into extraction, then check the whole object's checksum."""
     with storage.open_stream(data_url) as reader:
@@ -162,58 +85,6 @@ def fetch(data_url: str, dest: Path) -> ExtractedArchive:
             pass
         reader.verify()
     return extracted
-
-
-def train_model(
-    cfg,
-    tubs: list[Path],
-    model_type: str,
-    events: _DonkeycarEvents,
-    transfer: Path | None = None,
-    comment: str | None = None,
-) -> tuple[Path, list]:
-    """Run donkeycar's `train()`; the model path it wrote and its validation records.
-
-    The path is the one `train()` itself would choose for `donkey train` without `--model`
-    (`PilotDatabase.generate_model_name`); it is asked for first only to know it afterwards.
-    """
-    from donkeycar.pipeline import training
-    from donkeycar.pipeline.database import PilotDatabase
-
-    if transfer is not None and not transfer.exists():
-        raise TrainerError(f"--transfer {transfer}: no such model file")
-    model_path, _ = PilotDatabase(cfg).generate_model_name()
-    model = Path(model_path)
-    donkey_log = logging.getLogger("donkeycar")
-    level = donkey_log.level
-    donkey_log.setLevel(logging.INFO)  # the events are INFO lines, whatever the root logger's level
-    donkey_log.addHandler(events)
-    split = training.train_test_split
-    validation: list = []
-
-    def observed_split(*args, **kwargs):
-        """donkeycar's own split, unchanged; its validation half is kept for the movie."""
-        train_records, validation_records = split(*args, **kwargs)
-        validation.extend(validation_records)
-        return train_records, validation_records
-
-    training.train_test_split = observed_split
-    try:
-        training.train(
-            cfg,
-            ",".join(str(t) for t in tubs),
-            str(model),
-            model_type,
-            str(transfer) if transfer else None,
-            comment,
-        )
-    finally:
-        training.train_test_split = split
-        donkey_log.removeHandler(events)
-        donkey_log.setLevel(level)
-    if not model.exists():
-        raise TrainerError("donkeycar's training wrote no model: see its log above")
-    return model, validation
 
 
 def _versions() -> dict[str, str]:
@@ -256,17 +127,19 @@ def run(args: argparse.Namespace) -> str:
     if args.require_gpu:
         require_gpu()  # before the download: a CPU-only job fails in seconds
     phases = Phases()
-    events = _DonkeycarEvents()
+    events = DonkeycarEvents()
     started = datetime.now(UTC)
     with tempfile.TemporaryDirectory(prefix=f"trackday-{run_id}-", dir=args.work_dir) as tmp:
         work = Path(tmp)
         try:
             with phases("fetch_extract"):
+                transfer = starting_model(args.transfer, work / "transfer")
+                myconfig = run_input(args.myconfig, work / "myconfig.py", "--myconfig")
                 extracted = fetch(args.data, work / "data")
             with phases("check"):
                 scans = check_tubs(extracted, args.skip_bad)
             with phases("configure"):
-                cfg = load_car_config(extracted.config_dir, work, overrides, args.myconfig)
+                cfg = load_car_config(extracted.config_dir, work, overrides, myconfig)
                 model_type = args.model_type or getattr(cfg, "DEFAULT_MODEL_TYPE", None)
                 if not model_type:
                     raise TrainerError(
@@ -276,7 +149,12 @@ def run(args: argparse.Namespace) -> str:
                 check_record_keys(scans, model_type)
             with phases("train"):
                 model, validation = train_model(
-                    cfg, extracted.tubs, model_type, events, args.transfer, args.comment
+                    cfg,
+                    extracted.tubs,
+                    model_type,
+                    events,
+                    transfer.path if transfer else None,
+                    args.comment,
                 )
             with phases("report"):
                 # Everything donkeycar wrote (model, .tflite, .trt, database.json, logs/).
@@ -297,7 +175,7 @@ def run(args: argparse.Namespace) -> str:
                 "tflite": tflite.name,
                 "movie": {"file": movie.name, "frames": frames} if frames else None,
                 "overrides": {k: repr(v) for k, v in overrides.items()},
-                "transfer": args.transfer.name if args.transfer else None,
+                "transfer": transfer.record if transfer else None,
                 "comment": args.comment,
                 "versions": _versions(),
                 "archive": extracted.manifest.__dict__ if extracted.manifest else "old format",
@@ -369,9 +247,15 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument(
         "--work-dir", default=None, help="where to extract and train (default: a temporary folder)"
     )
-    parser.add_argument("--transfer", type=Path, default=None, help="start from this model file")
+    parser.add_argument(
+        "--transfer",
+        default=None,
+        help="start from this model: a path, or a URL in the bucket (a file or a folder)",
+    )
     parser.add_argument("--comment", default=None, help="comment for donkeycar's database.json")
-    parser.add_argument("--myconfig", type=Path, default=None, help="use this file as myconfig.py")
+    parser.add_argument(
+        "--myconfig", default=None, help="use this file as myconfig.py (a path or a URL)"
+    )
     parser.add_argument(
         "--require-gpu",
         action="store_true",
