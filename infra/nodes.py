@@ -16,6 +16,7 @@ import pulumi_tls as tls
 
 from infra import bootstrap, xorg
 from infra.bootstrap import Cloud, NodeBootstrap, NodeService, Role
+from infra.bootstrap.join_store import JoinStore
 from infra.config import StackConfig
 from infra.targets import child
 
@@ -79,9 +80,13 @@ class PoolSpec:
     labels: dict[str, str] = field(default_factory=dict)
     # Services every node runs: the X server the simulator renders on (deepracer.opengl).
     node_services: tuple[NodeService, ...] = ()
+    # The nodes form the swarm themselves through this store; None: over SSH (infra/swarm.py).
+    join_store: JoinStore | None = None
 
     @classmethod
-    def from_config(cls, config: StackConfig, cloud: Cloud) -> PoolSpec:
+    def from_config(
+        cls, config: StackConfig, cloud: Cloud, join_store: JoinStore | None = None
+    ) -> PoolSpec:
         return cls(
             cloud=cloud,
             count=config.nodes.count,
@@ -89,6 +94,7 @@ class PoolSpec:
             idle_minutes=config.budget.idle_minutes,
             prepull_images=tuple(config.nodes.prepull_images),
             node_services=(xorg.node_service(),) if config.deepracer_opengl else (),
+            join_store=join_store,
         )
 
     @property
@@ -117,6 +123,7 @@ class PoolSpec:
             idle_minutes=self.idle_minutes,
             azure_identity_client_id=azure_identity_client_id,
             services=(services if role == "manager" else ()) + self.node_services,
+            join_store=self.join_store,
         )
 
 

@@ -1,11 +1,16 @@
-"""Docker Swarm over a target's GPU nodes: the manager's join token passed to the workers by Pulumi.
+"""Docker Swarm over a target's GPU nodes.
 
 Each node's user data installs Docker and, on the manager, initialises the swarm and labels the
-manager `trackday.role=trainer` (infra/bootstrap/). This component does what needs more than
-one node, with pulumi-command over SSH (the pool's generated key, a secret): it reads the
-worker join token on the manager (a secret output, never logged), joins each worker by handing
-the token to it on standard input, and labels each joined worker `trackday.role=simulation`
-from the manager. A replaced worker joins again (the commands are triggered by its VM id).
+manager `trackday.role=trainer` (infra/bootstrap/). Where the pool has a join store (gcp), the
+nodes form the swarm themselves through the cloud's secret store (infra/bootstrap/join_store.py)
+and this component only waits, through the cloud's API, for the manager to say it is done
+(`manager_ready`): nothing goes over SSH, so a deploy works from anywhere (a CI runner).
+
+Elsewhere (aws, azure, until they have their store) it does what needs more than one node, with
+pulumi-command over SSH (the pool's generated key, a secret): it reads the worker join token on
+the manager (a secret output, never logged), joins each worker by handing the token to it on
+standard input, and labels each joined worker `trackday.role=simulation` from the manager. A
+replaced worker joins again (the commands are triggered by its VM id).
 """
 
 from __future__ import annotations
@@ -35,6 +40,9 @@ class SwarmArgs:
     # Reads the manager's SSH host key through the cloud's own API once the manager's
     # bootstrap is done (it is given a value that resolves then); None: over SSH.
     manager_host_key: Callable[[pulumi.Output[str]], pulumi.Output[str]] | None = None
+    # With a join store: the resource that exists once the manager published that its
+    # bootstrap is done (read through the cloud's API); the swarm then runs no command.
+    manager_ready: pulumi.CustomResource | None = None
 
 
 def connection(access: NodeAccess, node: Node) -> command.remote.ConnectionArgs:
@@ -56,6 +64,20 @@ class Swarm(pulumi.ComponentResource):
         if manager.role != "manager" or any(w.role != "worker" for w in workers):
             raise ValueError("a swarm's first node is its manager, the others are workers")
         self.manager = manager
+        self.manager_address = manager.public_address
+        self.manager_private_address = manager.private_address
+        self.ready: list[pulumi.Resource]
+        if args.manager_ready is not None:
+            if args.manager_host_key is None:
+                raise ValueError("a swarm formed by its nodes reads the host key from the cloud")
+            self.manager_host_key = args.manager_host_key(args.manager_ready.id)
+            self.ready = [args.manager_ready]
+        else:
+            self._over_ssh(name, args, manager, workers)
+        self.register_outputs({"managerAddress": self.manager_address, "workers": len(workers)})
+
+    def _over_ssh(self, name: str, args: SwarmArgs, manager: Node, workers: list[Node]) -> None:
+        """The join token read on the manager and handed to each worker, over SSH."""
         on_manager = connection(args.access, manager)
         token = command.remote.Command(
             f"{name}-join-token",
@@ -82,7 +104,7 @@ class Swarm(pulumi.ComponentResource):
                 opts=child(self, depends_on=[token]),
             )
             self.manager_host_key = host_key.stdout.apply(str.strip)
-        self.ready: list[pulumi.Resource] = [token]
+        self.ready = [token]
         for worker in workers:
             joined = command.remote.Command(
                 f"{name}-{worker.name}-join",
@@ -110,6 +132,3 @@ class Swarm(pulumi.ComponentResource):
                 opts=child(self),
             )
             self.ready.append(labelled)
-        self.manager_address = manager.public_address
-        self.manager_private_address = manager.private_address
-        self.register_outputs({"managerAddress": self.manager_address, "workers": len(workers)})
