@@ -12,6 +12,7 @@ import time
 from pathlib import Path
 
 import pytest
+import yaml
 
 from infra.bootstrap import join_store, shell_script, trainer_build
 from infra.bootstrap.join_store import JoinStore
@@ -346,3 +347,66 @@ def test_the_manager_builds_the_requested_archive_once(tmp_path: Path) -> None:
         for server in (gcs, node):
             server.shutdown()
             server.server_close()
+
+
+LABEL_DOCKER = """\
+#!/bin/bash
+case "$1 $2" in
+  "info --format") echo active ;;
+  "node ls") printf '%s\\n' labelledworkerid0000000001 newworkerid00000000000002 ;;
+  "node inspect")
+    [ "$5" = labelledworkerid0000000001 ] && echo '{"trackday.role":"simulation"}' || echo null ;;
+  "node update") printf '%s\\n' "$*" >> "$UPDATES" ;;
+  *) echo "unexpected: docker $*" >&2; exit 1 ;;
+esac
+"""
+
+
+def test_the_manager_labels_each_joined_worker_once(tmp_path: Path) -> None:
+    (tmp_path / "docker").write_text(LABEL_DOCKER)
+    (tmp_path / "docker").chmod(0o755)
+    script = join_store.label_workers_script({"zone": "us-central1-a"})
+    env = {"PATH": f"{tmp_path}:/usr/bin:/bin", "UPDATES": str(tmp_path / "updates")}
+    result = subprocess.run(["bash", "-c", script], env=env, capture_output=True, text=True)
+    assert result.returncode == 0, result.stderr
+    assert (tmp_path / "updates").read_text().splitlines() == [
+        "node update --label-add trackday.role=simulation --label-add zone=us-central1-a"
+        " newworkerid00000000000002"
+    ]
+
+
+def test_the_manager_is_busy_while_it_builds_the_trainer(tmp_path: Path) -> None:
+    from infra.bootstrap import IDLE_SCRIPT, READY_FILE, NodeBootstrap, user_data
+    from infra.bootstrap.spec import BUILDING_FILE, IDLE_SINCE_FILE, POWEROFF_SCRIPT
+
+    key = "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIGq7wrFzfOn0XQ3qgKj1TAm1ZcA0IQH2HKxq4V1f1l3M td"
+    node = NodeBootstrap("manager", "gcp", "trackday", key, idle_minutes=5, join_store=STORE)
+    files = {f["path"]: f["content"] for f in yaml.safe_load(user_data(node))["write_files"]}
+    assert trainer_build.BUILD_SCRIPT in files and join_store.LABEL_SCRIPT in files
+    for name, body in {
+        "docker": "exit 0",
+        "nvidia-smi": "echo 0",
+        "ss": "exit 0",
+        "logger": "exit 0",
+        "poweroff": f"touch {tmp_path / 'off'}",
+    }.items():
+        (tmp_path / name).write_text(f"#!/bin/bash\n{body}\n")
+        (tmp_path / name).chmod(0o755)
+    (tmp_path / "ready").touch()
+    for building in (True, False):
+        (tmp_path / "since").write_text(f"{int(time.time()) - 3600}\n")
+        if building:
+            (tmp_path / "building").touch()
+        else:
+            (tmp_path / "building").unlink()
+        script = (
+            files[IDLE_SCRIPT]
+            .replace(READY_FILE, str(tmp_path / "ready"))
+            .replace(IDLE_SINCE_FILE, str(tmp_path / "since"))
+            .replace(BUILDING_FILE, str(tmp_path / "building"))
+            .replace(POWEROFF_SCRIPT, str(tmp_path / "poweroff"))
+        )
+        env = {"PATH": f"{tmp_path}:/usr/bin:/bin"}
+        result = subprocess.run(["bash", "-c", script], env=env, capture_output=True, text=True)
+        assert result.returncode == 0, result.stderr
+        assert (tmp_path / "off").exists() is not building
