@@ -77,11 +77,11 @@ class PoolSpec:
     ttl_hours: float | None = None
     idle_minutes: int | None = None
     prepull_images: tuple[str, ...] = ()
+    # The nodes form the swarm themselves through this store; None: over SSH (infra/swarm.py).
+    join_store: JoinStore | None = None
     labels: dict[str, str] = field(default_factory=dict)
     # Services every node runs: the X server the simulator renders on (deepracer.opengl).
     node_services: tuple[NodeService, ...] = ()
-    # The nodes form the swarm themselves through this store; None: over SSH (infra/swarm.py).
-    join_store: JoinStore | None = None
 
     @classmethod
     def from_config(
@@ -90,11 +90,11 @@ class PoolSpec:
         return cls(
             cloud=cloud,
             count=config.nodes.count,
+            join_store=join_store,
             ttl_hours=config.budget.ttl_hours,
             idle_minutes=config.budget.idle_minutes,
             prepull_images=tuple(config.nodes.prepull_images),
             node_services=(xorg.node_service(),) if config.deepracer_opengl else (),
-            join_store=join_store,
         )
 
     @property
@@ -117,13 +117,13 @@ class PoolSpec:
             ssh_user=SSH_USER,
             ssh_public_key=ssh_public_key,
             gpu=self.gpu,
+            join_store=self.join_store,
             labels=self.labels,
             prepull_images=self.prepull_images,
             ttl_hours=self.ttl_hours,
             idle_minutes=self.idle_minutes,
             azure_identity_client_id=azure_identity_client_id,
             services=(services if role == "manager" else ()) + self.node_services,
-            join_store=self.join_store,
         )
 
 

@@ -58,6 +58,9 @@ def user_data(node: NodeBootstrap) -> str:
             IDLE_SCRIPT,
         )
         units.append("trackday-idle.timer")
+    for service in node.services:
+        files.append(_file(f"{SYSTEMD_DIR}/{service.unit_name}", service.unit))
+        files += [_file(path, content) for path, content in service.files.items()]
     if node.join_store is not None and node.role == "manager":
         labeller = join_store.label_workers_script(node.labels)
         files.append(_file(join_store.LABEL_SCRIPT, labeller, "0755"))
@@ -75,9 +78,6 @@ def user_data(node: NodeBootstrap) -> str:
             trainer_build.BUILD_SCRIPT,
         )
         units += ["trackday-label-workers.timer", "trackday-trainer-build.timer"]
-    for service in node.services:
-        files.append(_file(f"{SYSTEMD_DIR}/{service.unit_name}", service.unit))
-        files += [_file(path, content) for path, content in service.files.items()]
     document = {
         "users": [
             "default",

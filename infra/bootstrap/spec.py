@@ -74,12 +74,12 @@ class NodeBootstrap:
     ttl_hours: float | None = None
     idle_minutes: int | None = None
     idle_gpu_percent: int = 10
-    # Azure only: the node's user-assigned identity, which deallocates the VM at power-off.
-    azure_identity_client_id: str | None = None
-    services: tuple[NodeService, ...] = ()
     # Where the swarm's join token is left by the manager for the workers (join_store.py);
     # None: the deployer forms the swarm over SSH (swarm_join.py).
     join_store: JoinStore | None = None
+    # Azure only: the node's user-assigned identity, which deallocates the VM at power-off.
+    azure_identity_client_id: str | None = None
+    services: tuple[NodeService, ...] = ()
 
     def __post_init__(self) -> None:
         _check_choice("node role", self.role, Role)
