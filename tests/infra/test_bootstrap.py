@@ -16,14 +16,15 @@ import yaml
 from contract.swarm import WORKLOAD_LABEL
 from infra import bootstrap, gateway
 from infra.bootstrap import NodeBootstrap
-from infra.bootstrap.join_store import JoinStore
 
 SSH_KEY = "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIGq7wrFzfOn0XQ3qgKj1TAm1ZcA0IQH2HKxq4V1f1l3M td"
 CLIENT_ID = "0f9c2a5e-3b1d-4c7e-9a8f-2d6b1e4c7a90"
 CLOUD_INIT_SCHEMA = Path("/usr/lib/python3/dist-packages/cloudinit/config/schemas")
 GATEWAY = gateway.node_service(gateway.GatewaySettings("trackdaydata", CLIENT_ID))
 
-JOIN_STORE = JoinStore("gcp", "projects/trackday-test/secrets/trackday-swarm-join")
+JOIN_STORE = bootstrap.join_store.JoinStore(
+    "gcp", "projects/trackday-test/secrets/trackday-swarm-join"
+)
 BASE = NodeBootstrap(role="manager", cloud="aws", ssh_user="trackday", ssh_public_key=SSH_KEY)
 NODES = {
     "aws-manager-ttl": replace(BASE, ttl_hours=8),
