@@ -37,12 +37,12 @@ class SwarmArgs:
     nodes: list[Node]
     # Azure: the nodes' identity (their bootstrap needs it; see infra/bootstrap/).
     azure_identity_client_id: pulumi.Input[str] | None = None
-    # Reads the manager's SSH host key through the cloud's own API once the manager's
-    # bootstrap is done (it is given a value that resolves then); None: over SSH.
-    manager_host_key: Callable[[pulumi.Output[str]], pulumi.Output[str]] | None = None
-    # With a join store: the resource that exists once the manager published that its
-    # bootstrap is done (read through the cloud's API); the swarm then runs no command.
+    # With a join store (gcp): the resource that exists once the manager published that its
+    # bootstrap is done (read through the cloud's API), and the reader of its SSH host key
+    # through that API (given a value that resolves then); the swarm then runs no command.
+    # None: everything over SSH.
     manager_ready: pulumi.CustomResource | None = None
+    manager_host_key: Callable[[pulumi.Output[str]], pulumi.Output[str]] | None = None
 
 
 def connection(access: NodeAccess, node: Node) -> command.remote.ConnectionArgs:
@@ -55,6 +55,63 @@ def connection(access: NodeAccess, node: Node) -> command.remote.ConnectionArgs:
     )
 
 
+def _join_over_ssh(
+    parent: pulumi.Resource, name: str, args: SwarmArgs
+) -> tuple[list[pulumi.Resource], pulumi.Output[str]]:
+    """The join token read on the manager and handed to each worker, over SSH: the swarm's
+    `ready` resources and the manager's host key."""
+    manager, *workers = args.nodes
+    on_manager = connection(args.access, manager)
+    token = command.remote.Command(
+        f"{name}-join-token",
+        connection=on_manager,
+        create=bootstrap.remote_command(bootstrap.join_token_script()),
+        # The token is stdout: never in Pulumi's logs, only in state as a secret.
+        logging=command.remote.Logging.STDERR,
+        triggers=[manager.instance_id],
+        opts=child(parent, additional_secret_outputs=["stdout"], depends_on=list(manager.ready)),
+    )
+    join_token = pulumi.Output.secret(token.stdout.apply(str.strip))
+    # The manager's SSH host key: `trackday` then refuses any other host at its address.
+    # Read on first contact, over an SSH connection that itself checks no host key
+    # (docs/configuration.md says what that trusts; gcp reads it through the Compute API).
+    read = command.remote.Command(
+        f"{name}-manager-host-key",
+        connection=on_manager,
+        create=f"cat {MANAGER_HOST_KEY}",
+        triggers=[manager.instance_id],
+        opts=child(parent, depends_on=[token]),
+    )
+    host_key = read.stdout.apply(str.strip)
+    ready: list[pulumi.Resource] = [token]
+    for worker in workers:
+        joined = command.remote.Command(
+            f"{name}-{worker.name}-join",
+            connection=connection(args.access, worker),
+            create=manager.private_address.apply(
+                lambda address: bootstrap.remote_command(bootstrap.join_script(address))
+            ),
+            stdin=join_token,
+            triggers=[worker.instance_id, manager.instance_id],
+            opts=child(parent, depends_on=list(worker.ready)),
+        )
+        labelled = command.remote.Command(
+            f"{name}-{worker.name}-labels",
+            connection=on_manager,
+            create=pulumi.Output.all(
+                joined.stdout, args.access.public_key, args.azure_identity_client_id
+            ).apply(
+                lambda values: bootstrap.remote_command(
+                    bootstrap.label_script(values[0], args.spec.bootstrap("worker", *values[1:]))
+                )
+            ),
+            triggers=[joined.stdout],
+            opts=child(parent),
+        )
+        ready.append(labelled)
+    return ready, host_key
+
+
 class Swarm(pulumi.ComponentResource):
     """One swarm of `nodes`: the first is the manager, the others join it as workers."""
 
@@ -64,8 +121,6 @@ class Swarm(pulumi.ComponentResource):
         if manager.role != "manager" or any(w.role != "worker" for w in workers):
             raise ValueError("a swarm's first node is its manager, the others are workers")
         self.manager = manager
-        self.manager_address = manager.public_address
-        self.manager_private_address = manager.private_address
         self.ready: list[pulumi.Resource]
         if args.manager_ready is not None:
             if args.manager_host_key is None:
@@ -73,62 +128,7 @@ class Swarm(pulumi.ComponentResource):
             self.manager_host_key = args.manager_host_key(args.manager_ready.id)
             self.ready = [args.manager_ready]
         else:
-            self._over_ssh(name, args, manager, workers)
+            self.ready, self.manager_host_key = _join_over_ssh(self, name, args)
+        self.manager_address = manager.public_address
+        self.manager_private_address = manager.private_address
         self.register_outputs({"managerAddress": self.manager_address, "workers": len(workers)})
-
-    def _over_ssh(self, name: str, args: SwarmArgs, manager: Node, workers: list[Node]) -> None:
-        """The join token read on the manager and handed to each worker, over SSH."""
-        on_manager = connection(args.access, manager)
-        token = command.remote.Command(
-            f"{name}-join-token",
-            connection=on_manager,
-            create=bootstrap.remote_command(bootstrap.join_token_script()),
-            # The token is stdout: never in Pulumi's logs, only in state as a secret.
-            logging=command.remote.Logging.STDERR,
-            triggers=[manager.instance_id],
-            opts=child(self, additional_secret_outputs=["stdout"], depends_on=list(manager.ready)),
-        )
-        join_token = pulumi.Output.secret(token.stdout.apply(str.strip))
-        # The manager's SSH host key: `trackday` then refuses any other host at its address.
-        # Read through the cloud's API where it can (what the VM published, over an
-        # authenticated channel); else on first contact, over an SSH connection that itself
-        # checks no host key (docs/configuration.md says what that trusts).
-        if args.manager_host_key is not None:
-            self.manager_host_key = args.manager_host_key(token.id)
-        else:
-            host_key = command.remote.Command(
-                f"{name}-manager-host-key",
-                connection=on_manager,
-                create=f"cat {MANAGER_HOST_KEY}",
-                triggers=[manager.instance_id],
-                opts=child(self, depends_on=[token]),
-            )
-            self.manager_host_key = host_key.stdout.apply(str.strip)
-        self.ready = [token]
-        for worker in workers:
-            joined = command.remote.Command(
-                f"{name}-{worker.name}-join",
-                connection=connection(args.access, worker),
-                create=manager.private_address.apply(
-                    lambda address: bootstrap.remote_command(bootstrap.join_script(address))
-                ),
-                stdin=join_token,
-                triggers=[worker.instance_id, manager.instance_id],
-                opts=child(self, depends_on=list(worker.ready)),
-            )
-            labelled = command.remote.Command(
-                f"{name}-{worker.name}-labels",
-                connection=on_manager,
-                create=pulumi.Output.all(
-                    joined.stdout, args.access.public_key, args.azure_identity_client_id
-                ).apply(
-                    lambda values: bootstrap.remote_command(
-                        bootstrap.label_script(
-                            values[0], args.spec.bootstrap("worker", *values[1:])
-                        )
-                    )
-                ),
-                triggers=[joined.stdout],
-                opts=child(self),
-            )
-            self.ready.append(labelled)
