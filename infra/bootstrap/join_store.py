@@ -25,6 +25,7 @@ import re
 import shlex
 from dataclasses import dataclass
 
+from contract.swarm import ROLE_LABEL
 from infra.bootstrap.spec import (
     NODE_ENV_FILE,
     SWARM_PORT,
@@ -155,14 +156,13 @@ def label_workers_script(labels: dict[str, str]) -> str:
         f"--label-add {shlex.quote(f'{key}={value}')}"
         for key, value in node_labels("worker", labels).items()
     )
-    role = next(iter(node_labels("worker", {})))
     return shell_script(
         "Labels the workers that joined this manager's swarm (a worker cannot label itself).",
         f"""\
 [ "$(docker info --format '{{{{.Swarm.LocalNodeState}}}}')" = active ] || exit 0
 docker node ls --filter role=worker --format '{{{{.ID}}}}' | while read -r id; do
   if ! docker node inspect --format '{{{{json .Spec.Labels}}}}' "$id" \\
-    | jq -e --arg role {shlex.quote(role)} '(. // {{}}) | has($role)' > /dev/null; then
+    | jq -e --arg role {shlex.quote(ROLE_LABEL)} '(. // {{}}) | has($role)' > /dev/null; then
     docker node update {args} "$id"
   fi
 done
