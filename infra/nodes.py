@@ -16,6 +16,7 @@ import pulumi_tls as tls
 
 from infra import bootstrap, xorg
 from infra.bootstrap import Cloud, NodeBootstrap, NodeService, Role
+from infra.bootstrap.join_store import JoinStore
 from infra.config import StackConfig
 from infra.targets import child
 
@@ -76,15 +77,20 @@ class PoolSpec:
     ttl_hours: float | None = None
     idle_minutes: int | None = None
     prepull_images: tuple[str, ...] = ()
+    # The nodes form the swarm themselves through this store; None: over SSH (infra/swarm.py).
+    join_store: JoinStore | None = None
     labels: dict[str, str] = field(default_factory=dict)
     # Services every node runs: the X server the simulator renders on (deepracer.opengl).
     node_services: tuple[NodeService, ...] = ()
 
     @classmethod
-    def from_config(cls, config: StackConfig, cloud: Cloud) -> PoolSpec:
+    def from_config(
+        cls, config: StackConfig, cloud: Cloud, join_store: JoinStore | None = None
+    ) -> PoolSpec:
         return cls(
             cloud=cloud,
             count=config.nodes.count,
+            join_store=join_store,
             ttl_hours=config.budget.ttl_hours,
             idle_minutes=config.budget.idle_minutes,
             prepull_images=tuple(config.nodes.prepull_images),
@@ -111,6 +117,7 @@ class PoolSpec:
             ssh_user=SSH_USER,
             ssh_public_key=ssh_public_key,
             gpu=self.gpu,
+            join_store=self.join_store,
             labels=self.labels,
             prepull_images=self.prepull_images,
             ttl_hours=self.ttl_hours,

@@ -118,6 +118,10 @@ FREE_PREFIXES = (
     "gcp:serviceaccount/key:",
     "gcp:storage/bucketIAMMember:",
     "gcp:artifactregistry/repositoryIamMember:",
+    # The swarm's join secret: a version per manager (re)start, within Secret Manager's free
+    # 6 active versions and 10,000 accesses a month (https://cloud.google.com/secret-manager/pricing).
+    "gcp:secretmanager/",
+    "gcp:storage/bucketObject:",  # the trainer's source archive (< 1 MB), billed as bucket data
     "gcp:compute/network:",
     "gcp:compute/subnetwork:",
     "gcp:compute/firewall:",

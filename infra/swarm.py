@@ -1,11 +1,16 @@
-"""Docker Swarm over a target's GPU nodes: the manager's join token passed to the workers by Pulumi.
+"""Docker Swarm over a target's GPU nodes.
 
 Each node's user data installs Docker and, on the manager, initialises the swarm and labels the
-manager `trackday.role=trainer` (infra/bootstrap/). This component does what needs more than
-one node, with pulumi-command over SSH (the pool's generated key, a secret): it reads the
-worker join token on the manager (a secret output, never logged), joins each worker by handing
-the token to it on standard input, and labels each joined worker `trackday.role=simulation`
-from the manager. A replaced worker joins again (the commands are triggered by its VM id).
+manager `trackday.role=trainer` (infra/bootstrap/). Where the pool has a join store (gcp), the
+nodes form the swarm themselves through the cloud's secret store (infra/bootstrap/join_store.py)
+and this component only waits, through the cloud's API, for the manager to say it is done
+(`manager_ready`): nothing goes over SSH, so a deploy works from anywhere (a CI runner).
+
+Elsewhere (aws, azure, until they have their store) it does what needs more than one node, with
+pulumi-command over SSH (the pool's generated key, a secret): it reads the worker join token on
+the manager (a secret output, never logged), joins each worker by handing the token to it on
+standard input, and labels each joined worker `trackday.role=simulation` from the manager. A
+replaced worker joins again (the commands are triggered by its VM id).
 """
 
 from __future__ import annotations
@@ -33,8 +38,11 @@ class SwarmArgs:
     nodes: list[Node]
     # Azure: the nodes' identity (their bootstrap needs it; see infra/bootstrap/).
     azure_identity_client_id: pulumi.Input[str] | None = None
-    # Reads the manager's SSH host key through the cloud's own API once the manager's
-    # bootstrap is done (it is given a value that resolves then); None: over SSH.
+    # With a join store (gcp): the resource that exists once the manager published that its
+    # bootstrap is done (read through the cloud's API), and the reader of its SSH host key
+    # through that API (given a value that resolves then); the swarm then runs no command.
+    # None: everything over SSH.
+    manager_ready: pulumi.CustomResource | None = None
     manager_host_key: Callable[[pulumi.Output[str]], pulumi.Output[str]] | None = None
 
 
@@ -48,6 +56,63 @@ def connection(access: NodeAccess, node: Node) -> command.remote.ConnectionArgs:
     )
 
 
+def _join_over_ssh(
+    parent: pulumi.Resource, name: str, args: SwarmArgs
+) -> tuple[list[pulumi.Resource], pulumi.Output[str]]:
+    """The join token read on the manager and handed to each worker, over SSH: the swarm's
+    `ready` resources and the manager's host key."""
+    manager, *workers = args.nodes
+    on_manager = connection(args.access, manager)
+    token = command.remote.Command(
+        f"{name}-join-token",
+        connection=on_manager,
+        create=bootstrap.remote_command(bootstrap.join_token_script()),
+        # The token is stdout: never in Pulumi's logs, only in state as a secret.
+        logging=command.remote.Logging.STDERR,
+        triggers=[manager.instance_id],
+        opts=child(parent, additional_secret_outputs=["stdout"], depends_on=list(manager.ready)),
+    )
+    join_token = pulumi.Output.secret(token.stdout.apply(str.strip))
+    # The manager's SSH host key: `trackday` then refuses any other host at its address.
+    # Read on first contact, over an SSH connection that itself checks no host key
+    # (docs/configuration.md says what that trusts; gcp reads it through the Compute API).
+    read = command.remote.Command(
+        f"{name}-manager-host-key",
+        connection=on_manager,
+        create=f"cat {MANAGER_HOST_KEY}",
+        triggers=[manager.instance_id],
+        opts=child(parent, depends_on=[token]),
+    )
+    host_key = read.stdout.apply(str.strip)
+    ready: list[pulumi.Resource] = [token]
+    for worker in workers:
+        joined = command.remote.Command(
+            f"{name}-{worker.name}-join",
+            connection=connection(args.access, worker),
+            create=manager.private_address.apply(
+                lambda address: bootstrap.remote_command(bootstrap.join_script(address))
+            ),
+            stdin=join_token,
+            triggers=[worker.instance_id, manager.instance_id],
+            opts=child(parent, depends_on=list(worker.ready)),
+        )
+        labelled = command.remote.Command(
+            f"{name}-{worker.name}-labels",
+            connection=on_manager,
+            create=pulumi.Output.all(
+                joined.stdout, args.access.public_key, args.azure_identity_client_id
+            ).apply(
+                lambda values: bootstrap.remote_command(
+                    bootstrap.label_script(values[0], args.spec.bootstrap("worker", *values[1:]))
+                )
+            ),
+            triggers=[joined.stdout],
+            opts=child(parent),
+        )
+        ready.append(labelled)
+    return ready, host_key
+
+
 class Swarm(pulumi.ComponentResource):
     """One swarm of `nodes`: the first is the manager, the others join it as workers."""
 
@@ -57,60 +122,14 @@ class Swarm(pulumi.ComponentResource):
         if manager.role != "manager" or any(w.role != "worker" for w in workers):
             raise ValueError("a swarm's first node is its manager, the others are workers")
         self.manager = manager
-        on_manager = connection(args.access, manager)
-        token = command.remote.Command(
-            f"{name}-join-token",
-            connection=on_manager,
-            create=bootstrap.remote_command(bootstrap.join_token_script()),
-            # The token is stdout: never in Pulumi's logs, only in state as a secret.
-            logging=command.remote.Logging.STDERR,
-            triggers=[manager.instance_id],
-            opts=child(self, additional_secret_outputs=["stdout"], depends_on=list(manager.ready)),
-        )
-        join_token = pulumi.Output.secret(token.stdout.apply(str.strip))
-        # The manager's SSH host key: `trackday` then refuses any other host at its address.
-        # Read through the cloud's API where it can (what the VM published, over an
-        # authenticated channel); else on first contact, over an SSH connection that itself
-        # checks no host key (docs/configuration.md says what that trusts).
-        if args.manager_host_key is not None:
-            self.manager_host_key = args.manager_host_key(token.id)
+        self.ready: list[pulumi.Resource]
+        if args.manager_ready is not None:
+            if args.manager_host_key is None:
+                raise ValueError("a swarm formed by its nodes reads the host key from the cloud")
+            self.manager_host_key = args.manager_host_key(args.manager_ready.id)
+            self.ready = [args.manager_ready]
         else:
-            host_key = command.remote.Command(
-                f"{name}-manager-host-key",
-                connection=on_manager,
-                create=f"cat {MANAGER_HOST_KEY}",
-                triggers=[manager.instance_id],
-                opts=child(self, depends_on=[token]),
-            )
-            self.manager_host_key = host_key.stdout.apply(str.strip)
-        self.ready: list[pulumi.Resource] = [token]
-        for worker in workers:
-            joined = command.remote.Command(
-                f"{name}-{worker.name}-join",
-                connection=connection(args.access, worker),
-                create=manager.private_address.apply(
-                    lambda address: bootstrap.remote_command(bootstrap.join_script(address))
-                ),
-                stdin=join_token,
-                triggers=[worker.instance_id, manager.instance_id],
-                opts=child(self, depends_on=list(worker.ready)),
-            )
-            labelled = command.remote.Command(
-                f"{name}-{worker.name}-labels",
-                connection=on_manager,
-                create=pulumi.Output.all(
-                    joined.stdout, args.access.public_key, args.azure_identity_client_id
-                ).apply(
-                    lambda values: bootstrap.remote_command(
-                        bootstrap.label_script(
-                            values[0], args.spec.bootstrap("worker", *values[1:])
-                        )
-                    )
-                ),
-                triggers=[joined.stdout],
-                opts=child(self),
-            )
-            self.ready.append(labelled)
+            self.ready, self.manager_host_key = _join_over_ssh(self, name, args)
         self.manager_address = manager.public_address
         self.manager_private_address = manager.private_address
         self.register_outputs(

@@ -7,6 +7,7 @@ import shlex
 
 from contract.swarm import WORKLOAD_LABEL
 from infra.bootstrap.spec import (
+    BUILDING_FILE,
     IDLE_SINCE_FILE,
     POWEROFF_SCRIPT,
     READY_FILE,
@@ -57,6 +58,7 @@ def idle_script(node: NodeBootstrap) -> str:
 busy() {{
   local running utilisation
   [ -f {READY_FILE} ] || return 0
+  [ -e {BUILDING_FILE} ] && return 0  # the manager is building the trainer image
   running=$(docker ps --quiet --filter label={WORKLOAD_LABEL}) || return 0
   [ -n "$running" ] && return 0
   # Someone is deploying or running trackday here: both work over SSH.

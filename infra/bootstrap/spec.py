@@ -7,9 +7,12 @@ import re
 import shlex
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import Literal, get_args
+from typing import TYPE_CHECKING, Literal, get_args
 
 from contract.swarm import ROLE_LABEL, ROLE_LABEL_VALUES
+
+if TYPE_CHECKING:
+    from infra.bootstrap.join_store import JoinStore
 
 Role = Literal["manager", "worker"]
 Cloud = Literal["aws", "azure", "gcp"]
@@ -22,6 +25,7 @@ POWEROFF_SCRIPT = "/usr/local/sbin/trackday-poweroff"
 IDLE_SCRIPT = "/usr/local/sbin/trackday-idle-check"
 NODE_ENV_FILE = "/run/trackday/node.env"
 IDLE_SINCE_FILE = "/run/trackday/idle-since"
+BUILDING_FILE = "/run/trackday/building"  # while the manager builds the trainer image
 READY_FILE = "/var/lib/trackday/bootstrap.done"
 SYSTEMD_DIR = "/etc/systemd/system"
 READY_TIMEOUT_MINUTES = 45
@@ -70,6 +74,9 @@ class NodeBootstrap:
     ttl_hours: float | None = None
     idle_minutes: int | None = None
     idle_gpu_percent: int = 10
+    # Where the swarm's join token is left by the manager for the workers (join_store.py);
+    # None: the deployer forms the swarm over SSH (swarm_join.py).
+    join_store: JoinStore | None = None
     # Azure only: the node's user-assigned identity, which deallocates the VM at power-off.
     azure_identity_client_id: str | None = None
     services: tuple[NodeService, ...] = ()

@@ -37,8 +37,16 @@ from contract.outputs import GcpOutputs, VertexTraining
 from infra import catalog, cloud_rules
 from infra.config import StackConfig
 from infra.targets import TRAINER_DOCKERFILE, TRAINER_IMAGE, TargetArgs, child, trainer_build_args
-from infra.targets.gcp_nodes import Network, NetworkArgs, NodePool, NodePoolArgs
+from infra.targets.gcp_nodes import (
+    Network,
+    NetworkArgs,
+    NodePool,
+    NodePoolArgs,
+    SwarmJoinSecret,
+    SwarmJoinSecretArgs,
+)
 from infra.targets.swarm_outputs import SwarmNodes, pool_and_swarm
+from infra.workloads.donkeycar import manager_build
 
 APIS = (
     "aiplatform.googleapis.com",
@@ -48,7 +56,7 @@ APIS = (
     "storage.googleapis.com",
 )
 # The node pool's VMs need Compute Engine besides.
-NODE_POOL_APIS = ("compute.googleapis.com",)
+NODE_POOL_APIS = ("compute.googleapis.com", "secretmanager.googleapis.com")
 BUCKET_ROLE = "roles/storage.objectUser"
 REPOSITORY_ROLE = "roles/artifactregistry.reader"
 RUNS_PREFIX = "runs/"
@@ -320,6 +328,19 @@ class GcpTarget(pulumi.ComponentResource):
             NetworkArgs(region=config.gcp.region, allowed_cidrs=config.network.allowed_cidrs),
             opts=opts,
         )
+        join = SwarmJoinSecret(
+            f"{name}-swarm-join",
+            SwarmJoinSecretArgs(
+                project=config.gcp.project,
+                secret_id=_resource_id(f"{name}-swarm-join", 255),
+                manager_account=self.identity.email,
+                workers=config.nodes.count > 1,
+                worker_account_id=_resource_id(f"{name}-workers", 30),
+                bucket=self.storage.name,
+                labels=labels,
+            ),
+            opts=opts,
+        )
         return pool_and_swarm(
             name,
             self,
@@ -334,11 +355,23 @@ class GcpTarget(pulumi.ComponentResource):
                     zone=self.zone,
                     subnet=network.subnet.id,
                     service_account=self.identity.email,
+                    worker_service_account=join.worker_account,
+                    trainer=manager_build(
+                        args.repo_root,
+                        config.donkeycar.version,
+                        trainer_build_args(config, gpu=True),
+                    ),
+                    bucket=self.storage.name,
                     labels=labels,
                 ),
                 opts=opts,
             ),
-            lambda pool: {"manager_host_key": pool.manager_host_key},
+            lambda pool: {
+                "manager_host_key": pool.manager_host_key,
+                "manager_ready": pool.manager_ready,
+            },
+            join_store=join.store,
+            built_by_manager=lambda pool: pool.trainer_built,
         )
 
     def outputs(self) -> GcpOutputs:

@@ -1,6 +1,11 @@
 """The `gcp` target's node pool (`gcp.nodePool`): a network of its own and Compute Engine GPU
 VMs, the manager with a static address and its SSH host key read from its guest attributes.
 
+The nodes form the swarm themselves (infra/bootstrap/join_store.py) through the stack's
+Secret Manager secret (`SwarmJoinSecret`): the manager, which runs as the trainer service
+account, may only add versions to it; the workers run as a service account of their own that
+may only read it. `pulumi up` waits for the manager's "done" through the Compute API.
+
 The firewall opens SSH only to `network.allowedCidrs` and Swarm's ports only between the
 nodes; the VPC's MTU fits Docker's VXLAN overlay (infra/cloud_rules.py). GPU VMs cannot
 live-migrate: they stop for host maintenance; spot ones stop when reclaimed.
@@ -16,12 +21,84 @@ import pulumi
 import pulumi_gcp as gcp
 
 from infra import catalog, cloud_rules, nodes
+from infra.bootstrap import trainer_build
+from infra.bootstrap.join_store import READY_ATTRIBUTE, READY_VALUE, JoinStore
+from infra.bootstrap.trainer_build import TrainerBuild
 from infra.config import StackConfig
 from infra.nodes import Node, NodeAccess, PoolSpec
 from infra.targets import child
+from infra.targets.gcp_ready import GuestAttributeWait
 from infra.targets.ingress import ingress_rules
 
 NODE_TAG = "trackday-node"
+# Secret Manager's predefined roles: add versions only (no read), read versions only.
+SECRET_WRITER_ROLE = "roles/secretmanager.secretVersionAdder"
+SECRET_READER_ROLE = "roles/secretmanager.secretAccessor"
+WORKER_BUCKET_ROLE = "roles/storage.objectUser"
+
+
+@dataclass(frozen=True)
+class SwarmJoinSecretArgs:
+    project: str
+    secret_id: str
+    # The manager's service account (the trainer's), and whether there are workers.
+    manager_account: pulumi.Input[str]
+    workers: bool
+    worker_account_id: str
+    bucket: pulumi.Input[str]
+    labels: dict[str, str] = field(default_factory=dict)
+
+
+class SwarmJoinSecret(pulumi.ComponentResource):
+    """The secret the manager leaves the join token in; the workers' own service account."""
+
+    def __init__(
+        self, name: str, args: SwarmJoinSecretArgs, opts: pulumi.ResourceOptions | None = None
+    ):
+        super().__init__("trackday:gcp:SwarmJoinSecret", name, None, opts)
+        self.store = JoinStore("gcp", f"projects/{args.project}/secrets/{args.secret_id}")
+        secret = gcp.secretmanager.Secret(
+            f"{name}-secret",
+            project=args.project,
+            secret_id=args.secret_id,
+            replication=gcp.secretmanager.SecretReplicationArgs(
+                auto=gcp.secretmanager.SecretReplicationAutoArgs()
+            ),
+            labels=args.labels,
+            opts=child(self),
+        )
+        gcp.secretmanager.SecretIamMember(
+            f"{name}-writer",
+            secret_id=secret.id,
+            role=SECRET_WRITER_ROLE,
+            member=pulumi.Output.concat("serviceAccount:", args.manager_account),
+            opts=child(self),
+        )
+        self.worker_account: pulumi.Output[str] | None = None
+        if args.workers:
+            account = gcp.serviceaccount.Account(
+                f"{name}-worker",
+                account_id=args.worker_account_id,
+                display_name="trackday swarm workers (DeepRacer simulations)",
+                opts=child(self),
+            )
+            member = pulumi.Output.concat("serviceAccount:", account.email)
+            gcp.secretmanager.SecretIamMember(
+                f"{name}-reader",
+                secret_id=secret.id,
+                role=SECRET_READER_ROLE,
+                member=member,
+                opts=child(self),
+            )
+            gcp.storage.BucketIAMMember(
+                f"{name}-worker-bucket-objects",
+                bucket=args.bucket,
+                role=WORKER_BUCKET_ROLE,
+                member=member,
+                opts=child(self),
+            )
+            self.worker_account = account.email
+        self.register_outputs({"secret": secret.id})
 
 
 @dataclass(frozen=True)
@@ -86,11 +163,17 @@ class NodePoolArgs:
     zone: str
     subnet: pulumi.Input[str]
     service_account: pulumi.Input[str]
+    # The workers' service account (SwarmJoinSecret); None with a manager only.
+    worker_service_account: pulumi.Input[str] | None = None
+    # The trainer image the manager builds from this archive (uploaded to the bucket).
+    trainer: tuple[TrainerBuild, pulumi.Asset] | None = None
+    bucket: pulumi.Input[str] | None = None
     labels: dict[str, str] = field(default_factory=dict)
 
 
 class NodePool(pulumi.ComponentResource):
-    """Compute Engine GPU VMs, running as the trainer service account: manager, then workers."""
+    """Compute Engine GPU VMs: the manager (as the trainer service account), then the workers
+    (as theirs)."""
 
     def __init__(self, name: str, args: NodePoolArgs, opts: pulumi.ResourceOptions | None = None):
         super().__init__("trackday:gcp:NodePool", name, None, opts)
@@ -147,7 +230,10 @@ class NodePool(pulumi.ComponentResource):
                     )
                 ],
                 service_account=gcp.compute.InstanceServiceAccountArgs(
-                    email=args.service_account, scopes=["cloud-platform"]
+                    email=(
+                        args.service_account if role == "manager" else args.worker_service_account
+                    ),
+                    scopes=["cloud-platform"],
                 ),
                 metadata={
                     "user-data": nodes.user_data(args.spec, role, args.access),
@@ -159,6 +245,17 @@ class NodePool(pulumi.ComponentResource):
                     # where the stack reads the manager's through the Compute API.
                     "enable-guest-attributes": "TRUE",
                     "block-project-ssh-keys": "TRUE",
+                    # The manager's build request (infra/bootstrap/trainer_build.py): changed
+                    # in place when training/ changes, read by the manager's build timer.
+                    **(
+                        {
+                            trainer_build.REQUEST_KEY: pulumi.Output.from_input(args.bucket).apply(
+                                args.trainer[0].request
+                            )
+                        }
+                        if args.trainer is not None and role == "manager"
+                        else {}
+                    ),
                 },
                 tags=[NODE_TAG],
                 labels={**args.labels, "trackday-role": role},
@@ -167,6 +264,21 @@ class NodePool(pulumi.ComponentResource):
             )
             if role == "manager":
                 self.manager_host_key = _guest_host_key(instance, args.zone, self)
+                # The manager's bootstrap says it is done (swarm, token written) last.
+                self.manager_ready = GuestAttributeWait(
+                    f"{name}-{suffix}-ready",
+                    {
+                        "project": instance.project,
+                        "zone": args.zone,
+                        "instance": instance.name,
+                        "instanceId": instance.instance_id,
+                        "key": READY_ATTRIBUTE,
+                        "value": READY_VALUE,
+                    },
+                    opts=child(self),
+                )
+                if args.trainer is not None:
+                    self.trainer_built = _trainer_built(f"{name}-trainer", args, instance, self)
             interface = instance.network_interfaces[0]
             self.nodes.append(
                 Node(
@@ -222,6 +334,34 @@ def host_key_line(values: list[Any]) -> str:
         f"the manager published no {HOST_KEY_TYPE} host key in its guest attributes "
         "(hostkeys/): check that its image runs the Google guest agent or cloud-init, and "
         "that metadata enable-guest-attributes is TRUE, then run `pulumi up` again"
+    )
+
+
+def _trainer_built(
+    name: str, args: NodePoolArgs, instance: gcp.compute.Instance, parent: pulumi.Resource
+) -> GuestAttributeWait:
+    """The build context uploaded under its digest, and the wait until the manager says it
+    built that digest (it reads the object with its own identity)."""
+    assert args.trainer is not None and args.bucket is not None
+    build, source = args.trainer
+    uploaded = gcp.storage.BucketObject(
+        f"{name}-source",
+        bucket=args.bucket,
+        name=build.object_name,
+        source=source,
+        opts=child(parent),
+    )
+    return GuestAttributeWait(
+        f"{name}-built",
+        {
+            "project": instance.project,
+            "zone": args.zone,
+            "instance": instance.name,
+            "instanceId": instance.instance_id,
+            "key": trainer_build.BUILT_ATTRIBUTE,
+            "value": build.digest,
+        },
+        opts=child(parent, depends_on=[uploaded]),
     )
 
 

@@ -19,11 +19,12 @@ from typing import Any, Protocol
 import pulumi
 
 from contract.outputs import SwarmOutputs, SwarmTraining
+from infra.bootstrap.join_store import JoinStore
 from infra.config import StackConfig
 from infra.nodes import Cloud, Node, NodeAccess, PoolSpec
 from infra.swarm import Swarm, SwarmArgs
-from infra.targets import TargetArgs, child, trainer_build_args
-from infra.workloads.donkeycar import TrainerImage, TrainerImageArgs
+from infra.targets import TRAINER_IMAGE, TargetArgs, child, trainer_build_args
+from infra.workloads.donkeycar import BuiltByManager, TrainerImage, TrainerImageArgs
 
 
 class NodePool(Protocol):
@@ -37,7 +38,7 @@ class SwarmNodes:
     config: StackConfig
     access: NodeAccess
     swarm: Swarm
-    image: TrainerImage
+    image: TrainerImage | BuiltByManager
 
     def outputs(
         self,
@@ -72,19 +73,27 @@ def pool_and_swarm(
     cloud: Cloud,
     make_pool: Callable[[PoolSpec, NodeAccess], NodePool],
     swarm_options: Callable[[Any], dict[str, Any]] = lambda pool: {},
+    join_store: JoinStore | None = None,
+    built_by_manager: Callable[[Any], pulumi.Resource] | None = None,
 ) -> SwarmNodes:
     """Node access, the cloud's pool (`make_pool`), the swarm over it and the trainer image.
 
     `swarm_options` gives the cloud's further SwarmArgs from its pool (the azure identity,
-    gcp's host key reader)."""
+    gcp's host key reader and its wait for the manager); with `join_store` the nodes form
+    the swarm themselves (infra/bootstrap/join_store.py), and with `built_by_manager` (the
+    pool's resource that exists once the manager built the trainer) the manager builds the
+    trainer image itself; else it is built over SSH."""
     access = NodeAccess(f"{name}-access", opts=child(parent))
-    spec = PoolSpec.from_config(args.config, cloud)
+    spec = PoolSpec.from_config(args.config, cloud, join_store)
     pool = make_pool(spec, access)
     swarm = Swarm(
         f"{name}-swarm",
         SwarmArgs(spec, access, pool.nodes, **swarm_options(pool)),
         opts=child(parent),
     )
+    if built_by_manager is not None:
+        tag = f"{TRAINER_IMAGE}:{args.config.donkeycar.version}"
+        return SwarmNodes(args.config, access, swarm, BuiltByManager(tag, built_by_manager(pool)))
     image = TrainerImage(
         f"{name}-trainer",
         TrainerImageArgs(

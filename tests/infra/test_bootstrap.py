@@ -22,6 +22,9 @@ CLIENT_ID = "0f9c2a5e-3b1d-4c7e-9a8f-2d6b1e4c7a90"
 CLOUD_INIT_SCHEMA = Path("/usr/lib/python3/dist-packages/cloudinit/config/schemas")
 GATEWAY = gateway.node_service(gateway.GatewaySettings("trackdaydata", CLIENT_ID))
 
+JOIN_STORE = bootstrap.join_store.JoinStore(
+    "gcp", "projects/trackday-test/secrets/trackday-swarm-join"
+)
 BASE = NodeBootstrap(role="manager", cloud="aws", ssh_user="trackday", ssh_public_key=SSH_KEY)
 NODES = {
     "aws-manager-ttl": replace(BASE, ttl_hours=8),
@@ -35,6 +38,8 @@ NODES = {
         BASE, cloud="gcp", gpu=False, labels={"zone": "europe-west4-a"}, ttl_hours=0.5
     ),
     "gcp-worker": replace(BASE, cloud="gcp", role="worker"),
+    "gcp-manager-join-store": replace(BASE, cloud="gcp", join_store=JOIN_STORE),
+    "gcp-worker-join-store": replace(BASE, cloud="gcp", role="worker", join_store=JOIN_STORE),
     "azure-manager-gateway": replace(
         BASE,
         cloud="azure",

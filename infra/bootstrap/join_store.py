@@ -1,0 +1,170 @@
+"""The swarm formed by the nodes themselves, through the cloud's secret store: no SSH from
+the deployer (issue 11 item 2: a CI runner's address is not in `network.allowedCidrs`).
+
+The manager, once `docker swarm init` is done, writes the worker join token and its own
+private address to the stack's secret with its own identity (the only identity allowed to
+write it); each worker, with its identity (allowed to read it only), waits for that secret
+and joins. The token travels through pipes only (jq into the Engine API), never on a command
+line, and never in user data. The manager labels the workers that joined itself (a timer,
+labels from the pool's config): a worker cannot claim a role. The manager finally publishes
+"bootstrap done", which the deployer waits for through the cloud's API.
+
+GCP (the only store so far): Secret Manager REST v1 — `POST .../secrets/{id}:addVersion` with
+`{"payload": {"data": <base64>}}`, `GET .../secrets/{id}/versions/latest:access` answering
+`{"name", "payload": {"data"}}` and 404 while the secret has no version
+(https://cloud.google.com/secret-manager/docs/reference/rest/v1/projects.secrets/addVersion,
+.../projects.secrets.versions/access); the access token from the metadata server
+(`instance/service-accounts/default/token`, header `Metadata-Flavor: Google`), and "done" as
+the guest attribute `trackday/bootstrap` (PUT to `instance/guest-attributes/...`; the
+deployer reads it with `instances.getGuestAttributes`).
+"""
+
+from __future__ import annotations
+
+import re
+import shlex
+from dataclasses import dataclass
+
+from contract.swarm import ROLE_LABEL
+from infra.bootstrap.spec import (
+    NODE_ENV_FILE,
+    SWARM_PORT,
+    Cloud,
+    node_labels,
+    shell_script,
+)
+
+GCP_METADATA = "http://metadata.google.internal/computeMetadata/v1"
+GCP_SECRET_MANAGER = "https://secretmanager.googleapis.com/v1"
+DOCKER_SOCKET = "/var/run/docker.sock"
+LABEL_SCRIPT = "/usr/local/sbin/trackday-label-workers"
+# Where the manager says its bootstrap is done: namespace/key of a GCP guest attribute.
+READY_ATTRIBUTE = "trackday/bootstrap"
+READY_VALUE = "done"
+# A worker waits this long for the manager's token before its bootstrap fails (and retries).
+JOIN_WAIT_MINUTES = 40
+JOIN_POLL_SECONDS = 10
+_GCP_SECRET_PATTERN = re.compile(
+    r"projects/[a-z][a-z0-9-]{4,28}[a-z0-9]/secrets/[A-Za-z0-9_-]{1,255}"
+)
+
+
+@dataclass(frozen=True)
+class JoinStore:
+    """Where the manager leaves the join token for the workers: a secret of the stack."""
+
+    cloud: Cloud
+    # GCP: the secret's resource name, projects/<project>/secrets/<id>.
+    secret: str
+
+    def __post_init__(self) -> None:
+        if self.cloud != "gcp":
+            raise ValueError(f"no join store for {self.cloud} yet: its swarm forms over SSH")
+        if not _GCP_SECRET_PATTERN.fullmatch(self.secret):
+            raise ValueError(
+                f"join store secret {self.secret!r} is not a Secret Manager name"
+                " (projects/<project>/secrets/<id>)"
+            )
+
+
+# The bearer header goes to a private file (mktemp: mode 0600) that curl reads with -H @file:
+# the access token is never an argument either.
+def store_auth() -> str:
+    """Defines `store_login`, which writes the node identity's bearer header to $store_auth."""
+    return _GCP_AUTH
+
+
+_GCP_AUTH = f"""\
+store_auth=$(mktemp)
+store_body=$(mktemp)
+trap 'rm -f "$store_auth" "$store_body"' EXIT
+store_login() {{
+  curl -fsS -H 'Metadata-Flavor: Google' \\
+    {GCP_METADATA}/instance/service-accounts/default/token \\
+    | jq -r '"Authorization: Bearer " + .access_token' > "$store_auth"
+}}
+"""
+
+
+def publish_section(store: JoinStore) -> str:
+    """The manager's bootstrap, after `swarm init`: writes the token and its address."""
+    return (
+        _GCP_AUTH
+        + f"""\
+store_login
+docker swarm join-token --quiet worker \\
+  | jq --raw-input --arg manager "$TRACKDAY_PRIVATE_IP:{SWARM_PORT}" \\
+    '{{token: ., manager: $manager}} | tostring | @base64 | {{payload: {{data: .}}}}' \\
+  | curl -fsS -H @"$store_auth" -H 'Content-Type: application/json' --data-binary @- \\
+    {GCP_SECRET_MANAGER}/{store.secret}:addVersion > /dev/null
+"""
+    )
+
+
+def ready_section() -> str:
+    """The manager's bootstrap, last: tells the deployer (who waits for it) that it is done."""
+    return f"""\
+curl -fsS -X PUT -H 'Metadata-Flavor: Google' --data-binary "{READY_VALUE}" \\
+  {GCP_METADATA}/instance/guest-attributes/{READY_ATTRIBUTE}
+"""
+
+
+def join_section(store: JoinStore) -> str:
+    """A worker's bootstrap: waits for the manager's token, then joins through the Engine API.
+
+    404 means the manager has not written it yet; any other failure (a refused identity)
+    fails the bootstrap loudly, and systemd retries it."""
+    minutes = JOIN_WAIT_MINUTES
+    return (
+        _GCP_AUTH
+        + f"""\
+if [ "$(docker info --format '{{{{.Swarm.LocalNodeState}}}}')" != active ]; then
+  deadline=$((SECONDS + {minutes * 60}))
+  while :; do
+    store_login
+    status=$(curl -sS -o "$store_body" -w '%{{http_code}}' -H @"$store_auth" \\
+      {GCP_SECRET_MANAGER}/{store.secret}/versions/latest:access) || status=000
+    [ "$status" = 200 ] && break
+    if [ "$status" != 404 ]; then
+      echo "trackday: reading the join token from {store.secret} failed (HTTP $status):" \\
+        "$(jq -r '.error.message? // empty' "$store_body" 2>/dev/null)" >&2
+      exit 1
+    fi
+    if [ "$SECONDS" -ge "$deadline" ]; then
+      echo "trackday: the manager wrote no join token to {store.secret} in {minutes} min" >&2
+      exit 1
+    fi
+    sleep {JOIN_POLL_SECONDS}
+  done
+  # shellcheck source=/dev/null
+  . {NODE_ENV_FILE}
+  jq -r .payload.data "$store_body" | base64 -d \\
+    | jq --arg address "$TRACKDAY_PRIVATE_IP" \\
+      '{{JoinToken: .token, RemoteAddrs: [.manager], AdvertiseAddr: $address,
+        ListenAddr: ($address + ":{SWARM_PORT}")}}' \\
+    | curl -fsS --unix-socket {DOCKER_SOCKET} -H 'Content-Type: application/json' \\
+      --data-binary @- http://localhost/swarm/join >&2
+fi
+"""
+    )
+
+
+def label_workers_script(labels: dict[str, str]) -> str:
+    """Run on the manager by a timer: gives every joined worker without a role its labels
+    (the pool's worker labels: every worker is a simulation node)."""
+    args = " ".join(
+        f"--label-add {shlex.quote(f'{key}={value}')}"
+        for key, value in node_labels("worker", labels).items()
+    )
+    return shell_script(
+        "Labels the workers that joined this manager's swarm (a worker cannot label itself).",
+        f"""\
+[ "$(docker info --format '{{{{.Swarm.LocalNodeState}}}}')" = active ] || exit 0
+docker node ls --filter role=worker --format '{{{{.ID}}}}' | while read -r id; do
+  if ! docker node inspect --format '{{{{json .Spec.Labels}}}}' "$id" \\
+    | jq -e --arg role {shlex.quote(ROLE_LABEL)} '(. // {{}}) | has($role)' > /dev/null; then
+    docker node update {args} "$id"
+  fi
+done
+""",
+    )

@@ -1,0 +1,128 @@
+"""The DonkeyCar trainer image, built by the manager itself from a source archive in the stack's
+bucket: the deployer uploads the archive and asks, and needs no route to the manager.
+
+The program packs training/ into a reproducible tar.gz (`source_archive`), uploads it under a
+content-addressed name and sets the manager's build request (`build_request`: bucket, object,
+digest, tag, build arguments; no secret) in the VM's custom metadata, which Pulumi changes in
+place. A timer on the manager (`build_script`) reads the request from the metadata server,
+and when its digest is not the one it built last: downloads the archive with the manager's
+own identity, checks its SHA-256, builds, and publishes the digest (guest attribute
+`trackday/trainer`), which `pulumi up` waits for. While it builds, the idle check counts the
+node as busy (BUILDING_FILE).
+
+GCP: the object through the Cloud Storage JSON API (`GET /storage/v1/b/{bucket}/o/{object}
+?alt=media`, object name URL-encoded;
+https://cloud.google.com/storage/docs/json_api/v1/objects/get), the request from
+`instance/attributes/<key>` of the metadata server (404 when the VM has none).
+"""
+
+from __future__ import annotations
+
+import gzip
+import hashlib
+import io
+import json
+import tarfile
+from dataclasses import dataclass
+from pathlib import Path
+
+from infra.bootstrap.join_store import GCP_METADATA, store_auth
+from infra.bootstrap.spec import BUILDING_FILE, READY_FILE, check_image_reference, shell_script
+
+BUILD_SCRIPT = "/usr/local/sbin/trackday-trainer-build"
+BUILT_FILE = "/var/lib/trackday/trainer.built"
+REQUEST_KEY = "trackday-trainer"  # the manager's custom metadata key
+BUILT_ATTRIBUTE = "trackday/trainer"
+GCS_API = "https://storage.googleapis.com/storage/v1"
+DOCKERFILE = "training/donkeycar/Dockerfile"
+OBJECT_PREFIX = "build/trainer-"
+
+
+@dataclass(frozen=True)
+class TrainerBuild:
+    """What the manager builds: the archive's digest (its object's name), the tag and the
+    build arguments."""
+
+    digest: str
+    tag: str
+    build_args: tuple[tuple[str, str], ...]
+
+    def __post_init__(self) -> None:
+        check_image_reference("trainer image tag", self.tag)
+
+    @property
+    def object_name(self) -> str:
+        return f"{OBJECT_PREFIX}{self.digest}.tar.gz"
+
+    def request(self, bucket: str) -> str:
+        """The manager's build request (custom metadata value): plain JSON, no secret."""
+        return json.dumps(
+            {
+                "bucket": bucket,
+                "object": self.object_name,
+                "digest": self.digest,
+                "tag": self.tag,
+                "buildArgs": dict(self.build_args),
+            },
+            sort_keys=True,
+        )
+
+
+def source_archive(repo_root: Path) -> bytes:
+    """training/ as a tar.gz whose bytes depend only on the files' names and contents
+    (sorted, no times or owners), so that its digest names it."""
+    buffer = io.BytesIO()
+    with (
+        gzip.GzipFile(fileobj=buffer, mode="wb", mtime=0) as compressed,
+        tarfile.open(fileobj=compressed, mode="w", format=tarfile.PAX_FORMAT) as archive,
+    ):
+        training = repo_root / "training"
+        for path in sorted(p for p in training.rglob("*") if p.is_file()):
+            if "__pycache__" in path.parts:
+                continue
+            data = path.read_bytes()
+            info = tarfile.TarInfo(str(path.relative_to(repo_root)))
+            info.size, info.mode = len(data), 0o755 if path.stat().st_mode & 0o100 else 0o644
+            archive.addfile(info, io.BytesIO(data))
+    return buffer.getvalue()
+
+
+def digest(data: bytes) -> str:
+    return hashlib.sha256(data).hexdigest()
+
+
+def build_script() -> str:
+    """Run by a timer on the manager: builds what the metadata asks for, once per digest."""
+    return shell_script(
+        "Builds the trackday DonkeyCar trainer image the deployer asked for (metadata).",
+        f"""\
+[ -f {READY_FILE} ] || exit 0
+mkdir -p /run/trackday
+status=$(curl -sS -o /run/trackday/trainer-request -w '%{{http_code}}' \\
+  -H 'Metadata-Flavor: Google' {GCP_METADATA}/instance/attributes/{REQUEST_KEY}) || exit 1
+[ "$status" = 404 ] && exit 0
+[ "$status" = 200 ] || {{ echo "trackday: metadata answered HTTP $status" >&2; exit 1; }}
+request=$(cat /run/trackday/trainer-request)
+wanted=$(jq -r .digest <<< "$request")
+[ "$(cat {BUILT_FILE} 2>/dev/null || true)" = "$wanted" ] && exit 0
+{store_auth()}work=$(mktemp -d)
+touch {BUILDING_FILE}
+trap 'rm -rf "$work" "$store_auth" "$store_body" {BUILDING_FILE}' EXIT
+store_login
+object=$(jq -r '.object | @uri' <<< "$request")
+bucket=$(jq -r .bucket <<< "$request")
+curl -fsS -H @"$store_auth" -o "$work/context.tar.gz" \\
+  "{GCS_API}/b/$bucket/o/$object?alt=media"
+echo "$wanted  $work/context.tar.gz" | sha256sum --check --quiet
+mkdir "$work/context"
+tar -xzf "$work/context.tar.gz" -C "$work/context" --no-same-owner --no-same-permissions
+mapfile -t build_args < <(jq -r '.buildArgs | to_entries[] | "--build-arg=\\(.key)=\\(.value)"' \\
+  <<< "$request")
+docker build --network host --file "$work/context/{DOCKERFILE}" \\
+  --tag "$(jq -r .tag <<< "$request")" "${{build_args[@]}}" "$work/context"
+mkdir -p "$(dirname {BUILT_FILE})"
+echo "$wanted" > {BUILT_FILE}
+curl -fsS -X PUT -H 'Metadata-Flavor: Google' --data-binary "$wanted" \\
+  {GCP_METADATA}/instance/guest-attributes/{BUILT_ATTRIBUTE}
+""",
+    )
