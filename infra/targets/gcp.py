@@ -4,7 +4,8 @@ pulumi-gcp has no Vertex AI custom-job resource, so the stack provisions what a 
 and `trackday donkey submit` creates the job from the outputs (trackday/vertex.py):
 the APIs; a private, versioned bucket (uniform bucket-level access, public access
 prevention enforced, old runs moved to a colder class, deleted versions kept a while,
-incomplete uploads aborted, retained by `pulumi destroy` unless the stack opts out); a
+incomplete uploads aborted, retained by `pulumi destroy` unless the stack opts out:
+infra/targets/gcp_storage.py); a
 trainer service account
 holding only object access on that bucket and read access on the image repository (roles
 bound to those resources, not the project), with a key only when the stack asks; an
@@ -34,7 +35,7 @@ import pulumi_docker_build as docker_build
 import pulumi_gcp as gcp
 
 from contract.outputs import GcpOutputs, VertexTraining
-from infra import catalog, cloud_rules
+from infra import catalog
 from infra.config import StackConfig
 from infra.targets import TRAINER_DOCKERFILE, TRAINER_IMAGE, TargetArgs, child, trainer_build_args
 from infra.targets.gcp_nodes import (
@@ -45,6 +46,7 @@ from infra.targets.gcp_nodes import (
     SwarmJoinSecret,
     SwarmJoinSecretArgs,
 )
+from infra.targets.gcp_storage import Bucket, BucketArgs
 from infra.targets.swarm_outputs import SwarmNodes, pool_and_swarm
 from infra.workloads.donkeycar import manager_build
 
@@ -59,7 +61,6 @@ APIS = (
 NODE_POOL_APIS = ("compute.googleapis.com", "secretmanager.googleapis.com")
 BUCKET_ROLE = "roles/storage.objectUser"
 REPOSITORY_ROLE = "roles/artifactregistry.reader"
-RUNS_PREFIX = "runs/"
 
 
 class ProjectApis(pulumi.ComponentResource):
@@ -79,72 +80,6 @@ class ProjectApis(pulumi.ComponentResource):
             for api in apis
         ]
         self.register_outputs({"apis": list(apis)})
-
-
-@dataclass(frozen=True)
-class BucketArgs:
-    location: str
-    protect: bool
-    runs_cold_after_days: int | None
-    keep_deleted_days: int
-    name: str | None = None
-    labels: dict[str, str] = field(default_factory=dict)
-
-
-class Bucket(pulumi.ComponentResource):
-    """The stack's bucket: private, versioned, nothing lost by accident."""
-
-    def __init__(self, name: str, args: BucketArgs, opts: pulumi.ResourceOptions | None = None):
-        super().__init__("trackday:gcp:Bucket", name, None, opts)
-        rules = [
-            # Overwritten or deleted objects stay recoverable this long, then go.
-            gcp.storage.BucketLifecycleRuleArgs(
-                action=gcp.storage.BucketLifecycleRuleActionArgs(type="Delete"),
-                condition=gcp.storage.BucketLifecycleRuleConditionArgs(
-                    days_since_noncurrent_time=args.keep_deleted_days, with_state="ARCHIVED"
-                ),
-            ),
-            gcp.storage.BucketLifecycleRuleArgs(
-                action=gcp.storage.BucketLifecycleRuleActionArgs(
-                    type="AbortIncompleteMultipartUpload"
-                ),
-                condition=gcp.storage.BucketLifecycleRuleConditionArgs(
-                    age=cloud_rules.INCOMPLETE_UPLOAD_DAYS
-                ),
-            ),
-        ]
-        if args.runs_cold_after_days:
-            # Old runs move to a cheaper class; nothing is deleted.
-            rules.append(
-                gcp.storage.BucketLifecycleRuleArgs(
-                    action=gcp.storage.BucketLifecycleRuleActionArgs(
-                        type="SetStorageClass", storage_class="NEARLINE"
-                    ),
-                    condition=gcp.storage.BucketLifecycleRuleConditionArgs(
-                        age=args.runs_cold_after_days,
-                        matches_prefixes=[RUNS_PREFIX],
-                        matches_storage_classes=["STANDARD"],
-                        with_state="LIVE",
-                    ),
-                )
-            )
-        self.bucket = gcp.storage.Bucket(
-            f"{name}-bucket",
-            name=args.name,
-            location=args.location.upper(),
-            uniform_bucket_level_access=True,
-            public_access_prevention="enforced",
-            versioning=gcp.storage.BucketVersioningArgs(enabled=True),
-            lifecycle_rules=rules,
-            # Retained by `pulumi destroy` (data kept, the destroy runs through); without
-            # `protect`, deleted with every object in it.
-            force_destroy=not args.protect,
-            labels=args.labels,
-            opts=child(self, retain_on_delete=args.protect),
-        )
-        self.name = self.bucket.name
-        self.url = self.bucket.url
-        self.register_outputs({"url": self.url})
 
 
 @dataclass(frozen=True)
