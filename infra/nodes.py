@@ -16,7 +16,7 @@ import pulumi_tls as tls
 
 from infra import bootstrap, xorg
 from infra.bootstrap import Cloud, NodeBootstrap, NodeService, Role
-from infra.bootstrap.join_store import JoinStore
+from infra.bootstrap.spec import JoinStore
 from infra.config import StackConfig
 from infra.targets import child
 

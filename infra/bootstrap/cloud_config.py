@@ -7,8 +7,14 @@ import shlex
 
 import yaml
 
-from infra.bootstrap import join_store, trainer_build
 from infra.bootstrap.gpu import gpu_section
+from infra.bootstrap.join_store import (
+    LABEL_SCRIPT,
+    join_section,
+    label_workers_script,
+    publish_section,
+    ready_section,
+)
 from infra.bootstrap.power import idle_script, poweroff_script
 from infra.bootstrap.spec import (
     BOOTSTRAP_RETRY_SECONDS,
@@ -26,6 +32,7 @@ from infra.bootstrap.spec import (
     shell_script,
 )
 from infra.bootstrap.swarm_join import label_args
+from infra.bootstrap.trainer_build import BUILD_SCRIPT, build_script
 from training.deepracer.services import SAGEMAKER_DIR
 
 
@@ -62,20 +69,20 @@ def user_data(node: NodeBootstrap) -> str:
         files.append(_file(f"{SYSTEMD_DIR}/{service.unit_name}", service.unit))
         files += [_file(path, content) for path, content in service.files.items()]
     if node.join_store is not None and node.role == "manager":
-        labeller = join_store.label_workers_script(node.labels)
-        files.append(_file(join_store.LABEL_SCRIPT, labeller, "0755"))
+        labeller = label_workers_script(node.labels)
+        files.append(_file(LABEL_SCRIPT, labeller, "0755"))
         files += _timer_files(
             "trackday-label-workers",
             "label the workers that joined the swarm",
             "OnBootSec=1min\nOnUnitActiveSec=30s",
-            join_store.LABEL_SCRIPT,
+            LABEL_SCRIPT,
         )
-        files.append(_file(trainer_build.BUILD_SCRIPT, trainer_build.build_script(), "0755"))
+        files.append(_file(BUILD_SCRIPT, build_script(), "0755"))
         files += _timer_files(
             "trackday-trainer-build",
             "build the trainer image the deployer asked for",
             "OnBootSec=2min\nOnUnitActiveSec=1min",
-            trainer_build.BUILD_SCRIPT,
+            BUILD_SCRIPT,
         )
         units += ["trackday-label-workers.timer", "trackday-trainer-build.timer"]
     document = {
@@ -216,16 +223,16 @@ def _bootstrap_script(node: NodeBootstrap) -> str:
     if node.join_store is not None:
         store = node.join_store
         if node.role == "manager":
-            parts.append(join_store.publish_section(store))
+            parts.append(publish_section(store))
         else:
-            parts.append(join_store.join_section(store))
+            parts.append(join_section(store))
     for service in node.services:
         parts.append(f"systemctl enable --now {shlex.quote(service.unit_name)}\n")
     for image in node.prepull_images:
         quoted = shlex.quote(image)
         parts.append(f'docker pull {quoted} || echo "trackday: could not pre-pull {image}" >&2\n')
     if node.join_store is not None and node.role == "manager":
-        parts.append(join_store.ready_section())
+        parts.append(ready_section())
     parts.append(f'mkdir -p "$(dirname {READY_FILE})"\ntouch {READY_FILE}\n')
     return shell_script(
         f"First-boot set-up of a trackday {node.role} node on {node.cloud}.", "".join(parts)

@@ -21,15 +21,13 @@ deployer reads it with `instances.getGuestAttributes`).
 
 from __future__ import annotations
 
-import re
 import shlex
-from dataclasses import dataclass
 
 from contract.swarm import ROLE_LABEL
 from infra.bootstrap.spec import (
     NODE_ENV_FILE,
     SWARM_PORT,
-    Cloud,
+    JoinStore,
     node_labels,
     shell_script,
 )
@@ -44,27 +42,6 @@ READY_VALUE = "done"
 # A worker waits this long for the manager's token before its bootstrap fails (and retries).
 JOIN_WAIT_MINUTES = 40
 JOIN_POLL_SECONDS = 10
-_GCP_SECRET_PATTERN = re.compile(
-    r"projects/[a-z][a-z0-9-]{4,28}[a-z0-9]/secrets/[A-Za-z0-9_-]{1,255}"
-)
-
-
-@dataclass(frozen=True)
-class JoinStore:
-    """Where the manager leaves the join token for the workers: a secret of the stack."""
-
-    cloud: Cloud
-    # GCP: the secret's resource name, projects/<project>/secrets/<id>.
-    secret: str
-
-    def __post_init__(self) -> None:
-        if self.cloud != "gcp":
-            raise ValueError(f"no join store for {self.cloud} yet: its swarm forms over SSH")
-        if not _GCP_SECRET_PATTERN.fullmatch(self.secret):
-            raise ValueError(
-                f"join store secret {self.secret!r} is not a Secret Manager name"
-                " (projects/<project>/secrets/<id>)"
-            )
 
 
 # The bearer header goes to a private file (mktemp: mode 0600) that curl reads with -H @file:

@@ -7,12 +7,9 @@ import re
 import shlex
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Literal, get_args
+from typing import Literal, get_args
 
 from contract.swarm import ROLE_LABEL, ROLE_LABEL_VALUES
-
-if TYPE_CHECKING:
-    from infra.bootstrap.join_store import JoinStore
 
 Role = Literal["manager", "worker"]
 Cloud = Literal["aws", "azure", "gcp"]
@@ -44,6 +41,28 @@ _LABEL_VALUE_PATTERN = re.compile(r"[A-Za-z0-9._:/=+-]{0,128}")
 _IMAGE_PATTERN = re.compile(r"[A-Za-z0-9][A-Za-z0-9._/:@-]{0,254}")
 _NODE_ID_PATTERN = re.compile(r"[a-z0-9]{25}")
 _ADDRESS_PATTERN = re.compile(r"[A-Za-z0-9.:-]{1,253}")
+
+_GCP_SECRET_PATTERN = re.compile(
+    r"projects/[a-z][a-z0-9-]{4,28}[a-z0-9]/secrets/[A-Za-z0-9_-]{1,255}"
+)
+
+
+@dataclass(frozen=True)
+class JoinStore:
+    """Where the manager leaves the join token for the workers: a secret of the stack."""
+
+    cloud: Cloud
+    # GCP: the secret's resource name, projects/<project>/secrets/<id>.
+    secret: str
+
+    def __post_init__(self) -> None:
+        if self.cloud != "gcp":
+            raise ValueError(f"no join store for {self.cloud} yet: its swarm forms over SSH")
+        if not _GCP_SECRET_PATTERN.fullmatch(self.secret):
+            raise ValueError(
+                f"join store secret {self.secret!r} is not a Secret Manager name"
+                " (projects/<project>/secrets/<id>)"
+            )
 
 
 @dataclass(frozen=True)

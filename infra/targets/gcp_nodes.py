@@ -22,7 +22,8 @@ import pulumi_gcp as gcp
 
 from infra import catalog, cloud_rules, nodes
 from infra.bootstrap import trainer_build
-from infra.bootstrap.join_store import READY_ATTRIBUTE, READY_VALUE, JoinStore
+from infra.bootstrap.join_store import READY_ATTRIBUTE, READY_VALUE
+from infra.bootstrap.spec import JoinStore
 from infra.bootstrap.trainer_build import TrainerBuild
 from infra.config import StackConfig
 from infra.nodes import Node, NodeAccess, PoolSpec

@@ -19,7 +19,7 @@ from typing import Any, Protocol
 import pulumi
 
 from contract.outputs import SwarmOutputs, SwarmTraining
-from infra.bootstrap.join_store import JoinStore
+from infra.bootstrap.spec import JoinStore
 from infra.config import StackConfig
 from infra.nodes import Cloud, Node, NodeAccess, PoolSpec
 from infra.swarm import Swarm, SwarmArgs

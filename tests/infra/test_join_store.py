@@ -15,7 +15,7 @@ import pytest
 import yaml
 
 from infra.bootstrap import join_store, shell_script, trainer_build
-from infra.bootstrap.join_store import JoinStore
+from infra.bootstrap.spec import JoinStore
 from infra.targets import gcp_ready
 from tests.infra import store_standins
 from tests.infra.stacks import plain_secret_leaks, run_stack, with_keys
