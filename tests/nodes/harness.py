@@ -167,6 +167,7 @@ class Cluster:
     ssh_key: SshKey
     mtu: int = 1500
     nodes: dict[str, Node] = field(default_factory=dict)
+    stand_ins: list[str] = field(default_factory=list)
     folder: Path = field(default_factory=lambda: Path(tempfile.mkdtemp(prefix="trackday-nodes-")))
 
     @property
@@ -209,7 +210,22 @@ class Cluster:
         self.nodes[key] = node
         return node
 
+    def stand_in(
+        self, key: str, address: str, image: str, command: list[str], run_args: tuple[str, ...] = ()
+    ) -> str:
+        """Start a server of the test's own (a stand-in of a cloud service) on the network at
+        `address`; `run_args` go to `docker run`. Removed with the nodes; its container name."""
+        container = f"{self.name}-{key}"
+        docker(
+            "run", "--detach", "--name", container, "--label", TEST_LABEL,
+            "--network", self.name, "--ip", address, *run_args, image, *command,
+        )  # fmt: skip
+        self.stand_ins.append(container)
+        return container
+
     def down(self) -> None:
+        for container in self.stand_ins:
+            docker("rm", "--force", "--volumes", container, check=False)
         for node in self.nodes.values():
             docker("rm", "--force", "--volumes", node.container, check=False)
         docker("network", "rm", self.name, check=False)
