@@ -124,6 +124,14 @@ class Node:
         if save.wait() != 0 or load.returncode != 0:
             raise AssertionError(f"loading {image} into {self.key} failed: {load.stderr}")
 
+    def power_off(self) -> None:
+        """Shut the node down as a cloud's power-off does (systemd stops everything, then the
+        machine is gone); its disks stay."""
+        docker("stop", "--time", "120", self.container, timeout=180)
+
+    def power_on(self) -> None:
+        docker("start", self.container)
+
     def running(self) -> bool:
         state = docker("inspect", "--format", "{{.State.Running}}", self.container, check=False)
         return state.stdout.strip() == "true"

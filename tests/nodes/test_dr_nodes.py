@@ -6,7 +6,8 @@ SSH. The simulator image cannot be pulled here: the e2e tests' stand-in (Debian'
 the simulator's name and tag) is loaded into every node. Its entry script asks the run's S3
 endpoint for the bucket list without signing, and prints the server's answer: a container that
 prints the S3 server's "400 Bad Request" (rclone's answer to an unsigned request) reached the
-endpoint from its node.
+endpoint from its node. A simulation node powered off mid-run: `dr status` reports the run a
+worker short, and `stop-training` ends the run within its deadline.
 """
 
 from __future__ import annotations
@@ -30,7 +31,7 @@ from trackday.cli import app
 from training.deepracer.services import NETWORK
 from training.deepracer.settings import DeepRacerSettings
 
-pytestmark = [pytest.mark.docker, pytest.mark.nodes]
+pytestmark = [pytest.mark.docker, pytest.mark.nodes, pytest.mark.timeout(600)]
 
 SETTINGS = DeepRacerSettings.model_validate(DEEPRACER)
 APPLETS = ("sh", "echo", "wget", "sleep")
@@ -95,6 +96,20 @@ def tasks_by_node(manager: Node, service: str) -> dict[str, list[str]]:
     return found
 
 
+def wait_placed(manager: Node, prefix: str, timeout: float = 180) -> dict[str, dict]:
+    """The run's running tasks by job and node, once the trainer and every worker run."""
+    placed: dict[str, dict[str, list[str]]] = {}
+
+    def running() -> bool:
+        placed["trainer"] = tasks_by_node(manager, f"{prefix}-trainer")
+        placed["simulation"] = tasks_by_node(manager, f"{prefix}-simulation")
+        workers = sum(map(len, placed["simulation"].values()))
+        return workers == SETTINGS.workers and bool(placed["trainer"])
+
+    wait_for("the run's tasks running", running, timeout, lambda: f"{placed}\n{manager.log()}")
+    return placed
+
+
 def left_on(node: Node, image: str) -> list[str]:
     """What a run could leave on a node: its containers, the runs' network, (manager) its
     services and secrets."""
@@ -112,16 +127,7 @@ def test_a_training_run_spreads_over_the_nodes_and_stop_leaves_nothing(
     started = dr(project, cluster_s3, "start-training", "--quiet")
     assert started.exit_code == 0, started.output
     prefix = f"trackday-dr-{SETTINGS.run_id}"
-    placed: dict[str, dict[str, list[str]]] = {}
-
-    def running() -> bool:
-        placed["trainer"] = tasks_by_node(manager, f"{prefix}-trainer")
-        placed["simulation"] = tasks_by_node(manager, f"{prefix}-simulation")
-        return sum(map(len, placed["simulation"].values())) == SETTINGS.workers and bool(
-            placed["trainer"]
-        )
-
-    wait_for("the run's tasks running", running, 180, lambda: f"{placed}\n{manager.log()}")
+    placed = wait_placed(manager, prefix)
     assert set(placed["trainer"]) == {"manager"}
     # One worker per simulation node: Swarm spreads a service's replicas over the nodes.
     assert {key: len(ids) for key, ids in placed["simulation"].items()} == {
@@ -144,3 +150,44 @@ def test_a_training_run_spreads_over_the_nodes_and_stop_leaves_nothing(
     assert f"removed {prefix}-trainer" in stopped.output
     for node in aws_cluster.nodes.values():
         assert left_on(node, simulator) == [], node.key
+
+
+def test_a_simulation_node_powered_off_mid_run_is_reported_and_stop_ends_the_run(
+    aws_cluster: Cluster, simulator: str, project: Path, cluster_s3: S3Server
+) -> None:
+    """The run's services never restart a task (restart condition none, contract/swarm.py), so
+    Swarm starts no replacement for the lost worker: `dr status` shows the run one worker
+    short, `stop-training` ends it on the nodes left, and the lost node, once back, is clean."""
+    manager, lost = aws_cluster.nodes["manager"], aws_cluster.nodes["worker-1"]
+    run = ("--run-id", "2")
+    started = dr(project, cluster_s3, "start-training", "--quiet", "--wipe", *run)
+    assert started.exit_code == 0, started.output
+    assert set(wait_placed(manager, "trackday-dr-2")["simulation"]) == {"worker-1", "worker-2"}
+    lost.power_off()
+    try:
+        shown: list[str] = []
+
+        def reported() -> bool:
+            status = dr(project, cluster_s3, "status")
+            shown[:] = [status.output]
+            return status.exit_code == 0 and "1/2" in status.output
+
+        # Swarm marks the node down once its heartbeats stop; its task is no longer running.
+        wait_for("dr status: one worker short", reported, 180, lambda: shown[0])
+        assert "running on worker-2" in shown[0] and "running on worker-1" not in shown[0]
+        stopped = dr(project, cluster_s3, "stop-training", *run)
+        assert stopped.exit_code == 0, stopped.output
+        for key in ("manager", "worker-2"):
+            assert left_on(aws_cluster.nodes[key], simulator) == [], key
+    finally:
+        lost.power_on()
+        back = lambda: node_ready(manager, "worker-1")  # noqa: E731
+        wait_for("worker-1 back in the swarm", back, 300, lost.log)
+    # The service is gone: the node removes its task's container once back.
+    clean = lambda: left_on(lost, simulator) == []  # noqa: E731
+    wait_for("worker-1 clean after its return", clean, 120, lost.log)
+
+
+def node_ready(manager: Node, hostname: str) -> bool:
+    state = manager.root(f"docker node inspect {hostname} --format '{{{{.Status.State}}}}'")
+    return state.strip() == "ready"
