@@ -21,6 +21,9 @@ from typing import Any
 import pytest
 
 from infra.nodes import SUBNET_CIDR
+
+# The e2e tests' DonkeyCar trainer image (built once, kept by the engine), for test_donkey_nodes.py.
+from tests.e2e.conftest import base_image, docker_engine, donkeycar, trainer_image  # noqa: F401
 from tests.nodes import harness
 from tests.nodes.bucket import serve_s3_on
 from tests.nodes.render import Rendered, SshKey, make_ssh_key, render
