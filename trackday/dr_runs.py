@@ -209,7 +209,9 @@ def _wait_for_tasks_gone(
     manager, where the trainer runs) so that nothing lingers and the network can go."""
     deadline = time.monotonic() + timeout_s
     for service_id in service_ids:
-        while client.containers.list(
+        # The plain listing: `containers.list` inspects each container it lists, and fails
+        # (NotFound) on one that Swarm removes in between, as it does here.
+        while client.api.containers(
             all=True, filters={"label": f"com.docker.swarm.service.id={service_id}"}
         ):
             if time.monotonic() > deadline:

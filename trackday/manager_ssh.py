@@ -27,6 +27,8 @@ from trackday.errors import ManagerError
 # Asked for before the engine's own version is known: old enough for every engine in use.
 BOOTSTRAP_API_VERSION = "1.41"
 _KEY_TYPES = (paramiko.Ed25519Key, paramiko.ECDSAKey, paramiko.RSAKey)
+# The one key the engine's connection pool is kept under (see _KeyedSSHAdapter.get_connection).
+_POOL_KEY = "http+docker://ssh"
 
 
 def load_key(text: str) -> paramiko.PKey:
@@ -81,6 +83,13 @@ class _KeyedSSHAdapter(SSHHTTPAdapter):
         port = self.ssh_params.get("port") or 22
         name = host if port == 22 else f"[{host}]:{port}"
         self.ssh_client.get_host_keys().add(name, self._host_key.get_name(), self._host_key)
+
+    def get_connection(self, url: str, proxies=None):
+        """One connection pool for the engine. docker's transport keeps one per request URL,
+        each holding an SSH session (`docker system dial-stdio`) open: after ten different
+        requests sshd's MaxSessions (10 by default, as on Ubuntu's cloud images) refused the
+        next ("no more sessions"), and `trackday dr stop-training` failed on a cloud manager."""
+        return super().get_connection(_POOL_KEY, proxies)
 
 
 def connect(

@@ -4,21 +4,36 @@ The AWS stack's three nodes (a manager and two workers, as `nodes.count: 3` decl
 once per session on a network with the smallest MTU the clouds give a VM (1460 bytes, Google
 Cloud's VPC default; AWS allows 9001 inside a VPC, Azure 1500), at the addresses the program
 declares them at (its private subnet, 10.42.1.0/24). Set TRACKDAY_KEEP_NODES=1 to leave them up.
+The stack runs DeepRacer on the CPU (the simulator's `-cpu` image, no X server: the nodes have
+no GPU), the run settings `trackday dr` reads from the same stack file (test_dr_nodes.py).
+The runs' bucket is an S3 server on the nodes' network (bucket.py), and `cluster_outputs` what
+`pulumi stack output --json --show-secrets` gives for this cluster.
 """
 
 from __future__ import annotations
 
+import json
 import shutil
 from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
 
 import pytest
 
 from infra.nodes import SUBNET_CIDR
+
+# The e2e tests' DonkeyCar trainer image (built once, kept by the engine), for test_donkey_nodes.py.
+from tests.e2e.conftest import base_image, docker_engine, donkeycar, trainer_image  # noqa: F401
 from tests.nodes import harness
+from tests.nodes.bucket import serve_s3_on
 from tests.nodes.render import Rendered, SshKey, make_ssh_key, render
+from tests.servers import S3Server
 
 CLOUD_MIN_MTU = 1460
 WORKER_ADDRESSES = ("10.42.1.250", "10.42.1.251", "10.42.1.252")
+S3_ADDRESS = "10.42.1.240"
+# A CPU-only DeepRacer stack: the simulator's CPU image, no GPU X server on the nodes.
+DEEPRACER = {"simulator": {"tag": "6.0.4-cpu"}, "opengl": False, "workers": 2}
 
 
 @pytest.fixture(scope="session")
@@ -37,7 +52,7 @@ def ssh_key(tmp_path_factory: pytest.TempPathFactory) -> SshKey:
 @pytest.fixture(scope="session")
 def aws_stack(ssh_key: SshKey) -> Rendered:
     """The AWS stack as shipped, with three nodes."""
-    return render("aws", ssh_key, nodes={"count": 3})
+    return render("aws", ssh_key, nodes={"count": 3}, deepracer=DEEPRACER)
 
 
 def boot_all(cluster: harness.Cluster, rendered: Rendered) -> dict[str, harness.Node]:
@@ -70,3 +85,31 @@ def aws_swarm(aws_cluster: harness.Cluster, aws_stack: Rendered) -> harness.Swar
     swarm = harness.run_swarm_commands(aws_cluster, aws_stack.swarm_commands)
     print(f"three booted nodes to a swarm: {swarm.seconds:.0f} s")
     return swarm
+
+
+@pytest.fixture(scope="session")
+def cluster_s3(aws_cluster: harness.Cluster, tmp_path_factory: pytest.TempPathFactory) -> S3Server:
+    """The runs' S3 endpoint on the nodes' network (the nodes have no AWS identity here: the
+    stack's outputs give its keys, as the azure stack gives its S3 gateway's)."""
+    return serve_s3_on(aws_cluster, S3_ADDRESS, tmp_path_factory.mktemp("cluster-s3"))
+
+
+def cluster_outputs(
+    rendered: Rendered, cluster: harness.Cluster, swarm: harness.Swarm, s3: S3Server, bucket: str
+) -> dict[str, Any]:
+    """The stack's outputs for this cluster: the program's, with what only a real `pulumi up`
+    knows (the manager's address and host key, the bucket) from the booted nodes."""
+    return rendered.outputs | {
+        "managerAddress": cluster.nodes["manager"].address,
+        "managerHostKey": swarm.manager_host_key,
+        "bucketUrl": f"s3://{bucket}",
+        "nodeBucketUrl": f"s3://{bucket}",
+        "s3Endpoint": s3.endpoint,
+        "s3AccessKeyId": s3.key,
+        "s3SecretAccessKey": s3.secret,
+    }
+
+
+def write_json(path: Path, data: Any) -> Path:
+    path.write_text(json.dumps(data))
+    return path

@@ -124,6 +124,14 @@ class Node:
         if save.wait() != 0 or load.returncode != 0:
             raise AssertionError(f"loading {image} into {self.key} failed: {load.stderr}")
 
+    def power_off(self) -> None:
+        """Shut the node down as a cloud's power-off does (systemd stops everything, then the
+        machine is gone); its disks stay."""
+        docker("stop", "--time", "120", self.container, timeout=180)
+
+    def power_on(self) -> None:
+        docker("start", self.container)
+
     def running(self) -> bool:
         state = docker("inspect", "--format", "{{.State.Running}}", self.container, check=False)
         return state.stdout.strip() == "true"
@@ -167,6 +175,7 @@ class Cluster:
     ssh_key: SshKey
     mtu: int = 1500
     nodes: dict[str, Node] = field(default_factory=dict)
+    stand_ins: list[str] = field(default_factory=list)
     folder: Path = field(default_factory=lambda: Path(tempfile.mkdtemp(prefix="trackday-nodes-")))
 
     @property
@@ -209,7 +218,22 @@ class Cluster:
         self.nodes[key] = node
         return node
 
+    def stand_in(
+        self, key: str, address: str, image: str, command: list[str], run_args: tuple[str, ...] = ()
+    ) -> str:
+        """Start a server of the test's own (a stand-in of a cloud service) on the network at
+        `address`; `run_args` go to `docker run`. Removed with the nodes; its container name."""
+        container = f"{self.name}-{key}"
+        docker(
+            "run", "--detach", "--name", container, "--label", TEST_LABEL,
+            "--network", self.name, "--ip", address, *run_args, image, *command,
+        )  # fmt: skip
+        self.stand_ins.append(container)
+        return container
+
     def down(self) -> None:
+        for container in self.stand_ins:
+            docker("rm", "--force", "--volumes", container, check=False)
         for node in self.nodes.values():
             docker("rm", "--force", "--volumes", node.container, check=False)
         docker("network", "rm", self.name, check=False)
