@@ -7,7 +7,9 @@ One small training run is shared by the tests that only read its results.
 from __future__ import annotations
 
 import json
+import os
 import re
+import signal
 import time
 from pathlib import Path
 
@@ -16,9 +18,17 @@ import pytest
 from PIL import Image
 
 from tests.old_archives import old_format_archive
+from training.donkeycar import train
 from training.donkeycar.archive import create_archive
 from training.donkeycar.sample_tub import write_sample_tub
-from training.donkeycar.train import COMPLETE, LATEST, RUN_MANIFEST, main
+from training.donkeycar.train import (
+    COMPLETE,
+    FAILED,
+    INTERRUPTED,
+    LATEST,
+    RUN_MANIFEST,
+    main,
+)
 
 FAST = ["--set", "MAX_EPOCHS=6", "--set", "BATCH_SIZE=32", "--set", "PRINT_MODEL_SUMMARY=False"]
 # donkeycar's PilotDatabase.generate_model_name: pilot_<yy-mm-dd>_<n>.<ext>, the extension
@@ -248,3 +258,29 @@ def test_bad_records_need_skip_bad(tmp_path: Path, capsys) -> None:
     assert main([*args, "--skip-bad", "--run-id", "skip"]) == 0
     manifest = json.loads((tmp_path / "out" / "skip" / RUN_MANIFEST).read_text())
     assert manifest["records"]["skipped"] == 1 and manifest["records"]["tubs"] == {"data": 79}
+
+
+def test_a_run_stopped_by_sigterm_is_marked_interrupted_never_complete(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys
+) -> None:
+    """`docker stop` (the node's spot interruption handler) sends SIGTERM: the run leaves
+    INTERRUPTED.txt, neither COMPLETE nor latest.json nor FAILED.txt. The signal is real and
+    comes while the run fetches its archive (the fetch sends it to this process)."""
+
+    def fetch_until_the_signal(data_url: str, dest: Path):
+        os.kill(os.getpid(), signal.SIGTERM)
+        time.sleep(60)  # never reached: the handler raises as soon as the signal is handled
+        raise AssertionError("SIGTERM did not stop the run")
+
+    monkeypatch.setattr(train, "fetch", fetch_until_the_signal)
+    output = tmp_path / "out"
+    code = main(
+        ["--data", str(tmp_path / "data.tar.zst"), "--output", str(output), "--run-id", "spot"]
+    )
+    assert code == 128 + signal.SIGTERM
+    assert "marked INTERRUPTED" in capsys.readouterr().err
+    run = output / "spot"
+    assert (run / INTERRUPTED).read_text().startswith("Interrupted: stopped by SIGTERM")
+    assert not (run / COMPLETE).exists() and not (run / FAILED).exists()
+    assert not (output / LATEST).exists()
+    assert signal.getsignal(signal.SIGTERM) is signal.SIG_DFL  # given back after the run
