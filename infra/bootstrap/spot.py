@@ -110,9 +110,11 @@ def watch_script(node: NodeBootstrap) -> str:
         f"Waits for this {node.cloud} spot node's interruption notice; runs the handler once"
         " per notice.",
         f"""\
+state=$(mktemp)
 {_NOTICE[node.cloud]}seen=
 while :; do
-  if found=$(notice) && [ -n "$found" ] && [ "$found" != "$seen" ]; then
+  # Not `found=$(notice)`: in a subshell, what notice() keeps (token, etag) would be lost.
+  if notice >"$state" && found=$(cat "$state") && [ -n "$found" ] && [ "$found" != "$seen" ]; then
     seen=$found
     {NOTICE_SCRIPT} "$found" || logger -t trackday "spot notice handler failed" || true
     acknowledge "$found" || logger -t trackday "could not acknowledge $found" || true

@@ -115,7 +115,11 @@ def notices(node: Node) -> list[str]:
 
 
 def trackday_journal(node: Node) -> str:
-    return node.root("journalctl --no-pager -t trackday -u trackday-spot-watch", check=False)
+    """trackday's log lines and the watcher's own output (journalctl ANDs -t with -u)."""
+    return node.root(
+        "journalctl --no-pager -t trackday; journalctl --no-pager -u trackday-spot-watch",
+        check=False,
+    )
 
 
 def assert_handled_cleanly(node: Node) -> None:
@@ -141,7 +145,9 @@ def test_a_notice_during_the_bootstrap_is_handled_without_error(spot: SpotNodes)
     asked = [r for r in spot.metadata.requests() if r["path"].startswith("/computeMetadata/")]
     assert asked and all(r["host"] == standins.GCP_METADATA_HOST for r in asked)
     assert all(r["headers"]["metadata-flavor"] == "Google" for r in asked)
-    assert any("wait_for_change=true" in r["path"] for r in asked)
+    # It waits for a change of the value it last saw (its ETag), rather than polling.
+    assert any("wait_for_change=true" in r["path"] and "last_etag=NONE" not in r["path"]
+               for r in asked)  # fmt: skip
 
 
 def _event(event_id: str, kind: str, vm: str) -> dict:
@@ -282,6 +288,8 @@ def test_an_aws_notice_interrupts_the_runs_on_the_manager(
     # Every request obeyed IMDSv2: a token first, then only requests carrying it.
     aws = [r for r in spot.metadata.requests() if r["path"].startswith("/latest/")]
     assert aws[0]["method"] == "PUT" and aws[0]["path"] == "/latest/api/token"
+    tokens = [r for r in aws if r["path"] == "/latest/api/token"]
+    assert len(tokens) < len(aws) / 4, "a new IMDSv2 token for every poll: the token is lost"
     assert all(r["status"] in (200, 404) for r in aws), [r for r in aws if r["status"] >= 400]
 
 
