@@ -21,7 +21,8 @@ and refusing what the real service refuses:
 
 The test drives it through files in STATE (written with `docker exec`): `aws-action.json`,
 `gcp-preempted` (TRUE/FALSE), `azure-events.json` (the Events list), `azure-vm-name`,
-`aws-role.json`; every request is appended to `requests.log` as one JSON line.
+`aws-role.json`; every request is appended to `requests.log` as one JSON line once answered,
+and its method and path to `arrived.log` as it arrives (a Google Cloud wait is answered late).
 """
 
 from __future__ import annotations
@@ -88,6 +89,8 @@ class Handler(BaseHTTPRequestHandler):
         self._route()
 
     def _route(self) -> None:
+        with _log_lock, open(STATE / "arrived.log", "a") as log:
+            log.write(f"{self.command} {self.path}\n")
         length = int(self.headers.get("Content-Length") or 0)
         self._body = self.rfile.read(length).decode(errors="replace") if length else ""
         url = urlsplit(self.path)

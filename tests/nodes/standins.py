@@ -49,6 +49,12 @@ class Metadata:
         found = docker("exec", self.container, "cat", "/state/requests.log", check=False)
         return [json.loads(line) for line in found.stdout.splitlines()]
 
+    def arrived(self) -> list[str]:
+        """ "METHOD path" of every request as it arrived (answered or still waiting)."""
+        return docker(
+            "exec", self.container, "cat", "/state/arrived.log", check=False
+        ).stdout.splitlines()
+
     def down(self) -> None:
         docker("rm", "--force", self.container, check=False)
         docker("network", "rm", self.network, check=False)

@@ -146,8 +146,15 @@ def test_a_notice_during_the_bootstrap_is_handled_without_error(spot: SpotNodes)
     assert asked and all(r["host"] == standins.GCP_METADATA_HOST for r in asked)
     assert all(r["headers"]["metadata-flavor"] == "Google" for r in asked)
     # It waits for a change of the value it last saw (its ETag), rather than polling.
-    assert any("wait_for_change=true" in r["path"] and "last_etag=NONE" not in r["path"]
-               for r in asked)  # fmt: skip
+    wait_for(
+        "a wait on the value's ETag",
+        lambda: any(
+            "wait_for_change=true" in line and "last_etag=" in line and "last_etag=NONE" not in line
+            for line in spot.metadata.arrived()
+        ),
+        120,
+        node.log,
+    )
 
 
 def _event(event_id: str, kind: str, vm: str) -> dict:
