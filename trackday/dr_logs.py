@@ -93,14 +93,16 @@ def metrics(
     as_json: bool = typer.Option(False, "--json", help="Print everything as JSON on stdout."),
 ) -> None:
     """Reward, progress and laps per iteration over every worker, the best checkpoints and the
-    evaluations with their lap times, from any simulator version's files."""
-    from training.deepracer.metrics import MetricsError, load_run, plot_metrics, run_json
+    evaluations with their lap times, from any simulator version's files. A run resumed after
+    spot interruptions is drawn as one curve over all its prefixes."""
+    from training.deepracer.interruption import load_chain
+    from training.deepracer.metrics import MetricsError, plot_metrics, run_json
     from training.deepracer.run_files import RunFilesError
     from training.deepracer.simtrace import SimtraceError
     from training.storage import StorageError
 
     try:
-        found = load_run(run)
+        prefixes, found = load_chain(run)
     except (MetricsError, RunFilesError, SimtraceError, StorageError) as error:
         raise _fail(str(error)) from None
     if png is None and not as_json:
@@ -111,6 +113,8 @@ def metrics(
         typer.echo(json.dumps(run_json(found, top)))
         return
     console = Console()
+    if len(prefixes) > 1:
+        console.print(f"one run over {len(prefixes)} prefixes: {' -> '.join(prefixes)}")
     _print_run(found, top, console)
     console.print(
         f"{found.layout} run, {found.workers} worker(s), {len(found.iterations)} "

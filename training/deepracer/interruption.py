@@ -13,11 +13,13 @@ training.storage, with the endpoint `storage.environment()` names.
 from __future__ import annotations
 
 import json
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 
 from training import storage
 from training.deepracer import bucket_io
 from training.deepracer.layout import INTERRUPTION_RECORD, RESUMED_FROM
+from training.deepracer.metrics import Iteration, RunMetrics, load_run
+from training.deepracer.simtrace import SimtraceIteration
 
 MAX_CHAIN = 100  # prefixes followed back before a loop in the links is assumed
 
@@ -132,3 +134,44 @@ def resumable(bucket_url: str, prefix: str) -> Interruption:
             " (`trackday dr start-training --wipe`)"
         )
     return record
+
+
+def split_run_url(url: str) -> tuple[str, str]:
+    """(bucket URL, model prefix) of a run's URL: `s3://bucket/a/b` -> (`s3://bucket`, `a/b`);
+    a local folder's parent is taken as its bucket."""
+    url = url.rstrip("/")
+    if "://" in url:
+        scheme, rest = url.split("://", 1)
+        bucket, _, prefix = rest.partition("/")
+        return f"{scheme}://{bucket}", prefix
+    parent, _, name = url.rpartition("/")
+    return parent or ".", name
+
+
+def load_chain(url: str) -> tuple[list[str], RunMetrics]:
+    """The metrics of a run over every prefix it trained under (resumes after spot
+    interruptions), as one run: each prefix's iterations numbered on from the last one
+    before it. Returns the prefixes, first to last, and the joined metrics."""
+    bucket_url, prefix = split_run_url(url)
+    prefixes = chain(bucket_url, prefix) if prefix else [prefix]
+    parts = [load_run(storage.join(bucket_url, p)) for p in prefixes[:-1]] + [load_run(url)]
+    joined = parts[-1]
+    iterations: list[Iteration] = []
+    traces: list[SimtraceIteration] = []
+    for part in parts:
+        start = iterations[-1].number + 1 if iterations else None
+        iterations += _renumbered(part.iterations, start, "number")
+        start = traces[-1].iteration + 1 if traces else None
+        traces += _renumbered(part.simtrace, start, "iteration")
+    evaluations = [e for part in parts for e in part.evaluations]
+    return prefixes, replace(
+        joined, iterations=iterations, simtrace=traces, evaluations=evaluations
+    )
+
+
+def _renumbered(items: list, start: int | None, field: str) -> list:
+    """`items` numbered on from `start` (unchanged when None), keeping their spacing."""
+    if start is None or not items:
+        return list(items)
+    offset = start - getattr(items[0], field)
+    return [replace(item, **{field: getattr(item, field) + offset}) for item in items]

@@ -105,3 +105,32 @@ def test_status_shows_each_interrupted_run_with_its_chain_and_how_to_resume(
     assert "trackday dr resume --stack aws --prefix lap-1" in text
     put_nothing = RunTarget(None, Bucket("x"), f"{url}/empty", s3_server.env(), None, True)
     assert interrupted_table(put_nothing, "aws") is None
+
+
+def test_metrics_of_a_resumed_run_are_one_curve_over_its_prefixes(tmp_path) -> None:
+    """`trackday dr metrics` of the last prefix draws every prefix of the run, in order."""
+    from typer.testing import CliRunner
+
+    from tests.training.deepracer.dr_data import write_run
+    from trackday.cli import app
+    from training.deepracer.metrics import load_run
+
+    for prefix in ("lap", "lap-1"):
+        write_run(tmp_path, prefix)
+    record = interruption.Interruption(3, "lap", "4_Step-100.ckpt", 4)
+    interruption.link(str(tmp_path), record, "lap-1")
+    alone = load_run(str(tmp_path / "lap")).iterations
+    prefixes, joined = interruption.load_chain(str(tmp_path / "lap-1"))
+    assert prefixes == ["lap", "lap-1"]
+    numbers = [it.number for it in joined.iterations]
+    assert len(numbers) == 2 * len(alone) and numbers == list(
+        range(numbers[0], numbers[0] + len(numbers))
+    )
+    steps = [t.iteration for t in joined.simtrace]
+    assert steps == sorted(set(steps))  # the second prefix's traces follow the first's
+    result = CliRunner().invoke(
+        app, ["dr", "metrics", str(tmp_path / "lap-1"), "--png", str(tmp_path / "m.png")]
+    )
+    assert result.exit_code == 0, result.output
+    assert "one run over 2 prefixes: lap -> lap-1" in result.output
+    assert f"{len(numbers)} iterations" in result.output and (tmp_path / "m.png").exists()
