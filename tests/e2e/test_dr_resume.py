@@ -86,3 +86,30 @@ def test_an_interrupted_run_resumes_under_the_next_prefix(
     finally:
         project.dr("stop-training", "spot")
     assert left_behind(swarm, (RUN_ID,), simulator_image) == []
+
+
+@docker_test
+def test_a_resume_the_node_prepared_starts_under_the_prepared_prefix(
+    swarm, simulator_image, s3_container, project
+):
+    """The node never came back: `dr resume` on this stack takes the prefix its handler
+    prepared (which holds only the files the handler wrote) rather than the one after it."""
+    prefix = "e2e-prep"
+    project.stack("prep", runId=RUN_ID - 1, modelPrefix=prefix, workers=1)
+    record = json.loads(handler_record("4_Step-100.ckpt")) | {
+        "run_id": RUN_ID - 1, "model_prefix": prefix, "prepared": f"{prefix}-1"
+    }  # fmt: skip
+    project.server.put(project.bucket, f"{prefix}/interruption.json", json.dumps(record).encode())
+    for name in ("training_params.yaml", "reward_function.py", "resumed-from.json"):
+        project.server.put(project.bucket, f"{prefix}-1/{name}", b"prepared by the node\n")
+    try:
+        resumed = project.dr("resume", "prep")
+        assert resumed.exit_code == 0, resumed.output
+        trainer = services_of(swarm, RUN_ID - 1)[f"trackday-dr-{RUN_ID - 1}-trainer"]
+        assert env_of(trainer)["MODEL_S3_PREFIX"] == f"{prefix}-1"
+        assert project.read(f"{prefix}-1/training_params.yaml") != b"prepared by the node\n"
+        link = json.loads(project.read(f"{prefix}-1/resumed-from.json"))
+        assert link["model_prefix"] == prefix
+    finally:
+        project.dr("stop-training", "prep")
+    assert left_behind(swarm, (RUN_ID - 1,), simulator_image) == []
