@@ -35,7 +35,8 @@ def interrupted_table(target: RunTarget, stack: str) -> Table | None:
             record.checkpoint or "none",
             "-" if record.iteration is None else str(record.iteration),
             record.node or "-",
-            f"trackday dr resume --stack {stack} --prefix {record.model_prefix}",
+            (f"its node's next boot, as {record.prepared}; or " if record.prepared else "")
+            + f"trackday dr resume --stack {stack} --prefix {record.model_prefix}",
         )
     return table
 

@@ -33,11 +33,12 @@ from training.deepracer.settings import DeepRacerSettings, describe_error, incre
 
 def resumed_settings(settings: DeepRacerSettings, record: interruption.Interruption):
     """The stack's settings for the run that continues `record`: its run id, a new prefix,
-    pretrained from the interrupted prefix's last checkpoint."""
+    pretrained from the interrupted prefix's last checkpoint (the prefix the node's handler
+    prepared, where it did)."""
     base = settings.model_copy(
         update={"model_prefix": record.model_prefix, "run_id": record.run_id}
     )
-    new = increment_model(base)
+    new = increment_model(base, record.prepared)
     pretrained = new.pretrained.model_copy(update={"checkpoint": "last"})
     return new.model_copy(update={"pretrained": pretrained})
 
@@ -82,7 +83,8 @@ def resume(
         new,
         target,
         "training",
-        lambda: dr_runs.upload_training_files(new, target, folder, wipe=False),
+        # A prefix the node's handler prepared holds only what this writes again.
+        lambda: dr_runs.upload_training_files(new, target, folder, wipe=bool(record.prepared)),
     )
     try:
         with storage.environment(target.storage_env):

@@ -24,7 +24,7 @@ from infra.bootstrap.spec import (
     NodeBootstrap,
     shell_script,
 )
-from infra.bootstrap.spot import WATCH_UNIT, spot_files
+from infra.bootstrap.spot import RESUME_UNIT, WATCH_UNIT, spot_files
 from infra.bootstrap.swarm_join import label_args
 from training.deepracer.services import SAGEMAKER_DIR
 
@@ -60,7 +60,7 @@ def user_data(node: NodeBootstrap) -> str:
         units.append("trackday-idle.timer")
     if node.spot:
         files += [_file(path, content, mode) for path, content, mode in spot_files(node)]
-        units.append(WATCH_UNIT)
+        units += [WATCH_UNIT, RESUME_UNIT]
     for service in node.services:
         files.append(_file(f"{SYSTEMD_DIR}/{service.unit_name}", service.unit))
         files += [_file(path, content) for path, content in service.files.items()]

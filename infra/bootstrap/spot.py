@@ -31,14 +31,26 @@ and logged, nothing else. docs/architecture.md says why the handler is a node sc
 
 from __future__ import annotations
 
-from contract.swarm import JOB_LABEL, ROLE_LABEL, RUN_LABEL, TRAINER_ROLE, WORKLOAD_LABEL
-from infra.bootstrap.spec import SYSTEMD_DIR, NodeBootstrap, shell_script
-from training.deepracer.layout import INTERRUPTION_RECORD
+from contract.swarm import (
+    JOB_LABEL,
+    MODEL_PREFIX_LABEL,
+    ROLE_LABEL,
+    RUN_LABEL,
+    SIMULATION_ROLE,
+    TRAINER_ROLE,
+    WORKLOAD_LABEL,
+)
+from infra.bootstrap.spec import READY_FILE, SYSTEMD_DIR, NodeBootstrap, shell_script
+from training.deepracer.layout import INTERRUPTION_RECORD, RESUMED_FROM
 from training.deepracer.services import WORKLOAD as DEEPRACER_WORKLOAD
 
 WATCH_SCRIPT = "/usr/local/sbin/trackday-spot-watch"
 NOTICE_SCRIPT = "/usr/local/sbin/trackday-spot-notice"
 WATCH_UNIT = "trackday-spot-watch.service"
+RESUME_SCRIPT = "/usr/local/sbin/trackday-spot-resume"
+RESUME_UNIT = "trackday-spot-resume.service"
+# On a run's services at zero replicas: the replicas the next boot gives back (resume prepared).
+RESUME_LABEL = "trackday.spot.resume"
 # Every notice handled, one line each (kept across the stop: the next boot's resume reads it).
 NOTICES_FILE = "/var/lib/trackday/spot-notices"
 DONKEYCAR_WORKLOAD = "donkeycar-train"  # trackday/swarm_jobs.py SwarmJob.workload
@@ -184,18 +196,45 @@ s3() {
 }
 """
 
+# A run's training services (in the handler, where $run is set).
+_RUN_SERVICES = (
+    f'--filter label={RUN_LABEL}="$run" --filter label={JOB_LABEL}=training'
+    f" --filter label={WORKLOAD_LABEL}={DEEPRACER_WORKLOAD}"
+)
+
 _INTERRUPT = f"""\
-# record SPEC: the run's interruption record, in its bucket as the run reaches it. Every step
-# is checked: `set -e` does not hold in a function called from a condition.
+# var SPEC NAME: an environment variable of a service spec (`docker service inspect`).
+var() {{
+  jq -r --arg k "$2" '.[0].Spec.TaskTemplate.ContainerSpec.Env[]
+    | select(startswith($k + "=")) | sub("^[^=]*="; "")' <<<"$1"
+}}
+# prepare PREFIX YAML: the files of the prefix the run resumes under, as `trackday dr resume`
+# writes them (the next prefix of dr-increment-training; the params with the prefix changed,
+# the reward function's copy); prints that prefix. Never over an existing one.
+prepare() {{
+  local new params reward head=${{1%-*}} tail=${{1##*-}}
+  if [[ $1 == *-* && $tail =~ ^[0-9]+$ ]]; then new="$head-$((tail + 1))"; else new="$1-1"; fi
+  if s3 GET "$endpoint/$bucket/$new/$2" >/dev/null 2>&1; then
+    echo "trackday: $new exists already" >&2
+    return 1
+  fi
+  params=$(s3 GET "$endpoint/$bucket/$1/$2") || return 1
+  params=${{params//"'$1'"/"'$new'"}}
+  params=${{params//"'$1/"/"'$new/"}}
+  reward=$(s3 GET "$endpoint/$bucket/$1/reward_function.py") || return 1
+  s3 PUT "$endpoint/$bucket/$new/$2" "$params" >/dev/null || return 1
+  s3 PUT "$endpoint/$bucket/$new/reward_function.py" "$reward" >/dev/null || return 1
+  echo "$new"
+}}
+# record SPEC SIMULATION-SPEC: the run's interruption record, in its bucket as the run reaches
+# it, and the resume prepared ($prepared) when a checkpoint exists. Every step is checked:
+# `set -e` does not hold in a function called from a condition.
 record() {{
-  local spec=$1 id run prefix bucket endpoint creds container role json checkpoint body
-  var() {{
-    jq -r --arg k "$1" '.[0].Spec.TaskTemplate.ContainerSpec.Env[]
-      | select(startswith($k + "=")) | sub("^[^=]*="; "")' <<<"$spec"
-  }}
-  id=$(jq -r '.[0].ID' <<<"$spec") run=$(jq -r '.[0].Spec.Labels["{RUN_LABEL}"]' <<<"$spec")
-  prefix=$(var MODEL_S3_PREFIX) bucket=$(var MODEL_S3_BUCKET) region=$(var AWS_REGION)
-  endpoint=$(var S3_ENDPOINT_URL) creds=$(var AWS_SHARED_CREDENTIALS_FILE) session=
+  local id run prefix creds container role json checkpoint yaml body
+  id=$(jq -r '.[0].ID' <<<"$1") run=$(jq -r '.[0].Spec.Labels["{RUN_LABEL}"]' <<<"$1")
+  prefix=$(var "$1" MODEL_S3_PREFIX) bucket=$(var "$1" MODEL_S3_BUCKET)
+  region=$(var "$1" AWS_REGION) endpoint=$(var "$1" S3_ENDPOINT_URL) session=
+  creds=$(var "$1" AWS_SHARED_CREDENTIALS_FILE) yaml=$(var "$2" S3_YAML_NAME)
   endpoint=${{endpoint:-https://s3.$region.amazonaws.com}}
   if [ -n "$creds" ]; then
     container=$(docker ps -q --filter "label=com.docker.swarm.service.id=$id" | head -n 1)
@@ -215,40 +254,92 @@ record() {{
   # No checkpoint yet (404): an interruption before the first one, recorded as such.
   checkpoint=$(s3 GET "$endpoint/$bucket/$prefix/model/deepracer_checkpoints.json" \\
     | jq -r '.last_checkpoint.name // empty') || checkpoint=
+  if [ -n "$checkpoint" ] && ! prepared=$(prepare "$prefix" "${{yaml:-training_params.yaml}}"); then
+    logger -t trackday "spot notice: run $run resumes by hand only (not prepared)" || true
+    prepared=
+  fi
   body=$(jq -cn --arg run "$run" --arg prefix "$prefix" --arg checkpoint "$checkpoint" \\
-    --arg notice "$(tail -n 1 {NOTICES_FILE})" --arg node "$(hostname)" '{{
+    --arg notice "$(tail -n 1 {NOTICES_FILE})" --arg node "$(hostname)" \\
+    --arg prepared "$prepared" '{{
       run_id: ($run | tonumber), model_prefix: $prefix, node: $node, notice: $notice,
       checkpoint: (if $checkpoint == "" then null else $checkpoint end),
-      iteration: ([$checkpoint | capture("^(?<n>[0-9]+)_").n | tonumber] | first)}}') \\
-    || return 1
-  s3 PUT "$endpoint/$bucket/$prefix/{INTERRUPTION_RECORD}" "$body" >/dev/null
+      iteration: ([$checkpoint | capture("^(?<n>[0-9]+)_").n | tonumber] | first),
+      prepared: (if $prepared == "" then null else $prepared end)}}') || return 1
+  s3 PUT "$endpoint/$bucket/$prefix/{INTERRUPTION_RECORD}" "$body" >/dev/null || return 1
+  [ -z "$prepared" ] || s3 PUT "$endpoint/$bucket/$prepared/{RESUMED_FROM}" "$body" >/dev/null
 }}
 # interrupt SERVICE: the trainer's run gets its record; its services go to zero replicas
-# (recorded or not: the node is going away).
+# (recorded or not: the node is going away). A prepared resume goes into their specs, with
+# the replicas to give back at the next boot ({RESUME_LABEL}).
 interrupt() {{
-  local spec run status=0
+  local spec simulation run prefix replicas status=0
   spec=$(docker service inspect "$1") || return 1
-  run=$(jq -r '.[0].Spec.Labels["{RUN_LABEL}"]' <<<"$spec")
+  run=$(jq -r '.[0].Spec.Labels["{RUN_LABEL}"]' <<<"$spec") prefix=$(var "$spec" MODEL_S3_PREFIX)
+  simulation=$(docker service ls -q {_RUN_SERVICES} --filter label={ROLE_LABEL}={SIMULATION_ROLE})
+  simulation=$(docker service inspect "${{simulation:-none}}" 2>/dev/null) \\
+    || simulation='[{{"Spec": {{"TaskTemplate": {{"ContainerSpec": {{"Env": []}}}}}}}}]'
   logger -t trackday "spot notice: interrupting DeepRacer run $run" || true
-  if ! record "$spec"; then
+  prepared=
+  if ! record "$spec" "$simulation"; then
     logger -t trackday "spot notice: run $run could not be recorded" || true
     status=1
   fi
-  for service in $(docker service ls -q --filter label={RUN_LABEL}="$run" \\
-    --filter label={JOB_LABEL}=training --filter label={WORKLOAD_LABEL}={DEEPRACER_WORKLOAD}); do
-    docker service scale --detach "$service=0" >/dev/null || status=1
+  for service in $(docker service ls -q {_RUN_SERVICES}); do
+    args=(--detach --replicas 0)
+    if [ -n "$prepared" ]; then
+      replicas=$(docker service inspect -f '{{{{.Spec.Mode.Replicated.Replicas}}}}' "$service")
+      args+=(--label-add "{RESUME_LABEL}=$replicas" --label-add "{MODEL_PREFIX_LABEL}=$prepared"
+        --container-label-add "{MODEL_PREFIX_LABEL}=$prepared")
+      if [ "$service" = "$(jq -r '.[0].ID[:12]' <<<"$spec")" ]; then
+        args+=(--env-add "MODEL_S3_PREFIX=$prepared" --env-add PRETRAINED=True
+          --env-add "PRETRAINED_S3_PREFIX=$prefix" --env-add PRETRAINED_CHECKPOINT=last)
+      else
+        args+=(--env-add "SAGEMAKER_SHARED_S3_PREFIX=$prepared")
+      fi
+    fi
+    docker service update "${{args[@]}}" "$service" >/dev/null || status=1
   done
   return "$status"
 }}
 """
 
 
+def resume_script() -> str:
+    """At boot, on a manager: the runs whose resume the notice prepared start again."""
+    return shell_script(
+        "Gives the DeepRacer runs a spot notice stopped their replicas back, where it prepared"
+        " their resume (infra/bootstrap/spot.py).",
+        f"""\
+deadline=$((SECONDS + 300))
+until docker node ls >/dev/null 2>&1; do  # the swarm's manager comes back after dockerd
+  state=$(docker info --format '{{{{.Swarm.LocalNodeState}}}} {{{{.Swarm.ControlAvailable}}}}' \
+    2>/dev/null || true)
+  case "$state" in
+    inactive* | "active false") exit 0 ;;  # in no swarm, or a worker: nothing to resume here
+  esac
+  [ "$SECONDS" -lt "$deadline" ] || {{ echo "trackday: the swarm did not come back" >&2; exit 1; }}
+  sleep 2
+done
+status=0
+for service in $(docker service ls -q --filter label={RESUME_LABEL}); do
+  replicas=$(docker service inspect -f '{{{{index .Spec.Labels "{RESUME_LABEL}"}}}}' "$service")
+  logger -t trackday "resuming $service with $replicas replicas" || true
+  docker service update --detach --replicas "$replicas" --label-rm {RESUME_LABEL} "$service" \\
+    >/dev/null || status=1
+done
+exit "$status"
+""",
+    )
+
+
 def spot_files(node: NodeBootstrap) -> list[tuple[str, str, str]]:
-    """(path, content, mode) of the watcher, its handler and its unit, for a spot node."""
+    """(path, content, mode) of the watcher, its handler, the boot resume and their units."""
     return [
         (WATCH_SCRIPT, watch_script(node), "0755"),
         (NOTICE_SCRIPT, notice_script(node), "0755"),
         (f"{SYSTEMD_DIR}/{WATCH_UNIT}", _UNIT, "0644"),
+        (RESUME_SCRIPT, resume_script(), "0755"),
+        (f"{SYSTEMD_DIR}/{RESUME_UNIT}", _RESUME_UNIT, "0644"),
     ]
 
 
@@ -263,6 +354,21 @@ Wants=network-online.target
 ExecStart={WATCH_SCRIPT}
 Restart=always
 RestartSec=5
+
+[Install]
+WantedBy=multi-user.target
+"""
+
+# Later boots only (the bootstrap's file exists): after Docker, with the swarm it restores.
+_RESUME_UNIT = f"""\
+[Unit]
+Description=trackday: resume the DeepRacer runs a spot notice stopped and prepared
+After=docker.service trackday-bootstrap.service
+ConditionPathExists={READY_FILE}
+
+[Service]
+Type=oneshot
+ExecStart={RESUME_SCRIPT}
 
 [Install]
 WantedBy=multi-user.target

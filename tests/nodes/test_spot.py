@@ -19,14 +19,15 @@ import docker as docker_sdk
 import pytest
 
 from infra.bootstrap import NodeBootstrap, user_data
-from infra.bootstrap.spot import INTERRUPTION_RECORD, NOTICES_FILE
+from infra.bootstrap.spot import INTERRUPTION_RECORD, NOTICES_FILE, RESUME_LABEL
 from infra.workloads.run_target import ManagerAccess, RunTarget
 from tests.e2e.images import import_busybox
 from tests.nodes import harness, standins
 from tests.nodes.harness import Cluster, Node, wait_for
 from tests.nodes.render import Rendered, SshKey, render
 from trackday import dr_runs, manager_ssh
-from training.deepracer.params import Bucket
+from training.deepracer.layout import RESUMED_FROM
+from training.deepracer.params import Bucket, dump_params, training_params
 from training.deepracer.settings import DeepRacerSettings
 
 pytestmark = [pytest.mark.docker, pytest.mark.nodes]
@@ -42,6 +43,7 @@ SIMULATOR_ENTRY = b"exec sleep 3600\n"
 CHECKPOINT = "3_Step-1200.ckpt"
 RUNS = {1: "spot-run-keys", 2: "spot-run-role"}  # run id: model prefix
 AZURE_CLIENT_ID = "0f9c2a5e-3b1d-4c7e-9a8f-2d6b1e4c7a90"
+REWARD = "def reward_function(params):\n    return 1.0\n"
 
 
 @dataclass
@@ -66,10 +68,15 @@ def spot(
     node_image: str, ssh_key: SshKey, tmp_path_factory: pytest.TempPathFactory
 ) -> Iterator[SpotNodes]:
     folder = tmp_path_factory.mktemp("spot")
-    for prefix in RUNS.values():
+    for run_id, prefix in RUNS.items():
         model = folder / "buckets" / BUCKET / prefix / "model"
         model.mkdir(parents=True)
         (model / "deepracer_checkpoints.json").write_text(_checkpoints())
+        # What `dr start-training` wrote: the handler prepares the resume from them.
+        bucket = Bucket(BUCKET, "us-east-1", f"http://{S3_ADDRESS}:9000")
+        params = dump_params(training_params(_settings(run_id), bucket))
+        (model.parent / "training_params.yaml").write_text(params)
+        (model.parent / "reward_function.py").write_text(REWARD)
     empty = folder / "Packages"
     empty.write_text("")
     cluster = harness.new_cluster(node_image, SUBNET, ssh_key)
@@ -195,7 +202,7 @@ def test_azure_preempt_events_are_handled_and_acknowledged_twice_in_a_row(
     assert not _acknowledged(spot, "reboot-1") and not _acknowledged(spot, "other-1")
     assert_handled_cleanly(node)
     asked = [r for r in spot.metadata.requests() if r["path"].startswith("/metadata/")]
-    assert all(r["headers"]["metadata"] == "true" for r in asked)
+    assert [r for r in asked if r["headers"].get("metadata") != "true"] == []
 
 
 @pytest.fixture(scope="module")
@@ -215,12 +222,16 @@ def manager_engine(spot: SpotNodes, ssh_key: SshKey) -> Iterator[docker_sdk.Dock
     client.close()
 
 
+def _settings(run_id: int) -> DeepRacerSettings:
+    return DeepRacerSettings(
+        run_id=run_id, model_prefix=RUNS[run_id], simulator={"tag": SIMULATOR_TAG}, opengl=False
+    )
+
+
 def _start_run(client, spot: SpotNodes, ssh_key: SshKey, run_id: int, keys: bool) -> None:
     """A DeepRacer training run as `trackday dr start-training` deploys it (the services
     only: the bucket's files are the test's)."""
-    settings = DeepRacerSettings(
-        run_id=run_id, model_prefix=RUNS[run_id], simulator={"tag": SIMULATOR_TAG}, opengl=False
-    )
+    settings = _settings(run_id)
     target = RunTarget(
         ManagerAccess(spot.node("manager").address, "trackday", ssh_key.private_key.read_text()),
         Bucket(BUCKET, "us-east-1", spot.s3.endpoint),
@@ -269,6 +280,14 @@ def test_an_aws_notice_interrupts_the_runs_on_the_manager(
         assert record["run_id"] == run_id and record["model_prefix"] == RUNS[run_id]
         assert record["checkpoint"] == CHECKPOINT and record["iteration"] == 3
         assert record["node"] == "manager" and '"action": "stop"' in record["notice"]
+        # The resume is prepared under the next prefix, as `dr resume` would write it.
+        old, new = RUNS[run_id], f"{RUNS[run_id]}-1"
+        assert record["prepared"] == new
+        params = (bucket / new / "training_params.yaml").read_text()
+        assert f"'{new}'" in params and f"'{new}/metrics/" in params
+        assert f"'{old}'" not in params and f"'{old}/" not in params
+        assert (bucket / new / "reward_function.py").read_text() == REWARD.rstrip("\n")
+        assert json.loads((bucket / new / RESUMED_FROM).read_text())["model_prefix"] == old
 
     def scaled_to_zero() -> bool:
         replicas = manager.root(
@@ -277,6 +296,11 @@ def test_an_aws_notice_interrupts_the_runs_on_the_manager(
         return len(replicas) == 2 * len(RUNS) and all(r.startswith("0/0") for r in replicas)
 
     wait_for("the runs' services at zero replicas", scaled_to_zero, 120, manager.log)
+    trainer = json.loads(manager.root("docker service inspect trackday-dr-1-trainer"))[0]["Spec"]
+    env = dict(item.split("=", 1) for item in trainer["TaskTemplate"]["ContainerSpec"]["Env"])
+    assert env["MODEL_S3_PREFIX"] == f"{RUNS[1]}-1" and env["PRETRAINED_S3_PREFIX"] == RUNS[1]
+    assert env["PRETRAINED"] == "True" and env["PRETRAINED_CHECKPOINT"] == "last"
+    assert trainer["Labels"][RESUME_LABEL] == "1"
     state = manager.root(f"docker inspect -f '{{{{.State.Running}}}}' {donkey}").strip()
     assert state == "false"
     # The notice stays up until the instance stops: it is handled once.
@@ -298,6 +322,31 @@ def test_an_aws_notice_interrupts_the_runs_on_the_manager(
     tokens = [r for r in aws if r["path"] == "/latest/api/token"]
     assert len(tokens) < len(aws) / 4, "a new IMDSv2 token for every poll: the token is lost"
     assert all(r["status"] in (200, 404) for r in aws), [r for r in aws if r["status"] >= 400]
+
+
+def test_the_manager_resumes_the_prepared_runs_at_its_next_boot(spot: SpotNodes) -> None:
+    """The capacity comes back: the node boots again (its disks kept), the notice is gone,
+    and the runs train on under their prepared prefixes, pretrained from where they stopped."""
+    manager = spot.node("manager")
+    spot.metadata.write("aws-action.json", "")  # EC2 started the instance again: no notice
+    harness.docker("restart", "--time", "60", manager.container, timeout=180)
+
+    def trainers_back() -> bool:
+        listed = manager.root(
+            "docker service ls --filter label=trackday.workload=deepracer"
+            " --format '{{.Name}} {{.Replicas}}' 2>/dev/null || true"
+        ).split("\n")
+        return len([line for line in listed if line.endswith(" 1/1")]) == 2 * len(RUNS)
+
+    wait_for("the runs running again after the boot", trainers_back, 300, manager.log)
+    for run_id, prefix in RUNS.items():
+        trainer = json.loads(manager.root(f"docker service inspect trackday-dr-{run_id}-trainer"))
+        spec = trainer[0]["Spec"]
+        env = dict(item.split("=", 1) for item in spec["TaskTemplate"]["ContainerSpec"]["Env"])
+        assert env["MODEL_S3_PREFIX"] == f"{prefix}-1" and env["PRETRAINED_S3_PREFIX"] == prefix
+        assert RESUME_LABEL not in spec["Labels"]
+    assert len(notices(manager)) == 1  # the boot handled no notice again
+    assert "resuming" in trackday_journal(manager)
 
 
 def test_no_node_broke_a_stand_in_rule(spot: SpotNodes) -> None:

@@ -39,6 +39,9 @@ class Interruption:
     node: str = ""
     notice: str = ""
     resumed_to: str | None = None
+    # The prefix the handler prepared the resume under: the node gives the run its replicas
+    # back there at its next boot (infra/bootstrap/spot.py), or `dr resume` starts it there.
+    prepared: str | None = None
 
 
 def _record_url(bucket_url: str, prefix: str, name: str = INTERRUPTION_RECORD) -> str:
@@ -61,6 +64,7 @@ def read_interruption(bucket_url: str, prefix: str) -> Interruption | None:
             node=str(values.get("node", "")),
             notice=str(values.get("notice", "")),
             resumed_to=values.get("resumed_to"),
+            prepared=values.get("prepared"),
         )
     except (ValueError, KeyError, TypeError) as error:
         raise InterruptionError(f"{url}: not an interruption record ({error})") from None
@@ -80,9 +84,20 @@ def find_interrupted(bucket_url: str) -> list[Interruption]:
     for path in sorted(found):
         prefix = path.removeprefix(f"{root}/").removesuffix(f"/{INTERRUPTION_RECORD}")
         record = read_interruption(bucket_url, prefix)
-        if record is not None and record.resumed_to is None:
+        if (
+            record is not None
+            and record.resumed_to is None
+            and not _resumed_at_boot(bucket_url, record)
+        ):
             records.append(record)
     return records
+
+
+def _resumed_at_boot(bucket_url: str, record: Interruption) -> bool:
+    """The node came back and its run trains under the prepared prefix (it holds a model)."""
+    return bool(record.prepared) and bool(
+        bucket_io.list_keys(bucket_url, f"{record.prepared}/model")
+    )
 
 
 def resumed_from(bucket_url: str, prefix: str) -> str | None:
@@ -127,6 +142,10 @@ def resumable(bucket_url: str, prefix: str) -> Interruption:
         raise InterruptionError(
             f"{bucket_url}/{prefix} was already resumed as {record.resumed_to}:"
             f" resume that one if it was interrupted too"
+        )
+    if _resumed_at_boot(bucket_url, record):
+        raise InterruptionError(
+            f"{bucket_url}/{prefix} was resumed by its node at its next boot as {record.prepared}"
         )
     if record.checkpoint is None:
         raise InterruptionError(

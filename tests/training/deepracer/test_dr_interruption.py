@@ -134,3 +134,23 @@ def test_metrics_of_a_resumed_run_are_one_curve_over_its_prefixes(tmp_path) -> N
     assert result.exit_code == 0, result.output
     assert "one run over 2 prefixes: lap -> lap-1" in result.output
     assert f"{len(numbers)} iterations" in result.output and (tmp_path / "m.png").exists()
+
+
+def test_a_resume_the_node_prepared_waits_for_its_boot_then_counts_as_resumed(
+    bucket, s3_server
+) -> None:
+    url, put = bucket
+    record = json.loads(handler_record(5, "boot", "3_Step-90.ckpt")) | {"prepared": "boot-1"}
+    put("boot/interruption.json", json.dumps(record).encode())
+    target = RunTarget(None, Bucket(url[5:]), url, s3_server.env(), None, True)
+    console = Console(width=200, record=True)
+    console.print(interrupted_table(target, "aws"))
+    assert "its node's next boot, as boot-1" in console.export_text()
+    assert (
+        resumed_settings(DeepRacerSettings(), interruption.resumable(url, "boot")).model_prefix
+        == "boot-1"
+    )
+    put("boot-1/model/model_metadata.json", b"{}")  # the resumed trainer's first file
+    assert interruption.find_interrupted(url) == []
+    with pytest.raises(interruption.InterruptionError, match="resumed by its node"):
+        interruption.resumable(url, "boot")
