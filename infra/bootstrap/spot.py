@@ -22,8 +22,11 @@ writes an interruption record for each DeepRacer training run whose trainer runs
 manager into the run's model prefix (`interruption.json`: run id, model prefix, the last
 checkpoint the trainer uploaded and its iteration), reaching the bucket as the run does (its
 endpoint; its credentials file read from the trainer's own container, else the node's AWS
-role from the metadata service), then scales the run's services to zero (the service specs
-stay for the resume) and stops the SageMaker containers the trainer started. DonkeyCar
+role from the metadata service); where the run has a checkpoint it prepares the resume under
+the next prefix (its files, the record's `prepared`, the service specs with the new prefix and
+`PRETRAINED*`, the replicas to give back in a label); then it scales the run's services to
+zero and stops the SageMaker containers the trainer started. At the next boot the resume unit
+gives the prepared runs their replicas back: they train on by themselves. DonkeyCar
 containers are stopped with SIGTERM: the trainer then marks its run INTERRUPTED (never
 COMPLETE, never latest.json). A notice before Docker runs, twice, or with no run is recorded
 and logged, nothing else. docs/architecture.md says why the handler is a node script.

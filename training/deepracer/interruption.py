@@ -13,6 +13,7 @@ training.storage, with the endpoint `storage.environment()` names.
 from __future__ import annotations
 
 import json
+import os
 from dataclasses import asdict, dataclass, replace
 
 from training import storage
@@ -171,6 +172,8 @@ def load_chain(url: str) -> tuple[list[str], RunMetrics]:
     """The metrics of a run over every prefix it trained under (resumes after spot
     interruptions), as one run: each prefix's iterations numbered on from the last one
     before it. Returns the prefixes, first to last, and the joined metrics."""
+    if url.endswith((".tar.gz", ".tgz")) or os.path.isfile(url):
+        return [url], load_run(url)  # a log download, never a resumed prefix
     bucket_url, prefix = split_run_url(url)
     prefixes = chain(bucket_url, prefix) if prefix else [prefix]
     parts = [load_run(storage.join(bucket_url, p)) for p in prefixes[:-1]] + [load_run(url)]
