@@ -217,28 +217,30 @@ var() {{
 prepare() {{
   local new params reward head=${{1%-*}} tail=${{1##*-}}
   if [[ $1 == *-* && $tail =~ ^[0-9]+$ ]]; then new="$head-$((tail + 1))"; else new="$1-1"; fi
-  if s3 GET "$endpoint/$bucket/$new/$2" >/dev/null 2>&1; then
+  if s3 GET "$base/$new/$2" >/dev/null 2>&1; then
     echo "trackday: $new exists already" >&2
     return 1
   fi
-  params=$(s3 GET "$endpoint/$bucket/$1/$2") || return 1
+  params=$(s3 GET "$base/$1/$2") || return 1
   params=${{params//"'$1'"/"'$new'"}}
   params=${{params//"'$1/"/"'$new/"}}
-  reward=$(s3 GET "$endpoint/$bucket/$1/reward_function.py") || return 1
-  s3 PUT "$endpoint/$bucket/$new/$2" "$params" >/dev/null || return 1
-  s3 PUT "$endpoint/$bucket/$new/reward_function.py" "$reward" >/dev/null || return 1
+  reward=$(s3 GET "$base/$1/reward_function.py") || return 1
+  s3 PUT "$base/$new/$2" "$params" >/dev/null || return 1
+  s3 PUT "$base/$new/reward_function.py" "$reward" >/dev/null || return 1
   echo "$new"
 }}
 # record SPEC SIMULATION-SPEC: the run's interruption record, in its bucket as the run reaches
 # it, and the resume prepared ($prepared) when a checkpoint exists. Every step is checked:
 # `set -e` does not hold in a function called from a condition.
 record() {{
-  local id run prefix creds container role json checkpoint yaml body
+  local id run prefix bucket creds container role json checkpoint yaml body
   id=$(jq -r '.[0].ID' <<<"$1") run=$(jq -r '.[0].Spec.Labels["{RUN_LABEL}"]' <<<"$1")
   prefix=$(var "$1" MODEL_S3_PREFIX) bucket=$(var "$1" MODEL_S3_BUCKET)
-  region=$(var "$1" AWS_REGION) endpoint=$(var "$1" S3_ENDPOINT_URL) session=
+  region=$(var "$1" AWS_REGION) base=$(var "$1" S3_ENDPOINT_URL) session=
   creds=$(var "$1" AWS_SHARED_CREDENTIALS_FILE) yaml=$(var "$2" S3_YAML_NAME)
-  endpoint=${{endpoint:-https://s3.$region.amazonaws.com}}
+  # The run's S3 server (path style), else AWS S3 (virtual-hosted style, as AWS documents it).
+  base=${{base:+$base/$bucket}}
+  base=${{base:-https://$bucket.s3.$region.amazonaws.com}}
   if [ -n "$creds" ]; then
     container=$(docker ps -q --filter "label=com.docker.swarm.service.id=$id" | head -n 1)
     [ -n "$container" ] || {{ echo "trackday: run $run has no running trainer" >&2; return 1; }}
@@ -255,7 +257,7 @@ record() {{
     session=$(jq -r .Token <<<"$json")
   fi
   # No checkpoint yet (404): an interruption before the first one, recorded as such.
-  checkpoint=$(s3 GET "$endpoint/$bucket/$prefix/model/deepracer_checkpoints.json" \\
+  checkpoint=$(s3 GET "$base/$prefix/model/deepracer_checkpoints.json" \\
     | jq -r '.last_checkpoint.name // empty') || checkpoint=
   if [ -n "$checkpoint" ] && ! prepared=$(prepare "$prefix" "${{yaml:-training_params.yaml}}"); then
     logger -t trackday "spot notice: run $run resumes by hand only (not prepared)" || true
@@ -268,8 +270,8 @@ record() {{
       checkpoint: (if $checkpoint == "" then null else $checkpoint end),
       iteration: ([$checkpoint | capture("^(?<n>[0-9]+)_").n | tonumber] | first),
       prepared: (if $prepared == "" then null else $prepared end)}}') || return 1
-  s3 PUT "$endpoint/$bucket/$prefix/{INTERRUPTION_RECORD}" "$body" >/dev/null || return 1
-  [ -z "$prepared" ] || s3 PUT "$endpoint/$bucket/$prepared/{RESUMED_FROM}" "$body" >/dev/null
+  s3 PUT "$base/$prefix/{INTERRUPTION_RECORD}" "$body" >/dev/null || return 1
+  [ -z "$prepared" ] || s3 PUT "$base/$prepared/{RESUMED_FROM}" "$body" >/dev/null
 }}
 # interrupt SERVICE: the trainer's run gets its record; its services go to zero replicas
 # (recorded or not: the node is going away). A prepared resume goes into their specs, with
