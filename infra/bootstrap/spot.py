@@ -280,6 +280,11 @@ interrupt() {{
   local spec simulation run prefix replicas status=0
   spec=$(docker service inspect "$1") || return 1
   run=$(jq -r '.[0].Spec.Labels["{RUN_LABEL}"]' <<<"$spec") prefix=$(var "$spec" MODEL_S3_PREFIX)
+  # A second notice (Azure may send two): the first one's record and resume stand.
+  if [ "$(jq -r '.[0].Spec.Mode.Replicated.Replicas' <<<"$spec")" = 0 ]; then
+    logger -t trackday "spot notice: run $run is stopped already" || true
+    return 0
+  fi
   simulation=$(docker service ls -q {_RUN_SERVICES} --filter label={ROLE_LABEL}={SIMULATION_ROLE})
   simulation=$(docker service inspect "${{simulation:-none}}" 2>/dev/null) \\
     || simulation='[{{"Spec": {{"TaskTemplate": {{"ContainerSpec": {{"Env": []}}}}}}}}]'

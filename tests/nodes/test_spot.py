@@ -315,6 +315,20 @@ def test_an_aws_notice_interrupts_the_runs_on_the_manager(
         manager.log,
     )
     assert len(notices(manager)) == 1
+    # A second notice: handled, and the first one's records and prepared resumes stand.
+    written = {run: path.read_text() for run, path in records.items()}
+    spot.metadata.write("aws-action.json", '{"action": "stop", "time": "2026-11-30T20:31:00Z"}')
+    wait_for("the second notice handled", lambda: len(notices(manager)) == 2, 120, manager.log)
+    wait_for(
+        "the runs found stopped already",
+        lambda: (
+            manager.root("journalctl --no-pager -t trackday").count("is stopped already")
+            == len(RUNS)
+        ),
+        120,
+        manager.log,
+    )
+    assert {run: path.read_text() for run, path in records.items()} == written
     assert_handled_cleanly(manager)
     # Every request obeyed IMDSv2: a token first, then only requests carrying it.
     aws = [r for r in spot.metadata.requests() if r["path"].startswith("/latest/")]
@@ -345,7 +359,7 @@ def test_the_manager_resumes_the_prepared_runs_at_its_next_boot(spot: SpotNodes)
         env = dict(item.split("=", 1) for item in spec["TaskTemplate"]["ContainerSpec"]["Env"])
         assert env["MODEL_S3_PREFIX"] == f"{prefix}-1" and env["PRETRAINED_S3_PREFIX"] == prefix
         assert RESUME_LABEL not in spec["Labels"]
-    assert len(notices(manager)) == 1  # the boot handled no notice again
+    assert len(notices(manager)) == 2  # the boot handled no notice again
     assert "resuming" in trackday_journal(manager)
 
 
