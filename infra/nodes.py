@@ -8,6 +8,8 @@ manager (it runs the trainer), the others are workers (they run DeepRacer simula
 
 from __future__ import annotations
 
+import base64
+import gzip
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
@@ -82,6 +84,7 @@ class PoolSpec:
     labels: dict[str, str] = field(default_factory=dict)
     # Services every node runs: the X server the simulator renders on (deepracer.opengl).
     node_services: tuple[NodeService, ...] = ()
+    spot: bool = False  # nodes watch for their interruption notice (infra/bootstrap/spot.py)
 
     @classmethod
     def from_config(
@@ -95,6 +98,7 @@ class PoolSpec:
             idle_minutes=config.budget.idle_minutes,
             prepull_images=tuple(config.nodes.prepull_images),
             node_services=(xorg.node_service(),) if config.deepracer_opengl else (),
+            spot=config.nodes.spot,
         )
 
     @property
@@ -124,7 +128,18 @@ class PoolSpec:
             idle_minutes=self.idle_minutes,
             azure_identity_client_id=azure_identity_client_id,
             services=(services if role == "manager" else ()) + self.node_services,
+            spot=self.spot,
         )
+
+
+def gzip_base64(text: str) -> str:
+    """User data gzipped (cloud-init unpacks it by its magic bytes), as base64 for the API.
+
+    EC2 takes at most 16 KiB of user data before base64: a manager with the X server and the
+    spot watcher renders more than that as text. `mtime=0`: the same document, the same bytes,
+    so Pulumi sees no change.
+    """
+    return base64.b64encode(gzip.compress(text.encode(), 9, mtime=0)).decode()
 
 
 def user_data(

@@ -13,6 +13,7 @@ from __future__ import annotations
 import base64
 import binascii
 import contextlib
+import gzip
 import re
 from typing import Any
 
@@ -201,8 +202,11 @@ def user_data_texts(resource: Resource) -> list[str]:
             continue
         if encoded:
             # Not base64 after all: check it as it is.
-            with contextlib.suppress(binascii.Error, ValueError):
-                value = base64.b64decode(value, validate=True).decode("utf-8", "replace")
+            with contextlib.suppress(binascii.Error, ValueError, OSError, EOFError):
+                raw = base64.b64decode(value, validate=True)
+                # Gzipped user data (aws: infra/nodes.py gzip_base64), which cloud-init unpacks.
+                raw = gzip.decompress(raw) if raw[:2] == b"\x1f\x8b" else raw
+                value = raw.decode("utf-8", "replace")
         texts.append(value)
     return texts
 

@@ -184,9 +184,9 @@ for _name, _command in dr_commands.COMMANDS.items():
 
 # metrics, car-model: what a run left behind (trackday/dr_logs.py); summary and viewer
 # (trackday/dr_watch.py); DeepRacer on AWS (trackday/droa_commands.py).
-from trackday import dr_logs, dr_watch, droa_commands  # noqa: E402
+from trackday import dr_logs, dr_resume, dr_watch, droa_commands  # noqa: E402
 
-for _module in (dr_logs, dr_watch):
+for _module in (dr_logs, dr_watch, dr_resume):
     for _name, _command in _module.COMMANDS.items():
         app.command(_name)(_command)
 app.add_typer(droa_commands.app, name="droa")

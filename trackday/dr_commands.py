@@ -19,6 +19,7 @@ from rich.table import Table
 from contract.swarm import SIMULATION_ROLE, TRAINER_ROLE
 from infra.workloads.run_target import RunTarget, RunTargetError, run_target
 from trackday import dr_run_files, dr_runs, dr_speed, dr_status, dr_trainer_log
+from trackday.dr_interrupted import show_interrupted
 from trackday.failure import fail
 from trackday.stack import read_outputs
 from training import storage
@@ -347,8 +348,10 @@ def running_services(target: RunTarget) -> tuple[list, dict]:
 
 
 def status(stack: str = STACK, directory: Path = DIRECTORY, outputs_file: Path = OUTPUTS) -> None:
-    """List the DeepRacer runs on the stack's swarm, their services and tasks."""
+    """List the DeepRacer runs on the stack's swarm, their services and tasks, and first the
+    runs a spot interruption stopped (from the bucket: shown even when no node answers)."""
     _, target = _context(stack, directory, outputs_file, None)
+    show_interrupted(target, stack)
     found, speeds = running_services(target)
     if not found:
         typer.echo("no DeepRacer runs")

@@ -93,8 +93,10 @@ def metrics(
     as_json: bool = typer.Option(False, "--json", help="Print everything as JSON on stdout."),
 ) -> None:
     """Reward, progress and laps per iteration over every worker, the best checkpoints and the
-    evaluations with their lap times, from any simulator version's files."""
-    from training.deepracer.metrics import MetricsError, load_run
+    evaluations with their lap times, from any simulator version's files. A run resumed after
+    spot interruptions is drawn as one curve over all its prefixes."""
+    from training.deepracer.interruption import load_chain
+    from training.deepracer.metrics import MetricsError
     from training.deepracer.metrics_json import run_json
     from training.deepracer.metrics_plot import plot_metrics
     from training.deepracer.run_files import RunFilesError
@@ -102,7 +104,7 @@ def metrics(
     from training.storage import StorageError
 
     try:
-        found = load_run(run)
+        prefixes, found = load_chain(run)
     except (MetricsError, RunFilesError, SimtraceError, StorageError) as error:
         raise _fail(str(error)) from None
     if png is None and not as_json:
@@ -113,6 +115,8 @@ def metrics(
         typer.echo(json.dumps(run_json(found, top)))
         return
     console = Console()
+    if len(prefixes) > 1:
+        console.print(f"one run over {len(prefixes)} prefixes: {' -> '.join(prefixes)}")
     _print_run(found, top, console)
     console.print(
         f"{found.layout} run, {found.workers} worker(s), {len(found.iterations)} "

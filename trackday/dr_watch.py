@@ -20,6 +20,7 @@ from rich.table import Table
 
 from trackday import dr_speed, dr_status
 from trackday.dr_commands import DIRECTORY, OUTPUTS, STACK, _context, running_services
+from trackday.dr_interrupted import show_interrupted
 from trackday.dr_viewer import gui, viewer
 from training import storage
 from training.deepracer.sim_speed import SimSpeed
@@ -167,6 +168,7 @@ def summary(stack: str = STACK, directory: Path = DIRECTORY, outputs_file: Path 
     """Every run on the stack: tasks, time running, iteration, best progress, reward trend
     (dr-summary), and each simulation worker's real-time factor and steps per second."""
     _, target = _context(stack, directory, outputs_file, None)
+    show_interrupted(target, stack)
     services, speeds = running_services(target)
     if not services:
         typer.echo("no DeepRacer runs")

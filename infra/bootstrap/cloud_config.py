@@ -31,6 +31,7 @@ from infra.bootstrap.spec import (
     NodeBootstrap,
     shell_script,
 )
+from infra.bootstrap.spot import RESUME_UNIT, WATCH_UNIT, spot_files
 from infra.bootstrap.swarm_join import label_args
 from infra.bootstrap.trainer_build import BUILD_SCRIPT, build_script
 from training.deepracer.services import SAGEMAKER_DIR
@@ -65,6 +66,9 @@ def user_data(node: NodeBootstrap) -> str:
             IDLE_SCRIPT,
         )
         units.append("trackday-idle.timer")
+    if node.spot:
+        files += [_file(path, content, mode) for path, content, mode in spot_files(node)]
+        units += [WATCH_UNIT, RESUME_UNIT]
     for service in node.services:
         files.append(_file(f"{SYSTEMD_DIR}/{service.unit_name}", service.unit))
         files += [_file(path, content) for path, content in service.files.items()]

@@ -99,6 +99,8 @@ class NodeBootstrap:
     # Azure only: the node's user-assigned identity, which deallocates the VM at power-off.
     azure_identity_client_id: str | None = None
     services: tuple[NodeService, ...] = ()
+    # A spot node watches for its interruption notice and stops its runs (bootstrap/spot.py).
+    spot: bool = False
 
     def __post_init__(self) -> None:
         _check_choice("node role", self.role, Role)

@@ -220,7 +220,9 @@ class NodePool(pulumi.ComponentResource):
                 "subnet_id": args.subnet_id,
                 "vpc_security_group_ids": [args.security_group_id],
                 "iam_instance_profile": args.instance_profile,
-                "user_data": nodes.user_data(args.spec, role, args.access),
+                "user_data_base64": nodes.user_data(
+                    args.spec, role, args.access, encode=nodes.gzip_base64
+                ),
                 "user_data_replace_on_change": True,
                 # The power-off timers stop the instance, they never terminate it.
                 "instance_initiated_shutdown_behavior": "stop",

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import base64
+import gzip
 import json
 
 import pytest
@@ -135,7 +137,10 @@ def test_nodes_run_the_looked_up_ami_with_imdsv2_spot_and_the_configured_disk(aw
     assert node.inputs["instanceInterruptionBehavior"] == "stop"
     assert node.inputs["waitForFulfillment"] is True
     assert node.inputs["instanceInitiatedShutdownBehavior"] == "stop"
-    data = node.inputs["userData"]
+    # Gzipped: EC2 takes at most 16 KiB before base64 (the spot watcher made the text larger).
+    packed = base64.b64decode(node.inputs["userDataBase64"])
+    assert len(packed) < 16 * 1024
+    data = gzip.decompress(packed).decode()
     assert data.startswith("#cloud-config\n")
     assert "trackday-ttl.timer" in data and "docker swarm init" in data
 

@@ -4,6 +4,7 @@ with which labels, and that the join token and the SSH key stay secrets everywhe
 from __future__ import annotations
 
 import base64
+import gzip
 
 import pytest
 import yaml
@@ -47,7 +48,7 @@ def _commands(run, suffix: str) -> list:
 
 def _user_data(cloud: str, vm) -> str:
     if cloud == "aws":
-        return vm.inputs["userData"]
+        return gzip.decompress(base64.b64decode(vm.inputs["userDataBase64"])).decode()
     if cloud == "azure":
         return base64.b64decode(vm.inputs["osProfile"]["customData"]).decode()
     return vm.inputs["metadata"]["user-data"]

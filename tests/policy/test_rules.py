@@ -643,6 +643,26 @@ def test_the_user_data_trackday_renders_passes_and_shows_its_ttl(cloud):
         assert rules.gpu_machines(node, SETTINGS) == []
 
 
+def test_gzipped_user_data_is_read_as_cloud_init_reads_it():
+    """The AWS target sends user data gzipped (infra/nodes.py gzip_base64): its TTL timer
+    still counts, and a key in it is still caught."""
+    from infra import gateway
+    from infra.nodes import gzip_base64
+
+    text = _node_user_data("aws", "worker")
+    node = _res(
+        "aws:ec2/instance:Instance", instanceType="g4dn.2xlarge", userDataBase64=gzip_base64(text)
+    )
+    assert rules.gpu_machines(node, SETTINGS) == []
+    leak = "#cloud-config\nwrite_files:\n" + gateway.env_file(
+        gateway.keys_env("a1B2c3D4e5F6g7H8i9J0", "Zx9Yw8Vu7Ts6Rq5Po4Nm3Lk2Ji1Hg")
+    )
+    node = _res("aws:ec2/instance:Instance", userDataBase64=gzip_base64(leak))
+    assert rules.no_plaintext_secrets_in_user_data(node, SETTINGS) == [
+        "user data holds a credential assignment"
+    ]
+
+
 def test_the_gateways_keys_in_user_data_are_caught():
     from infra import gateway
 

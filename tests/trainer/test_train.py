@@ -7,16 +7,27 @@ One small training run (conftest.py) is shared by the tests that only read its r
 from __future__ import annotations
 
 import json
+import os
 import re
+import signal
 import time
 from pathlib import Path
 
 import numpy as np
+import pytest
 from PIL import Image
 
 from tests.old_archives import old_format_archive
+from training.donkeycar import train
 from training.donkeycar.sample_tub import write_sample_tub
-from training.donkeycar.train import COMPLETE, LATEST, RUN_MANIFEST, main
+from training.donkeycar.train import (
+    COMPLETE,
+    FAILED,
+    INTERRUPTED,
+    LATEST,
+    RUN_MANIFEST,
+    main,
+)
 
 # donkeycar's PilotDatabase.generate_model_name: pilot_<yy-mm-dd>_<n>.<ext>, the extension
 # per version (5.3.0 .savedmodel, 5.4.0 .keras).
@@ -219,3 +230,29 @@ def test_bad_records_need_skip_bad(tmp_path: Path, capsys) -> None:
     assert main([*args, "--skip-bad", "--run-id", "skip"]) == 0
     manifest = json.loads((tmp_path / "out" / "skip" / RUN_MANIFEST).read_text())
     assert manifest["records"]["skipped"] == 1 and manifest["records"]["tubs"] == {"data": 79}
+
+
+def test_a_run_stopped_by_sigterm_is_marked_interrupted_never_complete(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys
+) -> None:
+    """`docker stop` (the node's spot interruption handler) sends SIGTERM: the run leaves
+    INTERRUPTED.txt, neither COMPLETE nor latest.json nor FAILED.txt. The signal is real and
+    comes while the run fetches its archive (the fetch sends it to this process)."""
+
+    def fetch_until_the_signal(data_url: str, dest: Path):
+        os.kill(os.getpid(), signal.SIGTERM)
+        time.sleep(60)  # never reached: the handler raises as soon as the signal is handled
+        raise AssertionError("SIGTERM did not stop the run")
+
+    monkeypatch.setattr(train, "fetch", fetch_until_the_signal)
+    output = tmp_path / "out"
+    code = main(
+        ["--data", str(tmp_path / "data.tar.zst"), "--output", str(output), "--run-id", "spot"]
+    )
+    assert code == 128 + signal.SIGTERM
+    assert "marked INTERRUPTED" in capsys.readouterr().err
+    run = output / "spot"
+    assert (run / INTERRUPTED).read_text().startswith("Interrupted: stopped by SIGTERM")
+    assert not (run / COMPLETE).exists() and not (run / FAILED).exists()
+    assert not (output / LATEST).exists()
+    assert signal.getsignal(signal.SIGTERM) is signal.SIG_DFL  # given back after the run

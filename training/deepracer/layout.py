@@ -14,6 +14,11 @@ REWARD_FUNCTION = "reward_function.py"
 MODEL_METADATA = "model_metadata.json"
 HYPERPARAMETERS = "hyperparameters.json"
 CUSTOM_FILE_NAMES = (REWARD_FUNCTION, MODEL_METADATA, HYPERPARAMETERS)
+# trackday's own, beside a model prefix: what a spot node's handler recorded when its run was
+# interrupted, and in a resumed prefix the record of the run it continues
+# (training/deepracer/interruption.py).
+INTERRUPTION_RECORD = "interruption.json"
+RESUMED_FROM = "resumed-from.json"
 
 
 @dataclass(frozen=True)

@@ -15,7 +15,9 @@ and the run keeps every file donkeycar writes into its models folder, with its n
 (`.tflite`, `.trt`, `database.json`, 5.4.0's TensorBoard `logs/`). Results go under
 `<output>/<run id>/`; the run is marked complete (a `COMPLETE` object, then
 `<output>/latest.json`) only after every file was uploaded and verified, so a failed run
-never replaces a good model.
+never replaces a good model. A run stopped by SIGTERM (`docker stop`: the node's spot
+interruption handler, infra/bootstrap/spot.py) leaves `INTERRUPTED.txt` instead of
+`FAILED.txt`, so that it is known to be worth running again.
 """
 
 from __future__ import annotations
@@ -26,6 +28,7 @@ import logging
 import os
 import platform
 import secrets
+import signal
 import sys
 import tempfile
 import time
@@ -58,6 +61,16 @@ COMPLETE = "COMPLETE"
 LATEST = latest.LATEST
 RUN_MANIFEST = "run-manifest.json"
 FAILED = "FAILED.txt"
+INTERRUPTED = "INTERRUPTED.txt"
+
+
+class Interrupted(BaseException):
+    """SIGTERM reached the trainer: its node is going away. A BaseException, as
+    KeyboardInterrupt, so that no `except Exception` of a library swallows it."""
+
+
+def _on_sigterm(signum: int, frame: object) -> None:
+    raise Interrupted("stopped by SIGTERM (the node is going away)")
 
 
 @dataclass
@@ -208,9 +221,11 @@ def run(args: argparse.Namespace) -> str:
 
 
 def _record_failure(run_url: str, exc: BaseException) -> None:
-    """Leave the reason beside the partial results, best effort: the exit code is what counts."""
+    """Leave the reason beside the partial results, best effort: the exit code is what counts.
+    An interrupted run says so (INTERRUPTED.txt), a failed one FAILED.txt."""
+    name = INTERRUPTED if isinstance(exc, Interrupted) else FAILED
     try:
-        storage.write_text(storage.join(run_url, FAILED), f"{type(exc).__name__}: {exc}\n")
+        storage.write_text(storage.join(run_url, name), f"{type(exc).__name__}: {exc}\n")
     except Exception as write_error:  # the original error matters more than this one
         log.warning("could not record the failure at %s: %s", run_url, write_error)
 
@@ -271,6 +286,7 @@ def main(argv: list[str] | None = None) -> int:
     # Keras 3 of TensorFlow 2.19, and its categorical model fails under Keras 2.
     os.environ.setdefault("MPLBACKEND", "Agg")
     args = parse_args(argv)
+    before = signal.signal(signal.SIGTERM, _on_sigterm)
     try:
         run_url = run(args)
     except (TrainerError, ArchiveError, storage.StorageError) as exc:
@@ -279,6 +295,11 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("trackday-train: interrupted; the run was not marked complete", file=sys.stderr)
         return 130
+    except Interrupted as exc:
+        print(f"trackday-train: {exc}; the run is marked INTERRUPTED", file=sys.stderr)
+        return 128 + signal.SIGTERM
+    finally:
+        signal.signal(signal.SIGTERM, before)
     print(f"trackday-train: run complete: {run_url}")
     return 0
 
