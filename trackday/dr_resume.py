@@ -14,7 +14,7 @@ from pathlib import Path
 
 import typer
 
-from trackday import dr_runs
+from trackday import dr_run_files, dr_runs
 from trackday.dr_commands import (
     DIRECTORY,
     OUTPUTS,
@@ -84,7 +84,7 @@ def resume(
         target,
         "training",
         # A prefix the node's handler prepared holds only what this writes again.
-        lambda: dr_runs.upload_training_files(new, target, folder, wipe=bool(record.prepared)),
+        lambda: dr_run_files.upload_training_files(new, target, folder, wipe=bool(record.prepared)),
     )
     try:
         with storage.environment(target.storage_env):
