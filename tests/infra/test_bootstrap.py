@@ -25,6 +25,9 @@ GATEWAY = gateway.node_service(gateway.GatewaySettings("trackdaydata", CLIENT_ID
 JOIN_STORE = bootstrap.join_store.JoinStore(
     "gcp", "projects/trackday-test/secrets/trackday-swarm-join"
 )
+AZURE_STORE = bootstrap.join_store.JoinStore(
+    "azure", "https://trackday-dev-0a1b2c.vault.azure.net/secrets/swarm-join"
+)
 BASE = NodeBootstrap(role="manager", cloud="aws", ssh_user="trackday", ssh_public_key=SSH_KEY)
 NODES = {
     "aws-manager-ttl": replace(BASE, ttl_hours=8),
@@ -40,6 +43,16 @@ NODES = {
     "gcp-worker": replace(BASE, cloud="gcp", role="worker"),
     "gcp-manager-join-store": replace(BASE, cloud="gcp", join_store=JOIN_STORE),
     "gcp-worker-join-store": replace(BASE, cloud="gcp", role="worker", join_store=JOIN_STORE),
+    "azure-manager-join-store": replace(
+        BASE, cloud="azure", azure_identity_client_id=CLIENT_ID, join_store=AZURE_STORE
+    ),
+    "azure-worker-join-store": replace(
+        BASE,
+        cloud="azure",
+        role="worker",
+        azure_identity_client_id=CLIENT_ID,
+        join_store=AZURE_STORE,
+    ),
     "azure-manager-gateway": replace(
         BASE,
         cloud="azure",

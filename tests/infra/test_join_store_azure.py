@@ -1,0 +1,126 @@
+"""Azure's nodes form the swarm through the stack's Key Vault (issue 11 item 2): the rendered
+bootstrap sections run (bash, real curl and jq) against strict loopback stand-ins of IMDS,
+Key Vault with RBAC and the Docker Engine (tests/infra/store_standins.py)."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+from pathlib import Path
+
+import pytest
+
+from infra.bootstrap import join_store, shell_script
+from infra.bootstrap.spec import AZURE_READY_SECRET, JoinStore
+from tests.infra import store_standins
+from tests.infra.test_join_store import FAKE_DOCKER, MANAGER_IP, TOKEN, WORKER_IP, _wait_until
+
+VAULT = "https://trackday-dev-0a1b2c.vault.azure.net"
+STORE = JoinStore("azure", f"{VAULT}/secrets/swarm-join")
+MANAGER, WORKER, STRANGER = (
+    "11111111-1111-1111-1111-111111111111",
+    "22222222-2222-2222-2222-222222222222",
+    "33333333-3333-3333-3333-333333333333",
+)
+HOST_KEY = "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIGq7wrFzfOn0XQ3qgKj1TAm1ZcA0IQH2HKxq4V1f1l3M"
+
+
+@pytest.fixture
+def cloud(tmp_path: Path):
+    """The vault (the manager an Officer, the worker a User of the join secret only), one
+    IMDS per node, the worker's Docker Engine, a `docker` CLI and the node env file."""
+    vault = store_standins.Vault(officers={MANAGER}, users={"swarm-join": {WORKER}})
+    servers = {
+        "vault": store_standins.key_vault(vault),
+        "imds": store_standins.imds({MANAGER, WORKER, STRANGER}),
+        "engine": store_standins.docker_engine(str(tmp_path / "docker.sock")),
+    }
+    (tmp_path / "bin").mkdir()
+    (tmp_path / "bin" / "docker").write_text(FAKE_DOCKER)
+    (tmp_path / "bin" / "docker").chmod(0o755)
+    (tmp_path / "state").write_text("inactive\n")
+    (tmp_path / "node.env").write_text(f"TRACKDAY_PRIVATE_IP={WORKER_IP}\n")
+    (tmp_path / "host_key.pub").write_text(f"{HOST_KEY} root@manager\n")
+    yield vault, servers, tmp_path
+    for server in servers.values():
+        server.shutdown()
+        server.server_close()
+
+
+def _run(
+    section: str, servers: dict, tmp_path: Path, address: str, identity: str
+) -> subprocess.Popen:
+    """The section as `identity`'s node runs it, pointed at the stand-ins instead of Azure
+    and Docker."""
+    script = (
+        shell_script("test", join_store.store_auth(STORE, identity) + section)
+        .replace(join_store.AZURE_IMDS, f"http://127.0.0.1:{servers['imds'].server_port}/metadata")
+        .replace(VAULT, f"http://127.0.0.1:{servers['vault'].server_port}")
+        .replace(join_store.DOCKER_SOCKET, str(tmp_path / "docker.sock"))
+        .replace(join_store.HOST_KEY_FILE, str(tmp_path / "host_key.pub"))
+        .replace("/run/trackday/node.env", str(tmp_path / "node.env"))
+        .replace(f"sleep {join_store.JOIN_POLL_SECONDS}", "sleep 0.1")
+    )
+    env = {
+        "PATH": f"{tmp_path / 'bin'}:/usr/bin:/bin",
+        "SWARM_STATE": str(tmp_path / "state"),
+        "JOIN_TOKEN": TOKEN,
+        "TRACKDAY_PRIVATE_IP": address,
+    }
+    return subprocess.Popen(
+        ["bash", "-c", script], env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
+    )
+
+
+def test_a_worker_that_reads_first_waits_for_the_manager_then_joins(cloud) -> None:
+    vault, servers, tmp_path = cloud
+    worker = _run(join_store.join_section(STORE), servers, tmp_path, WORKER_IP, WORKER)
+    _wait_until(lambda: ("GET", "swarm-join", 404) in vault.log, "the worker's first read")
+    # The deployer creates the secret with a placeholder (workers' role is on the secret):
+    # no token in it yet, so the worker keeps waiting.
+    vault.secrets["swarm-join"] = "pending"
+    _wait_until(lambda: ("GET", "swarm-join", 200) in vault.log, "a read of the placeholder")
+    assert servers["engine"].joins == [] and worker.poll() is None
+    manager = _run(join_store.publish_section(STORE), servers, tmp_path, MANAGER_IP, MANAGER)
+    assert manager.wait(60) == 0, manager.stderr.read()
+    out, err = worker.communicate(timeout=60)
+    assert worker.returncode == 0, err
+    assert servers["engine"].joins == [
+        {
+            "JoinToken": TOKEN,
+            "RemoteAddrs": [f"{MANAGER_IP}:2377"],
+            "AdvertiseAddr": WORKER_IP,
+            "ListenAddr": f"{WORKER_IP}:2377",
+        }
+    ]
+    assert TOKEN not in out + err
+
+
+def test_a_worker_identity_cannot_write_and_a_stranger_cannot_read(cloud) -> None:
+    vault, servers, tmp_path = cloud
+    writer = _run(join_store.publish_section(STORE), servers, tmp_path, WORKER_IP, WORKER)
+    assert writer.wait(60) != 0 and vault.secrets == {}
+    assert ("PUT", "swarm-join", 403) in vault.log
+    manager = _run(join_store.publish_section(STORE), servers, tmp_path, MANAGER_IP, MANAGER)
+    assert manager.wait(60) == 0, manager.stderr.read()
+    stranger = _run(join_store.join_section(STORE), servers, tmp_path, WORKER_IP, STRANGER)
+    _out, err = stranger.communicate(timeout=60)
+    assert stranger.returncode != 0 and "HTTP 403" in err and "secrets/get" in err
+    assert servers["engine"].joins == []
+
+
+def test_the_manager_publishes_done_and_its_host_key(cloud) -> None:
+    vault, servers, tmp_path = cloud
+    done = _run(join_store.ready_section(STORE), servers, tmp_path, MANAGER_IP, MANAGER)
+    assert done.wait(60) == 0, done.stderr.read()
+    assert json.loads(vault.secrets[AZURE_READY_SECRET]) == {
+        "bootstrap": "done",
+        "hostKey": HOST_KEY,
+    }
+
+
+def test_an_azure_store_needs_a_vault_secret_url_and_an_identity() -> None:
+    with pytest.raises(ValueError, match=r"is not a Key Vault secret URL"):
+        JoinStore("azure", "https://example.com/secrets/x")
+    with pytest.raises(ValueError, match=r"client id"):
+        join_store.store_auth(STORE)
