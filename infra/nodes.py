@@ -9,7 +9,7 @@ manager (it runs the trainer), the others are workers (they run DeepRacer simula
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 import pulumi
 import pulumi_tls as tls
@@ -134,8 +134,16 @@ def user_data(
     azure_identity_client_id: pulumi.Input[str] | None = None,
     services: pulumi.Input[tuple[NodeService, ...]] = (),
     encode: Callable[[str], str] = lambda text: text,
+    join_store: pulumi.Input[JoinStore] | None = None,
 ) -> pulumi.Output[str]:
-    """A node's cloud-init document (holds no secret: bootstrap.py says why), `encode`d."""
-    return pulumi.Output.all(access.public_key, azure_identity_client_id, services).apply(
-        lambda args: encode(bootstrap.user_data(spec.bootstrap(role, *args)))
+    """A node's cloud-init document (holds no secret: bootstrap.py says why), `encode`d;
+    `join_store` replaces the spec's where it is known only once deployed (azure's vault)."""
+    return pulumi.Output.all(
+        access.public_key, azure_identity_client_id, services, join_store
+    ).apply(
+        lambda args: encode(
+            bootstrap.user_data(
+                replace(spec, join_store=args[3] or spec.join_store).bootstrap(role, *args[:3])
+            )
+        )
     )

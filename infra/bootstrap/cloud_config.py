@@ -230,7 +230,7 @@ def _bootstrap_script(node: NodeBootstrap) -> str:
         else:
             parts += [store_auth(store, node.azure_identity_client_id), join_section(store)]
     for service in node.services:
-        parts.append(f"systemctl enable --now {shlex.quote(service.unit_name)}\n")
+        parts.append(f"{service.setup}systemctl enable --now {shlex.quote(service.unit_name)}\n")
     for image in node.prepull_images:
         quoted = shlex.quote(image)
         parts.append(f'docker pull {quoted} || echo "trackday: could not pre-pull {image}" >&2\n')

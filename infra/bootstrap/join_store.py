@@ -27,7 +27,8 @@ the bearer token from IMDS for resource `https://vault.azure.net` and the node's
 user-assigned identity (`GET http://169.254.169.254/metadata/identity/oauth2/token
 ?api-version=2018-02-01&resource=...&client_id=...`, header `Metadata: true`;
 https://learn.microsoft.com/entra/identity/managed-identities-azure-resources/how-to-use-vm-token).
-"Done" is the vault's `trackday-ready` secret, `{"bootstrap": "done", "hostKey"}`, which the
+"Done" is the vault's `trackday-ready` secret, `{"bootstrap": "done", "hostKey", "vmId"}` (the
+VM id from IMDS `instance/compute/vmId`: a replaced manager's is new), which the
 deployer reads with its own sign-in (infra/targets/azure_ready.py).
 """
 
@@ -49,6 +50,7 @@ GCP_METADATA = "http://metadata.google.internal/computeMetadata/v1"
 GCP_SECRET_MANAGER = "https://secretmanager.googleapis.com/v1"
 AZURE_IMDS = "http://169.254.169.254/metadata"
 IMDS_API_VERSION = "2018-02-01"
+IMDS_INSTANCE_API_VERSION = "2021-02-01"
 VAULT_RESOURCE = "https://vault.azure.net"
 VAULT_API = "7.4"
 HOST_KEY_FILE = "/etc/ssh/ssh_host_ed25519_key.pub"
@@ -128,8 +130,11 @@ curl -fsS -X PUT -H 'Metadata-Flavor: Google' --data-binary "{READY_VALUE}" \\
 """
     return f"""\
 store_login
+vm_id=$(curl -fsS -H 'Metadata: true' \\
+  '{AZURE_IMDS}/instance/compute/vmId?api-version={IMDS_INSTANCE_API_VERSION}&format=text')
 awk '{{print $1 " " $2}}' {HOST_KEY_FILE} \\
-  | jq --raw-input '{{bootstrap: "{READY_VALUE}", hostKey: .}} | tostring | {{value: .}}' \\
+  | jq --raw-input --arg vm "$vm_id" \\
+    '{{bootstrap: "{READY_VALUE}", hostKey: ., vmId: $vm}} | tostring | {{value: .}}' \\
   | curl -fsS -X PUT -H @"$store_auth" -H 'Content-Type: application/json' --data-binary @- \\
     {store.ready_secret}?api-version={VAULT_API} > /dev/null
 """

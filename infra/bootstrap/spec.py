@@ -42,12 +42,13 @@ _IMAGE_PATTERN = re.compile(r"[A-Za-z0-9][A-Za-z0-9._/:@-]{0,254}")
 _NODE_ID_PATTERN = re.compile(r"[a-z0-9]{25}")
 _ADDRESS_PATTERN = re.compile(r"[A-Za-z0-9.:-]{1,253}")
 
+# Key Vault: vault names are 3-24 letters, digits and '-'; secret names letters, digits, '-'.
+VAULT_SECRET_URL = re.compile(
+    r"https://[a-z][a-z0-9-]{1,22}[a-z0-9]\.vault\.azure\.net/secrets/[0-9a-zA-Z-]{1,127}"
+)
 _SECRET_PATTERNS = {
     "gcp": re.compile(r"projects/[a-z][a-z0-9-]{4,28}[a-z0-9]/secrets/[A-Za-z0-9_-]{1,255}"),
-    # Key Vault: vault names are 3-24 letters, digits and '-'; secret names letters, digits, '-'.
-    "azure": re.compile(
-        r"https://[a-z][a-z0-9-]{1,22}[a-z0-9]\.vault\.azure\.net/secrets/[0-9a-zA-Z-]{1,127}"
-    ),
+    "azure": VAULT_SECRET_URL,
 }
 _SECRET_FORMS = {
     "gcp": "a Secret Manager name (projects/<project>/secrets/<id>)",
@@ -86,13 +87,16 @@ class NodeService:
     """A systemd service the node runs besides Docker (the S3 gateway on the manager, the X
     server of infra/xorg.py on `every_node`), with its files.
 
-    Everything in it goes into user data, so it must hold no secret.
+    Everything in it goes into user data, so it must hold no secret. `setup` is run by the
+    bootstrap before it enables the unit, after the store login (it may read a secret from
+    the pool's join store: the gateway's keys).
     """
 
     unit_name: str
     unit: str
     files: Mapping[str, str] = field(default_factory=dict)
     every_node: bool = False
+    setup: str = ""
 
 
 @dataclass(frozen=True)
@@ -150,6 +154,8 @@ class NodeBootstrap:
             )
         if any(not s.every_node for s in self.services) and self.role != "manager":
             raise ValueError("node services (the S3 gateway) run on the manager only")
+        if any(s.setup for s in self.services) and self.join_store is None:
+            raise ValueError("a node service's setup reads the join store: the pool needs one")
 
 
 def _check_choice(what: str, value: str, choices: object) -> None:

@@ -31,17 +31,15 @@ from typing import Any
 
 import pulumi
 import pulumi_azure_native as azure
-import pulumi_command as command
 import pulumi_random as random
 
 from contract.outputs import SwarmOutputs
-from infra import bootstrap, cloud_rules, gateway, nodes
+from infra import cloud_rules, gateway, nodes
 from infra.config import Azure
-from infra.nodes import NodeAccess
-from infra.swarm import Swarm, connection
 from infra.targets import TargetArgs, child
 from infra.targets.azure_nodes import NodePool, NodePoolArgs
 from infra.targets.azure_storage import Storage, StorageArgs
+from infra.targets.azure_vault import JoinVault, JoinVaultArgs
 from infra.targets.ingress import ingress_rules
 from infra.targets.swarm_outputs import pool_and_swarm
 
@@ -133,18 +131,11 @@ class Network(pulumi.ComponentResource):
         self.register_outputs({"subnet": self.subnet.id})
 
 
-@dataclass(frozen=True)
-class GatewayKeysArgs:
-    access: NodeAccess
-    swarm: Swarm
-
-
 class GatewayKeys(pulumi.ComponentResource):
-    """The S3 gateway's key pair (pulumi-random, secrets), stored on the manager over SSH."""
+    """The S3 gateway's key pair (pulumi-random, secrets) and its key file, which the vault
+    keeps for the manager (infra/targets/azure_vault.py)."""
 
-    def __init__(
-        self, name: str, args: GatewayKeysArgs, opts: pulumi.ResourceOptions | None = None
-    ):
+    def __init__(self, name: str, opts: pulumi.ResourceOptions | None = None):
         super().__init__("trackday:azure:GatewayKeys", name, None, opts)
         self.access_key_id = pulumi.Output.secret(
             random.RandomPassword(
@@ -156,19 +147,10 @@ class GatewayKeys(pulumi.ComponentResource):
                 f"{name}-secret", length=40, special=False, opts=child(self)
             ).result
         )
-        key_file = pulumi.Output.secret(
+        self.key_file = pulumi.Output.secret(
             pulumi.Output.all(self.access_key_id, self.secret_access_key).apply(
                 lambda keys: gateway.env_file(gateway.keys_env(keys[0], keys[1]))
             )
-        )
-        command.remote.Command(
-            f"{name}-store",
-            connection=connection(args.access, args.swarm.manager),
-            create=bootstrap.remote_command(gateway.keys_script()),
-            stdin=key_file,
-            triggers=[args.swarm.manager.instance_id],
-            # After the join token: the manager's bootstrap (and the gateway unit) is done.
-            opts=child(self, depends_on=args.swarm.ready[:1]),
         )
         self.register_outputs({})
 
@@ -196,6 +178,11 @@ class AzureTarget(pulumi.ComponentResource):
             opts=child(self, retain_on_delete=config.storage.protect),
         )
         container = config.storage.bucket or DEFAULT_CONTAINER
+        deployer_type = client.client_id.apply(
+            lambda client_id: cloud_rules.azure_deployer_principal_type(
+                client_id, azure_config.deployer_principal_type
+            )
+        )
         self.storage = Storage(
             f"{name}-storage",
             StorageArgs(
@@ -206,11 +193,7 @@ class AzureTarget(pulumi.ComponentResource):
                 keep_deleted_days=config.storage.keep_deleted_days,
                 subscription_id=client.subscription_id,
                 deployer_id=client.object_id,
-                deployer_type=client.client_id.apply(
-                    lambda client_id: cloud_rules.azure_deployer_principal_type(
-                        client_id, azure_config.deployer_principal_type
-                    )
-                ),
+                deployer_type=deployer_type,
                 account_name=azure_config.storage_account,
                 tags=tags,
             ),
@@ -247,10 +230,26 @@ class AzureTarget(pulumi.ComponentResource):
             ),
             opts=child(self),
         )
-        # The gateway's settings hold no secret; they go into the manager's user data.
-        gateway_service = pulumi.Output.all(self.storage.name, identity.client_id).apply(
-            lambda values: (gateway.node_service(gateway.GatewaySettings(values[0], values[1])),)
+        self.keys = GatewayKeys(f"{name}-gateway", opts=child(self))
+        vault = JoinVault(
+            f"{name}-vault",
+            JoinVaultArgs(
+                stack=args.stack,
+                resource_group=group.name,
+                location=self.location,
+                tenant_id=client.tenant_id,
+                subscription_id=client.subscription_id,
+                deployer_id=client.object_id,
+                deployer_type=deployer_type,
+                gateway_keys=self.keys.key_file,
+                tags=tags,
+            ),
+            opts=child(self),
         )
+        # The gateway's settings hold no secret (the keys stay in the vault): user data.
+        gateway_service = pulumi.Output.all(
+            self.storage.name, identity.client_id, vault.gateway_keys_url
+        ).apply(lambda values: (gateway.node_service(gateway.GatewaySettings(*values)),))
         self.nodes = pool_and_swarm(
             name,
             self,
@@ -268,17 +267,16 @@ class AzureTarget(pulumi.ComponentResource):
                     identity=identity,
                     self_deallocate_role=self_deallocate.id,
                     manager_services=gateway_service,
+                    vault=vault,
                 ),
                 opts=child(self),
             ),
-            lambda pool: {"azure_identity_client_id": identity.client_id},
+            lambda pool: {
+                "manager_ready": pool.manager_ready,
+                "manager_host_key": lambda _ready: pool.manager_ready.host_key,
+            },
         )
         self.container = container
-        self.keys = GatewayKeys(
-            f"{name}-gateway",
-            GatewayKeysArgs(self.nodes.access, self.nodes.swarm),
-            opts=child(self),
-        )
         self.docker_provider = None  # not yet: `trackday dr` runs on the swarm over SSH
         self.run_network = None
         self.register_outputs(self.stack_outputs())

@@ -1,5 +1,8 @@
 """Azure's GPU nodes: N-series VMs from Ubuntu 22.04 with the NVIDIA GPU driver extension,
-spot or regular, each with its own identity that may only read and deallocate its own VM."""
+spot or regular, each with its own identity that may only read and deallocate its own VM,
+and use the stack's vault as its role allows (infra/targets/azure_vault.py: the manager
+writes, workers read the join secret). `pulumi up` waits, through the vault, for the
+manager's "done" (infra/targets/azure_ready.py): nothing goes over SSH."""
 
 from __future__ import annotations
 
@@ -15,6 +18,8 @@ from infra.bootstrap import NodeService
 from infra.config import StackConfig
 from infra.nodes import Node, NodeAccess, PoolSpec
 from infra.targets import child
+from infra.targets.azure_ready import ManagerReady
+from infra.targets.azure_vault import JoinVault
 
 IMAGE = {
     "publisher": "Canonical",
@@ -39,6 +44,8 @@ class NodePoolArgs:
     self_deallocate_role: pulumi.Input[str]
     # The manager's extra services (the S3 gateway), known once the account and identity are.
     manager_services: pulumi.Output[tuple[NodeService, ...]]
+    # Where the nodes form the swarm (the join token, the manager's "done").
+    vault: JoinVault
 
 
 class NodePool(pulumi.ComponentResource):
@@ -103,6 +110,7 @@ class NodePool(pulumi.ComponentResource):
                         own.client_id,
                         args.manager_services,
                         _base64,
+                        args.vault.store,
                     ),
                     "linux_configuration": {
                         "disable_password_authentication": True,
@@ -148,6 +156,22 @@ class NodePool(pulumi.ComponentResource):
                 scope=vm.id,
                 opts=child(self),
             )
+            granted = args.vault.grant_node(
+                f"{name}-{suffix}-vault",
+                role,
+                own.principal_id,
+                cloud_rules.MANAGED_IDENTITY_PRINCIPAL_TYPE,
+            )
+            if role == "manager":
+                # The manager says it is done (swarm, token written, host key) last.
+                self.manager_ready = ManagerReady(
+                    f"{name}-{suffix}-ready",
+                    {
+                        "secret": args.vault.store.apply(lambda store: store.ready_secret),
+                        "instanceId": vm.vm_id,
+                    },
+                    opts=child(self, depends_on=[granted, driver]),
+                )
             private_ip = nic.ip_configurations.apply(lambda configs: configs[0].private_ip_address)
             self.nodes.append(
                 Node(role, suffix, public_ip.ip_address, private_ip, vm.vm_id, ready=(driver,))

@@ -14,7 +14,9 @@ themselves: GCP's metadata server, Secret Manager's REST API and the Docker Engi
 - Azure IMDS (https://learn.microsoft.com/entra/identity/managed-identities-azure-resources/
   how-to-use-vm-token): `GET /metadata/identity/oauth2/token?api-version=2018-02-01
   &resource=<url-encoded>&client_id=<id>` needs `Metadata: true`, 400 for an identity the VM
-  does not have; answers `{"access_token", "expires_in", "resource", "token_type"}`.
+  does not have; answers `{"access_token", "expires_in", "resource", "token_type"}`;
+  `instance/compute/vmId?api-version=2021-02-01&format=text` the VM's id
+  (https://learn.microsoft.com/azure/virtual-machines/instance-metadata-service).
 - Key Vault secrets 7.4 with RBAC (https://learn.microsoft.com/rest/api/keyvault/secrets/):
   `PUT /secrets/{name}?api-version=7.4` with `{"value"}` (and only contentType, attributes,
   tags besides), `GET /secrets/{name}?api-version=7.4`; 401 without a bearer token or with
@@ -212,6 +214,16 @@ class _Imds(_Handler):
                 },
             )
             return
+        if path == "/metadata/instance/compute/vmId":
+            if params != {"api-version": ["2021-02-01"], "format": ["text"]}:
+                self._answer(400, {"error": "Bad request", "path": self.path})
+                return
+            data = self.server.vm_id.encode()
+            self.send_response(200)
+            self.send_header("Content-Length", str(len(data)))
+            self.end_headers()
+            self.wfile.write(data)
+            return
         if path != "/metadata/identity/oauth2/token" or params.get("api-version") != ["2018-02-01"]:
             self._answer(400, {"error": "invalid_request", "error_description": f"bad {self.path}"})
             return
@@ -240,10 +252,11 @@ def key_vault(vault: Vault) -> HTTPServer:
     return _serve(server)  # type: ignore[return-value]
 
 
-def imds(identities: set[str]) -> HTTPServer:
-    """One Azure VM's IMDS: tokens for the user-assigned identities (client ids) it has."""
+def imds(identities: set[str], vm_id: str = "") -> HTTPServer:
+    """One Azure VM's IMDS: tokens for the user-assigned identities (client ids) it has, its
+    VM id (`instance/compute/vmId`)."""
     server = HTTPServer(("127.0.0.1", 0), _Imds)
-    server.identities = identities  # type: ignore[attr-defined]
+    server.identities, server.vm_id = identities, vm_id  # type: ignore[attr-defined]
     return _serve(server)  # type: ignore[return-value]
 
 

@@ -4,6 +4,7 @@ Key Vault with RBAC and the Docker Engine (tests/infra/store_standins.py)."""
 
 from __future__ import annotations
 
+import base64
 import json
 import subprocess
 from pathlib import Path
@@ -12,9 +13,12 @@ import pytest
 
 from infra.bootstrap import join_store, shell_script
 from infra.bootstrap.spec import AZURE_READY_SECRET, JoinStore
+from infra.targets import azure_vault
 from tests.infra import store_standins
+from tests.infra.stacks import plain_secret_leaks, run_stack, with_keys
 from tests.infra.test_join_store import FAKE_DOCKER, MANAGER_IP, TOKEN, WORKER_IP, _wait_until
 
+VM = "azure-native:compute:VirtualMachine"
 VAULT = "https://trackday-dev-0a1b2c.vault.azure.net"
 STORE = JoinStore("azure", f"{VAULT}/secrets/swarm-join")
 MANAGER, WORKER, STRANGER = (
@@ -22,6 +26,7 @@ MANAGER, WORKER, STRANGER = (
     "22222222-2222-2222-2222-222222222222",
     "33333333-3333-3333-3333-333333333333",
 )
+VM_ID = "8f2c1b7e-5d4a-4e3f-9b1a-0c6d2e7f8a91"
 HOST_KEY = "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIGq7wrFzfOn0XQ3qgKj1TAm1ZcA0IQH2HKxq4V1f1l3M"
 
 
@@ -32,7 +37,7 @@ def cloud(tmp_path: Path):
     vault = store_standins.Vault(officers={MANAGER}, users={"swarm-join": {WORKER}})
     servers = {
         "vault": store_standins.key_vault(vault),
-        "imds": store_standins.imds({MANAGER, WORKER, STRANGER}),
+        "imds": store_standins.imds({MANAGER, WORKER, STRANGER}, VM_ID),
         "engine": store_standins.docker_engine(str(tmp_path / "docker.sock")),
     }
     (tmp_path / "bin").mkdir()
@@ -116,6 +121,7 @@ def test_the_manager_publishes_done_and_its_host_key(cloud) -> None:
     assert json.loads(vault.secrets[AZURE_READY_SECRET]) == {
         "bootstrap": "done",
         "hostKey": HOST_KEY,
+        "vmId": VM_ID,
     }
 
 
@@ -124,3 +130,66 @@ def test_an_azure_store_needs_a_vault_secret_url_and_an_identity() -> None:
         JoinStore("azure", "https://example.com/secrets/x")
     with pytest.raises(ValueError, match=r"client id"):
         join_store.store_auth(STORE)
+
+
+@pytest.fixture(scope="module")
+def azure_pool():
+    network = {"allowedCidrs": ["203.0.113.7/32"]}
+    return run_stack("azure", with_keys("azure", network=network, nodes={"count": 3}))
+
+
+def test_azure_declares_the_vault_and_exactly_the_writer_and_reader_grants(azure_pool) -> None:
+    run = azure_pool
+    (vault,) = run.of_type("azure-native:keyvault:Vault")
+    assert vault.inputs["properties"]["enableRbacAuthorization"] is True
+    assert "accessPolicies" not in vault.inputs["properties"]
+    secrets = {s.inputs["secretName"]: s for s in run.of_type("azure-native:keyvault:Secret")}
+    assert set(secrets) == {azure_vault.JOIN_SECRET, azure_vault.GATEWAY_KEYS_SECRET}
+    assert secrets[azure_vault.JOIN_SECRET].inputs["properties"] == {"value": "pending"}
+    identities = {
+        i.name.removeprefix("trackday-azure-nodes-").removesuffix("-identity"): i
+        for i in run.of_type("azure-native:managedidentity:UserAssignedIdentity")
+    }
+    principal = {name: _principal(i) for name, i in identities.items()}
+    vault_id, join_id = f"{vault.name}-id", f"{secrets['swarm-join'].name}-id"
+    grants = {
+        (g.inputs["principalId"], g.inputs["roleDefinitionId"].rsplit("/", 1)[1], g.inputs["scope"])
+        for g in run.of_type("azure-native:authorization:RoleAssignment")
+        if g.inputs["scope"] in (vault_id, join_id)
+    }
+    deployer = next(
+        g.inputs["principalId"]
+        for g in run.of_type("azure-native:authorization:RoleAssignment")
+        if g.name.endswith("vault-deployer")
+    )
+    assert grants == {
+        (principal["manager"], azure_vault.SECRETS_OFFICER, vault_id),
+        (principal["worker-1"], azure_vault.SECRETS_USER, join_id),
+        (principal["worker-2"], azure_vault.SECRETS_USER, join_id),
+        (deployer, azure_vault.SECRETS_USER, vault_id),
+    }
+
+
+def test_azure_forms_the_swarm_without_ssh_and_keeps_secrets_out_of_user_data(azure_pool):
+    run = azure_pool
+    names = [c.name for c in run.of_type("command:remote:Command")]
+    assert [n for n in names if "-join" in n or "-labels" in n or "host-key" in n] == []
+    assert [n for n in names if "gateway" in n] == []
+    vms = {vm.name.rsplit("-", 1)[-1]: vm for vm in run.of_type(VM)}
+    vault = run.one("azure-native:keyvault:Vault").inputs["vaultName"]
+    for role, vm in vms.items():
+        user_data = base64.b64decode(vm.inputs["osProfile"]["customData"]).decode()
+        assert f"https://{vault}.vault.azure.net/secrets/swarm-join" in user_data
+        assert ("-X PUT" in user_data) == (role == "manager")
+        assert ("gateway-keys" in user_data) == (role == "manager")
+        assert "RCLONE_AUTH_KEY" not in user_data
+    (ready,) = run.of_type("pulumi-python:dynamic:Resource")
+    assert ready.inputs["secret"] == f"https://{vault}.vault.azure.net/secrets/trackday-ready"
+    assert run.outputs["managerHostKey"].value.startswith("ssh-ed25519 ")
+    assert plain_secret_leaks(run) == []
+
+
+def _principal(identity) -> str:
+    from infra.offline import _uuid
+
+    return _uuid(f"{identity.name}-principal")
