@@ -62,9 +62,6 @@ class Node:
     private_address: pulumi.Output[str]
     # Changes when the VM is replaced: a new VM joins the swarm again.
     instance_id: pulumi.Output[str]
-    # What must be done on the VM before the swarm's commands reach it (Azure's GPU driver
-    # extension, which may reboot it).
-    ready: tuple[pulumi.Resource, ...] = ()
 
 
 @dataclass(frozen=True)

@@ -69,7 +69,7 @@ def _join_over_ssh(
         # The token is stdout: never in Pulumi's logs, only in state as a secret.
         logging=command.remote.Logging.STDERR,
         triggers=[manager.instance_id],
-        opts=child(parent, additional_secret_outputs=["stdout"], depends_on=list(manager.ready)),
+        opts=child(parent, additional_secret_outputs=["stdout"]),
     )
     join_token = pulumi.Output.secret(token.stdout.apply(str.strip))
     # The manager's SSH host key: `trackday` then refuses any other host at its address.
@@ -93,7 +93,7 @@ def _join_over_ssh(
             ),
             stdin=join_token,
             triggers=[worker.instance_id, manager.instance_id],
-            opts=child(parent, depends_on=list(worker.ready)),
+            opts=child(parent),
         )
         labelled = command.remote.Command(
             f"{name}-{worker.name}-labels",

@@ -79,8 +79,9 @@ def user_data(node: NodeBootstrap) -> str:
             LABEL_SCRIPT,
         )
         units.append("trackday-label-workers.timer")
-    if node.join_store is not None and node.role == "manager" and node.cloud == "gcp":
-        files.append(_file(BUILD_SCRIPT, build_script(), "0755"))
+    if node.join_store is not None and node.role == "manager":
+        script = build_script(node.join_store, node.azure_identity_client_id)
+        files.append(_file(BUILD_SCRIPT, script, "0755"))
         files += _timer_files(
             "trackday-trainer-build",
             "build the trainer image the deployer asked for",

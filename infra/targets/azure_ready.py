@@ -1,7 +1,8 @@
 """Waits, with the deployer's own Azure sign-in, until the manager says its bootstrap is done.
 
 The manager's bootstrap writes the vault's ready secret last (infra/bootstrap/join_store.py):
-`{"bootstrap": "done", "hostKey", "vmId"}`. `pulumi up` reads it with Key Vault's REST API
+`{"bootstrap": "done", "hostKey", "vmId"}`, its build timer `{"digest", "vmId"}` to the
+trainer secret (infra/bootstrap/trainer_build.py). `pulumi up` reads it with Key Vault's REST API
 (`GET {vault}/secrets/{name}?api-version=7.4`: 404 `SecretNotFound` until written;
 https://learn.microsoft.com/rest/api/keyvault/secrets/get-secret/get-secret) and a token from
 the deployer's credential (azure-identity's DefaultAzureCredential: `az login`, or a CI
@@ -25,22 +26,23 @@ WAIT_MINUTES = 45  # the manager's whole bootstrap (READY_TIMEOUT_MINUTES) plus 
 POLL_SECONDS = 15
 
 
-def wait_for_ready(
+def wait_for_secret(
     get: Callable[[str], Any],
     props: dict[str, Any],
     clock: Callable[[], float] = time.monotonic,
     sleep: Callable[[float], None] = time.sleep,
-) -> str:
-    """Polls until the manager `instanceId` said it is done; its SSH host key. A refusal or
-    the deadline is a clear error."""
+) -> dict[str, Any]:
+    """Polls until the manager `instanceId` wrote `expect` into the secret; what it wrote.
+    A refusal or the deadline is a clear error."""
     url = f"{props['secret']}?api-version={VAULT_API}"
     deadline = clock() + props["minutes"] * 60
+    wanted = {**props["expect"], "vmId": props["instanceId"]}
     while True:
         response = get(url)
         if response.status_code == 200:
-            ready = json.loads(response.json()["value"])
-            if ready.get("vmId") == props["instanceId"] and ready.get("bootstrap") == "done":
-                return str(ready["hostKey"])
+            written = json.loads(response.json()["value"])
+            if all(written.get(key) == value for key, value in wanted.items()):
+                return written
         elif response.status_code != 404:
             raise RuntimeError(
                 f"reading {props['secret']} failed (HTTP {response.status_code}):"
@@ -49,10 +51,10 @@ def wait_for_ready(
             )
         if clock() >= deadline:
             raise TimeoutError(
-                f"the manager (VM {props['instanceId']}) did not say it was done in"
+                f"the manager (VM {props['instanceId']}) did not write {props['expect']} to"
                 f" {props['secret']} within {props['minutes']} min: see"
-                " `journalctl -u trackday-bootstrap` on it (serial console), then run"
-                " `pulumi up` again"
+                " `journalctl -u trackday-bootstrap -u trackday-trainer-build` on it (serial"
+                " console), then run `pulumi up` again"
             )
         sleep(POLL_SECONDS)
 
@@ -70,20 +72,23 @@ def _azure_get() -> Callable[[str], Any]:
     return get
 
 
-class ReadyProvider(ResourceProvider):
-    """Creating (or replacing the manager, which changes `instanceId`) waits for its done."""
+class VaultWaitProvider(ResourceProvider):
+    """Creating (or replacing the manager, which changes `instanceId`, or asking for another
+    `expect`) waits for it."""
 
     def create(self, props: dict[str, Any]) -> CreateResult:
-        host_key = wait_for_ready(_azure_get(), props)
-        return CreateResult(id_=props["instanceId"], outs={**props, "host_key": host_key})
+        written = wait_for_secret(_azure_get(), props)
+        outs = {**props, "host_key": written.get("hostKey")}
+        return CreateResult(id_=f"{props['instanceId']}/{props['secret']}", outs=outs)
 
     def update(self, _id: str, _olds: dict[str, Any], news: dict[str, Any]) -> UpdateResult:
-        return UpdateResult(outs={**news, "host_key": wait_for_ready(_azure_get(), news)})
+        written = wait_for_secret(_azure_get(), news)
+        return UpdateResult(outs={**news, "host_key": written.get("hostKey")})
 
 
-class ManagerReady(pulumi.dynamic.Resource):
-    """Exists once the manager VM `instanceId` wrote "done" to the vault's ready `secret`;
-    `host_key` is the SSH host key it published there."""
+class VaultWait(pulumi.dynamic.Resource):
+    """Exists once the manager VM `instanceId` wrote `expect` to the vault's `secret` ("done",
+    "trainer built"); `host_key` is the SSH host key it published with its "done"."""
 
     host_key: pulumi.Output[str]
 
@@ -94,4 +99,4 @@ class ManagerReady(pulumi.dynamic.Resource):
         opts: pulumi.ResourceOptions | None = None,
     ):
         full = {"minutes": WAIT_MINUTES, "host_key": None, **props}
-        super().__init__(ReadyProvider(), name, full, opts)
+        super().__init__(VaultWaitProvider(), name, full, opts)

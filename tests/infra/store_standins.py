@@ -214,11 +214,16 @@ class _Imds(_Handler):
                 },
             )
             return
-        if path == "/metadata/instance/compute/vmId":
-            if params != {"api-version": ["2021-02-01"], "format": ["text"]}:
+        compute = {
+            "/metadata/instance/compute/vmId": ("2021-02-01", self.server.vm_id),
+            "/metadata/instance/compute/userData": ("2021-01-01", self.server.user_data),
+        }
+        if path in compute:
+            version, text = compute[path]
+            if params != {"api-version": [version], "format": ["text"]}:
                 self._answer(400, {"error": "Bad request", "path": self.path})
                 return
-            data = self.server.vm_id.encode()
+            data = text.encode()
             self.send_response(200)
             self.send_header("Content-Length", str(len(data)))
             self.end_headers()
@@ -257,6 +262,7 @@ def imds(identities: set[str], vm_id: str = "") -> HTTPServer:
     VM id (`instance/compute/vmId`)."""
     server = HTTPServer(("127.0.0.1", 0), _Imds)
     server.identities, server.vm_id = identities, vm_id  # type: ignore[attr-defined]
+    server.user_data = ""  # type: ignore[attr-defined]  # the VM's userData (base64)
     return _serve(server)  # type: ignore[return-value]
 
 
@@ -342,6 +348,40 @@ def metadata(token: str) -> HTTPServer:
     server.token = token  # type: ignore[attr-defined]
     server.attributes = {}  # type: ignore[attr-defined]
     server.custom = {}  # type: ignore[attr-defined]  # custom metadata (instance/attributes/)
+    return _serve(server)  # type: ignore[return-value]
+
+
+class _Blob(_Handler):
+    """Blob storage Get Blob with a bearer token: `x-ms-version` required (400 without), the
+    token for `https://storage.azure.com/` of an identity with a data role (403 else)."""
+
+    def do_GET(self) -> None:
+        header = self.headers.get("Authorization", "")
+        identity, _, resource = header.removeprefix("Bearer ").partition("@")
+        if not header.startswith("Bearer ") or resource != "https://storage.azure.com/":
+            self._error(401, "Server failed to authenticate the request.")
+            return
+        if not self.headers.get("x-ms-version"):
+            self._error(400, "MissingRequiredHeader: x-ms-version")
+            return
+        if identity not in self.server.readers:
+            self._error(403, "AuthorizationPermissionMismatch")
+            return
+        container, _, name = self.path.lstrip("/").partition("/")
+        data = self.server.objects.get((container, name))
+        if data is None:
+            self._error(404, "BlobNotFound")
+            return
+        self.send_response(200)
+        self.send_header("Content-Length", str(len(data)))
+        self.end_headers()
+        self.wfile.write(data)
+
+
+def blob(objects: dict[tuple[str, str], bytes], readers: set[str]) -> HTTPServer:
+    """One storage account's blob endpoint: (container, blob name) -> bytes."""
+    server = HTTPServer(("127.0.0.1", 0), _Blob)
+    server.objects, server.readers = objects, readers  # type: ignore[attr-defined]
     return _serve(server)  # type: ignore[return-value]
 
 

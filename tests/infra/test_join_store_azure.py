@@ -5,13 +5,14 @@ Key Vault with RBAC and the Docker Engine (tests/infra/store_standins.py)."""
 from __future__ import annotations
 
 import base64
+import hashlib
 import json
 import subprocess
 from pathlib import Path
 
 import pytest
 
-from infra.bootstrap import join_store, shell_script
+from infra.bootstrap import join_store, shell_script, trainer_build
 from infra.bootstrap.spec import AZURE_READY_SECRET, JoinStore
 from infra.targets import azure_vault
 from tests.infra import store_standins
@@ -183,13 +184,101 @@ def test_azure_forms_the_swarm_without_ssh_and_keeps_secrets_out_of_user_data(az
         assert ("-X PUT" in user_data) == (role == "manager")
         assert ("gateway-keys" in user_data) == (role == "manager")
         assert "RCLONE_AUTH_KEY" not in user_data
-    (ready,) = run.of_type("pulumi-python:dynamic:Resource")
-    assert ready.inputs["secret"] == f"https://{vault}.vault.azure.net/secrets/trackday-ready"
+    waits = {
+        r.inputs["secret"].rsplit("/", 1)[1]: r
+        for r in run.of_type("pulumi-python:dynamic:Resource")
+        if "expect" in r.inputs
+    }
+    assert waits["trackday-ready"].inputs["expect"] == {"bootstrap": "done"}
+    assert waits["trackday-ready"].inputs["secret"].startswith(f"https://{vault}.vault.azure.net/")
     assert run.outputs["managerHostKey"].value.startswith("ssh-ed25519 ")
     assert plain_secret_leaks(run) == []
+    # The trainer: its archive uploaded under its digest with the deployer's sign-in, the
+    # manager asked (its VM's userData) to build that digest, the deploy waits until it has.
+    (upload,) = [r for r in run.of_type("pulumi-python:dynamic:Resource") if "path" in r.inputs]
+    digest = waits["trackday-trainer"].inputs["expect"]["digest"]
+    assert upload.inputs["name"] == f"build/trainer-{digest}.tar.gz"
+    assert upload.urn in waits["trackday-trainer"].dependencies
+    assert hashlib.sha256(Path(upload.inputs["path"]).read_bytes()).hexdigest() == digest
+    request = json.loads(base64.b64decode(vms["manager"].inputs["userData"]))
+    data_identity = next(
+        i
+        for i in run.of_type("azure-native:managedidentity:UserAssignedIdentity")
+        if i.name == "trackday-azure-identity"
+    )
+    assert request["bucket"] == f"{upload.inputs['account']}/{upload.inputs['container']}"
+    assert request["object"] == upload.inputs["name"] and request["digest"] == digest
+    assert request["identity"] == _client_id(data_identity)
+    assert all("userData" not in vm.inputs for name, vm in vms.items() if name != "manager")
+    assert run.outputs["image"].value == "trackday-donkeycar:5.3.0"
+    assert [c for c in run.of_type("command:remote:Command")] == []
+    assert run.of_type("command:remote:CopyToRemote") == []
 
 
 def _principal(identity) -> str:
     from infra.offline import _uuid
 
     return _uuid(f"{identity.name}-principal")
+
+
+def _client_id(identity) -> str:
+    from infra.offline import _uuid
+
+    return _uuid(f"{identity.name}-client")
+
+
+def test_the_azure_manager_builds_the_requested_blob_once(tmp_path: Path) -> None:
+    from tests.infra.test_join_store import BUILD_DOCKER
+
+    data = trainer_build.source_archive(Path(__file__).resolve().parents[2])
+    build = trainer_build.TrainerBuild(
+        digest=trainer_build.digest(data),
+        tag="trackday-donkeycar:5.3.0",
+        build_args=(("DONKEYCAR", "5.3.0"),),
+    )
+    data_identity = "44444444-4444-4444-4444-444444444444"
+    blobs = store_standins.blob({("trackday", build.object_name): data}, {data_identity})
+    node = store_standins.imds({MANAGER, data_identity}, VM_ID)
+    request = build.request("trackdaydata/trackday", data_identity)
+    node.user_data = base64.b64encode(request.encode()).decode()
+    vault = store_standins.Vault(officers={MANAGER}, users={})
+    vault_server = store_standins.key_vault(vault)
+    for folder in ("bin", "run", "lib"):
+        (tmp_path / folder).mkdir()
+    (tmp_path / "bin" / "docker").write_text(BUILD_DOCKER)
+    (tmp_path / "bin" / "docker").chmod(0o755)
+    (tmp_path / "lib" / "bootstrap.done").touch()
+    script = (
+        trainer_build.build_script(STORE, MANAGER)
+        .replace(join_store.AZURE_IMDS, f"http://127.0.0.1:{node.server_port}/metadata")
+        .replace(trainer_build.BLOB_URL, f"http://127.0.0.1:{blobs.server_port}")
+        .replace(VAULT, f"http://127.0.0.1:{vault_server.server_port}")
+        .replace("/run/trackday", str(tmp_path / "run"))
+        .replace("/var/lib/trackday", str(tmp_path / "lib"))
+    )
+    env = {"PATH": f"{tmp_path / 'bin'}:/usr/bin:/bin", "BUILD_LOG": str(tmp_path / "build")}
+    try:
+        first = subprocess.run(["bash", "-c", script], env=env, capture_output=True, text=True)
+        assert first.returncode == 0, first.stderr
+        args = (tmp_path / "build").read_text().splitlines()
+        assert args[args.index("--tag") + 1] == "trackday-donkeycar:5.3.0"
+        assert json.loads(vault.secrets[trainer_build.BUILT_SECRET]) == {
+            "digest": build.digest,
+            "vmId": VM_ID,
+        }
+        (tmp_path / "build").unlink()
+        again = subprocess.run(["bash", "-c", script], env=env, capture_output=True, text=True)
+        assert again.returncode == 0 and not (tmp_path / "build").exists()
+        # Another identity in the request cannot read the archive: a loud failure.
+        (tmp_path / "lib" / "trainer.built").unlink()
+        blobs.readers.clear()
+        refused = subprocess.run(["bash", "-c", script], env=env, capture_output=True, text=True)
+        assert refused.returncode != 0 and "403" in refused.stderr
+        # No request in the VM's userData: nothing to do.
+        node.user_data = ""
+        idle = subprocess.run(["bash", "-c", script], env=env, capture_output=True, text=True)
+        assert idle.returncode == 0 and not (tmp_path / "build").exists()
+    finally:
+        for server in (blobs, node, vault_server):
+            server.shutdown()
+            server.server_close()
