@@ -282,3 +282,75 @@ def test_the_azure_manager_builds_the_requested_blob_once(tmp_path: Path) -> Non
         for server in (blobs, node, vault_server):
             server.shutdown()
             server.server_close()
+
+
+class _Answer:
+    def __init__(self, status: int, value: dict | None = None):
+        self.status_code = status
+        self._body = {"value": json.dumps(value)} if value is not None else {}
+        self.text = str(value)
+
+    def json(self) -> dict:
+        return self._body
+
+
+def test_the_deploy_waits_for_this_managers_done_and_gives_up_clearly() -> None:
+    from infra.targets import azure_ready
+
+    props = {
+        "secret": f"{VAULT}/secrets/trackday-ready",
+        "instanceId": VM_ID,
+        "expect": {"bootstrap": "done"},
+        "minutes": 1,
+    }
+    done = {"bootstrap": "done", "hostKey": HOST_KEY}
+    # Not written yet; then a replaced manager's old "done"; then this manager's.
+    answers = [
+        _Answer(404),
+        _Answer(200, {**done, "vmId": "old"}),
+        _Answer(200, {**done, "vmId": VM_ID}),
+    ]
+    urls: list[str] = []
+    now = [0.0]
+
+    def sleep(seconds: float) -> None:
+        now[0] += seconds
+
+    def get(url: str) -> _Answer:
+        urls.append(url)
+        return answers.pop(0)
+
+    written = azure_ready.wait_for_secret(get, props, clock=lambda: now[0], sleep=sleep)
+    assert written["hostKey"] == HOST_KEY
+    assert urls == [f"{VAULT}/secrets/trackday-ready?api-version=7.4"] * 3
+    with pytest.raises(TimeoutError, match=r"did not write \{'bootstrap': 'done'\}"):
+        azure_ready.wait_for_secret(lambda url: _Answer(404), props, lambda: now[0], sleep)
+    with pytest.raises(RuntimeError, match=r"HTTP 403.*Key Vault Secrets User"):
+        azure_ready.wait_for_secret(lambda url: _Answer(403), props, lambda: now[0], sleep)
+
+
+def test_the_vault_stand_in_refuses_what_key_vault_refuses(cloud) -> None:
+    import urllib.error
+    import urllib.request
+
+    vault, servers, _tmp_path = cloud
+    base = f"http://127.0.0.1:{servers['vault'].server_port}/secrets/swarm-join"
+    token = store_standins.imds_token(MANAGER, store_standins.VAULT_RESOURCE)
+
+    def status(url: str, headers: dict, body: bytes | None = None) -> int:
+        request = urllib.request.Request(url, body, headers, method="PUT" if body else "GET")
+        try:
+            with urllib.request.urlopen(request, timeout=30) as answer:
+                return answer.status
+        except urllib.error.HTTPError as error:
+            return error.code
+
+    auth = {"Authorization": f"Bearer {token}", "Content-Type": "application/json"}
+    assert status(f"{base}?api-version=7.4", {}) == 401
+    other = store_standins.imds_token(MANAGER, "https://management.azure.com/")
+    assert status(f"{base}?api-version=7.4", {"Authorization": f"Bearer {other}"}) == 401
+    assert status(f"{base}?api-version=2016-10-01", auth) == 400
+    assert status(f"{base}?api-version=7.4", auth) == 404
+    assert status(f"{base}?api-version=7.4", auth, b'{"value": "x", "kind": "y"}') == 400
+    assert status(f"{base}?api-version=7.4", auth, b'{"value": "x"}') == 200
+    assert vault.secrets == {"swarm-join": "x"}
