@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Any
 
 import pulumi
-from pulumi.dynamic import CreateResult, ResourceProvider
+from pulumi.dynamic import CreateResult, DiffResult, ResourceProvider
 
 
 def _client(props: dict[str, Any]) -> Any:
@@ -31,6 +31,12 @@ def _client(props: dict[str, Any]) -> Any:
 
 
 class BlobUploadProvider(ResourceProvider):
+    def diff(self, _id: str, olds: dict[str, Any], news: dict[str, Any]) -> DiffResult:
+        """Another archive is another blob: replaced (uploaded, then the old one deleted),
+        never updated in place (the default update would do nothing)."""
+        changed = sorted(k for k in news if k != "__provider" and olds.get(k) != news[k])
+        return DiffResult(changes=bool(changed), replaces=changed)
+
     def create(self, props: dict[str, Any]) -> CreateResult:
         _client(props).upload_blob(Path(props["path"]).read_bytes(), overwrite=True)
         return CreateResult(

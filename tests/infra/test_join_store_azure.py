@@ -354,3 +354,13 @@ def test_the_vault_stand_in_refuses_what_key_vault_refuses(cloud) -> None:
     assert status(f"{base}?api-version=7.4", auth, b'{"value": "x", "kind": "y"}') == 400
     assert status(f"{base}?api-version=7.4", auth, b'{"value": "x"}') == 200
     assert vault.secrets == {"swarm-join": "x"}
+
+
+def test_a_new_archive_replaces_the_uploaded_blob() -> None:
+    from infra.targets.azure_upload import BlobUploadProvider
+
+    old = {"account": "a", "container": "c", "name": "build/trainer-1.tar.gz", "digest": "1"}
+    new = {**old, "name": "build/trainer-2.tar.gz", "digest": "2"}
+    diff = BlobUploadProvider().diff("id", old, new)
+    assert diff.changes and diff.replaces == ["digest", "name"]
+    assert not BlobUploadProvider().diff("id", old, dict(old)).changes
