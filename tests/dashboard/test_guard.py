@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
-import asyncio
 import socket
 import urllib.error
 import urllib.request
 
 import pytest
 
+from tests.dashboard.asgi import asgi_request
 from trackday.dashboard.app import Settings, create_app
 
 
@@ -56,31 +56,7 @@ def test_listens_on_loopback_only(dashboard):
 
 
 def _asgi_status(app, peer: str, method: str = "GET", path: str = "/") -> int:
-    """One request straight into the ASGI app, as a server would pass it from `peer`."""
-    sent: list[dict] = []
-
-    async def receive() -> dict:
-        return {"type": "http.request", "body": b"", "more_body": False}
-
-    async def send(message: dict) -> None:
-        sent.append(message)
-
-    scope = {
-        "type": "http",
-        "asgi": {"version": "3.0"},
-        "http_version": "1.1",
-        "method": method,
-        "scheme": "http",
-        "path": path,
-        "raw_path": path.encode(),
-        "query_string": b"",
-        "root_path": "",
-        "headers": [(b"host", b"127.0.0.1")],
-        "client": (peer, 50000),
-        "server": ("127.0.0.1", 8765),
-    }
-    asyncio.run(app(scope, receive, send))
-    return sent[0]["status"]
+    return asgi_request(app, peer, method, path)[0]
 
 
 @pytest.mark.parametrize("peer", ["192.0.2.7", "10.1.2.3", "::ffff:192.0.2.7", "testclient"])

@@ -4,7 +4,6 @@ manager (the e2e tests' swarm), checked against what the engine itself says."""
 
 from __future__ import annotations
 
-import asyncio
 import subprocess
 import time
 from collections.abc import Iterator
@@ -12,6 +11,7 @@ from pathlib import Path
 
 import pytest
 
+from tests.dashboard.asgi import asgi_request
 from tests.sshd import SshServer, serve_sshd
 from trackday.dashboard import nodes
 from trackday.dashboard.app import Settings, create_app
@@ -49,35 +49,6 @@ def _idle_file(tmp_path: Path) -> Path:
     return path
 
 
-def _get(app, path: str) -> tuple[int, str]:
-    """One GET from a loopback peer, straight through the ASGI app (as uvicorn calls it)."""
-    sent: list[dict] = []
-
-    async def receive() -> dict:
-        return {"type": "http.request", "body": b"", "more_body": False}
-
-    async def send(message: dict) -> None:
-        sent.append(message)
-
-    scope = {
-        "type": "http",
-        "asgi": {"version": "3.0"},
-        "http_version": "1.1",
-        "method": "GET",
-        "scheme": "http",
-        "path": path,
-        "raw_path": path.encode(),
-        "query_string": b"",
-        "root_path": "",
-        "headers": [(b"host", b"127.0.0.1")],
-        "client": ("127.0.0.1", 50000),
-        "server": ("127.0.0.1", 8765),
-    }
-    asyncio.run(app(scope, receive, send))
-    body = b"".join(m.get("body", b"") for m in sent if m["type"] == "http.response.body")
-    return sent[0]["status"], body.decode()
-
-
 def _uptime() -> float:
     return float(Path("/proc/uptime").read_text().split()[0])
 
@@ -111,7 +82,7 @@ def test_another_host_key_is_refused(sshd, tmp_path):
 
 def test_the_home_page_shows_the_nodes(swarm, sshd):
     stack = Stack("cloud", "aws", None, _outputs(sshd), price=Price(2.0, "$2.00/h", 1000, 30))
-    status, page = _get(create_app(Settings([stack])), "/")
+    status, page = asgi_request(create_app(Settings([stack])), "127.0.0.1")
     assert status == 200
     hostname = swarm.api.nodes()[0]["Description"]["Hostname"]
     assert f"<td>{hostname}</td>" in page and "TTL power-off in" in page
