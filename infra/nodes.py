@@ -11,7 +11,7 @@ from __future__ import annotations
 import base64
 import gzip
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 import pulumi
 import pulumi_tls as tls
@@ -64,9 +64,6 @@ class Node:
     private_address: pulumi.Output[str]
     # Changes when the VM is replaced: a new VM joins the swarm again.
     instance_id: pulumi.Output[str]
-    # What must be done on the VM before the swarm's commands reach it (Azure's GPU driver
-    # extension, which may reboot it).
-    ready: tuple[pulumi.Resource, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -149,8 +146,16 @@ def user_data(
     azure_identity_client_id: pulumi.Input[str] | None = None,
     services: pulumi.Input[tuple[NodeService, ...]] = (),
     encode: Callable[[str], str] = lambda text: text,
+    join_store: pulumi.Input[JoinStore] | None = None,
 ) -> pulumi.Output[str]:
-    """A node's cloud-init document (holds no secret: bootstrap.py says why), `encode`d."""
-    return pulumi.Output.all(access.public_key, azure_identity_client_id, services).apply(
-        lambda args: encode(bootstrap.user_data(spec.bootstrap(role, *args)))
+    """A node's cloud-init document (holds no secret: bootstrap.py says why), `encode`d;
+    `join_store` replaces the spec's where it is known only once deployed (azure's vault)."""
+    return pulumi.Output.all(
+        access.public_key, azure_identity_client_id, services, join_store
+    ).apply(
+        lambda args: encode(
+            bootstrap.user_data(
+                replace(spec, join_store=args[3] or spec.join_store).bootstrap(role, *args[:3])
+            )
+        )
     )

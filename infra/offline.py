@@ -334,6 +334,14 @@ _COMPUTED: dict[str, Callable[[str, dict], dict]] = {
         "arn": f"arn:aws:logs:us-east-1:123456789012:log-group:{n}"
     },
     "azure-native:storage:StorageAccount": lambda n, s: {"name": s["accountName"]},
+    "azure-native:keyvault:Vault": lambda n, s: {
+        "name": s["vaultName"],
+        "properties": {**s["properties"], "vaultUri": f"https://{s['vaultName']}.vault.azure.net/"},
+    },
+    # The azure manager's "done" (infra/targets/azure_ready.py): the host key it published.
+    "pulumi-python:dynamic:Resource": lambda n, s: (
+        {"host_key": f"ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAI{_digest(n)}"} if "secret" in s else {}
+    ),
     "azure-native:managedidentity:UserAssignedIdentity": lambda n, s: {
         "clientId": _uuid(f"{n}-client"),
         "principalId": _uuid(f"{n}-principal"),

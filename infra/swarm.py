@@ -1,12 +1,13 @@
 """Docker Swarm over a target's GPU nodes.
 
 Each node's user data installs Docker and, on the manager, initialises the swarm and labels the
-manager `trackday.role=trainer` (infra/bootstrap/). Where the pool has a join store (gcp), the
-nodes form the swarm themselves through the cloud's secret store (infra/bootstrap/join_store.py)
-and this component only waits, through the cloud's API, for the manager to say it is done
-(`manager_ready`): nothing goes over SSH, so a deploy works from anywhere (a CI runner).
+manager `trackday.role=trainer` (infra/bootstrap/). Where the pool has a join store (gcp,
+azure), the nodes form the swarm themselves through the cloud's secret store
+(infra/bootstrap/join_store.py) and this component only waits, through the cloud's API, for the
+manager to say it is done (`manager_ready`): nothing goes over SSH, so a deploy works from
+anywhere (a CI runner).
 
-Elsewhere (aws, azure, until they have their store) it does what needs more than one node, with
+Elsewhere (aws, until it has its store) it does what needs more than one node, with
 pulumi-command over SSH (the pool's generated key, a secret): it reads the worker join token on
 the manager (a secret output, never logged), joins each worker by handing the token to it on
 standard input, and labels each joined worker `trackday.role=simulation` from the manager. A
@@ -36,9 +37,7 @@ class SwarmArgs:
     spec: PoolSpec
     access: NodeAccess
     nodes: list[Node]
-    # Azure: the nodes' identity (their bootstrap needs it; see infra/bootstrap/).
-    azure_identity_client_id: pulumi.Input[str] | None = None
-    # With a join store (gcp): the resource that exists once the manager published that its
+    # With a join store (gcp, azure): the resource that exists once the manager published that its
     # bootstrap is done (read through the cloud's API), and the reader of its SSH host key
     # through that API (given a value that resolves then); the swarm then runs no command.
     # None: everything over SSH.
@@ -70,7 +69,7 @@ def _join_over_ssh(
         # The token is stdout: never in Pulumi's logs, only in state as a secret.
         logging=command.remote.Logging.STDERR,
         triggers=[manager.instance_id],
-        opts=child(parent, additional_secret_outputs=["stdout"], depends_on=list(manager.ready)),
+        opts=child(parent, additional_secret_outputs=["stdout"]),
     )
     join_token = pulumi.Output.secret(token.stdout.apply(str.strip))
     # The manager's SSH host key: `trackday` then refuses any other host at its address.
@@ -94,16 +93,14 @@ def _join_over_ssh(
             ),
             stdin=join_token,
             triggers=[worker.instance_id, manager.instance_id],
-            opts=child(parent, depends_on=list(worker.ready)),
+            opts=child(parent),
         )
         labelled = command.remote.Command(
             f"{name}-{worker.name}-labels",
             connection=on_manager,
-            create=pulumi.Output.all(
-                joined.stdout, args.access.public_key, args.azure_identity_client_id
-            ).apply(
+            create=pulumi.Output.all(joined.stdout, args.access.public_key).apply(
                 lambda values: bootstrap.remote_command(
-                    bootstrap.label_script(values[0], args.spec.bootstrap("worker", *values[1:]))
+                    bootstrap.label_script(values[0], args.spec.bootstrap("worker", values[1]))
                 )
             ),
             triggers=[joined.stdout],

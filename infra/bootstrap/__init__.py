@@ -15,10 +15,10 @@ been idle (never while an SSH session, such as `pulumi up` or `trackday`, is ope
 forgotten stack from billing.
 
 User data holds no secret: any process on the node can read it from the metadata service,
-and clouds keep it in plain text. Where the pool has a join store (gcp), the manager leaves
-the Swarm join token in the cloud's secret store with its own identity and each worker reads
-it with its own (`join_store`), and the manager builds the trainer image itself
-(`trainer_build`): nothing goes over SSH. Elsewhere the token reaches a worker on the
+and clouds keep it in plain text. Where the pool has a join store (gcp, azure), the manager
+leaves the Swarm join token in the cloud's secret store with its own identity and each
+worker reads it with its own (`join_store`), and the manager builds the trainer image
+itself (`trainer_build`): nothing goes over SSH. Elsewhere (aws) the token reaches a worker on the
 standard input of `join_script`, run over SSH by pulumi-command. Either way it never appears
 on a command line, and the manager labels the workers: a worker cannot claim a role.
 """

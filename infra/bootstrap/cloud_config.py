@@ -14,6 +14,7 @@ from infra.bootstrap.join_store import (
     label_workers_script,
     publish_section,
     ready_section,
+    store_auth,
 )
 from infra.bootstrap.power import idle_script, poweroff_script
 from infra.bootstrap.spec import (
@@ -81,14 +82,17 @@ def user_data(node: NodeBootstrap) -> str:
             "OnBootSec=1min\nOnUnitActiveSec=30s",
             LABEL_SCRIPT,
         )
-        files.append(_file(BUILD_SCRIPT, build_script(), "0755"))
+        units.append("trackday-label-workers.timer")
+    if node.join_store is not None and node.role == "manager":
+        script = build_script(node.join_store, node.azure_identity_client_id)
+        files.append(_file(BUILD_SCRIPT, script, "0755"))
         files += _timer_files(
             "trackday-trainer-build",
             "build the trainer image the deployer asked for",
             "OnBootSec=2min\nOnUnitActiveSec=1min",
             BUILD_SCRIPT,
         )
-        units += ["trackday-label-workers.timer", "trackday-trainer-build.timer"]
+        units.append("trackday-trainer-build.timer")
     document = {
         "users": [
             "default",
@@ -227,16 +231,16 @@ def _bootstrap_script(node: NodeBootstrap) -> str:
     if node.join_store is not None:
         store = node.join_store
         if node.role == "manager":
-            parts.append(publish_section(store))
+            parts += [store_auth(store, node.azure_identity_client_id), publish_section(store)]
         else:
-            parts.append(join_section(store))
+            parts += [store_auth(store, node.azure_identity_client_id), join_section(store)]
     for service in node.services:
-        parts.append(f"systemctl enable --now {shlex.quote(service.unit_name)}\n")
+        parts.append(f"{service.setup}systemctl enable --now {shlex.quote(service.unit_name)}\n")
     for image in node.prepull_images:
         quoted = shlex.quote(image)
         parts.append(f'docker pull {quoted} || echo "trackday: could not pre-pull {image}" >&2\n')
     if node.join_store is not None and node.role == "manager":
-        parts.append(ready_section())
+        parts.append(ready_section(node.join_store))
     parts.append(f'mkdir -p "$(dirname {READY_FILE})"\ntouch {READY_FILE}\n')
     return shell_script(
         f"First-boot set-up of a trackday {node.role} node on {node.cloud}.", "".join(parts)

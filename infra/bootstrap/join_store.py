@@ -17,11 +17,25 @@ GCP (the only store so far): Secret Manager REST v1 — `POST .../secrets/{id}:a
 (`instance/service-accounts/default/token`, header `Metadata-Flavor: Google`), and "done" as
 the guest attribute `trackday/bootstrap` (PUT to `instance/guest-attributes/...`; the
 deployer reads it with `instances.getGuestAttributes`).
+
+Azure: Key Vault secrets REST 7.4 with RBAC — `PUT {vault}/secrets/{name}?api-version=7.4`
+with `{"value"}` adds a version (permission secrets/set: "Key Vault Secrets Officer"), `GET
+{vault}/secrets/{name}?api-version=7.4` answers `{"value", "id", "attributes"}`, 404
+`SecretNotFound` before it exists (secrets/get: "Key Vault Secrets User")
+(https://learn.microsoft.com/rest/api/keyvault/secrets/set-secret/set-secret, .../get-secret);
+the bearer token from IMDS for resource `https://vault.azure.net` and the node's
+user-assigned identity (`GET http://169.254.169.254/metadata/identity/oauth2/token
+?api-version=2018-02-01&resource=...&client_id=...`, header `Metadata: true`;
+https://learn.microsoft.com/entra/identity/managed-identities-azure-resources/how-to-use-vm-token).
+"Done" is the vault's `trackday-ready` secret, `{"bootstrap": "done", "hostKey", "vmId"}` (the
+VM id from IMDS `instance/compute/vmId`: a replaced manager's is new), which the
+deployer reads with its own sign-in (infra/targets/azure_ready.py).
 """
 
 from __future__ import annotations
 
 import shlex
+import urllib.parse
 
 from contract.swarm import ROLE_LABEL
 from infra.bootstrap.spec import (
@@ -34,6 +48,12 @@ from infra.bootstrap.spec import (
 
 GCP_METADATA = "http://metadata.google.internal/computeMetadata/v1"
 GCP_SECRET_MANAGER = "https://secretmanager.googleapis.com/v1"
+AZURE_IMDS = "http://169.254.169.254/metadata"
+IMDS_API_VERSION = "2018-02-01"
+IMDS_INSTANCE_API_VERSION = "2021-02-01"
+VAULT_RESOURCE = "https://vault.azure.net"
+VAULT_API = "7.4"
+HOST_KEY_FILE = "/etc/ssh/ssh_host_ed25519_key.pub"
 DOCKER_SOCKET = "/var/run/docker.sock"
 LABEL_SCRIPT = "/usr/local/sbin/trackday-label-workers"
 # Where the manager says its bootstrap is done: namespace/key of a GCP guest attribute.
@@ -46,63 +66,104 @@ JOIN_POLL_SECONDS = 10
 
 # The bearer header goes to a private file (mktemp: mode 0600) that curl reads with -H @file:
 # the access token is never an argument either.
-def store_auth() -> str:
-    """Defines `store_login`, which writes the node identity's bearer header to $store_auth."""
-    return _GCP_AUTH
-
-
-_GCP_AUTH = f"""\
+def store_auth(store: JoinStore | None = None, identity: str | None = None) -> str:
+    """Defines `store_login`, which writes the node identity's bearer header to $store_auth
+    (gcp: the VM's service account; azure: the user-assigned identity `identity`, for
+    `resource`, Key Vault by default)."""
+    if store is None or store.cloud == "gcp":
+        token_url = f"{GCP_METADATA}/instance/service-accounts/default/token"
+        header = "Metadata-Flavor: Google"
+    else:
+        if not identity:
+            raise ValueError("an azure node reads its store with its identity's client id")
+        token_url = azure_token_url(identity, VAULT_RESOURCE)
+        header = "Metadata: true"
+    return f"""\
 store_auth=$(mktemp)
 store_body=$(mktemp)
 trap 'rm -f "$store_auth" "$store_body"' EXIT
 store_login() {{
-  curl -fsS -H 'Metadata-Flavor: Google' \\
-    {GCP_METADATA}/instance/service-accounts/default/token \\
+  curl -fsS -H '{header}' \\
+    '{token_url}' \\
     | jq -r '"Authorization: Bearer " + .access_token' > "$store_auth"
 }}
 """
 
 
-def publish_section(store: JoinStore) -> str:
-    """The manager's bootstrap, after `swarm init`: writes the token and its address."""
+def azure_token_url(identity: str, resource: str) -> str:
+    """IMDS's token endpoint for a user-assigned identity (by client id) and a resource."""
     return (
-        _GCP_AUTH
-        + f"""\
-store_login
-docker swarm join-token --quiet worker \\
-  | jq --raw-input --arg manager "$TRACKDAY_PRIVATE_IP:{SWARM_PORT}" \\
-    '{{token: ., manager: $manager}} | tostring | @base64 | {{payload: {{data: .}}}}' \\
-  | curl -fsS -H @"$store_auth" -H 'Content-Type: application/json' --data-binary @- \\
-    {GCP_SECRET_MANAGER}/{store.secret}:addVersion > /dev/null
-"""
+        f"{AZURE_IMDS}/identity/oauth2/token?api-version={IMDS_API_VERSION}"
+        f"&resource={urllib.parse.quote(resource, safe='')}&client_id={identity}"
     )
 
 
-def ready_section() -> str:
-    """The manager's bootstrap, last: tells the deployer (who waits for it) that it is done."""
+def publish_section(store: JoinStore) -> str:
+    """The manager's bootstrap, after `swarm init`: writes the token and its address (after
+    `store_auth`, as every section that calls `store_login`)."""
+    if store.cloud == "gcp":
+        body, write = (
+            "tostring | @base64 | {payload: {data: .}}",
+            f"{GCP_SECRET_MANAGER}/{store.secret}:addVersion",
+        )
+    else:
+        body, write = "tostring | {value: .}", f"-X PUT {store.secret}?api-version={VAULT_API}"
     return f"""\
+store_login
+docker swarm join-token --quiet worker \\
+  | jq --raw-input --arg manager "$TRACKDAY_PRIVATE_IP:{SWARM_PORT}" \\
+    '{{token: ., manager: $manager}} | {body}' \\
+  | curl -fsS -H @"$store_auth" -H 'Content-Type: application/json' --data-binary @- \\
+    {write} > /dev/null
+"""
+
+
+def ready_section(store: JoinStore) -> str:
+    """The manager's bootstrap, last: tells the deployer (who waits for it) that it is done.
+
+    gcp: a guest attribute (the host key is already in `hostkeys/`); azure: the vault's ready
+    secret, with the SSH host key the deployer then pins (type and key, no comment)."""
+    if store.cloud == "gcp":
+        return f"""\
 curl -fsS -X PUT -H 'Metadata-Flavor: Google' --data-binary "{READY_VALUE}" \\
   {GCP_METADATA}/instance/guest-attributes/{READY_ATTRIBUTE}
+"""
+    return f"""\
+store_login
+vm_id=$(curl -fsS -H 'Metadata: true' \\
+  '{AZURE_IMDS}/instance/compute/vmId?api-version={IMDS_INSTANCE_API_VERSION}&format=text')
+awk '{{print $1 " " $2}}' {HOST_KEY_FILE} \\
+  | jq --raw-input --arg vm "$vm_id" \\
+    '{{bootstrap: "{READY_VALUE}", hostKey: ., vmId: $vm}} | tostring | {{value: .}}' \\
+  | curl -fsS -X PUT -H @"$store_auth" -H 'Content-Type: application/json' --data-binary @- \\
+    {store.ready_secret}?api-version={VAULT_API} > /dev/null
 """
 
 
 def join_section(store: JoinStore) -> str:
     """A worker's bootstrap: waits for the manager's token, then joins through the Engine API.
 
-    404 means the manager has not written it yet; any other failure (a refused identity)
-    fails the bootstrap loudly, and systemd retries it."""
+    404 means the manager has not written it yet (on azure the secret may also hold the
+    placeholder the deployer created it with: no token yet); any other failure (a refused
+    identity) fails the bootstrap loudly, and systemd retries it."""
     minutes = JOIN_WAIT_MINUTES
-    return (
-        _GCP_AUTH
-        + f"""\
+    if store.cloud == "gcp":
+        read = f"{GCP_SECRET_MANAGER}/{store.secret}/versions/latest:access"
+        decode = 'jq -r .payload.data "$store_body" | base64 -d'
+    else:
+        read = f"{store.secret}?api-version={VAULT_API}"
+        decode = 'jq -r .value "$store_body"'
+    return f"""\
+stored() {{ {decode}; }}
 if [ "$(docker info --format '{{{{.Swarm.LocalNodeState}}}}')" != active ]; then
   deadline=$((SECONDS + {minutes * 60}))
   while :; do
     store_login
     status=$(curl -sS -o "$store_body" -w '%{{http_code}}' -H @"$store_auth" \\
-      {GCP_SECRET_MANAGER}/{store.secret}/versions/latest:access) || status=000
-    [ "$status" = 200 ] && break
-    if [ "$status" != 404 ]; then
+      '{read}') || status=000
+    if [ "$status" = 200 ]; then
+      stored | jq -e '.token? // empty' > /dev/null 2>&1 && break
+    elif [ "$status" != 404 ]; then
       echo "trackday: reading the join token from {store.secret} failed (HTTP $status):" \\
         "$(jq -r '.error.message? // empty' "$store_body" 2>/dev/null)" >&2
       exit 1
@@ -115,7 +176,7 @@ if [ "$(docker info --format '{{{{.Swarm.LocalNodeState}}}}')" != active ]; then
   done
   # shellcheck source=/dev/null
   . {NODE_ENV_FILE}
-  jq -r .payload.data "$store_body" | base64 -d \\
+  stored \\
     | jq --arg address "$TRACKDAY_PRIVATE_IP" \\
       '{{JoinToken: .token, RemoteAddrs: [.manager], AdvertiseAddr: $address,
         ListenAddr: ($address + ":{SWARM_PORT}")}}' \\
@@ -123,7 +184,6 @@ if [ "$(docker info --format '{{{{.Swarm.LocalNodeState}}}}')" != active ]; then
       --data-binary @- http://localhost/swarm/join >&2
 fi
 """
-    )
 
 
 def label_workers_script(labels: dict[str, str]) -> str:

@@ -42,9 +42,20 @@ _IMAGE_PATTERN = re.compile(r"[A-Za-z0-9][A-Za-z0-9._/:@-]{0,254}")
 _NODE_ID_PATTERN = re.compile(r"[a-z0-9]{25}")
 _ADDRESS_PATTERN = re.compile(r"[A-Za-z0-9.:-]{1,253}")
 
-_GCP_SECRET_PATTERN = re.compile(
-    r"projects/[a-z][a-z0-9-]{4,28}[a-z0-9]/secrets/[A-Za-z0-9_-]{1,255}"
+# Key Vault: vault names are 3-24 letters, digits and '-'; secret names letters, digits, '-'.
+VAULT_SECRET_URL = re.compile(
+    r"https://[a-z][a-z0-9-]{1,22}[a-z0-9]\.vault\.azure\.net/secrets/[0-9a-zA-Z-]{1,127}"
 )
+_SECRET_PATTERNS = {
+    "gcp": re.compile(r"projects/[a-z][a-z0-9-]{4,28}[a-z0-9]/secrets/[A-Za-z0-9_-]{1,255}"),
+    "azure": VAULT_SECRET_URL,
+}
+_SECRET_FORMS = {
+    "gcp": "a Secret Manager name (projects/<project>/secrets/<id>)",
+    "azure": "a Key Vault secret URL (https://<vault>.vault.azure.net/secrets/<name>)",
+}
+# Azure: the secret, in the same vault, where the manager says it is done (with its host key).
+AZURE_READY_SECRET = "trackday-ready"
 
 
 @dataclass(frozen=True)
@@ -52,17 +63,23 @@ class JoinStore:
     """Where the manager leaves the join token for the workers: a secret of the stack."""
 
     cloud: Cloud
-    # GCP: the secret's resource name, projects/<project>/secrets/<id>.
+    # GCP: the secret's resource name, projects/<project>/secrets/<id>; Azure: the Key Vault
+    # secret's URL, https://<vault>.vault.azure.net/secrets/<name>.
     secret: str
 
     def __post_init__(self) -> None:
-        if self.cloud != "gcp":
+        pattern = _SECRET_PATTERNS.get(self.cloud)
+        if pattern is None:
             raise ValueError(f"no join store for {self.cloud} yet: its swarm forms over SSH")
-        if not _GCP_SECRET_PATTERN.fullmatch(self.secret):
+        if not pattern.fullmatch(self.secret):
             raise ValueError(
-                f"join store secret {self.secret!r} is not a Secret Manager name"
-                " (projects/<project>/secrets/<id>)"
+                f"join store secret {self.secret!r} is not {_SECRET_FORMS[self.cloud]}"
             )
+
+    @property
+    def ready_secret(self) -> str:
+        """Azure: the URL of the secret the manager publishes "done" and its host key in."""
+        return f"{self.secret.rsplit('/', 1)[0]}/{AZURE_READY_SECRET}"
 
 
 @dataclass(frozen=True)
@@ -70,13 +87,16 @@ class NodeService:
     """A systemd service the node runs besides Docker (the S3 gateway on the manager, the X
     server of infra/xorg.py on `every_node`), with its files.
 
-    Everything in it goes into user data, so it must hold no secret.
+    Everything in it goes into user data, so it must hold no secret. `setup` is run by the
+    bootstrap before it enables the unit, after the store login (it may read a secret from
+    the pool's join store: the gateway's keys).
     """
 
     unit_name: str
     unit: str
     files: Mapping[str, str] = field(default_factory=dict)
     every_node: bool = False
+    setup: str = ""
 
 
 @dataclass(frozen=True)
@@ -136,6 +156,8 @@ class NodeBootstrap:
             )
         if any(not s.every_node for s in self.services) and self.role != "manager":
             raise ValueError("node services (the S3 gateway) run on the manager only")
+        if any(s.setup for s in self.services) and self.join_store is None:
+            raise ValueError("a node service's setup reads the join store: the pool needs one")
 
 
 def _check_choice(what: str, value: str, choices: object) -> None:

@@ -14,6 +14,15 @@ GCP: the object through the Cloud Storage JSON API (`GET /storage/v1/b/{bucket}/
 ?alt=media`, object name URL-encoded;
 https://cloud.google.com/storage/docs/json_api/v1/objects/get), the request from
 `instance/attributes/<key>` of the metadata server (404 when the VM has none).
+
+Azure: the request is the manager VM's `userData` (base64, changed in place; IMDS
+`instance/compute/userData?api-version=2021-01-01&format=text`, empty when none), with the
+data identity (Storage Blob Data Contributor) that reads the blob (`GET
+https://<account>.blob.core.windows.net/<container>/<blob>`, bearer token for
+`https://storage.azure.com/`, `x-ms-version`; https://learn.microsoft.com/rest/api/
+storageservices/get-blob); "built" is `{"digest", "vmId"}` in the vault's
+`trackday-trainer` secret, which `pulumi up` waits for (infra/targets/azure_ready.py). The
+archive is uploaded with the deployer's token (infra/targets/azure_upload.py).
 """
 
 from __future__ import annotations
@@ -26,8 +35,21 @@ import tarfile
 from dataclasses import dataclass
 from pathlib import Path
 
-from infra.bootstrap.join_store import GCP_METADATA, store_auth
-from infra.bootstrap.spec import BUILDING_FILE, READY_FILE, check_image_reference, shell_script
+from infra.bootstrap.join_store import (
+    AZURE_IMDS,
+    GCP_METADATA,
+    IMDS_INSTANCE_API_VERSION,
+    VAULT_API,
+    azure_token_url,
+    store_auth,
+)
+from infra.bootstrap.spec import (
+    BUILDING_FILE,
+    READY_FILE,
+    JoinStore,
+    check_image_reference,
+    shell_script,
+)
 
 BUILD_SCRIPT = "/usr/local/sbin/trackday-trainer-build"
 BUILT_FILE = "/var/lib/trackday/trainer.built"
@@ -36,6 +58,13 @@ BUILT_ATTRIBUTE = "trackday/trainer"
 GCS_API = "https://storage.googleapis.com/storage/v1"
 DOCKERFILE = "training/donkeycar/Dockerfile"
 OBJECT_PREFIX = "build/trainer-"
+# Azure: the request in the VM's userData, the blob through the account's endpoint, "built"
+# in the vault.
+USER_DATA_API = "2021-01-01"
+STORAGE_RESOURCE = "https://storage.azure.com/"
+BLOB_API = "2021-08-06"
+BLOB_URL = "https://$account.blob.core.windows.net"
+BUILT_SECRET = "trackday-trainer"
 
 
 @dataclass(frozen=True)
@@ -54,8 +83,10 @@ class TrainerBuild:
     def object_name(self) -> str:
         return f"{OBJECT_PREFIX}{self.digest}.tar.gz"
 
-    def request(self, bucket: str) -> str:
-        """The manager's build request (custom metadata value): plain JSON, no secret."""
+    def request(self, bucket: str, identity: str | None = None) -> str:
+        """The manager's build request (gcp: custom metadata; azure: the VM's userData, with
+        `bucket` as <account>/<container> and the `identity` that may read it): plain JSON,
+        no secret."""
         return json.dumps(
             {
                 "bucket": bucket,
@@ -63,6 +94,7 @@ class TrainerBuild:
                 "digest": self.digest,
                 "tag": self.tag,
                 "buildArgs": dict(self.build_args),
+                **({"identity": identity} if identity else {}),
             },
             sort_keys=True,
         )
@@ -91,29 +123,31 @@ def digest(data: bytes) -> str:
     return hashlib.sha256(data).hexdigest()
 
 
-def build_script() -> str:
-    """Run by a timer on the manager: builds what the metadata asks for, once per digest."""
+def build_script(store: JoinStore | None = None, identity: str | None = None) -> str:
+    """Run by a timer on the manager: builds what the deployer asks for, once per digest.
+
+    gcp (`store` None or gcp) as the module says; azure: the request is the manager VM's
+    `userData` (IMDS `instance/compute/userData`, base64; empty: none), the archive a blob
+    read with the request's `identity` (the data identity: Blob Data Contributor), and
+    "built" the vault's `trackday-trainer` secret, written with the node's own `identity`."""
+    azure = store is not None and store.cloud == "azure"
+    fetch, download, built = (
+        (_AZURE_REQUEST, _AZURE_DOWNLOAD, _azure_built(store))
+        if azure and store is not None
+        else (_GCP_REQUEST, _GCP_DOWNLOAD, _GCP_BUILT)
+    )
     return shell_script(
         "Builds the trackday DonkeyCar trainer image the deployer asked for (metadata).",
         f"""\
 [ -f {READY_FILE} ] || exit 0
 mkdir -p /run/trackday
-status=$(curl -sS -o /run/trackday/trainer-request -w '%{{http_code}}' \\
-  -H 'Metadata-Flavor: Google' {GCP_METADATA}/instance/attributes/{REQUEST_KEY}) || exit 1
-[ "$status" = 404 ] && exit 0
-[ "$status" = 200 ] || {{ echo "trackday: metadata answered HTTP $status" >&2; exit 1; }}
-request=$(cat /run/trackday/trainer-request)
+{fetch}request=$(cat /run/trackday/trainer-request)
 wanted=$(jq -r .digest <<< "$request")
 [ "$(cat {BUILT_FILE} 2>/dev/null || true)" = "$wanted" ] && exit 0
-{store_auth()}work=$(mktemp -d)
+{store_auth(store, identity)}work=$(mktemp -d)
 touch {BUILDING_FILE}
 trap 'rm -rf "$work" "$store_auth" "$store_body" {BUILDING_FILE}' EXIT
-store_login
-object=$(jq -r '.object | @uri' <<< "$request")
-bucket=$(jq -r .bucket <<< "$request")
-curl -fsS -H @"$store_auth" -o "$work/context.tar.gz" \\
-  "{GCS_API}/b/$bucket/o/$object?alt=media"
-echo "$wanted  $work/context.tar.gz" | sha256sum --check --quiet
+{download}echo "$wanted  $work/context.tar.gz" | sha256sum --check --quiet
 mkdir "$work/context"
 tar -xzf "$work/context.tar.gz" -C "$work/context" --no-same-owner --no-same-permissions
 mapfile -t build_args < <(jq -r '.buildArgs | to_entries[] | "--build-arg=\\(.key)=\\(.value)"' \\
@@ -122,7 +156,54 @@ docker build --network host --file "$work/context/{DOCKERFILE}" \\
   --tag "$(jq -r .tag <<< "$request")" "${{build_args[@]}}" "$work/context"
 mkdir -p "$(dirname {BUILT_FILE})"
 echo "$wanted" > {BUILT_FILE}
+{built}""",
+    )
+
+
+_GCP_REQUEST = f"""\
+status=$(curl -sS -o /run/trackday/trainer-request -w '%{{http_code}}' \\
+  -H 'Metadata-Flavor: Google' {GCP_METADATA}/instance/attributes/{REQUEST_KEY}) || exit 1
+[ "$status" = 404 ] && exit 0
+[ "$status" = 200 ] || {{ echo "trackday: metadata answered HTTP $status" >&2; exit 1; }}
+"""
+_GCP_DOWNLOAD = f"""\
+store_login
+object=$(jq -r '.object | @uri' <<< "$request")
+bucket=$(jq -r .bucket <<< "$request")
+curl -fsS -H @"$store_auth" -o "$work/context.tar.gz" \\
+  "{GCS_API}/b/$bucket/o/$object?alt=media"
+"""
+_GCP_BUILT = f"""\
 curl -fsS -X PUT -H 'Metadata-Flavor: Google' --data-binary "$wanted" \\
   {GCP_METADATA}/instance/guest-attributes/{BUILT_ATTRIBUTE}
-""",
-    )
+"""
+_AZURE_REQUEST = f"""\
+curl -fsS -H 'Metadata: true' \\
+  '{AZURE_IMDS}/instance/compute/userData?api-version={USER_DATA_API}&format=text' \\
+  | base64 -d > /run/trackday/trainer-request
+[ -s /run/trackday/trainer-request ] || exit 0
+"""
+# The data identity's token for Blob storage; `x-ms-version` is required with a bearer token
+# (https://learn.microsoft.com/rest/api/storageservices/get-blob).
+_AZURE_DOWNLOAD = f"""\
+identity=$(jq -r .identity <<< "$request")
+curl -fsS -H 'Metadata: true' \\
+  "{azure_token_url("$identity", STORAGE_RESOURCE)}" \\
+  | jq -r '"Authorization: Bearer " + .access_token' > "$work/blob-auth"
+account=$(jq -r '.bucket | split("/")[0]' <<< "$request")
+container=$(jq -r '.bucket | split("/")[1]' <<< "$request")
+curl -fsS -H @"$work/blob-auth" -H 'x-ms-version: {BLOB_API}' -o "$work/context.tar.gz" \\
+  "{BLOB_URL}/$container/$(jq -r .object <<< "$request")"
+"""
+
+
+def _azure_built(store: JoinStore) -> str:
+    return f"""\
+store_login
+vm_id=$(curl -fsS -H 'Metadata: true' \\
+  '{AZURE_IMDS}/instance/compute/vmId?api-version={IMDS_INSTANCE_API_VERSION}&format=text')
+jq -n --arg digest "$wanted" --arg vm "$vm_id" \\
+  '{{digest: $digest, vmId: $vm}} | tostring | {{value: .}}' \\
+  | curl -fsS -X PUT -H @"$store_auth" -H 'Content-Type: application/json' --data-binary @- \\
+    {store.secret.rsplit("/", 1)[0]}/{BUILT_SECRET}?api-version={VAULT_API} > /dev/null
+"""

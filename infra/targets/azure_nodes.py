@@ -1,5 +1,8 @@
 """Azure's GPU nodes: N-series VMs from Ubuntu 22.04 with the NVIDIA GPU driver extension,
-spot or regular, each with its own identity that may only read and deallocate its own VM."""
+spot or regular, each with its own identity that may only read and deallocate its own VM,
+and use the stack's vault as its role allows (infra/targets/azure_vault.py: the manager
+writes, workers read the join secret). `pulumi up` waits, through the vault, for the
+manager's "done" (infra/targets/azure_ready.py): nothing goes over SSH."""
 
 from __future__ import annotations
 
@@ -11,10 +14,15 @@ import pulumi
 import pulumi_azure_native as azure
 
 from infra import cloud_rules, nodes
-from infra.bootstrap import NodeService
+from infra.bootstrap import NodeService, trainer_build
+from infra.bootstrap.join_store import READY_VALUE
+from infra.bootstrap.trainer_build import TrainerBuild
 from infra.config import StackConfig
 from infra.nodes import Node, NodeAccess, PoolSpec
 from infra.targets import child
+from infra.targets.azure_ready import VaultWait
+from infra.targets.azure_upload import BlobUpload
+from infra.targets.azure_vault import JoinVault
 
 IMAGE = {
     "publisher": "Canonical",
@@ -39,6 +47,13 @@ class NodePoolArgs:
     self_deallocate_role: pulumi.Input[str]
     # The manager's extra services (the S3 gateway), known once the account and identity are.
     manager_services: pulumi.Output[tuple[NodeService, ...]]
+    # Where the nodes form the swarm (the join token, the manager's "done").
+    vault: JoinVault
+    # The trainer image the manager builds from this archive (uploaded to `container` of
+    # `storage_account`, read with the data identity).
+    trainer: tuple[TrainerBuild, pulumi.FileAsset]
+    storage_account: pulumi.Input[str]
+    container: str
 
 
 class NodePool(pulumi.ComponentResource):
@@ -103,6 +118,7 @@ class NodePool(pulumi.ComponentResource):
                         own.client_id,
                         args.manager_services,
                         _base64,
+                        args.vault.store,
                     ),
                     "linux_configuration": {
                         "disable_password_authentication": True,
@@ -122,11 +138,14 @@ class NodePool(pulumi.ComponentResource):
                     ]
                 },
                 identity={"type": "UserAssigned", "user_assigned_identities": identities},
+                # The manager's build request (infra/bootstrap/trainer_build.py), read through
+                # IMDS and changed in place when training/ changes.
+                **({"user_data": _build_request(args)} if role == "manager" else {}),
                 **_priority(args.config),
                 opts=child(self),
             )
             # The driver only (containers bring their own CUDA): no CUDA toolkit holding the
-            # dpkg lock for minutes. It may reboot the VM: the swarm's commands wait for it.
+            # dpkg lock for minutes. It may reboot the VM: the bootstrap retries until done.
             driver = azure.compute.VirtualMachineExtension(
                 f"{name}-{suffix}-gpu-driver",
                 resource_group_name=args.resource_group,
@@ -148,11 +167,65 @@ class NodePool(pulumi.ComponentResource):
                 scope=vm.id,
                 opts=child(self),
             )
-            private_ip = nic.ip_configurations.apply(lambda configs: configs[0].private_ip_address)
-            self.nodes.append(
-                Node(role, suffix, public_ip.ip_address, private_ip, vm.vm_id, ready=(driver,))
+            granted = args.vault.grant_node(
+                f"{name}-{suffix}-vault",
+                role,
+                own.principal_id,
+                cloud_rules.MANAGED_IDENTITY_PRINCIPAL_TYPE,
             )
+            if role == "manager":
+                # The manager says it is done (swarm, token written, host key) last.
+                self.manager_ready = VaultWait(
+                    f"{name}-{suffix}-ready",
+                    {
+                        "secret": args.vault.store.apply(lambda store: store.ready_secret),
+                        "instanceId": vm.vm_id,
+                        "expect": {"bootstrap": READY_VALUE},
+                    },
+                    opts=child(self, depends_on=[granted, driver]),
+                )
+                self.trainer_built = self._trainer_built(f"{name}-trainer", args, vm)
+            private_ip = nic.ip_configurations.apply(lambda configs: configs[0].private_ip_address)
+            self.nodes.append(Node(role, suffix, public_ip.ip_address, private_ip, vm.vm_id))
         self.register_outputs({"count": len(self.nodes)})
+
+    def _trainer_built(
+        self, name: str, args: NodePoolArgs, vm: azure.compute.VirtualMachine
+    ) -> VaultWait:
+        """The build context uploaded under its digest, and the wait until the manager says
+        it built that digest."""
+        build, source = args.trainer
+        uploaded = BlobUpload(
+            f"{name}-source",
+            {
+                "account": args.storage_account,
+                "container": args.container,
+                "name": build.object_name,
+                "path": source.path,
+                "digest": build.digest,
+            },
+            opts=child(self),
+        )
+        return VaultWait(
+            f"{name}-built",
+            {
+                "secret": args.vault.store.apply(
+                    lambda store: f"{store.secret.rsplit('/', 1)[0]}/{trainer_build.BUILT_SECRET}"
+                ),
+                "instanceId": vm.vm_id,
+                "expect": {"digest": build.digest},
+            },
+            opts=child(self, depends_on=[uploaded, self.manager_ready]),
+        )
+
+
+def _build_request(args: NodePoolArgs) -> pulumi.Output[str]:
+    """The manager's build request, base64 (the VM's `userData`): the archive's blob and the
+    data identity that may read it."""
+    build = args.trainer[0]
+    return pulumi.Output.all(args.storage_account, args.identity.client_id).apply(
+        lambda values: _base64(build.request(f"{values[0]}/{args.container}", values[1]))
+    )
 
 
 def _base64(text: str) -> str:

@@ -78,9 +78,10 @@ def pool_and_swarm(
 ) -> SwarmNodes:
     """Node access, the cloud's pool (`make_pool`), the swarm over it and the trainer image.
 
-    `swarm_options` gives the cloud's further SwarmArgs from its pool (the azure identity,
-    gcp's host key reader and its wait for the manager); with `join_store` the nodes form
-    the swarm themselves (infra/bootstrap/join_store.py), and with `built_by_manager` (the
+    `swarm_options` gives the cloud's further SwarmArgs from its pool (gcp's and azure's
+    host key reader and wait for the manager); with `join_store` the nodes form the swarm
+    themselves (infra/bootstrap/join_store.py; azure's store is known only once its vault
+    is, so its pool renders it into the user data itself), and with `built_by_manager` (the
     pool's resource that exists once the manager built the trainer) the manager builds the
     trainer image itself; else it is built over SSH."""
     access = NodeAccess(f"{name}-access", opts=child(parent))

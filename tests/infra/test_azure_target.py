@@ -162,18 +162,17 @@ def test_vms_are_spot_n_series_with_ssh_keys_only_and_the_gpu_driver(azure):
     assert driver["vmName"] == vm.name
 
 
-def test_driver_extension_installs_no_cuda_and_the_swarm_waits_for_it(azure5):
-    """The extension may reboot the VM and holds dpkg while it runs: the join token is read,
-    and each worker joined, only once its node's extension is done."""
+def test_driver_extension_installs_no_cuda_and_the_deploy_waits_for_it(azure5):
+    """The extension may reboot the VM and holds dpkg while it runs: the deploy's wait for the
+    manager's "done" starts only once the manager's extension is done (the bootstrap itself
+    retries until it is)."""
     extensions = azure5.of_type("azure-native:compute:VirtualMachineExtension")
     drivers = {r.inputs["vmName"]: r for r in extensions}
     assert all(d.inputs["settings"] == {"installCUDA": False} for d in drivers.values())
-    commands = {r.name: r for r in azure5.of_type(COMMAND)}
-    token = commands["trackday-azure-swarm-join-token"]
-    assert drivers["trackday-azure-nodes-manager"].urn in token.dependencies
-    for n in range(1, 5):
-        joined = commands[f"trackday-azure-swarm-worker-{n}-join"]
-        assert drivers[f"trackday-azure-nodes-worker-{n}"].urn in joined.dependencies
+    ready = next(
+        r for r in azure5.of_type("pulumi-python:dynamic:Resource") if r.name.endswith("-ready")
+    )
+    assert drivers["trackday-azure-nodes-manager"].urn in ready.dependencies
 
 
 def test_regular_priority_when_not_spot():
@@ -202,15 +201,22 @@ def test_gateway_runs_on_the_manager_only_inside_the_vnet(azure5):
     assert outputs["managerPrivateAddress"].startswith("10.42.1.")
 
 
-def test_gateway_keys_are_generated_secrets_handed_over_ssh(azure):
+def test_gateway_keys_are_generated_secrets_kept_in_the_vault(azure):
     passwords = azure.of_type("random:index/randomPassword:RandomPassword")
     assert {(p.inputs["length"], p.inputs["special"]) for p in passwords} == {
         (20, False),
         (40, False),
     }
-    store = next(c for c in azure.of_type(COMMAND) if c.name.endswith("gateway-store"))
-    assert "stdin" in store.secret_inputs and "connection" in store.secret_inputs
-    key_file = azure.raw_inputs[store.urn]["stdin"]
+    assert azure.of_type(COMMAND) == [] or all(
+        not c.name.endswith("gateway-store") for c in azure.of_type(COMMAND)
+    )
+    store = next(
+        s
+        for s in azure.of_type("azure-native:keyvault:Secret")
+        if s.inputs["secretName"] == "gateway-keys"
+    )
+    assert "properties" in store.secret_inputs
+    key_file = azure.raw_inputs[store.urn]["properties"]["value"]
     outputs = azure.outputs
     assert outputs["s3AccessKeyId"].secret and outputs["s3SecretAccessKey"].secret
     assert f"{outputs['s3AccessKeyId'].value},{outputs['s3SecretAccessKey'].value}" in key_file
@@ -231,6 +237,8 @@ def test_outputs_give_submit_what_it_needs(azure):
 def test_named_storage_account_is_used_and_a_bad_one_refused():
     run = run_stack("azure", with_keys("azure", azure={"storageAccount": "mytrackdaydata"}))
     assert run.one(ACCOUNT).inputs["accountName"] == "mytrackdaydata"
-    assert run.of_type("random:index/randomString:RandomString") == []
+    # The only random name left is the stack's vault's.
+    (suffix,) = run.of_type("random:index/randomString:RandomString")
+    assert suffix.name.endswith("vault-suffix")
     with pytest.raises(ConfigError, match=r"azure.storageAccount: 'My-Data' is not valid"):
         run_stack("azure", with_keys("azure", azure={"storageAccount": "My-Data"}))

@@ -29,6 +29,7 @@ from training import storage
 ACCESS_KEY = "trackdaygatewaykey01"
 SECRET_KEY = "Zq8mX2vR7tLw4NpK9sBc3HdJ6fYa1GeU5oQi0VxT"
 CLIENT_ID = "0f9c2a5e-3b1d-4c7e-9a8f-2d6b1e4c7a90"
+KEYS_URL = "https://trackday-dev-0a1b2c.vault.azure.net/secrets/gateway-keys"
 
 
 @dataclass(frozen=True)
@@ -80,7 +81,7 @@ def wait_for_directory_cache() -> None:
 
 
 def test_the_command_line_is_the_one_in_the_unit(running_gateway: Gateway) -> None:
-    settings = gateway.GatewaySettings("trackdaydata", CLIENT_ID)
+    settings = gateway.GatewaySettings("trackdaydata", CLIENT_ID, KEYS_URL)
     exec_start = next(
         line for line in gateway.unit(settings).splitlines() if line.startswith("ExecStart=")
     )
@@ -171,13 +172,23 @@ def test_keys_file_and_settings_are_well_formed() -> None:
     [
         (lambda: gateway.keys_env("short", SECRET_KEY), "gateway access key id must be 16"),
         (lambda: gateway.keys_env(ACCESS_KEY, "has,comma" * 3), "gateway secret access key must"),
-        (lambda: gateway.GatewaySettings("Bad_Account", CLIENT_ID), "storage account 'Bad_Acc"),
-        (lambda: gateway.GatewaySettings("trackdaydata", "nope"), "identity client id 'nope'"),
         (
-            lambda: gateway.GatewaySettings("trackdaydata", CLIENT_ID, image="x y"),
+            lambda: gateway.GatewaySettings("Bad_Account", CLIENT_ID, KEYS_URL),
+            "storage account 'Bad_Acc",
+        ),
+        (
+            lambda: gateway.GatewaySettings("trackdaydata", "nope", KEYS_URL),
+            "identity client id 'nope'",
+        ),
+        (
+            lambda: gateway.GatewaySettings("trackdaydata", CLIENT_ID, KEYS_URL, image="x y"),
             "gateway image 'x y' is not an image reference",
         ),
         (lambda: gateway.env_file({"A": "two\nlines"}), "'A' must be on one line"),
+        (
+            lambda: gateway.GatewaySettings("trackdaydata", CLIENT_ID, "https://x.example/k"),
+            "is not a Key Vault secret URL",
+        ),
     ],
 )
 def test_bad_gateway_inputs_are_refused(call, message: str) -> None:
@@ -186,7 +197,7 @@ def test_bad_gateway_inputs_are_refused(call, message: str) -> None:
 
 
 def test_unit_listens_on_the_private_address_only() -> None:
-    unit = gateway.unit(gateway.GatewaySettings("trackdaydata", CLIENT_ID))
+    unit = gateway.unit(gateway.GatewaySettings("trackdaydata", CLIENT_ID, KEYS_URL))
     assert "--addr ${TRACKDAY_PRIVATE_IP}:9000 " in unit
     assert "EnvironmentFile=/run/trackday/node.env" in unit
     assert f"ConditionPathExists={gateway.KEYS_FILE}" in unit

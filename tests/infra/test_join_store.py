@@ -61,7 +61,7 @@ def cloud(tmp_path: Path):
 def _script(section: str, servers: dict, tmp_path: Path, node: str) -> str:
     """The section as the node runs it, pointed at the stand-ins instead of Google and Docker."""
     return (
-        shell_script("test", section)
+        shell_script("test", join_store.store_auth(STORE) + section)
         .replace(
             join_store.GCP_METADATA,
             f"http://127.0.0.1:{servers[node].server_port}/computeMetadata/v1",
@@ -164,14 +164,14 @@ def test_a_node_already_in_the_swarm_reads_nothing(cloud) -> None:
 def test_the_manager_says_it_is_done_in_its_guest_attributes(cloud) -> None:
     _store, servers, tmp_path = cloud
     done = _run(
-        _script(join_store.ready_section(), servers, tmp_path, "manager"), tmp_path, MANAGER_IP
+        _script(join_store.ready_section(STORE), servers, tmp_path, "manager"), tmp_path, MANAGER_IP
     )
     assert done.wait(60) == 0, done.stderr.read()
     assert servers["manager"].attributes == {join_store.READY_ATTRIBUTE: join_store.READY_VALUE}
 
 
 def test_a_store_name_that_is_not_a_secret_is_refused() -> None:
-    with pytest.raises(ValueError, match=r"not a Secret Manager name"):
+    with pytest.raises(ValueError, match=r"is not a Secret Manager name"):
         JoinStore("gcp", "projects/p/secrets/x; rm -rf /")
     with pytest.raises(ValueError, match=r"no join store for aws yet"):
         JoinStore("aws", SECRET)

@@ -611,7 +611,11 @@ def test_a_vertex_job_counts_towards_the_hourly_rate_while_training():
 def _node_user_data(cloud: str, role: str, services=()) -> str:
     from infra import bootstrap
 
-    azure = {"azure_identity_client_id": IDENTITY} if cloud == "azure" else {}
+    azure = (
+        {"azure_identity_client_id": IDENTITY, "join_store": _azure_store()}
+        if cloud == "azure"
+        else {}
+    )
     return bootstrap.user_data(
         bootstrap.NodeBootstrap(
             role=role,
@@ -627,6 +631,13 @@ def _node_user_data(cloud: str, role: str, services=()) -> str:
 
 
 IDENTITY = "12345678-1234-1234-1234-123456789abc"
+VAULT = "https://tdpolicy0a1b2c.vault.azure.net"
+
+
+def _azure_store():
+    from infra.bootstrap.spec import JoinStore
+
+    return JoinStore("azure", f"{VAULT}/secrets/swarm-join")
 
 
 @pytest.mark.parametrize("cloud", ["aws", "azure", "gcp"])
@@ -635,7 +646,9 @@ def test_the_user_data_trackday_renders_passes_and_shows_its_ttl(cloud):
     rule finds their power-off timer, so an on-demand GPU node with them is bounded."""
     from infra import gateway
 
-    service = gateway.node_service(gateway.GatewaySettings("trackdaydata", IDENTITY))
+    service = gateway.node_service(
+        gateway.GatewaySettings("trackdaydata", IDENTITY, f"{VAULT}/secrets/gateway-keys")
+    )
     for role, services in (("manager", (service,) if cloud == "azure" else ()), ("worker", ())):
         text = _node_user_data(cloud, role, services)
         node = _res("aws:ec2/instance:Instance", instanceType="g4dn.2xlarge", userData=text)
