@@ -17,7 +17,8 @@ and the run keeps every file donkeycar writes into its models folder, with its n
 `<output>/latest.json`) only after every file was uploaded and verified, so a failed run
 never replaces a good model. A run stopped by SIGTERM (`docker stop`: the node's spot
 interruption handler, infra/bootstrap/spot.py) leaves `INTERRUPTED.txt` instead of
-`FAILED.txt`, so that it is known to be worth running again.
+`FAILED.txt`, and its best model so far as a checkpoint (training/donkeycar/checkpoint.py):
+run again with the same run id (the node does, when it comes back), it starts from there.
 """
 
 from __future__ import annotations
@@ -39,7 +40,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 from training import storage
-from training.donkeycar import latest
+from training.donkeycar import checkpoint, latest
 from training.donkeycar.archive import ArchiveError, ExtractedArchive, extract_archive
 from training.donkeycar.car_config import load_car_config, parse_overrides
 from training.donkeycar.checks import (
@@ -142,17 +143,22 @@ def run(args: argparse.Namespace) -> str:
     phases = Phases()
     events = DonkeycarEvents()
     started = datetime.now(UTC)
+    resumed = checkpoint.resume_point(run_url)
+    if resumed:
+        log.info("an earlier attempt was interrupted: starting from its checkpoint %s", resumed)
+    models: Path | None = None
     with tempfile.TemporaryDirectory(prefix=f"trackday-{run_id}-", dir=args.work_dir) as tmp:
         work = Path(tmp)
         try:
             with phases("fetch_extract"):
-                transfer = starting_model(args.transfer, work / "transfer")
+                transfer = starting_model(resumed or args.transfer, work / "transfer")
                 myconfig = run_input(args.myconfig, work / "myconfig.py", "--myconfig")
                 extracted = fetch(args.data, work / "data")
             with phases("check"):
                 scans = check_tubs(extracted, args.skip_bad)
             with phases("configure"):
                 cfg = load_car_config(extracted.config_dir, work, overrides, myconfig)
+                models = Path(cfg.MODELS_PATH)
                 model_type = args.model_type or getattr(cfg, "DEFAULT_MODEL_TYPE", None)
                 if not model_type:
                     raise TrainerError(
@@ -189,6 +195,7 @@ def run(args: argparse.Namespace) -> str:
                 "movie": {"file": movie.name, "frames": frames} if frames else None,
                 "overrides": {k: repr(v) for k, v in overrides.items()},
                 "transfer": transfer.record if transfer else None,
+                "resumed_from": resumed,
                 "comment": args.comment,
                 "versions": _versions(),
                 "archive": extracted.manifest.__dict__ if extracted.manifest else "old format",
@@ -205,6 +212,8 @@ def run(args: argparse.Namespace) -> str:
             manifest["seconds"] = {**phases.seconds, "fit": events.fit_seconds}
             mark_complete(run_url, manifest, work)
         except BaseException as exc:
+            if isinstance(exc, Interrupted) and models is not None:
+                _keep_checkpoint(models, run_url)
             _record_failure(run_url, exc)
             raise
     latest.publish(
@@ -218,6 +227,14 @@ def run(args: argparse.Namespace) -> str:
     )
     log.info("phases: %s", json.dumps({**phases.seconds, "fit": events.fit_seconds}))
     return run_url
+
+
+def _keep_checkpoint(models: Path, run_url: str) -> None:
+    """The best model so far into the bucket, best effort: the marker matters more."""
+    try:
+        checkpoint.save(models, run_url)
+    except Exception as error:
+        log.warning("could not keep the checkpoint at %s: %s", run_url, error)
 
 
 def _record_failure(run_url: str, exc: BaseException) -> None:
