@@ -24,6 +24,9 @@ WORKLOAD_LABEL = "trackday.workload"
 JOB_LABEL = "trackday.job"
 RUN_LABEL = "trackday.run"
 MODEL_PREFIX_LABEL = "trackday.model-prefix"
+# On a service a spot notice stopped: the replicas its node's next boot gives back
+# (infra/bootstrap/spot.py); a DonkeyCar job carrying it is kept, not removed, by its submitter.
+RESUME_LABEL = "trackday.spot.resume"
 # The Swarm generic resource a node's GPUs are advertised as. The NVIDIA runtime reads the
 # GPU Swarm assigned to a task from DOCKER_RESOURCE_<KIND>, and its `swarm-resource` setting
 # names DOCKER_RESOURCE_GPU: so the kind is GPU.

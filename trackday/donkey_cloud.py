@@ -38,6 +38,9 @@ from training.donkeycar.tub_inputs import archive_facts
 
 console = Console(stderr=True)
 
+# `donkey submit`'s exit status for a job a spot notice stopped (EX_TEMPFAIL: not done yet,
+# its node runs it again).
+INTERRUPTED_EXIT = 75
 STACK_HELP = "The deployed stack (its outputs say where the bucket and image are)."
 OUTPUTS_HELP = "JSON of `pulumi stack output --json --show-secrets` (instead of the Pulumi CLI)."
 TRANSFER_HELP = (
@@ -191,14 +194,22 @@ def _submit_swarm(
         options = _with_run_files(options, files, swarm.bucket_url, run_id)
         try:
             with runs.failure_recorded(storage.join(runs.runs_url(swarm.bucket_url), run_id)):
-                _run_swarm_job(swarm, data_url, run_id, options)
+                interrupted = _run_swarm_job(swarm, data_url, run_id, options)
         except KeyboardInterrupt:
             raise typer.Exit(130) from None
+    if interrupted:
+        console.print(
+            f"interrupted: the node got a spot notice; the job runs again by itself, from its"
+            f" checkpoint, when the node comes back; then: trackday donkey fetch {run_id}"
+            f" --stack {stack}"
+        )
+        raise typer.Exit(INTERRUPTED_EXIT)
     console.print(f"done: trackday donkey fetch {run_id} --stack {stack}")
 
 
-def _run_swarm_job(swarm: SwarmOutputs, data_url: str, run_id: str, options: RunOptions) -> None:
-    """Run the trainer as a one-shot job on the swarm and follow it to its end."""
+def _run_swarm_job(swarm: SwarmOutputs, data_url: str, run_id: str, options: RunOptions) -> bool:
+    """Run the trainer as a one-shot job on the swarm and follow it to its end; whether a
+    spot notice interrupted it (its service then stays, for the node's next boot)."""
     job, credentials = swarm_training.training_job(swarm, data_url, run_id, options)
     client = manager_ssh.connect(
         swarm.manager_address,
@@ -220,6 +231,8 @@ def _run_swarm_job(swarm: SwarmOutputs, data_url: str, run_id: str, options: Run
         raise
     finally:
         client.close()
+    if result.interrupted:
+        return True
     if not result.succeeded:
         raise swarm_jobs.SwarmJobError(
             f"job {result.state} (exit code {result.exit_code}): {result.message or 'no message'}"

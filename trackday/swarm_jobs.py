@@ -42,6 +42,7 @@ from contract.swarm import (
     CREDENTIALS_PATH,
     GPU_RESOURCE,
     JOB_LABEL,
+    RESUME_LABEL,
     ROLE_LABEL,
     ROLE_LABEL_VALUES,
     WORKLOAD_LABEL,
@@ -56,6 +57,8 @@ from trackday.errors import TrackdayError
 
 # Task states after which nothing more happens (docker's swarm task lifecycle).
 FINAL_STATES = frozenset({"complete", "failed", "rejected", "shutdown", "orphaned", "remove"})
+# A job whose node's spot notice stopped it and marked its service for the next boot.
+INTERRUPTED_STATE = "interrupted"
 # States in which the scheduler has not yet found a node for the task.
 UNPLACED_STATES = frozenset({"new", "pending"})
 _NAME_PATTERN = re.compile(r"[a-zA-Z0-9][a-zA-Z0-9_.-]{0,62}")
@@ -208,6 +211,11 @@ class JobResult:
     def succeeded(self) -> bool:
         return self.state == "complete" and self.exit_code == 0
 
+    @property
+    def interrupted(self) -> bool:
+        """A spot notice stopped it and kept its service: its node runs it again at boot."""
+        return self.state == INTERRUPTED_STATE
+
 
 def run_job(
     client: docker.DockerClient,
@@ -217,7 +225,9 @@ def run_job(
     placement_timeout_s: float = 300.0,
     poll_s: float = 1.0,
 ) -> JobResult:
-    """Run `job` to its end, passing each log line to `on_line`; always remove what it made.
+    """Run `job` to its end, passing each log line to `on_line`; remove what it made, unless
+    a spot notice stopped it: its service (and secret) then stay for the node's next boot,
+    which runs it again (infra/bootstrap/spot.py).
 
     The image must be on the node or pullable by it: the SDK forwards this machine's
     registry login for the image (as `docker service create --with-registry-auth` does).
@@ -233,7 +243,11 @@ def run_job(
             service_id = client.api.create_service(**service_spec(job, secret_id))["ID"]
         except docker.errors.APIError as exc:
             raise SwarmJobError(f"could not start job {job.name}: {exc.explanation}") from None
-        return _follow(client, service_id, job, on_line, placement_timeout_s, poll_s)
+        result = _follow(client, service_id, job, on_line, placement_timeout_s, poll_s)
+        if RESUME_LABEL in (client.api.inspect_service(service_id)["Spec"].get("Labels") or {}):
+            service_id = secret_id = None  # kept for the node's next boot
+            return JobResult(INTERRUPTED_STATE, result.exit_code, result.message)
+        return result
     finally:
         if service_id is not None:
             with contextlib.suppress(docker.errors.NotFound):
@@ -254,9 +268,14 @@ def _follow(
     """Poll the task's state while a thread streams its logs; then print any lines it missed."""
     started = time.monotonic()
     follower: _LogFollower | None = None
+    task = None
     try:
         while True:
-            task = _task(client, service_id)
+            found = _task(client, service_id)
+            if found is None and task is not None:
+                state = "remove"  # gone: the service was scaled to zero (a spot notice)
+                break
+            task = found
             state = task["Status"]["State"] if task else "new"
             if follower is None and state not in UNPLACED_STATES:
                 follower = _LogFollower(client.api, service_id, on_line)

@@ -27,9 +27,11 @@ the next prefix (its files, the record's `prepared`, the service specs with the 
 `PRETRAINED*`, the replicas to give back in a label); then it scales the run's services to
 zero and stops the SageMaker containers the trainer started. At the next boot the resume unit
 gives the prepared runs their replicas back: they train on by themselves. DonkeyCar
-containers are stopped with SIGTERM: the trainer then marks its run INTERRUPTED (never
-COMPLETE, never latest.json). A notice before Docker runs, twice, or with no run is recorded
-and logged, nothing else. docs/architecture.md says why the handler is a node script.
+containers are stopped with SIGTERM: the trainer then keeps its checkpoint and marks its run
+INTERRUPTED (never COMPLETE, never latest.json); on a manager their job service is kept at
+zero replicas with the same label, so the next boot runs the job again, from the checkpoint.
+A notice before Docker runs, twice, or with no run is recorded and logged, nothing else.
+docs/architecture.md says why the handler is a node script.
 """
 
 from __future__ import annotations
@@ -37,6 +39,7 @@ from __future__ import annotations
 from contract.swarm import (
     JOB_LABEL,
     MODEL_PREFIX_LABEL,
+    RESUME_LABEL,
     ROLE_LABEL,
     RUN_LABEL,
     SIMULATION_ROLE,
@@ -52,8 +55,6 @@ NOTICE_SCRIPT = "/usr/local/sbin/trackday-spot-notice"
 WATCH_UNIT = "trackday-spot-watch.service"
 RESUME_SCRIPT = "/usr/local/sbin/trackday-spot-resume"
 RESUME_UNIT = "trackday-spot-resume.service"
-# On a run's services at zero replicas: the replicas the next boot gives back (resume prepared).
-RESUME_LABEL = "trackday.spot.resume"
 # Every notice handled, one line each (kept across the stop: the next boot's resume reads it).
 NOTICES_FILE = "/var/lib/trackday/spot-notices"
 DONKEYCAR_WORKLOAD = "donkeycar-train"  # trackday/swarm_jobs.py SwarmJob.workload
@@ -156,12 +157,14 @@ if ! command -v docker >/dev/null 2>&1 || ! docker info >/dev/null 2>&1; then
   logger -t trackday "spot notice: Docker is not running yet, no run to stop" || true
   exit 0
 fi
-# DonkeyCar jobs stop beside the DeepRacer runs' records (SIGTERM: the trainer marks its run).
+{_STOP_JOB}manager=$(docker info --format '{{{{.Swarm.ControlAvailable}}}}')
+# DonkeyCar jobs stop beside the DeepRacer runs' records (SIGTERM: the trainer keeps its
+# checkpoint and marks its run); the next boot runs them again (the resume script).
 for job in $(docker ps -q --filter label={WORKLOAD_LABEL}={DONKEYCAR_WORKLOAD}); do
   logger -t trackday "spot notice: stopping DonkeyCar job $job" || true
-  docker stop --time {DONKEYCAR_STOP_SECONDS} "$job" >/dev/null &
+  stop_job "$job" &
 done
-if [ "$(docker info --format '{{{{.Swarm.ControlAvailable}}}}')" != true ]; then
+if [ "$manager" != true ]; then
   wait
   exit 0
 fi
@@ -180,6 +183,24 @@ exit "$status"
 """,
     )
 
+
+# stop_job CONTAINER: a DonkeyCar job's container, stopped; on a manager its service is first
+# marked (its submitter then keeps it), then left at zero replicas for the next boot. A worker
+# cannot change a service: there the job is only stopped (marked INTERRUPTED by its trainer).
+_STOP_JOB = f"""\
+stop_job() {{
+  local service
+  service=$(docker inspect -f '{{{{index .Config.Labels "com.docker.swarm.service.id"}}}}' "$1")
+  if [ "$manager" = true ] && [ -n "$service" ]; then
+    docker service update --detach --label-add {RESUME_LABEL}=1 "$service" >/dev/null \\
+      || logger -t trackday "spot notice: job $service not kept for the next boot" || true
+  fi
+  docker stop --time {DONKEYCAR_STOP_SECONDS} "$1" >/dev/null
+  if [ "$manager" = true ] && [ -n "$service" ]; then
+    docker service update --detach --replicas 0 "$service" >/dev/null
+  fi
+}}
+"""
 
 _NO_ROLE = """\
 aws_token() {
