@@ -6,6 +6,8 @@ under a new model prefix (the number after the last '-' bumped, or '-1' added) w
 and the custom files of the stack's folder, under the run id it had. The services the node's
 handler left at zero replicas go first; the two prefixes are linked in the bucket
 (training/deepracer/interruption.py), so `dr status` and `dr summary` show the chain.
+With `--from-stack`, the run was another stack's, in another bucket (its spot capacity gone):
+its checkpoint is first copied into this stack's bucket (training/deepracer/checkpoint_copy.py).
 """
 
 from __future__ import annotations
@@ -14,6 +16,7 @@ from pathlib import Path
 
 import typer
 
+from infra.workloads.run_target import RunTarget
 from trackday import dr_run_files, dr_runs
 from trackday.dr_commands import (
     DIRECTORY,
@@ -27,7 +30,7 @@ from trackday.dr_commands import (
     _validate,
 )
 from training import storage
-from training.deepracer import interruption
+from training.deepracer import checkpoint_copy, interruption
 from training.deepracer.settings import DeepRacerSettings, describe_error, increment_model
 
 
@@ -58,12 +61,23 @@ def resume(
         "--custom-files",
         help="Folder of the three custom files (default: the stack's customFilesDir).",
     ),
+    from_stack: str = typer.Option(
+        None,
+        "--from-stack",
+        help="The stack whose run it was, when its bucket is not this stack's: its last"
+        " checkpoint is copied into this stack's bucket first.",
+    ),
+    from_outputs: Path = typer.Option(
+        None, "--from-outputs", help="JSON of the --from-stack stack's outputs (as --outputs)."
+    ),
 ) -> None:
     """Resume a run a spot interruption stopped: a new model prefix from its last checkpoint,
     the same settings (dr-increment-training + dr-start-training), on this stack."""
     settings, target = _context(stack, directory, outputs_file, None)
     interrupted = prefix or settings.model_prefix
     try:
+        if from_stack:
+            _copy_from(from_stack, directory, from_outputs, target, interrupted)
         with storage.environment(target.storage_env):
             record = interruption.resumable(target.bucket_url, interrupted)
         new = resumed_settings(settings, record)
@@ -95,6 +109,23 @@ def resume(
         f"run {record.run_id} resumed: {record.model_prefix} (checkpoint {record.checkpoint},"
         f" iteration {record.iteration}) -> {new.model_prefix}; set deepracer.modelPrefix to"
         f" {new.model_prefix} in Pulumi.{stack}.yaml for the next commands"
+    )
+
+
+def _copy_from(
+    stack: str, directory: Path, outputs_file: Path | None, target: RunTarget, prefix: str
+) -> None:
+    """The interrupted run of another stack's bucket copied into `target`'s, where it is not
+    the same bucket."""
+    _, source = _context(stack, directory, outputs_file, None)
+    if source.bucket_url == target.bucket_url:
+        return
+    copied = checkpoint_copy.copy_interrupted(
+        (source.bucket_url, source.storage_env), (target.bucket_url, target.storage_env), prefix
+    )
+    _say(
+        f"copied {prefix} (checkpoint {copied.checkpoint}) from {source.bucket_url} into"
+        f" {target.bucket_url}"
     )
 
 

@@ -113,3 +113,52 @@ def test_a_resume_the_node_prepared_starts_under_the_prepared_prefix(
     finally:
         project.dr("stop-training", "prep")
     assert left_behind(swarm, (RUN_ID - 1,), simulator_image) == []
+
+
+@docker_test
+def test_a_run_of_another_stacks_bucket_is_copied_here_and_resumed(
+    swarm, simulator_image, s3_container, project, tmp_path
+):
+    """Where the spot capacity is gone: the run is resumed on this stack, whose bucket is not
+    the interrupted run's; its checkpoint is copied here first, under its own prefix."""
+    prefix, gone_bucket = "e2e-gone", project.server.create_bucket()
+    project.stack("gone", runId=RUN_ID - 2, modelPrefix=prefix)
+    project.stack("here", runId=RUN_ID - 2, modelPrefix=prefix, workers=1)
+    gone = json.loads(project.outputs.read_text()) | {"bucketUrl": f"s3://{gone_bucket}"}
+    (tmp_path / "gone.json").write_text(json.dumps(gone))
+    record = json.loads(handler_record("3_Step-1200.ckpt")) | {
+        "run_id": RUN_ID - 2, "model_prefix": prefix, "prepared": f"{prefix}-1"
+    }  # fmt: skip
+    ckpt = {"name": "3_Step-1200.ckpt"}
+    files = {
+        "interruption.json": json.dumps(record).encode(),
+        "model/deepracer_checkpoints.json": json.dumps(
+            {"best_checkpoint": ckpt, "last_checkpoint": ckpt}
+        ).encode(),
+        "model/.coach_checkpoint": b'model_checkpoint_path: "3_Step-1200.ckpt"\n',
+        "model/3_Step-1200.ckpt.index": b"index",
+        "model/3_Step-1200.ckpt.meta": b"meta",
+        "model/3_Step-1200.ckpt.data-00000-of-00001": b"weights",
+    }
+    for key, body in files.items():
+        project.server.put(gone_bucket, f"{prefix}/{key}", body)
+    try:
+        args = ("--from-stack", "gone", "--from-outputs", str(tmp_path / "gone.json"))
+        resumed = project.dr("resume", "here", *args)
+        assert resumed.exit_code == 0, resumed.output
+        assert f"from s3://{gone_bucket}" in " ".join(resumed.output.split())
+        # The trainer starts here, pretrained from the copy in this stack's bucket.
+        trainer = services_of(swarm, RUN_ID - 2)[f"trackday-dr-{RUN_ID - 2}-trainer"]
+        env = env_of(trainer)
+        assert env["MODEL_S3_PREFIX"] == f"{prefix}-1" and env["PRETRAINED_S3_PREFIX"] == prefix
+        assert env["PRETRAINED_S3_BUCKET"] == project.bucket
+        for key, body in files.items():
+            if key.startswith("model/"):
+                assert project.read(f"{prefix}/{key}") == body
+        origin = json.loads(project.read(f"{prefix}/copied-from.json"))
+        assert origin["bucket"] == f"s3://{gone_bucket}"
+        link = json.loads(project.read(f"{prefix}-1/resumed-from.json"))
+        assert link["model_prefix"] == prefix and link["prepared"] is None
+    finally:
+        project.dr("stop-training", "here")
+    assert left_behind(swarm, (RUN_ID - 2,), simulator_image) == []
