@@ -3,7 +3,10 @@
 List prices in USD, on-demand, for one region per cloud (the stack files' defaults). They
 were taken from the pages in SOURCES and are as of PRICES_AS_OF: clouds change prices, so
 treat the figures as an estimate and check the page before relying on one. Spot capacity
-is priced at the on-demand rate (an upper bound: spot prices move daily).
+is priced at the on-demand rate, and each such line says so (SPOT_AT_ON_DEMAND): an upper
+bound. No cloud publishes a dated spot price for these machines (AWS and Azure show theirs
+only in pages that compute them live; Google's Spot VM page lists no N1 or T4 rate and its
+rates change daily), and no figure is invented.
 
 Each line says what it costs per hour while the nodes run and per hour while they are
 stopped (TTL, idle power-off, spot interruption): machines bill only running; root disks,
@@ -46,6 +49,9 @@ from infra.price_table import (
     VERTEX_ACCELERATOR_HOURLY,
     VERTEX_MACHINE_HOURLY,
 )
+
+# What a spot machine's line says: its price is the on-demand one (module docstring).
+SPOT_AT_ON_DEMAND = " (spot, priced at on-demand: no published spot figure)"
 
 
 @dataclass(frozen=True)
@@ -161,7 +167,7 @@ def vertex_job(config: StackConfig) -> CostLine | Unpriced:
     return CostLine(
         item,
         f"{nodes.machine_type} + {nodes.gpu.count} x {accelerator}, {config.budget.run_hours} h"
-        + (" (spot, priced at on-demand)" if nodes.spot else ""),
+        + (SPOT_AT_ON_DEMAND if nodes.spot else ""),
         per_run=round(hourly * config.budget.run_hours, 4),
     )
 
@@ -186,8 +192,7 @@ def _machine(resource: DeclaredResource, machine: str, hourly: float | None, con
         )
     return CostLine(
         resource.type,
-        f"{resource.name}: {machine}"
-        + (" (spot, priced at on-demand)" if config.nodes.spot else ""),
+        f"{resource.name}: {machine}" + (SPOT_AT_ON_DEMAND if config.nodes.spot else ""),
         hourly=hourly,
         per_run=round(hourly * config.budget.run_hours, 4),
     )

@@ -222,3 +222,15 @@ def test_cli_plan_shows_no_protected_resource_and_the_stopped_cost(stack):
         assert data["costs"]["stoppedMonthly"] > 0, "disks and addresses bill while stopped"
     text = runner.invoke(app, ["plan", "--stack", stack], env={"COLUMNS": "250"}).stdout
     assert "per month stopped" in text and "[protected]" not in text
+
+
+@pytest.mark.parametrize("stack", ["aws", "azure"])
+def test_spot_nodes_say_they_are_priced_at_on_demand(stack):
+    """The shipped aws and azure stacks run spot: no dated spot figure is published for their
+    machines, so their lines say they are priced at on-demand, and why."""
+    lines = plan_stack(ROOT, stack).costs.lines
+    machines = [line for line in lines if line.per_run]
+    assert machines and all(
+        line.detail.endswith("(spot, priced at on-demand: no published spot figure)")
+        for line in machines
+    ), [line.detail for line in machines]
