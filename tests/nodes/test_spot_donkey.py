@@ -127,16 +127,16 @@ def test_an_interrupted_job_runs_again_from_its_checkpoint_when_the_node_comes_b
     run_id = re.search(r"run (\S+): Swarm job", output).group(1)
     client = s3.client()
 
-    def has(name: str) -> bool:
-        listed = client.list_objects_v2(Bucket=bucket, Prefix=f"runs/donkeycar/{run_id}/{name}")
-        return listed.get("KeyCount", 0) > 0
+    def has(name: str, run: str = f"{run_id}/") -> bool:
+        listed = client.list_objects_v2(Bucket=bucket, Prefix=f"runs/donkeycar/{run}{name}")
+        return bool(listed.get("Contents"))
 
     def read(key: str) -> str:
         return client.get_object(Bucket=bucket, Key=key)["Body"].read().decode()
 
     assert has(INTERRUPTED) and has(CHECKPOINT_RECORD) and has(f"{CHECKPOINT_FOLDER}/")
     assert not has(COMPLETE) and not has("FAILED.txt")
-    assert client.list_objects_v2(Bucket=bucket, Prefix=f"runs/donkeycar/{LATEST}")["KeyCount"] == 0
+    assert not has(LATEST, run="")
     kept = json.loads(read(f"runs/donkeycar/{run_id}/{CHECKPOINT_RECORD}"))["model"]
     [service] = json.loads(manager.root("docker service inspect $(docker service ls -q)"))
     assert service["Spec"]["Labels"][RESUME_LABEL] == "1"
