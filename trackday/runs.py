@@ -23,7 +23,7 @@ from typing import Any
 
 from trackday.errors import TrackdayError
 from training import storage
-from training.donkeycar.train import COMPLETE, FAILED, LATEST, RUN_MANIFEST
+from training.donkeycar.train import COMPLETE, FAILED, INTERRUPTED, LATEST, RUN_MANIFEST
 
 TUBS = "tubs"
 DONKEYCAR_RUNS = "runs/donkeycar"
@@ -63,13 +63,14 @@ def trainer_args(
 @contextmanager
 def failure_recorded(run_url: str) -> Iterator[None]:
     """Starting a job whose inputs are in its run folder already (`submit --transfer`): if it
-    fails before the trainer has finished or failed, `FAILED.txt` says why, as the trainer's
-    own would, so the folder does not pass for a running run. A run folder that holds
-    nothing yet is left absent."""
+    fails before the trainer has finished, failed or been interrupted, `FAILED.txt` says why,
+    as the trainer's own would, so the folder does not pass for a running run. A run folder
+    that holds nothing yet is left absent. A run the trainer marked INTERRUPTED (a spot
+    notice; its node may run it again) is left as the trainer left it."""
     try:
         yield
     except BaseException as exc:
-        done = [storage.join(run_url, name) for name in (COMPLETE, FAILED)]
+        done = [storage.join(run_url, name) for name in (COMPLETE, FAILED, INTERRUPTED)]
         with suppress(storage.StorageError):  # the original error matters more
             if storage.list_files(run_url) and not any(map(storage.exists, done)):
                 reason = str(exc) or "interrupted"
