@@ -4,7 +4,9 @@
 reached with the docker SDK over SSH (trackday/manager_ssh.py). A job is a one-replica service with
 restart condition none, placed by the node labels the bootstrap set (infra/bootstrap/);
 its logs are followed until the task ends, and the service is removed afterwards whatever
-happens (success, failure, Ctrl-C), so no job is left behind to restart or to bill.
+happens (success, failure, Ctrl-C), so no job is left behind to restart or to bill; except a
+job its node's spot notice stopped and marked (RESUME_LABEL): the node runs that one again at
+its next boot (infra/bootstrap/spot.py), so its service and secret stay.
 
 A job is described as the contract's `ServiceSpec` (contract/swarm.py), as a DeepRacer
 service is, and `task_template` is the one translation of that data to the docker SDK: for
