@@ -338,10 +338,16 @@ _COMPUTED: dict[str, Callable[[str, dict], dict]] = {
         "name": s["vaultName"],
         "properties": {**s["properties"], "vaultUri": f"https://{s['vaultName']}.vault.azure.net/"},
     },
-    # The azure manager's "done" (infra/targets/azure_ready.py): the host key it published.
+    # The azure and aws managers' "done" (infra/targets/store_wait.py): the host key it
+    # published.
     "pulumi-python:dynamic:Resource": lambda n, s: (
-        {"host_key": f"ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAI{_digest(n)}"} if "secret" in s else {}
+        {"host_key": f"ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAI{_digest(n)}"}
+        if "secret" in s or "parameter" in s
+        else {}
     ),
+    "aws:ssm/parameter:Parameter": lambda n, s: {
+        "arn": f"arn:aws:ssm:us-east-1:123456789012:parameter{s['name']}"
+    },
     "azure-native:managedidentity:UserAssignedIdentity": lambda n, s: {
         "clientId": _uuid(f"{n}-client"),
         "principalId": _uuid(f"{n}-principal"),

@@ -46,15 +46,23 @@ _ADDRESS_PATTERN = re.compile(r"[A-Za-z0-9.:-]{1,253}")
 VAULT_SECRET_URL = re.compile(
     r"https://[a-z][a-z0-9-]{1,22}[a-z0-9]\.vault\.azure\.net/secrets/[0-9a-zA-Z-]{1,127}"
 )
+# An SSM parameter's ARN; infra/bootstrap/aws_store.py takes the region and name from it.
+PARAMETER_ARN = re.compile(
+    r"arn:aws(-[a-z]+)*:ssm:(?P<region>[a-z]{2}(-[a-z]+)+-\d):\d{12}"
+    r":parameter(?P<name>(/[A-Za-z0-9_.-]{1,100}){2,10})"
+)
 _SECRET_PATTERNS = {
     "gcp": re.compile(r"projects/[a-z][a-z0-9-]{4,28}[a-z0-9]/secrets/[A-Za-z0-9_-]{1,255}"),
     "azure": VAULT_SECRET_URL,
+    "aws": PARAMETER_ARN,
 }
 _SECRET_FORMS = {
     "gcp": "a Secret Manager name (projects/<project>/secrets/<id>)",
     "azure": "a Key Vault secret URL (https://<vault>.vault.azure.net/secrets/<name>)",
+    "aws": "an SSM parameter ARN (arn:aws:ssm:<region>:<account>:parameter/<path>/<name>)",
 }
-# Azure: the secret, in the same vault, where the manager says it is done (with its host key).
+# Where the manager says it is done (with its host key): azure's secret in the same vault,
+# aws's parameter next to the join parameter.
 AZURE_READY_SECRET = "trackday-ready"
 
 
@@ -64,7 +72,8 @@ class JoinStore:
 
     cloud: Cloud
     # GCP: the secret's resource name, projects/<project>/secrets/<id>; Azure: the Key Vault
-    # secret's URL, https://<vault>.vault.azure.net/secrets/<name>.
+    # secret's URL, https://<vault>.vault.azure.net/secrets/<name>; AWS: the SSM parameter's
+    # ARN.
     secret: str
 
     def __post_init__(self) -> None:
@@ -78,7 +87,8 @@ class JoinStore:
 
     @property
     def ready_secret(self) -> str:
-        """Azure: the URL of the secret the manager publishes "done" and its host key in."""
+        """Where the manager publishes "done" and its host key: azure's secret URL, aws's
+        parameter ARN."""
         return f"{self.secret.rsplit('/', 1)[0]}/{AZURE_READY_SECRET}"
 
 

@@ -25,7 +25,7 @@ VMS = {
 POOL = {"aws": {}, "azure": {}, "gcp": {"gcp": {"nodePool": True}}}
 # Clouds whose nodes do not form the swarm themselves yet (gcp's and azure's do:
 # test_join_store.py, test_join_store_azure.py; their managers build the trainer too).
-OVER_SSH = {"aws"}
+OVER_SSH: set[str] = set()
 NETWORK = {"allowedCidrs": ["203.0.113.7/32"]}
 
 
@@ -126,17 +126,13 @@ def test_manager_host_key_is_recorded_for_submit_to_check(swarm):
         manager = next(vm for vm in run.of_type(VMS[cloud]) if vm.name.endswith("-manager"))
         assert manager.inputs["metadata"]["enable-guest-attributes"] == "TRUE"
         return
-    if cloud == "azure":
-        # Through the vault: what the manager published with its "done".
-        assert _commands(run, "-manager-host-key") == []
-        ready = next(
-            r for r in run.of_type("pulumi-python:dynamic:Resource") if r.name.endswith("-ready")
-        )
-        assert ready.inputs["secret"].endswith("/secrets/trackday-ready")
-        return
-    (read,) = _commands(run, "-manager-host-key")
-    assert read.inputs["create"] == "cat /etc/ssh/ssh_host_ed25519_key.pub"
-    assert run.raw_inputs[read.urn]["connection"]["host"] == run.outputs["managerAddress"].value
+    # azure and aws: through the store, what the manager published with its "done".
+    assert _commands(run, "-manager-host-key") == []
+    ready = next(
+        r for r in run.of_type("pulumi-python:dynamic:Resource") if r.name.endswith("-ready")
+    )
+    where = ready.inputs["secret" if cloud == "azure" else "parameter"]
+    assert where.endswith("/trackday-ready")
 
 
 def test_gcp_host_key_comes_from_the_guests_hostkeys_attribute():
