@@ -91,7 +91,8 @@ ssm_error() {{
 ssm_put() {{
   local status
   status=$(jq -c --arg name "$1" --arg type "$2" \\
-    '{{Name: $name, Value: tostring, Type: $type, Overwrite: true}}' | ssm PutParameter)
+    '{{Name: $name, Value: tostring, Type: $type, Overwrite: true, Tier: "Standard"}}' \\
+    | ssm PutParameter)
   if [ "$status" != 200 ]; then
     echo "trackday: writing $1 failed (HTTP $status): $(ssm_error)" >&2
     exit 1

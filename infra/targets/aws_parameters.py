@@ -2,7 +2,8 @@
 from the deployer (issue 11 item 2; infra/bootstrap/join_store.py and aws_store.py say what
 each node does with them), and what each node's role may do with them.
 
-Under `/trackday/<stack>/`, standard tier (no charge: https://aws.amazon.com/systems-manager/
+Under `/trackday/<stack>/`, standard tier, always asked for (the account's default tier may be
+advanced, which bills; no charge for standard: https://aws.amazon.com/systems-manager/
 pricing/, "Parameter Store"), all created by the stack so that `pulumi destroy` deletes them:
 
 - `swarm-join`, SecureString under the account's default key aws/ssm (a role needs no KMS
@@ -71,6 +72,7 @@ class SwarmParameters(pulumi.ComponentResource):
             f"{name}-join",
             name=f"{path}/{JOIN}",
             type="SecureString",
+            tier="Standard",
             value=PLACEHOLDER,
             opts=written,
         )
@@ -78,6 +80,7 @@ class SwarmParameters(pulumi.ComponentResource):
             f"{name}-ready",
             name=f"{path}/{AZURE_READY_SECRET}",
             type="String",
+            tier="Standard",
             value=PLACEHOLDER,
             opts=written,
         )
@@ -85,6 +88,7 @@ class SwarmParameters(pulumi.ComponentResource):
             f"{name}-built",
             name=f"{path}/{BUILT_SECRET}",
             type="String",
+            tier="Standard",
             value=PLACEHOLDER,
             opts=written,
         )
@@ -92,6 +96,7 @@ class SwarmParameters(pulumi.ComponentResource):
             f"{name}-request",
             name=f"{path}/{REQUEST_PARAMETER}",
             type="String",
+            tier="Standard",
             value=trainer_request,
             opts=child(self),
         )

@@ -37,12 +37,13 @@ def wait_for_parameter(
     return wait_until_written(read, props, props["parameter"], clock, sleep)
 
 
-def boto3_get(region: str) -> Callable[[str], str | None]:
-    """A parameter's value with the deployer's credentials; a refusal names the permission."""
+def boto3_get(region: str, **client_options: Any) -> Callable[[str], str | None]:
+    """A parameter's value with the deployer's credentials (`client_options`: boto3's, to
+    point elsewhere); a refusal names the permission."""
     import boto3
     from botocore.exceptions import ClientError
 
-    client = boto3.client("ssm", region_name=region)
+    client = boto3.client("ssm", region_name=region, **client_options)
 
     def get(name: str) -> str | None:
         try:
