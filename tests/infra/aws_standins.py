@@ -161,7 +161,7 @@ class _Handler(BaseHTTPRequestHandler):
         return self.rfile.read(int(self.headers.get("Content-Length") or 0))
 
 
-class _Ssm(_Handler):
+class Ssm(_Handler):
     def do_POST(self) -> None:
         account: Account = self.server.account
         body = self._body()
@@ -240,7 +240,7 @@ class _S3(_Handler):
         self._send(200, data, "application/octet-stream")
 
 
-class _Imds(_Handler):
+class Imds(_Handler):
     def do_PUT(self) -> None:
         if self.path != "/latest/api/token":
             self._send(404, b"Not Found", "text/plain")
@@ -257,10 +257,10 @@ class _Imds(_Handler):
         if self.headers.get("X-aws-ec2-metadata-token") not in self.server.tokens:
             self._send(401, b"Unauthorized", "text/plain")
             return
-        role: Role = self.server.role
+        role, instance_id = self.server.node_of(self.client_address[0])
         base = "/latest/meta-data/"
         answers = {
-            f"{base}instance-id": self.server.instance_id,
+            f"{base}instance-id": instance_id,
             f"{base}iam/security-credentials/": role.name,
             f"{base}iam/security-credentials/{role.name}": json.dumps(
                 {
@@ -280,8 +280,11 @@ class _Imds(_Handler):
         self._send(200, answers[self.path].encode(), "text/plain")
 
 
-def _serve(handler: type[_Handler], **state: Any) -> ThreadingHTTPServer:
-    server = ThreadingHTTPServer(("127.0.0.1", 0), handler)
+def serve(
+    handler: type[_Handler], address: tuple[str, int] = ("127.0.0.1", 0), **state: Any
+) -> ThreadingHTTPServer:
+    """`handler` at `address` with `state` (the server's attributes), in a thread."""
+    server = ThreadingHTTPServer(address, handler)
     server.daemon_threads = True
     for key, value in state.items():
         setattr(server, key, value)
@@ -290,12 +293,13 @@ def _serve(handler: type[_Handler], **state: Any) -> ThreadingHTTPServer:
 
 
 def ssm(account: Account) -> ThreadingHTTPServer:
-    return _serve(_Ssm, account=account)
+    return serve(Ssm, account=account)
 
 
 def s3(account: Account) -> ThreadingHTTPServer:
-    return _serve(_S3, account=account)
+    return serve(_S3, account=account)
 
 
 def imds(role: Role, instance_id: str) -> ThreadingHTTPServer:
-    return _serve(_Imds, role=role, instance_id=instance_id, tokens=set())
+    """One node's IMDS (tests/nodes/ssm_api.py serves several, by the caller's address)."""
+    return serve(Imds, node_of=lambda _address: (role, instance_id), tokens=set())
