@@ -76,7 +76,8 @@ class PoolSpec:
     ttl_hours: float | None = None
     idle_minutes: int | None = None
     prepull_images: tuple[str, ...] = ()
-    # The nodes form the swarm themselves through this store; None: over SSH (infra/swarm.py).
+    # The nodes form the swarm themselves through this store (None: known only once deployed,
+    # given to `user_data` then: azure's vault, aws's parameter).
     join_store: JoinStore | None = None
     labels: dict[str, str] = field(default_factory=dict)
     # Services every node runs: the X server the simulator renders on (deepracer.opengl).

@@ -42,6 +42,7 @@ from __future__ import annotations
 
 import shlex
 import urllib.parse
+from collections.abc import Mapping
 
 from contract.swarm import ROLE_LABEL
 from infra.bootstrap import aws_store
@@ -50,6 +51,7 @@ from infra.bootstrap.spec import (
     NODE_ENV_FILE,
     SWARM_PORT,
     JoinStore,
+    Role,
     node_labels,
     shell_script,
 )
@@ -224,13 +226,18 @@ fi
 """
 
 
-def label_workers_script(labels: dict[str, str]) -> str:
+def label_args(role: Role, labels: Mapping[str, str]) -> str:
+    """The `docker node update` arguments that set a node's labels."""
+    return " ".join(
+        f"--label-add {shlex.quote(f'{key}={value}')}"
+        for key, value in node_labels(role, labels).items()
+    )
+
+
+def label_workers_script(labels: Mapping[str, str]) -> str:
     """Run on the manager by a timer: gives every joined worker without a role its labels
     (the pool's worker labels: every worker is a simulation node)."""
-    args = " ".join(
-        f"--label-add {shlex.quote(f'{key}={value}')}"
-        for key, value in node_labels("worker", labels).items()
-    )
+    args = label_args("worker", labels)
     return shell_script(
         "Labels the workers that joined this manager's swarm (a worker cannot label itself).",
         f"""\
