@@ -138,7 +138,8 @@ def build_script(store: JoinStore | None = None, identity: str | None = None) ->
     gcp (`store` None or gcp) as the module says; azure: the request is the manager VM's
     `userData` (IMDS `instance/compute/userData`, base64; empty: none), the archive a blob
     read with the request's `identity` (the data identity: Blob Data Contributor), and
-    "built" the vault's `trackday-trainer` secret, written with the node's own `identity`."""
+    "built" the vault's `trackday-trainer` secret, written with the node's own `identity`;
+    aws: the request parameter, the object and "built" with the instance role (`_aws`)."""
     cloud = "gcp" if store is None else store.cloud
     if store is not None and cloud == "azure":
         fetch, download, built = _AZURE_REQUEST, _AZURE_DOWNLOAD, _azure_built(store)
