@@ -28,6 +28,7 @@ GATEWAY = gateway.node_service(gateway.GatewaySettings("trackdaydata", CLIENT_ID
 
 JOIN_STORE = JoinStore("gcp", "projects/trackday-test/secrets/trackday-swarm-join")
 AZURE_STORE = JoinStore("azure", "https://trackday-dev-0a1b2c.vault.azure.net/secrets/swarm-join")
+AWS_STORE = JoinStore("aws", "arn:aws:ssm:us-east-1:123456789012:parameter/trackday/dev/swarm-join")
 BASE = NodeBootstrap(role="manager", cloud="aws", ssh_user="trackday", ssh_public_key=SSH_KEY)
 NODES = {
     "aws-manager-ttl": replace(BASE, ttl_hours=8),
@@ -41,6 +42,8 @@ NODES = {
         BASE, cloud="gcp", gpu=False, labels={"zone": "europe-west4-a"}, ttl_hours=0.5
     ),
     "gcp-worker": replace(BASE, cloud="gcp", role="worker"),
+    "aws-manager-join-store": replace(BASE, join_store=AWS_STORE, spot=True),
+    "aws-worker-join-store": replace(BASE, role="worker", join_store=AWS_STORE),
     "gcp-manager-join-store": replace(BASE, cloud="gcp", join_store=JOIN_STORE),
     "gcp-worker-join-store": replace(BASE, cloud="gcp", role="worker", join_store=JOIN_STORE),
     "azure-manager-join-store": replace(
