@@ -1,7 +1,7 @@
 """The GPU node pool every cloud target declares in the same shape: access, user data, the nodes.
 
-A cloud target (aws, azure, gcp) makes one `NodeAccess` (the SSH key pulumi-command and
-`trackday donkey submit` log in with), renders each node's user data with `user_data`, declares
+A cloud target (aws, azure, gcp) makes one `NodeAccess` (the SSH key `trackday donkey submit`
+and `trackday dr` log in with), renders each node's user data with `user_data`, declares
 its VMs in its own way, and hands them to `infra.swarm.Swarm` as `Node`s: the first node is the
 manager (it runs the trainer), the others are workers (they run DeepRacer simulations).
 """
@@ -76,7 +76,8 @@ class PoolSpec:
     ttl_hours: float | None = None
     idle_minutes: int | None = None
     prepull_images: tuple[str, ...] = ()
-    # The nodes form the swarm themselves through this store; None: over SSH (infra/swarm.py).
+    # The nodes form the swarm themselves through this store (None: known only once deployed,
+    # given to `user_data` then: azure's vault, aws's parameter).
     join_store: JoinStore | None = None
     labels: dict[str, str] = field(default_factory=dict)
     # Services every node runs: the X server the simulator renders on (deepracer.opengl).

@@ -284,13 +284,6 @@ def _password(n: str, s: dict) -> str:
     return text[: int(s.get("length", 16))]
 
 
-def _command_stdout(n: str, s: dict) -> str:
-    """What a remote command prints: a host key for `cat` of one, else a token or node ID."""
-    if str(s.get("create", "")).startswith("cat /etc/ssh/"):
-        return f"ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAI{_digest(n)} root@{n}\n"
-    return _digest(n)[:25] + "\n"
-
-
 def _ssh_key(n: str, s: dict) -> dict:
     """An OpenSSH key pair of the shapes tls.PrivateKey returns (not a usable key)."""
     body = _digest(n)
@@ -323,8 +316,6 @@ _COMPUTED: dict[str, Callable[[str, dict], dict]] = {
         "result": _digest(n)[: int(s["length"])]
     },
     "tls:index/privateKey:PrivateKey": _ssh_key,
-    # What the swarm's commands print: a join token, a node ID (25 lowercase letters and digits).
-    "command:remote:Command": lambda n, s: {"stdout": _command_stdout(n, s), "stderr": ""},
     "aws:s3/bucket:Bucket": lambda n, s: {
         "bucket": s.get("bucket") or n,
         "arn": f"arn:aws:s3:::{s.get('bucket') or n}",
@@ -338,10 +329,16 @@ _COMPUTED: dict[str, Callable[[str, dict], dict]] = {
         "name": s["vaultName"],
         "properties": {**s["properties"], "vaultUri": f"https://{s['vaultName']}.vault.azure.net/"},
     },
-    # The azure manager's "done" (infra/targets/azure_ready.py): the host key it published.
+    # The azure and aws managers' "done" (infra/targets/store_wait.py): the host key it
+    # published.
     "pulumi-python:dynamic:Resource": lambda n, s: (
-        {"host_key": f"ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAI{_digest(n)}"} if "secret" in s else {}
+        {"host_key": f"ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAI{_digest(n)}"}
+        if "secret" in s or "parameter" in s
+        else {}
     ),
+    "aws:ssm/parameter:Parameter": lambda n, s: {
+        "arn": f"arn:aws:ssm:us-east-1:123456789012:parameter{s['name']}"
+    },
     "azure-native:managedidentity:UserAssignedIdentity": lambda n, s: {
         "clientId": _uuid(f"{n}-client"),
         "principalId": _uuid(f"{n}-principal"),

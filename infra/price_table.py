@@ -133,6 +133,10 @@ FREE_PREFIXES = (
     "aws:ec2/routeTable",
     "aws:ec2/route:",
     "aws:s3/bucket",  # bucket settings resources (versioning, policy, public access block...)
+    # The swarm's parameters: standard tier, "no additional charge", standard throughput
+    # (https://docs.aws.amazon.com/systems-manager/latest/userguide/parameter-store-advanced-
+    # parameters.html, read 2026-11-30); the trainer archive is billed as bucket data above.
+    "aws:ssm/parameter:",
     "azure-native:resources:",
     "azure-native:managedidentity:",
     # The swarm's vault: no monthly fee, $0.03 per 10,000 secret operations (a deploy makes a

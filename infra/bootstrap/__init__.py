@@ -1,4 +1,4 @@
-"""Node bootstrap: the cloud-init user data of a GPU node, and the scripts run on it over SSH.
+"""Node bootstrap: the cloud-init user data of a GPU node and the scripts it runs.
 
 Pure functions of plain values, so that Pulumi can call them inside `Output.all(...).apply()`
 and tests can check what they render without Pulumi (every document passes
@@ -15,12 +15,11 @@ been idle (never while an SSH session, such as `pulumi up` or `trackday`, is ope
 forgotten stack from billing.
 
 User data holds no secret: any process on the node can read it from the metadata service,
-and clouds keep it in plain text. Where the pool has a join store (gcp, azure), the manager
-leaves the Swarm join token in the cloud's secret store with its own identity and each
-worker reads it with its own (`join_store`), and the manager builds the trainer image
-itself (`trainer_build`): nothing goes over SSH. Elsewhere (aws) the token reaches a worker on the
-standard input of `join_script`, run over SSH by pulumi-command. Either way it never appears
-on a command line, and the manager labels the workers: a worker cannot claim a role.
+and clouds keep it in plain text. The manager leaves the Swarm join token in the cloud's
+secret store (gcp's Secret Manager, azure's Key Vault, aws's Parameter Store) with its own
+identity and each worker reads it with its own (`join_store`), and the manager builds the
+trainer image itself (`trainer_build`): nothing goes over SSH. The token never appears on a
+command line, and the manager labels the workers: a worker cannot claim a role.
 """
 
 from infra.bootstrap.cloud_config import user_data
@@ -32,7 +31,6 @@ from infra.bootstrap.spec import (
     NODE_ENV_FILE,
     POWEROFF_SCRIPT,
     READY_FILE,
-    REPORT_AFTER_FAILURES,
     SWARM_PORT,
     SYSTEMD_DIR,
     TMPFILES_CONF,
@@ -42,10 +40,8 @@ from infra.bootstrap.spec import (
     Role,
     check_image_reference,
     node_labels,
-    remote_command,
     shell_script,
 )
-from infra.bootstrap.swarm_join import join_script, join_token_script, label_script
 
 __all__ = [
     "BOOTSTRAP_SCRIPT",
@@ -56,7 +52,6 @@ __all__ = [
     "NODE_ENV_FILE",
     "POWEROFF_SCRIPT",
     "READY_FILE",
-    "REPORT_AFTER_FAILURES",
     "SWARM_PORT",
     "SYSTEMD_DIR",
     "TMPFILES_CONF",
@@ -65,11 +60,7 @@ __all__ = [
     "NodeService",
     "Role",
     "check_image_reference",
-    "join_script",
-    "join_token_script",
-    "label_script",
     "node_labels",
-    "remote_command",
     "shell_script",
     "user_data",
 ]

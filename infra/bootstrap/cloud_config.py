@@ -11,6 +11,7 @@ from infra.bootstrap.gpu import gpu_section
 from infra.bootstrap.join_store import (
     LABEL_SCRIPT,
     join_section,
+    label_args,
     label_workers_script,
     publish_section,
     ready_section,
@@ -33,7 +34,6 @@ from infra.bootstrap.spec import (
     shell_script,
 )
 from infra.bootstrap.spot import RESUME_UNIT, WATCH_UNIT, spot_files
-from infra.bootstrap.swarm_join import label_args
 from infra.bootstrap.trainer_build import BUILD_SCRIPT, build_script
 from training.deepracer.services import SAGEMAKER_DIR
 
@@ -227,7 +227,9 @@ def _bootstrap_script(node: NodeBootstrap) -> str:
             + 'else\n  echo "trackday: no NVIDIA device: Docker keeps its defaults" >&2\nfi\n'
         )
     if node.role == "manager":
-        parts.append(_MANAGER_SECTION.format(port=SWARM_PORT, label_args=label_args(node)))
+        parts.append(
+            _MANAGER_SECTION.format(port=SWARM_PORT, label_args=label_args(node.role, node.labels))
+        )
     if node.join_store is not None:
         store = node.join_store
         if node.role == "manager":

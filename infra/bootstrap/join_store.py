@@ -30,18 +30,28 @@ https://learn.microsoft.com/entra/identity/managed-identities-azure-resources/ho
 "Done" is the vault's `trackday-ready` secret, `{"bootstrap": "done", "hostKey", "vmId"}` (the
 VM id from IMDS `instance/compute/vmId`: a replaced manager's is new), which the
 deployer reads with its own sign-in (infra/targets/azure_ready.py).
+
+AWS: Systems Manager Parameter Store with the instance role (infra/bootstrap/aws_store.py says
+how): the manager puts `{token, manager}` to the SecureString join parameter (its role may
+put exactly that one and its siblings), workers get it (their role may get that one only);
+"done" is the sibling String parameter `trackday-ready`, `{"bootstrap": "done", "hostKey",
+"vmId"}` (the EC2 instance id), which the deployer reads (infra/targets/aws_ready.py).
 """
 
 from __future__ import annotations
 
 import shlex
 import urllib.parse
+from collections.abc import Mapping
 
 from contract.swarm import ROLE_LABEL
+from infra.bootstrap import aws_store
 from infra.bootstrap.spec import (
+    AZURE_READY_SECRET,
     NODE_ENV_FILE,
     SWARM_PORT,
     JoinStore,
+    Role,
     node_labels,
     shell_script,
 )
@@ -69,7 +79,9 @@ JOIN_POLL_SECONDS = 10
 def store_auth(store: JoinStore | None = None, identity: str | None = None) -> str:
     """Defines `store_login`, which writes the node identity's bearer header to $store_auth
     (gcp: the VM's service account; azure: the user-assigned identity `identity`, for
-    `resource`, Key Vault by default)."""
+    Key Vault; aws: the instance role's credentials, as a curl config for `-K`)."""
+    if store is not None and store.cloud == "aws":
+        return aws_store.login(store.secret)
     if store is None or store.cloud == "gcp":
         token_url = f"{GCP_METADATA}/instance/service-accounts/default/token"
         header = "Metadata-Flavor: Google"
@@ -101,6 +113,13 @@ def azure_token_url(identity: str, resource: str) -> str:
 def publish_section(store: JoinStore) -> str:
     """The manager's bootstrap, after `swarm init`: writes the token and its address (after
     `store_auth`, as every section that calls `store_login`)."""
+    if store.cloud == "aws":
+        return f"""\
+store_login
+docker swarm join-token --quiet worker \\
+  | jq --raw-input --arg manager "$TRACKDAY_PRIVATE_IP:{SWARM_PORT}" \\
+    '{{token: ., manager: $manager}}' \\
+  | {aws_store.put(aws_store.parameter_name(store.secret), "SecureString")}"""
     if store.cloud == "gcp":
         body, write = (
             "tostring | @base64 | {payload: {data: .}}",
@@ -122,12 +141,20 @@ def ready_section(store: JoinStore) -> str:
     """The manager's bootstrap, last: tells the deployer (who waits for it) that it is done.
 
     gcp: a guest attribute (the host key is already in `hostkeys/`); azure: the vault's ready
-    secret, with the SSH host key the deployer then pins (type and key, no comment)."""
+    secret, with the SSH host key the deployer then pins (type and key, no comment); aws:
+    the same in the ready parameter, with the instance id."""
     if store.cloud == "gcp":
         return f"""\
 curl -fsS -X PUT -H 'Metadata-Flavor: Google' --data-binary "{READY_VALUE}" \\
   {GCP_METADATA}/instance/guest-attributes/{READY_ATTRIBUTE}
 """
+    if store.cloud == "aws":
+        return f"""\
+store_login
+{aws_store.instance_id()}awk '{{print $1 " " $2}}' {HOST_KEY_FILE} \\
+  | jq --raw-input --arg vm "$instance_id" \\
+    '{{bootstrap: "{READY_VALUE}", hostKey: ., vmId: $vm}}' \\
+  | {aws_store.put(aws_store.sibling(store.secret, AZURE_READY_SECRET))}"""
     return f"""\
 store_login
 vm_id=$(curl -fsS -H 'Metadata: true' \\
@@ -147,15 +174,19 @@ def join_section(store: JoinStore) -> str:
     placeholder the deployer created it with: no token yet); any other failure (a refused
     identity) fails the bootstrap loudly, and systemd retries it."""
     minutes = JOIN_WAIT_MINUTES
+    if store.cloud == "aws":
+        decode = aws_store.STORED
+        wait = aws_store.wait_for_token(store.secret, minutes, JOIN_POLL_SECONDS)
+        return _join(decode, wait)
     if store.cloud == "gcp":
         read = f"{GCP_SECRET_MANAGER}/{store.secret}/versions/latest:access"
         decode = 'jq -r .payload.data "$store_body" | base64 -d'
     else:
         read = f"{store.secret}?api-version={VAULT_API}"
         decode = 'jq -r .value "$store_body"'
-    return f"""\
-stored() {{ {decode}; }}
-if [ "$(docker info --format '{{{{.Swarm.LocalNodeState}}}}')" != active ]; then
+    return _join(
+        decode,
+        f"""\
   deadline=$((SECONDS + {minutes * 60}))
   while :; do
     store_login
@@ -174,7 +205,16 @@ if [ "$(docker info --format '{{{{.Swarm.LocalNodeState}}}}')" != active ]; then
     fi
     sleep {JOIN_POLL_SECONDS}
   done
-  # shellcheck source=/dev/null
+""",
+    )
+
+
+def _join(decode: str, wait: str) -> str:
+    """Unless in a swarm already: `wait` until `stored` (`decode`) gives the token, then join."""
+    return f"""\
+stored() {{ {decode}; }}
+if [ "$(docker info --format '{{{{.Swarm.LocalNodeState}}}}')" != active ]; then
+{wait}  # shellcheck source=/dev/null
   . {NODE_ENV_FILE}
   stored \\
     | jq --arg address "$TRACKDAY_PRIVATE_IP" \\
@@ -186,13 +226,18 @@ fi
 """
 
 
-def label_workers_script(labels: dict[str, str]) -> str:
+def label_args(role: Role, labels: Mapping[str, str]) -> str:
+    """The `docker node update` arguments that set a node's labels."""
+    return " ".join(
+        f"--label-add {shlex.quote(f'{key}={value}')}"
+        for key, value in node_labels(role, labels).items()
+    )
+
+
+def label_workers_script(labels: Mapping[str, str]) -> str:
     """Run on the manager by a timer: gives every joined worker without a role its labels
     (the pool's worker labels: every worker is a simulation node)."""
-    args = " ".join(
-        f"--label-add {shlex.quote(f'{key}={value}')}"
-        for key, value in node_labels("worker", labels).items()
-    )
+    args = label_args("worker", labels)
     return shell_script(
         "Labels the workers that joined this manager's swarm (a worker cannot label itself).",
         f"""\

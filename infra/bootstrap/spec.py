@@ -4,7 +4,6 @@ and the header every node script shares. Everything else in the package renders 
 from __future__ import annotations
 
 import re
-import shlex
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Literal, get_args
@@ -27,7 +26,6 @@ READY_FILE = "/var/lib/trackday/bootstrap.done"
 SYSTEMD_DIR = "/etc/systemd/system"
 READY_TIMEOUT_MINUTES = 45
 BOOTSTRAP_RETRY_SECONDS = 30
-REPORT_AFTER_FAILURES = 2  # failed bootstrap attempts before a waiting deploy reports them
 # SAGEMAKER_DIR: the DeepRacer trainer bind-mounts it and holds the Docker socket: root's,
 # never writable by other users, made at every boot by systemd-tmpfiles (/tmp is emptied).
 TMPFILES_CONF = "/etc/tmpfiles.d/trackday.conf"
@@ -39,22 +37,28 @@ _SSH_KEY_PATTERN = re.compile(
 _LABEL_KEY_PATTERN = re.compile(r"[a-z0-9]([a-z0-9._-]{0,126}[a-z0-9])?")
 _LABEL_VALUE_PATTERN = re.compile(r"[A-Za-z0-9._:/=+-]{0,128}")
 _IMAGE_PATTERN = re.compile(r"[A-Za-z0-9][A-Za-z0-9._/:@-]{0,254}")
-_NODE_ID_PATTERN = re.compile(r"[a-z0-9]{25}")
-_ADDRESS_PATTERN = re.compile(r"[A-Za-z0-9.:-]{1,253}")
 
 # Key Vault: vault names are 3-24 letters, digits and '-'; secret names letters, digits, '-'.
 VAULT_SECRET_URL = re.compile(
     r"https://[a-z][a-z0-9-]{1,22}[a-z0-9]\.vault\.azure\.net/secrets/[0-9a-zA-Z-]{1,127}"
 )
+# An SSM parameter's ARN; infra/bootstrap/aws_store.py takes the region and name from it.
+PARAMETER_ARN = re.compile(
+    r"arn:aws(-[a-z]+)*:ssm:(?P<region>[a-z]{2}(-[a-z]+)+-\d):\d{12}"
+    r":parameter(?P<name>(/[A-Za-z0-9_.-]{1,100}){2,10})"
+)
 _SECRET_PATTERNS = {
     "gcp": re.compile(r"projects/[a-z][a-z0-9-]{4,28}[a-z0-9]/secrets/[A-Za-z0-9_-]{1,255}"),
     "azure": VAULT_SECRET_URL,
+    "aws": PARAMETER_ARN,
 }
 _SECRET_FORMS = {
     "gcp": "a Secret Manager name (projects/<project>/secrets/<id>)",
     "azure": "a Key Vault secret URL (https://<vault>.vault.azure.net/secrets/<name>)",
+    "aws": "an SSM parameter ARN (arn:aws:ssm:<region>:<account>:parameter/<path>/<name>)",
 }
-# Azure: the secret, in the same vault, where the manager says it is done (with its host key).
+# Where the manager says it is done (with its host key): azure's secret in the same vault,
+# aws's parameter next to the join parameter.
 AZURE_READY_SECRET = "trackday-ready"
 
 
@@ -64,13 +68,14 @@ class JoinStore:
 
     cloud: Cloud
     # GCP: the secret's resource name, projects/<project>/secrets/<id>; Azure: the Key Vault
-    # secret's URL, https://<vault>.vault.azure.net/secrets/<name>.
+    # secret's URL, https://<vault>.vault.azure.net/secrets/<name>; AWS: the SSM parameter's
+    # ARN.
     secret: str
 
     def __post_init__(self) -> None:
         pattern = _SECRET_PATTERNS.get(self.cloud)
         if pattern is None:
-            raise ValueError(f"no join store for {self.cloud} yet: its swarm forms over SSH")
+            raise ValueError(f"no join store for cloud {self.cloud!r}")
         if not pattern.fullmatch(self.secret):
             raise ValueError(
                 f"join store secret {self.secret!r} is not {_SECRET_FORMS[self.cloud]}"
@@ -78,7 +83,8 @@ class JoinStore:
 
     @property
     def ready_secret(self) -> str:
-        """Azure: the URL of the secret the manager publishes "done" and its host key in."""
+        """Where the manager publishes "done" and its host key: azure's secret URL, aws's
+        parameter ARN."""
         return f"{self.secret.rsplit('/', 1)[0]}/{AZURE_READY_SECRET}"
 
 
@@ -114,7 +120,7 @@ class NodeBootstrap:
     idle_minutes: int | None = None
     idle_gpu_percent: int = 10
     # Where the swarm's join token is left by the manager for the workers (join_store.py);
-    # None: the deployer forms the swarm over SSH (swarm_join.py).
+    # None: a node outside a swarm (a test's single node).
     join_store: JoinStore | None = None
     # Azure only: the node's user-assigned identity, which deallocates the VM at power-off.
     azure_identity_client_id: str | None = None
@@ -194,8 +200,3 @@ def node_labels(role: Role, extra: Mapping[str, str]) -> dict[str, str]:
 def shell_script(purpose: str, body: str) -> str:
     """A bash script with the header every trackday node script shares."""
     return f"#!/bin/bash\n# {purpose}\n# Rendered by trackday (infra/).\nset -euo pipefail\n{body}"
-
-
-def remote_command(script: str) -> str:
-    """The command line pulumi-command runs over SSH: the script, as root, its stdin passed on."""
-    return f"sudo bash -c {shlex.quote(script)}"

@@ -23,6 +23,13 @@ https://<account>.blob.core.windows.net/<container>/<blob>`, bearer token for
 storageservices/get-blob); "built" is `{"digest", "vmId"}` in the vault's
 `trackday-trainer` secret, which `pulumi up` waits for (infra/targets/azure_ready.py). The
 archive is uploaded with the deployer's token (infra/targets/azure_upload.py).
+
+AWS: the request is the String parameter `trainer-request` next to the join parameter (the
+program sets it, in place; not the instance's user data, whose change replaces the instance,
+nor a tag, 256 characters at most), read with the manager's role like the object (S3
+GetObject, SigV4; infra/bootstrap/aws_store.py); "built" is `{"digest", "vmId"}` in the
+parameter `trackday-trainer`, which `pulumi up` waits for (infra/targets/aws_ready.py). The
+archive is an `aws.s3.BucketObjectv2` the program uploads.
 """
 
 from __future__ import annotations
@@ -35,6 +42,7 @@ import tarfile
 from dataclasses import dataclass
 from pathlib import Path
 
+from infra.bootstrap import aws_store
 from infra.bootstrap.join_store import (
     AZURE_IMDS,
     GCP_METADATA,
@@ -65,6 +73,7 @@ STORAGE_RESOURCE = "https://storage.azure.com/"
 BLOB_API = "2021-08-06"
 BLOB_URL = "https://$account.blob.core.windows.net"
 BUILT_SECRET = "trackday-trainer"
+REQUEST_PARAMETER = "trainer-request"  # aws
 
 
 @dataclass(frozen=True)
@@ -129,24 +138,27 @@ def build_script(store: JoinStore | None = None, identity: str | None = None) ->
     gcp (`store` None or gcp) as the module says; azure: the request is the manager VM's
     `userData` (IMDS `instance/compute/userData`, base64; empty: none), the archive a blob
     read with the request's `identity` (the data identity: Blob Data Contributor), and
-    "built" the vault's `trackday-trainer` secret, written with the node's own `identity`."""
-    azure = store is not None and store.cloud == "azure"
-    fetch, download, built = (
-        (_AZURE_REQUEST, _AZURE_DOWNLOAD, _azure_built(store))
-        if azure and store is not None
-        else (_GCP_REQUEST, _GCP_DOWNLOAD, _GCP_BUILT)
-    )
+    "built" the vault's `trackday-trainer` secret, written with the node's own `identity`;
+    aws: the request parameter, the object and "built" with the instance role (`_aws`)."""
+    cloud = "gcp" if store is None else store.cloud
+    if store is not None and cloud == "azure":
+        fetch, download, built = _AZURE_REQUEST, _AZURE_DOWNLOAD, _azure_built(store)
+    elif store is not None and cloud == "aws":
+        fetch, download, built = _aws(store.secret)
+    else:
+        fetch, download, built = _GCP_REQUEST, _GCP_DOWNLOAD, _GCP_BUILT
     return shell_script(
         "Builds the trackday DonkeyCar trainer image the deployer asked for (metadata).",
         f"""\
 [ -f {READY_FILE} ] || exit 0
 mkdir -p /run/trackday
-{fetch}request=$(cat /run/trackday/trainer-request)
+{store_auth(store, identity)}{fetch}request=$(cat /run/trackday/trainer-request)
 wanted=$(jq -r .digest <<< "$request")
 [ "$(cat {BUILT_FILE} 2>/dev/null || true)" = "$wanted" ] && exit 0
-{store_auth(store, identity)}work=$(mktemp -d)
+work=$(mktemp -d)
 touch {BUILDING_FILE}
-trap 'rm -rf "$work" "$store_auth" "$store_body" {BUILDING_FILE}' EXIT
+trap 'rm -rf "$work" "$store_auth" "$store_body"{' "$store_imds"' if cloud == "aws" else ""} \
+  {BUILDING_FILE}' EXIT
 {download}echo "$wanted  $work/context.tar.gz" | sha256sum --check --quiet
 mkdir "$work/context"
 tar -xzf "$work/context.tar.gz" -C "$work/context" --no-same-owner --no-same-permissions
@@ -207,3 +219,28 @@ jq -n --arg digest "$wanted" --arg vm "$vm_id" \\
   | curl -fsS -X PUT -H @"$store_auth" -H 'Content-Type: application/json' --data-binary @- \\
     {store.secret.rsplit("/", 1)[0]}/{BUILT_SECRET}?api-version={VAULT_API} > /dev/null
 """
+
+
+def _aws(arn: str) -> tuple[str, str, str]:
+    """The request parameter (none yet: nothing to build), the object and "built", with the
+    manager's role."""
+    request = aws_store.sibling(arn, REQUEST_PARAMETER)
+    fetch = f"""\
+store_login
+status=$(jq -n '{{Name: "{request}"}}' | ssm GetParameter)
+if [ "$status" != 200 ]; then
+  [ "$(ssm_error | cut -d: -f1)" = ParameterNotFound ] && exit 0
+  echo "trackday: reading {request} failed (HTTP $status): $(ssm_error)" >&2
+  exit 1
+fi
+jq -r .Parameter.Value "$store_body" > /run/trackday/trainer-request
+"""
+    download = f"""\
+bucket=$(jq -r .bucket <<< "$request")
+key=$(jq -r .object <<< "$request")
+{aws_store.s3_get(arn, '"$work/context.tar.gz"')}"""
+    built = f"""\
+{aws_store.instance_id()}jq -n --arg digest "$wanted" --arg vm "$instance_id" \\
+  '{{digest: $digest, vmId: $vm}}' \\
+  | {aws_store.put(aws_store.sibling(arn, BUILT_SECRET))}"""
+    return fetch, download, built

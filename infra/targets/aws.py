@@ -4,9 +4,12 @@ The bucket blocks all public access, encrypts at rest, keeps versions (old ones 
 `storage.keepDeletedDays`, incomplete uploads a week), refuses requests not made over TLS,
 and outlives `pulumi destroy` (retained, not protected: the destroy runs through) unless
 the stack opts out, in which case it goes with its data. The nodes
-reach it with their instance profile (a role allowed this bucket only, and CloudWatch Logs
-when `aws.logging` is on): no access key exists. The nodes sit in a VPC of their own; SSH and
-the Docker API are open only to `network.allowedCidrs`, Swarm's ports only between the nodes.
+reach it with their instance profile (a role allowed this bucket only, CloudWatch Logs
+when `aws.logging` is on, and the swarm's parameters as the node's role may use them): no
+access key exists. The nodes form the swarm themselves through Parameter Store
+(infra/targets/aws_parameters.py, aws_nodes.py): a deploy runs nothing over SSH. The nodes
+sit in a VPC of their own; SSH and the Docker API are open only to `network.allowedCidrs`,
+Swarm's ports only between the nodes.
 Nodes run the AWS Deep Learning Base GPU AMI (NVIDIA driver included), found by lookup,
 require IMDSv2, and power themselves off after `budget.ttlHours` (infra/bootstrap/). Spot
 nodes are persistent spot requests (so that `pulumi destroy` cancels them); the manager keeps
@@ -27,17 +30,16 @@ import pulumi_aws as aws
 
 from contract.outputs import SwarmOutputs
 from infra import nodes
-from infra.config import Aws, ConfigError, StackConfig
-from infra.nodes import Node, NodeAccess, PoolSpec
-from infra.targets import TargetArgs, child
+from infra.bootstrap.spec import Role
+from infra.config import Aws
+from infra.targets import TargetArgs, child, trainer_build_args
+from infra.targets.aws_nodes import NodePool, NodePoolArgs
+from infra.targets.aws_parameters import SwarmParameters, ssm_policy
 from infra.targets.aws_storage import Bucket, BucketArgs
 from infra.targets.ingress import ingress_rules
 from infra.targets.swarm_outputs import pool_and_swarm
+from infra.workloads.donkeycar import manager_build
 
-# The Deep Learning Base GPU AMI (Ubuntu 22.04): NVIDIA driver, CUDA, Docker and the NVIDIA
-# container toolkit. Owned by Amazon; the newest matching image is used.
-AMI_OWNER = "amazon"
-AMI_NAME = "Deep Learning Base OSS Nvidia Driver GPU AMI (Ubuntu 22.04) *"
 BUCKET_OBJECT_ACTIONS = [
     "s3:GetObject",
     "s3:PutObject",
@@ -49,8 +51,11 @@ BUCKET_ACTIONS = ["s3:ListBucket", "s3:GetBucketLocation", "s3:ListBucketMultipa
 LOG_ACTIONS = ["logs:CreateLogStream", "logs:PutLogEvents", "logs:DescribeLogStreams"]
 
 
-def node_policy(bucket_arn: str, log_group_arn: str | None) -> str:
-    """What the nodes' role may do: objects in this bucket, and its own log group if any."""
+def node_policy(
+    bucket_arn: str, log_group_arn: str | None, ssm: list[dict[str, Any]] | None = None
+) -> str:
+    """What a node's role may do: objects in this bucket, its own log group if any, and the
+    swarm parameters as its role allows (`ssm`)."""
     statements: list[dict[str, Any]] = [
         {"Effect": "Allow", "Action": BUCKET_ACTIONS, "Resource": bucket_arn},
         {"Effect": "Allow", "Action": BUCKET_OBJECT_ACTIONS, "Resource": f"{bucket_arn}/*"},
@@ -59,6 +64,7 @@ def node_policy(bucket_arn: str, log_group_arn: str | None) -> str:
         statements.append(
             {"Effect": "Allow", "Action": LOG_ACTIONS, "Resource": f"{log_group_arn}:*"}
         )
+    statements += ssm or []
     return json.dumps({"Version": "2012-10-17", "Statement": statements})
 
 
@@ -80,21 +86,18 @@ EC2_TRUST_POLICY = json.dumps(
 class NodeIdentityArgs:
     bucket_arn: pulumi.Output[str]
     log_retention_days: int | None
+    parameters: SwarmParameters
+    roles: tuple[Role, ...]
 
 
 class NodeIdentity(pulumi.ComponentResource):
-    """The nodes' role and instance profile: this bucket only (and logs), and no access key."""
+    """A role and instance profile per node role (the manager's; the workers' if any): this
+    bucket (and logs), the swarm parameters as the role may use them, and no access key."""
 
     def __init__(
         self, name: str, args: NodeIdentityArgs, opts: pulumi.ResourceOptions | None = None
     ):
         super().__init__("trackday:aws:NodeIdentity", name, None, opts)
-        self.role = aws.iam.Role(
-            f"{name}-role",
-            assume_role_policy=EC2_TRUST_POLICY,
-            description="trackday GPU nodes: the stack's bucket only",
-            opts=child(self),
-        )
         self.log_group: aws.cloudwatch.LogGroup | None = None
         log_group_arn: pulumi.Output[str | None] = pulumi.Output.from_input(None)
         if args.log_retention_days is not None:
@@ -102,18 +105,32 @@ class NodeIdentity(pulumi.ComponentResource):
                 f"{name}-logs", retention_in_days=args.log_retention_days, opts=child(self)
             )
             log_group_arn = self.log_group.arn
-        aws.iam.RolePolicy(
-            f"{name}-policy",
-            role=self.role.id,
-            policy=pulumi.Output.all(args.bucket_arn, log_group_arn).apply(
-                lambda arns: node_policy(arns[0], arns[1])
-            ),
-            opts=child(self),
-        )
-        self.profile = aws.iam.InstanceProfile(
-            f"{name}-profile", role=self.role.name, opts=child(self)
-        )
-        self.register_outputs({"role": self.role.arn})
+        self.profiles: dict[Role, pulumi.Output[str]] = {}
+        self.grants: list[pulumi.Resource] = []
+        for role in args.roles:
+            node_role = aws.iam.Role(
+                f"{name}-{role}-role",
+                assume_role_policy=EC2_TRUST_POLICY,
+                description=f"trackday GPU {role}: the stack's bucket and swarm parameters",
+                opts=child(self),
+            )
+            policy = pulumi.Output.all(
+                args.bucket_arn, log_group_arn, args.parameters.join.arn
+            ).apply(
+                lambda values, role=role: node_policy(
+                    values[0], values[1], ssm_policy(role, values[2])
+                )
+            )
+            self.grants.append(
+                aws.iam.RolePolicy(
+                    f"{name}-{role}-policy", role=node_role.id, policy=policy, opts=child(self)
+                )
+            )
+            profile = aws.iam.InstanceProfile(
+                f"{name}-{role}-profile", role=node_role.name, opts=child(self)
+            )
+            self.profiles[role] = profile.name
+        self.register_outputs({})
 
 
 @dataclass(frozen=True)
@@ -182,136 +199,6 @@ class Network(pulumi.ComponentResource):
         self.register_outputs({"subnet": self.subnet.id})
 
 
-@dataclass(frozen=True)
-class NodePoolArgs:
-    spec: PoolSpec
-    access: NodeAccess
-    config: StackConfig
-    subnet_id: pulumi.Input[str]
-    security_group_id: pulumi.Input[str]
-    instance_profile: pulumi.Input[str]
-    provider: aws.Provider
-
-
-class NodePool(pulumi.ComponentResource):
-    """The EC2 GPU nodes on the Deep Learning Base GPU AMI: the manager first, then the workers."""
-
-    def __init__(self, name: str, args: NodePoolArgs, opts: pulumi.ResourceOptions | None = None):
-        super().__init__("trackday:aws:NodePool", name, None, opts)
-        ami = aws.ec2.get_ami_output(
-            owners=[AMI_OWNER],
-            most_recent=True,
-            filters=[
-                aws.ec2.GetAmiFilterArgs(name="name", values=[AMI_NAME]),
-                aws.ec2.GetAmiFilterArgs(name="architecture", values=["x86_64"]),
-            ],
-            opts=pulumi.InvokeOutputOptions(parent=self, provider=args.provider),
-        )
-        node_config = args.config.nodes
-        # EC2 refuses a root volume smaller than the image's snapshot: say so before asking.
-        image_id = pulumi.Output.all(ami, node_config.root_volume_gb).apply(
-            lambda values: checked_image(values[0], values[1])
-        )
-        self.nodes: list[Node] = []
-        for role, suffix in args.spec.roles:
-            common: dict[str, Any] = {
-                "ami": image_id,
-                "instance_type": node_config.machine_type,
-                "subnet_id": args.subnet_id,
-                "vpc_security_group_ids": [args.security_group_id],
-                "iam_instance_profile": args.instance_profile,
-                "user_data_base64": nodes.user_data(
-                    args.spec, role, args.access, encode=nodes.gzip_base64
-                ),
-                "user_data_replace_on_change": True,
-                # The power-off timers stop the instance, they never terminate it.
-                "instance_initiated_shutdown_behavior": "stop",
-                "tags": {"Name": f"{name}-{suffix}", "trackday-role": role},
-            }
-            if node_config.spot:
-                instance_id, public_ip, private_ip = self._spot(f"{name}-{suffix}", common, args)
-            else:
-                instance = aws.ec2.Instance(
-                    f"{name}-{suffix}",
-                    metadata_options=aws.ec2.InstanceMetadataOptionsArgs(**IMDS),
-                    root_block_device=aws.ec2.InstanceRootBlockDeviceArgs(
-                        **_root_volume(node_config.root_volume_gb)
-                    ),
-                    **common,
-                    opts=child(self),
-                )
-                instance_id, public_ip = instance.id, instance.public_ip
-                private_ip = instance.private_ip
-            if role == "manager":
-                # A stable address: an auto-assigned one changes at every stop and start.
-                address = aws.ec2.Eip(
-                    f"{name}-{suffix}-address",
-                    domain="vpc",
-                    instance=instance_id,
-                    tags={"Name": f"{name}-{suffix}"},
-                    opts=child(self),
-                )
-                public_ip = address.public_ip
-            self.nodes.append(Node(role, suffix, public_ip, private_ip, instance_id))
-        self.register_outputs({"count": len(self.nodes)})
-
-    def _spot(self, name: str, common: dict[str, Any], args: NodePoolArgs):
-        """A persistent spot request that stops (not terminates) its instance on interruption.
-
-        Declared as a spot request, not as an instance with spot market options: deleting
-        such an instance leaves its persistent request open, and EC2 launches a new GPU
-        instance for it outside the stack (hashicorp/terraform-provider-aws issue 38142).
-        Deleting a spot request cancels it, then terminates its instance.
-        """
-        max_price = args.config.nodes.spot_max_price
-        request = aws.ec2.SpotInstanceRequest(
-            name,
-            spot_type="persistent",
-            instance_interruption_behavior="stop",
-            spot_price=None if max_price is None else f"{max_price:g}",
-            # Its instance's id and addresses are known once the request is fulfilled.
-            wait_for_fulfillment=True,
-            metadata_options=aws.ec2.SpotInstanceRequestMetadataOptionsArgs(**IMDS),
-            root_block_device=aws.ec2.SpotInstanceRequestRootBlockDeviceArgs(
-                **_root_volume(args.config.nodes.root_volume_gb)
-            ),
-            **common,
-            opts=child(self),
-        )
-        return request.spot_instance_id, request.public_ip, request.private_ip
-
-
-def checked_image(ami: Any, root_volume_gb: int) -> str:
-    """The looked-up AMI's id, if `nodes.rootVolumeGb` holds its root snapshot."""
-    root = next(
-        (m for m in ami.block_device_mappings or [] if m.device_name == ami.root_device_name),
-        None,
-    )
-    size = int((root.ebs if root else {}).get("volume_size") or 0)
-    if root_volume_gb < size:
-        raise ConfigError(
-            "nodes.rootVolumeGb",
-            root_volume_gb,
-            f"the node image {ami.name} ({ami.id}) has a {size} GB root snapshot; "
-            f"ask for at least {size}",
-        )
-    return ami.id
-
-
-# Containers on a node (bridge networking is one hop more) reach the instance metadata
-# service, with session tokens only (IMDSv2).
-IMDS = {"http_endpoint": "enabled", "http_tokens": "required", "http_put_response_hop_limit": 2}
-
-
-def _root_volume(size_gb: int) -> dict[str, Any]:
-    return {
-        "volume_size": size_gb,
-        "volume_type": "gp3",
-        "encrypted": True,
-        "delete_on_termination": True,
-    }
-
-
 class AwsTarget(pulumi.ComponentResource):
     """The `aws` target: bucket, node identity, network, GPU nodes and their swarm."""
 
@@ -338,11 +225,22 @@ class AwsTarget(pulumi.ComponentResource):
             ),
             opts=in_region,
         )
+        trainer = manager_build(
+            args.repo_root, config.donkeycar.version, trainer_build_args(config, gpu=True)
+        )
+        parameters = SwarmParameters(
+            f"{name}-swarm-parameters",
+            args.stack,
+            self.storage.name.apply(trainer[0].request),
+            opts=in_region,
+        )
         self.identity = NodeIdentity(
             f"{name}-identity",
             NodeIdentityArgs(
                 bucket_arn=self.storage.arn,
                 log_retention_days=aws_config.log_retention_days if aws_config.logging else None,
+                parameters=parameters,
+                roles=("manager", "worker") if config.nodes.count > 1 else ("manager",),
             ),
             opts=in_region,
         )
@@ -367,11 +265,21 @@ class AwsTarget(pulumi.ComponentResource):
                     config=config,
                     subnet_id=network.subnet.id,
                     security_group_id=network.security_group.id,
-                    instance_profile=self.identity.profile.name,
+                    profiles=self.identity.profiles,
+                    grants=self.identity.grants,
                     provider=provider,
+                    region=aws_config.region,
+                    parameters=parameters,
+                    trainer=trainer,
+                    bucket=self.storage.name,
                 ),
                 opts=in_region,
             ),
+            lambda pool: {
+                "manager_ready": pool.manager_ready,
+                "manager_host_key": lambda _ready: pool.manager_ready.host_key,
+            },
+            built_by_manager=lambda pool: pool.trainer_built,
         )
         self.docker_provider = None  # not yet: `trackday dr` runs on the swarm over SSH
         self.run_network = None

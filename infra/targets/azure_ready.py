@@ -6,8 +6,7 @@ trainer secret (infra/bootstrap/trainer_build.py). `pulumi up` reads it with Key
 (`GET {vault}/secrets/{name}?api-version=7.4`: 404 `SecretNotFound` until written;
 https://learn.microsoft.com/rest/api/keyvault/secrets/get-secret/get-secret) and a token from
 the deployer's credential (azure-identity's DefaultAzureCredential: `az login`, or a CI
-runner's federated identity), so a deploy needs no route to the VM. `vmId` must be the
-manager's current VM: a replaced manager's predecessor wrote the old one.
+runner's federated identity); infra/targets/store_wait.py waits.
 """
 
 from __future__ import annotations
@@ -18,12 +17,9 @@ from collections.abc import Callable
 from typing import Any
 
 import pulumi
-from pulumi.dynamic import CreateResult, ResourceProvider, UpdateResult
 
 from infra.bootstrap.join_store import VAULT_API, VAULT_RESOURCE
-
-WAIT_MINUTES = 45  # the manager's whole bootstrap (READY_TIMEOUT_MINUTES) plus its boot
-POLL_SECONDS = 15
+from infra.targets.store_wait import WAIT_MINUTES, StoreWaitProvider, wait_until_written
 
 
 def wait_for_secret(
@@ -35,28 +31,20 @@ def wait_for_secret(
     """Polls until the manager `instanceId` wrote `expect` into the secret; what it wrote.
     A refusal or the deadline is a clear error."""
     url = f"{props['secret']}?api-version={VAULT_API}"
-    deadline = clock() + props["minutes"] * 60
-    wanted = {**props["expect"], "vmId": props["instanceId"]}
-    while True:
+
+    def read() -> dict[str, Any] | None:
         response = get(url)
         if response.status_code == 200:
-            written = json.loads(response.json()["value"])
-            if all(written.get(key) == value for key, value in wanted.items()):
-                return written
-        elif response.status_code != 404:
-            raise RuntimeError(
-                f"reading {props['secret']} failed (HTTP {response.status_code}):"
-                f" {response.text[:300]}; the deployer needs Key Vault Secrets User on the"
-                " stack's vault (the stack grants it to whoever runs `pulumi up`)"
-            )
-        if clock() >= deadline:
-            raise TimeoutError(
-                f"the manager (VM {props['instanceId']}) did not write {props['expect']} to"
-                f" {props['secret']} within {props['minutes']} min: see"
-                " `journalctl -u trackday-bootstrap -u trackday-trainer-build` on it (serial"
-                " console), then run `pulumi up` again"
-            )
-        sleep(POLL_SECONDS)
+            return json.loads(response.json()["value"])
+        if response.status_code == 404:
+            return None
+        raise RuntimeError(
+            f"reading {props['secret']} failed (HTTP {response.status_code}):"
+            f" {response.text[:300]}; the deployer needs Key Vault Secrets User on the"
+            " stack's vault (the stack grants it to whoever runs `pulumi up`)"
+        )
+
+    return wait_until_written(read, props, props["secret"], clock, sleep)
 
 
 def _azure_get() -> Callable[[str], Any]:
@@ -72,18 +60,9 @@ def _azure_get() -> Callable[[str], Any]:
     return get
 
 
-class VaultWaitProvider(ResourceProvider):
-    """Creating (or replacing the manager, which changes `instanceId`, or asking for another
-    `expect`) waits for it."""
-
-    def create(self, props: dict[str, Any]) -> CreateResult:
-        written = wait_for_secret(_azure_get(), props)
-        outs = {**props, "host_key": written.get("hostKey")}
-        return CreateResult(id_=f"{props['instanceId']}/{props['secret']}", outs=outs)
-
-    def update(self, _id: str, _olds: dict[str, Any], news: dict[str, Any]) -> UpdateResult:
-        written = wait_for_secret(_azure_get(), news)
-        return UpdateResult(outs={**news, "host_key": written.get("hostKey")})
+class VaultWaitProvider(StoreWaitProvider):
+    def wait(self, props: dict[str, Any]) -> dict[str, Any]:
+        return wait_for_secret(_azure_get(), props)
 
 
 class VaultWait(pulumi.dynamic.Resource):

@@ -1,8 +1,9 @@
 """What every swarm target (aws, azure, and gcp with `gcp.nodePool`) declares after its network.
 
-`pool_and_swarm` is the sequence the three share: the nodes' SSH access, the cloud's node pool
-(the target makes it from the pool spec and the access), the swarm over those nodes and the
-DonkeyCar trainer image built on its manager. `SwarmNodes.outputs` is the target's swarm
+`pool_and_swarm` is the sequence the three share: the nodes' SSH access (for the user's own
+`trackday` commands; a deploy runs nothing over SSH), the cloud's node pool (the target makes it
+from the pool spec and the access), the swarm the nodes form themselves and the DonkeyCar
+trainer image their manager builds. `SwarmNodes.outputs` is the target's swarm
 record (contract/outputs.py, SwarmOutputs) that `trackday donkey submit` and `trackday dr`
 read: `bucketUrl` as this machine reaches the bucket (s3:// on aws, az:// on azure),
 `nodeBucketUrl` and, where it is S3, `s3Endpoint` as containers on the nodes reach it
@@ -23,8 +24,8 @@ from infra.bootstrap.spec import JoinStore
 from infra.config import StackConfig
 from infra.nodes import Cloud, Node, NodeAccess, PoolSpec
 from infra.swarm import Swarm, SwarmArgs
-from infra.targets import TRAINER_IMAGE, TargetArgs, child, trainer_build_args
-from infra.workloads.donkeycar import BuiltByManager, TrainerImage, TrainerImageArgs
+from infra.targets import TRAINER_IMAGE, TargetArgs, child
+from infra.workloads.donkeycar import BuiltByManager
 
 
 class NodePool(Protocol):
@@ -38,7 +39,7 @@ class SwarmNodes:
     config: StackConfig
     access: NodeAccess
     swarm: Swarm
-    image: TrainerImage | BuiltByManager
+    image: BuiltByManager
 
     def outputs(
         self,
@@ -72,18 +73,17 @@ def pool_and_swarm(
     args: TargetArgs,
     cloud: Cloud,
     make_pool: Callable[[PoolSpec, NodeAccess], NodePool],
-    swarm_options: Callable[[Any], dict[str, Any]] = lambda pool: {},
+    swarm_options: Callable[[Any], dict[str, Any]],
+    built_by_manager: Callable[[Any], pulumi.Resource],
     join_store: JoinStore | None = None,
-    built_by_manager: Callable[[Any], pulumi.Resource] | None = None,
 ) -> SwarmNodes:
     """Node access, the cloud's pool (`make_pool`), the swarm over it and the trainer image.
 
-    `swarm_options` gives the cloud's further SwarmArgs from its pool (gcp's and azure's
-    host key reader and wait for the manager); with `join_store` the nodes form the swarm
-    themselves (infra/bootstrap/join_store.py; azure's store is known only once its vault
-    is, so its pool renders it into the user data itself), and with `built_by_manager` (the
-    pool's resource that exists once the manager built the trainer) the manager builds the
-    trainer image itself; else it is built over SSH."""
+    `swarm_options` gives the cloud's wait for the manager's "done" and its host key reader
+    from its pool (SwarmArgs); `built_by_manager` the pool's resource that exists once the
+    manager built the trainer. `join_store` is where the nodes form the swarm
+    (infra/bootstrap/join_store.py) when known before the pool; azure's and aws's pools
+    render theirs into the user data themselves, once their vault or parameter is known."""
     access = NodeAccess(f"{name}-access", opts=child(parent))
     spec = PoolSpec.from_config(args.config, cloud, join_store)
     pool = make_pool(spec, access)
@@ -92,21 +92,8 @@ def pool_and_swarm(
         SwarmArgs(spec, access, pool.nodes, **swarm_options(pool)),
         opts=child(parent),
     )
-    if built_by_manager is not None:
-        tag = f"{TRAINER_IMAGE}:{args.config.donkeycar.version}"
-        return SwarmNodes(args.config, access, swarm, BuiltByManager(tag, built_by_manager(pool)))
-    image = TrainerImage(
-        f"{name}-trainer",
-        TrainerImageArgs(
-            repo_root=args.repo_root,
-            version=args.config.donkeycar.version,
-            build_args=trainer_build_args(args.config, gpu=True),
-            access=access,
-            swarm=swarm,
-        ),
-        opts=child(parent),
-    )
-    return SwarmNodes(args.config, access, swarm, image)
+    tag = f"{TRAINER_IMAGE}:{args.config.donkeycar.version}"
+    return SwarmNodes(args.config, access, swarm, BuiltByManager(tag, built_by_manager(pool)))
 
 
 def swarm_training(config: StackConfig) -> SwarmTraining:

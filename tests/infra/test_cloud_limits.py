@@ -127,7 +127,7 @@ def test_a_newer_ami_with_a_larger_snapshot_is_caught_before_ec2_refuses_it():
     """The AMI found at `pulumi up` may outgrow the dated minimum: its own snapshot decides."""
     from types import SimpleNamespace
 
-    from infra.targets import aws as aws_target
+    from infra.targets import aws_nodes as aws_target
 
     def ami(size: str):
         root = SimpleNamespace(device_name="/dev/sda1", ebs={"volume_size": size})

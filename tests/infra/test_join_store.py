@@ -173,7 +173,7 @@ def test_the_manager_says_it_is_done_in_its_guest_attributes(cloud) -> None:
 def test_a_store_name_that_is_not_a_secret_is_refused() -> None:
     with pytest.raises(ValueError, match=r"is not a Secret Manager name"):
         JoinStore("gcp", "projects/p/secrets/x; rm -rf /")
-    with pytest.raises(ValueError, match=r"no join store for aws yet"):
+    with pytest.raises(ValueError, match=r"is not an SSM parameter ARN"):
         JoinStore("aws", SECRET)
 
 

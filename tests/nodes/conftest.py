@@ -7,7 +7,8 @@ declares them at (its private subnet, 10.42.1.0/24). Set TRACKDAY_KEEP_NODES=1 t
 The stack runs DeepRacer on the CPU (the simulator's `-cpu` image, no X server: the nodes have
 no GPU), the run settings `trackday dr` reads from the same stack file (test_dr_nodes.py).
 The runs' bucket is an S3 server on the nodes' network (bucket.py), and `cluster_outputs` what
-`pulumi stack output --json --show-secrets` gives for this cluster.
+`pulumi stack output --json --show-secrets` gives for this cluster. The nodes form the swarm
+themselves through Parameter Store, with their roles' credentials from IMDS (aws_api.py).
 """
 
 from __future__ import annotations
@@ -24,7 +25,7 @@ from infra.nodes import SUBNET_CIDR
 
 # The e2e tests' DonkeyCar trainer image (built once, kept by the engine), for test_donkey_nodes.py.
 from tests.e2e.conftest import base_image, docker_engine, donkeycar, trainer_image  # noqa: F401
-from tests.nodes import harness
+from tests.nodes import aws_api, harness
 from tests.nodes.bucket import serve_s3_on
 from tests.nodes.render import Rendered, SshKey, make_ssh_key, render
 from tests.servers import S3Server
@@ -32,6 +33,7 @@ from tests.servers import S3Server
 CLOUD_MIN_MTU = 1460
 WORKER_ADDRESSES = ("10.42.1.250", "10.42.1.251", "10.42.1.252")
 S3_ADDRESS = "10.42.1.240"
+AWS_API_ADDRESS = "10.42.1.241"
 # A CPU-only DeepRacer stack: the simulator's CPU image, no GPU X server on the nodes.
 DEEPRACER = {"simulator": {"tag": "6.0.4-cpu"}, "opengl": False, "workers": 2}
 
@@ -55,34 +57,44 @@ def aws_stack(ssh_key: SshKey) -> Rendered:
     return render("aws", ssh_key, nodes={"count": 3}, deepracer=DEEPRACER)
 
 
-def boot_all(cluster: harness.Cluster, rendered: Rendered) -> dict[str, harness.Node]:
-    """Boot every node the stack declares: the manager at the address the program gave it."""
+def boot_all(cluster: harness.Cluster, rendered: Rendered) -> aws_api.AwsApi:
+    """Boot every node the stack declares (the manager at the address the program gave it)
+    beside the AWS stand-in that knows each node's role."""
     manager_address = rendered.outputs["managerPrivateAddress"]
     spare = iter(a for a in WORKER_ADDRESSES if a != manager_address)
+    addresses = {
+        node.key: manager_address if node.role == "manager" else next(spare)
+        for node in rendered.nodes
+    }
+    api = aws_api.start(cluster, AWS_API_ADDRESS, aws_api.cluster_roles(addresses))
     for node in rendered.nodes:
-        address = manager_address if node.role == "manager" else next(spare)
-        cluster.boot(node.key, node.user_data, address)
-    return cluster.nodes
+        cluster.boot(node.key, node.user_data, addresses[node.key], files=api.node_files)
+    return api
 
 
 @pytest.fixture(scope="session")
-def aws_cluster(node_image: str, ssh_key: SshKey, aws_stack: Rendered) -> Iterator[harness.Cluster]:
-    """The AWS stack's three nodes, powered on (not yet waited for)."""
+def aws_nodes(
+    node_image: str, ssh_key: SshKey, aws_stack: Rendered
+) -> Iterator[tuple[harness.Cluster, aws_api.AwsApi]]:
+    """The AWS stack's three nodes, powered on (not yet waited for), and its AWS stand-in."""
     cluster = harness.new_cluster(node_image, SUBNET_CIDR, ssh_key, mtu=CLOUD_MIN_MTU)
     try:
-        boot_all(cluster, aws_stack)
-        yield cluster
+        api = boot_all(cluster, aws_stack)
+        yield cluster, api
     finally:
         if not harness.keep_nodes():
             cluster.down()
 
 
 @pytest.fixture(scope="session")
-def aws_swarm(aws_cluster: harness.Cluster, aws_stack: Rendered) -> harness.Swarm:
-    """The AWS nodes once bootstrapped and joined by the program's commands."""
-    for node in aws_cluster.nodes.values():
-        node.wait_bootstrapped()
-    swarm = harness.run_swarm_commands(aws_cluster, aws_stack.swarm_commands)
+def aws_cluster(aws_nodes: tuple[harness.Cluster, aws_api.AwsApi]) -> harness.Cluster:
+    return aws_nodes[0]
+
+
+@pytest.fixture(scope="session")
+def aws_swarm(aws_nodes: tuple[harness.Cluster, aws_api.AwsApi]) -> harness.Swarm:
+    """The AWS nodes once bootstrapped and swarmed by themselves through Parameter Store."""
+    swarm = aws_api.wait_for_swarm(aws_nodes[1], aws_nodes[0])
     print(f"three booted nodes to a swarm: {swarm.seconds:.0f} s")
     return swarm
 

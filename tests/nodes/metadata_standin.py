@@ -9,7 +9,7 @@ and refusing what the real service refuses:
   only from `PUT /latest/api/token` with `X-aws-ec2-metadata-token-ttl-seconds` 1..21600
   (400 otherwise), 401 for a GET without a valid token, 403 for a request carrying
   `X-Forwarded-For`, 405 for other methods; `spot/instance-action` is 404 until a notice is
-  raised, then its JSON; `iam/security-credentials/` the role and its keys.
+  raised, then its JSON; `iam/security-credentials/` the role and its keys; `instance-id`.
 - Google Cloud metadata ("About VM metadata", "Wait for change", "detect preemption"): 403
   without `Metadata-Flavor: Google` or with `X-Forwarded-For`, 405 for anything but GET; the
   answer carries `Metadata-Flavor: Google` and an `ETag`; `wait_for_change=true` returns at
@@ -39,6 +39,7 @@ from urllib.parse import parse_qs, urlsplit
 
 STATE = Path(sys.argv[1] if len(sys.argv) > 1 else "/state")
 AWS_ROLE = "trackday-node"
+AWS_INSTANCE_ID = "i-0123456789abcdef0"
 AZURE_API_VERSIONS = {"2017-11-01", "2019-01-01", "2019-08-01", "2020-07-01"}
 AZURE_IMDS_VERSIONS = {"2019-06-04", "2020-09-01", "2021-02-01", "2021-12-13", "2023-07-01"}
 GCP_HOSTS = {"metadata.google.internal", "169.254.169.254"}
@@ -128,6 +129,8 @@ class Handler(BaseHTTPRequestHandler):
             return self._answer(200, action) if action else self._answer(404, "Not Found")
         if path == "/latest/meta-data/iam/security-credentials/":
             return self._answer(200, AWS_ROLE)
+        if path == "/latest/meta-data/instance-id":
+            return self._answer(200, AWS_INSTANCE_ID)
         role = _read("aws-role.json")
         if path == f"/latest/meta-data/iam/security-credentials/{AWS_ROLE}" and role:
             return self._answer(200, role)

@@ -122,7 +122,10 @@ def _pool_key(resource_name: str) -> str:
 def _swarm_commands(run: offline.OfflineRun, keys: list[str]) -> list[RenderedCommand]:
     """The swarm's commands in the order pulumi-command runs them (each after its inputs)."""
     by_name = {r.name: run.raw_inputs[r.urn] for r in run.of_type(_COMMAND_TYPE)}
-    swarm = next(n.removesuffix("-join-token") for n in by_name if n.endswith("-join-token"))
+    found = [n.removesuffix("-join-token") for n in by_name if n.endswith("-join-token")]
+    if not found:
+        return []  # the nodes form the swarm themselves (a join store)
+    swarm = found[0]
     commands = [
         RenderedCommand(step, "manager", by_name[f"{swarm}-{step}"]["create"], None)
         for step in ("join-token", "manager-host-key")

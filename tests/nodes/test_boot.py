@@ -1,4 +1,4 @@
-"""The AWS stack's nodes boot their rendered user data, and the program's commands swarm them.
+"""The AWS stack's nodes boot their rendered user data and form the swarm themselves.
 
 Slow (a few minutes: three Ubuntu machines boot and install Docker), so marked `nodes`; the
 default test run includes this module (see docs/architecture.md, "How nodes are proven").
@@ -60,7 +60,7 @@ def test_the_trainers_bind_mount_folder_exists_on_the_trainer_node(aws_cluster: 
     assert manager.has(SAGEMAKER_DIR), manager.root(f"ls -la {SAGEMAKER_DIR.rsplit('/', 1)[0]}")
 
 
-def test_workers_join_through_the_programs_commands_and_every_node_is_ready(
+def test_workers_join_through_parameter_store_and_every_node_is_ready(
     aws_cluster: Cluster, aws_swarm: Swarm
 ) -> None:
     manager = aws_cluster.nodes["manager"]
@@ -71,8 +71,8 @@ def test_workers_join_through_the_programs_commands_and_every_node_is_ready(
     assert len(listing) == len(aws_cluster.nodes)
     assert {n["Status"] for n in listing} == {"Ready"}
     assert {n["Hostname"] for n in listing} == set(aws_cluster.nodes)
-    host_key = manager.root("cat /etc/ssh/ssh_host_ed25519_key.pub").strip()
-    assert aws_swarm.manager_host_key == host_key
+    host_key = manager.root("cat /etc/ssh/ssh_host_ed25519_key.pub").split()
+    assert aws_swarm.manager_host_key == " ".join(host_key[:2])  # what the manager published
     roles = {n["Hostname"]: n["ManagerStatus"] for n in listing}
     assert roles.pop("manager") == "Leader" and set(roles.values()) == {""}
     for key, node_id in aws_swarm.node_ids.items():
@@ -85,7 +85,8 @@ def test_workers_join_through_the_programs_commands_and_every_node_is_ready(
 def test_the_join_token_never_reaches_a_command_line(
     aws_cluster: Cluster, aws_swarm: Swarm
 ) -> None:
-    """Workers got the token on stdin: no process argument and no log on any worker holds it."""
+    """Workers got the token through pipes: no process argument and no log on any worker
+    holds it."""
     manager = aws_cluster.nodes["manager"]
     token = manager.root("docker swarm join-token --quiet worker").strip()
     for key in aws_swarm.node_ids:

@@ -22,7 +22,7 @@ from infra.bootstrap import NodeBootstrap, user_data
 from infra.bootstrap.spot import INTERRUPTION_RECORD, NOTICES_FILE, RESUME_LABEL
 from infra.workloads.run_target import ManagerAccess, RunTarget
 from tests.e2e.images import import_busybox
-from tests.nodes import harness, standins
+from tests.nodes import aws_api, harness, standins
 from tests.nodes.harness import Cluster, Node, wait_for
 from tests.nodes.render import Rendered, SshKey, render
 from trackday import dr_runs, manager_ssh
@@ -35,6 +35,7 @@ pytestmark = [pytest.mark.docker, pytest.mark.nodes]
 SUBNET = "10.42.20.0/24"
 ADDRESSES = {"manager": "10.42.20.10", "gcp-worker": "10.42.20.11", "azure-worker": "10.42.20.12"}
 S3_ADDRESS = "10.42.20.5"
+AWS_API_ADDRESS = "10.42.20.6"
 BUCKET = "spot-bucket"
 NOTICE_TIMEOUT_S = 300
 SIMULATOR_TAG = "6.0.4-cpu"
@@ -52,6 +53,7 @@ class SpotNodes:
     metadata: standins.Metadata
     s3: standins.S3Server
     stack: Rendered
+    aws: aws_api.AwsApi
 
     def node(self, key: str) -> Node:
         return self.cluster.nodes[key]
@@ -105,11 +107,17 @@ def spot(
                 )
             ),
         }
+        # The aws manager forms its swarm through Parameter Store, with the role the metadata
+        # stand-in gives it (its IMDS is that stand-in's, at 169.254.169.254).
+        keys = (*standins.S3_KEYS, role["Token"])
+        api = aws_api.start(
+            cluster, AWS_API_ADDRESS, [aws_api.node_role("spot", "manager", None, keys)], False
+        )
         for key, document in documents.items():
             files = {"/opt/trackday-archive/Packages": empty} if key == "gcp-worker" else None
-            node = cluster.boot(key, document, ADDRESSES[key], files=files)
+            node = cluster.boot(key, document, ADDRESSES[key], files=files or api.node_files)
             metadata.connect(node)
-        yield SpotNodes(cluster, metadata, s3, stack)
+        yield SpotNodes(cluster, metadata, s3, stack, api)
     finally:
         if not harness.keep_nodes():
             cluster.down()
@@ -209,15 +217,11 @@ def test_azure_preempt_events_are_handled_and_acknowledged_twice_in_a_row(
 def manager_engine(spot: SpotNodes, ssh_key: SshKey) -> Iterator[docker_sdk.DockerClient]:
     manager = spot.node("manager")
     manager.wait_bootstrapped()
-    # The program's host key command, over SSH as pulumi-command runs it (the other nodes of
-    # this network are of other clouds: no join).
-    command = next(c for c in spot.stack.swarm_commands if c.step == "manager-host-key")
-    host_key = manager.ssh(command.create)
-    assert host_key.returncode == 0, host_key.stderr
+    # The host key the manager published with its "done", as `pulumi up` reads it.
+    ready = json.loads(spot.aws.parameters()["/trackday/aws/trackday-ready"]["Value"])
     client = manager_ssh.connect(
-        manager.address, "trackday", ssh_key.private_key.read_text(),
-        host_key=host_key.stdout.strip(),
-    )  # fmt: skip
+        manager.address, "trackday", ssh_key.private_key.read_text(), host_key=ready["hostKey"]
+    )
     yield client
     client.close()
 
