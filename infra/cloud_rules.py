@@ -51,8 +51,9 @@ EC2_GPU_FAMILIES = frozenset(
 
 # Root volume of the AMI the aws target looks up (AMI_NAME in infra/targets/aws.py): EC2
 # refuses a root volume smaller than the image's snapshot. The Deep Learning Base OSS Nvidia
-# Driver GPU AMI (Ubuntu 22.04) ships a 75 GB snapshot. The target also checks the snapshot
-# the lookup returns, so a newer, larger image fails before any instance is created.
+# Driver GPU AMI shipped a 75 GB snapshot (Ubuntu 22.04). The target also checks the snapshot
+# the lookup returns (now the Ubuntu 24.04 image), so a larger image fails before any instance
+# is created.
 IMAGE_ROOT_GB = Rule(
     "https://docs.aws.amazon.com/dlami/latest/devguide/appendix-ami-release-notes.html; "
     "https://docs.cloud.google.com/deep-learning-vm/docs/images; "

@@ -34,6 +34,12 @@ AWS_IMDS = "http://169.254.169.254/latest"
 IMDS_TOKEN_TTL_SECONDS = 300
 SSM_CONTENT_TYPE = "application/x-amz-json-1.1"
 EMPTY_SHA256 = hashlib.sha256(b"").hexdigest()
+# curl 7.81 (Ubuntu 22.04) leaves x-amz-security-token and X-Amz-Target out of the signature
+# (seen running these scripts with Ubuntu 22.04's curl against tests/infra/aws_standins.py,
+# which verifies signatures with botocore); S3 requires every x-amz-* header signed
+# (sig-v4-header-based-auth.html above), and the SDKs sign both for SSM. 7.88 (Debian 12) and
+# 8.5 (Ubuntu 24.04) sign every header given.
+MIN_CURL = "7.88.0"
 
 
 def region(arn: str) -> str:
@@ -65,6 +71,12 @@ def login(arn: str) -> str:
     """`store_login` (role credentials into $store_auth, a curl config) and `ssm ACTION`
     (the request body on stdin, the answer in $store_body, prints the HTTP status)."""
     return f"""\
+curl_version=$(curl --version | head -n 1 | cut -d' ' -f2)
+if [ "$(printf '%s\\n' {MIN_CURL} "$curl_version" | sort -V | head -n 1)" != {MIN_CURL} ]; then
+  echo "trackday: curl $curl_version leaves headers AWS needs signed out of its SigV4" \\
+    "signature; this node needs curl >= {MIN_CURL} (use the Ubuntu 24.04 image)" >&2
+  exit 1
+fi
 store_auth=$(mktemp)
 store_body=$(mktemp)
 store_imds=$(mktemp)

@@ -168,7 +168,7 @@ if [ "$manager" != true ]; then
   wait
   exit 0
 fi
-{_AWS_TOKEN if node.cloud == "aws" else _NO_ROLE}{_S3}{_INTERRUPT}status=0
+{_AWS_TOKEN if node.cloud == "aws" else _NO_ROLE}{S3_FUNCTION}{_INTERRUPT}status=0
 for service in $(docker service ls -q {trainer}); do
   interrupt "$service" || status=1
 done
@@ -210,13 +210,16 @@ aws_token() {
 """
 
 # s3 METHOD URL [BODY]: a SigV4-signed request with keys $ak/$sk (and $session) in $region.
-_S3 = """\
+# The keys reach curl as a config on a pipe (`-K`, printf is a builtin): never in an argv,
+# which every process on the node can read (/proc/PID/cmdline).
+S3_FUNCTION = """\
 s3() {
   local hash
   hash=$(printf '%s' "${3:-}" | sha256sum | cut -d' ' -f1)
-  curl -fsS -m 30 -X "$1" --aws-sigv4 "aws:amz:$region:s3" --user "$ak:$sk" \\
-    -H "x-amz-content-sha256: $hash" ${session:+-H "x-amz-security-token: $session"} \\
-    ${3:+--data-binary "$3"} "$2"
+  curl -fsS -m 30 -X "$1" --aws-sigv4 "aws:amz:$region:s3" \\
+    -K <(printf 'user = "%s:%s"\\n' "$ak" "$sk"
+      [ -z "$session" ] || printf 'header = "x-amz-security-token: %s"\\n' "$session") \\
+    -H "x-amz-content-sha256: $hash" ${3:+--data-binary "$3"} "$2"
 }
 """
 

@@ -23,10 +23,14 @@ from infra.targets import child
 from infra.targets.aws_parameters import SwarmParameters
 from infra.targets.aws_ready import ParameterWait
 
-# The Deep Learning Base GPU AMI (Ubuntu 22.04): NVIDIA driver, CUDA, Docker and the NVIDIA
-# container toolkit. Owned by Amazon; the newest matching image is used.
+# The Deep Learning Base GPU AMI (Ubuntu 24.04, x86_64, G4dn and newer): NVIDIA driver, CUDA,
+# Docker and the NVIDIA container toolkit (DLAMI release notes,
+# https://docs.aws.amazon.com/dlami/latest/devguide/aws-deep-learning-base-gpu-ami-ubuntu-24-04.html).
+# Owned by Amazon; the newest matching image is used. Not the 22.04 image: its curl 7.81 leaves
+# x-amz-security-token and X-Amz-Target out of the SigV4 signature, so the nodes' Parameter
+# Store and S3 calls would be refused (infra/bootstrap/aws_store.py checks curl's version).
 AMI_OWNER = "amazon"
-AMI_NAME = "Deep Learning Base OSS Nvidia Driver GPU AMI (Ubuntu 22.04) *"
+AMI_NAME = "Deep Learning Base OSS Nvidia Driver GPU AMI (Ubuntu 24.04) *"
 
 
 @dataclass(frozen=True)

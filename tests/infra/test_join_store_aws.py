@@ -9,6 +9,7 @@ import base64
 import datetime
 import gzip
 import json
+import shutil
 import subprocess
 import urllib.error
 import urllib.request
@@ -426,3 +427,20 @@ def test_a_lone_aws_manager_has_no_worker_role() -> None:
     assert [
         p.name.split("-identity-")[1] for p in run.of_type("aws:iam/rolePolicy:RolePolicy")
     ] == ["manager-policy"]
+
+
+def test_a_node_whose_curl_signs_too_few_headers_stops_and_says_why(cloud) -> None:
+    """Ubuntu 22.04's curl 7.81 leaves headers out of SigV4: the node refuses to call AWS."""
+    _, servers, tmp_path = cloud
+    real_curl = shutil.which("curl")
+    (tmp_path / "bin" / "curl").write_text(
+        "#!/bin/bash\n"
+        'if [ "$1" = --version ]; then echo "curl 7.81.0 (x86_64-pc-linux-gnu)"; exit 0; fi\n'
+        f'exec {real_curl} "$@"\n'
+    )
+    (tmp_path / "bin" / "curl").chmod(0o755)
+    worker = _run(join_store.join_section(STORE), servers, tmp_path, "worker", WORKER_IP)
+    _, err = worker.communicate(timeout=60)
+    assert worker.returncode == 1
+    assert "curl 7.81.0" in err and f"needs curl >= {aws_store.MIN_CURL}" in err
+    assert servers["engine"].joins == []
