@@ -180,11 +180,18 @@ class AzureCloud:
 
     @classmethod
     def start(
-        cls, cluster: Cluster, rendered: Rendered, blobs: dict[tuple[str, str], bytes] | None = None
+        cls,
+        cluster: Cluster,
+        rendered: Rendered,
+        blobs: dict[tuple[str, str], bytes] | None = None,
+        user_data: dict[str, str] | None = None,
     ) -> AzureCloud:
         """The stand-ins for `rendered`'s VMs, at the cluster subnet's addresses .2 to .5;
-        `blobs` ((container, name): bytes) readable by the manager's data identity."""
+        `blobs` ((container, name): bytes) in the storage account, `user_data` (pool key:
+        base64) in the place of a VM's userData."""
         cloud = declared(rendered)
+        for key, data in (user_data or {}).items():
+            cloud.vms[key].user_data = data
         folder = cluster.folder / "azure"
         folder.mkdir()
         hosts = [cloud.vault_host, ARM_HOST, cloud.storage_host]

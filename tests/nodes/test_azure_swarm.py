@@ -9,11 +9,20 @@ them. Once the worker's role arrives it reads the deployer's placeholder and wai
 manager's does, the manager publishes the join token, the worker joins with it, the manager
 labels the worker, reads the S3 gateway's keys into a root-only file, and publishes "done"
 with its host key and VM id, which `pulumi up` waits for (infra/targets/azure_ready.py).
+
+The manager's userData holds the program's trainer build request, with a small archive in the
+place of training/ (a `FROM scratch` Dockerfile: the real one needs the internet): its build
+timer downloads it from the blob stand-in with the data identity, checks it, builds it and
+says so in the vault.
 """
 
 from __future__ import annotations
 
+import base64
+import gzip
+import io
 import json
+import tarfile
 from collections.abc import Iterator
 from dataclasses import dataclass
 
@@ -24,6 +33,7 @@ from infra import gateway
 from infra.bootstrap import READY_FILE
 from infra.bootstrap.join_store import HOST_KEY_FILE
 from infra.bootstrap.spec import AZURE_READY_SECRET
+from infra.bootstrap.trainer_build import BUILT_FILE, BUILT_SECRET, DOCKERFILE, TrainerBuild, digest
 from infra.targets.azure_vault import JOIN_SECRET, PLACEHOLDER
 from tests.nodes import harness
 from tests.nodes.azure_cloud import AzureCloud
@@ -35,6 +45,28 @@ pytestmark = [pytest.mark.docker, pytest.mark.nodes, pytest.mark.timeout(900)]
 SUBNET = "10.42.11.0/24"
 ADDRESSES = {"manager": "10.42.11.10", "worker-1": "10.42.11.11"}
 WAIT_S = 600
+TRAINER = b"FROM scratch\nCOPY training/donkeycar/Dockerfile /Dockerfile\n"
+
+
+def small_trainer(stack: Rendered) -> tuple[dict, bytes, dict[tuple[str, str], bytes]]:
+    """The manager's build request as the program makes it, for a small archive of a
+    Dockerfile at training/'s place; the request, the archive and the blob that holds it."""
+    buffer = io.BytesIO()
+    with (
+        gzip.GzipFile(fileobj=buffer, mode="wb", mtime=0) as compressed,  # the same bytes each time
+        tarfile.open(fileobj=compressed, mode="w") as archive,
+    ):
+        info = tarfile.TarInfo(DOCKERFILE)
+        info.size = len(TRAINER)
+        archive.addfile(info, io.BytesIO(TRAINER))
+    data = buffer.getvalue()
+    vm = next(r for r in stack.run.of_type("azure-native:compute:VirtualMachine")
+              if r.name.endswith("-manager"))  # fmt: skip
+    request = json.loads(base64.b64decode(stack.run.raw_inputs[vm.urn]["userData"]))
+    build = TrainerBuild(digest(data), request["tag"], tuple(request["buildArgs"].items()))
+    request = json.loads(build.request(request["bucket"], request["identity"]))
+    container = request["bucket"].split("/")[1]
+    return request, data, {(container, build.object_name): data}
 
 
 @dataclass
@@ -68,8 +100,10 @@ def azure_nodes(node_image: str, ssh_key: SshKey) -> Iterator[AzureNodes]:
     stack = render("azure", ssh_key, nodes={"count": 2}, deepracer={"opengl": False})
     cluster = harness.new_cluster(node_image, SUBNET, ssh_key)
     cloud = None
+    request, _, blobs = small_trainer(stack)
+    user_data = {"manager": base64.b64encode(json.dumps(request).encode()).decode()}
     try:
-        cloud = AzureCloud.start(cluster, stack)
+        cloud = AzureCloud.start(cluster, stack, blobs, user_data)
         cloud.grant(set(), {})
         for node in stack.nodes:
             cloud.boot(node.key, node.user_data, ADDRESSES[node.key])
@@ -169,3 +203,19 @@ def test_the_gateway_keys_come_from_the_vault_into_a_root_only_file(formed: Azur
     assert keys == formed.cloud.cloud.secrets["gateway-keys"]
     assert "RCLONE_AUTH_KEY=" in keys and keys not in formed.stack.node("manager").user_data
     assert manager.root(f"systemctl is-enabled {gateway.UNIT}").strip() == "enabled"
+
+
+def test_the_manager_builds_the_requested_trainer_from_the_blob(formed: AzureNodes) -> None:
+    manager = formed.node("manager")
+    request, _, _ = small_trainer(formed.stack)
+
+    def built() -> bool:
+        return BUILT_SECRET in formed.cloud.vault()["secrets"]
+
+    wait_for("the trainer build", built, WAIT_S, lambda: formed.log() + manager.root(
+        "journalctl --no-pager -n 40 -u trackday-trainer-build", check=False))  # fmt: skip
+    done = json.loads(formed.cloud.vault()["secrets"][BUILT_SECRET])
+    assert done == {"digest": request["digest"], "vmId": formed.cloud.cloud.vms["manager"].vm_id}
+    assert manager.root(f"cat {BUILT_FILE}").strip() == request["digest"]
+    image_id = manager.root(f"docker image inspect --format '{{{{.Id}}}}' {request['tag']}")
+    assert image_id.startswith("sha256:")
