@@ -11,20 +11,10 @@ themselves: GCP's metadata server, Secret Manager's REST API and the Docker Engi
   /v1/projects/*/secrets/*/versions/latest:access`; 401 without a bearer token, 403 when the
   identity lacks the permission (versions.add / versions.access), 404 while there is no version.
 - Cloud Storage JSON API: `GET /storage/v1/b/{bucket}/o/{URL-encoded object}?alt=media`.
-- Azure IMDS (https://learn.microsoft.com/entra/identity/managed-identities-azure-resources/
-  how-to-use-vm-token): `GET /metadata/identity/oauth2/token?api-version=2018-02-01
-  &resource=<url-encoded>&client_id=<id>` needs `Metadata: true`, 400 for an identity the VM
-  does not have; answers `{"access_token", "expires_in", "resource", "token_type"}`;
-  `instance/compute/vmId?api-version=2021-02-01&format=text` the VM's id
-  (https://learn.microsoft.com/azure/virtual-machines/instance-metadata-service).
-- Key Vault secrets 7.4 with RBAC (https://learn.microsoft.com/rest/api/keyvault/secrets/):
-  `PUT /secrets/{name}?api-version=7.4` with `{"value"}` (and only contentType, attributes,
-  tags besides), `GET /secrets/{name}?api-version=7.4`; 401 without a bearer token or with
-  one for another resource, 400 for another api-version, 403 `ForbiddenByRbac` when the
-  identity holds no role allowing it (Officer: set and get on the vault; User: get on a
-  secret), 404 `SecretNotFound` before the secret exists.
 - Docker Engine API SwarmJoin body: ListenAddr, AdvertiseAddr, DataPathAddr, RemoteAddrs,
   JoinToken (https://docs.docker.com/reference/api/engine/version/v1.47/#tag/Swarm).
+
+Azure's (IMDS, Key Vault, Blob storage) are in azure_standins.py, on this module's JsonHandler.
 """
 
 from __future__ import annotations
@@ -53,7 +43,7 @@ class SecretStore:
     log: list[tuple[str, int]] = field(default_factory=list)
 
 
-class _Handler(BaseHTTPRequestHandler):
+class JsonHandler(BaseHTTPRequestHandler):
     server: Any
 
     def log_message(self, *args: object) -> None:
@@ -74,7 +64,7 @@ class _Handler(BaseHTTPRequestHandler):
         return self.rfile.read(int(self.headers.get("Content-Length") or 0))
 
 
-class _SecretManager(_Handler):
+class _SecretManager(JsonHandler):
     def _identity(self) -> str | None:
         header = self.headers.get("Authorization", "")
         return header.removeprefix("Bearer ") if header.startswith("Bearer ") else None
@@ -128,145 +118,7 @@ class _SecretManager(_Handler):
         self.server.store.log.append(("POST", self._handle("POST")))
 
 
-@dataclass
-class Vault:
-    """One Key Vault's secrets (latest value by name) and its RBAC role assignments: Officers
-    (vault scope: set and get) and Users by secret (get only), by identity."""
-
-    officers: set[str]
-    users: dict[str, set[str]]
-    secrets: dict[str, str] = field(default_factory=dict)
-    log: list[tuple[str, str, int]] = field(default_factory=list)
-
-
-VAULT_RESOURCE = "https://vault.azure.net"
-SECRET_FIELDS = {"value", "contentType", "attributes", "tags"}
-
-
-def imds_token(client_id: str, resource: str) -> str:
-    """The access token the IMDS stand-in issues: which identity, for which resource."""
-    return f"{client_id}@{resource}"
-
-
-class _KeyVault(_Handler):
-    def _error(self, status: int, message: str, code: str = "BadParameter") -> None:
-        self._answer(status, {"error": {"code": code, "message": message}})
-
-    def _handle(self, method: str) -> tuple[str, int]:
-        vault: Vault = self.server.vault
-        path, _, query = self.path.partition("?")
-        name = path.removeprefix("/secrets/")
-        header = self.headers.get("Authorization", "")
-        identity, _, resource = header.removeprefix("Bearer ").partition("@")
-        if not header.startswith("Bearer ") or resource != VAULT_RESOURCE:
-            self._error(401, "AKV10000: Request is missing a Bearer or PoP token.", "Unauthorized")
-            return name, 401
-        if urllib.parse.parse_qs(query) != {"api-version": ["7.4"]}:
-            self._error(400, f"The specified version ({query}) is not recognized.")
-            return name, 400
-        if name == path or not name or "/" in name:
-            self._error(404, f"no such path {path}", "NotFound")
-            return name, 404
-        if method == "PUT":
-            body = self._body()
-            if identity not in vault.officers:
-                self._error(403, "Caller is not authorized: secrets/set", "Forbidden")
-                return name, 403
-            if self.headers.get("Content-Type") != "application/json":
-                self._error(400, "Content-Type must be application/json")
-                return name, 400
-            try:
-                request = json.loads(body)
-                if not set(request) <= SECRET_FIELDS or not isinstance(request["value"], str):
-                    raise ValueError(f"bad fields {sorted(request)}")
-            except (ValueError, KeyError, TypeError) as error:
-                self._error(400, f"Invalid request body: {error}")
-                return name, 400
-            vault.secrets[name] = request["value"]
-            self._answer(200, {"value": request["value"], "id": name, "attributes": {}})
-            return name, 200
-        if identity not in vault.officers and identity not in vault.users.get(name, set()):
-            self._error(403, "Caller is not authorized: secrets/get", "Forbidden")
-            return name, 403
-        if name not in vault.secrets:
-            self._error(404, f"A secret with (name/id) {name} was not found.", "SecretNotFound")
-            return name, 404
-        self._answer(200, {"value": vault.secrets[name], "id": name, "attributes": {}})
-        return name, 200
-
-    def do_GET(self) -> None:
-        self.server.vault.log.append(("GET", *self._handle("GET")))
-
-    def do_PUT(self) -> None:
-        self.server.vault.log.append(("PUT", *self._handle("PUT")))
-
-
-class _Imds(_Handler):
-    def do_GET(self) -> None:
-        path, _, query = self.path.partition("?")
-        params = urllib.parse.parse_qs(query)
-        if self.headers.get("Metadata") != "true":
-            self._answer(
-                400,
-                {
-                    "error": "invalid_request",
-                    "error_description": "Required metadata header not specified",
-                },
-            )
-            return
-        compute = {
-            "/metadata/instance/compute/vmId": ("2021-02-01", self.server.vm_id),
-            "/metadata/instance/compute/userData": ("2021-01-01", self.server.user_data),
-        }
-        if path in compute:
-            version, text = compute[path]
-            if params != {"api-version": [version], "format": ["text"]}:
-                self._answer(400, {"error": "Bad request", "path": self.path})
-                return
-            data = text.encode()
-            self.send_response(200)
-            self.send_header("Content-Length", str(len(data)))
-            self.end_headers()
-            self.wfile.write(data)
-            return
-        if path != "/metadata/identity/oauth2/token" or params.get("api-version") != ["2018-02-01"]:
-            self._answer(400, {"error": "invalid_request", "error_description": f"bad {self.path}"})
-            return
-        (client_id,) = params.get("client_id", [""])
-        (resource,) = params.get("resource", [""])
-        if client_id not in self.server.identities:
-            self._answer(
-                400, {"error": "invalid_request", "error_description": "Identity not found"}
-            )
-            return
-        token = imds_token(client_id, resource)
-        self._answer(
-            200,
-            {
-                "access_token": token,
-                "expires_in": "3599",
-                "resource": resource,
-                "token_type": "Bearer",
-            },
-        )
-
-
-def key_vault(vault: Vault) -> HTTPServer:
-    server = HTTPServer(("127.0.0.1", 0), _KeyVault)
-    server.vault = vault  # type: ignore[attr-defined]
-    return _serve(server)  # type: ignore[return-value]
-
-
-def imds(identities: set[str], vm_id: str = "") -> HTTPServer:
-    """One Azure VM's IMDS: tokens for the user-assigned identities (client ids) it has, its
-    VM id (`instance/compute/vmId`)."""
-    server = HTTPServer(("127.0.0.1", 0), _Imds)
-    server.identities, server.vm_id = identities, vm_id  # type: ignore[attr-defined]
-    server.user_data = ""  # type: ignore[attr-defined]  # the VM's userData (base64)
-    return _serve(server)  # type: ignore[return-value]
-
-
-class _Metadata(_Handler):
+class _Metadata(JsonHandler):
     def _allowed(self) -> bool:
         if self.headers.get("Metadata-Flavor") != "Google":
             self._error(403, "Missing Metadata-Flavor:Google header.")
@@ -305,7 +157,7 @@ class _Metadata(_Handler):
         self._answer(200, {})
 
 
-class _Docker(_Handler):
+class _Docker(JsonHandler):
     def do_POST(self) -> None:
         if self.path.split("/")[-2:] != ["swarm", "join"]:
             self._error(404, "page not found")
@@ -351,41 +203,7 @@ def metadata(token: str) -> HTTPServer:
     return _serve(server)  # type: ignore[return-value]
 
 
-class _Blob(_Handler):
-    """Blob storage Get Blob with a bearer token: `x-ms-version` required (400 without), the
-    token for `https://storage.azure.com/` of an identity with a data role (403 else)."""
-
-    def do_GET(self) -> None:
-        header = self.headers.get("Authorization", "")
-        identity, _, resource = header.removeprefix("Bearer ").partition("@")
-        if not header.startswith("Bearer ") or resource != "https://storage.azure.com/":
-            self._error(401, "Server failed to authenticate the request.")
-            return
-        if not self.headers.get("x-ms-version"):
-            self._error(400, "MissingRequiredHeader: x-ms-version")
-            return
-        if identity not in self.server.readers:
-            self._error(403, "AuthorizationPermissionMismatch")
-            return
-        container, _, name = self.path.lstrip("/").partition("/")
-        data = self.server.objects.get((container, name))
-        if data is None:
-            self._error(404, "BlobNotFound")
-            return
-        self.send_response(200)
-        self.send_header("Content-Length", str(len(data)))
-        self.end_headers()
-        self.wfile.write(data)
-
-
-def blob(objects: dict[tuple[str, str], bytes], readers: set[str]) -> HTTPServer:
-    """One storage account's blob endpoint: (container, blob name) -> bytes."""
-    server = HTTPServer(("127.0.0.1", 0), _Blob)
-    server.objects, server.readers = objects, readers  # type: ignore[attr-defined]
-    return _serve(server)  # type: ignore[return-value]
-
-
-class _Storage(_Handler):
+class _Storage(JsonHandler):
     """Cloud Storage JSON API objects.get with alt=media: the object's bytes to its readers."""
 
     def do_GET(self) -> None:

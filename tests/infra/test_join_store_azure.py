@@ -1,6 +1,6 @@
 """Azure's nodes form the swarm through the stack's Key Vault (issue 11 item 2): the rendered
 bootstrap sections run (bash, real curl and jq) against strict loopback stand-ins of IMDS,
-Key Vault with RBAC and the Docker Engine (tests/infra/store_standins.py)."""
+Key Vault with RBAC and the Docker Engine (tests/infra/azure_standins.py)."""
 
 from __future__ import annotations
 
@@ -15,7 +15,7 @@ import pytest
 from infra.bootstrap import join_store, shell_script, trainer_build
 from infra.bootstrap.spec import AZURE_READY_SECRET, JoinStore
 from infra.targets import azure_vault
-from tests.infra import store_standins
+from tests.infra import azure_standins, store_standins
 from tests.infra.stacks import plain_secret_leaks, run_stack, with_keys
 from tests.infra.test_join_store import FAKE_DOCKER, MANAGER_IP, TOKEN, WORKER_IP, _wait_until
 
@@ -35,10 +35,10 @@ HOST_KEY = "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIGq7wrFzfOn0XQ3qgKj1TAm1ZcA0IQH2
 def cloud(tmp_path: Path):
     """The vault (the manager an Officer, the worker a User of the join secret only), one
     IMDS per node, the worker's Docker Engine, a `docker` CLI and the node env file."""
-    vault = store_standins.Vault(officers={MANAGER}, users={"swarm-join": {WORKER}})
+    vault = azure_standins.Vault(officers={MANAGER}, users={"swarm-join": {WORKER}})
     servers = {
-        "vault": store_standins.key_vault(vault),
-        "imds": store_standins.imds({MANAGER, WORKER, STRANGER}, VM_ID),
+        "vault": azure_standins.key_vault(vault),
+        "imds": azure_standins.imds({MANAGER, WORKER, STRANGER}, VM_ID),
         "engine": store_standins.docker_engine(str(tmp_path / "docker.sock")),
     }
     (tmp_path / "bin").mkdir()
@@ -81,11 +81,13 @@ def _run(
 def test_a_worker_that_reads_first_waits_for_the_manager_then_joins(cloud) -> None:
     vault, servers, tmp_path = cloud
     worker = _run(join_store.join_section(STORE), servers, tmp_path, WORKER_IP, WORKER)
-    _wait_until(lambda: ("GET", "swarm-join", 404) in vault.log, "the worker's first read")
+    _wait_until(lambda: ("GET", "swarm-join", 404, WORKER) in vault.log, "the worker's first read")
     # The deployer creates the secret with a placeholder (workers' role is on the secret):
     # no token in it yet, so the worker keeps waiting.
     vault.secrets["swarm-join"] = "pending"
-    _wait_until(lambda: ("GET", "swarm-join", 200) in vault.log, "a read of the placeholder")
+    _wait_until(
+        lambda: ("GET", "swarm-join", 200, WORKER) in vault.log, "a read of the placeholder"
+    )
     assert servers["engine"].joins == [] and worker.poll() is None
     manager = _run(join_store.publish_section(STORE), servers, tmp_path, MANAGER_IP, MANAGER)
     assert manager.wait(60) == 0, manager.stderr.read()
@@ -106,7 +108,7 @@ def test_a_worker_identity_cannot_write_and_a_stranger_cannot_read(cloud) -> Non
     vault, servers, tmp_path = cloud
     writer = _run(join_store.publish_section(STORE), servers, tmp_path, WORKER_IP, WORKER)
     assert writer.wait(60) != 0 and vault.secrets == {}
-    assert ("PUT", "swarm-join", 403) in vault.log
+    assert ("PUT", "swarm-join", 403, WORKER) in vault.log
     manager = _run(join_store.publish_section(STORE), servers, tmp_path, MANAGER_IP, MANAGER)
     assert manager.wait(60) == 0, manager.stderr.read()
     stranger = _run(join_store.join_section(STORE), servers, tmp_path, WORKER_IP, STRANGER)
@@ -237,12 +239,12 @@ def test_the_azure_manager_builds_the_requested_blob_once(tmp_path: Path) -> Non
         build_args=(("DONKEYCAR", "5.3.0"),),
     )
     data_identity = "44444444-4444-4444-4444-444444444444"
-    blobs = store_standins.blob({("trackday", build.object_name): data}, {data_identity})
-    node = store_standins.imds({MANAGER, data_identity}, VM_ID)
+    blobs = azure_standins.blob({("trackday", build.object_name): data}, {data_identity})
+    node = azure_standins.imds({MANAGER, data_identity}, VM_ID)
     request = build.request("trackdaydata/trackday", data_identity)
-    node.user_data = base64.b64encode(request.encode()).decode()
-    vault = store_standins.Vault(officers={MANAGER}, users={})
-    vault_server = store_standins.key_vault(vault)
+    node.vm.user_data = base64.b64encode(request.encode()).decode()
+    vault = azure_standins.Vault(officers={MANAGER}, users={})
+    vault_server = azure_standins.key_vault(vault)
     for folder in ("bin", "run", "lib"):
         (tmp_path / folder).mkdir()
     (tmp_path / "bin" / "docker").write_text(BUILD_DOCKER)
@@ -275,7 +277,7 @@ def test_the_azure_manager_builds_the_requested_blob_once(tmp_path: Path) -> Non
         refused = subprocess.run(["bash", "-c", script], env=env, capture_output=True, text=True)
         assert refused.returncode != 0 and "403" in refused.stderr
         # No request in the VM's userData: nothing to do.
-        node.user_data = ""
+        node.vm.user_data = ""
         idle = subprocess.run(["bash", "-c", script], env=env, capture_output=True, text=True)
         assert idle.returncode == 0 and not (tmp_path / "build").exists()
     finally:
@@ -335,7 +337,7 @@ def test_the_vault_stand_in_refuses_what_key_vault_refuses(cloud) -> None:
 
     vault, servers, _tmp_path = cloud
     base = f"http://127.0.0.1:{servers['vault'].server_port}/secrets/swarm-join"
-    token = store_standins.imds_token(MANAGER, store_standins.VAULT_RESOURCE)
+    token = azure_standins.imds_token(MANAGER, azure_standins.VAULT_RESOURCE)
 
     def status(url: str, headers: dict, body: bytes | None = None) -> int:
         request = urllib.request.Request(url, body, headers, method="PUT" if body else "GET")
@@ -347,7 +349,7 @@ def test_the_vault_stand_in_refuses_what_key_vault_refuses(cloud) -> None:
 
     auth = {"Authorization": f"Bearer {token}", "Content-Type": "application/json"}
     assert status(f"{base}?api-version=7.4", {}) == 401
-    other = store_standins.imds_token(MANAGER, "https://management.azure.com/")
+    other = azure_standins.imds_token(MANAGER, "https://management.azure.com/")
     assert status(f"{base}?api-version=7.4", {"Authorization": f"Bearer {other}"}) == 401
     assert status(f"{base}?api-version=2016-10-01", auth) == 400
     assert status(f"{base}?api-version=7.4", auth) == 404

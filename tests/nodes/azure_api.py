@@ -1,129 +1,119 @@
-"""A strict stand-in of what an Azure node's power-off script calls: the Instance Metadata Service
-(IMDS) and Azure Resource Manager's deallocate. Runs as a script in a container on the nodes'
-network (python3 of the noble base image, standard library only):
+"""Azure's services on the nodes' test network, one per container, run as
 
-    python3 azure_api.py RESOURCE_ID CLIENT_ID CERT KEY RECORD
+    python3 -m tests.nodes.azure_api SERVICE FOLDER
 
-Written from Azure's documented formats, not from the script it serves:
-- IMDS (learn.microsoft.com/azure/virtual-machines/instance-metadata-service): plain HTTP on
-  169.254.169.254; every request needs the header `Metadata: true` and no X-Forwarded-For,
-  else 400; an `api-version` is required and must be one IMDS knows, else 400; a leaf of the
-  instance data (`/metadata/instance/compute/resourceId`) is text with `format=text`.
-- Managed identity tokens (learn.microsoft.com/entra/identity/managed-identities-azure-resources/
-  how-to-use-vm-token): GET /metadata/identity/oauth2/token?api-version=2018-02-01&resource=
-  ...&client_id=... answers JSON with access_token, expires_in, expires_on, not_before,
-  resource, token_type "Bearer"; an unknown client_id is an error (400, "Identity not found").
-- Virtual Machines - Deallocate (learn.microsoft.com/rest/api/compute/virtual-machines/
-  deallocate): POST https://management.azure.com{vm id}/deallocate?api-version=..., with a
-  bearer token for https://management.azure.com/; 202 Accepted (with Location and
-  Azure-AsyncOperation) starts it; without a valid token ARM answers 401.
-Each deallocation accepted is appended to RECORD as one JSON line; every request is logged.
+(the repository mounted read-only, python3 of the noble base image, standard library only).
+SERVICE is `imds` (plain HTTP on port 80, at 169.254.169.254 on the nodes' link network),
+`vault` (Key Vault secrets), `blob` (Get Blob) or `arm` (deallocate), each over TLS on port 443
+with FOLDER's tls.pem/tls.key, a certificate of the test's own CA for the clouds' names.
+
+IMDS, Key Vault and Blob are the strict handlers of tests/infra/azure_standins.py, the ones the
+loopback tests use; what they serve comes from FOLDER/cloud.json (azure_cloud.py writes it from
+the program's resources): each VM by its address on the link network, the vault's first
+secrets, the blobs. The vault's role assignments are FOLDER/grants.json, read again whenever
+it changes (a test withholds a role, as Azure does while an assignment propagates); its
+secrets and request log go to FOLDER/vault.json after every request.
+
+ARM's deallocate (https://learn.microsoft.com/rest/api/compute/virtual-machines/deallocate):
+`POST https://management.azure.com{vm id}/deallocate?api-version=...` with a bearer token for
+`https://management.azure.com/`; 401 without a valid token, 403 when the identity holds no
+role on that VM, 202 Accepted (Location, Azure-AsyncOperation) otherwise, recorded as a JSON
+line in FOLDER/arm.jsonl.
 """
 
 from __future__ import annotations
 
+import base64
 import json
+import os
 import secrets
 import ssl
 import sys
 import threading
 import time
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
 from urllib.parse import parse_qs, urlsplit
 
-# Versions IMDS documents (a subset: the ones up to those the clouds' images use today).
-IMDS_VERSIONS = {"2017-08-01", "2018-02-01", "2019-06-01", "2020-09-01", "2021-02-01",
-                 "2021-12-13", "2023-07-01"}  # fmt: skip
-IDENTITY_VERSIONS = {"2018-02-01", "2019-08-01"}
+from tests.infra import azure_standins as azure
+from tests.infra.store_standins import JsonHandler
+
 ARM_VERSIONS = {"2023-09-01", "2024-03-01", "2024-07-01", "2024-11-01"}
-ARM = "https://management.azure.com/"
+GRANTS_POLL_S = 0.2
 
 
-class Api:
-    def __init__(self, resource_id: str, client_id: str, record: str) -> None:
-        self.resource_id, self.client_id, self.record = resource_id, client_id, record
-        self.token = secrets.token_urlsafe(32)
+class ArmApi(JsonHandler):
+    def _arm_error(self, status: int, code: str) -> None:
+        self._answer(status, {"error": {"code": code, "message": code}})
+
+    def do_POST(self) -> None:
+        url = urlsplit(self.path)
+        identity = azure.caller(self.headers.get("Authorization", ""), azure.ARM_RESOURCE)
+        if identity is None:
+            return self._arm_error(401, "InvalidAuthenticationToken")
+        if parse_qs(url.query).get("api-version", [None])[-1] not in ARM_VERSIONS:
+            return self._arm_error(400, "InvalidApiVersionParameter")
+        vm, _, action = url.path.rpartition("/")
+        if action != "deallocate" or vm not in self.server.deallocators:
+            return self._arm_error(404, "ResourceNotFound")
+        if identity not in self.server.deallocators[vm]:
+            return self._arm_error(403, "AuthorizationFailed")
+        with open(self.server.folder / "arm.jsonl", "a") as record:
+            record.write(json.dumps({"deallocate": vm, "by": identity, "at": time.time()}) + "\n")
+        operation = f"https://management.azure.com/operations/{secrets.token_hex(8)}"
+        self.send_response(202)
+        for name in ("Location", "Azure-AsyncOperation"):
+            self.send_header(name, operation)
+        self.send_header("Content-Length", "0")
+        self.end_headers()
 
 
-def handler(api: Api, tls: bool) -> type[BaseHTTPRequestHandler]:
-    class Handler(BaseHTTPRequestHandler):
-        def log_message(self, format: str, *args) -> None:
-            sys.stderr.write(f"{'arm' if tls else 'imds'}: {format % args}\n")
-
-        def reply(self, status: int, body: str, kind: str = "application/json", **headers):
-            data = body.encode()
-            self.send_response(status)
-            self.send_header("Content-Type", kind)
-            self.send_header("Content-Length", str(len(data)))
-            for name, value in headers.items():
-                self.send_header(name.replace("_", "-"), value)
-            self.end_headers()
-            self.wfile.write(data)
-
-        def error(self, status: int, message: str) -> None:
-            self.reply(status, json.dumps({"error": "bad_request", "error_description": message}))
-
-        def arm_error(self, status: int, code: str) -> None:
-            self.reply(status, json.dumps({"error": {"code": code, "message": code}}))
-
-        def do_GET(self) -> None:
-            if tls:
-                return self.reply(405, "", "text/plain")
-            url = urlsplit(self.path)
-            query = {k: v[-1] for k, v in parse_qs(url.query).items()}
-            if self.headers.get("Metadata") != "true" or "X-Forwarded-For" in self.headers:
-                return self.error(400, "Required metadata header not specified")
-            version = query.get("api-version")
-            if url.path == "/metadata/identity/oauth2/token":
-                if version not in IDENTITY_VERSIONS:
-                    return self.error(400, f"api-version {version} is invalid or missing")
-                if query.get("resource") != ARM or query.get("client_id") != api.client_id:
-                    return self.error(400, "Identity not found")
-                now = int(time.time())
-                token = {
-                    "access_token": api.token, "refresh_token": "", "expires_in": "86400",
-                    "expires_on": str(now + 86400), "not_before": str(now),
-                    "resource": ARM, "token_type": "Bearer", "client_id": api.client_id,
-                }  # fmt: skip
-                return self.reply(200, json.dumps(token))
-            if version not in IMDS_VERSIONS:
-                return self.error(400, "Bad request. api-version is invalid or was not specified")
-            if url.path == "/metadata/instance/compute/resourceId":
-                if query.get("format") != "text":
-                    return self.reply(200, json.dumps(api.resource_id))
-                return self.reply(200, api.resource_id, "text/plain")
-            return self.error(404, f"no such path {url.path}")
-
-        def do_POST(self) -> None:
-            url = urlsplit(self.path)
-            query = parse_qs(url.query)
-            if not tls:
-                return self.error(405, "Method not allowed")
-            if self.headers.get("Authorization") != f"Bearer {api.token}":
-                return self.arm_error(401, "InvalidAuthenticationToken")
-            if query.get("api-version", [None])[-1] not in ARM_VERSIONS:
-                return self.arm_error(400, "InvalidApiVersionParameter")
-            if url.path != f"{api.resource_id}/deallocate":
-                return self.arm_error(404, "ResourceNotFound")
-            with open(api.record, "a") as record:
-                record.write(json.dumps({"deallocate": api.resource_id, "at": time.time()}) + "\n")
-            operation = f"https://management.azure.com/operations/{secrets.token_hex(8)}"
-            return self.reply(202, "", Location=operation, Azure_AsyncOperation=operation)
-
-    return Handler
+def _follow_grants(vault: azure.Vault, grants: Path) -> None:
+    """Keep the vault's role assignments those of `grants` (written whole, by rename)."""
+    seen = None
+    while True:
+        stamp = grants.stat().st_mtime_ns
+        if stamp != seen:
+            data = json.loads(grants.read_text())
+            vault.officers = set(data["officers"])
+            vault.users = {name: set(ids) for name, ids in data["users"].items()}
+            seen = stamp
+            sys.stderr.write(f"vault: role assignments {data}\n")
+        time.sleep(GRANTS_POLL_S)
 
 
-def main(resource_id: str, client_id: str, cert: str, key: str, record: str) -> None:
-    api = Api(resource_id, client_id, record)
-    imds = ThreadingHTTPServer(("0.0.0.0", 80), handler(api, tls=False))
-    arm = ThreadingHTTPServer(("0.0.0.0", 443), handler(api, tls=True))
-    context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
-    context.load_cert_chain(cert, key)
-    arm.socket = context.wrap_socket(arm.socket, server_side=True)
-    threading.Thread(target=imds.serve_forever, daemon=True).start()
-    sys.stderr.write("serving\n")
-    arm.serve_forever()
+def main(service: str, folder: Path) -> None:
+    cloud = json.loads((folder / "cloud.json").read_text())
+    tls = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    tls.load_cert_chain(folder / "tls.pem", folder / "tls.key")
+    https = ("0.0.0.0", 443)
+    if service == "imds":
+        vms = {address: azure.vm_from_json(vm) for address, vm in cloud["vms"].items()}
+        server = azure.serve(azure.ImdsApi, ("0.0.0.0", 80), vms=vms)
+    elif service == "vault":
+        vault = azure.Vault(
+            set(), {}, dict(cloud["secrets"]), state_file=str(folder / "vault.json")
+        )
+        threading.Thread(
+            target=_follow_grants, args=(vault, folder / "grants.json"), daemon=True
+        ).start()
+        server = azure.key_vault(vault, https, tls)
+    elif service == "blob":
+        objects = {
+            (container, name): base64.b64decode(data)
+            for container, name, data in cloud["blobs"]["objects"]
+        }
+        server = azure.serve(
+            azure.BlobApi, https, tls, objects=objects, readers=set(cloud["blobs"]["readers"])
+        )
+    elif service == "arm":
+        deallocators = {vm: set(ids) for vm, ids in cloud["deallocators"].items()}
+        server = azure.serve(ArmApi, https, tls, deallocators=deallocators, folder=folder)
+    else:
+        raise SystemExit(f"unknown service {service!r}: imds, vault, blob or arm")
+    sys.stderr.write(f"{service}: serving on port {server.server_address[1]}\n")
+    threading.Event().wait()
 
 
 if __name__ == "__main__":
-    main(*sys.argv[1:6])
+    os.umask(0o022)  # the test reads what the stand-in writes
+    main(sys.argv[1], Path(sys.argv[2]))

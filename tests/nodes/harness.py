@@ -190,11 +190,17 @@ class Cluster:
         )  # fmt: skip
 
     def boot(
-        self, key: str, user_data: str, address: str, files: dict[str, Path] | None = None
+        self,
+        key: str,
+        user_data: str,
+        address: str,
+        files: dict[str, Path] | None = None,
+        networks: dict[str, str] | None = None,
     ) -> Node:
         """Create a node, seed cloud-init with `user_data` (NoCloud), and power it on.
 
-        `files` (path on the node: local file) replace files of the image before the first boot.
+        `files` (path on the node: local file) replace files of the image before the first boot;
+        `networks` (name: the node's address there) are connected before it too.
         """
         container = f"{self.name}-{key}"
         seed = self.folder / key
@@ -212,6 +218,8 @@ class Cluster:
         docker("cp", f"{seed}/.", f"{container}:/var/lib/cloud/seed/nocloud/")
         for path, local in (files or {}).items():
             docker("cp", str(local), f"{container}:{path}")
+        for network, network_address in (networks or {}).items():
+            docker("network", "connect", "--ip", network_address, network, container)
         node = Node(key, container, address, self.ssh_key.private_key, self.folder / "known_hosts")
         docker("start", container)
         node.started = time.monotonic()

@@ -6,7 +6,9 @@ right shape), so the test can log in to the nodes as pulumi-command would. The u
 commands' scripts and standard input are then taken from the resources the program declared,
 unchanged, except for the values only a real run knows: the worker join token (stdin of the join
 commands) and each worker's node ID (in its labelling command), which the test reads from the
-real commands' output as pulumi-command passes them on.
+real commands' output as pulumi-command passes them on. A stack whose nodes form the swarm
+themselves (azure: through its Key Vault) declares no such command: it renders none, and its
+cloud's stand-ins take what the program declared from `Rendered.run` (azure_cloud.py).
 """
 
 from __future__ import annotations
@@ -73,6 +75,7 @@ class Rendered:
     nodes: list[RenderedNode]
     swarm_commands: list[RenderedCommand]
     outputs: dict[str, Any]
+    run: offline.OfflineRun
 
     def node(self, key: str) -> RenderedNode:
         return next(n for n in self.nodes if n.key == key)
@@ -102,16 +105,16 @@ def render(stack: str, key: SshKey, **changes: Any) -> Rendered:
     for resource in run.resources:
         user_data = _INSTANCE_TYPES.get(resource.type)
         if user_data is not None:
-            key_name = _pool_key(resource.name)
+            key_name = pool_key(resource.name)
             role = "manager" if key_name == "manager" else "worker"
             nodes.append(RenderedNode(key_name, role, user_data(run.raw_inputs[resource.urn])))
     if not nodes:
         raise AssertionError(f"stack {stack} declares no node")
     outputs = {name: output.value for name, output in run.outputs.items()}
-    return Rendered(nodes, _swarm_commands(run, [n.key for n in nodes]), outputs)
+    return Rendered(nodes, _swarm_commands(run, [n.key for n in nodes]), outputs, run)
 
 
-def _pool_key(resource_name: str) -> str:
+def pool_key(resource_name: str) -> str:
     """ "trackday-aws-nodes-worker-1" -> "worker-1"."""
     for key in ("manager", "worker-"):
         if key in resource_name:
@@ -120,7 +123,8 @@ def _pool_key(resource_name: str) -> str:
 
 
 def _swarm_commands(run: offline.OfflineRun, keys: list[str]) -> list[RenderedCommand]:
-    """The swarm's commands in the order pulumi-command runs them (each after its inputs)."""
+    """The swarm's commands in the order pulumi-command runs them (each after its inputs);
+    none where the nodes form the swarm themselves."""
     by_name = {r.name: run.raw_inputs[r.urn] for r in run.of_type(_COMMAND_TYPE)}
     found = [n.removesuffix("-join-token") for n in by_name if n.endswith("-join-token")]
     if not found:

@@ -1,8 +1,9 @@
 """`trackday donkey submit` trains on a booted Azure manager node, and `fetch` gets the model.
 
 The node boots the Azure stack's rendered user data (one node: the manager, where Swarm jobs
-run); the program's swarm commands run over SSH as pulumi-command runs them. The outputs are
-the program's for this node (the manager's address and host key, the stack's SSH key), with
+run) against Azure's stand-ins (azure_cloud.py): it forms its swarm and publishes "done" with
+its host key in the stack's Key Vault, where `pulumi up` reads it. The outputs are the
+program's for this node (the manager's address, the host key from the vault), with
 the bucket behind the S3 endpoint on the node's network (bucket.py) in the place of the
 stack's gateway, whose keys the job gets as on Azure; this machine reaches the same bucket over
 S3 (as tests/e2e/test_donkey_submit_swarm.py does: no Azure Blob here). The trainer image is
@@ -20,7 +21,9 @@ from pathlib import Path
 import pytest
 from typer.testing import CliRunner
 
+from infra.bootstrap.spec import AZURE_READY_SECRET
 from tests.nodes import harness
+from tests.nodes.azure_cloud import AzureCloud
 from tests.nodes.bucket import serve_s3_on
 from tests.nodes.harness import Cluster
 from tests.nodes.render import SshKey, render
@@ -39,21 +42,21 @@ def azure_manager(node_image: str, ssh_key: SshKey) -> Iterator[tuple[Cluster, d
     """One Azure node, bootstrapped, and the program's outputs for it (no bucket yet)."""
     stack = render("azure", ssh_key, nodes={"count": 1}, deepracer={"opengl": False})
     cluster = harness.new_cluster(node_image, SUBNET, ssh_key)
+    cloud = None
     try:
-        node = cluster.boot("manager", stack.node("manager").user_data, MANAGER)
+        cloud = AzureCloud.start(cluster, stack)
+        node = cloud.boot("manager", stack.node("manager").user_data, MANAGER)
         node.wait_bootstrapped()
-        swarm = harness.run_swarm_commands(cluster, stack.swarm_commands)
+        ready = json.loads(cloud.vault()["secrets"][AZURE_READY_SECRET])
         yield (
             cluster,
-            stack.outputs
-            | {
-                "managerAddress": node.address,
-                "managerHostKey": swarm.manager_host_key,
-            },
+            stack.outputs | {"managerAddress": node.address, "managerHostKey": ready["hostKey"]},
         )
     finally:
         if not harness.keep_nodes():
             cluster.down()
+            if cloud is not None:
+                cloud.down()
 
 
 def test_submit_trains_on_the_manager_node_and_fetch_gets_the_model(
