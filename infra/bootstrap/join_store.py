@@ -44,8 +44,8 @@ import shlex
 import urllib.parse
 from collections.abc import Mapping
 
+import infra.bootstrap.aws_store as aws_store
 from contract.swarm import ROLE_LABEL
-from infra.bootstrap import aws_store
 from infra.bootstrap.spec import (
     AZURE_READY_SECRET,
     NODE_ENV_FILE,

@@ -46,6 +46,7 @@ from contract.swarm import (
     TRAINER_ROLE,
     WORKLOAD_LABEL,
 )
+from infra.bootstrap.s3_request import S3_FUNCTION
 from infra.bootstrap.spec import READY_FILE, SYSTEMD_DIR, NodeBootstrap, shell_script
 from training.deepracer.layout import INTERRUPTION_RECORD, RESUMED_FROM
 from training.deepracer.services import WORKLOAD as DEEPRACER_WORKLOAD
@@ -206,20 +207,6 @@ _NO_ROLE = """\
 aws_token() {
   echo "trackday: the run has no credentials file and the node no AWS role" >&2
   return 1
-}
-"""
-
-# s3 METHOD URL [BODY]: a SigV4-signed request with keys $ak/$sk (and $session) in $region.
-# The keys reach curl as a config on a pipe (`-K`, printf is a builtin): never in an argv,
-# which every process on the node can read (/proc/PID/cmdline).
-S3_FUNCTION = """\
-s3() {
-  local hash
-  hash=$(printf '%s' "${3:-}" | sha256sum | cut -d' ' -f1)
-  curl -fsS -m 30 -X "$1" --aws-sigv4 "aws:amz:$region:s3" \\
-    -K <(printf 'user = "%s:%s"\\n' "$ak" "$sk"
-      [ -z "$session" ] || printf 'header = "x-amz-security-token: %s"\\n' "$session") \\
-    -H "x-amz-content-sha256: $hash" ${3:+--data-binary "$3"} "$2"
 }
 """
 

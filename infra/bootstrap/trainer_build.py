@@ -42,7 +42,7 @@ import tarfile
 from dataclasses import dataclass
 from pathlib import Path
 
-from infra.bootstrap import aws_store
+import infra.bootstrap.aws_store as aws_store
 from infra.bootstrap.join_store import (
     AZURE_IMDS,
     GCP_METADATA,

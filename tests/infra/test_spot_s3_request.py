@@ -1,4 +1,4 @@
-"""The spot handler's S3 request (infra/bootstrap/spot.py `S3_FUNCTION`), run with real bash
+"""The spot handler's S3 request (infra/bootstrap/s3_request.py), run with real bash
 and curl against the SigV4-verifying S3 stand-in: it is signed as S3 accepts it, and the
 role's keys never appear in curl's argv, which any process on the node can read."""
 
@@ -8,7 +8,7 @@ import shutil
 import subprocess
 from pathlib import Path
 
-from infra.bootstrap import spot
+from infra.bootstrap.s3_request import S3_FUNCTION
 from tests.infra import aws_standins
 
 REGION = "eu-west-1"
@@ -36,7 +36,7 @@ def test_the_handlers_s3_request_is_signed_and_keeps_the_keys_off_the_command_li
     url = f"http://127.0.0.1:{server.server_address[1]}/{BUCKET}/{KEY}"
     script = (
         f"region={REGION} ak='{role.access_key}' sk='{role.secret_key}' session='{role.token}'\n"
-        + spot.S3_FUNCTION
+        + S3_FUNCTION
         + f"s3 GET '{url}'\n"
     )
     try:
