@@ -16,9 +16,7 @@ import time
 from collections.abc import Callable
 from typing import Any
 
-import pulumi
-
-from infra.targets.store_wait import WAIT_MINUTES, StoreWaitProvider, wait_until_written
+from infra.targets.store_wait import StoreWait, StoreWaitProvider, wait_until_written
 
 
 def wait_for_parameter(
@@ -70,17 +68,8 @@ class ParameterWaitProvider(StoreWaitProvider):
         return wait_for_parameter(boto3_get(props["region"]), props)
 
 
-class ParameterWait(pulumi.dynamic.Resource):
+class ParameterWait(StoreWait):
     """Exists once the manager instance `instanceId` wrote `expect` to SSM `parameter` (a name)
     in `region` ("done", "trainer built"); `host_key` is the SSH host key of its "done"."""
 
-    host_key: pulumi.Output[str]
-
-    def __init__(
-        self,
-        name: str,
-        props: dict[str, pulumi.Input[Any]],
-        opts: pulumi.ResourceOptions | None = None,
-    ):
-        full = {"minutes": WAIT_MINUTES, "host_key": None, **props}
-        super().__init__(ParameterWaitProvider(), name, full, opts)
+    provider_class = ParameterWaitProvider

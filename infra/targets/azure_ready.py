@@ -16,10 +16,8 @@ import time
 from collections.abc import Callable
 from typing import Any
 
-import pulumi
-
 from infra.bootstrap.join_store import VAULT_API, VAULT_RESOURCE
-from infra.targets.store_wait import WAIT_MINUTES, StoreWaitProvider, wait_until_written
+from infra.targets.store_wait import StoreWait, StoreWaitProvider, wait_until_written
 
 
 def wait_for_secret(
@@ -65,17 +63,8 @@ class VaultWaitProvider(StoreWaitProvider):
         return wait_for_secret(_azure_get(), props)
 
 
-class VaultWait(pulumi.dynamic.Resource):
+class VaultWait(StoreWait):
     """Exists once the manager VM `instanceId` wrote `expect` to the vault's `secret` ("done",
     "trainer built"); `host_key` is the SSH host key it published with its "done"."""
 
-    host_key: pulumi.Output[str]
-
-    def __init__(
-        self,
-        name: str,
-        props: dict[str, pulumi.Input[Any]],
-        opts: pulumi.ResourceOptions | None = None,
-    ):
-        full = {"minutes": WAIT_MINUTES, "host_key": None, **props}
-        super().__init__(VaultWaitProvider(), name, full, opts)
+    provider_class = VaultWaitProvider

@@ -13,6 +13,7 @@ import time
 from collections.abc import Callable
 from typing import Any
 
+import pulumi
 from pulumi.dynamic import CreateResult, ResourceProvider, UpdateResult
 
 WAIT_MINUTES = 45  # the manager's whole bootstrap (READY_TIMEOUT_MINUTES) plus its boot
@@ -61,3 +62,20 @@ class StoreWaitProvider(ResourceProvider):
 
     def update(self, _id: str, _olds: dict[str, Any], news: dict[str, Any]) -> UpdateResult:
         return UpdateResult(outs={**news, "host_key": self.wait(news).get("hostKey")})
+
+
+class StoreWait(pulumi.dynamic.Resource):
+    """Exists once the manager `instanceId` wrote `expect` to the store (`provider_class` says
+    which); `host_key` is the SSH host key it published with its "done"."""
+
+    provider_class: type[StoreWaitProvider]
+    host_key: pulumi.Output[str]
+
+    def __init__(
+        self,
+        name: str,
+        props: dict[str, pulumi.Input[Any]],
+        opts: pulumi.ResourceOptions | None = None,
+    ):
+        full = {"minutes": WAIT_MINUTES, "host_key": None, **props}
+        super().__init__(self.provider_class(), name, full, opts)
