@@ -9,7 +9,7 @@ stand-ins the test puts on it and the host, nothing else. No GPU is passed in, s
 the bootstrap's path for a machine without an NVIDIA device.
 
 `Cluster` is the fixture's handle: nodes up, a node's log, commands on a node (as root through
-`docker exec`, or over SSH as pulumi-command does), nodes down.
+`docker exec`, or over SSH as trackday's own commands log in), nodes down.
 """
 
 from __future__ import annotations
@@ -30,7 +30,7 @@ from pathlib import Path
 import pytest
 
 from infra.bootstrap import READY_FILE
-from tests.nodes.render import RenderedCommand, SshKey
+from tests.nodes.render import SshKey
 
 ROOT = Path(__file__).resolve().parents[2]
 DOCKERFILE = Path(__file__).with_name("node.Dockerfile")
@@ -104,7 +104,7 @@ class Node:
         return result.stdout
 
     def ssh(self, command: str, stdin: str | None = None, timeout: float = SSH_TIMEOUT_S):
-        """Run `command` over SSH as the pool's user, as pulumi-command does (the line as given)."""
+        """Run `command` over SSH as the pool's user (the line as given)."""
         argv = [
             "ssh", "-i", str(self.key_file), "-o", "BatchMode=yes", "-o", "ConnectTimeout=10",
             "-o", f"UserKnownHostsFile={self.known_hosts}",
@@ -273,34 +273,8 @@ def keep_nodes() -> bool:
 
 @dataclass(frozen=True)
 class Swarm:
-    """What the swarm's commands printed: each worker's node ID, the manager's SSH host key."""
+    """The swarm the nodes formed: each worker's node ID, the manager's published SSH host key."""
 
     node_ids: dict[str, str]
     manager_host_key: str
     seconds: float
-
-
-def run_swarm_commands(cluster: Cluster, commands: list[RenderedCommand]) -> Swarm:
-    """Run the swarm's commands over SSH in pulumi-command's order.
-
-    As pulumi-command does: the join token command's stdout becomes the join commands' stdin,
-    and each join command's stdout (the worker's node ID) goes into its labelling command.
-    """
-    start = time.monotonic()
-    printed: dict[str, str] = {}
-    for command in commands:
-        create, stdin = command.create, command.stdin
-        if command.step.endswith("-join"):
-            stdin = printed["join-token"]
-        if command.worker and command.mock_node_id:
-            create = create.replace(command.mock_node_id, printed[f"{command.worker}-join"])
-        node = cluster.nodes[command.node]
-        result = node.ssh(create, stdin)
-        if result.returncode != 0:
-            pytest.fail(
-                f"{command.step} on {node.key} failed ({result.returncode}): {result.stderr}\n"
-                f"{node.log()}"
-            )
-        printed[command.step] = result.stdout.strip()
-    node_ids = {key: printed[f"{key}-join"] for key in cluster.nodes if key != "manager"}
-    return Swarm(node_ids, printed["manager-host-key"], time.monotonic() - start)

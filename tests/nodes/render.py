@@ -1,14 +1,11 @@
-"""What the Pulumi program gives each cloud node and each pulumi-command, for the node tests.
+"""What the Pulumi program gives each cloud node, for the node tests.
 
 The program runs offline under Pulumi's mocks (infra/offline.py), exactly as `trackday plan`
 runs it, with one change: the pool's SSH key is a real one made here (the mocks' is only of the
-right shape), so the test can log in to the nodes as pulumi-command would. The user data and the
-commands' scripts and standard input are then taken from the resources the program declared,
-unchanged, except for the values only a real run knows: the worker join token (stdin of the join
-commands) and each worker's node ID (in its labelling command), which the test reads from the
-real commands' output as pulumi-command passes them on. A stack whose nodes form the swarm
-themselves (azure: through its Key Vault) declares no such command: it renders none, and its
-cloud's stand-ins take what the program declared from `Rendered.run` (azure_cloud.py).
+right shape), so the test can log in to the nodes as trackday's own commands do. The user data
+is taken from the resources the program declared, unchanged. Every cloud's nodes form the swarm
+themselves (through Parameter Store, Key Vault or Secret Manager); the clouds' stand-ins take
+what the program declared from `Rendered.run` (aws_api.py, azure_cloud.py).
 """
 
 from __future__ import annotations
@@ -39,7 +36,6 @@ _INSTANCE_TYPES = {
         inputs["osProfile"]["customData"]
     ).decode(),
 }
-_COMMAND_TYPE = "command:remote:Command"
 
 
 @dataclass(frozen=True)
@@ -58,22 +54,8 @@ class RenderedNode:
 
 
 @dataclass(frozen=True)
-class RenderedCommand:
-    """A pulumi-command remote command: on which node, its command line and its stdin."""
-
-    step: str  # its name in the swarm component: "join-token", "worker-1-join", ...
-    node: str
-    create: str
-    stdin: str | None
-    # A labelling command: the worker it labels, and that worker's node ID as the mocks made it up.
-    worker: str | None = None
-    mock_node_id: str | None = None
-
-
-@dataclass(frozen=True)
 class Rendered:
     nodes: list[RenderedNode]
-    swarm_commands: list[RenderedCommand]
     outputs: dict[str, Any]
     run: offline.OfflineRun
 
@@ -111,7 +93,7 @@ def render(stack: str, key: SshKey, **changes: Any) -> Rendered:
     if not nodes:
         raise AssertionError(f"stack {stack} declares no node")
     outputs = {name: output.value for name, output in run.outputs.items()}
-    return Rendered(nodes, _swarm_commands(run, [n.key for n in nodes]), outputs, run)
+    return Rendered(nodes, outputs, run)
 
 
 def pool_key(resource_name: str) -> str:
@@ -120,25 +102,3 @@ def pool_key(resource_name: str) -> str:
         if key in resource_name:
             return resource_name[resource_name.index(key) :]
     raise AssertionError(f"node {resource_name} is neither manager nor worker")
-
-
-def _swarm_commands(run: offline.OfflineRun, keys: list[str]) -> list[RenderedCommand]:
-    """The swarm's commands in the order pulumi-command runs them (each after its inputs);
-    none where the nodes form the swarm themselves."""
-    by_name = {r.name: run.raw_inputs[r.urn] for r in run.of_type(_COMMAND_TYPE)}
-    found = [n.removesuffix("-join-token") for n in by_name if n.endswith("-join-token")]
-    if not found:
-        return []  # the nodes form the swarm themselves (a join store)
-    swarm = found[0]
-    commands = [
-        RenderedCommand(step, "manager", by_name[f"{swarm}-{step}"]["create"], None)
-        for step in ("join-token", "manager-host-key")
-    ]
-    for key in keys[1:]:
-        join, labels = by_name[f"{swarm}-{key}-join"], by_name[f"{swarm}-{key}-labels"]
-        mock_node_id = str(labels["triggers"][0]).strip()
-        commands += [
-            RenderedCommand(f"{key}-join", key, join["create"], join["stdin"]),
-            RenderedCommand(f"{key}-labels", "manager", labels["create"], None, key, mock_node_id),
-        ]
-    return commands

@@ -39,7 +39,8 @@ class Metadata:
 
     def write(self, name: str, content: str) -> None:
         """Set one of the stand-in's state files (a rename: it never reads half a file)."""
-        script = f"cat > /state/{name}.new && mv /state/{name}.new /state/{name}"
+        # The folder may not be made yet by a stand-in just started: a write must not race it.
+        script = f"mkdir -p /state && cat > /state/{name}.new && mv /state/{name}.new /state/{name}"
         subprocess.run(
             ["docker", "exec", "-i", self.container, "sh", "-c", script],
             input=content, text=True, check=True, timeout=60,

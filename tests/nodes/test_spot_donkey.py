@@ -27,7 +27,7 @@ from pathlib import Path
 import pytest
 
 from contract.swarm import RESUME_LABEL
-from tests.nodes import harness, standins
+from tests.nodes import aws_api, harness, standins
 from tests.nodes.bucket import serve_s3_on
 from tests.nodes.harness import Cluster, Node, wait_for
 from tests.nodes.render import SshKey, render
@@ -40,6 +40,7 @@ from training.donkeycar.train import COMPLETE, INTERRUPTED, LATEST, RUN_MANIFEST
 pytestmark = [pytest.mark.docker, pytest.mark.nodes, pytest.mark.timeout(1500)]
 
 SUBNET, MANAGER, S3 = "10.42.21.0/24", "10.42.21.10", "10.42.21.240"
+AWS_API = "10.42.21.6"
 # Enough epochs that the notice comes while it fits; no early stop (patience = every epoch).
 EPOCHS = 15
 SMALL = {
@@ -67,10 +68,20 @@ def spot_manager(
     cluster = harness.new_cluster(node_image, SUBNET, ssh_key)
     metadata = standins.start_metadata(node_image)
     try:
-        node = cluster.boot("manager", stack.node("manager").user_data, MANAGER)
+        # The manager forms its swarm through Parameter Store (aws_api.py) with the role the
+        # metadata stand-in gives it, as in test_spot.py.
+        keys = (*standins.S3_KEYS, "session-token")
+        role = {"Code": "Success", "AccessKeyId": keys[0], "SecretAccessKey": keys[1],
+                "Token": keys[2]}  # fmt: skip
+        metadata.write("aws-role.json", json.dumps(role))
+        api = aws_api.start(
+            cluster, AWS_API, [aws_api.node_role("spot", "manager", None, keys)], False
+        )
+        node = cluster.boot(
+            "manager", stack.node("manager").user_data, MANAGER, files=api.node_files
+        )
         metadata.connect(node)
-        node.wait_bootstrapped()
-        swarm = harness.run_swarm_commands(cluster, stack.swarm_commands)
+        swarm = aws_api.wait_for_swarm(api, cluster)
         outputs = stack.outputs | {
             "managerAddress": node.address,
             "managerHostKey": swarm.manager_host_key,
@@ -134,13 +145,23 @@ def test_an_interrupted_job_runs_again_from_its_checkpoint_when_the_node_comes_b
     def read(key: str) -> str:
         return client.get_object(Bucket=bucket, Key=key)["Body"].read().decode()
 
+    def job_service() -> dict:
+        [service] = json.loads(manager.root("docker service inspect $(docker service ls -q)"))
+        return service
+
+    # The submitter exits once the handler has marked the job; the handler scales it to zero
+    # only after `docker stop` returned, i.e. once the trainer has written its records.
+    wait_for(
+        "the job stopped and kept at zero replicas",
+        lambda: job_service()["Spec"]["Mode"]["Replicated"]["Replicas"] == 0,
+        300,
+        manager.log,
+    )
     assert has(INTERRUPTED) and has(CHECKPOINT_RECORD) and has(f"{CHECKPOINT_FOLDER}/")
     assert not has(COMPLETE) and not has("FAILED.txt")
     assert not has(LATEST, run="")
     kept = json.loads(read(f"runs/donkeycar/{run_id}/{CHECKPOINT_RECORD}"))["model"]
-    [service] = json.loads(manager.root("docker service inspect $(docker service ls -q)"))
-    assert service["Spec"]["Labels"][RESUME_LABEL] == "1"
-    assert service["Spec"]["Mode"]["Replicated"]["Replicas"] == 0
+    assert job_service()["Spec"]["Labels"][RESUME_LABEL] == "1"
 
     # The capacity comes back: the same instance starts again, its disks kept, no notice.
     metadata.write("aws-action.json", "")
